@@ -1,0 +1,168 @@
+//! Throughput benchmark over Nexmark-style bids (../shared/bench/gen_bids.py):
+//! q0 (projection), q2 (filter) and a keyed 10-second TUMBLE, each from the JSON
+//! file into a blackhole sink. Beside Vigil it measures, in the same run:
+//! DataFusion's batch execution of the same SELECT over the same file (the
+//! JSON-decode floor) and Apache Flink 2.3 (../shared/bench/flink_bench.py).
+//!
+//!     cargo bench --bench nexmark                  # 1M bids, generated on first use
+//!     VIGIL_BENCH_ROWS=200000 cargo bench --bench nexmark
+//!     VIGIL_BENCH_FLINK=0 cargo bench --bench nexmark   # skip Flink
+//!
+//! Each engine runs in a child process so that its peak memory (VmHWM) is its own.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::prelude::{NdJsonReadOptions, SessionContext};
+
+const QUERIES: [&str; 3] = ["q0", "q2", "tumble"];
+
+fn vigil_sql(q: &str) -> &'static str {
+    match q {
+        "q0" => "SELECT auction, bidder, price, `dateTime`, extra FROM bid",
+        "q2" => "SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0",
+        _ => "SELECT auction, window_start, window_end, COUNT(*) AS n, MAX(price) AS top, AVG(price) AS avgp \
+              FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND)) GROUP BY auction, window_start, window_end",
+    }
+}
+
+fn sink_columns(q: &str) -> &'static str {
+    match q {
+        "q0" => "auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP(3), extra STRING",
+        "q2" => "auction BIGINT, price BIGINT",
+        _ => "auction BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), n BIGINT, top BIGINT, avgp BIGINT",
+    }
+}
+
+fn datafusion_sql(q: &str) -> &'static str {
+    match q {
+        "q0" => "SELECT auction, bidder, price, \"dateTime\", extra FROM bid",
+        "q2" => "SELECT auction, price FROM bid WHERE auction % 123 = 0",
+        _ => "SELECT auction, date_bin(INTERVAL '10 seconds', \"dateTime\") AS window_start, COUNT(*) AS n, MAX(price) AS top, AVG(price) AS avgp \
+              FROM bid GROUP BY auction, date_bin(INTERVAL '10 seconds', \"dateTime\")",
+    }
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+async fn child(engine: &str, q: &str, path: &str, rows: u64) {
+    let t0 = Instant::now();
+    match engine {
+        "vigil" => {
+            let script = format!(
+                "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, \
+                 `dateTime` TIMESTAMP(3), extra STRING, WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND) \
+                 WITH ('connector'='filesystem','path'='{path}','format'='json');\n\
+                 CREATE TABLE sink ({}) WITH ('connector'='blackhole');\n\
+                 INSERT INTO sink {};",
+                sink_columns(q),
+                vigil_sql(q)
+            );
+            let summary = vigil::Vigil::new().run_script(&script, vigil::OutputFormat::Json).await.expect("vigil run");
+            assert_eq!(summary.rows_read, rows, "vigil read every row");
+        }
+        _ => {
+            let ctx = SessionContext::new();
+            let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+            let schema = Schema::new(vec![
+                Field::new("auction", DataType::Int64, true),
+                Field::new("bidder", DataType::Int64, true),
+                Field::new("price", DataType::Int64, true),
+                Field::new("channel", DataType::Utf8, true),
+                Field::new("url", DataType::Utf8, true),
+                Field::new("dateTime", ts, true),
+                Field::new("extra", DataType::Utf8, true),
+            ]);
+            let opts = NdJsonReadOptions::default().schema(&schema).file_extension(".jsonl");
+            ctx.register_json("bid", path, opts).await.expect("register");
+            let df = ctx.sql(datafusion_sql(q)).await.expect("plan");
+            let batches = df.collect().await.expect("run");
+            let _n: usize = batches.iter().map(|b| b.num_rows()).sum();
+        }
+    }
+    let s = t0.elapsed().as_secs_f64();
+    println!("RESULT seconds={s:.3} events_per_s={:.0} peak_mb={:.0}", rows as f64 / s, peak_rss_mb());
+}
+
+fn parse_result(out: &str, key: &str) -> Option<f64> {
+    out.split_whitespace().find_map(|w| w.strip_prefix(&format!("{key}=")).and_then(|v| v.parse().ok()))
+}
+
+fn ensure_data(rows: u64) -> PathBuf {
+    let dir = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("target"));
+    let path = std::fs::canonicalize(dir.clone()).unwrap_or(dir).join(format!("bids{rows}.jsonl"));
+    if !path.exists() {
+        let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_bids.py");
+        let st = Command::new("python3").arg(&gen).arg(rows.to_string()).arg(&path).status().expect("run gen_bids.py");
+        assert!(st.success(), "gen_bids.py failed");
+    }
+    path
+}
+
+fn flink(path: &Path) -> Vec<(String, f64)> {
+    let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/flink-oracle/setup.sh");
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/flink_bench.py");
+    let Ok(out) = Command::new("bash").arg(&setup).output() else { return vec![] };
+    let py = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if py.is_empty() {
+        return vec![];
+    }
+    let Ok(out) = Command::new(&py).arg(&bench).arg(path).args(QUERIES).output() else { return vec![] };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| Some((l.split_whitespace().next()?.to_string(), parse_result(l, "events_per_s")?)))
+        .collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        let rows: u64 = args[i + 4].parse().expect("rows");
+        rt.block_on(child(&args[i + 1], &args[i + 2], &args[i + 3], rows));
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let rows: u64 = std::env::var("VIGIL_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let path = ensure_data(rows);
+    let exe = std::env::current_exe().expect("exe");
+    let flink = if std::env::var("VIGIL_BENCH_FLINK").as_deref() == Ok("0") { vec![] } else { flink(&path) };
+    println!("{rows} bids from {}", path.display());
+    println!("{:<8} {:>14} {:>9} {:>14} {:>9} {:>14} {:>10} {:>10}", "query", "vigil ev/s", "peak MB", "datafusion", "peak MB", "flink ev/s", "vs flink", "vs DF");
+    for q in QUERIES {
+        let run = |engine: &str| {
+            let out = Command::new(&exe)
+                .args(["--child", engine, q, path.to_str().expect("path"), &rows.to_string()])
+                .output()
+                .expect("child");
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(out.status.success(), "{engine} {q} failed: {}", String::from_utf8_lossy(&out.stderr));
+            (parse_result(&text, "events_per_s").unwrap_or(0.0), parse_result(&text, "peak_mb").unwrap_or(0.0))
+        };
+        let (v, vm) = run("vigil");
+        let (d, dm) = run("datafusion");
+        let f = flink.iter().find(|(n, _)| n == q).map(|(_, e)| *e);
+        println!(
+            "{:<8} {:>14.0} {:>9.0} {:>14.0} {:>9.0} {:>14} {:>10} {:>10.2}",
+            q,
+            v,
+            vm,
+            d,
+            dm,
+            f.map(|f| format!("{f:.0}")).unwrap_or_else(|| "-".into()),
+            f.map(|f| format!("{:.2}x", v / f)).unwrap_or_else(|| "-".into()),
+            v / d
+        );
+    }
+}

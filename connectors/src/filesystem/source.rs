@@ -1,0 +1,180 @@
+//! Bounded JSON-lines file source. One thread reads the file in chunks cut at
+//! line ends; chunks are decoded in parallel and emitted in file order.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use futures::stream::StreamExt;
+use tokio::sync::mpsc;
+use vigil_engine::connector::{Source, SourceContext, TableSpec};
+use vigil_engine::metrics::{names, Counter, Metrics};
+use vigil_engine::{EngineError, Result};
+
+use super::local_path;
+use crate::error::connector_error;
+use crate::json::decode::JsonDecoder;
+
+/// Bytes per chunk handed to a decoder.
+const CHUNK_BYTES: usize = 1 << 21;
+/// Malformed lines logged one by one before the rest are only counted.
+const LOGGED_BAD_LINES: u64 = 20;
+
+/// Reads JSON lines from a file, or from every file of a directory in name order.
+pub struct FileSource {
+    table: String,
+    path: PathBuf,
+    decoder: JsonDecoder,
+    parallelism: usize,
+    rows: Counter,
+    malformed: Counter,
+}
+
+impl FileSource {
+    /// Validates the path (it must exist) and prepares the decoder.
+    pub fn new(spec: &TableSpec, metrics: &Metrics) -> Result<Self> {
+        let path = local_path(spec)?;
+        if !path.exists() {
+            return Err(connector_error(
+                "filesystem",
+                spec,
+                format!("path '{}' does not exist; check the table's 'path' option", path.display()),
+            ));
+        }
+        let parallelism = match spec.option("source.decode-parallelism") {
+            Some(p) => p.parse::<usize>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                connector_error("filesystem", spec, format!("'source.decode-parallelism' must be a positive integer, not '{p}'"))
+            })?,
+            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        };
+        Ok(Self {
+            table: spec.name.clone(),
+            path,
+            decoder: JsonDecoder::new(spec.schema.clone()),
+            parallelism,
+            rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
+            malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),
+        })
+    }
+
+    fn files(&self) -> Result<Vec<PathBuf>> {
+        if self.path.is_file() {
+            return Ok(vec![self.path.clone()]);
+        }
+        let err = |e: std::io::Error| self.error(format!("cannot list directory '{}': {e}", self.path.display()));
+        let mut files = vec![];
+        for entry in std::fs::read_dir(&self.path).map_err(err)? {
+            let p = entry.map_err(err)?.path();
+            let hidden = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.') || n.starts_with('_'));
+            if p.is_file() && !hidden {
+                files.push(p);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    fn error(&self, message: String) -> EngineError {
+        EngineError::Connector { connector: "filesystem".into(), table: self.table.clone(), message }
+    }
+
+    async fn read_file(&self, file: &Path, ctx: &SourceContext) -> Result<()> {
+        let (tx, rx) = mpsc::channel::<(Vec<u8>, u64)>(self.parallelism * 2);
+        let path = file.to_path_buf();
+        let reader = tokio::task::spawn_blocking(move || read_chunks(&path, tx));
+        let decoder = self.decoder.clone();
+        let chunks = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+        let mut decoded = chunks
+            .map(|(chunk, first_line)| {
+                let d = decoder.clone();
+                tokio::task::spawn_blocking(move || d.decode_chunk(&chunk, first_line))
+            })
+            .buffered(self.parallelism)
+            .boxed();
+        let name = file.display().to_string();
+        while let Some(res) = decoded.next().await {
+            let res = res.map_err(|e| self.error(format!("decoder task failed: {e}")))?;
+            for bad in &res.bad {
+                let seen = self.malformed.get();
+                self.malformed.add(1);
+                if seen < LOGGED_BAD_LINES {
+                    tracing::warn!(table = %self.table, "{name}:{}: skipped malformed record: {} ({})", bad.line, bad.reason, bad.excerpt);
+                }
+            }
+            if let Some(batch) = res.batch {
+                self.rows.add(batch.num_rows() as u64);
+                ctx.emit(batch).await?;
+            }
+        }
+        reader
+            .await
+            .map_err(|e| self.error(format!("reader task failed: {e}")))?
+            .map_err(|e| self.error(format!("cannot read '{name}': {e}")))
+    }
+}
+
+/// Reads `path` in chunks of whole lines, each with the number of its first line.
+fn read_chunks(path: &Path, tx: mpsc::Sender<(Vec<u8>, u64)>) -> std::io::Result<()> {
+    let mut file = std::fs::File::open(path)?;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut line = 1u64;
+    loop {
+        let mut buf = std::mem::take(&mut carry);
+        let start = buf.len();
+        buf.resize(start + CHUNK_BYTES, 0);
+        let mut filled = start;
+        while filled < buf.len() {
+            let n = file.read(&mut buf[filled..])?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        buf.truncate(filled);
+        let eof = filled < start + CHUNK_BYTES;
+        let cut = if eof {
+            buf.len()
+        } else {
+            match memchr::memrchr(b'\n', &buf) {
+                Some(p) => p + 1,
+                None => buf.len(), // one huge line: keep reading into it
+            }
+        };
+        if !eof && cut == buf.len() && memchr::memrchr(b'\n', &buf).is_none() {
+            carry = buf;
+            continue;
+        }
+        carry = buf.split_off(cut);
+        if !buf.is_empty() {
+            let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
+            if tx.blocking_send((buf, line)).is_err() {
+                return Ok(()); // the job is shutting down
+            }
+            line += lines;
+        }
+        if eof {
+            return Ok(());
+        }
+    }
+}
+
+#[async_trait]
+impl Source for FileSource {
+    fn describe(&self) -> String {
+        format!("FileSource({}: {})", self.table, self.path.display())
+    }
+
+    async fn run(self: Box<Self>, ctx: SourceContext) -> Result<()> {
+        for file in self.files()? {
+            self.read_file(&file, &ctx).await?;
+        }
+        let bad = self.malformed.get();
+        if bad > 0 {
+            tracing::warn!(table = %self.table, "skipped {bad} malformed record(s) in total");
+        }
+        Ok(())
+    }
+}

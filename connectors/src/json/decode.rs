@@ -1,0 +1,122 @@
+//! Decoding JSON lines into Arrow batches with arrow-json, vectorised. A chunk
+//! that fails to decode is decoded again line by line to find the bad lines,
+//! which are skipped and reported with their line numbers; the good lines of
+//! the chunk are kept.
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::json::reader::{Decoder, ReaderBuilder};
+use datafusion::arrow::record_batch::RecordBatch;
+
+/// A line that could not be decoded.
+#[derive(Debug, Clone)]
+pub struct BadRecord {
+    /// 1-based line number in its file.
+    pub line: u64,
+    /// Why it was rejected.
+    pub reason: String,
+    /// The start of the line, for the report.
+    pub excerpt: String,
+}
+
+/// The result of decoding one chunk of lines.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// The rows, if any.
+    pub batch: Option<RecordBatch>,
+    /// The lines that were skipped.
+    pub bad: Vec<BadRecord>,
+}
+
+/// Decodes JSON lines into batches of `schema`.
+#[derive(Debug, Clone)]
+pub struct JsonDecoder {
+    schema: SchemaRef,
+}
+
+impl JsonDecoder {
+    /// A decoder producing `schema`; fields missing from a line are NULL, fields
+    /// not in the schema are ignored, and numbers or booleans are accepted for
+    /// string columns (as in Flink).
+    pub fn new(schema: SchemaRef) -> Self {
+        Self { schema }
+    }
+
+    fn decoder(&self, batch_size: usize) -> datafusion::arrow::error::Result<Decoder> {
+        ReaderBuilder::new(self.schema.clone())
+            .with_batch_size(batch_size.max(1))
+            .with_coerce_primitive(true)
+            .build_decoder()
+    }
+
+    /// Decodes `chunk`, a whole number of lines whose first line is `first_line`.
+    pub fn decode_chunk(&self, chunk: &[u8], first_line: u64) -> Decoded {
+        let lines = memchr::memchr_iter(b'\n', chunk).count() + 1;
+        if let Ok(batch) = self.decode_all(chunk, lines) {
+            return Decoded { batch, bad: vec![] };
+        }
+        self.decode_line_by_line(chunk, first_line)
+    }
+
+    fn decode_all(&self, chunk: &[u8], lines: usize) -> datafusion::arrow::error::Result<Option<RecordBatch>> {
+        let mut decoder = self.decoder(lines)?;
+        let mut rest = chunk;
+        let mut batches = vec![];
+        while !rest.is_empty() {
+            let used = decoder.decode(rest)?;
+            if used == 0 {
+                // The decoder is full (more objects than lines): flush and go on.
+                match decoder.flush()? {
+                    Some(b) => batches.push(b),
+                    None => break,
+                }
+            }
+            rest = &rest[used..];
+        }
+        if let Some(b) = decoder.flush()? {
+            batches.push(b);
+        }
+        match batches.len() {
+            0 => Ok(None),
+            1 => Ok(batches.pop()),
+            _ => datafusion::arrow::compute::concat_batches(&self.schema, &batches).map(Some),
+        }
+    }
+
+    fn decode_line_by_line(&self, chunk: &[u8], first_line: u64) -> Decoded {
+        let mut good: Vec<u8> = Vec::with_capacity(chunk.len());
+        let mut bad = vec![];
+        let mut good_lines = 0;
+        for (i, line) in chunk.split(|b| *b == b'\n').enumerate() {
+            let trimmed = line.trim_ascii();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let reason = match std::str::from_utf8(trimmed) {
+                Err(e) => Some(format!("not UTF-8: {e}")),
+                Ok(_) if trimmed[0] != b'{' => Some("not a JSON object".to_string()),
+                Ok(_) => self.decode_all(trimmed, 1).err().map(|e| e.to_string()),
+            };
+            match reason {
+                Some(reason) => bad.push(BadRecord {
+                    line: first_line + i as u64,
+                    reason,
+                    excerpt: String::from_utf8_lossy(&trimmed[..trimmed.len().min(120)]).into_owned(),
+                }),
+                None => {
+                    good.extend_from_slice(trimmed);
+                    good.push(b'\n');
+                    good_lines += 1;
+                }
+            }
+        }
+        let batch = match self.decode_all(&good, good_lines) {
+            Ok(b) => b,
+            Err(e) => {
+                // Each line decoded alone, so this should not happen; report rather than lose.
+                bad.push(BadRecord { line: first_line, reason: format!("chunk failed to decode: {e}"), excerpt: String::new() });
+                None
+            }
+        };
+        Decoded { batch, bad }
+    }
+}

@@ -1,0 +1,188 @@
+//! Encoding Arrow batches as JSON lines, one object per row with the column
+//! names as keys, values spelled as Flink prints them: timestamps as
+//! `yyyy-MM-dd HH:mm:ss[.SSS]`, decimals and numbers as JSON numbers.
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, TimeUnit, TimestampMillisecondType};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+
+enum Column<'a> {
+    Null,
+    Raw(ArrayFormatter<'a>),
+    Quoted(ArrayFormatter<'a>),
+    Float(&'a dyn Array),
+    Timestamp(&'a dyn Array),
+}
+
+/// Casts timestamp columns of any unit to milliseconds, so that they format alike.
+fn normalise(array: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    match array.data_type() {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => Ok(array.clone()),
+        DataType::Timestamp(_, tz) => cast(array, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone())),
+        _ => Ok(array.clone()),
+    }
+}
+
+/// Formats an event time in milliseconds as Flink does (`.SSS` only when non-zero).
+pub fn format_timestamp_ms(ms: i64, out: &mut String) {
+    use std::fmt::Write;
+    match datafusion::arrow::temporal_conversions::timestamp_ms_to_datetime(ms) {
+        Some(dt) if ms.rem_euclid(1000) == 0 => {
+            let _ = write!(out, "{}", dt.format("%Y-%m-%d %H:%M:%S"));
+        }
+        Some(dt) => {
+            let _ = write!(out, "{}", dt.format("%Y-%m-%d %H:%M:%S%.3f"));
+        }
+        None => {
+            let _ = write!(out, "{ms}");
+        }
+    }
+}
+
+fn write_json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                use std::fmt::Write;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn write_float(v: f64, out: &mut String) {
+    use std::fmt::Write;
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "Infinity" } else { "-Infinity" });
+    } else if v == v.trunc() && v.abs() < 1e15 {
+        let _ = write!(out, "{v:.1}");
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// Appends each row of `batch` to `out` as a JSON object followed by a newline.
+pub fn encode_json_lines(batch: &RecordBatch, out: &mut String) -> Result<(), ArrowError> {
+    let options = FormatOptions::default();
+    let arrays: Vec<ArrayRef> = batch.columns().iter().map(normalise).collect::<Result<_, _>>()?;
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut s = String::new();
+            write_json_string(f.name(), &mut s);
+            s
+        })
+        .collect();
+    let columns: Vec<Column> = arrays
+        .iter()
+        .map(|a| {
+            Ok(match a.data_type() {
+                DataType::Null => Column::Null,
+                DataType::Float16 | DataType::Float32 | DataType::Float64 => Column::Float(a.as_ref()),
+                DataType::Timestamp(_, _) => Column::Timestamp(a.as_ref()),
+                DataType::Boolean
+                | DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32
+                | DataType::UInt64
+                | DataType::Decimal32(_, _)
+                | DataType::Decimal64(_, _)
+                | DataType::Decimal128(_, _)
+                | DataType::Decimal256(_, _) => Column::Raw(ArrayFormatter::try_new(a.as_ref(), &options)?),
+                _ => Column::Quoted(ArrayFormatter::try_new(a.as_ref(), &options)?),
+            })
+        })
+        .collect::<Result<_, ArrowError>>()?;
+    let mut scratch = String::new();
+    for row in 0..batch.num_rows() {
+        out.push('{');
+        for (c, (col, array)) in columns.iter().zip(&arrays).enumerate() {
+            if c > 0 {
+                out.push(',');
+            }
+            out.push_str(&names[c]);
+            out.push(':');
+            if array.is_null(row) {
+                out.push_str("null");
+                continue;
+            }
+            match col {
+                Column::Null => out.push_str("null"),
+                Column::Raw(f) => {
+                    use std::fmt::Write;
+                    let _ = write!(out, "{}", f.value(row));
+                }
+                Column::Quoted(f) => {
+                    use std::fmt::Write;
+                    scratch.clear();
+                    let _ = write!(scratch, "{}", f.value(row));
+                    write_json_string(&scratch, out);
+                }
+                Column::Float(a) => {
+                    let v = match a.data_type() {
+                        DataType::Float64 => a.as_primitive::<Float64Type>().value(row),
+                        DataType::Float32 => a.as_primitive::<Float32Type>().value(row) as f64,
+                        _ => cast(&a.slice(row, 1), &DataType::Float64)?.as_primitive::<Float64Type>().value(0),
+                    };
+                    write_float(v, out);
+                }
+                Column::Timestamp(a) => {
+                    out.push('"');
+                    format_timestamp_ms(a.as_primitive::<TimestampMillisecondType>().value(row), out);
+                    out.push('"');
+                }
+            }
+        }
+        out.push_str("}\n");
+    }
+    Ok(())
+}
+
+/// Appends each row as Flink's print connector shows it: `+I[v1, v2, ...]`.
+pub fn encode_print_rows(batch: &RecordBatch, prefix: &str, out: &mut String) -> Result<(), ArrowError> {
+    use std::fmt::Write;
+    let options = FormatOptions::default().with_null("NULL");
+    let arrays: Vec<ArrayRef> = batch.columns().iter().map(normalise).collect::<Result<_, _>>()?;
+    let formatters = arrays
+        .iter()
+        .map(|a| ArrayFormatter::try_new(a.as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()?;
+    for row in 0..batch.num_rows() {
+        out.push_str(prefix);
+        out.push_str("+I[");
+        for (c, (f, a)) in formatters.iter().zip(&arrays).enumerate() {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            match a.data_type() {
+                DataType::Timestamp(_, _) if a.is_valid(row) => {
+                    format_timestamp_ms(a.as_primitive::<TimestampMillisecondType>().value(row), out)
+                }
+                _ => {
+                    let _ = write!(out, "{}", f.value(row));
+                }
+            }
+        }
+        out.push_str("]\n");
+    }
+    Ok(())
+}

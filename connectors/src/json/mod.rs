@@ -1,0 +1,4 @@
+//! The JSON format (Flink's `'format' = 'json'`): JSON lines to Arrow batches and back.
+
+pub mod decode;
+pub mod encode;

@@ -1,0 +1,26 @@
+//! Vigil's connectors: sources, sinks and formats.
+//!
+//! - `filesystem`: bounded JSON-lines source (a file or a directory of files) and
+//!   JSON-lines sink, as Flink's filesystem connector with `'format' = 'json'`.
+//! - `print`: writes rows to stdout as Flink's print connector does.
+//! - `blackhole`: discards rows (for benchmarks).
+
+pub mod blackhole;
+pub mod error;
+pub mod filesystem;
+pub mod json;
+pub mod options;
+pub mod print;
+
+use std::sync::Arc;
+
+use vigil_engine::connector::ConnectorRegistry;
+
+/// A registry with every connector of this crate.
+pub fn default_registry() -> ConnectorRegistry {
+    let mut r = ConnectorRegistry::new();
+    r.register(Arc::new(filesystem::FilesystemConnector));
+    r.register(Arc::new(print::PrintConnector));
+    r.register(Arc::new(blackhole::BlackholeConnector));
+    r
+}

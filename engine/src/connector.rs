@@ -1,0 +1,144 @@
+//! The traits through which connectors plug into the engine. The engine defines
+//! them; the `vigil-connectors` crate implements them; the root crate registers
+//! the implementations in a [`ConnectorRegistry`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use tokio::sync::mpsc;
+
+use crate::message::{EventTime, Message};
+use crate::metrics::Metrics;
+use crate::{EngineError, Result};
+
+/// A table as a connector sees it: its name, the physical columns it must
+/// produce or accept, and its `WITH (...)` options.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    /// The table's name in the catalog.
+    pub name: String,
+    /// The physical columns to read or write, in order. For a source this may be
+    /// a subset of the declared columns (projection push-down).
+    pub schema: SchemaRef,
+    /// The `WITH` options, keys as written.
+    pub options: BTreeMap<String, String>,
+}
+
+impl TableSpec {
+    /// The option `key`, if set.
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options.get(key).map(String::as_str)
+    }
+
+    /// The option `key`, or an error naming the table and the missing key.
+    pub fn required(&self, connector: &str, key: &str) -> Result<&str> {
+        self.option(key).ok_or_else(|| EngineError::Connector {
+            connector: connector.into(),
+            table: self.name.clone(),
+            message: format!("missing required option '{key}'; add 'key' = 'value' to WITH (...)"),
+        })
+    }
+}
+
+/// Where a source sends its batches.
+pub struct SourceContext {
+    tx: mpsc::Sender<Message>,
+    /// The job's metrics.
+    pub metrics: Metrics,
+}
+
+impl SourceContext {
+    /// Wraps the channel to the first operator.
+    pub fn new(tx: mpsc::Sender<Message>, metrics: Metrics) -> Self {
+        Self { tx, metrics }
+    }
+
+    /// Sends a batch downstream, waiting while downstream is busy (backpressure).
+    /// Fails when the job is shutting down.
+    pub async fn emit(&self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.tx
+            .send(Message::Batch(batch))
+            .await
+            .map_err(|_| EngineError::Graph("downstream of a source has stopped".into()))
+    }
+
+    /// Sends a watermark of the source's own (most sources leave watermarks to the
+    /// engine's watermark assigner).
+    pub async fn emit_watermark(&self, wm: EventTime) -> Result<()> {
+        self.tx
+            .send(Message::Watermark(wm))
+            .await
+            .map_err(|_| EngineError::Graph("downstream of a source has stopped".into()))
+    }
+}
+
+/// A source of rows. A bounded source returns once it is exhausted; the runtime
+/// then sends `End` downstream.
+#[async_trait]
+pub trait Source: Send {
+    /// Describes the source for `explain`.
+    fn describe(&self) -> String;
+    /// Reads until exhausted (or forever, for an unbounded source).
+    async fn run(self: Box<Self>, ctx: SourceContext) -> Result<()>;
+}
+
+/// A sink of rows.
+#[async_trait]
+pub trait Sink: Send {
+    /// Describes the sink for `explain`.
+    fn describe(&self) -> String;
+    /// Writes a batch.
+    async fn write(&mut self, batch: RecordBatch) -> Result<()>;
+    /// Observes the watermark; the default ignores it.
+    async fn on_watermark(&mut self, _wm: EventTime) -> Result<()> {
+        Ok(())
+    }
+    /// The input has ended: flush and close.
+    async fn finish(&mut self) -> Result<()>;
+}
+
+/// Creates sources and sinks for one `'connector' = '...'` name.
+pub trait ConnectorFactory: Send + Sync {
+    /// The connector name as written in `WITH ('connector' = ...)`.
+    fn name(&self) -> &'static str;
+    /// Creates a source, validating the options.
+    fn create_source(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Source>>;
+    /// Creates a sink, validating the options.
+    fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>>;
+}
+
+/// The connectors a job may use, by name.
+#[derive(Clone, Default)]
+pub struct ConnectorRegistry {
+    factories: HashMap<String, Arc<dyn ConnectorFactory>>,
+}
+
+impl ConnectorRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a factory under its name (replacing any of the same name).
+    pub fn register(&mut self, factory: Arc<dyn ConnectorFactory>) {
+        self.factories.insert(factory.name().to_string(), factory);
+    }
+
+    /// The factory for `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn ConnectorFactory>> {
+        self.factories.get(name)
+    }
+
+    /// The registered names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<_> = self.factories.keys().cloned().collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,73 @@
+//! Errors raised while building or running a job.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+
+/// An error of the engine, with enough context to tell the user what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// An Arrow kernel failed.
+    #[error("arrow error in {context}: {source}")]
+    Arrow {
+        /// Where it happened.
+        context: String,
+        /// The cause.
+        source: ArrowError,
+    },
+    /// A DataFusion expression or accumulator failed.
+    #[error("expression error in {context}: {source}")]
+    DataFusion {
+        /// Where it happened.
+        context: String,
+        /// The cause.
+        source: DataFusionError,
+    },
+    /// A source or sink failed.
+    #[error("{connector} '{table}': {message}")]
+    Connector {
+        /// The connector name, e.g. `filesystem`.
+        connector: String,
+        /// The table it serves.
+        table: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The job graph is not valid.
+    #[error("invalid job graph: {0}")]
+    Graph(String),
+    /// A task of the job stopped unexpectedly.
+    #[error("task '{task}' failed: {message}")]
+    Task {
+        /// The task name.
+        task: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Result with [`EngineError`].
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Attaches a context string to Arrow and DataFusion errors.
+pub trait ResultExt<T> {
+    /// Wraps the error with `context`.
+    fn context(self, context: &str) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for std::result::Result<T, ArrowError> {
+    fn context(self, context: &str) -> Result<T> {
+        self.map_err(|source| EngineError::Arrow {
+            context: context.to_string(),
+            source,
+        })
+    }
+}
+
+impl<T> ResultExt<T> for std::result::Result<T, DataFusionError> {
+    fn context(self, context: &str) -> Result<T> {
+        self.map_err(|source| EngineError::DataFusion {
+            context: context.to_string(),
+            source,
+        })
+    }
+}

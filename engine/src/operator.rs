@@ -1,0 +1,59 @@
+//! The operator trait: a synchronous step applied to the messages of one edge.
+//! Stateless and stateful operators alike; chains of them run in one task.
+
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::message::{EventTime, Message};
+use crate::Result;
+
+/// Collects what an operator emits, in order.
+#[derive(Debug, Default)]
+pub struct Emitter {
+    out: Vec<Message>,
+}
+
+impl Emitter {
+    /// An empty emitter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Emits a batch (empty batches are dropped).
+    pub fn batch(&mut self, batch: RecordBatch) {
+        if batch.num_rows() > 0 {
+            self.out.push(Message::Batch(batch));
+        }
+    }
+    /// Emits a watermark.
+    pub fn watermark(&mut self, wm: EventTime) {
+        self.out.push(Message::Watermark(wm));
+    }
+    /// Takes what was emitted so far.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Message> {
+        self.out.drain(..)
+    }
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+}
+
+/// One step of a pipeline. The runtime calls it with the messages of its input in
+/// order; watermarks it receives are non-decreasing.
+pub trait Operator: Send {
+    /// A short name for logs and `explain`.
+    fn name(&self) -> String;
+
+    /// Processes a batch.
+    fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()>;
+
+    /// Processes a watermark; the default forwards it.
+    fn on_watermark(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
+        out.watermark(wm);
+        Ok(())
+    }
+
+    /// The input has ended: flush what is left. The runtime forwards `End` afterwards.
+    fn on_end(&mut self, _out: &mut Emitter) -> Result<()> {
+        Ok(())
+    }
+}

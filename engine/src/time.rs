@@ -1,0 +1,28 @@
+//! Event time helpers.
+
+use crate::message::EventTime;
+
+/// The watermark before any has been seen.
+pub const MIN_WATERMARK: EventTime = i64::MIN;
+/// The final watermark of a bounded input: every window fires.
+pub const MAX_WATERMARK: EventTime = i64::MAX;
+
+/// Formats an event time for logs: `2026-03-01 00:00:00.040` (UTC).
+pub fn format_event_time(t: EventTime) -> String {
+    if t == MIN_WATERMARK {
+        return "-inf".into();
+    }
+    if t == MAX_WATERMARK {
+        return "+inf".into();
+    }
+    match datafusion::arrow::temporal_conversions::timestamp_ms_to_datetime(t) {
+        Some(dt) => dt.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+        None => t.to_string(),
+    }
+}
+
+/// Floor division that rounds towards negative infinity (for window alignment
+/// of timestamps before 1970).
+pub fn floor_mod(a: i64, b: i64) -> i64 {
+    a.rem_euclid(b)
+}

@@ -1,0 +1,152 @@
+//! Tables declared with `CREATE TABLE`: their full schema (physical and
+//! computed columns, the time attribute marked), the planned computed-column
+//! and watermark expressions, and the DataFusion table provider standing for them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{not_impl_err, DFSchema, Result as DFResult};
+use datafusion::datasource::TableType;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::physical_plan::ExecutionPlan;
+use vigil_engine::window::ROWTIME_METADATA_KEY;
+
+use crate::ddl::{ColumnKind, TableDef};
+use crate::error::{Pos, Result, SqlError};
+
+/// A declared table, ready for planning.
+#[derive(Debug)]
+pub struct TableEntry {
+    /// The definition as parsed.
+    pub def: TableDef,
+    /// Every column in declaration order; the time attribute carries
+    /// `vigil.rowtime` metadata.
+    pub schema: SchemaRef,
+    /// For each column of `schema`: its computed expression over the physical
+    /// columns, or None for a physical column.
+    pub computed: Vec<Option<Expr>>,
+    /// The time attribute's index in `schema` and the watermark expression over `schema`.
+    pub watermark: Option<(usize, Expr)>,
+}
+
+impl TableEntry {
+    /// The physical columns only, in declaration order.
+    pub fn physical_schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .zip(&self.computed)
+            .filter(|(_, c)| c.is_none())
+            .map(|(f, _)| f.as_ref().clone())
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+}
+
+/// Plans an expression written in a table definition, mapping error positions
+/// back into the script.
+fn plan_expr(state: &SessionState, text: &str, schema: &DFSchema, pos: Pos) -> Result<Expr> {
+    state.create_logical_expr(text, schema).map_err(|e| {
+        let mut err = SqlError::from_datafusion(e, pos);
+        if let Some(p) = err.pos.as_mut() {
+            // Positions inside the expression text are relative to it.
+            if p.line == 1 && *p != pos {
+                p.column += pos.column - 1;
+                p.line = pos.line;
+            } else if *p != pos {
+                *p = pos;
+            }
+        }
+        err
+    })
+}
+
+/// Resolves a table definition: types of computed columns, the time attribute,
+/// the watermark expression.
+pub fn resolve_table(def: TableDef, state: &SessionState) -> Result<TableEntry> {
+    let physical: Vec<Field> = def
+        .columns
+        .iter()
+        .filter_map(|c| match &c.kind {
+            ColumnKind::Physical { data_type, nullable } => Some(Field::new(&c.name, data_type.clone(), *nullable)),
+            ColumnKind::Computed { .. } => None,
+        })
+        .collect();
+    let physical_df = DFSchema::try_from(Schema::new(physical.clone())).map_err(|e| SqlError::from_datafusion(e, def.pos))?;
+    let mut fields = vec![];
+    let mut computed = vec![];
+    for c in &def.columns {
+        match &c.kind {
+            ColumnKind::Physical { data_type, nullable } => {
+                fields.push(Field::new(&c.name, data_type.clone(), *nullable));
+                computed.push(None);
+            }
+            ColumnKind::Computed { expr, pos } => {
+                let e = plan_expr(state, expr, &physical_df, *pos)?;
+                let dt = e.get_type(&physical_df).map_err(|err| SqlError::from_datafusion(err, *pos))?;
+                fields.push(Field::new(&c.name, dt, true));
+                computed.push(Some(e));
+            }
+        }
+    }
+    let mut watermark = None;
+    if let Some(wm) = &def.watermark {
+        let idx = fields.iter().position(|f| f.name() == &wm.column).ok_or_else(|| {
+            SqlError::at(wm.column_pos, format!("WATERMARK FOR names '{}', which is not a column of '{}'", wm.column, def.name))
+                .with_len(wm.column.len())
+        })?;
+        if !matches!(fields[idx].data_type(), DataType::Timestamp(_, _)) {
+            return Err(SqlError::at(
+                wm.column_pos,
+                format!("the time attribute '{}' must be TIMESTAMP(3) or TIMESTAMP_LTZ(3), not {}", wm.column, fields[idx].data_type()),
+            )
+            .with_len(wm.column.len()));
+        }
+        let mut meta: HashMap<String, String> = HashMap::new();
+        meta.insert(ROWTIME_METADATA_KEY.to_string(), "true".to_string());
+        fields[idx] = fields[idx].clone().with_metadata(meta);
+        let full_df = DFSchema::try_from(Schema::new(fields.clone())).map_err(|e| SqlError::from_datafusion(e, def.pos))?;
+        let e = plan_expr(state, &wm.expr, &full_df, wm.expr_pos)?;
+        let dt = e.get_type(&full_df).map_err(|err| SqlError::from_datafusion(err, wm.expr_pos))?;
+        if !matches!(dt, DataType::Timestamp(_, _)) {
+            return Err(SqlError::at(wm.expr_pos, format!("the watermark expression must be a timestamp, not {dt}"))
+                .with_help("write it like `ts - INTERVAL '5' SECOND`"));
+        }
+        watermark = Some((idx, e));
+    }
+    Ok(TableEntry { schema: Arc::new(Schema::new(fields)), computed, watermark, def })
+}
+
+/// The provider DataFusion plans against; Vigil's translator replaces its scans
+/// with a source of the table's connector.
+#[derive(Debug)]
+pub struct StreamTable {
+    /// The table's full schema.
+    pub schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for StreamTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        not_impl_err!("stream tables are executed by Vigil's engine, not DataFusion's")
+    }
+}

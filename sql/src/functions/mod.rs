@@ -1,0 +1,14 @@
+//! Flink functions whose names or behaviour differ from DataFusion's.
+
+mod date_format;
+mod to_timestamp_ltz;
+
+use datafusion::logical_expr::ScalarUDF;
+
+/// The Flink-compatible scalar functions to register in the SQL session.
+pub fn flink_functions() -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::from(to_timestamp_ltz::ToTimestampLtz::new()),
+        ScalarUDF::from(date_format::DateFormat::new()),
+    ]
+}

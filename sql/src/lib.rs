@@ -1,0 +1,19 @@
+//! Flink-dialect SQL for Vigil: splits a script into statements, keeps the
+//! catalog of tables and views, plans queries with DataFusion and translates
+//! the plans into an engine job graph.
+
+pub mod catalog;
+pub mod cursor;
+pub mod ddl;
+pub mod error;
+pub mod functions;
+pub mod planner;
+pub mod rewrite;
+pub mod script;
+pub mod translate;
+pub mod tvf;
+pub mod types;
+pub mod window_node;
+
+pub use error::{Pos, SqlError};
+pub use planner::{PlannedJob, QueryOutput, ScriptPlanner};

@@ -1,0 +1,350 @@
+//! Translation of an optimised DataFusion logical plan into engine operators.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::{Column, DFSchema, ExprSchema};
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::expr::{Alias, GroupingSet};
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, TableScan, UserDefinedLogicalNodeCore};
+use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
+use datafusion::physical_expr::execution_props::ExecutionProps;
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use futures::future::BoxFuture;
+use vigil_engine::connector::{ConnectorRegistry, TableSpec};
+use vigil_engine::graph::{JobGraph, NodeId};
+use vigil_engine::metrics::{names, Metrics};
+use vigil_engine::operators::filter::Filter;
+use vigil_engine::operators::project::Project;
+use vigil_engine::operators::watermark::WatermarkAssigner;
+use vigil_engine::window::aggregate::{AggregateSpec, GroupingSpec, WindowAggregate};
+use vigil_engine::window::assign::WindowAssigner;
+use vigil_engine::window::session::SessionAssigner;
+use vigil_engine::window::{WindowKind, WINDOW_METADATA_KEY};
+
+use crate::catalog::TableEntry;
+use crate::error::{Pos, Result, SqlError};
+use vigil_engine::memory::MemorySource;
+use crate::window_node::WindowTvfNode;
+
+/// Builds engine nodes for logical plans.
+pub struct Translator<'a> {
+    /// The graph being built.
+    pub graph: &'a mut JobGraph,
+    /// Declared tables by name.
+    pub tables: &'a HashMap<String, Arc<TableEntry>>,
+    /// Connectors.
+    pub registry: &'a ConnectorRegistry,
+    /// Job metrics.
+    pub metrics: &'a Metrics,
+    /// For executing constant subplans (VALUES).
+    pub ctx: &'a SessionContext,
+    /// Where the statement is, for errors.
+    pub pos: Pos,
+    /// Finds a keyword in the statement, for pointing at unsupported clauses.
+    pub locate: &'a (dyn Fn(&str) -> Pos + Sync),
+    props: ExecutionProps,
+}
+
+fn arrow_schema(s: &DFSchema) -> SchemaRef {
+    Arc::new(s.as_arrow().clone())
+}
+
+impl<'a> Translator<'a> {
+    /// A translator adding to `graph`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        graph: &'a mut JobGraph,
+        tables: &'a HashMap<String, Arc<TableEntry>>,
+        registry: &'a ConnectorRegistry,
+        metrics: &'a Metrics,
+        ctx: &'a SessionContext,
+        pos: Pos,
+        locate: &'a (dyn Fn(&str) -> Pos + Sync),
+    ) -> Self {
+        Self { graph, tables, registry, metrics, ctx, pos, locate, props: ExecutionProps::new() }
+    }
+
+    fn df_err(&self, e: datafusion::error::DataFusionError) -> SqlError {
+        SqlError::from_datafusion(e, self.pos)
+    }
+
+    fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        create_physical_expr(e, schema, &self.props, &PhysicalPlanningContext::default()).map_err(|e| self.df_err(e))
+    }
+
+    fn unsupported(&self, keyword: &str, feature: &str) -> SqlError {
+        SqlError::unsupported((self.locate)(keyword), feature).with_len(keyword.len())
+    }
+
+    /// Adds the operators computing `plan`; returns the node emitting its rows.
+    pub fn plan<'b>(&'b mut self, plan: &'b LogicalPlan) -> BoxFuture<'b, Result<NodeId>> {
+        Box::pin(async move {
+            if !has_stream_scan(plan) {
+                return self.constant(plan).await;
+            }
+            match plan {
+                LogicalPlan::Projection(p) => {
+                    let input = self.plan(&p.input).await?;
+                    let exprs = p
+                        .expr
+                        .iter()
+                        .map(|e| self.physical(e, p.input.schema()))
+                        .collect::<Result<Vec<_>>>()?;
+                    let schema = arrow_schema(&p.schema);
+                    Ok(self.graph.add_operator(input, Box::new(Project::new(exprs, schema.clone())), schema))
+                }
+                LogicalPlan::Filter(f) => {
+                    let input = self.plan(&f.input).await?;
+                    let pred = self.physical(&f.predicate, f.input.schema())?;
+                    let schema = self.graph.schema(input);
+                    Ok(self.graph.add_operator(input, Box::new(Filter::new(pred)), schema))
+                }
+                LogicalPlan::SubqueryAlias(a) => self.plan(&a.input).await,
+                LogicalPlan::TableScan(scan) => self.scan(scan),
+                LogicalPlan::Extension(ext) => match ext.node.as_any().downcast_ref::<WindowTvfNode>() {
+                    Some(node) => self.window_tvf(node).await,
+                    None => Err(SqlError::unsupported(self.pos, ext.node.name().to_string())),
+                },
+                LogicalPlan::Aggregate(agg) => self.aggregate(agg).await,
+                LogicalPlan::Union(u) => {
+                    let schema = arrow_schema(&u.schema);
+                    let mut inputs = vec![];
+                    for input in &u.inputs {
+                        let node = self.plan(input).await?;
+                        inputs.push(self.conform(node, input.schema(), &schema)?);
+                    }
+                    Ok(self.graph.add_union(inputs, schema))
+                }
+                LogicalPlan::Sort(_) => Err(self.unsupported("ORDER", "ORDER BY on a stream")),
+                LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT", "LIMIT on a stream")),
+                LogicalPlan::Join(_) => Err(self.unsupported("JOIN", "joins")),
+                LogicalPlan::Window(_) => Err(self.unsupported("OVER", "OVER windows")),
+                LogicalPlan::Distinct(_) => Err(self.unsupported("DISTINCT", "SELECT DISTINCT on a stream (an updating result)")),
+                other => Err(SqlError::unsupported(self.pos, format!("{} in a streaming query", other.display()))),
+            }
+        })
+    }
+
+    /// Renames the columns of `node` to `target` (used where inputs of a UNION
+    /// differ in names).
+    fn conform(&mut self, node: NodeId, input: &DFSchema, target: &SchemaRef) -> Result<NodeId> {
+        if self.graph.schema(node).fields() == target.fields() {
+            return Ok(node);
+        }
+        let exprs = input
+            .columns()
+            .iter()
+            .zip(target.fields())
+            .map(|(c, f)| {
+                let e = Expr::Column(c.clone());
+                let e = if input.field_from_column(c).map(|x| x.data_type() != f.data_type()).unwrap_or(false) {
+                    datafusion::logical_expr::cast(e, f.data_type().clone())
+                } else {
+                    e
+                };
+                self.physical(&e, input)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.graph.add_operator(node, Box::new(Project::new(exprs, target.clone())), target.clone()))
+    }
+
+    /// A subplan without stream tables (VALUES, SELECT of constants): run by
+    /// DataFusion now, emitted by an in-memory source.
+    async fn constant(&mut self, plan: &LogicalPlan) -> Result<NodeId> {
+        let df = self.ctx.execute_logical_plan(plan.clone()).await.map_err(|e| self.df_err(e))?;
+        let batches = df.collect().await.map_err(|e| self.df_err(e))?;
+        let schema = arrow_schema(plan.schema());
+        Ok(self.graph.add_source(Box::new(MemorySource::new(batches, schema.clone())), schema))
+    }
+
+    fn scan(&mut self, scan: &TableScan) -> Result<NodeId> {
+        let name = scan.table_name.table().to_string();
+        let entry = self
+            .tables
+            .get(&name)
+            .ok_or_else(|| SqlError::at(self.pos, format!("table '{name}' is not a declared table")))?
+            .clone();
+        let full = entry.schema.clone();
+        let all: Vec<usize> = (0..full.fields().len()).collect();
+        let projection = scan.projection.clone().unwrap_or(all);
+        // Columns needed: the projected ones, the time attribute, and what the
+        // computed columns and the watermark read.
+        let mut needed: BTreeSet<usize> = projection.iter().copied().collect();
+        if let Some((rt, wm)) = &entry.watermark {
+            needed.insert(*rt);
+            for c in wm.column_refs() {
+                if let Ok(i) = full.index_of(&c.name) {
+                    needed.insert(i);
+                }
+            }
+        }
+        for i in needed.clone() {
+            if let Some(e) = &entry.computed[i] {
+                for c in e.column_refs() {
+                    if let Ok(j) = full.index_of(&c.name) {
+                        needed.insert(j);
+                    }
+                }
+            }
+        }
+        let physical_idx: Vec<usize> = needed.iter().copied().filter(|i| entry.computed[*i].is_none()).collect();
+        let source_schema = Arc::new(Schema::new(
+            physical_idx.iter().map(|i| full.field(*i).as_ref().clone().with_metadata(Default::default())).collect::<Vec<_>>(),
+        ));
+        let spec = TableSpec { name: name.clone(), schema: source_schema.clone(), options: entry.def.options.clone() };
+        let connector = spec.option("connector").unwrap_or_default().to_string();
+        let factory = self.registry.get(&connector).ok_or_else(|| {
+            SqlError::at(entry.def.options_pos, format!("unknown connector '{connector}' for table '{name}'"))
+                .with_help(format!("supported connectors: {}", self.registry.names().join(", ")))
+        })?;
+        let source = factory
+            .create_source(&spec, self.metrics)
+            .map_err(|e| SqlError::at(entry.def.options_pos, e.to_string()))?;
+        let mut node = self.graph.add_source(source, source_schema.clone());
+
+        // Compute the needed columns in declaration order.
+        let needed_idx: Vec<usize> = needed.iter().copied().collect();
+        let expanded = Arc::new(Schema::new(needed_idx.iter().map(|i| full.field(*i).as_ref().clone()).collect::<Vec<_>>()));
+        let source_df = DFSchema::try_from(source_schema.as_ref().clone()).map_err(|e| self.df_err(e))?;
+        let has_computed = needed_idx.iter().any(|i| entry.computed[*i].is_some());
+        if has_computed || expanded.fields().len() != source_schema.fields().len() {
+            let exprs = needed_idx
+                .iter()
+                .map(|i| match &entry.computed[*i] {
+                    Some(e) => self.physical(e, &source_df),
+                    None => self.physical(&Expr::Column(Column::from_name(full.field(*i).name())), &source_df),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            node = self.graph.add_operator(node, Box::new(Project::new(exprs, expanded.clone())), expanded.clone());
+        }
+        if let Some((rt, wm)) = &entry.watermark {
+            let expanded_df = DFSchema::try_from(expanded.as_ref().clone()).map_err(|e| self.df_err(e))?;
+            let wm = self.physical(wm, &expanded_df)?;
+            let rt_idx = needed_idx.iter().position(|i| i == rt).unwrap_or(0);
+            let op = WatermarkAssigner::new(name.clone(), rt_idx, wm);
+            node = self.graph.add_operator(node, Box::new(op), expanded.clone());
+        }
+        let out_schema = arrow_schema(&scan.projected_schema);
+        if projection != needed_idx {
+            let expanded_df = DFSchema::try_from(expanded.as_ref().clone()).map_err(|e| self.df_err(e))?;
+            let exprs = projection
+                .iter()
+                .map(|i| self.physical(&Expr::Column(Column::from_name(full.field(*i).name())), &expanded_df))
+                .collect::<Result<Vec<_>>>()?;
+            node = self.graph.add_operator(node, Box::new(Project::new(exprs, out_schema.clone())), out_schema);
+        }
+        Ok(node)
+    }
+
+    async fn window_tvf(&mut self, node: &WindowTvfNode) -> Result<NodeId> {
+        let input = self.plan(&node.input).await?;
+        let in_schema = node.input.schema();
+        let time_idx = in_schema.index_of_column(&node.time_col).map_err(|e| self.df_err(e))?;
+        let rowtime_type = in_schema.field(time_idx).data_type().clone();
+        let schema = arrow_schema(node.schema().as_ref());
+        let null_time = self.metrics.counter(names::NULL_TIME_DROPPED, &node.kind.sql_name().to_ascii_lowercase());
+        match node.kind {
+            WindowKind::Session { gap } => {
+                let keys = node
+                    .partition_by
+                    .iter()
+                    .map(|e| self.physical(e, in_schema))
+                    .collect::<Result<Vec<_>>>()?;
+                let key_types = node
+                    .partition_by
+                    .iter()
+                    .map(|e| datafusion::logical_expr::ExprSchemable::get_type(e, in_schema.as_ref()))
+                    .collect::<datafusion::error::Result<Vec<_>>>()
+                    .map_err(|e| self.df_err(e))?;
+                let late = self.metrics.counter(names::LATE_ROWS_DROPPED, "session");
+                let op = SessionAssigner::new(gap, time_idx, keys, key_types, rowtime_type, schema.clone(), late, null_time)
+                    .map_err(|e| SqlError::at(self.pos, e.to_string()))?;
+                Ok(self.graph.add_operator(input, Box::new(op), schema))
+            }
+            ref kind => {
+                let op = WindowAssigner::new(kind.clone(), time_idx, rowtime_type, schema.clone(), null_time)
+                    .map_err(|e| SqlError::at(self.pos, e.to_string()))?;
+                Ok(self.graph.add_operator(input, Box::new(op), schema))
+            }
+        }
+    }
+
+    async fn aggregate(&mut self, agg: &Aggregate) -> Result<NodeId> {
+        let in_schema = agg.input.schema().clone();
+        // Distinct group expressions and the grouping sets over them.
+        let (exprs, sets): (Vec<Expr>, Vec<Vec<bool>>) = match agg.group_expr.as_slice() {
+            [Expr::GroupingSet(gs)] => {
+                let distinct: Vec<Expr> = gs.distinct_expr().into_iter().cloned().collect();
+                let sets: Vec<Vec<&Expr>> = match gs {
+                    GroupingSet::GroupingSets(s) => s.iter().map(|s| s.iter().collect()).collect(),
+                    GroupingSet::Rollup(es) => (0..=es.len()).rev().map(|k| es[..k].iter().collect()).collect(),
+                    GroupingSet::Cube(es) => (0..(1usize << es.len()))
+                        .map(|mask| es.iter().enumerate().filter(|(i, _)| mask & (1 << i) == 0).map(|(_, e)| e).collect())
+                        .collect(),
+                };
+                let masks = sets.iter().map(|s| distinct.iter().map(|d| !s.contains(&d)).collect()).collect();
+                (distinct, masks)
+            }
+            es => (es.to_vec(), vec![vec![false; es.len()]]),
+        };
+        let window_col = |kind: &str| {
+            exprs.iter().position(|e| match e {
+                Expr::Column(c) => in_schema
+                    .field_from_column(c)
+                    .is_ok_and(|f| f.metadata().get(WINDOW_METADATA_KEY).is_some_and(|v| v == kind)),
+                _ => false,
+            })
+        };
+        let (Some(end), Some(_start)) = (window_col("end"), window_col("start")) else {
+            return Err(self.unsupported(
+                "GROUP",
+                "GROUP BY without window_start and window_end (a continuously updating aggregate)",
+            )
+            .with_help("aggregate over a window TVF: FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) ... GROUP BY window_start, window_end, ..."));
+        };
+        if sets.iter().any(|s| s[end]) {
+            return Err(SqlError::at((self.locate)("GROUPING"), "window_start and window_end must be outside GROUPING SETS, ROLLUP and CUBE"));
+        }
+        let input = self.plan(&agg.input).await?;
+        let input_arrow = self.graph.schema(input);
+        let group_exprs = exprs.iter().map(|e| self.physical(e, &in_schema)).collect::<Result<Vec<_>>>()?;
+        let out_schema = arrow_schema(&agg.schema);
+        let grouping_id = if matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]) {
+            Some(out_schema.field(exprs.len()).as_ref().clone())
+        } else {
+            None
+        };
+        let n_groups = exprs.len() + usize::from(grouping_id.is_some());
+        let mut aggregates = vec![];
+        for (k, e) in agg.aggr_expr.iter().enumerate() {
+            let name = out_schema.field(n_groups + k).name().clone();
+            let inner = match e {
+                Expr::Alias(Alias { expr, .. }) => expr.as_ref(),
+                e => e,
+            };
+            let lowered = LoweredAggregateBuilder::new(inner, &in_schema, &input_arrow, &self.props, &PhysicalPlanningContext::default())
+                .with_name(name)
+                .build()
+                .map_err(|e| self.df_err(e))?;
+            if !lowered.order_bys.is_empty() {
+                return Err(SqlError::unsupported(self.pos, "ORDER BY inside an aggregate call"));
+            }
+            aggregates.push(AggregateSpec { expr: lowered.aggregate, filter: lowered.filter });
+        }
+        let late = self.metrics.counter(names::LATE_ROWS_DROPPED, "window_aggregate");
+        let spec = GroupingSpec { exprs: group_exprs, sets, grouping_id, window_end: end };
+        let op = WindowAggregate::new(spec, aggregates, out_schema.clone(), late).map_err(|e| SqlError::at(self.pos, e.to_string()))?;
+        Ok(self.graph.add_operator(input, Box::new(op), out_schema))
+    }
+}
+
+/// Whether `plan` reads a declared stream table.
+pub fn has_stream_scan(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::TableScan(_) => true,
+        p => p.inputs().iter().any(|i| has_stream_scan(i)),
+    }
+}

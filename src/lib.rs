@@ -1,0 +1,94 @@
+//! Vigil: a stream-processing and complex-event-processing engine with
+//! Flink-compatible SQL.
+//!
+//! Embed it in a job binary:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), vigil::Error> {
+//! let vigil = vigil::Vigil::new();
+//! let summary = vigil.run_script("CREATE TABLE ...; INSERT INTO ... SELECT ...", vigil::OutputFormat::Json).await?;
+//! eprintln!("late rows dropped: {}", summary.late_rows_dropped);
+//! # Ok(()) }
+//! ```
+
+pub mod output;
+
+pub use output::{OutputFormat, StdoutSink};
+pub use vigil_engine as engine;
+pub use vigil_sql as sql;
+
+use vigil_engine::connector::ConnectorRegistry;
+use vigil_engine::metrics::{names, Metrics};
+use vigil_engine::runtime::run_job;
+use vigil_engine::EngineError;
+use vigil_sql::{PlannedJob, ScriptPlanner, SqlError};
+
+/// An error of planning (with a position in the script) or of running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The script does not plan.
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    /// The job failed while running.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What a finished job counted.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Rows read by all sources.
+    pub rows_read: u64,
+    /// Records skipped because they could not be decoded.
+    pub malformed_records: u64,
+    /// Rows dropped because their window had already fired.
+    pub late_rows_dropped: u64,
+    /// Rows dropped because their event time was NULL.
+    pub null_rowtime_dropped: u64,
+}
+
+/// The engine with its connectors.
+#[derive(Clone)]
+pub struct Vigil {
+    registry: ConnectorRegistry,
+}
+
+impl Default for Vigil {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Vigil {
+    /// Vigil with the built-in connectors (filesystem, print, blackhole).
+    pub fn new() -> Self {
+        Self { registry: vigil_connectors::default_registry() }
+    }
+
+    /// The connector registry, to add connectors of your own.
+    pub fn registry_mut(&mut self) -> &mut ConnectorRegistry {
+        &mut self.registry
+    }
+
+    /// Plans `script` without running it.
+    pub async fn plan(&self, script: &str, metrics: &Metrics) -> Result<PlannedJob, SqlError> {
+        ScriptPlanner::new(self.registry.clone(), metrics.clone()).plan_script(script).await
+    }
+
+    /// Plans and runs `script` until its bounded sources are exhausted; the rows
+    /// of bare SELECTs are printed to stdout in `format`.
+    pub async fn run_script(&self, script: &str, format: OutputFormat) -> Result<RunSummary, Error> {
+        let metrics = Metrics::new();
+        let mut job = self.plan(script, &metrics).await?;
+        for q in std::mem::take(&mut job.queries) {
+            job.graph.add_sink(q.node, Box::new(StdoutSink::new(format)));
+        }
+        run_job(job.graph, metrics.clone()).await?;
+        Ok(RunSummary {
+            rows_read: metrics.total(names::SOURCE_ROWS),
+            malformed_records: metrics.total(names::MALFORMED_RECORDS),
+            late_rows_dropped: metrics.total(names::LATE_ROWS_DROPPED),
+            null_rowtime_dropped: metrics.total(names::NULL_TIME_DROPPED),
+        })
+    }
+}

@@ -1,0 +1,117 @@
+//! The `vigil` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vigil::{Error, OutputFormat, Vigil};
+use vigil_engine::metrics::Metrics;
+
+/// Vigil runs continuous queries written in Flink SQL over event streams.
+#[derive(Parser)]
+#[command(name = "vigil", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log verbosity on stderr: -v info, -vv debug (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a SQL script: its INSERT INTO statements write to their sinks and the
+    /// rows of bare SELECTs print to stdout. Exits once every bounded source is
+    /// exhausted and all output is flushed.
+    Run {
+        /// The SQL script (Flink dialect; statements end with ';').
+        script: PathBuf,
+        /// How to print the rows of bare SELECT statements.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Print the operator graph a script plans into, without running it.
+    Explain {
+        /// The SQL script.
+        script: PathBuf,
+    },
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+fn read_script(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("error: cannot read '{}': {e}", path.display()))
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let vigil = Vigil::new();
+    match cli.command {
+        Command::Run { script, format } => {
+            let text = read_script(&script)?;
+            let name = script.display().to_string();
+            match vigil.run_script(&text, format).await {
+                Ok(summary) => {
+                    if summary.malformed_records > 0 {
+                        eprintln!("warning: skipped {} malformed record(s); see the log above for their lines", summary.malformed_records);
+                    }
+                    if summary.late_rows_dropped > 0 {
+                        eprintln!("warning: dropped {} late row(s) whose window had already fired", summary.late_rows_dropped);
+                    }
+                    if summary.null_rowtime_dropped > 0 {
+                        eprintln!("warning: dropped {} row(s) with a NULL time attribute", summary.null_rowtime_dropped);
+                    }
+                    Ok(())
+                }
+                Err(Error::Sql(e)) => Err(e.render(&name, &text)),
+                Err(Error::Engine(e)) => Err(format!("error: {e}")),
+            }
+        }
+        Command::Explain { script } => {
+            let text = read_script(&script)?;
+            let name = script.display().to_string();
+            let job = vigil.plan(&text, &Metrics::new()).await.map_err(|e| e.render(&name, &text))?;
+            print!("{}", job.graph.explain());
+            for q in &job.queries {
+                println!("query at line {} prints: {}", q.pos.line, job.graph.nodes[q.node].name);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprint!("{msg}");
+            if !msg.ends_with('\n') {
+                eprintln!();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

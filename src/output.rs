@@ -1,0 +1,63 @@
+//! Where the rows of a bare SELECT go when run from the CLI: stdout, as JSON
+//! lines (`--format json`, one object per row, as Flink's oracle prints them)
+//! or as tables (`--format table`).
+
+use async_trait::async_trait;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use tokio::io::AsyncWriteExt;
+use vigil_connectors::json::encode::encode_json_lines;
+use vigil_engine::connector::Sink;
+use vigil_engine::{EngineError, Result};
+
+/// How query rows are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object per line, column names as keys.
+    Json,
+    /// Aligned tables, one per batch of results.
+    Table,
+}
+
+/// Prints query rows to stdout.
+pub struct StdoutSink {
+    format: OutputFormat,
+    buf: String,
+}
+
+impl StdoutSink {
+    /// A sink printing in `format`.
+    pub fn new(format: OutputFormat) -> Self {
+        Self { format, buf: String::new() }
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Connector { connector: "stdout".into(), table: "query".into(), message: e.to_string() }
+}
+
+#[async_trait]
+impl Sink for StdoutSink {
+    fn describe(&self) -> String {
+        format!("Stdout({:?})", self.format)
+    }
+
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.buf.clear();
+        match self.format {
+            OutputFormat::Json => encode_json_lines(&batch, &mut self.buf).map_err(io_err)?,
+            OutputFormat::Table => {
+                let t = pretty_format_batches(&[batch]).map_err(io_err)?;
+                self.buf.push_str(&t.to_string());
+                self.buf.push('\n');
+            }
+        }
+        let mut out = tokio::io::stdout();
+        out.write_all(self.buf.as_bytes()).await.map_err(io_err)?;
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        tokio::io::stdout().flush().await.map_err(io_err)
+    }
+}

@@ -1,0 +1,105 @@
+//! The golden suite: every `tests/queries/<name>.sql` runs through
+//! `vigil run --format json`, and its rows must equal `tests/golden/<name>.jsonl`,
+//! which Apache Flink 2.3 produced on the same script and data (see
+//! tests/golden/README.md). Every `tests/queries/errors/<name>.sql` must fail
+//! with the message and position in `tests/golden/errors/<name>.err`.
+
+mod compare;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests")
+}
+
+/// Writes the script with `{{DATA}}` replaced by the data directory.
+fn materialise(sql: &Path, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(sql).expect("read query");
+    let data = root().join("data");
+    let text = text.replace("{{DATA}}", data.to_str().expect("utf-8 path"));
+    let out = dir.join(sql.file_name().expect("file name"));
+    std::fs::write(&out, text).expect("write query");
+    out
+}
+
+fn vigil(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).output().expect("run vigil")
+}
+
+fn cases(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("list queries")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vigil-golden-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+#[test]
+fn golden_queries_match_flink() {
+    let tmp = tmpdir("ok");
+    let queries = cases(&root().join("queries"));
+    assert!(queries.len() >= 25, "expected at least 25 golden cases, found {}", queries.len());
+    let mut failures = vec![];
+    for q in &queries {
+        let name = q.file_stem().and_then(|s| s.to_str()).expect("name").to_string();
+        let golden = root().join("golden").join(format!("{name}.jsonl"));
+        let expected = match std::fs::read_to_string(&golden) {
+            Ok(t) => t,
+            Err(e) => {
+                failures.push(format!("{name}: no golden file {}: {e}", golden.display()));
+                continue;
+            }
+        };
+        let script = materialise(q, &tmp);
+        let out = vigil(&["run", "--format", "json", script.to_str().expect("path")]);
+        if !out.status.success() {
+            failures.push(format!("{name}: vigil failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+            continue;
+        }
+        let actual = String::from_utf8_lossy(&out.stdout);
+        match compare::compare_jsonl(&expected, &actual) {
+            Ok(None) => {}
+            Ok(Some(diff)) => failures.push(format!("{name}: {diff}")),
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} golden cases failed:\n{}", failures.len(), queries.len(), failures.join("\n"));
+}
+
+#[test]
+fn error_cases_report_message_and_position() {
+    let tmp = tmpdir("err");
+    let queries = cases(&root().join("queries").join("errors"));
+    assert!(!queries.is_empty());
+    let mut failures = vec![];
+    for q in &queries {
+        let name = q.file_stem().and_then(|s| s.to_str()).expect("name").to_string();
+        let expect_file = root().join("golden").join("errors").join(format!("{name}.err"));
+        let expected = std::fs::read_to_string(&expect_file).unwrap_or_else(|e| panic!("{}: {e}", expect_file.display()));
+        let script = materialise(q, &tmp);
+        let out = vigil(&["run", "--format", "json", script.to_str().expect("path")]);
+        let stderr = String::from_utf8_lossy(&out.stderr).replace(script.to_str().expect("path"), "SCRIPT");
+        if out.status.success() {
+            failures.push(format!("{name}: succeeded, expected an error"));
+            continue;
+        }
+        if !out.stdout.is_empty() {
+            failures.push(format!("{name}: printed rows although planning should fail first"));
+        }
+        for line in expected.lines().filter(|l| !l.trim().is_empty()) {
+            if !stderr.contains(line.trim()) {
+                failures.push(format!("{name}: stderr lacks {:?}; it was:\n{stderr}", line.trim()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,0 +1,9 @@
+-- a misspelt column names the column and its position
+CREATE TABLE events (
+  ts TIMESTAMP(3),
+  k STRING,
+  v BIGINT,
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{{DATA}}/err_events.jsonl', 'format' = 'json');
+
+SELECT k, vv FROM events;

@@ -1,0 +1,2 @@
+CREATE TABLE t (a INT) WITH ('connector' = 'kafka2');
+SELECT a FROM t;

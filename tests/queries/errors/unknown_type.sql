@@ -1,0 +1,1 @@
+CREATE TABLE t (a TEXT) WITH ('connector' = 'blackhole');
