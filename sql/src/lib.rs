@@ -2,6 +2,7 @@
 //! catalog of tables and views, plans queries with DataFusion and translates
 //! the plans into an engine job graph.
 
+pub mod analyzer;
 pub mod catalog;
 pub mod cursor;
 pub mod ddl;

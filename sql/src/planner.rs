@@ -87,7 +87,13 @@ impl ScriptPlanner {
             .filter(|r| !DISABLED_RULES.contains(&r.name()))
             .cloned()
             .collect();
-        let state = SessionStateBuilder::new_from_existing(state).with_optimizer_rules(rules).build();
+        let mut analyzers: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
+            vec![Arc::new(crate::analyzer::StableAggregateNames)];
+        analyzers.extend(state.analyzer().rules.iter().cloned());
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_optimizer_rules(rules)
+            .with_analyzer_rules(analyzers)
+            .build();
         let ctx = SessionContext::new_with_state(state);
         for udf in flink_functions() {
             ctx.register_udf(udf);

@@ -8,7 +8,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, BinaryOperator, CaseWhen, CeilFloorKind, Expr, FunctionArg, FunctionArgExpr,
+    visit_expressions_mut, BinaryOperator, DateTimeField, CaseWhen, CeilFloorKind, Expr, FunctionArg, FunctionArgExpr,
     FunctionArguments, Ident, Query, SelectItem, SetExpr, TableFactor,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -81,7 +81,50 @@ fn parse_expr(text: &str) -> Option<Expr> {
     Parser::new(&GenericDialect {}).try_with_sql(text).ok()?.parse_expr().ok()
 }
 
+/// Aggregates whose arguments' CASTs get a distinct name (see `arrow_cast_of`).
+const AGGREGATES: &[&str] = &[
+    "AVG", "SUM", "MIN", "MAX", "COUNT", "STDDEV", "STDDEV_POP", "STDDEV_SAMP", "VARIANCE", "VAR_POP", "VAR_SAMP",
+    "MEDIAN", "APPROX_DISTINCT", "APPROX_PERCENTILE_CONT",
+];
+
+/// DataFusion names `CAST(x AS T)` just `x`, so `AVG(x)` and `AVG(CAST(x AS
+/// DOUBLE))` would collide in one aggregation. `arrow_cast(x, 'Float64')` is the
+/// same cast under a name of its own.
+fn arrow_cast_of(e: &Expr) -> Option<Expr> {
+    use datafusion::sql::sqlparser::ast::{CastKind, DataType as T, ExactNumberInfo};
+    let Expr::Cast { kind: CastKind::Cast, expr, data_type, .. } = e else { return None };
+    let arrow = match data_type {
+        T::Double(_) | T::DoublePrecision | T::Float8 | T::Float64 => "Float64".to_string(),
+        T::Float(_) | T::Real | T::Float4 | T::Float32 => "Float32".to_string(),
+        T::BigInt(_) | T::Int8(_) | T::Int64 => "Int64".to_string(),
+        T::Int(_) | T::Integer(_) | T::Int4(_) | T::Int32 => "Int32".to_string(),
+        T::SmallInt(_) | T::Int2(_) | T::Int16 => "Int16".to_string(),
+        T::TinyInt(_) => "Int8".to_string(),
+        T::Decimal(ExactNumberInfo::PrecisionAndScale(p, s)) | T::Numeric(ExactNumberInfo::PrecisionAndScale(p, s)) => {
+            format!("Decimal128({p}, {s})")
+        }
+        T::String(_) | T::Varchar(_) | T::Text | T::Char(_) => "Utf8".to_string(),
+        T::Boolean | T::Bool => "Boolean".to_string(),
+        _ => return None,
+    };
+    parse_expr(&format!("arrow_cast(({expr}), '{arrow}')"))
+}
+
 fn rewrite_expr(e: &mut Expr) {
+    if let Expr::Function(f) = e {
+        let name = f.name.to_string().to_ascii_uppercase();
+        if AGGREGATES.contains(&name.as_str()) {
+            if let FunctionArguments::List(list) = &mut f.args {
+                for a in &mut list.args {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
+                        if let Some(new) = arrow_cast_of(x) {
+                            *x = new;
+                        }
+                    }
+                }
+            }
+        }
+    }
     match e {
         Expr::Function(f) if f.name.0.len() == 1 => {
             let name = f.name.to_string().to_ascii_uppercase();
@@ -99,6 +142,37 @@ fn rewrite_expr(e: &mut Expr) {
                         };
                     }
                 }
+                ("CONCAT", Some(args)) if args.len() >= 2 => {
+                    // Flink's CONCAT is NULL when any argument is; `||` is too.
+                    let mut it = args.into_iter();
+                    if let Some(first) = it.next() {
+                        let cat = |l: Expr, r: Expr| Expr::BinaryOp {
+                            left: Box::new(l),
+                            op: BinaryOperator::StringConcat,
+                            right: Box::new(Expr::Nested(Box::new(r))),
+                        };
+                        *e = Expr::Nested(Box::new(it.fold(Expr::Nested(Box::new(first)), cat)));
+                    }
+                }
+                ("TIMESTAMPDIFF", Some(args)) if args.len() == 3 => {
+                    let secs = match args[0].to_string().to_ascii_uppercase().as_str() {
+                        "SECOND" => Some(1),
+                        "MINUTE" => Some(60),
+                        "HOUR" => Some(3600),
+                        "DAY" => Some(86400),
+                        _ => None,
+                    };
+                    if let Some(secs) = secs {
+                        let text = format!(
+                            "CAST(trunc((date_part('epoch', ({b})) - date_part('epoch', ({a}))) / {secs}) AS INT)",
+                            a = args[1],
+                            b = args[2]
+                        );
+                        if let Some(new) = parse_expr(&text) {
+                            *e = new;
+                        }
+                    }
+                }
                 ("MOD", Some(args)) if args.len() == 2 => {
                     let mut args = args.into_iter();
                     if let (Some(a), Some(b)) = (args.next(), args.next()) {
@@ -112,7 +186,7 @@ fn rewrite_expr(e: &mut Expr) {
                 _ => {}
             }
         }
-        Expr::Floor { expr, field: CeilFloorKind::DateTimeField(unit) } => {
+        Expr::Floor { expr, field: CeilFloorKind::DateTimeField(unit) } if *unit != DateTimeField::NoDateTime => {
             let unit = unit.to_string().to_ascii_lowercase();
             let unit = unit.trim_end_matches('s');
             if let Some(new) = parse_expr(&format!("date_trunc('{unit}', ({expr}))")) {

@@ -1,6 +1,7 @@
 //! Flink functions whose names or behaviour differ from DataFusion's.
 
 mod date_format;
+mod split_index;
 mod to_timestamp_ltz;
 
 use datafusion::logical_expr::ScalarUDF;
@@ -10,5 +11,6 @@ pub fn flink_functions() -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::from(to_timestamp_ltz::ToTimestampLtz::new()),
         ScalarUDF::from(date_format::DateFormat::new()),
+        ScalarUDF::from(split_index::SplitIndex::new()),
     ]
 }
