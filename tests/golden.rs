@@ -4,6 +4,7 @@
 //! tests/golden/README.md). Every `tests/queries/errors/<name>.sql` must fail
 //! with the message and position in `tests/golden/errors/<name>.err`.
 
+#[path = "support/compare.rs"]
 mod compare;
 
 use std::path::{Path, PathBuf};

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Comparison of result rows the way ../shared/flink-oracle/compare.py does it:
 //! a multiset of JSON objects; numbers equal within a relative tolerance (and an
 //! expected integer matches a fraction with the same integer part, for Flink's
