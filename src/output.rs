@@ -4,7 +4,8 @@
 
 use async_trait::async_trait;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::arrow::util::display::FormatOptions;
+use datafusion::arrow::util::pretty::pretty_format_batches_with_options;
 use tokio::io::AsyncWriteExt;
 use vigil_connectors::json::encode::encode_json_lines;
 use vigil_engine::connector::Sink;
@@ -47,7 +48,8 @@ impl Sink for StdoutSink {
         match self.format {
             OutputFormat::Json => encode_json_lines(&batch, &mut self.buf).map_err(io_err)?,
             OutputFormat::Table => {
-                let t = pretty_format_batches(&[batch]).map_err(io_err)?;
+                let options = FormatOptions::default().with_null("NULL").with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3f"));
+                let t = pretty_format_batches_with_options(&[batch], &options).map_err(io_err)?;
                 self.buf.push_str(&t.to_string());
                 self.buf.push('\n');
             }

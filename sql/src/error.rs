@@ -126,6 +126,14 @@ fn clean_datafusion_message(e: &DataFusionError) -> String {
             msg = rest.to_string();
         }
     }
+    for prefix in ["Internal error: ", "Optimizer rule '"] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            msg = rest.to_string();
+        }
+    }
+    if let Some(i) = msg.find(".\nThis issue was likely caused by a bug in DataFusion") {
+        msg = format!("{}{}", &msg[..i], msg[i..].split_once("issues.").map(|x| x.1).unwrap_or(""));
+    }
     if let Some(rest) = msg.strip_prefix("ParserError(\"") {
         msg = rest.trim_end_matches("\")").to_string();
     }

@@ -104,3 +104,81 @@ impl Operator for WindowAssigner {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::TimestampMillisecondArray;
+    use datafusion::arrow::datatypes::{Field, Schema, TimeUnit};
+
+    use super::*;
+    use crate::message::Message;
+    use crate::window::window_fields;
+
+    const MIN: i64 = 60_000;
+
+    /// Runs the assigner on one row at `t` and returns its (start, end) windows.
+    fn windows(kind: WindowKind, t: i64) -> Vec<(i64, i64)> {
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let mut fields = vec![Field::new("ts", ts.clone(), true)];
+        fields.extend(window_fields(&ts));
+        let schema = Arc::new(Schema::new(fields));
+        let input_schema = Arc::new(Schema::new(vec![Field::new("ts", ts.clone(), true)]));
+        let batch = RecordBatch::try_new(input_schema, vec![Arc::new(TimestampMillisecondArray::from(vec![t]))]).unwrap();
+        let mut op = WindowAssigner::new(kind, 0, ts, schema, Counter::default()).unwrap();
+        let mut out = Emitter::new();
+        op.on_batch(batch, &mut out).unwrap();
+        let mut v = vec![];
+        for m in out.drain() {
+            if let Message::Batch(b) = m {
+                let s = b.column(1).as_primitive::<TimestampMillisecondType>();
+                let e = b.column(2).as_primitive::<TimestampMillisecondType>();
+                let w = b.column(3).as_primitive::<TimestampMillisecondType>();
+                for i in 0..b.num_rows() {
+                    assert_eq!(w.value(i), e.value(i) - 1, "window_time is window_end - 1 ms");
+                    v.push((s.value(i), e.value(i)));
+                }
+            }
+        }
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn tumble_offsets_follow_flink_reference() {
+        // cep-semantics.md T-WIN-02: ts 2021-06-30 00:00:04, size 10 minutes.
+        let midnight = 1_625_011_200_000; // 2021-06-30 00:00:00 UTC
+        let t = midnight + 4_000;
+        let size = 10 * MIN;
+        for (offset, start) in [(-16, -6), (-6, -6), (4, -6), (-4, -4), (6, -4), (16, -4), (0, 0)] {
+            let got = windows(WindowKind::Tumble { size, offset: offset * MIN }, t);
+            assert_eq!(got, vec![(midnight + start * MIN, midnight + start * MIN + size)], "offset {offset} min");
+        }
+    }
+
+    #[test]
+    fn tumble_before_1970_rounds_down() {
+        assert_eq!(windows(WindowKind::Tumble { size: 10, offset: 0 }, -3), vec![(-10, 0)]);
+    }
+
+    #[test]
+    fn hop_row_belongs_to_size_over_slide_windows() {
+        // T-WIN-01: row 08:05 with slide 5 min, size 10 min -> [08:00, 08:10) and [08:05, 08:15).
+        let t = 8 * 60 * MIN + 5 * MIN;
+        let got = windows(WindowKind::Hop { slide: 5 * MIN, size: 10 * MIN, offset: 0 }, t);
+        assert_eq!(got, vec![(t - 5 * MIN, t + 5 * MIN), (t, t + 10 * MIN)]);
+    }
+
+    #[test]
+    fn cumulate_row_belongs_to_every_later_step() {
+        // T-WIN-01: row 08:11 with step 2 min, size 10 min -> ends 08:12, 14, 16, 18, 20.
+        let start = 8 * 60 * MIN + 10 * MIN;
+        let got = windows(WindowKind::Cumulate { step: 2 * MIN, size: 10 * MIN, offset: 0 }, start + MIN);
+        let ends: Vec<i64> = got.iter().map(|(s, e)| {
+            assert_eq!(*s, start);
+            (e - start) / MIN
+        }).collect();
+        assert_eq!(ends, vec![2, 4, 6, 8, 10]);
+    }
+}
