@@ -181,34 +181,36 @@ impl Operator for SessionAssigner {
                 Some(l) => l,
                 None => self.sessions.entry(Box::from(key)).or_default(),
             };
-            let (mut start, mut end) = (t, t + self.gap);
-            let mut merged_rows = vec![(id, i as u32)];
-            let mut j = 0;
-            let mut overlapped = false;
-            while j < list.len() {
-                let s = &list[j];
-                if s.start <= end && start <= s.end {
-                    let s = list.swap_remove(j);
-                    start = start.min(s.start);
-                    end = end.max(s.end);
-                    merged_rows.extend(s.rows);
-                    overlapped = true;
-                    // The grown session may now reach sessions already passed over.
-                    j = 0;
-                } else {
-                    j += 1;
+            let (start, end) = (t, t + self.gap);
+            let touches = |s: &Session, start: i64, end: i64| s.start <= end && start <= s.end;
+            let Some(first) = list.iter().position(|s| touches(s, start, end)) else {
+                if end - 1 <= self.watermark {
+                    late += 1;
+                    if list.is_empty() {
+                        self.sessions.remove(key);
+                    }
+                    continue;
                 }
-            }
-            if !overlapped && end - 1 <= self.watermark {
-                late += 1;
-                if list.is_empty() {
-                    self.sessions.remove(key);
-                }
+                live += 1;
+                self.min_end = self.min_end.min(end);
+                list.push(Session { start, end, rows: vec![(id, i as u32)] });
                 continue;
+            };
+            // Grow the session the row touches (no allocation in the common case),
+            // then absorb any other session the grown one now reaches.
+            let mut grown = list.swap_remove(first);
+            grown.start = grown.start.min(start);
+            grown.end = grown.end.max(end);
+            grown.rows.push((id, i as u32));
+            while let Some(j) = list.iter().position(|s| touches(s, grown.start, grown.end)) {
+                let other = list.swap_remove(j);
+                grown.start = grown.start.min(other.start);
+                grown.end = grown.end.max(other.end);
+                grown.rows.extend(other.rows);
             }
             live += 1;
-            self.min_end = self.min_end.min(end);
-            list.push(Session { start, end, rows: merged_rows });
+            self.min_end = self.min_end.min(grown.end);
+            list.push(grown);
         }
         if nulls > 0 {
             self.null_time.add(nulls);
