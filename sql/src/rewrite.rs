@@ -3,7 +3,8 @@
 //!   Flink (Calcite) names them;
 //! - `IF(c, a, b)` becomes `CASE WHEN c THEN a ELSE b END`;
 //! - `MOD(a, b)` becomes `a % b`;
-//! - `FLOOR(ts TO unit)` becomes `date_trunc('unit', ts)`.
+//! - `FLOOR(ts TO unit)` becomes `date_trunc('unit', ts)`, and `CEIL(ts TO unit)`
+//!   the next boundary unless `ts` is on one.
 
 use std::ops::ControlFlow;
 
@@ -190,6 +191,28 @@ fn rewrite_expr(e: &mut Expr) {
             let unit = unit.to_string().to_ascii_lowercase();
             let unit = unit.trim_end_matches('s');
             if let Some(new) = parse_expr(&format!("date_trunc('{unit}', ({expr}))")) {
+                *e = new;
+            }
+        }
+        Expr::Ceil { expr, field: CeilFloorKind::DateTimeField(unit) } if *unit != DateTimeField::NoDateTime => {
+            let unit = unit.to_string().to_ascii_lowercase();
+            let unit = unit.trim_end_matches('s');
+            let text = format!(
+                "CASE WHEN date_trunc('{unit}', ({expr})) = ({expr}) THEN date_trunc('{unit}', ({expr})) \
+                 ELSE date_trunc('{unit}', ({expr})) + INTERVAL '1 {unit}' END"
+            );
+            if let Some(new) = parse_expr(&text) {
+                *e = new;
+            }
+        }
+        Expr::Ceil { expr, field: CeilFloorKind::DateTimeField(unit) } if *unit != DateTimeField::NoDateTime => {
+            let unit = unit.to_string().to_ascii_lowercase();
+            let unit = unit.trim_end_matches('s');
+            let text = format!(
+                "CASE WHEN date_trunc('{unit}', ({expr})) = ({expr}) THEN date_trunc('{unit}', ({expr})) \
+                 ELSE date_trunc('{unit}', ({expr})) + INTERVAL '1 {unit}' END"
+            );
+            if let Some(new) = parse_expr(&text) {
                 *e = new;
             }
         }

@@ -1,4 +1,4 @@
--- Projection: DATE_FORMAT, EXTRACT, FLOOR/CEIL(ts TO unit), TO_TIMESTAMP_LTZ, CAST of LTZ to TIMESTAMP
+-- Projection: DATE_FORMAT, EXTRACT, FLOOR/CEIL(ts TO unit), TO_TIMESTAMP_LTZ (seconds and millis), CAST of LTZ to TIMESTAMP (LTZ cannot be printed by the oracle)
 CREATE TABLE orders (
   epoch_ms BIGINT,
   order_id BIGINT,
@@ -23,7 +23,7 @@ SELECT order_id,
        EXTRACT(DAY FROM CAST(ts AS TIMESTAMP(3))) AS day_of_ts,
        FLOOR(CAST(ts AS TIMESTAMP(3)) TO MINUTE) AS minute_floor,
        CEIL(CAST(ts AS TIMESTAMP(3)) TO HOUR) AS hour_ceil,
-       TO_TIMESTAMP_LTZ(epoch_ms / 1000, 0) AS ltz_seconds,
-       CAST(ts AS TIMESTAMP(3)) AS ts_plain,
-       ts AS ts_ltz
+       CAST(TO_TIMESTAMP_LTZ(epoch_ms / 1000, 0) AS TIMESTAMP(3)) AS ltz_seconds,
+       CAST(TO_TIMESTAMP_LTZ(epoch_ms, 3) AS TIMESTAMP(3)) AS ltz_millis,
+       CAST(ts AS TIMESTAMP(3)) AS ts_plain
 FROM orders

@@ -1,4 +1,4 @@
--- SET 'table.local-time-zone' = 'UTC', then a 1-day TUMBLE per payment method over a TIMESTAMP_LTZ rowtime (days start at UTC midnight) and DATE_FORMAT of LTZ values
+-- SET 'table.local-time-zone' = 'UTC', then a 1-day TUMBLE per payment method over a TIMESTAMP_LTZ rowtime (days start at UTC midnight), DATE_FORMAT of an LTZ value, window_time cast to TIMESTAMP(3)
 SET 'table.local-time-zone' = 'UTC';
 
 CREATE TABLE orders (
@@ -18,7 +18,7 @@ CREATE TABLE orders (
   'format' = 'json'
 );
 
-SELECT `method`, window_start, window_end, window_time, COUNT(*) AS orders,
+SELECT `method`, window_start, window_end, CAST(window_time AS TIMESTAMP(3)) AS wtime, COUNT(*) AS orders,
        DATE_FORMAT(MIN(ts), 'yyyy-MM-dd HH:mm:ss') AS first_order
 FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '1' DAY))
 GROUP BY `method`, window_start, window_end, window_time

@@ -16,6 +16,6 @@ CREATE TABLE sensors (
 
 SELECT sensor, window_start, window_end, COUNT(`value`) AS n,
        STDDEV_POP(`value`) AS sd_pop, STDDEV_SAMP(`value`) AS sd_samp,
-       VAR_POP(`value`) AS var_pop, VAR_SAMP(`value`) AS var_samp
+       VAR_POP(`value`) AS v_pop, VAR_SAMP(`value`) AS v_samp
 FROM TABLE(TUMBLE(TABLE sensors, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
 GROUP BY sensor, window_start, window_end
