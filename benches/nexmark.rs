@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::prelude::{NdJsonReadOptions, SessionContext};
+use datafusion::prelude::{JsonReadOptions, SessionContext};
 
 const QUERIES: [&str; 3] = ["q0", "q2", "tumble"];
 
@@ -82,7 +82,7 @@ async fn child(engine: &str, q: &str, path: &str, rows: u64) {
                 Field::new("dateTime", ts, true),
                 Field::new("extra", DataType::Utf8, true),
             ]);
-            let opts = NdJsonReadOptions::default().schema(&schema).file_extension(".jsonl");
+            let opts = JsonReadOptions::default().schema(&schema).file_extension(".jsonl");
             ctx.register_json("bid", path, opts).await.expect("register");
             let df = ctx.sql(datafusion_sql(q)).await.expect("plan");
             let batches = df.collect().await.expect("run");
