@@ -17,6 +17,9 @@ use std::time::Instant;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::prelude::{JsonReadOptions, SessionContext};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const QUERIES: [&str; 3] = ["q0", "q2", "tumble"];
 
 fn vigil_sql(q: &str) -> &'static str {
@@ -86,7 +89,8 @@ async fn child(engine: &str, q: &str, path: &str, rows: u64) {
             ctx.register_json("bid", path, opts).await.expect("register");
             let df = ctx.sql(datafusion_sql(q)).await.expect("plan");
             let batches = df.collect().await.expect("run");
-            let _n: usize = batches.iter().map(|b| b.num_rows()).sum();
+            let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+            eprintln!("datafusion {q}: {n} rows out");
         }
     }
     let s = t0.elapsed().as_secs_f64();

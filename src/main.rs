@@ -7,6 +7,11 @@ use clap::{Parser, Subcommand};
 use vigil::{Error, OutputFormat, Vigil};
 use vigil_engine::metrics::Metrics;
 
+// Batches are allocated and freed at a high rate; mimalloc keeps that off the
+// system allocator's mmap/munmap path.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Vigil runs continuous queries written in Flink SQL over event streams.
 #[derive(Parser)]
 #[command(name = "vigil", version, about, long_about = None, propagate_version = true)]
