@@ -51,8 +51,16 @@ fn datafusion_sql(q: &str) -> &'static str {
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
@@ -70,7 +78,10 @@ async fn child(engine: &str, q: &str, path: &str, rows: u64) {
                 sink_columns(q),
                 vigil_sql(q)
             );
-            let summary = vigil::Vigil::new().run_script(&script, vigil::OutputFormat::Json).await.expect("vigil run");
+            let summary = vigil::Vigil::new()
+                .run_script(&script, vigil::OutputFormat::Json)
+                .await
+                .expect("vigil run");
             assert_eq!(summary.rows_read, rows, "vigil read every row");
         }
         _ => {
@@ -85,8 +96,12 @@ async fn child(engine: &str, q: &str, path: &str, rows: u64) {
                 Field::new("dateTime", ts, true),
                 Field::new("extra", DataType::Utf8, true),
             ]);
-            let opts = JsonReadOptions::default().schema(&schema).file_extension(".jsonl");
-            ctx.register_json("bid", path, opts).await.expect("register");
+            let opts = JsonReadOptions::default()
+                .schema(&schema)
+                .file_extension(".jsonl");
+            ctx.register_json("bid", path, opts)
+                .await
+                .expect("register");
             let df = ctx.sql(datafusion_sql(q)).await.expect("plan");
             let batches = df.collect().await.expect("run");
             let n: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -94,19 +109,35 @@ async fn child(engine: &str, q: &str, path: &str, rows: u64) {
         }
     }
     let s = t0.elapsed().as_secs_f64();
-    println!("RESULT seconds={s:.3} events_per_s={:.0} peak_mb={:.0}", rows as f64 / s, peak_rss_mb());
+    println!(
+        "RESULT seconds={s:.3} events_per_s={:.0} peak_mb={:.0}",
+        rows as f64 / s,
+        peak_rss_mb()
+    );
 }
 
 fn parse_result(out: &str, key: &str) -> Option<f64> {
-    out.split_whitespace().find_map(|w| w.strip_prefix(&format!("{key}=")).and_then(|v| v.parse().ok()))
+    out.split_whitespace().find_map(|w| {
+        w.strip_prefix(&format!("{key}="))
+            .and_then(|v| v.parse().ok())
+    })
 }
 
 fn ensure_data(rows: u64) -> PathBuf {
-    let dir = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("target"));
-    let path = std::fs::canonicalize(dir.clone()).unwrap_or(dir).join(format!("bids{rows}.jsonl"));
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("target"));
+    let path = std::fs::canonicalize(dir.clone())
+        .unwrap_or(dir)
+        .join(format!("bids{rows}.jsonl"));
     if !path.exists() {
         let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_bids.py");
-        let st = Command::new("python3").arg(&gen).arg(rows.to_string()).arg(&path).status().expect("run gen_bids.py");
+        let st = Command::new("python3")
+            .arg(&gen)
+            .arg(rows.to_string())
+            .arg(&path)
+            .status()
+            .expect("run gen_bids.py");
         assert!(st.success(), "gen_bids.py failed");
     }
     path
@@ -115,22 +146,39 @@ fn ensure_data(rows: u64) -> PathBuf {
 fn flink(path: &Path) -> Vec<(String, f64)> {
     let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/flink-oracle/setup.sh");
     let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/flink_bench.py");
-    let Ok(out) = Command::new("bash").arg(&setup).output() else { return vec![] };
+    let Ok(out) = Command::new("bash").arg(&setup).output() else {
+        return vec![];
+    };
     let py = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if py.is_empty() {
         return vec![];
     }
-    let Ok(out) = Command::new(&py).arg(&bench).arg(path).args(QUERIES).output() else { return vec![] };
+    let Ok(out) = Command::new(&py)
+        .arg(&bench)
+        .arg(path)
+        .args(QUERIES)
+        .output()
+    else {
+        return vec![];
+    };
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| Some((l.split_whitespace().next()?.to_string(), parse_result(l, "events_per_s")?)))
+        .filter_map(|l| {
+            Some((
+                l.split_whitespace().next()?.to_string(),
+                parse_result(l, "events_per_s")?,
+            ))
+        })
         .collect()
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         let rows: u64 = args[i + 4].parse().expect("rows");
         rt.block_on(child(&args[i + 1], &args[i + 2], &args[i + 3], rows));
         return;
@@ -138,21 +186,51 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return;
     }
-    let rows: u64 = std::env::var("VIGIL_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let rows: u64 = std::env::var("VIGIL_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let path = ensure_data(rows);
     let exe = std::env::current_exe().expect("exe");
-    let flink = if std::env::var("VIGIL_BENCH_FLINK").as_deref() == Ok("0") { vec![] } else { flink(&path) };
+    let flink = if std::env::var("VIGIL_BENCH_FLINK").as_deref() == Ok("0") {
+        vec![]
+    } else {
+        flink(&path)
+    };
     println!("{rows} bids from {}", path.display());
-    println!("{:<8} {:>14} {:>9} {:>14} {:>9} {:>14} {:>10} {:>10}", "query", "vigil ev/s", "peak MB", "datafusion", "peak MB", "flink ev/s", "vs flink", "vs DF");
+    println!(
+        "{:<8} {:>14} {:>9} {:>14} {:>9} {:>14} {:>10} {:>10}",
+        "query",
+        "vigil ev/s",
+        "peak MB",
+        "datafusion",
+        "peak MB",
+        "flink ev/s",
+        "vs flink",
+        "vs DF"
+    );
     for q in QUERIES {
         let run = |engine: &str| {
             let out = Command::new(&exe)
-                .args(["--child", engine, q, path.to_str().expect("path"), &rows.to_string()])
+                .args([
+                    "--child",
+                    engine,
+                    q,
+                    path.to_str().expect("path"),
+                    &rows.to_string(),
+                ])
                 .output()
                 .expect("child");
             let text = String::from_utf8_lossy(&out.stdout).to_string();
-            assert!(out.status.success(), "{engine} {q} failed: {}", String::from_utf8_lossy(&out.stderr));
-            (parse_result(&text, "events_per_s").unwrap_or(0.0), parse_result(&text, "peak_mb").unwrap_or(0.0))
+            assert!(
+                out.status.success(),
+                "{engine} {q} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (
+                parse_result(&text, "events_per_s").unwrap_or(0.0),
+                parse_result(&text, "peak_mb").unwrap_or(0.0),
+            )
         };
         let (v, vm) = run("vigil");
         let (d, dm) = run("datafusion");
@@ -165,7 +243,8 @@ fn main() {
             d,
             dm,
             f.map(|f| format!("{f:.0}")).unwrap_or_else(|| "-".into()),
-            f.map(|f| format!("{:.2}x", v / f)).unwrap_or_else(|| "-".into()),
+            f.map(|f| format!("{:.2}x", v / f))
+                .unwrap_or_else(|| "-".into()),
             v / d
         );
     }

@@ -62,7 +62,9 @@ impl Default for Vigil {
 impl Vigil {
     /// Vigil with the built-in connectors (filesystem, print, blackhole).
     pub fn new() -> Self {
-        Self { registry: vigil_connectors::default_registry() }
+        Self {
+            registry: vigil_connectors::default_registry(),
+        }
     }
 
     /// The connector registry, to add connectors of your own.
@@ -72,16 +74,23 @@ impl Vigil {
 
     /// Plans `script` without running it.
     pub async fn plan(&self, script: &str, metrics: &Metrics) -> Result<PlannedJob, SqlError> {
-        ScriptPlanner::new(self.registry.clone(), metrics.clone()).plan_script(script).await
+        ScriptPlanner::new(self.registry.clone(), metrics.clone())
+            .plan_script(script)
+            .await
     }
 
     /// Plans and runs `script` until its bounded sources are exhausted; the rows
     /// of bare SELECTs are printed to stdout in `format`.
-    pub async fn run_script(&self, script: &str, format: OutputFormat) -> Result<RunSummary, Error> {
+    pub async fn run_script(
+        &self,
+        script: &str,
+        format: OutputFormat,
+    ) -> Result<RunSummary, Error> {
         let metrics = Metrics::new();
         let mut job = self.plan(script, &metrics).await?;
         for q in std::mem::take(&mut job.queries) {
-            job.graph.add_sink(q.node, Box::new(StdoutSink::new(format)));
+            job.graph
+                .add_sink(q.node, Box::new(StdoutSink::new(format)));
         }
         run_job(job.graph, metrics.clone()).await?;
         Ok(RunSummary {

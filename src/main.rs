@@ -60,7 +60,8 @@ fn init_logging(verbose: u8) {
 }
 
 fn read_script(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("error: cannot read '{}': {e}", path.display()))
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("error: cannot read '{}': {e}", path.display()))
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -75,10 +76,16 @@ async fn run(cli: Cli) -> Result<(), String> {
                         eprintln!("warning: skipped {} malformed record(s); see the log above for their lines", summary.malformed_records);
                     }
                     if summary.late_rows_dropped > 0 {
-                        eprintln!("warning: dropped {} late row(s) whose window had already fired", summary.late_rows_dropped);
+                        eprintln!(
+                            "warning: dropped {} late row(s) whose window had already fired",
+                            summary.late_rows_dropped
+                        );
                     }
                     if summary.null_rowtime_dropped > 0 {
-                        eprintln!("warning: dropped {} row(s) with a NULL time attribute", summary.null_rowtime_dropped);
+                        eprintln!(
+                            "warning: dropped {} row(s) with a NULL time attribute",
+                            summary.null_rowtime_dropped
+                        );
                     }
                     Ok(())
                 }
@@ -89,10 +96,16 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Explain { script } => {
             let text = read_script(&script)?;
             let name = script.display().to_string();
-            let job = vigil.plan(&text, &Metrics::new()).await.map_err(|e| e.render(&name, &text))?;
+            let job = vigil
+                .plan(&text, &Metrics::new())
+                .await
+                .map_err(|e| e.render(&name, &text))?;
             print!("{}", job.graph.explain());
             for q in &job.queries {
-                println!("query at line {} prints: {}", q.pos.line, job.graph.nodes[q.node].name);
+                println!(
+                    "query at line {} prints: {}",
+                    q.pos.line, job.graph.nodes[q.node].name
+                );
             }
             Ok(())
         }
@@ -102,7 +115,10 @@ async fn run(cli: Cli) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -29,12 +29,19 @@ pub struct StdoutSink {
 impl StdoutSink {
     /// A sink printing in `format`.
     pub fn new(format: OutputFormat) -> Self {
-        Self { format, buf: String::new() }
+        Self {
+            format,
+            buf: String::new(),
+        }
     }
 }
 
 fn io_err(e: impl std::fmt::Display) -> EngineError {
-    EngineError::Connector { connector: "stdout".into(), table: "query".into(), message: e.to_string() }
+    EngineError::Connector {
+        connector: "stdout".into(),
+        table: "query".into(),
+        message: e.to_string(),
+    }
 }
 
 #[async_trait]
@@ -48,7 +55,9 @@ impl Sink for StdoutSink {
         match self.format {
             OutputFormat::Json => encode_json_lines(&batch, &mut self.buf).map_err(io_err)?,
             OutputFormat::Table => {
-                let options = FormatOptions::default().with_null("NULL").with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3f"));
+                let options = FormatOptions::default()
+                    .with_null("NULL")
+                    .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3f"));
                 let t = pretty_format_batches_with_options(&[batch], &options).map_err(io_err)?;
                 self.buf.push_str(&t.to_string());
                 self.buf.push('\n');

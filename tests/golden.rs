@@ -25,7 +25,10 @@ fn materialise(sql: &Path, dir: &Path) -> PathBuf {
 }
 
 fn vigil(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil")).args(args).output().expect("run vigil")
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .output()
+        .expect("run vigil")
 }
 
 fn cases(dir: &Path) -> Vec<PathBuf> {
@@ -48,10 +51,18 @@ fn tmpdir(name: &str) -> PathBuf {
 fn golden_queries_match_flink() {
     let tmp = tmpdir("ok");
     let queries = cases(&root().join("queries"));
-    assert!(queries.len() >= 25, "expected at least 25 golden cases, found {}", queries.len());
+    assert!(
+        queries.len() >= 25,
+        "expected at least 25 golden cases, found {}",
+        queries.len()
+    );
     let mut failures = vec![];
     for q in &queries {
-        let name = q.file_stem().and_then(|s| s.to_str()).expect("name").to_string();
+        let name = q
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("name")
+            .to_string();
         let golden = root().join("golden").join(format!("{name}.jsonl"));
         let expected = match std::fs::read_to_string(&golden) {
             Ok(t) => t,
@@ -63,7 +74,10 @@ fn golden_queries_match_flink() {
         let script = materialise(q, &tmp);
         let out = vigil(&["run", "--format", "json", script.to_str().expect("path")]);
         if !out.status.success() {
-            failures.push(format!("{name}: vigil failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+            failures.push(format!(
+                "{name}: vigil failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
             continue;
         }
         let actual = String::from_utf8_lossy(&out.stdout);
@@ -73,7 +87,13 @@ fn golden_queries_match_flink() {
             Err(e) => failures.push(format!("{name}: {e}")),
         }
     }
-    assert!(failures.is_empty(), "{} of {} golden cases failed:\n{}", failures.len(), queries.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} golden cases failed:\n{}",
+        failures.len(),
+        queries.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -83,22 +103,36 @@ fn error_cases_report_message_and_position() {
     assert!(!queries.is_empty());
     let mut failures = vec![];
     for q in &queries {
-        let name = q.file_stem().and_then(|s| s.to_str()).expect("name").to_string();
-        let expect_file = root().join("golden").join("errors").join(format!("{name}.err"));
-        let expected = std::fs::read_to_string(&expect_file).unwrap_or_else(|e| panic!("{}: {e}", expect_file.display()));
+        let name = q
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("name")
+            .to_string();
+        let expect_file = root()
+            .join("golden")
+            .join("errors")
+            .join(format!("{name}.err"));
+        let expected = std::fs::read_to_string(&expect_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", expect_file.display()));
         let script = materialise(q, &tmp);
         let out = vigil(&["run", "--format", "json", script.to_str().expect("path")]);
-        let stderr = String::from_utf8_lossy(&out.stderr).replace(script.to_str().expect("path"), "SCRIPT");
+        let stderr =
+            String::from_utf8_lossy(&out.stderr).replace(script.to_str().expect("path"), "SCRIPT");
         if out.status.success() {
             failures.push(format!("{name}: succeeded, expected an error"));
             continue;
         }
         if !out.stdout.is_empty() {
-            failures.push(format!("{name}: printed rows although planning should fail first"));
+            failures.push(format!(
+                "{name}: printed rows although planning should fail first"
+            ));
         }
         for line in expected.lines().filter(|l| !l.trim().is_empty()) {
             if !stderr.contains(line.trim()) {
-                failures.push(format!("{name}: stderr lacks {:?}; it was:\n{stderr}", line.trim()));
+                failures.push(format!(
+                    "{name}: stderr lacks {:?}; it was:\n{stderr}",
+                    line.trim()
+                ));
             }
         }
     }

@@ -10,7 +10,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn own(file: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/own").join(file).to_str().expect("utf-8").to_string()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/own")
+        .join(file)
+        .to_str()
+        .expect("utf-8")
+        .to_string()
 }
 
 /// Runs `sql` with `vigil run --format json`; returns (stdout, stderr, success).
@@ -21,7 +26,11 @@ fn run(name: &str, sql: &str) -> (String, String, bool) {
         .args(["run", "--format", "json", path.to_str().expect("path")])
         .output()
         .expect("run vigil");
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
 }
 
 fn assert_rows(actual: &str, expected: &str) {
@@ -105,10 +114,19 @@ fn malformed_lines_are_skipped_counted_and_reported_with_line_numbers() {
     assert!(ok, "{err}");
     assert_rows(&out, "{\"v\": 1}\n{\"v\": 4}");
     for line in [":2:", ":3:", ":5:"] {
-        assert!(err.contains(&format!("malformed.jsonl{line}")), "no report of line {line}: {err}");
+        assert!(
+            err.contains(&format!("malformed.jsonl{line}")),
+            "no report of line {line}: {err}"
+        );
     }
-    assert!(!err.contains("malformed.jsonl:4:"), "the empty line is not malformed: {err}");
-    assert!(err.contains("skipped 3 malformed record(s)"), "stderr: {err}");
+    assert!(
+        !err.contains("malformed.jsonl:4:"),
+        "the empty line is not malformed: {err}"
+    );
+    assert!(
+        err.contains("skipped 3 malformed record(s)"),
+        "stderr: {err}"
+    );
 }
 
 #[test]
@@ -139,5 +157,8 @@ fn insert_into_filesystem_sink_writes_json_lines() {
     assert!(ok, "{err}");
     assert!(out.is_empty(), "an INSERT prints nothing: {out}");
     let written = std::fs::read_to_string(dir.join("part-0.json")).expect("sink file");
-    assert_rows(&written, "{\"w\":2}\n{\"w\":4}\n{\"w\":8}\n{\"w\":16}\n{\"w\":32}\n{\"w\":64}\n{\"w\":128}");
+    assert_rows(
+        &written,
+        "{\"w\":2}\n{\"w\":4}\n{\"w\":8}\n{\"w\":16}\n{\"w\":32}\n{\"w\":64}\n{\"w\":128}",
+    );
 }

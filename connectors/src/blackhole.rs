@@ -35,10 +35,16 @@ impl ConnectorFactory for BlackholeConnector {
         "blackhole"
     }
     fn create_source(&self, spec: &TableSpec, _metrics: &Metrics) -> Result<Box<dyn Source>> {
-        Err(connector_error("blackhole", spec, "the blackhole connector is a sink only; it cannot be read"))
+        Err(connector_error(
+            "blackhole",
+            spec,
+            "the blackhole connector is a sink only; it cannot be read",
+        ))
     }
     fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>> {
         check_options("blackhole", spec, &[])?;
-        Ok(Box::new(BlackholeSink { rows: metrics.counter(names::SINK_ROWS, &spec.name) }))
+        Ok(Box::new(BlackholeSink {
+            rows: metrics.counter(names::SINK_ROWS, &spec.name),
+        }))
     }
 }

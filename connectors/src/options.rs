@@ -23,7 +23,11 @@ pub fn check_options(connector: &str, spec: &TableSpec, allowed: &[&str]) -> Res
         spec,
         format!(
             "unsupported option(s) {}; supported options: connector, {}",
-            unknown.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", "),
+            unknown
+                .iter()
+                .map(|k| format!("'{k}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
             supported.join(", ")
         ),
     ))
@@ -35,13 +39,19 @@ pub fn check_format(connector: &str, spec: &TableSpec, formats: &[&str]) -> Resu
         None => Err(connector_error(
             connector,
             spec,
-            format!("missing required option 'format'; supported: {}", formats.join(", ")),
+            format!(
+                "missing required option 'format'; supported: {}",
+                formats.join(", ")
+            ),
         )),
         Some(f) if formats.contains(&f) => Ok(()),
         Some(f) => Err(connector_error(
             connector,
             spec,
-            format!("not supported yet: format '{f}'; supported: {}", formats.join(", ")),
+            format!(
+                "not supported yet: format '{f}'; supported: {}",
+                formats.join(", ")
+            ),
         )),
     }
 }

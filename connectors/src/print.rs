@@ -31,10 +31,12 @@ impl Sink for PrintSink {
 
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         self.buf.clear();
-        encode_print_rows(&batch, &self.prefix, &mut self.buf).map_err(|e| vigil_engine::EngineError::Connector {
-            connector: "print".into(),
-            table: self.table.clone(),
-            message: format!("cannot format rows: {e}"),
+        encode_print_rows(&batch, &self.prefix, &mut self.buf).map_err(|e| {
+            vigil_engine::EngineError::Connector {
+                connector: "print".into(),
+                table: self.table.clone(),
+                message: format!("cannot format rows: {e}"),
+            }
         })?;
         let res = if self.stderr {
             tokio::io::stderr().write_all(self.buf.as_bytes()).await
@@ -62,16 +64,33 @@ impl ConnectorFactory for PrintConnector {
     }
 
     fn create_source(&self, spec: &TableSpec, _metrics: &Metrics) -> Result<Box<dyn Source>> {
-        Err(connector_error("print", spec, "the print connector is a sink only; it cannot be read"))
+        Err(connector_error(
+            "print",
+            spec,
+            "the print connector is a sink only; it cannot be read",
+        ))
     }
 
     fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>> {
-        check_options("print", spec, &["print-identifier", "standard-error", "sink.parallelism"])?;
-        let prefix = spec.option("print-identifier").map(|p| format!("{p}> ")).unwrap_or_default();
+        check_options(
+            "print",
+            spec,
+            &["print-identifier", "standard-error", "sink.parallelism"],
+        )?;
+        let prefix = spec
+            .option("print-identifier")
+            .map(|p| format!("{p}> "))
+            .unwrap_or_default();
         let stderr = match spec.option("standard-error") {
             None | Some("false") => false,
             Some("true") => true,
-            Some(v) => return Err(connector_error("print", spec, format!("'standard-error' must be true or false, not '{v}'"))),
+            Some(v) => {
+                return Err(connector_error(
+                    "print",
+                    spec,
+                    format!("'standard-error' must be true or false, not '{v}'"),
+                ))
+            }
         };
         Ok(Box::new(PrintSink {
             table: spec.name.clone(),

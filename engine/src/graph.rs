@@ -45,8 +45,19 @@ impl JobGraph {
         Self::default()
     }
 
-    fn push(&mut self, name: String, kind: NodeKind, inputs: Vec<NodeId>, schema: SchemaRef) -> NodeId {
-        self.nodes.push(Node { name, kind, inputs, schema });
+    fn push(
+        &mut self,
+        name: String,
+        kind: NodeKind,
+        inputs: Vec<NodeId>,
+        schema: SchemaRef,
+    ) -> NodeId {
+        self.nodes.push(Node {
+            name,
+            kind,
+            inputs,
+            schema,
+        });
         self.nodes.len() - 1
     }
 
@@ -57,7 +68,12 @@ impl JobGraph {
     }
 
     /// Adds an operator after `input`, emitting `schema`.
-    pub fn add_operator(&mut self, input: NodeId, op: Box<dyn Operator>, schema: SchemaRef) -> NodeId {
+    pub fn add_operator(
+        &mut self,
+        input: NodeId,
+        op: Box<dyn Operator>,
+        schema: SchemaRef,
+    ) -> NodeId {
         let name = op.name();
         self.push(name, NodeKind::Operator(op), vec![input], schema)
     }
@@ -89,8 +105,8 @@ impl JobGraph {
             }
         }
         let mut out = String::new();
-        for id in 0..self.nodes.len() {
-            if consumers[id] == 0 {
+        for (id, n) in consumers.iter().enumerate() {
+            if *n == 0 {
                 self.explain_node(id, 0, &mut out);
             }
         }
@@ -105,7 +121,12 @@ impl JobGraph {
             .iter()
             .map(|f| format!("{}: {}", f.name(), f.data_type()))
             .collect();
-        out.push_str(&format!("{}{} [{}]\n", "  ".repeat(depth), n.name, cols.join(", ")));
+        out.push_str(&format!(
+            "{}{} [{}]\n",
+            "  ".repeat(depth),
+            n.name,
+            cols.join(", ")
+        ));
         for &i in &n.inputs {
             self.explain_node(i, depth + 1, out);
         }

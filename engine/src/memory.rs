@@ -25,7 +25,10 @@ impl MemorySource {
 impl Source for MemorySource {
     fn describe(&self) -> String {
         let rows: usize = self.batches.iter().map(|b| b.num_rows()).sum();
-        format!("MemorySource({rows} rows, {} columns)", self.schema.fields().len())
+        format!(
+            "MemorySource({rows} rows, {} columns)",
+            self.schema.fields().len()
+        )
     }
 
     async fn run(self: Box<Self>, ctx: SourceContext) -> Result<()> {

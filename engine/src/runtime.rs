@@ -47,7 +47,10 @@ pub async fn run_job(graph: JobGraph, metrics: Metrics) -> Result<()> {
     for node in &graph.nodes {
         for &i in &node.inputs {
             if i >= n {
-                return Err(EngineError::Graph(format!("node '{}' reads from unknown node {i}", node.name)));
+                return Err(EngineError::Graph(format!(
+                    "node '{}' reads from unknown node {i}",
+                    node.name
+                )));
             }
             consumers[i] += 1;
         }
@@ -57,7 +60,10 @@ pub async fn run_job(graph: JobGraph, metrics: Metrics) -> Result<()> {
     let mut sources: Vec<SourceTask> = vec![];
     for (id, node) in graph.nodes.into_iter().enumerate() {
         if consumers[id] == 0 && !matches!(node.kind, NodeKind::Sink(_)) {
-            return Err(EngineError::Graph(format!("'{}' has no consumer", node.name)));
+            return Err(EngineError::Graph(format!(
+                "'{}' has no consumer",
+                node.name
+            )));
         }
         // Fuse into the input's task when this node is that input's only consumer.
         let fused = match (&node.kind, node.inputs.as_slice()) {
@@ -70,7 +76,11 @@ pub async fn run_job(graph: JobGraph, metrics: Metrics) -> Result<()> {
             _ => None,
         };
         if let NodeKind::Source(source) = node.kind {
-            sources.push(SourceTask { name: node.name, source, outputs: vec![] });
+            sources.push(SourceTask {
+                name: node.name,
+                source,
+                outputs: vec![],
+            });
             placement[id] = Some(Placement::Source(sources.len() - 1));
             continue;
         }
@@ -83,11 +93,21 @@ pub async fn run_job(graph: JobGraph, metrics: Metrics) -> Result<()> {
                     match placement[i] {
                         Some(Placement::Source(s)) => sources[s].outputs.push(tx),
                         Some(Placement::Task(t)) => tasks[t].outputs.push(tx),
-                        None => return Err(EngineError::Graph(format!("node {i} is used before it is defined"))),
+                        None => {
+                            return Err(EngineError::Graph(format!(
+                                "node {i} is used before it is defined"
+                            )))
+                        }
                     }
                     inputs.push(rx);
                 }
-                tasks.push(Task { name: node.name.clone(), inputs, ops: vec![], sink: None, outputs: vec![] });
+                tasks.push(Task {
+                    name: node.name.clone(),
+                    inputs,
+                    ops: vec![],
+                    sink: None,
+                    outputs: vec![],
+                });
                 tasks.len() - 1
             }
         };
@@ -112,7 +132,10 @@ pub async fn run_job(graph: JobGraph, metrics: Metrics) -> Result<()> {
         let res = match joined {
             Ok(r) => r,
             Err(e) if e.is_cancelled() => Ok(()),
-            Err(e) => Err(EngineError::Task { task: "runtime".into(), message: e.to_string() }),
+            Err(e) => Err(EngineError::Task {
+                task: "runtime".into(),
+                message: e.to_string(),
+            }),
         };
         if let Err(e) = res {
             if first_err.is_none() {
@@ -128,7 +151,11 @@ pub async fn run_job(graph: JobGraph, metrics: Metrics) -> Result<()> {
 }
 
 async fn run_source(task: SourceTask, metrics: Metrics) -> Result<()> {
-    let SourceTask { name, source, mut outputs } = task;
+    let SourceTask {
+        name,
+        source,
+        mut outputs,
+    } = task;
     if outputs.len() == 1 {
         let tx = outputs.remove(0);
         source.run(SourceContext::new(tx.clone(), metrics)).await?;
@@ -152,7 +179,10 @@ async fn run_source(task: SourceTask, metrics: Metrics) -> Result<()> {
     };
     let run = async move {
         let r = source.run(SourceContext::new(tx, metrics)).await;
-        r.map_err(|e| EngineError::Task { task: name.clone(), message: e.to_string() })
+        r.map_err(|e| EngineError::Task {
+            task: name.clone(),
+            message: e.to_string(),
+        })
     };
     let (r, ()) = tokio::join!(run, relay);
     r
@@ -176,7 +206,11 @@ struct Merge {
 
 impl Merge {
     fn new(n: usize) -> Self {
-        Self { watermarks: vec![MIN_WATERMARK; n], ended: vec![false; n], emitted: MIN_WATERMARK }
+        Self {
+            watermarks: vec![MIN_WATERMARK; n],
+            ended: vec![false; n],
+            emitted: MIN_WATERMARK,
+        }
     }
 
     fn on(&mut self, idx: usize, msg: Message) -> Option<Message> {
@@ -200,7 +234,12 @@ impl Merge {
     }
 
     fn advance(&mut self) -> Option<Message> {
-        let min = self.watermarks.iter().copied().min().unwrap_or(MIN_WATERMARK);
+        let min = self
+            .watermarks
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(MIN_WATERMARK);
         if min > self.emitted {
             self.emitted = min;
             Some(Message::Watermark(min))
@@ -211,15 +250,26 @@ impl Merge {
 }
 
 async fn run_task(task: Task) -> Result<()> {
-    let Task { name, inputs, mut ops, mut sink, outputs } = task;
+    let Task {
+        name,
+        inputs,
+        mut ops,
+        mut sink,
+        outputs,
+    } = task;
     let mut merge = Merge::new(inputs.len());
     let mut input = stream::select_all(inputs.into_iter().enumerate().map(|(i, rx)| tagged(i, rx)));
     let mut queue: Vec<Message> = Vec::new();
     let mut next: Vec<Message> = Vec::new();
     let mut emitter = Emitter::new();
-    let wrap = |e: EngineError| EngineError::Task { task: name.clone(), message: e.to_string() };
+    let wrap = |e: EngineError| EngineError::Task {
+        task: name.clone(),
+        message: e.to_string(),
+    };
     while let Some((idx, msg)) = input.next().await {
-        let Some(msg) = merge.on(idx, msg) else { continue };
+        let Some(msg) = merge.on(idx, msg) else {
+            continue;
+        };
         let is_end = matches!(msg, Message::End);
         queue.push(msg);
         // Push the message through the chain of operators, one stage at a time.

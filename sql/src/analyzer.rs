@@ -15,7 +15,9 @@ pub struct StableAggregateNames;
 impl AnalyzerRule for StableAggregateNames {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up(|p| match p {
-            LogicalPlan::Aggregate(agg) if agg.aggr_expr.iter().any(|e| !matches!(e, Expr::Alias(_))) => {
+            LogicalPlan::Aggregate(agg)
+                if agg.aggr_expr.iter().any(|e| !matches!(e, Expr::Alias(_))) =>
+            {
                 let aggr = agg
                     .aggr_expr
                     .iter()

@@ -73,22 +73,31 @@ pub fn resolve_table(def: TableDef, state: &SessionState) -> Result<TableEntry> 
         .columns
         .iter()
         .filter_map(|c| match &c.kind {
-            ColumnKind::Physical { data_type, nullable } => Some(Field::new(&c.name, data_type.clone(), *nullable)),
+            ColumnKind::Physical {
+                data_type,
+                nullable,
+            } => Some(Field::new(&c.name, data_type.clone(), *nullable)),
             ColumnKind::Computed { .. } => None,
         })
         .collect();
-    let physical_df = DFSchema::try_from(Schema::new(physical.clone())).map_err(|e| SqlError::from_datafusion(e, def.pos))?;
+    let physical_df = DFSchema::try_from(Schema::new(physical.clone()))
+        .map_err(|e| SqlError::from_datafusion(e, def.pos))?;
     let mut fields = vec![];
     let mut computed = vec![];
     for c in &def.columns {
         match &c.kind {
-            ColumnKind::Physical { data_type, nullable } => {
+            ColumnKind::Physical {
+                data_type,
+                nullable,
+            } => {
                 fields.push(Field::new(&c.name, data_type.clone(), *nullable));
                 computed.push(None);
             }
             ColumnKind::Computed { expr, pos } => {
                 let e = plan_expr(state, expr, &physical_df, *pos)?;
-                let dt = e.get_type(&physical_df).map_err(|err| SqlError::from_datafusion(err, *pos))?;
+                let dt = e
+                    .get_type(&physical_df)
+                    .map_err(|err| SqlError::from_datafusion(err, *pos))?;
                 fields.push(Field::new(&c.name, dt, true));
                 computed.push(Some(e));
             }
@@ -96,30 +105,54 @@ pub fn resolve_table(def: TableDef, state: &SessionState) -> Result<TableEntry> 
     }
     let mut watermark = None;
     if let Some(wm) = &def.watermark {
-        let idx = fields.iter().position(|f| f.name() == &wm.column).ok_or_else(|| {
-            SqlError::at(wm.column_pos, format!("WATERMARK FOR names '{}', which is not a column of '{}'", wm.column, def.name))
+        let idx = fields
+            .iter()
+            .position(|f| f.name() == &wm.column)
+            .ok_or_else(|| {
+                SqlError::at(
+                    wm.column_pos,
+                    format!(
+                        "WATERMARK FOR names '{}', which is not a column of '{}'",
+                        wm.column, def.name
+                    ),
+                )
                 .with_len(wm.column.len())
-        })?;
+            })?;
         if !matches!(fields[idx].data_type(), DataType::Timestamp(_, _)) {
             return Err(SqlError::at(
                 wm.column_pos,
-                format!("the time attribute '{}' must be TIMESTAMP(3) or TIMESTAMP_LTZ(3), not {}", wm.column, fields[idx].data_type()),
+                format!(
+                    "the time attribute '{}' must be TIMESTAMP(3) or TIMESTAMP_LTZ(3), not {}",
+                    wm.column,
+                    fields[idx].data_type()
+                ),
             )
             .with_len(wm.column.len()));
         }
         let mut meta: HashMap<String, String> = HashMap::new();
         meta.insert(ROWTIME_METADATA_KEY.to_string(), "true".to_string());
         fields[idx] = fields[idx].clone().with_metadata(meta);
-        let full_df = DFSchema::try_from(Schema::new(fields.clone())).map_err(|e| SqlError::from_datafusion(e, def.pos))?;
+        let full_df = DFSchema::try_from(Schema::new(fields.clone()))
+            .map_err(|e| SqlError::from_datafusion(e, def.pos))?;
         let e = plan_expr(state, &wm.expr, &full_df, wm.expr_pos)?;
-        let dt = e.get_type(&full_df).map_err(|err| SqlError::from_datafusion(err, wm.expr_pos))?;
+        let dt = e
+            .get_type(&full_df)
+            .map_err(|err| SqlError::from_datafusion(err, wm.expr_pos))?;
         if !matches!(dt, DataType::Timestamp(_, _)) {
-            return Err(SqlError::at(wm.expr_pos, format!("the watermark expression must be a timestamp, not {dt}"))
-                .with_help("write it like `ts - INTERVAL '5' SECOND`"));
+            return Err(SqlError::at(
+                wm.expr_pos,
+                format!("the watermark expression must be a timestamp, not {dt}"),
+            )
+            .with_help("write it like `ts - INTERVAL '5' SECOND`"));
         }
         watermark = Some((idx, e));
     }
-    Ok(TableEntry { schema: Arc::new(Schema::new(fields)), computed, watermark, def })
+    Ok(TableEntry {
+        schema: Arc::new(Schema::new(fields)),
+        computed,
+        watermark,
+        def,
+    })
 }
 
 /// The provider DataFusion plans against; Vigil's translator replaces its scans

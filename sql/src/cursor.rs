@@ -16,7 +16,10 @@ pub struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     /// A cursor at the first of `tokens`.
     pub fn new(tokens: &'a [TokenWithSpan]) -> Self {
-        let end = tokens.last().map(|t| Pos::from(t.span.end)).unwrap_or(Pos { line: 1, column: 1 });
+        let end = tokens
+            .last()
+            .map(|t| Pos::from(t.span.end))
+            .unwrap_or(Pos { line: 1, column: 1 });
         Self { tokens, i: 0, end }
     }
 
@@ -32,7 +35,9 @@ impl<'a> Cursor<'a> {
 
     /// The position of the next token (or the end of the statement).
     pub fn pos(&self) -> Pos {
-        self.peek().map(|t| Pos::from(t.span.start)).unwrap_or(self.end)
+        self.peek()
+            .map(|t| Pos::from(t.span.start))
+            .unwrap_or(self.end)
     }
 
     /// Whether every token has been consumed.
@@ -41,7 +46,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Consumes and returns the next token.
-    pub fn next(&mut self) -> Option<&'a TokenWithSpan> {
+    pub fn advance(&mut self) -> Option<&'a TokenWithSpan> {
         let t = self.tokens.get(self.i);
         if t.is_some() {
             self.i += 1;
@@ -71,7 +76,11 @@ impl<'a> Cursor<'a> {
 
     /// Consumes the keywords `kws` if they are all next.
     pub fn eat_keywords(&mut self, kws: &[&str]) -> bool {
-        if kws.iter().enumerate().all(|(k, kw)| self.is_keyword_at(k, kw)) {
+        if kws
+            .iter()
+            .enumerate()
+            .all(|(k, kw)| self.is_keyword_at(k, kw))
+        {
             self.i += kws.len();
             true
         } else {
@@ -164,7 +173,7 @@ impl<'a> Cursor<'a> {
     pub fn skip_parenthesised(&mut self) -> Result<(usize, usize)> {
         let start = self.i;
         let mut depth = 1;
-        while let Some(t) = self.next() {
+        while let Some(t) = self.advance() {
             match t.token {
                 Token::LParen => depth += 1,
                 Token::RParen => {
@@ -176,7 +185,10 @@ impl<'a> Cursor<'a> {
                 _ => {}
             }
         }
-        Err(SqlError::at(self.end, "unbalanced parentheses: a ')' is missing"))
+        Err(SqlError::at(
+            self.end,
+            "unbalanced parentheses: a ')' is missing",
+        ))
     }
 
     /// Tokens from the cursor up to (not including) the next top-level `,` or
@@ -208,7 +220,10 @@ impl<'a> Cursor<'a> {
             Some(t) => format!("'{}'", t.token),
             None => "the end of the statement".to_string(),
         };
-        let len = self.peek().map(|t| t.token.to_string().chars().count()).unwrap_or(1);
+        let len = self
+            .peek()
+            .map(|t| t.token.to_string().chars().count())
+            .unwrap_or(1);
         SqlError::at(self.pos(), format!("expected {expected}, found {found}")).with_len(len)
     }
 }

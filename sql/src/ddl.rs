@@ -135,8 +135,11 @@ pub fn parse_create_table(tokens: &[TokenWithSpan], offsets: &LineOffsets) -> Re
         return Err(c.unexpected("the end of the statement"));
     }
     if !def.options.contains_key("connector") {
-        return Err(SqlError::at(def.options_pos, format!("table '{}' has no 'connector' option", def.name))
-            .with_help("add 'connector' = 'filesystem' (or 'print', 'blackhole') to WITH (...)"));
+        return Err(SqlError::at(
+            def.options_pos,
+            format!("table '{}' has no 'connector' option", def.name),
+        )
+        .with_help("add 'connector' = 'filesystem' (or 'print', 'blackhole') to WITH (...)"));
     }
     Ok(def)
 }
@@ -155,7 +158,12 @@ fn parse_element(c: &mut Cursor, offsets: &LineOffsets, def: &mut TableDef) -> R
         if def.watermark.is_some() {
             return Err(SqlError::at(wm_pos, "a table can have only one WATERMARK"));
         }
-        def.watermark = Some(WatermarkDef { column, column_pos, expr: token_text(offsets, expr_tokens), expr_pos });
+        def.watermark = Some(WatermarkDef {
+            column,
+            column_pos,
+            expr: token_text(offsets, expr_tokens),
+            expr_pos,
+        });
         return Ok(());
     }
     if c.is_keyword("CONSTRAINT") || c.is_keyword("PRIMARY") {
@@ -179,13 +187,19 @@ fn parse_element(c: &mut Cursor, offsets: &LineOffsets, def: &mut TableDef) -> R
     }
     let (name, pos) = c.identifier("a column name, WATERMARK FOR or PRIMARY KEY")?;
     if def.columns.iter().any(|col| col.name == name) {
-        return Err(SqlError::at(pos, format!("column '{name}' is declared twice")).with_len(name.len()));
+        return Err(
+            SqlError::at(pos, format!("column '{name}' is declared twice")).with_len(name.len()),
+        );
     }
     if c.eat_keyword("AS") {
         let expr_pos = c.pos();
         let mut expr_tokens = c.until_comma_or_close();
         // A trailing COMMENT '...' belongs to the column, not the expression.
-        if let [rest @ .., kw, TokenWithSpan { token: Token::SingleQuotedString(_), .. }] = expr_tokens {
+        if let [rest @ .., kw, TokenWithSpan {
+            token: Token::SingleQuotedString(_),
+            ..
+        }] = expr_tokens
+        {
             if matches!(&kw.token, Token::Word(w) if w.value.eq_ignore_ascii_case("COMMENT")) {
                 expr_tokens = rest;
             }
@@ -196,7 +210,10 @@ fn parse_element(c: &mut Cursor, offsets: &LineOffsets, def: &mut TableDef) -> R
         def.columns.push(ColumnDef {
             name,
             pos,
-            kind: ColumnKind::Computed { expr: token_text(offsets, expr_tokens), pos: expr_pos },
+            kind: ColumnKind::Computed {
+                expr: token_text(offsets, expr_tokens),
+                pos: expr_pos,
+            },
         });
         return Ok(());
     }
@@ -212,6 +229,13 @@ fn parse_element(c: &mut Cursor, offsets: &LineOffsets, def: &mut TableDef) -> R
         c.eat_keywords(&["NOT", "ENFORCED"]);
         def.primary_key.push(name.clone());
     }
-    def.columns.push(ColumnDef { name, pos, kind: ColumnKind::Physical { data_type, nullable } });
+    def.columns.push(ColumnDef {
+        name,
+        pos,
+        kind: ColumnKind::Physical {
+            data_type,
+            nullable,
+        },
+    });
     Ok(())
 }

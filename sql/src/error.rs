@@ -15,13 +15,19 @@ pub struct Pos {
 
 impl From<datafusion::common::Location> for Pos {
     fn from(l: datafusion::common::Location) -> Self {
-        Pos { line: l.line, column: l.column }
+        Pos {
+            line: l.line,
+            column: l.column,
+        }
     }
 }
 
 impl From<Location> for Pos {
     fn from(l: Location) -> Self {
-        Pos { line: l.line, column: l.column }
+        Pos {
+            line: l.line,
+            column: l.column,
+        }
     }
 }
 
@@ -45,7 +51,12 @@ pub type Result<T, E = SqlError> = std::result::Result<T, E>;
 impl SqlError {
     /// An error at `pos`.
     pub fn at(pos: impl Into<Option<Pos>>, message: impl Into<String>) -> Self {
-        SqlError { message: message.into(), pos: pos.into(), len: 1, help: None }
+        SqlError {
+            message: message.into(),
+            pos: pos.into(),
+            len: 1,
+            help: None,
+        }
     }
 
     /// `not supported yet: <feature>` at `pos`.
@@ -90,9 +101,17 @@ impl SqlError {
             None => (None, 1, None),
         };
         let message = clean_datafusion_message(&e);
-        let mut err = SqlError { message, pos: pos.or(Some(fallback)), len: len.max(1), help };
+        let mut err = SqlError {
+            message,
+            pos: pos.or(Some(fallback)),
+            len: len.max(1),
+            help,
+        };
         if err.help.is_none() && err.message.contains("No field named") {
-            err.help = Some("check the column name and its case: identifiers are case-sensitive, as in Flink".into());
+            err.help = Some(
+                "check the column name and its case: identifiers are case-sensitive, as in Flink"
+                    .into(),
+            );
         }
         err
     }
@@ -106,8 +125,15 @@ impl SqlError {
             if let Some(text) = script.lines().nth(pos.line.saturating_sub(1) as usize) {
                 let num = pos.line.to_string();
                 let pad = " ".repeat(num.len());
-                let caret_at = text.chars().take(pos.column.saturating_sub(1) as usize).map(|c| if c == '\t' { '\t' } else { ' ' }).collect::<String>();
-                out.push_str(&format!("{pad} |\n{num} | {text}\n{pad} | {caret_at}{}\n", "^".repeat(self.len)));
+                let caret_at = text
+                    .chars()
+                    .take(pos.column.saturating_sub(1) as usize)
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect::<String>();
+                out.push_str(&format!(
+                    "{pad} |\n{num} | {text}\n{pad} | {caret_at}{}\n",
+                    "^".repeat(self.len)
+                ));
             }
         }
         if let Some(help) = &self.help {
@@ -121,7 +147,12 @@ impl SqlError {
 /// backtraces of contexts; keep the informative part.
 fn clean_datafusion_message(e: &DataFusionError) -> String {
     let mut msg = e.strip_backtrace();
-    for prefix in ["Error during planning: ", "This feature is not implemented: ", "Schema error: ", "SQL error: "] {
+    for prefix in [
+        "Error during planning: ",
+        "This feature is not implemented: ",
+        "Schema error: ",
+        "SQL error: ",
+    ] {
         if let Some(rest) = msg.strip_prefix(prefix) {
             msg = rest.to_string();
         }
@@ -132,7 +163,11 @@ fn clean_datafusion_message(e: &DataFusionError) -> String {
         }
     }
     if let Some(i) = msg.find(".\nThis issue was likely caused by a bug in DataFusion") {
-        msg = format!("{}{}", &msg[..i], msg[i..].split_once("issues.").map(|x| x.1).unwrap_or(""));
+        msg = format!(
+            "{}{}",
+            &msg[..i],
+            msg[i..].split_once("issues.").map(|x| x.1).unwrap_or("")
+        );
     }
     if let Some(rest) = msg.strip_prefix("ParserError(\"") {
         msg = rest.trim_end_matches("\")").to_string();

@@ -72,7 +72,9 @@ const DISABLED_RULES: &[&str] = &["single_distinct_aggregation_to_group_by"];
 impl ScriptPlanner {
     /// A planner creating sources and sinks from `registry`, counting into `metrics`.
     pub fn new(registry: ConnectorRegistry, metrics: Metrics) -> Self {
-        let mut config = SessionConfig::new().with_target_partitions(1).with_information_schema(false);
+        let mut config = SessionConfig::new()
+            .with_target_partitions(1)
+            .with_information_schema(false);
         {
             let opts = config.options_mut();
             // Flink identifiers are case-sensitive; positions feed error messages.
@@ -80,7 +82,10 @@ impl ScriptPlanner {
             opts.sql_parser.collect_spans = true;
             opts.execution.time_zone = Some("+00:00".to_string());
         }
-        let state = SessionStateBuilder::new().with_config(config).with_default_features().build();
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
         let rules = state
             .optimizers()
             .iter()
@@ -98,7 +103,14 @@ impl ScriptPlanner {
         for udf in flink_functions() {
             ctx.register_udf(udf);
         }
-        Self { ctx, registry, metrics, tables: HashMap::new(), settings: BTreeMap::new(), windows: 0 }
+        Self {
+            ctx,
+            registry,
+            metrics,
+            tables: HashMap::new(),
+            settings: BTreeMap::new(),
+            windows: 0,
+        }
     }
 
     /// Plans every statement of `script`; nothing runs. The first error stops planning.
@@ -107,9 +119,14 @@ impl ScriptPlanner {
         let mut graph = JobGraph::new();
         let mut queries = vec![];
         for stmt in split_statements(script)? {
-            self.plan_statement(&stmt, &offsets, &mut graph, &mut queries).await?;
+            self.plan_statement(&stmt, &offsets, &mut graph, &mut queries)
+                .await?;
         }
-        Ok(PlannedJob { graph, queries, settings: self.settings.clone() })
+        Ok(PlannedJob {
+            graph,
+            queries,
+            settings: self.settings.clone(),
+        })
     }
 
     async fn plan_statement(
@@ -121,9 +138,16 @@ impl ScriptPlanner {
     ) -> Result<()> {
         let mut tokens: &[TokenWithSpan] = &stmt.tokens;
         // Flink's statement sets: EXECUTE STATEMENT SET BEGIN ...; ...; END
-        for prefix in [&["EXECUTE", "STATEMENT", "SET", "BEGIN"][..], &["BEGIN", "STATEMENT", "SET"][..]] {
+        for prefix in [
+            &["EXECUTE", "STATEMENT", "SET", "BEGIN"][..],
+            &["BEGIN", "STATEMENT", "SET"][..],
+        ] {
             let c = Cursor::new(tokens);
-            if prefix.iter().enumerate().all(|(k, kw)| c.is_keyword_at(k, kw)) {
+            if prefix
+                .iter()
+                .enumerate()
+                .all(|(k, kw)| c.is_keyword_at(k, kw))
+            {
                 tokens = &tokens[prefix.len()..];
             }
         }
@@ -141,7 +165,11 @@ impl ScriptPlanner {
             }
         };
         let first = word(0);
-        let second = if word(1) == "TEMPORARY" { word(2) } else { word(1) };
+        let second = if word(1) == "TEMPORARY" {
+            word(2)
+        } else {
+            word(1)
+        };
         match (first.as_str(), second.as_str()) {
             ("CREATE", "TABLE") => {
                 let def = parse_create_table(tokens, offsets)?;
@@ -150,40 +178,94 @@ impl ScriptPlanner {
             ("CREATE", "VIEW") => self.create_view(tokens, offsets).await,
             ("SET", _) => self.set(tokens),
             ("INSERT", _) => self.insert(tokens, stmt, graph).await,
-            ("SELECT" | "WITH" | "VALUES", _) | ("", _) if first != "" || c.is_token(&Token::LParen) => {
+            ("SELECT" | "WITH" | "VALUES", _) | ("", _)
+                if !first.is_empty() || c.is_token(&Token::LParen) =>
+            {
                 let plan = self.plan_query(tokens, true).await?;
                 let locate = locator(tokens);
-                let mut t = Translator::new(graph, &self.tables, &self.registry, &self.metrics, &self.ctx, pos, &locate);
+                let mut t = Translator::new(
+                    graph,
+                    &self.tables,
+                    &self.registry,
+                    &self.metrics,
+                    &self.ctx,
+                    pos,
+                    &locate,
+                );
                 let node = t.plan(&plan).await?;
-                queries.push(QueryOutput { node, schema: graph.schema(node), pos });
+                queries.push(QueryOutput {
+                    node,
+                    schema: graph.schema(node),
+                    pos,
+                });
                 Ok(())
             }
             ("END", _) if tokens.len() == 1 => Ok(()),
-            ("CREATE" | "DROP" | "ALTER" | "SHOW" | "DESCRIBE" | "DESC" | "USE" | "RESET" | "EXPLAIN" | "LOAD" | "UNLOAD", _) => {
-                let what = if first == "CREATE" || first == "DROP" || first == "ALTER" { format!("{first} {second}") } else { first.clone() };
+            (
+                "CREATE" | "DROP" | "ALTER" | "SHOW" | "DESCRIBE" | "DESC" | "USE" | "RESET"
+                | "EXPLAIN" | "LOAD" | "UNLOAD",
+                _,
+            ) => {
+                let what = if first == "CREATE" || first == "DROP" || first == "ALTER" {
+                    format!("{first} {second}")
+                } else {
+                    first.clone()
+                };
                 Err(SqlError::unsupported(pos, format!("{what} statements")).with_len(first.len()))
             }
-            _ => Err(SqlError::at(pos, format!("unexpected '{}' at the start of a statement", tokens[0].token))
-                .with_help("a statement starts with CREATE TABLE, CREATE VIEW, SET, INSERT INTO or SELECT")),
+            _ => Err(SqlError::at(
+                pos,
+                format!(
+                    "unexpected '{}' at the start of a statement",
+                    tokens[0].token
+                ),
+            )
+            .with_help(
+                "a statement starts with CREATE TABLE, CREATE VIEW, SET, INSERT INTO or SELECT",
+            )),
         }
     }
 
     fn create_table(&mut self, def: crate::ddl::TableDef) -> Result<()> {
-        if self.tables.contains_key(&def.name) || self.ctx.table_exist(TableReference::bare(def.name.clone())).unwrap_or(false) {
+        if self.tables.contains_key(&def.name)
+            || self
+                .ctx
+                .table_exist(TableReference::bare(def.name.clone()))
+                .unwrap_or(false)
+        {
             if def.if_not_exists {
                 return Ok(());
             }
-            return Err(SqlError::at(def.pos, format!("table '{}' already exists", def.name)).with_len(def.name.len()));
+            return Err(
+                SqlError::at(def.pos, format!("table '{}' already exists", def.name))
+                    .with_len(def.name.len()),
+            );
         }
         let state = self.ctx.state();
         let entry = resolve_table(def, &state)?;
         // Validate the connector and its options now, so that errors come before anything runs.
-        let connector = entry.def.options.get("connector").cloned().unwrap_or_default();
+        let connector = entry
+            .def
+            .options
+            .get("connector")
+            .cloned()
+            .unwrap_or_default();
         if self.registry.get(&connector).is_none() {
-            return Err(SqlError::at(entry.def.options_pos, format!("unknown connector '{connector}' for table '{}'", entry.def.name))
-                .with_help(format!("supported connectors: {}", self.registry.names().join(", "))));
+            return Err(SqlError::at(
+                entry.def.options_pos,
+                format!(
+                    "unknown connector '{connector}' for table '{}'",
+                    entry.def.name
+                ),
+            )
+            .with_help(format!(
+                "supported connectors: {}",
+                self.registry.names().join(", ")
+            )));
         }
-        let provider = Arc::new(StreamTable { schema: entry.schema.clone() });
+        let provider = Arc::new(StreamTable {
+            schema: entry.schema.clone(),
+        });
         self.ctx
             .register_table(TableReference::bare(entry.def.name.clone()), provider)
             .map_err(|e| SqlError::from_datafusion(e, entry.def.pos))?;
@@ -191,7 +273,11 @@ impl ScriptPlanner {
         Ok(())
     }
 
-    async fn create_view(&mut self, tokens: &[TokenWithSpan], offsets: &LineOffsets<'_>) -> Result<()> {
+    async fn create_view(
+        &mut self,
+        tokens: &[TokenWithSpan],
+        offsets: &LineOffsets<'_>,
+    ) -> Result<()> {
         let mut c = Cursor::new(tokens);
         c.expect_keyword("CREATE")?;
         c.eat_keyword("TEMPORARY");
@@ -210,16 +296,31 @@ impl ScriptPlanner {
         }
         c.expect_keyword("AS")?;
         let body = &tokens[c.i..];
-        if self.ctx.table_exist(TableReference::bare(name.clone())).unwrap_or(false) {
+        if self
+            .ctx
+            .table_exist(TableReference::bare(name.clone()))
+            .unwrap_or(false)
+        {
             if if_not_exists {
                 return Ok(());
             }
-            return Err(SqlError::at(pos, format!("a table or view named '{name}' already exists")).with_len(name.len()));
+            return Err(SqlError::at(
+                pos,
+                format!("a table or view named '{name}' already exists"),
+            )
+            .with_len(name.len()));
         }
         let mut plan = self.plan_query(body, false).await?;
         if !columns.is_empty() {
             if columns.len() != plan.schema().fields().len() {
-                return Err(SqlError::at(pos, format!("view '{name}' names {} columns but its query has {}", columns.len(), plan.schema().fields().len())));
+                return Err(SqlError::at(
+                    pos,
+                    format!(
+                        "view '{name}' names {} columns but its query has {}",
+                        columns.len(),
+                        plan.schema().fields().len()
+                    ),
+                ));
             }
             let exprs = plan
                 .schema()
@@ -235,7 +336,9 @@ impl ScriptPlanner {
         }
         let text = crate::script::token_text(offsets, body);
         let view = Arc::new(ViewTable::new(plan, Some(text)));
-        self.ctx.register_table(TableReference::bare(name.clone()), view).map_err(|e| SqlError::from_datafusion(e, pos))?;
+        self.ctx
+            .register_table(TableReference::bare(name.clone()), view)
+            .map_err(|e| SqlError::from_datafusion(e, pos))?;
         Ok(())
     }
 
@@ -253,21 +356,31 @@ impl ScriptPlanner {
                     while !c.done() && !c.is_token(&Token::Eq) {
                         c.i += 1;
                     }
-                    Ok(c.slice(start, c.i).iter().map(|t| t.token.to_string()).collect())
+                    Ok(c.slice(start, c.i)
+                        .iter()
+                        .map(|t| t.token.to_string())
+                        .collect())
                 }
             }
         };
         let key = key_or_word(&mut c)?;
         c.expect_token(&Token::Eq)?;
         let value = key_or_word(&mut c)?;
-        if key == "table.local-time-zone" && !matches!(value.as_str(), "UTC" | "GMT" | "Etc/UTC" | "+00:00") {
+        if key == "table.local-time-zone"
+            && !matches!(value.as_str(), "UTC" | "GMT" | "Etc/UTC" | "+00:00")
+        {
             tracing::warn!("'table.local-time-zone' = '{value}' is ignored: Vigil shows TIMESTAMP_LTZ values in UTC");
         }
         self.settings.insert(key, value);
         Ok(())
     }
 
-    async fn insert(&mut self, tokens: &[TokenWithSpan], stmt: &Statement, graph: &mut JobGraph) -> Result<()> {
+    async fn insert(
+        &mut self,
+        tokens: &[TokenWithSpan],
+        stmt: &Statement,
+        graph: &mut JobGraph,
+    ) -> Result<()> {
         let mut c = Cursor::new(tokens);
         c.expect_keyword("INSERT")?;
         if !c.eat_keyword("INTO") {
@@ -277,13 +390,21 @@ impl ScriptPlanner {
             return Err(c.unexpected("INTO"));
         }
         let (name, name_pos) = c.object_name("a table name")?;
-        if c.is_token(&Token::LParen) && !(c.is_keyword_at(1, "SELECT") || c.is_keyword_at(1, "WITH")) {
-            return Err(SqlError::unsupported(c.pos(), "a column list in INSERT INTO; select the sink's columns in order"));
+        if c.is_token(&Token::LParen)
+            && !(c.is_keyword_at(1, "SELECT") || c.is_keyword_at(1, "WITH"))
+        {
+            return Err(SqlError::unsupported(
+                c.pos(),
+                "a column list in INSERT INTO; select the sink's columns in order",
+            ));
         }
         let entry = self
             .tables
             .get(&name)
-            .ok_or_else(|| SqlError::at(name_pos, format!("'{name}' is not a declared table")).with_len(name.len()))?
+            .ok_or_else(|| {
+                SqlError::at(name_pos, format!("'{name}' is not a declared table"))
+                    .with_len(name.len())
+            })?
             .clone();
         let plan = self.plan_query(&tokens[c.i..], true).await?;
         let locate = locator(tokens);
@@ -297,11 +418,24 @@ impl ScriptPlanner {
                     "the query produces {} columns but sink '{name}' has {} ({})",
                     out.fields().len(),
                     sink_schema.fields().len(),
-                    sink_schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                    sink_schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
-        let mut t = Translator::new(graph, &self.tables, &self.registry, &self.metrics, &self.ctx, pos, &locate);
+        let mut t = Translator::new(
+            graph,
+            &self.tables,
+            &self.registry,
+            &self.metrics,
+            &self.ctx,
+            pos,
+            &locate,
+        );
         let node = t.plan(&plan).await?;
         // Cast to the sink's column types and names.
         let exprs = out
@@ -320,15 +454,30 @@ impl ScriptPlanner {
                 .map_err(|e| SqlError::from_datafusion(e, name_pos))
             })
             .collect::<Result<Vec<_>>>()?;
-        let sink_schema_nullable: SchemaRef =
-            Arc::new(Schema::new(sink_schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>()));
-        let node = graph.add_operator(node, Box::new(Project::new(exprs, sink_schema_nullable.clone())), sink_schema_nullable);
-        let spec = TableSpec { name: name.clone(), schema: sink_schema, options: entry.def.options.clone() };
+        let sink_schema_nullable: SchemaRef = Arc::new(Schema::new(
+            sink_schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
+        let node = graph.add_operator(
+            node,
+            Box::new(Project::new(exprs, sink_schema_nullable.clone())),
+            sink_schema_nullable,
+        );
+        let spec = TableSpec {
+            name: name.clone(),
+            schema: sink_schema,
+            options: entry.def.options.clone(),
+        };
         let connector = spec.option("connector").unwrap_or_default().to_string();
-        let factory = self
-            .registry
-            .get(&connector)
-            .ok_or_else(|| SqlError::at(entry.def.options_pos, format!("unknown connector '{connector}'")))?;
+        let factory = self.registry.get(&connector).ok_or_else(|| {
+            SqlError::at(
+                entry.def.options_pos,
+                format!("unknown connector '{connector}'"),
+            )
+        })?;
         let sink = factory
             .create_sink(&spec, &self.metrics)
             .map_err(|e| SqlError::at(entry.def.options_pos, e.to_string()))?;
@@ -337,7 +486,11 @@ impl ScriptPlanner {
     }
 
     /// Parses and plans a query (window TVFs resolved); optimised when `optimize`.
-    async fn plan_query(&mut self, tokens: &[TokenWithSpan], optimize: bool) -> Result<LogicalPlan> {
+    async fn plan_query(
+        &mut self,
+        tokens: &[TokenWithSpan],
+        optimize: bool,
+    ) -> Result<LogicalPlan> {
         let start = Cursor::new(tokens).pos();
         let mut names = vec![];
         let base = self.windows;
@@ -354,7 +507,10 @@ impl ScriptPlanner {
         let mut query = parser.parse_query().map_err(|e| parser_error(e, start))?;
         let next = parser.peek_token();
         if next.token != Token::EOF {
-            return Err(SqlError::at(Pos::from(next.span.start), format!("unexpected '{}' after the query", next.token)));
+            return Err(SqlError::at(
+                Pos::from(next.span.start),
+                format!("unexpected '{}' after the query", next.token),
+            ));
         }
         rewrite_query(&mut query);
         let state = self.ctx.state();
@@ -365,7 +521,9 @@ impl ScriptPlanner {
         if !optimize {
             return Ok(plan);
         }
-        state.optimize(&plan).map_err(|e| SqlError::from_datafusion(e, start))
+        state
+            .optimize(&plan)
+            .map_err(|e| SqlError::from_datafusion(e, start))
     }
 
     async fn register_window(&mut self, name: &str, tvf: &crate::tvf::WindowTvf) -> Result<()> {
@@ -374,23 +532,37 @@ impl ScriptPlanner {
             .table(TableReference::bare(tvf.table.clone()))
             .await
             .map_err(|_| {
-                SqlError::at(tvf.table_pos, format!("table or view '{}' not found", tvf.table))
-                    .with_len(tvf.table.len())
-                    .with_help("declare it with CREATE TABLE or CREATE VIEW before this statement")
+                SqlError::at(
+                    tvf.table_pos,
+                    format!("table or view '{}' not found", tvf.table),
+                )
+                .with_len(tvf.table.len())
+                .with_help("declare it with CREATE TABLE or CREATE VIEW before this statement")
             })?
             .into_unoptimized_plan();
         let schema: &DFSchema = input.schema();
         let find = |col: &str, pos: Pos| -> Result<Column> {
-            let (q, f) = schema.qualified_field_with_unqualified_name(col).map_err(|_| {
-                SqlError::at(pos, format!("column '{col}' not found in '{}'", tvf.table)).with_len(col.len()).with_help(format!(
-                    "columns: {}",
-                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
-                ))
-            })?;
+            let (q, f) = schema
+                .qualified_field_with_unqualified_name(col)
+                .map_err(|_| {
+                    SqlError::at(pos, format!("column '{col}' not found in '{}'", tvf.table))
+                        .with_len(col.len())
+                        .with_help(format!(
+                            "columns: {}",
+                            schema
+                                .fields()
+                                .iter()
+                                .map(|f| f.name().as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                })?;
             Ok(Column::new(q.cloned(), f.name()))
         };
         let time_col = find(&tvf.time_col, tvf.time_pos)?;
-        let field = schema.field_from_column(&time_col).map_err(|e| SqlError::from_datafusion(e, tvf.time_pos))?;
+        let field = schema
+            .field_from_column(&time_col)
+            .map_err(|e| SqlError::from_datafusion(e, tvf.time_pos))?;
         if !field.metadata().contains_key(ROWTIME_METADATA_KEY) {
             return Err(SqlError::at(tvf.time_pos, format!("DESCRIPTOR column '{}' is not a time attribute", tvf.time_col))
                 .with_len(tvf.time_col.len())
@@ -403,9 +575,13 @@ impl ScriptPlanner {
             .collect::<Result<Vec<_>>>()?;
         let node = WindowTvfNode::try_new(input, tvf.kind.clone(), time_col, partition)
             .map_err(|e| SqlError::from_datafusion(e, tvf.pos))?;
-        let plan = LogicalPlan::Extension(Extension { node: Arc::new(node) });
+        let plan = LogicalPlan::Extension(Extension {
+            node: Arc::new(node),
+        });
         let view: Arc<dyn TableProvider> = Arc::new(ViewTable::new(plan, None));
-        self.ctx.register_table(TableReference::bare(name.to_string()), view).map_err(|e| SqlError::from_datafusion(e, tvf.pos))?;
+        self.ctx
+            .register_table(TableReference::bare(name.to_string()), view)
+            .map_err(|e| SqlError::from_datafusion(e, tvf.pos))?;
         Ok(())
     }
 }

@@ -8,13 +8,14 @@
 
 use std::ops::ControlFlow;
 
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, BinaryOperator, DateTimeField, CaseWhen, CeilFloorKind, Expr, FunctionArg, FunctionArgExpr,
-    FunctionArguments, Ident, Query, SelectItem, SetExpr, TableFactor,
+    visit_expressions_mut, BinaryOperator, CaseWhen, CeilFloorKind, DateTimeField, Expr,
+    FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Query, SelectItem, SetExpr,
+    TableFactor,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 
 /// Applies every rewrite to `query`.
 pub fn rewrite_query(query: &mut Query) {
@@ -41,7 +42,10 @@ fn name_set_expr(body: &mut SetExpr) {
                 if let SelectItem::UnnamedExpr(e) = item {
                     if !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
                         let expr = e.clone();
-                        *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', format!("EXPR${i}")) };
+                        *item = SelectItem::ExprWithAlias {
+                            expr,
+                            alias: Ident::with_quote('"', format!("EXPR${i}")),
+                        };
                     }
                 }
             }
@@ -68,7 +72,9 @@ fn name_table_factor(t: &mut TableFactor) {
 }
 
 fn function_args(f: &datafusion::sql::sqlparser::ast::Function) -> Option<Vec<Expr>> {
-    let FunctionArguments::List(list) = &f.args else { return None };
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
     list.args
         .iter()
         .map(|a| match a {
@@ -79,13 +85,29 @@ fn function_args(f: &datafusion::sql::sqlparser::ast::Function) -> Option<Vec<Ex
 }
 
 fn parse_expr(text: &str) -> Option<Expr> {
-    Parser::new(&GenericDialect {}).try_with_sql(text).ok()?.parse_expr().ok()
+    Parser::new(&GenericDialect {})
+        .try_with_sql(text)
+        .ok()?
+        .parse_expr()
+        .ok()
 }
 
 /// Aggregates whose arguments' CASTs get a distinct name (see `arrow_cast_of`).
 const AGGREGATES: &[&str] = &[
-    "AVG", "SUM", "MIN", "MAX", "COUNT", "STDDEV", "STDDEV_POP", "STDDEV_SAMP", "VARIANCE", "VAR_POP", "VAR_SAMP",
-    "MEDIAN", "APPROX_DISTINCT", "APPROX_PERCENTILE_CONT",
+    "AVG",
+    "SUM",
+    "MIN",
+    "MAX",
+    "COUNT",
+    "STDDEV",
+    "STDDEV_POP",
+    "STDDEV_SAMP",
+    "VARIANCE",
+    "VAR_POP",
+    "VAR_SAMP",
+    "MEDIAN",
+    "APPROX_DISTINCT",
+    "APPROX_PERCENTILE_CONT",
 ];
 
 /// DataFusion names `CAST(x AS T)` just `x`, so `AVG(x)` and `AVG(CAST(x AS
@@ -93,7 +115,15 @@ const AGGREGATES: &[&str] = &[
 /// same cast under a name of its own.
 fn arrow_cast_of(e: &Expr) -> Option<Expr> {
     use datafusion::sql::sqlparser::ast::{CastKind, DataType as T, ExactNumberInfo};
-    let Expr::Cast { kind: CastKind::Cast, expr, data_type, .. } = e else { return None };
+    let Expr::Cast {
+        kind: CastKind::Cast,
+        expr,
+        data_type,
+        ..
+    } = e
+    else {
+        return None;
+    };
     let arrow = match data_type {
         T::Double(_) | T::DoublePrecision | T::Float8 | T::Float64 => "Float64".to_string(),
         T::Float(_) | T::Real | T::Float4 | T::Float32 => "Float32".to_string(),
@@ -101,7 +131,8 @@ fn arrow_cast_of(e: &Expr) -> Option<Expr> {
         T::Int(_) | T::Integer(_) | T::Int4(_) | T::Int32 => "Int32".to_string(),
         T::SmallInt(_) | T::Int2(_) | T::Int16 => "Int16".to_string(),
         T::TinyInt(_) => "Int8".to_string(),
-        T::Decimal(ExactNumberInfo::PrecisionAndScale(p, s)) | T::Numeric(ExactNumberInfo::PrecisionAndScale(p, s)) => {
+        T::Decimal(ExactNumberInfo::PrecisionAndScale(p, s))
+        | T::Numeric(ExactNumberInfo::PrecisionAndScale(p, s)) => {
             format!("Decimal128({p}, {s})")
         }
         T::String(_) | T::Varchar(_) | T::Text | T::Char(_) => "Utf8".to_string(),
@@ -138,7 +169,10 @@ fn rewrite_expr(e: &mut Expr) {
                             case_token: AttachedToken::empty(),
                             end_token: AttachedToken::empty(),
                             operand: None,
-                            conditions: vec![CaseWhen { condition: c, result: a }],
+                            conditions: vec![CaseWhen {
+                                condition: c,
+                                result: a,
+                            }],
                             else_result: Some(Box::new(b)),
                         };
                     }
@@ -187,14 +221,20 @@ fn rewrite_expr(e: &mut Expr) {
                 _ => {}
             }
         }
-        Expr::Floor { expr, field: CeilFloorKind::DateTimeField(unit) } if *unit != DateTimeField::NoDateTime => {
+        Expr::Floor {
+            expr,
+            field: CeilFloorKind::DateTimeField(unit),
+        } if *unit != DateTimeField::NoDateTime => {
             let unit = unit.to_string().to_ascii_lowercase();
             let unit = unit.trim_end_matches('s');
             if let Some(new) = parse_expr(&format!("date_trunc('{unit}', ({expr}))")) {
                 *e = new;
             }
         }
-        Expr::Ceil { expr, field: CeilFloorKind::DateTimeField(unit) } if *unit != DateTimeField::NoDateTime => {
+        Expr::Ceil {
+            expr,
+            field: CeilFloorKind::DateTimeField(unit),
+        } if *unit != DateTimeField::NoDateTime => {
             let unit = unit.to_string().to_ascii_lowercase();
             let unit = unit.trim_end_matches('s');
             let text = format!(
@@ -205,7 +245,10 @@ fn rewrite_expr(e: &mut Expr) {
                 *e = new;
             }
         }
-        Expr::Ceil { expr, field: CeilFloorKind::DateTimeField(unit) } if *unit != DateTimeField::NoDateTime => {
+        Expr::Ceil {
+            expr,
+            field: CeilFloorKind::DateTimeField(unit),
+        } if *unit != DateTimeField::NoDateTime => {
             let unit = unit.to_string().to_ascii_lowercase();
             let unit = unit.trim_end_matches('s');
             let text = format!(

@@ -17,7 +17,10 @@ pub struct Statement {
 impl Statement {
     /// Where the statement starts.
     pub fn pos(&self) -> Pos {
-        self.tokens.first().map(|t| Pos::from(t.span.start)).unwrap_or(Pos { line: 1, column: 1 })
+        self.tokens
+            .first()
+            .map(|t| Pos::from(t.span.start))
+            .unwrap_or(Pos { line: 1, column: 1 })
     }
 
     /// The first `n` keywords, upper-cased (non-word tokens end the list).
@@ -37,10 +40,15 @@ impl Statement {
 /// comments) and splits it at top-level semicolons.
 pub fn split_statements(script: &str) -> Result<Vec<Statement>> {
     let dialect = GenericDialect {};
-    let tokens = Tokenizer::new(&dialect, script).tokenize_with_location().map_err(|e| {
-        SqlError::at(Pos::from(e.location), format!("cannot tokenize: {}", e.message))
+    let tokens = Tokenizer::new(&dialect, script)
+        .tokenize_with_location()
+        .map_err(|e| {
+            SqlError::at(
+                Pos::from(e.location),
+                format!("cannot tokenize: {}", e.message),
+            )
             .with_help("check for an unterminated string or quoted identifier")
-    })?;
+        })?;
     let offsets = LineOffsets::new(script);
     let mut out = vec![];
     let mut current: Vec<TokenWithSpan> = vec![];
@@ -50,8 +58,13 @@ pub fn split_statements(script: &str) -> Result<Vec<Statement>> {
         }
         let start = current[0].span.start;
         let end = current[current.len() - 1].span.end;
-        let text = script[offsets.byte(start.line, start.column)..offsets.byte(end.line, end.column)].to_string();
-        out.push(Statement { tokens: std::mem::take(current), text });
+        let text = script
+            [offsets.byte(start.line, start.column)..offsets.byte(end.line, end.column)]
+            .to_string();
+        out.push(Statement {
+            tokens: std::mem::take(current),
+            text,
+        });
     };
     for t in tokens {
         match &t.token {

@@ -7,11 +7,13 @@ use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::{Column, DFSchema, ExprSchema};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::expr::{Alias, GroupingSet};
-use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, TableScan, UserDefinedLogicalNodeCore};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{
+    Aggregate, Expr, LogicalPlan, TableScan, UserDefinedLogicalNodeCore,
+};
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::execution_props::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
-use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use futures::future::BoxFuture;
 use vigil_engine::connector::{ConnectorRegistry, TableSpec};
 use vigil_engine::graph::{JobGraph, NodeId};
@@ -26,8 +28,8 @@ use vigil_engine::window::{WindowKind, WINDOW_METADATA_KEY};
 
 use crate::catalog::TableEntry;
 use crate::error::{Pos, Result, SqlError};
-use vigil_engine::memory::MemorySource;
 use crate::window_node::WindowTvfNode;
+use vigil_engine::memory::MemorySource;
 
 /// Builds engine nodes for logical plans.
 pub struct Translator<'a> {
@@ -64,7 +66,16 @@ impl<'a> Translator<'a> {
         pos: Pos,
         locate: &'a (dyn Fn(&str) -> Pos + Sync),
     ) -> Self {
-        Self { graph, tables, registry, metrics, ctx, pos, locate, props: ExecutionProps::new() }
+        Self {
+            graph,
+            tables,
+            registry,
+            metrics,
+            ctx,
+            pos,
+            locate,
+            props: ExecutionProps::new(),
+        }
     }
 
     fn df_err(&self, e: datafusion::error::DataFusionError) -> SqlError {
@@ -72,7 +83,8 @@ impl<'a> Translator<'a> {
     }
 
     fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
-        create_physical_expr(e, schema, &self.props, &PhysicalPlanningContext::default()).map_err(|e| self.df_err(e))
+        create_physical_expr(e, schema, &self.props, &PhysicalPlanningContext::default())
+            .map_err(|e| self.df_err(e))
     }
 
     fn unsupported(&self, keyword: &str, feature: &str) -> SqlError {
@@ -94,20 +106,28 @@ impl<'a> Translator<'a> {
                         .map(|e| self.physical(e, p.input.schema()))
                         .collect::<Result<Vec<_>>>()?;
                     let schema = arrow_schema(&p.schema);
-                    Ok(self.graph.add_operator(input, Box::new(Project::new(exprs, schema.clone())), schema))
+                    Ok(self.graph.add_operator(
+                        input,
+                        Box::new(Project::new(exprs, schema.clone())),
+                        schema,
+                    ))
                 }
                 LogicalPlan::Filter(f) => {
                     let input = self.plan(&f.input).await?;
                     let pred = self.physical(&f.predicate, f.input.schema())?;
                     let schema = self.graph.schema(input);
-                    Ok(self.graph.add_operator(input, Box::new(Filter::new(pred)), schema))
+                    Ok(self
+                        .graph
+                        .add_operator(input, Box::new(Filter::new(pred)), schema))
                 }
                 LogicalPlan::SubqueryAlias(a) => self.plan(&a.input).await,
                 LogicalPlan::TableScan(scan) => self.scan(scan),
-                LogicalPlan::Extension(ext) => match ext.node.as_any().downcast_ref::<WindowTvfNode>() {
-                    Some(node) => self.window_tvf(node).await,
-                    None => Err(SqlError::unsupported(self.pos, ext.node.name().to_string())),
-                },
+                LogicalPlan::Extension(ext) => {
+                    match ext.node.as_any().downcast_ref::<WindowTvfNode>() {
+                        Some(node) => self.window_tvf(node).await,
+                        None => Err(SqlError::unsupported(self.pos, ext.node.name().to_string())),
+                    }
+                }
                 LogicalPlan::Aggregate(agg) => self.aggregate(agg).await,
                 LogicalPlan::Union(u) => {
                     let schema = arrow_schema(&u.schema);
@@ -122,8 +142,14 @@ impl<'a> Translator<'a> {
                 LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT", "LIMIT on a stream")),
                 LogicalPlan::Join(_) => Err(self.unsupported("JOIN", "joins")),
                 LogicalPlan::Window(_) => Err(self.unsupported("OVER", "OVER windows")),
-                LogicalPlan::Distinct(_) => Err(self.unsupported("DISTINCT", "SELECT DISTINCT on a stream (an updating result)")),
-                other => Err(SqlError::unsupported(self.pos, format!("{} in a streaming query", other.display()))),
+                LogicalPlan::Distinct(_) => Err(self.unsupported(
+                    "DISTINCT",
+                    "SELECT DISTINCT on a stream (an updating result)",
+                )),
+                other => Err(SqlError::unsupported(
+                    self.pos,
+                    format!("{} in a streaming query", other.display()),
+                )),
             }
         })
     }
@@ -140,7 +166,11 @@ impl<'a> Translator<'a> {
             .zip(target.fields())
             .map(|(c, f)| {
                 let e = Expr::Column(c.clone());
-                let e = if input.field_from_column(c).map(|x| x.data_type() != f.data_type()).unwrap_or(false) {
+                let e = if input
+                    .field_from_column(c)
+                    .map(|x| x.data_type() != f.data_type())
+                    .unwrap_or(false)
+                {
                     datafusion::logical_expr::cast(e, f.data_type().clone())
                 } else {
                     e
@@ -148,16 +178,26 @@ impl<'a> Translator<'a> {
                 self.physical(&e, input)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(self.graph.add_operator(node, Box::new(Project::new(exprs, target.clone())), target.clone()))
+        Ok(self.graph.add_operator(
+            node,
+            Box::new(Project::new(exprs, target.clone())),
+            target.clone(),
+        ))
     }
 
     /// A subplan without stream tables (VALUES, SELECT of constants): run by
     /// DataFusion now, emitted by an in-memory source.
     async fn constant(&mut self, plan: &LogicalPlan) -> Result<NodeId> {
-        let df = self.ctx.execute_logical_plan(plan.clone()).await.map_err(|e| self.df_err(e))?;
+        let df = self
+            .ctx
+            .execute_logical_plan(plan.clone())
+            .await
+            .map_err(|e| self.df_err(e))?;
         let batches = df.collect().await.map_err(|e| self.df_err(e))?;
         let schema = arrow_schema(plan.schema());
-        Ok(self.graph.add_source(Box::new(MemorySource::new(batches, schema.clone())), schema))
+        Ok(self
+            .graph
+            .add_source(Box::new(MemorySource::new(batches, schema.clone())), schema))
     }
 
     fn scan(&mut self, scan: &TableScan) -> Result<NodeId> {
@@ -165,7 +205,9 @@ impl<'a> Translator<'a> {
         let entry = self
             .tables
             .get(&name)
-            .ok_or_else(|| SqlError::at(self.pos, format!("table '{name}' is not a declared table")))?
+            .ok_or_else(|| {
+                SqlError::at(self.pos, format!("table '{name}' is not a declared table"))
+            })?
             .clone();
         let full = entry.schema.clone();
         let all: Vec<usize> = (0..full.fields().len()).collect();
@@ -190,15 +232,37 @@ impl<'a> Translator<'a> {
                 }
             }
         }
-        let physical_idx: Vec<usize> = needed.iter().copied().filter(|i| entry.computed[*i].is_none()).collect();
+        let physical_idx: Vec<usize> = needed
+            .iter()
+            .copied()
+            .filter(|i| entry.computed[*i].is_none())
+            .collect();
         let source_schema = Arc::new(Schema::new(
-            physical_idx.iter().map(|i| full.field(*i).as_ref().clone().with_metadata(Default::default())).collect::<Vec<_>>(),
+            physical_idx
+                .iter()
+                .map(|i| {
+                    full.field(*i)
+                        .as_ref()
+                        .clone()
+                        .with_metadata(Default::default())
+                })
+                .collect::<Vec<_>>(),
         ));
-        let spec = TableSpec { name: name.clone(), schema: source_schema.clone(), options: entry.def.options.clone() };
+        let spec = TableSpec {
+            name: name.clone(),
+            schema: source_schema.clone(),
+            options: entry.def.options.clone(),
+        };
         let connector = spec.option("connector").unwrap_or_default().to_string();
         let factory = self.registry.get(&connector).ok_or_else(|| {
-            SqlError::at(entry.def.options_pos, format!("unknown connector '{connector}' for table '{name}'"))
-                .with_help(format!("supported connectors: {}", self.registry.names().join(", ")))
+            SqlError::at(
+                entry.def.options_pos,
+                format!("unknown connector '{connector}' for table '{name}'"),
+            )
+            .with_help(format!(
+                "supported connectors: {}",
+                self.registry.names().join(", ")
+            ))
         })?;
         let source = factory
             .create_source(&spec, self.metrics)
@@ -207,34 +271,60 @@ impl<'a> Translator<'a> {
 
         // Compute the needed columns in declaration order.
         let needed_idx: Vec<usize> = needed.iter().copied().collect();
-        let expanded = Arc::new(Schema::new(needed_idx.iter().map(|i| full.field(*i).as_ref().clone()).collect::<Vec<_>>()));
-        let source_df = DFSchema::try_from(source_schema.as_ref().clone()).map_err(|e| self.df_err(e))?;
+        let expanded = Arc::new(Schema::new(
+            needed_idx
+                .iter()
+                .map(|i| full.field(*i).as_ref().clone())
+                .collect::<Vec<_>>(),
+        ));
+        let source_df =
+            DFSchema::try_from(source_schema.as_ref().clone()).map_err(|e| self.df_err(e))?;
         let has_computed = needed_idx.iter().any(|i| entry.computed[*i].is_some());
         if has_computed || expanded.fields().len() != source_schema.fields().len() {
             let exprs = needed_idx
                 .iter()
                 .map(|i| match &entry.computed[*i] {
                     Some(e) => self.physical(e, &source_df),
-                    None => self.physical(&Expr::Column(Column::from_name(full.field(*i).name())), &source_df),
+                    None => self.physical(
+                        &Expr::Column(Column::from_name(full.field(*i).name())),
+                        &source_df,
+                    ),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            node = self.graph.add_operator(node, Box::new(Project::new(exprs, expanded.clone())), expanded.clone());
+            node = self.graph.add_operator(
+                node,
+                Box::new(Project::new(exprs, expanded.clone())),
+                expanded.clone(),
+            );
         }
         if let Some((rt, wm)) = &entry.watermark {
-            let expanded_df = DFSchema::try_from(expanded.as_ref().clone()).map_err(|e| self.df_err(e))?;
+            let expanded_df =
+                DFSchema::try_from(expanded.as_ref().clone()).map_err(|e| self.df_err(e))?;
             let wm = self.physical(wm, &expanded_df)?;
             let rt_idx = needed_idx.iter().position(|i| i == rt).unwrap_or(0);
             let op = WatermarkAssigner::new(name.clone(), rt_idx, wm);
-            node = self.graph.add_operator(node, Box::new(op), expanded.clone());
+            node = self
+                .graph
+                .add_operator(node, Box::new(op), expanded.clone());
         }
         let out_schema = arrow_schema(&scan.projected_schema);
         if projection != needed_idx {
-            let expanded_df = DFSchema::try_from(expanded.as_ref().clone()).map_err(|e| self.df_err(e))?;
+            let expanded_df =
+                DFSchema::try_from(expanded.as_ref().clone()).map_err(|e| self.df_err(e))?;
             let exprs = projection
                 .iter()
-                .map(|i| self.physical(&Expr::Column(Column::from_name(full.field(*i).name())), &expanded_df))
+                .map(|i| {
+                    self.physical(
+                        &Expr::Column(Column::from_name(full.field(*i).name())),
+                        &expanded_df,
+                    )
+                })
                 .collect::<Result<Vec<_>>>()?;
-            node = self.graph.add_operator(node, Box::new(Project::new(exprs, out_schema.clone())), out_schema);
+            node = self.graph.add_operator(
+                node,
+                Box::new(Project::new(exprs, out_schema.clone())),
+                out_schema,
+            );
         }
         Ok(node)
     }
@@ -242,10 +332,15 @@ impl<'a> Translator<'a> {
     async fn window_tvf(&mut self, node: &WindowTvfNode) -> Result<NodeId> {
         let input = self.plan(&node.input).await?;
         let in_schema = node.input.schema();
-        let time_idx = in_schema.index_of_column(&node.time_col).map_err(|e| self.df_err(e))?;
+        let time_idx = in_schema
+            .index_of_column(&node.time_col)
+            .map_err(|e| self.df_err(e))?;
         let rowtime_type = in_schema.field(time_idx).data_type().clone();
         let schema = arrow_schema(node.schema().as_ref());
-        let null_time = self.metrics.counter(names::NULL_TIME_DROPPED, &node.kind.sql_name().to_ascii_lowercase());
+        let null_time = self.metrics.counter(
+            names::NULL_TIME_DROPPED,
+            &node.kind.sql_name().to_ascii_lowercase(),
+        );
         match node.kind {
             WindowKind::Session { gap } => {
                 let keys = node
@@ -256,17 +351,34 @@ impl<'a> Translator<'a> {
                 let key_types = node
                     .partition_by
                     .iter()
-                    .map(|e| datafusion::logical_expr::ExprSchemable::get_type(e, in_schema.as_ref()))
+                    .map(|e| {
+                        datafusion::logical_expr::ExprSchemable::get_type(e, in_schema.as_ref())
+                    })
                     .collect::<datafusion::error::Result<Vec<_>>>()
                     .map_err(|e| self.df_err(e))?;
                 let late = self.metrics.counter(names::LATE_ROWS_DROPPED, "session");
-                let op = SessionAssigner::new(gap, time_idx, keys, key_types, rowtime_type, schema.clone(), late, null_time)
-                    .map_err(|e| SqlError::at(self.pos, e.to_string()))?;
+                let op = SessionAssigner::new(
+                    gap,
+                    time_idx,
+                    keys,
+                    key_types,
+                    rowtime_type,
+                    schema.clone(),
+                    late,
+                    null_time,
+                )
+                .map_err(|e| SqlError::at(self.pos, e.to_string()))?;
                 Ok(self.graph.add_operator(input, Box::new(op), schema))
             }
             ref kind => {
-                let op = WindowAssigner::new(kind.clone(), time_idx, rowtime_type, schema.clone(), null_time)
-                    .map_err(|e| SqlError::at(self.pos, e.to_string()))?;
+                let op = WindowAssigner::new(
+                    kind.clone(),
+                    time_idx,
+                    rowtime_type,
+                    schema.clone(),
+                    null_time,
+                )
+                .map_err(|e| SqlError::at(self.pos, e.to_string()))?;
                 Ok(self.graph.add_operator(input, Box::new(op), schema))
             }
         }
@@ -280,21 +392,35 @@ impl<'a> Translator<'a> {
                 let distinct: Vec<Expr> = gs.distinct_expr().into_iter().cloned().collect();
                 let sets: Vec<Vec<&Expr>> = match gs {
                     GroupingSet::GroupingSets(s) => s.iter().map(|s| s.iter().collect()).collect(),
-                    GroupingSet::Rollup(es) => (0..=es.len()).rev().map(|k| es[..k].iter().collect()).collect(),
+                    GroupingSet::Rollup(es) => (0..=es.len())
+                        .rev()
+                        .map(|k| es[..k].iter().collect())
+                        .collect(),
                     GroupingSet::Cube(es) => (0..(1usize << es.len()))
-                        .map(|mask| es.iter().enumerate().filter(|(i, _)| mask & (1 << i) == 0).map(|(_, e)| e).collect())
+                        .map(|mask| {
+                            es.iter()
+                                .enumerate()
+                                .filter(|(i, _)| mask & (1 << i) == 0)
+                                .map(|(_, e)| e)
+                                .collect()
+                        })
                         .collect(),
                 };
-                let masks = sets.iter().map(|s| distinct.iter().map(|d| !s.contains(&d)).collect()).collect();
+                let masks = sets
+                    .iter()
+                    .map(|s| distinct.iter().map(|d| !s.contains(&d)).collect())
+                    .collect();
                 (distinct, masks)
             }
             es => (es.to_vec(), vec![vec![false; es.len()]]),
         };
         let window_col = |kind: &str| {
             exprs.iter().position(|e| match e {
-                Expr::Column(c) => in_schema
-                    .field_from_column(c)
-                    .is_ok_and(|f| f.metadata().get(WINDOW_METADATA_KEY).is_some_and(|v| v == kind)),
+                Expr::Column(c) => in_schema.field_from_column(c).is_ok_and(|f| {
+                    f.metadata()
+                        .get(WINDOW_METADATA_KEY)
+                        .is_some_and(|v| v == kind)
+                }),
                 _ => false,
             })
         };
@@ -306,11 +432,17 @@ impl<'a> Translator<'a> {
             .with_help("aggregate over a window TVF: FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) ... GROUP BY window_start, window_end, ..."));
         };
         if sets.iter().any(|s| s[end]) {
-            return Err(SqlError::at((self.locate)("GROUPING"), "window_start and window_end must be outside GROUPING SETS, ROLLUP and CUBE"));
+            return Err(SqlError::at(
+                (self.locate)("GROUPING"),
+                "window_start and window_end must be outside GROUPING SETS, ROLLUP and CUBE",
+            ));
         }
         let input = self.plan(&agg.input).await?;
         let input_arrow = self.graph.schema(input);
-        let group_exprs = exprs.iter().map(|e| self.physical(e, &in_schema)).collect::<Result<Vec<_>>>()?;
+        let group_exprs = exprs
+            .iter()
+            .map(|e| self.physical(e, &in_schema))
+            .collect::<Result<Vec<_>>>()?;
         let out_schema = arrow_schema(&agg.schema);
         let grouping_id = if matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]) {
             Some(out_schema.field(exprs.len()).as_ref().clone())
@@ -325,18 +457,38 @@ impl<'a> Translator<'a> {
                 Expr::Alias(Alias { expr, .. }) => expr.as_ref(),
                 e => e,
             };
-            let lowered = LoweredAggregateBuilder::new(inner, &in_schema, &input_arrow, &self.props, &PhysicalPlanningContext::default())
-                .with_name(name)
-                .build()
-                .map_err(|e| self.df_err(e))?;
+            let lowered = LoweredAggregateBuilder::new(
+                inner,
+                &in_schema,
+                &input_arrow,
+                &self.props,
+                &PhysicalPlanningContext::default(),
+            )
+            .with_name(name)
+            .build()
+            .map_err(|e| self.df_err(e))?;
             if !lowered.order_bys.is_empty() {
-                return Err(SqlError::unsupported(self.pos, "ORDER BY inside an aggregate call"));
+                return Err(SqlError::unsupported(
+                    self.pos,
+                    "ORDER BY inside an aggregate call",
+                ));
             }
-            aggregates.push(AggregateSpec { expr: lowered.aggregate, filter: lowered.filter });
+            aggregates.push(AggregateSpec {
+                expr: lowered.aggregate,
+                filter: lowered.filter,
+            });
         }
-        let late = self.metrics.counter(names::LATE_ROWS_DROPPED, "window_aggregate");
-        let spec = GroupingSpec { exprs: group_exprs, sets, grouping_id, window_end: end };
-        let op = WindowAggregate::new(spec, aggregates, out_schema.clone(), late).map_err(|e| SqlError::at(self.pos, e.to_string()))?;
+        let late = self
+            .metrics
+            .counter(names::LATE_ROWS_DROPPED, "window_aggregate");
+        let spec = GroupingSpec {
+            exprs: group_exprs,
+            sets,
+            grouping_id,
+            window_end: end,
+        };
+        let op = WindowAggregate::new(spec, aggregates, out_schema.clone(), late)
+            .map_err(|e| SqlError::at(self.pos, e.to_string()))?;
         Ok(self.graph.add_operator(input, Box::new(op), out_schema))
     }
 }

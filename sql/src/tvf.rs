@@ -29,10 +29,24 @@ pub struct WindowTvf {
 }
 
 enum Arg {
-    Table { name: String, pos: Pos, partition_by: Vec<(String, Pos)> },
-    Descriptor { col: String, pos: Pos },
-    Interval { ms: i64, pos: Pos },
+    Table {
+        name: String,
+        pos: Pos,
+        partition_by: Vec<(String, Pos)>,
+    },
+    Descriptor {
+        col: String,
+        pos: Pos,
+    },
+    Interval {
+        ms: i64,
+        pos: Pos,
+    },
 }
+
+/// The rewritten tokens and the window TVF calls cut out of them, by the name
+/// that replaced each.
+pub type Extracted = (Vec<TokenWithSpan>, Vec<(String, WindowTvf)>);
 
 const FUNCTIONS: [&str; 4] = ["TUMBLE", "HOP", "CUMULATE", "SESSION"];
 
@@ -42,7 +56,7 @@ const FUNCTIONS: [&str; 4] = ["TUMBLE", "HOP", "CUMULATE", "SESSION"];
 pub fn extract_window_tvfs(
     tokens: &[TokenWithSpan],
     mut name_for: impl FnMut() -> String,
-) -> Result<(Vec<TokenWithSpan>, Vec<(String, WindowTvf)>)> {
+) -> Result<Extracted> {
     let mut out = Vec::with_capacity(tokens.len());
     let mut calls = vec![];
     let mut i = 0;
@@ -64,7 +78,11 @@ pub fn extract_window_tvfs(
         c.expect_token(&Token::RParen)?;
         let name = name_for();
         out.push(TokenWithSpan::new(
-            Token::Word(Word { value: name.clone(), quote_style: None, keyword: datafusion::sql::sqlparser::keywords::Keyword::NoKeyword }),
+            Token::Word(Word {
+                value: name.clone(),
+                quote_style: None,
+                keyword: datafusion::sql::sqlparser::keywords::Keyword::NoKeyword,
+            }),
             start.span,
         ));
         calls.push((name, tvf));
@@ -95,7 +113,10 @@ fn parse_call(c: &mut Cursor) -> Result<WindowTvf> {
         match name {
             Some(n) => named.push((n, arg, arg_pos)),
             None if !named.is_empty() => {
-                return Err(SqlError::at(arg_pos, "a positional argument cannot follow a named one"));
+                return Err(SqlError::at(
+                    arg_pos,
+                    "a positional argument cannot follow a named one",
+                ));
             }
             None => positional.push(arg),
         }
@@ -113,7 +134,14 @@ fn parse_call(c: &mut Cursor) -> Result<WindowTvf> {
         _ => &["DATA", "TIMECOL", "GAP"],
     };
     if positional.len() > params.len() {
-        return Err(SqlError::at(pos, format!("{func} takes at most {} arguments: {}", params.len(), params.join(", "))));
+        return Err(SqlError::at(
+            pos,
+            format!(
+                "{func} takes at most {} arguments: {}",
+                params.len(),
+                params.join(", ")
+            ),
+        ));
     }
     let mut slots: Vec<Option<Arg>> = params.iter().map(|_| None).collect();
     for (k, a) in positional.into_iter().enumerate() {
@@ -124,64 +152,121 @@ fn parse_call(c: &mut Cursor) -> Result<WindowTvf> {
             Some(k) if slots[k].is_none() => slots[k] = Some(a),
             Some(_) => return Err(SqlError::at(p, format!("parameter {n} is given twice"))),
             None => {
-                return Err(SqlError::at(p, format!("{func} has no parameter {n}; its parameters are {}", params.join(", "))))
+                return Err(SqlError::at(
+                    p,
+                    format!(
+                        "{func} has no parameter {n}; its parameters are {}",
+                        params.join(", ")
+                    ),
+                ))
             }
         }
     }
     let mut slots = slots.into_iter();
     let (table, table_pos, partition_by) = match slots.next().flatten() {
-        Some(Arg::Table { name, pos, partition_by }) => (name, pos, partition_by),
+        Some(Arg::Table {
+            name,
+            pos,
+            partition_by,
+        }) => (name, pos, partition_by),
         _ => {
-            return Err(SqlError::at(pos, format!("the first argument of {func} must be TABLE <name>"))
-                .with_help("a window TVF takes a table or view by name: define a view for a subquery"))
+            return Err(SqlError::at(
+                pos,
+                format!("the first argument of {func} must be TABLE <name>"),
+            )
+            .with_help("a window TVF takes a table or view by name: define a view for a subquery"))
         }
     };
     let (time_col, time_pos) = match slots.next().flatten() {
         Some(Arg::Descriptor { col, pos }) => (col, pos),
-        _ => return Err(SqlError::at(pos, format!("the second argument of {func} must be DESCRIPTOR(<time column>)"))),
+        _ => {
+            return Err(SqlError::at(
+                pos,
+                format!("the second argument of {func} must be DESCRIPTOR(<time column>)"),
+            ))
+        }
     };
     let mut durations = vec![];
     for (k, slot) in slots.enumerate() {
         let name = params[k + 2];
         match slot {
             Some(Arg::Interval { ms, pos }) => durations.push(Some((ms, pos))),
-            Some(_) => return Err(SqlError::at(pos, format!("{func}'s {name} must be an INTERVAL, e.g. INTERVAL '10' SECOND"))),
+            Some(_) => {
+                return Err(SqlError::at(
+                    pos,
+                    format!("{func}'s {name} must be an INTERVAL, e.g. INTERVAL '10' SECOND"),
+                ))
+            }
             None if name == "OFFSET" => durations.push(None),
-            None => return Err(SqlError::at(pos, format!("{func} needs its {name} argument (an INTERVAL)"))),
+            None => {
+                return Err(SqlError::at(
+                    pos,
+                    format!("{func} needs its {name} argument (an INTERVAL)"),
+                ))
+            }
         }
     }
     let positive = |d: &Option<(i64, Pos)>, what: &str| -> Result<i64> {
         match d {
             Some((ms, _)) if *ms > 0 => Ok(*ms),
-            Some((_, p)) => Err(SqlError::at(*p, format!("{func}'s {what} must be positive"))),
+            Some((_, p)) => Err(SqlError::at(
+                *p,
+                format!("{func}'s {what} must be positive"),
+            )),
             None => Err(SqlError::at(pos, format!("{func} needs its {what}"))),
         }
     };
-    let offset = durations.last().and_then(|d| d.map(|(ms, _)| ms)).unwrap_or(0);
+    let offset = durations
+        .last()
+        .and_then(|d| d.map(|(ms, _)| ms))
+        .unwrap_or(0);
     if !partition_by.is_empty() && func != "SESSION" {
-        return Err(SqlError::at(table_pos, format!("PARTITION BY is only allowed in SESSION, not in {func}")));
+        return Err(SqlError::at(
+            table_pos,
+            format!("PARTITION BY is only allowed in SESSION, not in {func}"),
+        ));
     }
     let kind = match func.as_str() {
-        "TUMBLE" => WindowKind::Tumble { size: positive(&durations[0], "SIZE")?, offset },
+        "TUMBLE" => WindowKind::Tumble {
+            size: positive(&durations[0], "SIZE")?,
+            offset,
+        },
         "HOP" => {
             let slide = positive(&durations[0], "SLIDE")?;
             let size = positive(&durations[1], "SIZE")?;
             if size < slide {
                 return Err(SqlError::at(pos, "HOP's SIZE must be at least its SLIDE"));
             }
-            WindowKind::Hop { slide, size, offset }
+            WindowKind::Hop {
+                slide,
+                size,
+                offset,
+            }
         }
         "CUMULATE" => {
             let step = positive(&durations[0], "STEP")?;
             let size = positive(&durations[1], "SIZE")?;
             if size % step != 0 {
-                return Err(SqlError::at(pos, "CUMULATE's SIZE must be a multiple of its STEP"));
+                return Err(SqlError::at(
+                    pos,
+                    "CUMULATE's SIZE must be a multiple of its STEP",
+                ));
             }
             WindowKind::Cumulate { step, size, offset }
         }
-        _ => WindowKind::Session { gap: positive(&durations[0], "GAP")? },
+        _ => WindowKind::Session {
+            gap: positive(&durations[0], "GAP")?,
+        },
     };
-    Ok(WindowTvf { kind, table, table_pos, time_col, time_pos, partition_by, pos })
+    Ok(WindowTvf {
+        kind,
+        table,
+        table_pos,
+        time_col,
+        time_pos,
+        partition_by,
+        pos,
+    })
 }
 
 fn parse_arg(c: &mut Cursor) -> Result<Arg> {
@@ -204,7 +289,11 @@ fn parse_arg(c: &mut Cursor) -> Result<Arg> {
                 partition_by.push((col, p));
             }
         }
-        return Ok(Arg::Table { name, pos, partition_by });
+        return Ok(Arg::Table {
+            name,
+            pos,
+            partition_by,
+        });
     }
     if c.eat_keyword("DESCRIPTOR") {
         c.expect_token(&Token::LParen)?;
@@ -213,7 +302,10 @@ fn parse_arg(c: &mut Cursor) -> Result<Arg> {
         return Ok(Arg::Descriptor { col, pos: p });
     }
     if c.is_keyword("INTERVAL") {
-        return Ok(Arg::Interval { ms: parse_interval(c)?, pos });
+        return Ok(Arg::Interval {
+            ms: parse_interval(c)?,
+            pos,
+        });
     }
     Err(c.unexpected("TABLE <name>, DESCRIPTOR(<column>) or INTERVAL '<n>' <unit>"))
 }
@@ -230,7 +322,10 @@ pub fn parse_interval(c: &mut Cursor) -> Result<i64> {
         c.expect_token(&Token::RParen)?;
     }
     if c.is_keyword("TO") {
-        return Err(SqlError::unsupported(c.pos(), "INTERVAL ... TO ...; write a single unit, e.g. INTERVAL '90' SECOND"));
+        return Err(SqlError::unsupported(
+            c.pos(),
+            "INTERVAL ... TO ...; write a single unit, e.g. INTERVAL '90' SECOND",
+        ));
     }
     let factor: f64 = match unit.to_ascii_uppercase().trim_end_matches('S') {
         "MILLISECOND" => 1.0,
@@ -239,8 +334,11 @@ pub fn parse_interval(c: &mut Cursor) -> Result<i64> {
         "HOUR" => 3_600_000.0,
         "DAY" => 86_400_000.0,
         _ => {
-            return Err(SqlError::at(unit_pos, format!("unsupported interval unit '{unit}' for a window"))
-                .with_help("use MILLISECOND, SECOND, MINUTE, HOUR or DAY"))
+            return Err(SqlError::at(
+                unit_pos,
+                format!("unsupported interval unit '{unit}' for a window"),
+            )
+            .with_help("use MILLISECOND, SECOND, MINUTE, HOUR or DAY"))
         }
     };
     let n: f64 = value

@@ -25,9 +25,20 @@ pub struct WindowTvfNode {
 
 impl WindowTvfNode {
     /// Builds the node; `time_col` must be a column of `input`.
-    pub fn try_new(input: LogicalPlan, kind: WindowKind, time_col: Column, partition_by: Vec<Expr>) -> DFResult<Self> {
+    pub fn try_new(
+        input: LogicalPlan,
+        kind: WindowKind,
+        time_col: Column,
+        partition_by: Vec<Expr>,
+    ) -> DFResult<Self> {
         let schema = Self::make_schema(&input, &time_col)?;
-        Ok(Self { input, kind, time_col, partition_by, schema })
+        Ok(Self {
+            input,
+            kind,
+            time_col,
+            partition_by,
+            schema,
+        })
     }
 
     fn make_schema(input: &LogicalPlan, time_col: &Column) -> DFResult<DFSchemaRef> {
@@ -52,7 +63,10 @@ impl WindowTvfNode {
         for f in window_fields(&rowtime_type) {
             fields.push((None, Arc::new(f)));
         }
-        Ok(Arc::new(DFSchema::new_with_metadata(fields, in_schema.metadata().clone())?))
+        Ok(Arc::new(DFSchema::new_with_metadata(
+            fields,
+            in_schema.metadata().clone(),
+        )?))
     }
 }
 
@@ -94,13 +108,21 @@ impl UserDefinedLogicalNodeCore for WindowTvfNode {
         Ok(())
     }
 
-    fn with_exprs_and_inputs(&self, exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> DFResult<Self> {
+    fn with_exprs_and_inputs(
+        &self,
+        exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> DFResult<Self> {
         let input = inputs.pop().unwrap_or_else(|| self.input.clone());
         let time_col = match exprs.first() {
             Some(Expr::Column(c)) => c.clone(),
             _ => self.time_col.clone(),
         };
-        let partition_by = if exprs.len() > 1 { exprs[1..].to_vec() } else { self.partition_by.clone() };
+        let partition_by = if exprs.len() > 1 {
+            exprs[1..].to_vec()
+        } else {
+            self.partition_by.clone()
+        };
         Self::try_new(input, self.kind.clone(), time_col, partition_by)
     }
 }

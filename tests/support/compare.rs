@@ -46,7 +46,8 @@ pub fn norm(v: &Value) -> Norm {
         },
         Value::Array(a) => Norm::List(a.iter().map(norm).collect()),
         Value::Object(o) => {
-            let mut v: Vec<(String, Norm)> = o.iter().map(|(k, v)| (k.to_lowercase(), norm(v))).collect();
+            let mut v: Vec<(String, Norm)> =
+                o.iter().map(|(k, v)| (k.to_lowercase(), norm(v))).collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
             Norm::Obj(v)
         }
@@ -61,9 +62,14 @@ pub fn close(a: &Norm, b: &Norm, rel: f64) -> bool {
             }
             *x == x.trunc() && *y != y.trunc() && y.trunc() == *x
         }
-        (Norm::List(x), Norm::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| close(a, b, rel)),
+        (Norm::List(x), Norm::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| close(a, b, rel))
+        }
         (Norm::Obj(x), Norm::Obj(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|((ka, a), (kb, b))| ka == kb && close(a, b, rel))
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((ka, a), (kb, b))| ka == kb && close(a, b, rel))
         }
         _ => a == b,
     }
@@ -76,7 +82,11 @@ pub fn compare_jsonl(expected: &str, actual: &str) -> Result<Option<String>, Str
         t.lines()
             .filter(|l| !l.trim().is_empty())
             .enumerate()
-            .map(|(i, l)| serde_json::from_str::<Value>(l).map(|v| norm(&v)).map_err(|e| format!("{what} line {}: not JSON: {e}: {l}", i + 1)))
+            .map(|(i, l)| {
+                serde_json::from_str::<Value>(l)
+                    .map(|v| norm(&v))
+                    .map_err(|e| format!("{what} line {}: not JSON: {e}: {l}", i + 1))
+            })
             .collect()
     };
     let exp = load(expected, "expected")?;

@@ -35,7 +35,9 @@ pub fn local_path(spec: &TableSpec) -> Result<PathBuf> {
         return Err(connector_error(
             "filesystem",
             spec,
-            format!("not supported yet: path '{raw}'; only local paths and file:// URIs are supported"),
+            format!(
+                "not supported yet: path '{raw}'; only local paths and file:// URIs are supported"
+            ),
         ));
     }
     Ok(PathBuf::from(path))

@@ -35,16 +35,23 @@ impl FileSink {
     }
 
     fn error(&self, message: String) -> EngineError {
-        EngineError::Connector { connector: "filesystem".into(), table: self.table.clone(), message }
+        EngineError::Connector {
+            connector: "filesystem".into(),
+            table: self.table.clone(),
+            message,
+        }
     }
 
     async fn open(&mut self) -> Result<()> {
         if self.file.is_some() {
             return Ok(());
         }
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(|e| self.error(format!("cannot create directory '{}': {e}", self.dir.display())))?;
+        tokio::fs::create_dir_all(&self.dir).await.map_err(|e| {
+            self.error(format!(
+                "cannot create directory '{}': {e}",
+                self.dir.display()
+            ))
+        })?;
         let path = self.dir.join("part-0.json");
         let f = tokio::fs::File::create(&path)
             .await
@@ -63,7 +70,8 @@ impl Sink for FileSink {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         self.open().await?;
         self.buf.clear();
-        encode_json_lines(&batch, &mut self.buf).map_err(|e| self.error(format!("cannot encode rows: {e}")))?;
+        encode_json_lines(&batch, &mut self.buf)
+            .map_err(|e| self.error(format!("cannot encode rows: {e}")))?;
         let res = match &mut self.file {
             Some(f) => f.write_all(self.buf.as_bytes()).await,
             None => Ok(()),

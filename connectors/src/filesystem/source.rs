@@ -38,14 +38,23 @@ impl FileSource {
             return Err(connector_error(
                 "filesystem",
                 spec,
-                format!("path '{}' does not exist; check the table's 'path' option", path.display()),
+                format!(
+                    "path '{}' does not exist; check the table's 'path' option",
+                    path.display()
+                ),
             ));
         }
         let parallelism = match spec.option("source.decode-parallelism") {
             Some(p) => p.parse::<usize>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                connector_error("filesystem", spec, format!("'source.decode-parallelism' must be a positive integer, not '{p}'"))
+                connector_error(
+                    "filesystem",
+                    spec,
+                    format!("'source.decode-parallelism' must be a positive integer, not '{p}'"),
+                )
             })?,
-            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
         };
         Ok(Self {
             table: spec.name.clone(),
@@ -61,7 +70,12 @@ impl FileSource {
         if self.path.is_file() {
             return Ok(vec![self.path.clone()]);
         }
-        let err = |e: std::io::Error| self.error(format!("cannot list directory '{}': {e}", self.path.display()));
+        let err = |e: std::io::Error| {
+            self.error(format!(
+                "cannot list directory '{}': {e}",
+                self.path.display()
+            ))
+        };
         let mut files = vec![];
         for entry in std::fs::read_dir(&self.path).map_err(err)? {
             let p = entry.map_err(err)?.path();
@@ -78,7 +92,11 @@ impl FileSource {
     }
 
     fn error(&self, message: String) -> EngineError {
-        EngineError::Connector { connector: "filesystem".into(), table: self.table.clone(), message }
+        EngineError::Connector {
+            connector: "filesystem".into(),
+            table: self.table.clone(),
+            message,
+        }
     }
 
     async fn read_file(&self, file: &Path, ctx: &SourceContext) -> Result<()> {
@@ -89,7 +107,8 @@ impl FileSource {
         let path = file.to_path_buf();
         let reader = tokio::task::spawn_blocking(move || read_chunks(&path, tx, recycle_rx));
         let decoder = self.decoder.clone();
-        let chunks = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+        let chunks =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
         let mut decoded = chunks
             .map(|(chunk, first_line)| {
                 let d = decoder.clone();
@@ -125,12 +144,18 @@ impl FileSource {
 }
 
 /// Reads `path` in chunks of whole lines, each with the number of its first line.
-fn read_chunks(path: &Path, tx: mpsc::Sender<(Vec<u8>, u64)>, recycled: std::sync::mpsc::Receiver<Vec<u8>>) -> std::io::Result<()> {
+fn read_chunks(
+    path: &Path,
+    tx: mpsc::Sender<(Vec<u8>, u64)>,
+    recycled: std::sync::mpsc::Receiver<Vec<u8>>,
+) -> std::io::Result<()> {
     let mut file = std::fs::File::open(path)?;
     let mut carry: Vec<u8> = Vec::new();
     let mut line = 1u64;
     loop {
-        let mut buf = recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(2 * CHUNK_BYTES));
+        let mut buf = recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(2 * CHUNK_BYTES));
         buf.clear();
         buf.extend_from_slice(&carry);
         carry.clear();

@@ -57,7 +57,11 @@ impl JsonDecoder {
         self.decode_line_by_line(chunk, first_line)
     }
 
-    fn decode_all(&self, chunk: &[u8], lines: usize) -> datafusion::arrow::error::Result<Option<RecordBatch>> {
+    fn decode_all(
+        &self,
+        chunk: &[u8],
+        lines: usize,
+    ) -> datafusion::arrow::error::Result<Option<RecordBatch>> {
         let mut decoder = self.decoder(lines)?;
         let mut rest = chunk;
         let mut batches = vec![];
@@ -100,7 +104,8 @@ impl JsonDecoder {
                 Some(reason) => bad.push(BadRecord {
                     line: first_line + i as u64,
                     reason,
-                    excerpt: String::from_utf8_lossy(&trimmed[..trimmed.len().min(120)]).into_owned(),
+                    excerpt: String::from_utf8_lossy(&trimmed[..trimmed.len().min(120)])
+                        .into_owned(),
                 }),
                 None => {
                     good.extend_from_slice(trimmed);
@@ -113,7 +118,11 @@ impl JsonDecoder {
             Ok(b) => b,
             Err(e) => {
                 // Each line decoded alone, so this should not happen; report rather than lose.
-                bad.push(BadRecord { line: first_line, reason: format!("chunk failed to decode: {e}"), excerpt: String::new() });
+                bad.push(BadRecord {
+                    line: first_line,
+                    reason: format!("chunk failed to decode: {e}"),
+                    excerpt: String::new(),
+                });
                 None
             }
         };

@@ -4,7 +4,9 @@
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, TimeUnit, TimestampMillisecondType};
+use datafusion::arrow::datatypes::{
+    DataType, Float32Type, Float64Type, TimeUnit, TimestampMillisecondType,
+};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -21,7 +23,10 @@ enum Column<'a> {
 fn normalise(array: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     match array.data_type() {
         DataType::Timestamp(TimeUnit::Millisecond, _) => Ok(array.clone()),
-        DataType::Timestamp(_, tz) => cast(array, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone())),
+        DataType::Timestamp(_, tz) => cast(
+            array,
+            &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+        ),
         _ => Ok(array.clone()),
     }
 }
@@ -77,7 +82,11 @@ fn write_float(v: f64, out: &mut String) {
 /// Appends each row of `batch` to `out` as a JSON object followed by a newline.
 pub fn encode_json_lines(batch: &RecordBatch, out: &mut String) -> Result<(), ArrowError> {
     let options = FormatOptions::default();
-    let arrays: Vec<ArrayRef> = batch.columns().iter().map(normalise).collect::<Result<_, _>>()?;
+    let arrays: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(normalise)
+        .collect::<Result<_, _>>()?;
     let names: Vec<String> = batch
         .schema()
         .fields()
@@ -93,7 +102,9 @@ pub fn encode_json_lines(batch: &RecordBatch, out: &mut String) -> Result<(), Ar
         .map(|a| {
             Ok(match a.data_type() {
                 DataType::Null => Column::Null,
-                DataType::Float16 | DataType::Float32 | DataType::Float64 => Column::Float(a.as_ref()),
+                DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+                    Column::Float(a.as_ref())
+                }
                 DataType::Timestamp(_, _) => Column::Timestamp(a.as_ref()),
                 DataType::Boolean
                 | DataType::Int8
@@ -107,7 +118,9 @@ pub fn encode_json_lines(batch: &RecordBatch, out: &mut String) -> Result<(), Ar
                 | DataType::Decimal32(_, _)
                 | DataType::Decimal64(_, _)
                 | DataType::Decimal128(_, _)
-                | DataType::Decimal256(_, _) => Column::Raw(ArrayFormatter::try_new(a.as_ref(), &options)?),
+                | DataType::Decimal256(_, _) => {
+                    Column::Raw(ArrayFormatter::try_new(a.as_ref(), &options)?)
+                }
                 _ => Column::Quoted(ArrayFormatter::try_new(a.as_ref(), &options)?),
             })
         })
@@ -141,13 +154,18 @@ pub fn encode_json_lines(batch: &RecordBatch, out: &mut String) -> Result<(), Ar
                     let v = match a.data_type() {
                         DataType::Float64 => a.as_primitive::<Float64Type>().value(row),
                         DataType::Float32 => a.as_primitive::<Float32Type>().value(row) as f64,
-                        _ => cast(&a.slice(row, 1), &DataType::Float64)?.as_primitive::<Float64Type>().value(0),
+                        _ => cast(&a.slice(row, 1), &DataType::Float64)?
+                            .as_primitive::<Float64Type>()
+                            .value(0),
                     };
                     write_float(v, out);
                 }
                 Column::Timestamp(a) => {
                     out.push('"');
-                    format_timestamp_ms(a.as_primitive::<TimestampMillisecondType>().value(row), out);
+                    format_timestamp_ms(
+                        a.as_primitive::<TimestampMillisecondType>().value(row),
+                        out,
+                    );
                     out.push('"');
                 }
             }
@@ -158,10 +176,18 @@ pub fn encode_json_lines(batch: &RecordBatch, out: &mut String) -> Result<(), Ar
 }
 
 /// Appends each row as Flink's print connector shows it: `+I[v1, v2, ...]`.
-pub fn encode_print_rows(batch: &RecordBatch, prefix: &str, out: &mut String) -> Result<(), ArrowError> {
+pub fn encode_print_rows(
+    batch: &RecordBatch,
+    prefix: &str,
+    out: &mut String,
+) -> Result<(), ArrowError> {
     use std::fmt::Write;
     let options = FormatOptions::default().with_null("NULL");
-    let arrays: Vec<ArrayRef> = batch.columns().iter().map(normalise).collect::<Result<_, _>>()?;
+    let arrays: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(normalise)
+        .collect::<Result<_, _>>()?;
     let formatters = arrays
         .iter()
         .map(|a| ArrayFormatter::try_new(a.as_ref(), &options))
@@ -174,9 +200,10 @@ pub fn encode_print_rows(batch: &RecordBatch, prefix: &str, out: &mut String) ->
                 out.push_str(", ");
             }
             match a.data_type() {
-                DataType::Timestamp(_, _) if a.is_valid(row) => {
-                    format_timestamp_ms(a.as_primitive::<TimestampMillisecondType>().value(row), out)
-                }
+                DataType::Timestamp(_, _) if a.is_valid(row) => format_timestamp_ms(
+                    a.as_primitive::<TimestampMillisecondType>().value(row),
+                    out,
+                ),
                 _ => {
                     let _ = write!(out, "{}", f.value(row));
                 }

@@ -35,7 +35,12 @@ impl Operator for Filter {
         let mask = mask
             .as_any()
             .downcast_ref::<BooleanArray>()
-            .ok_or_else(|| EngineError::Graph(format!("filter predicate {} is not boolean", self.predicate)))?;
+            .ok_or_else(|| {
+                EngineError::Graph(format!(
+                    "filter predicate {} is not boolean",
+                    self.predicate
+                ))
+            })?;
         if mask.true_count() == batch.num_rows() {
             out.batch(batch);
             return Ok(());

@@ -35,7 +35,13 @@ impl WatermarkAssigner {
     /// `rowtime_idx` is the column of the time attribute; `watermark_expr`
     /// computes the watermark a row allows (e.g. `ts - INTERVAL '5' SECOND`).
     pub fn new(table: String, rowtime_idx: usize, watermark_expr: Arc<dyn PhysicalExpr>) -> Self {
-        Self { table, rowtime_idx, watermark_expr, current: MIN_WATERMARK, emitted: MIN_WATERMARK }
+        Self {
+            table,
+            rowtime_idx,
+            watermark_expr,
+            current: MIN_WATERMARK,
+            emitted: MIN_WATERMARK,
+        }
     }
 }
 

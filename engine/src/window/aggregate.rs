@@ -69,7 +69,12 @@ pub struct WindowAggregate {
 impl WindowAggregate {
     /// `output_schema` is the group columns (plus `__grouping_id`) followed by one
     /// column per aggregate.
-    pub fn new(grouping: GroupingSpec, aggregates: Vec<AggregateSpec>, output_schema: SchemaRef, late: Counter) -> Result<Self> {
+    pub fn new(
+        grouping: GroupingSpec,
+        aggregates: Vec<AggregateSpec>,
+        output_schema: SchemaRef,
+        late: Counter,
+    ) -> Result<Self> {
         let mut group_fields: Vec<Field> = output_schema.fields()[..grouping.exprs.len()]
             .iter()
             .map(|f| f.as_ref().clone().with_nullable(true))
@@ -99,7 +104,8 @@ impl WindowAggregate {
     }
 
     fn new_window(&self) -> Result<WindowState> {
-        let groups = new_group_values(self.group_schema.clone(), &GroupOrdering::None).context("window aggregate")?;
+        let groups = new_group_values(self.group_schema.clone(), &GroupOrdering::None)
+            .context("window aggregate")?;
         let accumulators = self
             .aggregates
             .iter()
@@ -108,20 +114,30 @@ impl WindowAggregate {
                     a.expr.create_groups_accumulator()
                 } else {
                     let expr = a.expr.clone();
-                    Ok(Box::new(GroupsAccumulatorAdapter::new(move || expr.create_accumulator()))
-                        as Box<dyn GroupsAccumulator>)
+                    Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+                        expr.create_accumulator()
+                    })) as Box<dyn GroupsAccumulator>)
                 }
             })
             .collect::<datafusion::error::Result<Vec<_>>>()
             .context("window aggregate")?;
-        Ok(WindowState { groups, accumulators })
+        Ok(WindowState {
+            groups,
+            accumulators,
+        })
     }
 
     fn fire(&mut self, state: WindowState, out: &mut Emitter) -> Result<()> {
-        let WindowState { mut groups, mut accumulators } = state;
+        let WindowState {
+            mut groups,
+            mut accumulators,
+        } = state;
         let mut columns = groups.emit(EmitTo::All).context("window aggregate emit")?;
         for acc in accumulators.iter_mut() {
-            columns.push(acc.evaluate(EmitTo::All).context("window aggregate evaluate")?);
+            columns.push(
+                acc.evaluate(EmitTo::All)
+                    .context("window aggregate evaluate")?,
+            );
         }
         // Group values come back with the group schema's types; align names,
         // nullability and metadata with the output schema.
@@ -132,22 +148,31 @@ impl WindowAggregate {
                 if c.data_type() == f.data_type() {
                     Ok(c)
                 } else {
-                    datafusion::arrow::compute::cast(&c, f.data_type()).context("window aggregate output")
+                    datafusion::arrow::compute::cast(&c, f.data_type())
+                        .context("window aggregate output")
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        let batch = RecordBatch::try_new(self.output_schema.clone(), columns).context("window aggregate output")?;
+        let batch = RecordBatch::try_new(self.output_schema.clone(), columns)
+            .context("window aggregate output")?;
         out.batch(batch);
         Ok(())
     }
 
     fn grouping_id_array(&self, set: usize, rows: usize) -> Result<Option<ArrayRef>> {
-        let Some(field) = &self.grouping.grouping_id else { return Ok(None) };
+        let Some(field) = &self.grouping.grouping_id else {
+            return Ok(None);
+        };
         // As DataFusion: bit per expression (1 = NULL in this set), first
         // expression highest; repeated sets get an ordinal above those bits.
         let mask = &self.grouping.sets[set];
-        let ordinal = self.grouping.sets[..set].iter().filter(|s| *s == mask).count() as u64;
-        let semantic = mask.iter().fold(0u64, |acc, &null| (acc << 1) | u64::from(null));
+        let ordinal = self.grouping.sets[..set]
+            .iter()
+            .filter(|s| *s == mask)
+            .count() as u64;
+        let semantic = mask
+            .iter()
+            .fold(0u64, |acc, &null| (acc << 1) | u64::from(null));
         let id = semantic | (ordinal << mask.len());
         let array = ScalarValue::UInt64(Some(id))
             .cast_to(field.data_type())
@@ -159,9 +184,17 @@ impl WindowAggregate {
 
 impl Operator for WindowAggregate {
     fn name(&self) -> String {
-        let aggs: Vec<String> = self.aggregates.iter().map(|a| a.expr.name().to_string()).collect();
+        let aggs: Vec<String> = self
+            .aggregates
+            .iter()
+            .map(|a| a.expr.name().to_string())
+            .collect();
         let keys: Vec<String> = self.grouping.exprs.iter().map(|e| e.to_string()).collect();
-        format!("WindowAggregate(keys=[{}], aggs=[{}])", keys.join(", "), aggs.join(", "))
+        format!(
+            "WindowAggregate(keys=[{}], aggs=[{}])",
+            keys.join(", "),
+            aggs.join(", ")
+        )
     }
 
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
@@ -186,7 +219,12 @@ impl Operator for WindowAggregate {
         let filters: Vec<Option<ArrayRef>> = self
             .aggregates
             .iter()
-            .map(|a| a.filter.as_ref().map(|f| eval(f.as_ref(), &batch, "aggregate filter")).transpose())
+            .map(|a| {
+                a.filter
+                    .as_ref()
+                    .map(|f| eval(f.as_ref(), &batch, "aggregate filter"))
+                    .transpose()
+            })
             .collect::<Result<_>>()?;
         let ends = to_millis(&keys[self.grouping.window_end], "window_end")?;
         let ends = ends.as_primitive::<TimestampMillisecondType>();
@@ -194,7 +232,8 @@ impl Operator for WindowAggregate {
         // Partition the rows by window; few distinct windows appear in a batch.
         let n = batch.num_rows();
         let mut parts: Vec<(EventTime, Vec<u32>)> = vec![];
-        let uniform = n > 0 && ends.null_count() == 0 && ends.values().iter().all(|e| *e == ends.value(0));
+        let uniform =
+            n > 0 && ends.null_count() == 0 && ends.values().iter().all(|e| *e == ends.value(0));
         if uniform {
             parts.push((ends.value(0), vec![]));
         } else {
@@ -265,12 +304,21 @@ impl Operator for WindowAggregate {
                     .ok_or_else(|| EngineError::Graph("window state vanished".into()))?;
                 let group_ids = &mut self.group_ids;
                 group_ids.clear();
-                state.groups.intern(&cols, group_ids).context("window aggregate")?;
+                state
+                    .groups
+                    .intern(&cols, group_ids)
+                    .context("window aggregate")?;
                 let total = state.groups.len();
-                for ((acc, a), f) in state.accumulators.iter_mut().zip(&part_args).zip(&part_filters) {
+                for ((acc, a), f) in state
+                    .accumulators
+                    .iter_mut()
+                    .zip(&part_args)
+                    .zip(&part_filters)
+                {
                     let f = f.as_ref().map(|f| f.as_boolean().clone());
                     let f: Option<&BooleanArray> = f.as_ref();
-                    acc.update_batch(a, group_ids, f, total).context("window aggregate update")?;
+                    acc.update_batch(a, group_ids, f, total)
+                        .context("window aggregate update")?;
                 }
             }
         }

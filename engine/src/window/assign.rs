@@ -25,11 +25,25 @@ pub struct WindowAssigner {
 
 impl WindowAssigner {
     /// `time_idx` is the DESCRIPTOR column; `schema` the output (input + 3 window columns).
-    pub fn new(kind: WindowKind, time_idx: usize, rowtime_type: DataType, schema: SchemaRef, null_time: Counter) -> Result<Self> {
+    pub fn new(
+        kind: WindowKind,
+        time_idx: usize,
+        rowtime_type: DataType,
+        schema: SchemaRef,
+        null_time: Counter,
+    ) -> Result<Self> {
         if let WindowKind::Session { .. } = kind {
-            return Err(EngineError::Graph("SESSION windows need the session assigner".into()));
+            return Err(EngineError::Graph(
+                "SESSION windows need the session assigner".into(),
+            ));
         }
-        Ok(Self { kind, time_idx, rowtime_type, schema, null_time })
+        Ok(Self {
+            kind,
+            time_idx,
+            rowtime_type,
+            schema,
+            null_time,
+        })
     }
 }
 
@@ -59,7 +73,11 @@ impl Operator for WindowAssigner {
                     starts.push(s);
                     ends.push(s + size);
                 }
-                WindowKind::Hop { slide, size, offset } => {
+                WindowKind::Hop {
+                    slide,
+                    size,
+                    offset,
+                } => {
                     let mut s = t - floor_mod(t - offset, slide);
                     while s > t - size {
                         rows.push(i as u32);
@@ -83,7 +101,10 @@ impl Operator for WindowAssigner {
         }
         if nulls > 0 {
             self.null_time.add(nulls);
-            tracing::warn!(rows = nulls, "dropped rows whose window time column is NULL");
+            tracing::warn!(
+                rows = nulls,
+                "dropped rows whose window time column is NULL"
+            );
         }
         // Every row lies in at least one window (size >= slide is checked at planning),
         // so n entries without NULLs means each row once, in order.
@@ -125,7 +146,11 @@ mod tests {
         fields.extend(window_fields(&ts));
         let schema = Arc::new(Schema::new(fields));
         let input_schema = Arc::new(Schema::new(vec![Field::new("ts", ts.clone(), true)]));
-        let batch = RecordBatch::try_new(input_schema, vec![Arc::new(TimestampMillisecondArray::from(vec![t]))]).unwrap();
+        let batch = RecordBatch::try_new(
+            input_schema,
+            vec![Arc::new(TimestampMillisecondArray::from(vec![t]))],
+        )
+        .unwrap();
         let mut op = WindowAssigner::new(kind, 0, ts, schema, Counter::default()).unwrap();
         let mut out = Emitter::new();
         op.on_batch(batch, &mut out).unwrap();
@@ -136,7 +161,11 @@ mod tests {
                 let e = b.column(2).as_primitive::<TimestampMillisecondType>();
                 let w = b.column(3).as_primitive::<TimestampMillisecondType>();
                 for i in 0..b.num_rows() {
-                    assert_eq!(w.value(i), e.value(i) - 1, "window_time is window_end - 1 ms");
+                    assert_eq!(
+                        w.value(i),
+                        e.value(i) - 1,
+                        "window_time is window_end - 1 ms"
+                    );
                     v.push((s.value(i), e.value(i)));
                 }
             }
@@ -151,22 +180,56 @@ mod tests {
         let midnight = 1_625_011_200_000; // 2021-06-30 00:00:00 UTC
         let t = midnight + 4_000;
         let size = 10 * MIN;
-        for (offset, start) in [(-16, -6), (-6, -6), (4, -6), (-4, -4), (6, -4), (16, -4), (0, 0)] {
-            let got = windows(WindowKind::Tumble { size, offset: offset * MIN }, t);
-            assert_eq!(got, vec![(midnight + start * MIN, midnight + start * MIN + size)], "offset {offset} min");
+        for (offset, start) in [
+            (-16, -6),
+            (-6, -6),
+            (4, -6),
+            (-4, -4),
+            (6, -4),
+            (16, -4),
+            (0, 0),
+        ] {
+            let got = windows(
+                WindowKind::Tumble {
+                    size,
+                    offset: offset * MIN,
+                },
+                t,
+            );
+            assert_eq!(
+                got,
+                vec![(midnight + start * MIN, midnight + start * MIN + size)],
+                "offset {offset} min"
+            );
         }
     }
 
     #[test]
     fn tumble_before_1970_rounds_down() {
-        assert_eq!(windows(WindowKind::Tumble { size: 10, offset: 0 }, -3), vec![(-10, 0)]);
+        assert_eq!(
+            windows(
+                WindowKind::Tumble {
+                    size: 10,
+                    offset: 0
+                },
+                -3
+            ),
+            vec![(-10, 0)]
+        );
     }
 
     #[test]
     fn hop_row_belongs_to_size_over_slide_windows() {
         // T-WIN-01: row 08:05 with slide 5 min, size 10 min -> [08:00, 08:10) and [08:05, 08:15).
         let t = 8 * 60 * MIN + 5 * MIN;
-        let got = windows(WindowKind::Hop { slide: 5 * MIN, size: 10 * MIN, offset: 0 }, t);
+        let got = windows(
+            WindowKind::Hop {
+                slide: 5 * MIN,
+                size: 10 * MIN,
+                offset: 0,
+            },
+            t,
+        );
         assert_eq!(got, vec![(t - 5 * MIN, t + 5 * MIN), (t, t + 10 * MIN)]);
     }
 
@@ -174,11 +237,21 @@ mod tests {
     fn cumulate_row_belongs_to_every_later_step() {
         // T-WIN-01: row 08:11 with step 2 min, size 10 min -> ends 08:12, 14, 16, 18, 20.
         let start = 8 * 60 * MIN + 10 * MIN;
-        let got = windows(WindowKind::Cumulate { step: 2 * MIN, size: 10 * MIN, offset: 0 }, start + MIN);
-        let ends: Vec<i64> = got.iter().map(|(s, e)| {
-            assert_eq!(*s, start);
-            (e - start) / MIN
-        }).collect();
+        let got = windows(
+            WindowKind::Cumulate {
+                step: 2 * MIN,
+                size: 10 * MIN,
+                offset: 0,
+            },
+            start + MIN,
+        );
+        let ends: Vec<i64> = got
+            .iter()
+            .map(|(s, e)| {
+                assert_eq!(*s, start);
+                (e - start) / MIN
+            })
+            .collect();
         assert_eq!(ends, vec![2, 4, 6, 8, 10]);
     }
 }

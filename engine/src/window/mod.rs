@@ -77,12 +77,21 @@ impl WindowKind {
 impl std::fmt::Display for WindowKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WindowKind::Tumble { size, offset } => write!(f, "TUMBLE(size={size}ms, offset={offset}ms)"),
-            WindowKind::Hop { slide, size, offset } => {
+            WindowKind::Tumble { size, offset } => {
+                write!(f, "TUMBLE(size={size}ms, offset={offset}ms)")
+            }
+            WindowKind::Hop {
+                slide,
+                size,
+                offset,
+            } => {
                 write!(f, "HOP(slide={slide}ms, size={size}ms, offset={offset}ms)")
             }
             WindowKind::Cumulate { step, size, offset } => {
-                write!(f, "CUMULATE(step={step}ms, size={size}ms, offset={offset}ms)")
+                write!(
+                    f,
+                    "CUMULATE(step={step}ms, size={size}ms, offset={offset}ms)"
+                )
             }
             WindowKind::Session { gap } => write!(f, "SESSION(gap={gap}ms)"),
         }
@@ -109,7 +118,11 @@ pub fn window_fields(rowtime_type: &DataType) -> [Field; 3] {
 }
 
 /// Builds the `window_start`, `window_end` and `window_time` arrays.
-pub fn window_arrays(starts: Vec<EventTime>, ends: Vec<EventTime>, rowtime_type: &DataType) -> [ArrayRef; 3] {
+pub fn window_arrays(
+    starts: Vec<EventTime>,
+    ends: Vec<EventTime>,
+    rowtime_type: &DataType,
+) -> [ArrayRef; 3] {
     let times: Vec<EventTime> = ends.iter().map(|e| e - 1).collect();
     let tz = match rowtime_type {
         DataType::Timestamp(_, tz) => tz.clone(),

@@ -70,7 +70,10 @@ impl SessionAssigner {
         let converter = if keys.is_empty() {
             None
         } else {
-            Some(RowConverter::new(key_types.into_iter().map(SortField::new).collect()).context("session keys")?)
+            Some(
+                RowConverter::new(key_types.into_iter().map(SortField::new).collect())
+                    .context("session keys")?,
+            )
         };
         Ok(Self {
             gap,
@@ -97,7 +100,8 @@ impl SessionAssigner {
         let mut closed: Vec<Session> = vec![];
         let mut min_end = MAX_WATERMARK;
         self.sessions.retain(|_, list| {
-            let (done, open): (Vec<Session>, Vec<Session>) = list.drain(..).partition(|s| s.end - 1 <= wm);
+            let (done, open): (Vec<Session>, Vec<Session>) =
+                list.drain(..).partition(|s| s.end - 1 <= wm);
             closed.extend(done);
             for s in &open {
                 min_end = min_end.min(s.end);
@@ -126,7 +130,10 @@ impl SessionAssigner {
         let ncols = self.schema.fields().len() - 3;
         let mut columns = Vec::with_capacity(ncols + 3);
         for c in 0..ncols {
-            let arrays: Vec<&dyn Array> = ids.iter().map(|id| self.batches[id].batch.column(c).as_ref()).collect();
+            let arrays: Vec<&dyn Array> = ids
+                .iter()
+                .map(|id| self.batches[id].batch.column(c).as_ref())
+                .collect();
             columns.push(interleave(&arrays, &indices).context("session output")?);
         }
         columns.extend(window_arrays(starts, ends, &self.rowtime_type));
@@ -146,7 +153,11 @@ impl SessionAssigner {
 impl Operator for SessionAssigner {
     fn name(&self) -> String {
         let keys: Vec<String> = self.keys.iter().map(|k| k.to_string()).collect();
-        format!("SessionAssign(gap={}ms, partition=[{}])", self.gap, keys.join(", "))
+        format!(
+            "SessionAssign(gap={}ms, partition=[{}])",
+            self.gap,
+            keys.join(", ")
+        )
     }
 
     fn on_batch(&mut self, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
@@ -193,7 +204,11 @@ impl Operator for SessionAssigner {
                 }
                 live += 1;
                 self.min_end = self.min_end.min(end);
-                list.push(Session { start, end, rows: vec![(id, i as u32)] });
+                list.push(Session {
+                    start,
+                    end,
+                    rows: vec![(id, i as u32)],
+                });
                 continue;
             };
             // Grow the session the row touches (no allocation in the common case),
@@ -214,7 +229,10 @@ impl Operator for SessionAssigner {
         }
         if nulls > 0 {
             self.null_time.add(nulls);
-            tracing::warn!(rows = nulls, "dropped rows whose session time column is NULL");
+            tracing::warn!(
+                rows = nulls,
+                "dropped rows whose session time column is NULL"
+            );
         }
         if late > 0 {
             self.late.add(late);

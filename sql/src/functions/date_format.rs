@@ -9,7 +9,9 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType};
 use datafusion::arrow::temporal_conversions::timestamp_ms_to_datetime;
 use datafusion::common::{exec_err, Result, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 /// Flink's DATE_FORMAT.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -20,7 +22,9 @@ pub struct DateFormat {
 impl DateFormat {
     /// The function.
     pub fn new() -> Self {
-        Self { signature: Signature::any(2, Volatility::Immutable) }
+        Self {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
     }
 }
 
@@ -100,7 +104,11 @@ impl ScalarUDFImpl for DateFormat {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let pattern = match &args.args[1] {
-            ColumnarValue::Scalar(ScalarValue::Utf8(Some(p)) | ScalarValue::LargeUtf8(Some(p)) | ScalarValue::Utf8View(Some(p))) => p.clone(),
+            ColumnarValue::Scalar(
+                ScalarValue::Utf8(Some(p))
+                | ScalarValue::LargeUtf8(Some(p))
+                | ScalarValue::Utf8View(Some(p)),
+            ) => p.clone(),
             _ => return exec_err!("DATE_FORMAT's format must be a constant string"),
         };
         let fmt = java_to_chrono(&pattern);

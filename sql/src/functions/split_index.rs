@@ -7,7 +7,9 @@ use datafusion::arrow::array::{Array, AsArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 /// Flink's SPLIT_INDEX.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -18,7 +20,9 @@ pub struct SplitIndex {
 impl SplitIndex {
     /// The function.
     pub fn new() -> Self {
-        Self { signature: Signature::any(3, Volatility::Immutable) }
+        Self {
+            signature: Signature::any(3, Volatility::Immutable),
+        }
     }
 }
 
@@ -40,7 +44,11 @@ impl ScalarUDFImpl for SplitIndex {
         let s = cast(&args.args[0].to_array(n)?, &DataType::Utf8)?;
         let d = cast(&args.args[1].to_array(n)?, &DataType::Utf8)?;
         let i = cast(&args.args[2].to_array(n)?, &DataType::Int64)?;
-        let (s, d, i) = (s.as_string::<i32>(), d.as_string::<i32>(), i.as_primitive::<Int64Type>());
+        let (s, d, i) = (
+            s.as_string::<i32>(),
+            d.as_string::<i32>(),
+            i.as_primitive::<Int64Type>(),
+        );
         let mut b = StringBuilder::with_capacity(n, 0);
         for row in 0..n {
             if s.is_null(row) || d.is_null(row) || i.is_null(row) || i.value(row) < 0 {
@@ -48,7 +56,11 @@ impl ScalarUDFImpl for SplitIndex {
                 continue;
             }
             let (text, delim, idx) = (s.value(row), d.value(row), i.value(row) as usize);
-            let piece = if delim.is_empty() { (idx == 0).then_some(text) } else { text.split(delim).nth(idx) };
+            let piece = if delim.is_empty() {
+                (idx == 0).then_some(text)
+            } else {
+                text.split(delim).nth(idx)
+            };
             match piece {
                 Some(p) => b.append_value(p),
                 None => b.append_null(),

@@ -8,7 +8,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
 };
 
 use crate::types::timestamp_ltz;
@@ -36,7 +37,9 @@ fn precision_of(args: &[ColumnarValue]) -> Result<i64> {
         None => Ok(3),
         Some(ColumnarValue::Scalar(s)) => match s.cast_to(&DataType::Int64)? {
             ScalarValue::Int64(Some(p)) if p == 0 || p == 3 => Ok(p),
-            other => exec_err!("TO_TIMESTAMP_LTZ precision must be 0 (seconds) or 3 (milliseconds), not {other}"),
+            other => exec_err!(
+                "TO_TIMESTAMP_LTZ precision must be 0 (seconds) or 3 (milliseconds), not {other}"
+            ),
         },
         Some(_) => exec_err!("TO_TIMESTAMP_LTZ precision must be a constant"),
     }
@@ -55,17 +58,31 @@ impl ScalarUDFImpl for ToTimestampLtz {
         Ok(timestamp_ltz())
     }
 
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<datafusion::arrow::datatypes::FieldRef> {
+    fn return_field_from_args(
+        &self,
+        args: ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
         if let Some(t) = args.arg_fields.first() {
             if !t.data_type().is_numeric() && !t.data_type().is_null() {
-                return plan_err!("TO_TIMESTAMP_LTZ takes a number of seconds or milliseconds, not {}", t.data_type());
+                return plan_err!(
+                    "TO_TIMESTAMP_LTZ takes a number of seconds or milliseconds, not {}",
+                    t.data_type()
+                );
             }
         }
-        Ok(Arc::new(datafusion::arrow::datatypes::Field::new(self.name(), timestamp_ltz(), true)))
+        Ok(Arc::new(datafusion::arrow::datatypes::Field::new(
+            self.name(),
+            timestamp_ltz(),
+            true,
+        )))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let factor = if precision_of(&args.args)? == 0 { 1000 } else { 1 };
+        let factor = if precision_of(&args.args)? == 0 {
+            1000
+        } else {
+            1
+        };
         let n = args.number_rows;
         let input = args.args[0].to_array(n)?;
         let ints = cast(&input, &DataType::Int64)?;
