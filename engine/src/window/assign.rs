@@ -176,7 +176,8 @@ mod tests {
 
     #[test]
     fn tumble_offsets_follow_flink_reference() {
-        // cep-semantics.md T-WIN-02: ts 2021-06-30 00:00:04, size 10 minutes.
+        // cep-semantics.md T-WIN-02: ts 2021-06-30 00:00:04, size 10 minutes. (The SQL
+        // layer rejects |offset| >= size as Flink does; the assigner still aligns them.)
         let midnight = 1_625_011_200_000; // 2021-06-30 00:00:00 UTC
         let t = midnight + 4_000;
         let size = 10 * MIN;
