@@ -227,10 +227,17 @@ fn parse_call(c: &mut Cursor) -> Result<WindowTvf> {
         ));
     }
     let kind = match func.as_str() {
-        "TUMBLE" => WindowKind::Tumble {
-            size: positive(&durations[0], "SIZE")?,
-            offset,
-        },
+        "TUMBLE" => {
+            let size = positive(&durations[0], "SIZE")?;
+            if offset.abs() >= size {
+                // As Flink 2.3: "TUMBLE table function parameters must satisfy abs(offset) < size".
+                return Err(SqlError::at(
+                    pos,
+                    format!("TUMBLE needs abs(OFFSET) < SIZE, but SIZE is {size} ms and OFFSET {offset} ms"),
+                ));
+            }
+            WindowKind::Tumble { size, offset }
+        }
         "HOP" => {
             let slide = positive(&durations[0], "SLIDE")?;
             let size = positive(&durations[1], "SIZE")?;
