@@ -162,3 +162,21 @@ fn insert_into_filesystem_sink_writes_json_lines() {
         "{\"w\":2}\n{\"w\":4}\n{\"w\":8}\n{\"w\":16}\n{\"w\":32}\n{\"w\":64}\n{\"w\":128}",
     );
 }
+
+#[test]
+fn avg_over_integers_truncates_like_flink() {
+    // Flink's AVG over BIGINT returns BIGINT, truncated toward zero (helper runs of
+    // Flink 2.3 confirmed (-3, 2, -7) -> -2). With a 5 s delay nothing is late:
+    // [0, 10) averages (1, 2, 8) = 3.67 -> 3; [10, 20) (4, 16, 32) = 17.3 -> 17;
+    // [20, 30) 64. HAVING sees the truncated value, so only [0, 10) passes `= 3`.
+    let sql = table("t", "ts TIMESTAMP(3), v BIGINT", "late.jsonl", "5")
+        + "SELECT window_start, AVG(v) AS a, AVG(CAST(v AS DOUBLE)) AS d \
+           FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
+           GROUP BY window_start, window_end HAVING AVG(v) = 3;";
+    let (out, err, ok) = run("avg_int", &sql);
+    assert!(ok, "{err}");
+    assert_rows(
+        &out,
+        r#"{"window_start": "2024-01-01 00:00:00", "a": 3, "d": 3.6666666666666665}"#,
+    );
+}

@@ -3,6 +3,7 @@
 mod date_format;
 mod split_index;
 mod to_timestamp_ltz;
+pub mod truncating;
 
 use datafusion::logical_expr::ScalarUDF;
 
