@@ -13,6 +13,7 @@ use datafusion::datasource::TableType;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::physical_plan::ExecutionPlan;
+use vigil_engine::connector::{ConnectorFactory, ConnectorRegistry};
 use vigil_engine::window::ROWTIME_METADATA_KEY;
 
 use crate::ddl::{ColumnKind, TableDef};
@@ -46,6 +47,29 @@ impl TableEntry {
             .collect();
         Arc::new(Schema::new(fields))
     }
+}
+
+/// The factory of the table's `'connector'`, or an error at its WITH clause
+/// listing the supported connectors.
+pub fn connector_factory<'r>(
+    registry: &'r ConnectorRegistry,
+    def: &TableDef,
+) -> Result<&'r Arc<dyn ConnectorFactory>> {
+    let connector = def
+        .options
+        .get("connector")
+        .map(String::as_str)
+        .unwrap_or_default();
+    registry.get(connector).ok_or_else(|| {
+        SqlError::at(
+            def.options_pos,
+            format!("unknown connector '{connector}' for table '{}'", def.name),
+        )
+        .with_help(format!(
+            "supported connectors: {}",
+            registry.names().join(", ")
+        ))
+    })
 }
 
 /// Plans an expression written in a table definition, mapping error positions

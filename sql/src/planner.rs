@@ -23,7 +23,7 @@ use vigil_engine::metrics::Metrics;
 use vigil_engine::operators::project::Project;
 use vigil_engine::window::ROWTIME_METADATA_KEY;
 
-use crate::catalog::{resolve_table, StreamTable, TableEntry};
+use crate::catalog::{connector_factory, resolve_table, StreamTable, TableEntry};
 use crate::cursor::Cursor;
 use crate::ddl::parse_create_table;
 use crate::error::{Pos, Result, SqlError};
@@ -182,17 +182,7 @@ impl ScriptPlanner {
                 if !first.is_empty() || c.is_token(&Token::LParen) =>
             {
                 let plan = self.plan_query(tokens, true).await?;
-                let locate = locator(tokens);
-                let mut t = Translator::new(
-                    graph,
-                    &self.tables,
-                    &self.registry,
-                    &self.metrics,
-                    &self.ctx,
-                    pos,
-                    &locate,
-                );
-                let node = t.plan(&plan).await?;
+                let node = self.translate(&plan, tokens, pos, graph).await?;
                 queries.push(QueryOutput {
                     node,
                     schema: graph.schema(node),
@@ -244,25 +234,8 @@ impl ScriptPlanner {
         let state = self.ctx.state();
         let entry = resolve_table(def, &state)?;
         // Validate the connector and its options now, so that errors come before anything runs.
-        let connector = entry
-            .def
-            .options
-            .get("connector")
-            .cloned()
-            .unwrap_or_default();
-        if self.registry.get(&connector).is_none() {
-            return Err(SqlError::at(
-                entry.def.options_pos,
-                format!(
-                    "unknown connector '{connector}' for table '{}'",
-                    entry.def.name
-                ),
-            )
-            .with_help(format!(
-                "supported connectors: {}",
-                self.registry.names().join(", ")
-            )));
-        }
+        // Validate the connector now, so that errors come before anything runs.
+        connector_factory(&self.registry, &entry.def)?;
         let provider = Arc::new(StreamTable {
             schema: entry.schema.clone(),
         });
@@ -407,7 +380,6 @@ impl ScriptPlanner {
             })?
             .clone();
         let plan = self.plan_query(&tokens[c.i..], true).await?;
-        let locate = locator(tokens);
         let pos = stmt.pos();
         let sink_schema = entry.physical_schema();
         let out = plan.schema().clone();
@@ -427,16 +399,7 @@ impl ScriptPlanner {
                 ),
             ));
         }
-        let mut t = Translator::new(
-            graph,
-            &self.tables,
-            &self.registry,
-            &self.metrics,
-            &self.ctx,
-            pos,
-            &locate,
-        );
-        let node = t.plan(&plan).await?;
+        let node = self.translate(&plan, tokens, pos, graph).await?;
         // Cast to the sink's column types and names.
         let exprs = out
             .columns()
@@ -471,18 +434,34 @@ impl ScriptPlanner {
             schema: sink_schema,
             options: entry.def.options.clone(),
         };
-        let connector = spec.option("connector").unwrap_or_default().to_string();
-        let factory = self.registry.get(&connector).ok_or_else(|| {
-            SqlError::at(
-                entry.def.options_pos,
-                format!("unknown connector '{connector}'"),
-            )
-        })?;
+        let factory = connector_factory(&self.registry, &entry.def)?;
         let sink = factory
             .create_sink(&spec, &self.metrics)
             .map_err(|e| SqlError::at(entry.def.options_pos, e.to_string()))?;
         graph.add_sink(node, sink);
         Ok(())
+    }
+
+    /// Adds the operators of an optimised query plan to `graph`; `tokens` are the
+    /// statement's, for pointing errors at clauses.
+    async fn translate(
+        &self,
+        plan: &LogicalPlan,
+        tokens: &[TokenWithSpan],
+        pos: Pos,
+        graph: &mut JobGraph,
+    ) -> Result<NodeId> {
+        let locate = locator(tokens);
+        let mut t = Translator::new(
+            graph,
+            &self.tables,
+            &self.registry,
+            &self.metrics,
+            &self.ctx,
+            pos,
+            &locate,
+        );
+        t.plan(plan).await
     }
 
     /// Parses and plans a query (window TVFs resolved); optimised when `optimize`.

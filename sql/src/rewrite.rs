@@ -142,6 +142,14 @@ fn arrow_cast_of(e: &Expr) -> Option<Expr> {
     parse_expr(&format!("arrow_cast(({expr}), '{arrow}')"))
 }
 
+/// The `date_trunc` unit for a `FLOOR`/`CEIL(ts TO unit)` field (`MINUTES` -> `minute`).
+fn trunc_unit(unit: &DateTimeField) -> String {
+    unit.to_string()
+        .to_ascii_lowercase()
+        .trim_end_matches('s')
+        .to_string()
+}
+
 fn rewrite_expr(e: &mut Expr) {
     if let Expr::Function(f) = e {
         let name = f.name.to_string().to_ascii_uppercase();
@@ -225,8 +233,7 @@ fn rewrite_expr(e: &mut Expr) {
             expr,
             field: CeilFloorKind::DateTimeField(unit),
         } if *unit != DateTimeField::NoDateTime => {
-            let unit = unit.to_string().to_ascii_lowercase();
-            let unit = unit.trim_end_matches('s');
+            let unit = trunc_unit(unit);
             if let Some(new) = parse_expr(&format!("date_trunc('{unit}', ({expr}))")) {
                 *e = new;
             }
@@ -235,22 +242,7 @@ fn rewrite_expr(e: &mut Expr) {
             expr,
             field: CeilFloorKind::DateTimeField(unit),
         } if *unit != DateTimeField::NoDateTime => {
-            let unit = unit.to_string().to_ascii_lowercase();
-            let unit = unit.trim_end_matches('s');
-            let text = format!(
-                "CASE WHEN date_trunc('{unit}', ({expr})) = ({expr}) THEN date_trunc('{unit}', ({expr})) \
-                 ELSE date_trunc('{unit}', ({expr})) + INTERVAL '1 {unit}' END"
-            );
-            if let Some(new) = parse_expr(&text) {
-                *e = new;
-            }
-        }
-        Expr::Ceil {
-            expr,
-            field: CeilFloorKind::DateTimeField(unit),
-        } if *unit != DateTimeField::NoDateTime => {
-            let unit = unit.to_string().to_ascii_lowercase();
-            let unit = unit.trim_end_matches('s');
+            let unit = trunc_unit(unit);
             let text = format!(
                 "CASE WHEN date_trunc('{unit}', ({expr})) = ({expr}) THEN date_trunc('{unit}', ({expr})) \
                  ELSE date_trunc('{unit}', ({expr})) + INTERVAL '1 {unit}' END"

@@ -26,7 +26,7 @@ use vigil_engine::window::assign::WindowAssigner;
 use vigil_engine::window::session::SessionAssigner;
 use vigil_engine::window::{WindowKind, WINDOW_METADATA_KEY};
 
-use crate::catalog::TableEntry;
+use crate::catalog::{connector_factory, TableEntry};
 use crate::error::{Pos, Result, SqlError};
 use crate::window_node::WindowTvfNode;
 use vigil_engine::memory::MemorySource;
@@ -253,17 +253,7 @@ impl<'a> Translator<'a> {
             schema: source_schema.clone(),
             options: entry.def.options.clone(),
         };
-        let connector = spec.option("connector").unwrap_or_default().to_string();
-        let factory = self.registry.get(&connector).ok_or_else(|| {
-            SqlError::at(
-                entry.def.options_pos,
-                format!("unknown connector '{connector}' for table '{name}'"),
-            )
-            .with_help(format!(
-                "supported connectors: {}",
-                self.registry.names().join(", ")
-            ))
-        })?;
+        let factory = connector_factory(self.registry, &entry.def)?;
         let source = factory
             .create_source(&spec, self.metrics)
             .map_err(|e| SqlError::at(entry.def.options_pos, e.to_string()))?;

@@ -197,8 +197,7 @@ impl Operator for WindowAggregate {
         )
     }
 
-    fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
-        let _ = out;
+    fn on_batch(&mut self, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
         let keys = self
             .grouping
             .exprs

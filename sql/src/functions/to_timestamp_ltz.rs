@@ -92,7 +92,6 @@ impl ScalarUDFImpl for ToTimestampLtz {
             .map(|v| v.and_then(|v| v.checked_mul(factor)))
             .collect::<TimestampMillisecondArray>()
             .with_timezone("UTC");
-        let _ = out.len();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
