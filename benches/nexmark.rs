@@ -10,12 +10,16 @@
 //!
 //! Each engine runs in a child process so that its peak memory (VmHWM) is its own.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::prelude::{JsonReadOptions, SessionContext};
+
+#[path = "support/bids.rs"]
+mod bids;
+use bids::ensure_data;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -121,26 +125,6 @@ fn parse_result(out: &str, key: &str) -> Option<f64> {
         w.strip_prefix(&format!("{key}="))
             .and_then(|v| v.parse().ok())
     })
-}
-
-fn ensure_data(rows: u64) -> PathBuf {
-    let dir = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("target"));
-    let path = std::fs::canonicalize(dir.clone())
-        .unwrap_or(dir)
-        .join(format!("bids{rows}.jsonl"));
-    if !path.exists() {
-        let gen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_bids.py");
-        let st = Command::new("python3")
-            .arg(&gen)
-            .arg(rows.to_string())
-            .arg(&path)
-            .status()
-            .expect("run gen_bids.py");
-        assert!(st.success(), "gen_bids.py failed");
-    }
-    path
 }
 
 fn flink(path: &Path) -> Vec<(String, f64)> {

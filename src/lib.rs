@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod demo;
 pub mod output;
 
 pub use output::{OutputFormat, StdoutSink};
@@ -18,8 +19,9 @@ pub use vigil_engine as engine;
 pub use vigil_sql as sql;
 
 use vigil_engine::connector::ConnectorRegistry;
+use vigil_engine::control::StopSignal;
 use vigil_engine::metrics::{names, Metrics};
-use vigil_engine::runtime::run_job;
+use vigil_engine::runtime::run_job_until;
 use vigil_engine::EngineError;
 use vigil_sql::{PlannedJob, ScriptPlanner, SqlError};
 
@@ -86,13 +88,26 @@ impl Vigil {
         script: &str,
         format: OutputFormat,
     ) -> Result<RunSummary, Error> {
+        self.run_script_until(script, format, StopSignal::never())
+            .await
+    }
+
+    /// As [`Vigil::run_script`], and also returns once `stop` fires: sources
+    /// stop reading (Kafka commits the offsets of what was read), sinks flush,
+    /// and windows still open stay unfired.
+    pub async fn run_script_until(
+        &self,
+        script: &str,
+        format: OutputFormat,
+        stop: StopSignal,
+    ) -> Result<RunSummary, Error> {
         let metrics = Metrics::new();
         let mut job = self.plan(script, &metrics).await?;
         for q in std::mem::take(&mut job.queries) {
             job.graph
                 .add_sink(q.node, Box::new(StdoutSink::new(format)));
         }
-        run_job(job.graph, metrics.clone()).await?;
+        run_job_until(job.graph, metrics.clone(), stop).await?;
         Ok(RunSummary {
             rows_read: metrics.total(names::SOURCE_ROWS),
             malformed_records: metrics.total(names::MALFORMED_RECORDS),

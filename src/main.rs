@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vigil::{Error, OutputFormat, Vigil};
+use vigil_engine::control::{stop_channel, StopSignal};
 use vigil_engine::metrics::Metrics;
 
 // Batches are allocated and freed at a high rate; mimalloc keeps that off the
@@ -35,6 +36,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// Start an embedded Kafka broker, produce live synthetic events into it
+    /// (sensors, logins, orders and payments) and run the pipelines of
+    /// examples/demo/ over them, printing alerts as they fire. Ctrl-C stops.
+    Demo {
+        /// Stop by itself after this many seconds.
+        #[arg(long)]
+        duration: Option<u64>,
+    },
     /// Print the operator graph a script plans into, without running it.
     Explain {
         /// The SQL script.
@@ -64,13 +73,70 @@ fn read_script(path: &Path) -> Result<String, String> {
         .map_err(|e| format!("error: cannot read '{}': {e}", path.display()))
 }
 
+/// Stops the job on the first Ctrl-C or SIGTERM (sources stop reading, sinks
+/// flush, Kafka offsets are committed); a second one exits at once.
+fn stop_on_signals() -> StopSignal {
+    let (handle, signal) = stop_channel();
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            if wait_for_signal().await.is_err() {
+                return;
+            }
+            if first {
+                eprintln!(
+                    "vigil: stopping: flushing sinks and committing offsets (again to abort)"
+                );
+                handle.stop();
+                first = false;
+            } else {
+                eprintln!("vigil: aborted");
+                std::process::exit(130);
+            }
+        }
+    });
+    signal
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     let vigil = Vigil::new();
     match cli.command {
+        Command::Demo { duration } => {
+            let stop = stop_on_signals();
+            if let Some(secs) = duration {
+                let (handle, timed) = stop_channel();
+                let mut outer = stop.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(secs)) => {}
+                        _ = outer.stopped() => {}
+                    }
+                    handle.stop();
+                });
+                return vigil::demo::run(&vigil, timed).await;
+            }
+            vigil::demo::run(&vigil, stop).await
+        }
         Command::Run { script, format } => {
             let text = read_script(&script)?;
             let name = script.display().to_string();
-            match vigil.run_script(&text, format).await {
+            let stop = stop_on_signals();
+            match vigil.run_script_until(&text, format, stop).await {
                 Ok(summary) => {
                     if summary.malformed_records > 0 {
                         eprintln!("warning: skipped {} malformed record(s); see the log above for their lines", summary.malformed_records);

@@ -4,11 +4,13 @@
 //!   JSON-lines sink, as Flink's filesystem connector with `'format' = 'json'`.
 //! - `print`: writes rows to stdout as Flink's print connector does.
 //! - `blackhole`: discards rows (for benchmarks).
+//! - `kafka`: topics as sources and sinks, with Flink's options.
 
 pub mod blackhole;
 pub mod error;
 pub mod filesystem;
 pub mod json;
+pub mod kafka;
 pub mod options;
 pub mod print;
 
@@ -22,5 +24,6 @@ pub fn default_registry() -> ConnectorRegistry {
     r.register(Arc::new(filesystem::FilesystemConnector));
     r.register(Arc::new(print::PrintConnector));
     r.register(Arc::new(blackhole::BlackholeConnector));
+    r.register(Arc::new(kafka::KafkaConnector));
     r
 }

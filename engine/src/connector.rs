@@ -10,7 +10,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc;
 
-use crate::message::{EventTime, Message};
+use crate::control::StopSignal;
+use crate::message::{EventTime, Message, SplitEvent};
 use crate::metrics::Metrics;
 use crate::{EngineError, Result};
 
@@ -25,6 +26,11 @@ pub struct TableSpec {
     pub schema: SchemaRef,
     /// The `WITH` options, keys as written.
     pub options: BTreeMap<String, String>,
+    /// Columns of `schema` that are connector metadata (`METADATA FROM 'key'`),
+    /// by column name, with their metadata key.
+    pub metadata: BTreeMap<String, String>,
+    /// The job's `SET` options (e.g. `table.exec.source.idle-timeout`).
+    pub job_options: BTreeMap<String, String>,
 }
 
 impl TableSpec {
@@ -41,6 +47,21 @@ impl TableSpec {
             message: format!("missing required option '{key}'; add 'key' = 'value' to WITH (...)"),
         })
     }
+
+    /// A spec with no metadata columns and no job options.
+    pub fn new(
+        name: impl Into<String>,
+        schema: SchemaRef,
+        options: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            schema,
+            options,
+            metadata: BTreeMap::new(),
+            job_options: BTreeMap::new(),
+        }
+    }
 }
 
 /// Where a source sends its batches.
@@ -48,12 +69,27 @@ pub struct SourceContext {
     tx: mpsc::Sender<Message>,
     /// The job's metrics.
     pub metrics: Metrics,
+    /// Fires when the job is asked to stop; an unbounded source then returns.
+    pub stop: StopSignal,
 }
 
 impl SourceContext {
     /// Wraps the channel to the first operator.
-    pub fn new(tx: mpsc::Sender<Message>, metrics: Metrics) -> Self {
-        Self { tx, metrics }
+    pub fn new(tx: mpsc::Sender<Message>, metrics: Metrics, stop: StopSignal) -> Self {
+        Self { tx, metrics, stop }
+    }
+
+    /// Tells the watermark assigner about a split (see [`SplitEvent`]).
+    pub async fn emit_split(&self, event: SplitEvent) -> Result<()> {
+        self.send(Message::Split(event)).await
+    }
+
+    /// Sends any message downstream (waiting while downstream is busy).
+    async fn send(&self, msg: Message) -> Result<()> {
+        self.tx
+            .send(msg)
+            .await
+            .map_err(|_| EngineError::Graph("downstream of a source has stopped".into()))
     }
 
     /// Sends a batch downstream, waiting while downstream is busy (backpressure).
@@ -111,6 +147,15 @@ pub trait ConnectorFactory: Send + Sync {
     fn create_source(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Source>>;
     /// Creates a sink, validating the options.
     fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>>;
+    /// The metadata keys a source can read (`METADATA FROM 'key'`), with the
+    /// SQL type each has.
+    fn readable_metadata(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+    /// The metadata keys a sink can write.
+    fn writable_metadata(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
 }
 
 /// The connectors a job may use, by name.

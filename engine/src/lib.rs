@@ -6,6 +6,7 @@
 //! [`connector`] traits, and [`runtime::run_job`] executes it on tokio.
 
 pub mod connector;
+pub mod control;
 pub mod error;
 pub mod graph;
 pub mod memory;

@@ -75,4 +75,6 @@ pub mod names {
     pub const NULL_TIME_DROPPED: &str = "vigil_null_rowtime_dropped_total";
     /// Rows written by a sink.
     pub const SINK_ROWS: &str = "vigil_sink_rows_total";
+    /// Records without a value (Kafka tombstones) that a source skipped.
+    pub const TOMBSTONES_SKIPPED: &str = "vigil_tombstones_skipped_total";
 }

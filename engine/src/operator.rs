@@ -3,7 +3,7 @@
 
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::message::{EventTime, Message};
+use crate::message::{EventTime, Message, SplitEvent};
 use crate::Result;
 
 /// Collects what an operator emits, in order.
@@ -26,6 +26,14 @@ impl Emitter {
     /// Emits a watermark.
     pub fn watermark(&mut self, wm: EventTime) {
         self.out.push(Message::Watermark(wm));
+    }
+    /// Emits a split event.
+    pub fn split(&mut self, event: SplitEvent) {
+        self.out.push(Message::Split(event));
+    }
+    /// Emits that the whole input is idle.
+    pub fn idle(&mut self) {
+        self.out.push(Message::Idle);
     }
     /// Takes what was emitted so far.
     pub fn drain(&mut self) -> std::vec::Drain<'_, Message> {
@@ -52,7 +60,21 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// A source's split event; the default forwards it (only the watermark
+    /// assigner acts on them).
+    fn on_split(&mut self, event: SplitEvent, out: &mut Emitter) -> Result<()> {
+        out.split(event);
+        Ok(())
+    }
+
+    /// The input went idle; the default forwards it.
+    fn on_idle(&mut self, out: &mut Emitter) -> Result<()> {
+        out.idle();
+        Ok(())
+    }
+
     /// The input has ended: flush what is left. The runtime forwards `End` afterwards.
+    /// (On `Stop` it is not called: open state stays unfired.)
     fn on_end(&mut self, _out: &mut Emitter) -> Result<()> {
         Ok(())
     }

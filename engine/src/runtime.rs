@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::connector::{Sink, Source, SourceContext};
+use crate::control::StopSignal;
 use crate::graph::{JobGraph, NodeKind};
 use crate::message::{EventTime, Message};
 use crate::metrics::Metrics;
@@ -42,6 +43,12 @@ enum Placement {
 /// Runs the job until every source is exhausted and every sink has flushed, or
 /// until a task fails (the first error is returned and the rest are cancelled).
 pub async fn run_job(graph: JobGraph, metrics: Metrics) -> Result<()> {
+    run_job_until(graph, metrics, StopSignal::never()).await
+}
+
+/// As [`run_job`], and also returns (after sinks have flushed) once `stop` fires:
+/// sources stop reading, open windows stay unfired, sinks flush.
+pub async fn run_job_until(graph: JobGraph, metrics: Metrics, stop: StopSignal) -> Result<()> {
     let n = graph.nodes.len();
     let mut consumers = vec![0usize; n];
     for node in &graph.nodes {
@@ -122,7 +129,7 @@ pub async fn run_job(graph: JobGraph, metrics: Metrics) -> Result<()> {
     let mut set: JoinSet<Result<()>> = JoinSet::new();
     for s in sources {
         let metrics = metrics.clone();
-        set.spawn(run_source(s, metrics));
+        set.spawn(run_source(s, metrics, stop.clone()));
     }
     for t in tasks {
         set.spawn(run_task(t));
@@ -150,7 +157,15 @@ pub async fn run_job(graph: JobGraph, metrics: Metrics) -> Result<()> {
     }
 }
 
-async fn run_source(task: SourceTask, metrics: Metrics) -> Result<()> {
+fn end_message(stop: &StopSignal) -> Message {
+    if stop.is_stopped() {
+        Message::Stop
+    } else {
+        Message::End
+    }
+}
+
+async fn run_source(task: SourceTask, metrics: Metrics, stop: StopSignal) -> Result<()> {
     let SourceTask {
         name,
         source,
@@ -158,13 +173,20 @@ async fn run_source(task: SourceTask, metrics: Metrics) -> Result<()> {
     } = task;
     if outputs.len() == 1 {
         let tx = outputs.remove(0);
-        source.run(SourceContext::new(tx.clone(), metrics)).await?;
+        source
+            .run(SourceContext::new(tx.clone(), metrics, stop.clone()))
+            .await
+            .map_err(|e| EngineError::Task {
+                task: name.clone(),
+                message: e.to_string(),
+            })?;
         // Downstream may already be gone if the job is shutting down.
-        let _ = tx.send(Message::End).await;
+        let _ = tx.send(end_message(&stop)).await;
         return Ok(());
     }
     // Several consumers: relay every message to each of them.
     let (tx, mut rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
+    let relay_stop = stop.clone();
     let relay = async move {
         while let Some(msg) = rx.recv().await {
             for out in &outputs {
@@ -173,12 +195,13 @@ async fn run_source(task: SourceTask, metrics: Metrics) -> Result<()> {
                 }
             }
         }
+        let end = end_message(&relay_stop);
         for out in &outputs {
-            let _ = out.send(Message::End).await;
+            let _ = out.send(end.clone()).await;
         }
     };
     let run = async move {
-        let r = source.run(SourceContext::new(tx, metrics)).await;
+        let r = source.run(SourceContext::new(tx, metrics, stop)).await;
         r.map_err(|e| EngineError::Task {
             task: name.clone(),
             message: e.to_string(),
@@ -197,10 +220,13 @@ fn tagged(idx: usize, rx: mpsc::Receiver<Message>) -> Tagged {
 }
 
 /// Merges the inputs of a task: batches pass as they come; the watermark is the
-/// minimum over the inputs; `End` once every input has ended.
+/// minimum over the inputs that are not idle; `End` once every input has ended
+/// (`Stop` if any of them was stopped).
 struct Merge {
     watermarks: Vec<EventTime>,
     ended: Vec<bool>,
+    idle: Vec<bool>,
+    stopped: bool,
     emitted: EventTime,
 }
 
@@ -209,21 +235,42 @@ impl Merge {
         Self {
             watermarks: vec![MIN_WATERMARK; n],
             ended: vec![false; n],
+            idle: vec![false; n],
+            stopped: false,
             emitted: MIN_WATERMARK,
         }
     }
 
     fn on(&mut self, idx: usize, msg: Message) -> Option<Message> {
         match msg {
-            Message::Batch(b) => Some(Message::Batch(b)),
+            Message::Batch(b) => {
+                self.idle[idx] = false;
+                Some(Message::Batch(b))
+            }
             Message::Watermark(wm) => {
+                self.idle[idx] = false;
                 self.watermarks[idx] = self.watermarks[idx].max(wm);
                 self.advance()
             }
-            Message::End => {
+            // Split ids are only meaningful on a source's own edge.
+            Message::Split(ev) => (self.ended.len() == 1).then_some(Message::Split(ev)),
+            Message::Idle => {
+                self.idle[idx] = true;
+                if self.idle.iter().all(|i| *i) {
+                    Some(Message::Idle)
+                } else {
+                    self.advance()
+                }
+            }
+            Message::End | Message::Stop => {
+                self.stopped |= matches!(msg, Message::Stop);
                 self.ended[idx] = true;
                 if self.ended.iter().all(|e| *e) {
-                    Some(Message::End)
+                    Some(if self.stopped {
+                        Message::Stop
+                    } else {
+                        Message::End
+                    })
                 } else {
                     // An ended input no longer holds the watermark back.
                     self.watermarks[idx] = EventTime::MAX;
@@ -237,9 +284,10 @@ impl Merge {
         let min = self
             .watermarks
             .iter()
-            .copied()
-            .min()
-            .unwrap_or(MIN_WATERMARK);
+            .zip(&self.idle)
+            .filter(|(_, idle)| !**idle)
+            .map(|(wm, _)| *wm)
+            .min()?;
         if min > self.emitted {
             self.emitted = min;
             Some(Message::Watermark(min))
@@ -270,21 +318,25 @@ async fn run_task(task: Task) -> Result<()> {
         let Some(msg) = merge.on(idx, msg) else {
             continue;
         };
-        let is_end = matches!(msg, Message::End);
+        let is_end = matches!(msg, Message::End | Message::Stop);
         queue.push(msg);
         // Push the message through the chain of operators, one stage at a time.
         for op in ops.iter_mut() {
             for m in queue.drain(..) {
-                let end = matches!(m, Message::End);
+                let mut terminal = None;
                 match m {
                     Message::Batch(b) => op.on_batch(b, &mut emitter).map_err(wrap)?,
                     Message::Watermark(wm) => op.on_watermark(wm, &mut emitter).map_err(wrap)?,
-                    Message::End => op.on_end(&mut emitter).map_err(wrap)?,
+                    Message::Split(ev) => op.on_split(ev, &mut emitter).map_err(wrap)?,
+                    Message::Idle => op.on_idle(&mut emitter).map_err(wrap)?,
+                    Message::End => {
+                        op.on_end(&mut emitter).map_err(wrap)?;
+                        terminal = Some(Message::End);
+                    }
+                    Message::Stop => terminal = Some(Message::Stop),
                 }
                 next.extend(emitter.drain());
-                if end {
-                    next.push(Message::End);
-                }
+                next.extend(terminal);
             }
             std::mem::swap(&mut queue, &mut next);
         }
@@ -293,7 +345,8 @@ async fn run_task(task: Task) -> Result<()> {
                 Some(sink) => match m {
                     Message::Batch(b) => sink.write(b).await.map_err(wrap)?,
                     Message::Watermark(wm) => sink.on_watermark(wm).await.map_err(wrap)?,
-                    Message::End => sink.finish().await.map_err(wrap)?,
+                    Message::Split(_) | Message::Idle => {}
+                    Message::End | Message::Stop => sink.finish().await.map_err(wrap)?,
                 },
                 None => {
                     for out in &outputs {

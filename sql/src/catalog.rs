@@ -2,7 +2,7 @@
 //! computed columns, the time attribute marked), the planned computed-column
 //! and watermark expressions, and the DataFusion table provider standing for them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -35,6 +35,44 @@ pub struct TableEntry {
 }
 
 impl TableEntry {
+    /// The metadata columns (by name) with their keys; `writable_only` leaves
+    /// out the `VIRTUAL` ones.
+    pub fn metadata_columns(&self, writable_only: bool) -> BTreeMap<String, String> {
+        self.def
+            .columns
+            .iter()
+            .filter_map(|c| match &c.kind {
+                ColumnKind::Physical {
+                    metadata: Some(m), ..
+                } if !(writable_only && m.is_virtual) => Some((c.name.clone(), m.key.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The columns a sink receives: physical and non-virtual metadata columns.
+    pub fn sink_schema(&self) -> SchemaRef {
+        let virtual_cols: Vec<&str> = self
+            .def
+            .columns
+            .iter()
+            .filter_map(|c| match &c.kind {
+                ColumnKind::Physical {
+                    metadata: Some(m), ..
+                } if m.is_virtual => Some(c.name.as_str()),
+                _ => None,
+            })
+            .collect();
+        let physical = self.physical_schema();
+        let fields: Vec<Field> = physical
+            .fields()
+            .iter()
+            .filter(|f| !virtual_cols.contains(&f.name().as_str()))
+            .map(|f| f.as_ref().clone())
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+
     /// The physical columns only, in declaration order.
     pub fn physical_schema(&self) -> SchemaRef {
         let fields: Vec<Field> = self
@@ -72,6 +110,46 @@ pub fn connector_factory<'r>(
     })
 }
 
+/// Checks the table's metadata columns against the keys its connector knows.
+pub fn check_metadata(factory: &dyn ConnectorFactory, def: &TableDef) -> Result<()> {
+    for c in &def.columns {
+        let ColumnKind::Physical {
+            metadata: Some(m), ..
+        } = &c.kind
+        else {
+            continue;
+        };
+        let readable = factory.readable_metadata();
+        let writable = factory.writable_metadata();
+        let known = readable.iter().chain(writable).any(|(k, _)| *k == m.key);
+        if !known {
+            let keys: Vec<String> = readable
+                .iter()
+                .chain(writable)
+                .map(|(k, t)| format!("'{k}' {t}"))
+                .collect();
+            let help = if keys.is_empty() {
+                format!("the '{}' connector has no metadata", factory.name())
+            } else {
+                format!(
+                    "the '{}' connector supports: {}",
+                    factory.name(),
+                    keys.join(", ")
+                )
+            };
+            return Err(SqlError::at(
+                m.pos,
+                format!(
+                    "invalid metadata key '{}' in column '{}' of table '{}'",
+                    m.key, c.name, def.name
+                ),
+            )
+            .with_help(help));
+        }
+    }
+    Ok(())
+}
+
 /// Plans an expression written in a table definition, mapping error positions
 /// back into the script.
 fn plan_expr(state: &SessionState, text: &str, schema: &DFSchema, pos: Pos) -> Result<Expr> {
@@ -100,6 +178,7 @@ pub fn resolve_table(def: TableDef, state: &SessionState) -> Result<TableEntry> 
             ColumnKind::Physical {
                 data_type,
                 nullable,
+                ..
             } => Some(Field::new(&c.name, data_type.clone(), *nullable)),
             ColumnKind::Computed { .. } => None,
         })
@@ -113,6 +192,7 @@ pub fn resolve_table(def: TableDef, state: &SessionState) -> Result<TableEntry> 
             ColumnKind::Physical {
                 data_type,
                 nullable,
+                ..
             } => {
                 fields.push(Field::new(&c.name, data_type.clone(), *nullable));
                 computed.push(None);

@@ -20,6 +20,9 @@ pub enum ColumnKind {
         data_type: DataType,
         /// Whether it may be NULL.
         nullable: bool,
+        /// `METADATA [FROM 'key'] [VIRTUAL]`: read from the connector's metadata
+        /// (Kafka's timestamp, partition, ...) rather than the record's value.
+        metadata: Option<MetadataDef>,
     },
     /// Computed from other columns: `name AS expr`.
     Computed {
@@ -28,6 +31,17 @@ pub enum ColumnKind {
         /// Where it starts.
         pos: Pos,
     },
+}
+
+/// The metadata part of a column: `METADATA [FROM 'key'] [VIRTUAL]`.
+#[derive(Debug, Clone)]
+pub struct MetadataDef {
+    /// The connector's metadata key (the column name when `FROM` is omitted).
+    pub key: String,
+    /// `VIRTUAL`: read-only, left out when the table is a sink.
+    pub is_virtual: bool,
+    /// Where `METADATA` is written.
+    pub pos: Pos,
 }
 
 /// A column definition.
@@ -218,9 +232,23 @@ fn parse_element(c: &mut Cursor, offsets: &LineOffsets, def: &mut TableDef) -> R
         return Ok(());
     }
     let (data_type, nullable) = parse_type(c)?;
-    if c.is_keyword("METADATA") {
-        return Err(SqlError::unsupported(c.pos(), "METADATA columns").with_len(8));
-    }
+    let metadata = if c.is_keyword("METADATA") {
+        let pos = c.pos();
+        c.i += 1;
+        let key = if c.eat_keyword("FROM") {
+            c.string("a metadata key in single quotes, like 'timestamp'")?
+        } else {
+            name.clone()
+        };
+        let is_virtual = c.eat_keyword("VIRTUAL");
+        Some(MetadataDef {
+            key,
+            is_virtual,
+            pos,
+        })
+    } else {
+        None
+    };
     if c.eat_keyword("COMMENT") {
         c.string("a comment string")?;
     }
@@ -235,6 +263,7 @@ fn parse_element(c: &mut Cursor, offsets: &LineOffsets, def: &mut TableDef) -> R
         kind: ColumnKind::Physical {
             data_type,
             nullable,
+            metadata,
         },
     });
     Ok(())

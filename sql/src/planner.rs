@@ -23,7 +23,7 @@ use vigil_engine::metrics::Metrics;
 use vigil_engine::operators::project::Project;
 use vigil_engine::window::ROWTIME_METADATA_KEY;
 
-use crate::catalog::{connector_factory, resolve_table, StreamTable, TableEntry};
+use crate::catalog::{check_metadata, connector_factory, resolve_table, StreamTable, TableEntry};
 use crate::cursor::Cursor;
 use crate::ddl::parse_create_table;
 use crate::error::{Pos, Result, SqlError};
@@ -233,9 +233,10 @@ impl ScriptPlanner {
         }
         let state = self.ctx.state();
         let entry = resolve_table(def, &state)?;
-        // Validate the connector and its options now, so that errors come before anything runs.
-        // Validate the connector now, so that errors come before anything runs.
-        connector_factory(&self.registry, &entry.def)?;
+        // Validate the connector and the metadata columns now, so that errors come
+        // before anything runs.
+        let factory = connector_factory(&self.registry, &entry.def)?;
+        check_metadata(factory.as_ref(), &entry.def)?;
         let provider = Arc::new(StreamTable {
             schema: entry.schema.clone(),
         });
@@ -381,7 +382,7 @@ impl ScriptPlanner {
             .clone();
         let plan = self.plan_query(&tokens[c.i..], true).await?;
         let pos = stmt.pos();
-        let sink_schema = entry.physical_schema();
+        let sink_schema = entry.sink_schema();
         let out = plan.schema().clone();
         if out.fields().len() != sink_schema.fields().len() {
             return Err(SqlError::at(
@@ -429,12 +430,24 @@ impl ScriptPlanner {
             Box::new(Project::new(exprs, sink_schema_nullable.clone())),
             sink_schema_nullable,
         );
+        let factory = connector_factory(&self.registry, &entry.def)?;
+        let metadata = entry.metadata_columns(true);
+        for (col, key) in &metadata {
+            if !factory.writable_metadata().iter().any(|(k, _)| k == key) {
+                return Err(SqlError::at(
+                    name_pos,
+                    format!("metadata '{key}' of column '{col}' cannot be written by the '{}' connector", factory.name()),
+                )
+                .with_help(format!("declare the column as METADATA FROM '{key}' VIRTUAL to leave it out of the sink")));
+            }
+        }
         let spec = TableSpec {
             name: name.clone(),
             schema: sink_schema,
             options: entry.def.options.clone(),
+            metadata,
+            job_options: self.settings.clone(),
         };
-        let factory = connector_factory(&self.registry, &entry.def)?;
         let sink = factory
             .create_sink(&spec, &self.metrics)
             .map_err(|e| SqlError::at(entry.def.options_pos, e.to_string()))?;
@@ -461,6 +474,7 @@ impl ScriptPlanner {
             pos,
             &locate,
         );
+        t.settings = self.settings.clone();
         t.plan(plan).await
     }
 

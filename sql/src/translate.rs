@@ -47,6 +47,8 @@ pub struct Translator<'a> {
     pub pos: Pos,
     /// Finds a keyword in the statement, for pointing at unsupported clauses.
     pub locate: &'a (dyn Fn(&str) -> Pos + Sync),
+    /// The script's `SET` options, handed to connectors.
+    pub settings: std::collections::BTreeMap<String, String>,
     props: ExecutionProps,
 }
 
@@ -74,6 +76,7 @@ impl<'a> Translator<'a> {
             ctx,
             pos,
             locate,
+            settings: Default::default(),
             props: ExecutionProps::new(),
         }
     }
@@ -248,10 +251,17 @@ impl<'a> Translator<'a> {
                 })
                 .collect::<Vec<_>>(),
         ));
+        let metadata = entry
+            .metadata_columns(false)
+            .into_iter()
+            .filter(|(col, _)| source_schema.field_with_name(col).is_ok())
+            .collect();
         let spec = TableSpec {
             name: name.clone(),
             schema: source_schema.clone(),
             options: entry.def.options.clone(),
+            metadata,
+            job_options: self.settings.clone(),
         };
         let factory = connector_factory(self.registry, &entry.def)?;
         let source = factory

@@ -36,6 +36,23 @@ fn optional_params(c: &mut Cursor) -> Result<Vec<u64>> {
     Ok(params)
 }
 
+/// The Arrow type of Flink's `MAP<K, V>` (Arrow's map of `entries` with a
+/// non-null `key`).
+pub fn map_type(key: DataType, value: DataType, value_nullable: bool) -> DataType {
+    let entries = Field::new(
+        "entries",
+        DataType::Struct(
+            vec![
+                Field::new("key", key, false),
+                Field::new("value", value, value_nullable),
+            ]
+            .into(),
+        ),
+        false,
+    );
+    DataType::Map(Arc::new(entries), false)
+}
+
 /// Parses a Flink type (`BIGINT`, `DECIMAL(10, 2)`, `TIMESTAMP(3)`,
 /// `TIMESTAMP_LTZ(3)`, `ARRAY<STRING>`, ... with an optional `NOT NULL`) into
 /// an Arrow type and nullability.
@@ -99,7 +116,15 @@ pub fn parse_type(c: &mut Cursor) -> Result<(DataType, bool)> {
             c.expect_token(&Token::Gt)?;
             DataType::List(Arc::new(Field::new("element", inner, nullable)))
         }
-        "MAP" | "ROW" | "MULTISET" | "RAW" | "INTERVAL" => {
+        "MAP" => {
+            c.expect_token(&Token::Lt)?;
+            let (key, _) = parse_type(c)?;
+            c.expect_token(&Token::Comma)?;
+            let (value, value_nullable) = parse_type(c)?;
+            c.expect_token(&Token::Gt)?;
+            map_type(key, value, value_nullable)
+        }
+        "ROW" | "MULTISET" | "RAW" | "INTERVAL" => {
             return Err(SqlError::unsupported(pos, format!("column type {upper}")).with_len(name.len()))
         }
         _ => {

@@ -86,6 +86,35 @@ impl JsonDecoder {
         }
     }
 
+    /// Decodes `n` records (JSON objects separated by whitespace) into exactly
+    /// `n` rows, or fails (a bad record, or one that is not exactly one object).
+    pub fn decode_exact(&self, buf: &[u8], n: usize) -> Result<RecordBatch, String> {
+        match self.decode_all(buf, n) {
+            Ok(Some(b)) if b.num_rows() == n => Ok(b),
+            Ok(None) if n == 0 => Ok(RecordBatch::new_empty(self.schema.clone())),
+            Ok(b) => Err(format!(
+                "expected {n} JSON object(s), found {}",
+                b.map_or(0, |b| b.num_rows())
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Why one record does not decode into exactly one row, or None if it does.
+    pub fn record_error(&self, record: &[u8]) -> Option<String> {
+        let trimmed = record.trim_ascii();
+        if trimmed.is_empty() {
+            return Some("empty record".into());
+        }
+        if let Err(e) = std::str::from_utf8(trimmed) {
+            return Some(format!("not UTF-8: {e}"));
+        }
+        if trimmed[0] != b'{' {
+            return Some("not a JSON object".into());
+        }
+        self.decode_exact(trimmed, 1).err()
+    }
+
     fn decode_line_by_line(&self, chunk: &[u8], first_line: u64) -> Decoded {
         let mut good: Vec<u8> = Vec::with_capacity(chunk.len());
         let mut bad = vec![];

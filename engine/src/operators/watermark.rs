@@ -1,12 +1,19 @@
 //! The watermark assigner: computes `WATERMARK FOR rowtime AS expr` per row and
 //! emits watermarks.
 //!
+//! Watermarks are kept per source split (a Kafka partition) and merged by
+//! minimum, as Flink's per-split watermark generation does: a split that is
+//! behind holds the others back, an idle split does not until it speaks again,
+//! and a finished split no longer counts. A source that sends no split events
+//! is one split.
+//!
 //! Vigil advances the watermark after every row, as Flink does with
 //! `pipeline.auto-watermark-interval = 0`, so which rows are late is decided by
 //! the input alone, never by timing. It stays vectorised: a batch is only split
 //! before a row that could be late (its event time is at or behind the
 //! watermark reached by the rows before it), and the watermark is emitted there.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
@@ -17,17 +24,34 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use super::eval;
 use crate::error::ResultExt;
-use crate::message::EventTime;
+use crate::message::{EventTime, SplitEvent, SplitId};
 use crate::operator::{Emitter, Operator};
 use crate::time::{format_event_time, MAX_WATERMARK, MIN_WATERMARK};
 use crate::Result;
+
+/// The watermark state of one split.
+#[derive(Debug, Clone, Copy)]
+struct SplitState {
+    watermark: EventTime,
+    idle: bool,
+    finished: bool,
+}
+
+impl SplitState {
+    fn holds_back(&self) -> bool {
+        !self.idle && !self.finished
+    }
+}
 
 /// Emits watermarks for one source, from an expression over its rows.
 pub struct WatermarkAssigner {
     table: String,
     rowtime_idx: usize,
     watermark_expr: Arc<dyn PhysicalExpr>,
-    current: EventTime,
+    splits: BTreeMap<SplitId, SplitState>,
+    current_split: SplitId,
+    /// Whether the idle status was sent downstream (every split idle).
+    idle_sent: bool,
     emitted: EventTime,
 }
 
@@ -39,8 +63,64 @@ impl WatermarkAssigner {
             table,
             rowtime_idx,
             watermark_expr,
-            current: MIN_WATERMARK,
+            splits: BTreeMap::new(),
+            current_split: 0,
+            idle_sent: false,
             emitted: MIN_WATERMARK,
+        }
+    }
+
+    fn split_mut(&mut self, id: SplitId) -> &mut SplitState {
+        self.splits.entry(id).or_insert(SplitState {
+            watermark: MIN_WATERMARK,
+            idle: false,
+            finished: false,
+        })
+    }
+
+    /// The minimum watermark over the splits that hold it back, other than `except`;
+    /// None when there is none.
+    fn min_except(&self, except: Option<SplitId>) -> Option<EventTime> {
+        self.splits
+            .iter()
+            .filter(|(id, s)| Some(**id) != except && s.holds_back())
+            .map(|(_, s)| s.watermark)
+            .min()
+    }
+
+    /// Emits the combined watermark if it advanced, and the idle status once
+    /// every split is idle.
+    fn advance(&mut self, out: &mut Emitter) {
+        match self.min_except(None) {
+            Some(wm) => {
+                self.idle_sent = false;
+                if wm > self.emitted {
+                    self.emitted = wm;
+                    out.watermark(wm);
+                }
+            }
+            None => {
+                // Every split is idle or finished. The idle ones that have had data
+                // still bound the watermark by their own progress, so which split's
+                // idleness was noticed first does not matter.
+                let idle_min = self
+                    .splits
+                    .values()
+                    .filter(|s| s.idle && !s.finished && s.watermark > MIN_WATERMARK)
+                    .map(|s| s.watermark)
+                    .min();
+                if let Some(wm) = idle_min.filter(|wm| *wm > self.emitted) {
+                    self.emitted = wm;
+                    out.watermark(wm);
+                }
+                let all_idle = !self.splits.is_empty()
+                    && self.splits.values().all(|s| s.idle || s.finished)
+                    && self.splits.values().any(|s| s.idle);
+                if all_idle && !self.idle_sent {
+                    self.idle_sent = true;
+                    out.idle();
+                }
+            }
         }
     }
 }
@@ -64,9 +144,14 @@ impl Operator for WatermarkAssigner {
         let wm = wm.as_primitive::<TimestampMillisecondType>();
         let rowtime = to_millis(batch.column(self.rowtime_idx), "rowtime column")?;
         let rowtime = rowtime.as_primitive::<TimestampMillisecondType>();
+        let split = self.current_split;
+        let others = self.min_except(Some(split)).unwrap_or(EventTime::MAX);
+        let state = self.split_mut(split);
+        state.idle = false;
+        let mut own = state.watermark;
         let mut start = 0;
         for i in 0..batch.num_rows() {
-            let before = self.current;
+            let before = own.min(others);
             if before > self.emitted && rowtime.is_valid(i) && rowtime.value(i) <= before {
                 out.batch(batch.slice(start, i - start));
                 out.watermark(before);
@@ -74,13 +159,36 @@ impl Operator for WatermarkAssigner {
                 start = i;
             }
             if wm.is_valid(i) {
-                self.current = self.current.max(wm.value(i));
+                own = own.max(wm.value(i));
             }
         }
+        self.split_mut(split).watermark = own;
         out.batch(batch.slice(start, batch.num_rows() - start));
-        if self.current > self.emitted {
-            out.watermark(self.current);
-            self.emitted = self.current;
+        self.advance(out);
+        Ok(())
+    }
+
+    fn on_split(&mut self, event: SplitEvent, out: &mut Emitter) -> Result<()> {
+        match event {
+            SplitEvent::Current(id) => {
+                self.current_split = id;
+                let state = self.split_mut(id);
+                let was_idle = state.idle;
+                state.idle = false;
+                state.finished = false;
+                if was_idle {
+                    tracing::debug!(table = %self.table, split = id, "split active again");
+                }
+            }
+            SplitEvent::Idle(id) => {
+                tracing::debug!(table = %self.table, split = id, "split idle");
+                self.split_mut(id).idle = true;
+                self.advance(out);
+            }
+            SplitEvent::Finished(id) => {
+                self.split_mut(id).finished = true;
+                self.advance(out);
+            }
         }
         Ok(())
     }
@@ -88,16 +196,136 @@ impl Operator for WatermarkAssigner {
     fn on_watermark(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
         // A source that emits watermarks of its own: keep the larger.
         if wm > self.emitted {
-            self.current = self.current.max(wm);
-            self.emitted = self.current;
-            out.watermark(self.current);
+            let split = self.current_split;
+            let state = self.split_mut(split);
+            state.watermark = state.watermark.max(wm);
+            self.advance(out);
         }
         Ok(())
     }
 
     fn on_end(&mut self, out: &mut Emitter) -> Result<()> {
-        tracing::debug!(table = %self.table, last = %format_event_time(self.current), "source ended; final watermark");
+        tracing::debug!(table = %self.table, last = %format_event_time(self.emitted), "source ended; final watermark");
         out.watermark(MAX_WATERMARK);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::TimestampMillisecondArray;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::physical_expr::expressions::Column;
+
+    use super::*;
+    use crate::message::Message;
+
+    fn assigner() -> WatermarkAssigner {
+        WatermarkAssigner::new("t".into(), 0, Arc::new(Column::new("ts", 0)))
+    }
+
+    fn batch(ts: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            true,
+        )]));
+        RecordBatch::try_new(
+            schema,
+            vec![Arc::new(TimestampMillisecondArray::from(ts.to_vec()))],
+        )
+        .expect("batch")
+    }
+
+    fn watermarks(out: &mut Emitter) -> Vec<EventTime> {
+        out.drain()
+            .filter_map(|m| match m {
+                Message::Watermark(w) => Some(w),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn feed(a: &mut WatermarkAssigner, split: SplitId, ts: &[i64], out: &mut Emitter) {
+        a.on_split(SplitEvent::Current(split), out).expect("split");
+        a.on_batch(batch(ts), out).expect("batch");
+    }
+
+    #[test]
+    fn the_slowest_split_holds_the_watermark() {
+        let (mut a, mut out) = (assigner(), Emitter::new());
+        a.on_split(SplitEvent::Current(0), &mut out).expect("split");
+        a.on_split(SplitEvent::Current(1), &mut out).expect("split");
+        feed(&mut a, 0, &[100, 200], &mut out);
+        assert_eq!(
+            watermarks(&mut out),
+            Vec::<EventTime>::new(),
+            "split 1 has no data yet"
+        );
+        feed(&mut a, 1, &[50], &mut out);
+        assert_eq!(watermarks(&mut out), vec![50]);
+        feed(&mut a, 1, &[300], &mut out);
+        assert_eq!(watermarks(&mut out), vec![200]);
+    }
+
+    #[test]
+    fn an_idle_split_is_ignored_until_it_speaks_again() {
+        let (mut a, mut out) = (assigner(), Emitter::new());
+        a.on_split(SplitEvent::Current(1), &mut out).expect("split");
+        feed(&mut a, 0, &[100], &mut out);
+        feed(&mut a, 1, &[10], &mut out);
+        assert_eq!(watermarks(&mut out), vec![10]);
+        a.on_split(SplitEvent::Idle(1), &mut out).expect("idle");
+        assert_eq!(watermarks(&mut out), vec![100]);
+        feed(&mut a, 0, &[150], &mut out);
+        assert_eq!(watermarks(&mut out), vec![150]);
+        // Split 1 rejoins behind: the watermark does not go back, and holds until split 1 catches up.
+        feed(&mut a, 1, &[20], &mut out);
+        assert_eq!(watermarks(&mut out), Vec::<EventTime>::new());
+        feed(&mut a, 0, &[400], &mut out);
+        assert_eq!(watermarks(&mut out), Vec::<EventTime>::new());
+        feed(&mut a, 1, &[300], &mut out);
+        assert_eq!(watermarks(&mut out), vec![300]);
+    }
+
+    #[test]
+    fn every_split_idle_makes_the_input_idle_and_finished_splits_stop_counting() {
+        let (mut a, mut out) = (assigner(), Emitter::new());
+        a.on_split(SplitEvent::Current(1), &mut out).expect("split");
+        feed(&mut a, 0, &[100], &mut out);
+        feed(&mut a, 1, &[10], &mut out);
+        out.drain().for_each(drop);
+        a.on_split(SplitEvent::Finished(1), &mut out)
+            .expect("finished");
+        assert_eq!(watermarks(&mut out), vec![100]);
+        a.on_split(SplitEvent::Idle(0), &mut out).expect("idle");
+        assert!(out.drain().any(|m| matches!(m, Message::Idle)));
+    }
+
+    #[test]
+    fn splits_going_idle_together_release_the_watermark_of_those_with_data() {
+        let (mut a, mut out) = (assigner(), Emitter::new());
+        a.on_split(SplitEvent::Current(1), &mut out).expect("split");
+        feed(&mut a, 0, &[100], &mut out);
+        assert_eq!(watermarks(&mut out), Vec::<EventTime>::new());
+        // Split 0 is noticed idle first, then split 1, which never had data.
+        a.on_split(SplitEvent::Idle(0), &mut out).expect("idle");
+        a.on_split(SplitEvent::Idle(1), &mut out).expect("idle");
+        assert_eq!(watermarks(&mut out), vec![100]);
+    }
+
+    #[test]
+    fn rows_late_for_the_combined_watermark_start_a_new_batch() {
+        let (mut a, mut out) = (assigner(), Emitter::new());
+        feed(&mut a, 0, &[100, 40, 120], &mut out);
+        let msgs: Vec<String> = out
+            .drain()
+            .map(|m| match m {
+                Message::Batch(b) => format!("batch{}", b.num_rows()),
+                Message::Watermark(w) => format!("wm{w}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(msgs, vec!["batch1", "wm100", "batch2", "wm120"]);
     }
 }

@@ -1,0 +1,134 @@
+//! Kafka throughput: bids (../shared/bench/gen_bids.py) produced into a topic
+//! of tansu on loopback, then read twice in the same run — by a bare rdkafka
+//! consume loop (the baseline: poll and touch each payload) and by Vigil
+//! (Kafka -> JSON decode -> the q2 filter/projection -> blackhole) — and the
+//! ratio printed. The engine should keep at least 70% of the bare rate.
+//!
+//!     cargo bench --bench kafka                       # 1M bids
+//!     VIGIL_BENCH_ROWS=200000 cargo bench --bench kafka
+
+#[path = "../tests/support/kafka.rs"]
+mod kafka;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+#[path = "support/bids.rs"]
+mod bids;
+use bids::ensure_data;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const PARTITIONS: i32 = 2;
+
+fn load(bootstrap: &str, topic: &str, path: &Path) -> u64 {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let text = std::fs::read_to_string(path).expect("bids");
+    let mut n = 0u64;
+    for (i, line) in text.lines().enumerate() {
+        let mut rec = BaseRecord::<(), str>::to(topic)
+            .payload(line)
+            .partition(i as i32 % PARTITIONS);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        n += 1;
+    }
+    producer.flush(Duration::from_secs(300)).expect("flush");
+    n
+}
+
+/// The baseline: a bare consume loop over the whole topic.
+fn bare(bootstrap: &str, topic: &str, rows: u64) -> f64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "bench-bare")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let start = Instant::now();
+    let (mut n, mut bytes) = (0u64, 0usize);
+    while n < rows {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            bytes += m.payload().map_or(0, <[u8]>::len);
+            n += 1;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert!(bytes > 0);
+    rows as f64 / secs
+}
+
+fn vigil(bootstrap: &str, topic: &str, rows: u64) -> f64 {
+    let script = format!(
+        "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP(3), extra STRING) WITH (
+           'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{bootstrap}',
+           'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
+         CREATE TABLE out (auction BIGINT, price BIGINT) WITH ('connector' = 'blackhole');
+         INSERT INTO out SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0;"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let start = Instant::now();
+    let summary = rt
+        .block_on(vigil::Vigil::new().run_script(&script, vigil::OutputFormat::Json))
+        .expect("vigil job");
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(summary.rows_read, rows, "vigil read every record");
+    rows as f64 / secs
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rows: u64 = std::env::var("VIGIL_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let path = ensure_data(rows);
+    let broker = kafka::Tansu::start();
+    kafka::create_topics(&broker.bootstrap, &[("bids", PARTITIONS)]);
+    let t = Instant::now();
+    let n = load(&broker.bootstrap, "bids", &path);
+    println!(
+        "loaded {n} bids into tansu in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let (mut best_bare, mut best_vigil) = (0f64, 0f64);
+    for round in 0..2 {
+        let b = bare(&broker.bootstrap, "bids", n);
+        let v = vigil(&broker.bootstrap, "bids", n);
+        println!("round {round}: bare consumer {b:.0} events/s, vigil {v:.0} events/s");
+        best_bare = best_bare.max(b);
+        best_vigil = best_vigil.max(v);
+    }
+    println!("kafka q2: bare rdkafka {best_bare:.0} events/s, vigil {best_vigil:.0} events/s, ratio {:.2}", best_vigil / best_bare);
+}

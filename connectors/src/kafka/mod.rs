@@ -1,0 +1,43 @@
+//! The `kafka` connector, with Flink's options: a source reading one or more
+//! topics (start and optional stop offsets, per-partition watermarks, idle
+//! partitions, metadata columns, JSON key and value) and an at-least-once sink.
+//! `'properties.bootstrap.servers' = 'embedded'` uses an in-process broker.
+
+pub mod client;
+pub mod consumer;
+pub mod embedded;
+pub mod layout;
+pub mod options;
+pub mod sink;
+pub mod source;
+
+use vigil_engine::connector::{ConnectorFactory, Sink, Source, TableSpec};
+use vigil_engine::metrics::Metrics;
+use vigil_engine::Result;
+
+/// The `kafka` connector.
+pub struct KafkaConnector;
+
+impl ConnectorFactory for KafkaConnector {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn create_source(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Source>> {
+        let opts = options::parse(spec, true)?;
+        Ok(Box::new(source::KafkaSource::new(spec, opts, metrics)?))
+    }
+
+    fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>> {
+        let opts = options::parse(spec, false)?;
+        Ok(Box::new(sink::KafkaSink::new(spec, opts, metrics)?))
+    }
+
+    fn readable_metadata(&self) -> &'static [(&'static str, &'static str)] {
+        layout::READABLE
+    }
+
+    fn writable_metadata(&self) -> &'static [(&'static str, &'static str)] {
+        layout::WRITABLE
+    }
+}

@@ -1,0 +1,358 @@
+//! The Kafka connector's `WITH (...)` options, with Flink's names.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use vigil_engine::connector::TableSpec;
+use vigil_engine::Result;
+
+use crate::error::connector_error;
+
+/// Options this connector understands besides `properties.*` and `json.*`.
+pub const OPTIONS: &[&str] = &[
+    "topic",
+    "format",
+    "value.format",
+    "key.format",
+    "key.fields",
+    "key.fields-prefix",
+    "value.fields-include",
+    "scan.startup.mode",
+    "scan.startup.timestamp-millis",
+    "scan.startup.specific-offsets",
+    "scan.bounded.mode",
+    "scan.bounded.timestamp-millis",
+    "scan.bounded.specific-offsets",
+    "scan.topic-partition-discovery.interval",
+    "scan.parallelism",
+    "sink.delivery-guarantee",
+    "sink.partitioner",
+    "sink.parallelism",
+    "sink.transactional-id-prefix",
+];
+
+/// JSON format options accepted for the value and the key.
+pub const JSON_OPTIONS: &[&str] = &[
+    "json.ignore-parse-errors",
+    "json.fail-on-missing-field",
+    "json.timestamp-format.standard",
+    "json.encode.decimal-as-plain-number",
+    "json.map-null-key.mode",
+    "json.map-null-key.literal",
+];
+
+/// Where reading starts (`scan.startup.mode`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartupMode {
+    /// The oldest retained record of each partition.
+    Earliest,
+    /// The end of each partition: only new records.
+    Latest,
+    /// The consumer group's committed offsets (Flink's default).
+    GroupOffsets,
+    /// The first record at or after this time (ms since the epoch).
+    Timestamp(i64),
+    /// Given offsets per partition; other partitions as group offsets.
+    Specific(BTreeMap<i32, i64>),
+}
+
+/// Where a bounded read stops (`scan.bounded.mode`); unbounded when None.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BoundedMode {
+    /// The end of each partition when the job starts.
+    Latest,
+    /// The first record at or after this time (exclusive).
+    Timestamp(i64),
+    /// The consumer group's committed offsets.
+    GroupOffsets,
+    /// Given offsets per partition (exclusive).
+    Specific(BTreeMap<i32, i64>),
+}
+
+/// Which columns the record's value holds (`value.fields-include`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueFields {
+    /// Every physical column, key columns included (Flink's default).
+    All,
+    /// Every physical column but the key columns.
+    ExceptKey,
+}
+
+/// The parsed options of a Kafka table.
+#[derive(Debug, Clone)]
+pub struct KafkaOptions {
+    /// The topics (`topic`, `;`-separated).
+    pub topics: Vec<String>,
+    /// `properties.*` with the prefix removed, for librdkafka.
+    pub properties: BTreeMap<String, String>,
+    /// `scan.startup.mode`.
+    pub startup: StartupMode,
+    /// `scan.bounded.mode`.
+    pub bounded: Option<BoundedMode>,
+    /// `key.fields` (empty when the key is not used).
+    pub key_fields: Vec<String>,
+    /// `key.fields-prefix`.
+    pub key_prefix: String,
+    /// `value.fields-include`.
+    pub value_fields: ValueFields,
+    /// `table.exec.source.idle-timeout`; None disables idleness.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl KafkaOptions {
+    /// The bootstrap servers as written (`embedded` for the in-process broker).
+    pub fn bootstrap(&self) -> &str {
+        self.properties
+            .get("bootstrap.servers")
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The consumer group, if set.
+    pub fn group_id(&self) -> Option<&str> {
+        self.properties.get("group.id").map(String::as_str)
+    }
+}
+
+fn parse_millis(spec: &TableSpec, key: &str) -> Result<i64> {
+    let v = spec.required("kafka", key)?;
+    v.trim().parse::<i64>().map_err(|_| {
+        connector_error(
+            "kafka",
+            spec,
+            format!("'{key}' must be milliseconds since the epoch, not '{v}'"),
+        )
+    })
+}
+
+/// Parses Flink's `partition:0,offset:42;partition:1,offset:300`.
+fn parse_specific(spec: &TableSpec, key: &str) -> Result<BTreeMap<i32, i64>> {
+    let v = spec.required("kafka", key)?;
+    let bad = || {
+        connector_error(
+            "kafka",
+            spec,
+            format!(
+                "'{key}' must look like 'partition:0,offset:42;partition:1,offset:300', not '{v}'"
+            ),
+        )
+    };
+    let mut out = BTreeMap::new();
+    for part in v.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (p, o) = part.split_once(',').ok_or_else(bad)?;
+        let p = p.trim().strip_prefix("partition:").ok_or_else(bad)?;
+        let o = o.trim().strip_prefix("offset:").ok_or_else(bad)?;
+        out.insert(
+            p.trim().parse().map_err(|_| bad())?,
+            o.trim().parse().map_err(|_| bad())?,
+        );
+    }
+    Ok(out)
+}
+
+/// Parses a Flink duration: `500 ms`, `5 s`, `5s`, `1 min`, `2 h`, `1 d`, or a
+/// bare number of milliseconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let ms = match unit.trim() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => n,
+        "s" | "sec" | "secs" | "second" | "seconds" => n * 1000,
+        "min" | "m" | "minute" | "minutes" => n * 60_000,
+        "h" | "hour" | "hours" => n * 3_600_000,
+        "d" | "day" | "days" => n * 86_400_000,
+        _ => return None,
+    };
+    Some(Duration::from_millis(ms))
+}
+
+/// Validates and parses the options of `spec`; `source` is false for a sink,
+/// which ignores the scan options.
+pub fn parse(spec: &TableSpec, source: bool) -> Result<KafkaOptions> {
+    let unknown: Vec<&str> = spec
+        .options
+        .keys()
+        .map(String::as_str)
+        .filter(|k| {
+            *k != "connector"
+                && !OPTIONS.contains(k)
+                && !k.starts_with("properties.")
+                && !JSON_OPTIONS.contains(k)
+                && !k
+                    .strip_prefix("key.")
+                    .or_else(|| k.strip_prefix("value."))
+                    .is_some_and(|rest| JSON_OPTIONS.contains(&rest))
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(connector_error(
+            "kafka",
+            spec,
+            format!(
+                "unsupported option(s) {}; supported: connector, properties.*, {}, {}",
+                unknown
+                    .iter()
+                    .map(|k| format!("'{k}'"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                OPTIONS.join(", "),
+                JSON_OPTIONS.join(", ")
+            ),
+        ));
+    }
+    let err = |m: String| connector_error("kafka", spec, m);
+    let topics: Vec<String> = spec
+        .required("kafka", "topic")?
+        .split(';')
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if topics.is_empty() {
+        return Err(err(
+            "'topic' is empty; name one topic or several separated by ';'".into(),
+        ));
+    }
+    let format = spec.option("value.format").or(spec.option("format"));
+    match format {
+        Some("json") => {}
+        Some(f) => {
+            return Err(err(format!(
+                "not supported yet: format '{f}'; supported: json"
+            )))
+        }
+        None => {
+            return Err(err(
+                "missing required option 'format' (or 'value.format'); supported: json".into(),
+            ))
+        }
+    }
+    let properties: BTreeMap<String, String> = spec
+        .options
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("properties.")
+                .map(|k| (k.to_string(), v.clone()))
+        })
+        .collect();
+    if !properties.contains_key("bootstrap.servers") {
+        return Err(err("missing required option 'properties.bootstrap.servers' (host:port,... or 'embedded' for Vigil's in-process broker)".into()));
+    }
+    let startup = match spec.option("scan.startup.mode").unwrap_or("group-offsets") {
+        "earliest-offset" => StartupMode::Earliest,
+        "latest-offset" => StartupMode::Latest,
+        "group-offsets" => StartupMode::GroupOffsets,
+        "timestamp" => StartupMode::Timestamp(parse_millis(spec, "scan.startup.timestamp-millis")?),
+        "specific-offsets" => StartupMode::Specific(parse_specific(spec, "scan.startup.specific-offsets")?),
+        other => {
+            return Err(err(format!(
+                "invalid 'scan.startup.mode' = '{other}'; use earliest-offset, latest-offset, group-offsets, timestamp or specific-offsets"
+            )))
+        }
+    };
+    let bounded = match spec.option("scan.bounded.mode").unwrap_or("unbounded") {
+        "unbounded" => None,
+        "latest-offset" => Some(BoundedMode::Latest),
+        "group-offsets" => Some(BoundedMode::GroupOffsets),
+        "timestamp" => Some(BoundedMode::Timestamp(parse_millis(spec, "scan.bounded.timestamp-millis")?)),
+        "specific-offsets" => Some(BoundedMode::Specific(parse_specific(spec, "scan.bounded.specific-offsets")?)),
+        other => {
+            return Err(err(format!(
+                "invalid 'scan.bounded.mode' = '{other}'; use unbounded, latest-offset, group-offsets, timestamp or specific-offsets"
+            )))
+        }
+    };
+    let needs_group = matches!(
+        startup,
+        StartupMode::GroupOffsets | StartupMode::Specific(_)
+    ) || matches!(bounded, Some(BoundedMode::GroupOffsets));
+    if source && needs_group && !properties.contains_key("group.id") {
+        return Err(err(
+            "reading from group offsets needs 'properties.group.id'; set it, or set 'scan.startup.mode' = 'earliest-offset' or 'latest-offset'".into(),
+        ));
+    }
+    let key_fields: Vec<String> = spec
+        .option("key.fields")
+        .map(|v| {
+            v.split(';')
+                .map(|f| f.trim().to_string())
+                .filter(|f| !f.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    match (spec.option("key.format"), key_fields.is_empty()) {
+        (Some("json"), false) | (None, true) => {}
+        (Some("json"), true) => {
+            return Err(err(
+                "'key.format' needs 'key.fields' (the columns that form the key, ';'-separated)"
+                    .into(),
+            ))
+        }
+        (None, false) => return Err(err("'key.fields' needs 'key.format' = 'json'".into())),
+        (Some(f), _) => {
+            return Err(err(format!(
+                "not supported yet: key format '{f}'; supported: json"
+            )))
+        }
+    }
+    let value_fields = match spec.option("value.fields-include").unwrap_or("ALL") {
+        "ALL" => ValueFields::All,
+        "EXCEPT_KEY" => ValueFields::ExceptKey,
+        other => {
+            return Err(err(format!(
+                "invalid 'value.fields-include' = '{other}'; use ALL or EXCEPT_KEY"
+            )))
+        }
+    };
+    if spec.option("sink.transactional-id-prefix").is_some()
+        || spec.option("sink.delivery-guarantee") == Some("exactly-once")
+    {
+        return Err(err("not supported yet: exactly-once Kafka delivery (it comes with checkpointing); use 'sink.delivery-guarantee' = 'at-least-once'".into()));
+    }
+    if let Some(g) = spec.option("sink.delivery-guarantee") {
+        if g != "at-least-once" && g != "none" {
+            return Err(err(format!(
+                "invalid 'sink.delivery-guarantee' = '{g}'; use at-least-once or none"
+            )));
+        }
+    }
+    let idle_timeout = match spec.job_options.get("table.exec.source.idle-timeout") {
+        None => None,
+        Some(v) => {
+            let d = parse_duration(v).ok_or_else(|| {
+                err(format!("invalid 'table.exec.source.idle-timeout' = '{v}'; write it like '5 s' or '500 ms'"))
+            })?;
+            (!d.is_zero()).then_some(d)
+        }
+    };
+    Ok(KafkaOptions {
+        topics,
+        properties,
+        startup,
+        bounded,
+        key_prefix: spec
+            .option("key.fields-prefix")
+            .unwrap_or_default()
+            .to_string(),
+        key_fields,
+        value_fields,
+        idle_timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_flink_writes_them() {
+        assert_eq!(parse_duration("5 s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1 min"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("250"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("250 ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("5 fortnights"), None);
+    }
+}

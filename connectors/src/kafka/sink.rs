@@ -1,0 +1,323 @@
+//! The Kafka sink: each row becomes a record whose value is the row as JSON
+//! (metadata columns left out), whose key is the `key.fields` as JSON, and whose
+//! timestamp is the `timestamp` metadata column if there is one. Delivery is
+//! at-least-once: librdkafka retries, `finish` waits for every record to be
+//! acknowledged, and a record that cannot be delivered fails the job.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMillisecondType};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+use vigil_engine::connector::{Sink, TableSpec};
+use vigil_engine::metrics::{names, Counter, Metrics};
+use vigil_engine::{EngineError, Result};
+
+use super::client::{client_config, LogContext};
+use super::layout::Meta;
+use super::options::{KafkaOptions, ValueFields};
+use crate::json::encode::encode_json_lines;
+
+/// Counts failed deliveries (after librdkafka's own retries).
+struct DeliveryContext {
+    log: LogContext,
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+        self.log.log(level, fac, msg);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// Writes rows to one topic.
+pub struct KafkaSink {
+    table: String,
+    topic: String,
+    producer: ThreadedProducer<DeliveryContext>,
+    value_cols: Vec<usize>,
+    value_schema: Arc<Schema>,
+    key_cols: Vec<usize>,
+    key_schema: Arc<Schema>,
+    timestamp_col: Option<usize>,
+    headers_col: Option<usize>,
+    fixed_partition: Option<i32>,
+    values: String,
+    keys: String,
+    rows: Counter,
+}
+
+impl KafkaSink {
+    /// A sink for `spec` with parsed options.
+    pub fn new(spec: &TableSpec, opts: KafkaOptions, metrics: &Metrics) -> Result<Self> {
+        let err = |m: String| EngineError::Connector {
+            connector: "kafka".into(),
+            table: spec.name.clone(),
+            message: m,
+        };
+        if opts.topics.len() != 1 {
+            return Err(err("a Kafka sink writes to exactly one 'topic'".into()));
+        }
+        let fixed_partition = match spec.option("sink.partitioner").unwrap_or("default") {
+            "default" => None,
+            "fixed" => Some(0),
+            other => {
+                return Err(err(format!(
+                    "not supported yet: 'sink.partitioner' = '{other}'; supported: default, fixed"
+                )))
+            }
+        };
+        let mut value_cols = vec![];
+        let mut key_cols = vec![];
+        let mut timestamp_col = None;
+        let mut headers_col = None;
+        let mut key_fields = vec![];
+        for (i, f) in spec.schema.fields().iter().enumerate() {
+            if let Some(key) = spec.metadata.get(f.name()) {
+                match Meta::from_key(key) {
+                    Some(Meta::Timestamp) => timestamp_col = Some(i),
+                    Some(Meta::Headers) => headers_col = Some(i),
+                    _ => return Err(err(format!("metadata '{key}' cannot be written"))),
+                }
+                continue;
+            }
+            if opts.key_fields.iter().any(|k| k == f.name()) {
+                key_cols.push(i);
+                let name = f
+                    .name()
+                    .strip_prefix(opts.key_prefix.as_str())
+                    .unwrap_or(f.name());
+                key_fields.push(Field::new(name, f.data_type().clone(), true));
+                if opts.value_fields == ValueFields::ExceptKey {
+                    continue;
+                }
+            }
+            value_cols.push(i);
+        }
+        for k in &opts.key_fields {
+            if spec.schema.field_with_name(k).is_err() {
+                return Err(err(format!(
+                    "'key.fields' names '{k}', which is not a column of the table"
+                )));
+            }
+        }
+        let value_schema = Arc::new(
+            spec.schema
+                .project(&value_cols)
+                .map_err(|e| err(e.to_string()))?,
+        );
+        let mut config = client_config(&opts.properties).map_err(err)?;
+        if spec.option("sink.delivery-guarantee") != Some("none") {
+            config.set(
+                "acks",
+                opts.properties
+                    .get("acks")
+                    .map(String::as_str)
+                    .unwrap_or("all"),
+            );
+        }
+        let context = DeliveryContext {
+            log: LogContext {
+                table: spec.name.clone(),
+            },
+            failed: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        };
+        let producer: ThreadedProducer<DeliveryContext> = config
+            .create_with_context(context)
+            .map_err(|e| err(format!("invalid Kafka configuration: {e}")))?;
+        Ok(Self {
+            table: spec.name.clone(),
+            topic: opts.topics[0].clone(),
+            producer,
+            value_cols,
+            value_schema,
+            key_cols,
+            key_schema: Arc::new(Schema::new(key_fields)),
+            timestamp_col,
+            headers_col,
+            fixed_partition,
+            values: String::new(),
+            keys: String::new(),
+            rows: metrics.counter(names::SINK_ROWS, &spec.name),
+        })
+    }
+
+    fn error(&self, message: impl Into<String>) -> EngineError {
+        EngineError::Connector {
+            connector: "kafka".into(),
+            table: self.table.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn check_failures(&self) -> Result<()> {
+        let failed = self.producer.context().failed.load(Ordering::Relaxed);
+        if failed == 0 {
+            return Ok(());
+        }
+        let last = self
+            .producer
+            .context()
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|l| l.clone())
+            .unwrap_or_default();
+        Err(self.error(format!(
+            "{failed} record(s) could not be delivered to topic '{}': {last}",
+            self.topic
+        )))
+    }
+}
+
+/// The start of each line of `text` (rows are one line each: JSON escapes newlines).
+fn line_bounds(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', text.as_bytes()) {
+        out.push((start, end));
+        start = end + 1;
+    }
+    out
+}
+
+#[async_trait]
+impl Sink for KafkaSink {
+    fn describe(&self) -> String {
+        format!("Kafka(topic={})", self.topic)
+    }
+
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.check_failures()?;
+        let n = batch.num_rows();
+        let values = RecordBatch::try_new(
+            self.value_schema.clone(),
+            self.value_cols
+                .iter()
+                .map(|i| batch.column(*i).clone())
+                .collect(),
+        )
+        .map_err(|e| self.error(e.to_string()))?;
+        self.values.clear();
+        encode_json_lines(&values, &mut self.values).map_err(|e| self.error(e.to_string()))?;
+        let value_lines = line_bounds(&self.values);
+        let key_lines = if self.key_cols.is_empty() {
+            vec![]
+        } else {
+            let keys = RecordBatch::try_new(
+                self.key_schema.clone(),
+                self.key_cols
+                    .iter()
+                    .map(|i| batch.column(*i).clone())
+                    .collect(),
+            )
+            .map_err(|e| self.error(e.to_string()))?;
+            self.keys.clear();
+            encode_json_lines(&keys, &mut self.keys).map_err(|e| self.error(e.to_string()))?;
+            line_bounds(&self.keys)
+        };
+        let timestamps = match self.timestamp_col {
+            Some(i) => Some(
+                cast(
+                    batch.column(i),
+                    &DataType::Timestamp(TimeUnit::Millisecond, None),
+                )
+                .map_err(|e| self.error(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let timestamps = timestamps
+            .as_ref()
+            .map(|t| t.as_primitive::<TimestampMillisecondType>());
+        let headers = self.headers_col.map(|i| batch.column(i).as_map());
+        if value_lines.len() != n {
+            return Err(self.error(format!("encoded {} rows for {n}", value_lines.len())));
+        }
+        for (row, (start, end)) in value_lines.iter().enumerate() {
+            let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic)
+                .payload(&self.values.as_bytes()[*start..*end]);
+            if let Some((ks, ke)) = key_lines.get(row) {
+                record = record.key(&self.keys.as_bytes()[*ks..*ke]);
+            }
+            if let Some(p) = self.fixed_partition {
+                record = record.partition(p);
+            }
+            if let Some(ts) = timestamps {
+                if ts.is_valid(row) {
+                    record = record.timestamp(ts.value(row));
+                }
+            }
+            if let Some(h) = headers {
+                if h.is_valid(row) {
+                    let entries = h.value(row);
+                    let keys = entries.column(0).as_string::<i32>();
+                    let vals = entries.column(1).as_binary::<i32>();
+                    let mut owned = OwnedHeaders::new_with_capacity(keys.len());
+                    for j in 0..keys.len() {
+                        owned = owned.insert(Header {
+                            key: keys.value(j),
+                            value: vals.is_valid(j).then(|| vals.value(j)),
+                        });
+                    }
+                    record = record.headers(owned);
+                }
+            }
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        // librdkafka's queue is full: let its thread deliver some (backpressure).
+                        record = r;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    Err((e, _)) => {
+                        return Err(
+                            self.error(format!("could not produce to topic '{}': {e}", self.topic))
+                        )
+                    }
+                }
+            }
+        }
+        self.rows.add(n as u64);
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        loop {
+            match self.producer.flush(Duration::from_secs(5)) {
+                Ok(()) => break,
+                Err(_) => tracing::warn!(
+                    table = %self.table,
+                    in_flight = self.producer.in_flight_count(),
+                    "waiting for Kafka to acknowledge records"
+                ),
+            }
+        }
+        self.check_failures()
+    }
+}

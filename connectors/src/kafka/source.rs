@@ -1,0 +1,238 @@
+//! The Kafka source: a consumer thread hands raw chunks of one partition to
+//! this task, which decodes them into Arrow batches (vectorised JSON), adds the
+//! metadata columns, and emits them with the split they came from.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
+};
+use datafusion::arrow::compute::{cast, filter};
+use tokio::sync::mpsc;
+use vigil_engine::connector::{Source, SourceContext, TableSpec};
+use vigil_engine::message::SplitEvent;
+use vigil_engine::metrics::{names, Counter, Metrics};
+use vigil_engine::{EngineError, Result};
+
+use super::consumer::{self, Item, RawChunk, Wants};
+use super::layout::{Layout, Meta, Origin};
+use super::options::KafkaOptions;
+use crate::json::decode::JsonDecoder;
+
+/// Malformed records logged at `warn` before the rest go to `debug`.
+const WARN_LIMIT: u64 = 100;
+
+/// Reads one or more Kafka topics.
+pub struct KafkaSource {
+    table: String,
+    opts: KafkaOptions,
+    layout: Layout,
+    value: JsonDecoder,
+    key: Option<JsonDecoder>,
+    rows: Counter,
+    malformed: Counter,
+    tombstones: Counter,
+}
+
+impl KafkaSource {
+    /// A source for `spec` with parsed options.
+    pub fn new(spec: &TableSpec, opts: KafkaOptions, metrics: &Metrics) -> Result<Self> {
+        let layout = Layout::new(spec, &opts)?;
+        Ok(Self {
+            table: spec.name.clone(),
+            value: JsonDecoder::new(layout.value_schema.clone()),
+            key: layout.key_schema.clone().map(JsonDecoder::new),
+            layout,
+            opts,
+            rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
+            malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),
+            tombstones: metrics.counter(names::TOMBSTONES_SKIPPED, &spec.name),
+        })
+    }
+
+    fn error(&self, message: impl Into<String>) -> EngineError {
+        EngineError::Connector {
+            connector: "kafka".into(),
+            table: self.table.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Decodes a chunk; bad records are skipped, counted and logged with their
+    /// topic, partition and offset.
+    fn decode(&self, chunk: &RawChunk) -> Result<Option<RecordBatch>> {
+        let n = chunk.len();
+        let value = self.value.decode_exact(&chunk.values, n);
+        let key = self.key.as_ref().map(|k| k.decode_exact(&chunk.keys, n));
+        if let (Ok(value), None | Some(Ok(_))) = (&value, &key) {
+            let key = key.and_then(|k| k.ok());
+            return self.assemble(chunk, value, key.as_ref(), None).map(Some);
+        }
+        // Some record is bad: find which, then decode the good ones.
+        let mut good = Vec::with_capacity(n);
+        let mut values = Vec::with_capacity(chunk.values.len());
+        let mut keys = Vec::new();
+        for i in 0..n {
+            let reason = self.value.record_error(chunk.value(i)).or_else(|| {
+                self.key
+                    .as_ref()
+                    .and_then(|k| k.record_error(chunk.key(i)).map(|r| format!("key: {r}")))
+            });
+            match reason {
+                None => {
+                    good.push(true);
+                    values.extend_from_slice(chunk.value(i));
+                    keys.extend_from_slice(chunk.key(i));
+                }
+                Some(reason) => {
+                    good.push(false);
+                    let seen = self.malformed.get();
+                    self.malformed.add(1);
+                    let excerpt =
+                        String::from_utf8_lossy(&chunk.value(i)[..chunk.value(i).len().min(120)])
+                            .into_owned();
+                    if seen < WARN_LIMIT {
+                        tracing::warn!(table = %self.table, topic = %chunk.topic, partition = chunk.partition, offset = chunk.offsets[i], %reason, %excerpt, "skipped a malformed record");
+                    } else {
+                        tracing::debug!(table = %self.table, topic = %chunk.topic, partition = chunk.partition, offset = chunk.offsets[i], %reason, "skipped a malformed record");
+                    }
+                }
+            }
+        }
+        let kept = good.iter().filter(|g| **g).count();
+        if kept == 0 {
+            return Ok(None);
+        }
+        let value = self
+            .value
+            .decode_exact(&values, kept)
+            .map_err(|e| self.error(e))?;
+        let key = match &self.key {
+            Some(k) => Some(k.decode_exact(&keys, kept).map_err(|e| self.error(e))?),
+            None => None,
+        };
+        self.assemble(chunk, &value, key.as_ref(), Some(&BooleanArray::from(good)))
+            .map(Some)
+    }
+
+    fn assemble(
+        &self,
+        chunk: &RawChunk,
+        value: &RecordBatch,
+        key: Option<&RecordBatch>,
+        keep: Option<&BooleanArray>,
+    ) -> Result<RecordBatch> {
+        let n = chunk.len();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.layout.origins.len());
+        for (origin, field) in self.layout.origins.iter().zip(self.layout.schema.fields()) {
+            let col = match origin {
+                Origin::Value(i) => value.column(*i).clone(),
+                Origin::Key(i) => match key {
+                    Some(k) => k.column(*i).clone(),
+                    None => return Err(self.error("key columns without a key decoder")),
+                },
+                Origin::Meta(m) => {
+                    let raw: ArrayRef = match m {
+                        Meta::Topic => Arc::new(StringArray::from_iter_values(
+                            std::iter::repeat_n(chunk.topic.as_ref(), n),
+                        )),
+                        Meta::Partition => Arc::new(Int32Array::from_value(chunk.partition, n)),
+                        Meta::Offset => Arc::new(Int64Array::from(chunk.offsets.clone())),
+                        Meta::Timestamp => Arc::new(
+                            TimestampMillisecondArray::from(chunk.timestamps.clone())
+                                .with_timezone("UTC"),
+                        ),
+                        Meta::TimestampType => Arc::new(StringArray::from_iter_values(
+                            chunk.timestamp_types.iter().copied(),
+                        )),
+                        Meta::Headers => match &chunk.headers {
+                            Some(h) => Arc::new(h.finish_cloned()),
+                            None => return Err(self.error("headers were not collected")),
+                        },
+                    };
+                    let raw = match keep {
+                        Some(k) => filter(&raw, k).map_err(|e| self.error(e.to_string()))?,
+                        None => raw,
+                    };
+                    if raw.data_type() == field.data_type() {
+                        raw
+                    } else {
+                        cast(&raw, field.data_type()).map_err(|e| {
+                            self.error(format!(
+                                "metadata column '{}' cannot be {}: {e}",
+                                field.name(),
+                                field.data_type()
+                            ))
+                        })?
+                    }
+                }
+            };
+            columns.push(col);
+        }
+        RecordBatch::try_new(self.layout.schema.clone(), columns)
+            .map_err(|e| self.error(format!("could not assemble a batch: {e}")))
+    }
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    fn describe(&self) -> String {
+        format!(
+            "Kafka(topics={}, brokers={}, startup={:?}, bounded={:?})",
+            self.opts.topics.join(";"),
+            self.opts.bootstrap(),
+            self.opts.startup,
+            self.opts.bounded
+        )
+    }
+
+    async fn run(self: Box<Self>, ctx: SourceContext) -> Result<()> {
+        let (tx, mut rx) = mpsc::channel::<Item>(4);
+        let wants = Wants {
+            keys: self.key.is_some(),
+            timestamp_types: self.layout.needs(Meta::TimestampType),
+            headers: self.layout.needs(Meta::Headers),
+        };
+        let (table, opts, stop, tombstones) = (
+            self.table.clone(),
+            self.opts.clone(),
+            ctx.stop.clone(),
+            self.tombstones.clone(),
+        );
+        let thread = std::thread::Builder::new()
+            .name(format!("kafka-{}", self.table))
+            .spawn(move || consumer::run(table, opts, wants, tx, stop, tombstones))
+            .map_err(|e| self.error(format!("could not start the consumer thread: {e}")))?;
+        let mut current = None;
+        while let Some(item) = rx.recv().await {
+            match item {
+                Item::Event(ev) => {
+                    if let SplitEvent::Current(s) = ev {
+                        current = Some(s);
+                    }
+                    ctx.emit_split(ev).await?;
+                }
+                Item::Chunk(chunk) => {
+                    if current != Some(chunk.split) {
+                        current = Some(chunk.split);
+                        ctx.emit_split(SplitEvent::Current(chunk.split)).await?;
+                    }
+                    if let Some(batch) = self.decode(&chunk)? {
+                        self.rows.add(batch.num_rows() as u64);
+                        ctx.emit(batch).await?;
+                    }
+                }
+            }
+        }
+        let joined = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|e| self.error(format!("consumer thread: {e}")))?;
+        match joined {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.error(e)),
+            Err(_) => Err(self.error("the consumer thread panicked")),
+        }
+    }
+}
