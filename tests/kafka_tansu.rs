@@ -168,3 +168,98 @@ fn timestamp_startup_and_bounded_modes_select_by_record_time() {
         "vigil's log:\n{stderr}"
     );
 }
+
+/// An unbounded job stops on SIGTERM: the sink is flushed, the offsets of what
+/// was read are committed to the group, and the exit status is 0; the next run
+/// of the same group reads only what came after.
+#[test]
+fn sigterm_flushes_commits_and_exits_zero() {
+    let broker = Tansu::start();
+    create_topics(
+        &broker.bootstrap,
+        &[("live", 2), ("live-out", 1), ("live-out-2", 1)],
+    );
+    produce(
+        &broker.bootstrap,
+        "live",
+        &(0..6)
+            .map(|i| Rec::value(format!(r#"{{"id":{i}}}"#)).to(i % 2))
+            .collect::<Vec<_>>(),
+    );
+    let script = |out: &str, bounded: &str| {
+        format!(
+            "CREATE TABLE t (id BIGINT) WITH ('connector' = 'kafka', 'topic' = 'live', 'properties.bootstrap.servers' = '{bs}',
+               'properties.group.id' = 'sigterm', 'properties.auto.offset.reset' = 'earliest', 'format' = 'json'{bounded});
+             CREATE TABLE o (id BIGINT) WITH ('connector' = 'kafka', 'topic' = '{out}', 'properties.bootstrap.servers' = '{bs}', 'format' = 'json');
+             INSERT INTO o SELECT id FROM t;",
+            bs = broker.bootstrap
+        )
+    };
+    let dir = std::env::temp_dir().join(format!("vigil-sigterm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("live.sql");
+    std::fs::write(&path, script("live-out", "")).expect("script");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", path.to_str().expect("path")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vigil");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kafka::consume_all(&broker.bootstrap, "live-out").len() < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "the job did not copy the records within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "an unbounded job keeps running"
+    );
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vigil did not exit within 30 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    produce(
+        &broker.bootstrap,
+        "live",
+        &[
+            Rec::value(r#"{"id":6}"#).to(0),
+            Rec::value(r#"{"id":7}"#).to(1),
+        ],
+    );
+    let (ok, stderr) = run_vigil(
+        &script("live-out-2", ", 'scan.bounded.mode' = 'latest-offset'"),
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{stderr}");
+    let mut second: Vec<String> = kafka::consume_all(&broker.bootstrap, "live-out-2")
+        .into_iter()
+        .map(|(_, _, v)| v)
+        .collect();
+    second.sort();
+    assert_eq!(
+        second,
+        vec![r#"{"id":6}"#, r#"{"id":7}"#],
+        "the second run starts after the committed offsets\n{stderr}"
+    );
+}

@@ -165,7 +165,9 @@ pub fn run(
     };
     let mut tpl = TopicPartitionList::new();
     let mut splits: Vec<SplitInfo> = vec![];
-    let mut index: HashMap<(Arc<str>, i32), SplitId> = HashMap::new();
+    // Split ids by topic (a few, scanned) and partition; looked up per record
+    // without allocating.
+    let mut index: Vec<(Arc<str>, HashMap<i32, SplitId>)> = vec![];
     let skip_before = match opts.startup {
         StartupMode::Timestamp(ts) => Some(ts),
         _ => None,
@@ -179,7 +181,12 @@ pub fn run(
         tpl.add_partition_offset(&topic, partition, Offset::Offset(start))
             .map_err(|e| e.to_string())?;
         let id = splits.len() as SplitId;
-        index.insert((topic.clone(), partition), id);
+        match index.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, parts)) => {
+                parts.insert(partition, id);
+            }
+            None => index.push((topic.clone(), HashMap::from([(partition, id)]))),
+        }
         let finished = stop_at.is_some_and(|s| start >= s);
         splits.push(SplitInfo {
             topic,
@@ -305,7 +312,12 @@ pub fn run(
                     tracing::info!(%table, "kafka consumer: receiving again");
                     broker_trouble = false;
                 }
-                let Some(&id) = index.get(&(Arc::from(msg.topic()), msg.partition())) else {
+                let topic = msg.topic();
+                let Some(&id) = index
+                    .iter()
+                    .find(|(t, _)| t.as_ref() == topic)
+                    .and_then(|(_, parts)| parts.get(&msg.partition()))
+                else {
                     continue;
                 };
                 let s = &mut splits[id as usize];
