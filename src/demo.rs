@@ -217,6 +217,7 @@ pub async fn run(vigil: &Vigil, stop: StopSignal) -> Result<(), String> {
                 .map_err(|e| match e {
                     Error::Sql(e) => e.render(&format!("examples/demo ({name})"), sql),
                     Error::Engine(e) => format!("error in pipeline '{name}': {e}"),
+                    Error::Options(e) => format!("error in pipeline '{name}': {e}"),
                 })
         }
     });

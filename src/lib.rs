@@ -11,9 +11,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod checkpointing;
 pub mod demo;
 pub mod output;
 
+pub use checkpointing::RunOptions;
 pub use output::{OutputFormat, StdoutSink};
 pub use vigil_engine as engine;
 pub use vigil_sql as sql;
@@ -21,7 +23,7 @@ pub use vigil_sql as sql;
 use vigil_engine::connector::ConnectorRegistry;
 use vigil_engine::control::StopSignal;
 use vigil_engine::metrics::{names, Metrics};
-use vigil_engine::runtime::run_job_until;
+use vigil_engine::runtime::run_job_with;
 use vigil_engine::EngineError;
 use vigil_sql::{PlannedJob, ScriptPlanner, SqlError};
 
@@ -34,6 +36,9 @@ pub enum Error {
     /// The job failed while running.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The job's options do not hold together.
+    #[error("{0}")]
+    Options(String),
 }
 
 /// What a finished job counted.
@@ -47,6 +52,10 @@ pub struct RunSummary {
     pub late_rows_dropped: u64,
     /// Rows dropped because their event time was NULL.
     pub null_rowtime_dropped: u64,
+    /// Checkpoints completed.
+    pub checkpoints: u64,
+    /// Time spent restoring the checkpoint the job resumed from (0 if none).
+    pub restore_ms: u64,
 }
 
 /// The engine with its connectors.
@@ -101,18 +110,36 @@ impl Vigil {
         format: OutputFormat,
         stop: StopSignal,
     ) -> Result<RunSummary, Error> {
+        self.run_script_with(script, format, stop, &RunOptions::default())
+            .await
+    }
+
+    /// As [`Vigil::run_script_until`], with checkpoints when the script sets
+    /// `execution.checkpointing.interval` or `run.state_dir` is given: the job
+    /// resumes from its newest complete checkpoint.
+    pub async fn run_script_with(
+        &self,
+        script: &str,
+        format: OutputFormat,
+        stop: StopSignal,
+        run: &RunOptions,
+    ) -> Result<RunSummary, Error> {
         let metrics = Metrics::new();
         let mut job = self.plan(script, &metrics).await?;
+        let checkpoints =
+            checkpointing::checkpoint_config(&job.settings, run).map_err(Error::Options)?;
         for q in std::mem::take(&mut job.queries) {
             job.graph
                 .add_sink(q.node, Box::new(StdoutSink::new(format)));
         }
-        run_job_until(job.graph, metrics.clone(), stop).await?;
+        run_job_with(job.graph, metrics.clone(), stop, checkpoints).await?;
         Ok(RunSummary {
             rows_read: metrics.total(names::SOURCE_ROWS),
             malformed_records: metrics.total(names::MALFORMED_RECORDS),
             late_rows_dropped: metrics.total(names::LATE_ROWS_DROPPED),
             null_rowtime_dropped: metrics.total(names::NULL_TIME_DROPPED),
+            checkpoints: metrics.total(names::CHECKPOINTS_COMPLETED),
+            restore_ms: metrics.total(names::RESTORE_DURATION_MS),
         })
     }
 }

@@ -35,6 +35,11 @@ enum Command {
         /// How to print the rows of bare SELECT statements.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+        /// Keep the job's state and checkpoints under DIR/<script name>, and
+        /// resume from the newest complete checkpoint there (checkpoints every
+        /// 10 s unless the script sets 'execution.checkpointing.interval').
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Start an embedded Kafka broker, produce live synthetic events into it
     /// (sensors, logins, orders and payments) and run the pipelines of
@@ -132,11 +137,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             vigil::demo::run(&vigil, stop).await
         }
-        Command::Run { script, format } => {
+        Command::Run {
+            script,
+            format,
+            state_dir,
+        } => {
             let text = read_script(&script)?;
             let name = script.display().to_string();
             let stop = stop_on_signals();
-            match vigil.run_script_until(&text, format, stop).await {
+            let run = vigil::RunOptions {
+                state_dir,
+                job_name: vigil::checkpointing::job_name_of(&script),
+            };
+            match vigil.run_script_with(&text, format, stop, &run).await {
                 Ok(summary) => {
                     if summary.malformed_records > 0 {
                         eprintln!("warning: skipped {} malformed record(s); see the log above for their lines", summary.malformed_records);
@@ -157,6 +170,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
                 Err(Error::Sql(e)) => Err(e.render(&name, &text)),
                 Err(Error::Engine(e)) => Err(format!("error: {e}")),
+                Err(Error::Options(e)) => Err(format!("error: {e}")),
             }
         }
         Command::Explain { script } => {

@@ -10,8 +10,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc;
 
+use crate::checkpoint::SourceCheckpoint;
 use crate::control::StopSignal;
-use crate::message::{EventTime, Message, SplitEvent};
+use crate::message::{CheckpointId, EventTime, Message, SplitEvent};
 use crate::metrics::Metrics;
 use crate::{EngineError, Result};
 
@@ -71,12 +72,63 @@ pub struct SourceContext {
     pub metrics: Metrics,
     /// Fires when the job is asked to stop; an unbounded source then returns.
     pub stop: StopSignal,
+    checkpoint: Option<SourceCheckpoint>,
 }
 
 impl SourceContext {
     /// Wraps the channel to the first operator.
     pub fn new(tx: mpsc::Sender<Message>, metrics: Metrics, stop: StopSignal) -> Self {
-        Self { tx, metrics, stop }
+        Self {
+            tx,
+            metrics,
+            stop,
+            checkpoint: None,
+        }
+    }
+
+    /// Attaches the job's checkpointing.
+    pub fn with_checkpoints(mut self, checkpoint: Option<SourceCheckpoint>) -> Self {
+        self.checkpoint = checkpoint;
+        self
+    }
+
+    /// Whether the job takes checkpoints.
+    pub fn checkpointing(&self) -> bool {
+        self.checkpoint.is_some()
+    }
+
+    /// A checkpoint the source should inject a barrier for, if one is due. Check
+    /// between batches, then call [`SourceContext::barrier`] with the position
+    /// reached.
+    pub fn checkpoint_due(&self) -> Option<CheckpointId> {
+        self.checkpoint.as_ref().and_then(|c| c.due())
+    }
+
+    /// Completes when a checkpoint is due (never, without checkpointing); for
+    /// sources that wait for input in a `select!`.
+    pub async fn checkpoint_requested(&self) -> CheckpointId {
+        match &self.checkpoint {
+            Some(c) => c.requested().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Injects the barrier of checkpoint `id`: `state` is the source's position
+    /// after everything emitted so far (handed back to
+    /// [`Source::restore`] on recovery).
+    pub async fn barrier(&self, id: CheckpointId, state: Vec<u8>) -> Result<()> {
+        if let Some(c) = &self.checkpoint {
+            c.acknowledge(id, state)?;
+            self.send(Message::Barrier(id)).await?;
+        }
+        Ok(())
+    }
+
+    /// The id of the newest completed checkpoint, changing as checkpoints
+    /// complete (None without checkpointing). A source commits the positions of
+    /// a checkpoint to external systems once it completes.
+    pub fn completed_checkpoints(&self) -> Option<tokio::sync::watch::Receiver<CheckpointId>> {
+        self.checkpoint.as_ref().map(|c| c.completed())
     }
 
     /// Tells the watermark assigner about a split (see [`SplitEvent`]).
@@ -122,6 +174,16 @@ pub trait Source: Send {
     fn describe(&self) -> String;
     /// Reads until exhausted (or forever, for an unbounded source).
     async fn run(self: Box<Self>, ctx: SourceContext) -> Result<()>;
+    /// Whether the source injects checkpoint barriers (see
+    /// [`SourceContext::checkpoint_due`]) and can resume from its position.
+    fn supports_checkpoints(&self) -> bool {
+        false
+    }
+    /// Called before `run` with the position the source stored at the
+    /// checkpoint the job resumes from.
+    fn restore(&mut self, _state: &[u8]) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A sink of rows.
@@ -137,6 +199,26 @@ pub trait Sink: Send {
     }
     /// The input has ended: flush and close.
     async fn finish(&mut self) -> Result<()>;
+    /// The job is being stopped before its input ended; by default as `finish`.
+    /// A transactional sink leaves what is not yet committed to be replayed.
+    async fn stop(&mut self) -> Result<()> {
+        self.finish().await
+    }
+    /// A checkpoint barrier arrived: flush what was written before it, and
+    /// return the state to store with the checkpoint (e.g. files awaiting commit).
+    async fn pre_commit(&mut self, _id: CheckpointId) -> Result<Vec<u8>> {
+        Ok(vec![])
+    }
+    /// Checkpoint `id` completed: make what was pre-committed up to it visible.
+    async fn commit(&mut self, _id: CheckpointId) -> Result<()> {
+        Ok(())
+    }
+    /// Called before the job runs with the state `pre_commit` returned at the
+    /// checkpoint the job resumes from: finish that checkpoint's commit, discard
+    /// anything written after it.
+    async fn restore(&mut self, _state: &[u8]) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Creates sources and sinks for one `'connector' = '...'` name.

@@ -35,6 +35,9 @@ pub enum EngineError {
     /// The job graph is not valid.
     #[error("invalid job graph: {0}")]
     Graph(String),
+    /// State or checkpoint storage failed, or a checkpoint cannot be restored.
+    #[error("state: {0}")]
+    State(String),
     /// A task of the job stopped unexpectedly.
     #[error("task '{task}' failed: {message}")]
     Task {

@@ -5,6 +5,7 @@
 //! layer builds a [`graph::JobGraph`], connectors plug in through the
 //! [`connector`] traits, and [`runtime::run_job`] executes it on tokio.
 
+pub mod checkpoint;
 pub mod connector;
 pub mod control;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod operator;
 pub mod operators;
 pub mod runtime;
+pub mod state;
 pub mod time;
 pub mod window;
 

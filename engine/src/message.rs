@@ -5,6 +5,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 /// Event time in milliseconds since the Unix epoch (UTC).
 pub type EventTime = i64;
 
+/// A checkpoint's number: increasing within a job, across restarts.
+pub type CheckpointId = u64;
+
 /// A source split: one Kafka partition, one file. Watermarks are generated per
 /// split and merged by minimum, so one slow partition holds the others back.
 pub type SplitId = u32;
@@ -35,6 +38,10 @@ pub enum Message {
     Split(SplitEvent),
     /// The whole input is idle: a merge ignores it until it sends again.
     Idle,
+    /// A checkpoint barrier: every row before it belongs to checkpoint `id`,
+    /// every row after it to the next. An operator snapshots its state when the
+    /// barrier has arrived on all of its inputs.
+    Barrier(CheckpointId),
     /// The input is exhausted; nothing follows.
     End,
     /// The job is being stopped (Ctrl-C, SIGTERM): nothing follows, but the input

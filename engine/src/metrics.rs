@@ -20,6 +20,22 @@ impl Counter {
     }
 }
 
+/// A value that goes up and down (a duration, a size). Shares the registry
+/// with counters.
+#[derive(Debug, Clone, Default)]
+pub struct Gauge(Arc<AtomicU64>);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The counters of one job, keyed by `name{label}`.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
@@ -43,7 +59,12 @@ impl Metrics {
         map.entry(key).or_default().clone()
     }
 
-    /// A snapshot of every counter.
+    /// The gauge `name` for `label`, created on first use.
+    pub fn gauge(&self, name: &str, label: &str) -> Gauge {
+        Gauge(self.counter(name, label).0)
+    }
+
+    /// A snapshot of every counter and gauge.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         let map = self
             .counters
@@ -77,4 +98,18 @@ pub mod names {
     pub const SINK_ROWS: &str = "vigil_sink_rows_total";
     /// Records without a value (Kafka tombstones) that a source skipped.
     pub const TOMBSTONES_SKIPPED: &str = "vigil_tombstones_skipped_total";
+    /// Checkpoints completed.
+    pub const CHECKPOINTS_COMPLETED: &str = "vigil_checkpoints_completed_total";
+    /// Checkpoints that failed (state could not be written).
+    pub const CHECKPOINTS_FAILED: &str = "vigil_checkpoints_failed_total";
+    /// Gauge: duration of the last checkpoint, from trigger to completion.
+    pub const CHECKPOINT_DURATION_MS: &str = "vigil_checkpoint_last_duration_ms";
+    /// Gauge: total size of the last checkpoint's files.
+    pub const CHECKPOINT_SIZE_BYTES: &str = "vigil_checkpoint_last_size_bytes";
+    /// Gauge: bytes the last checkpoint added on disk (files the previous one lacked).
+    pub const CHECKPOINT_INCREMENTAL_BYTES: &str = "vigil_checkpoint_last_incremental_bytes";
+    /// Gauge: time the job took to restore its last checkpoint at start.
+    pub const RESTORE_DURATION_MS: &str = "vigil_checkpoint_restore_duration_ms";
+    /// Gauge: in-memory state of an operator, by operator, at its last checkpoint.
+    pub const STATE_SIZE_BYTES: &str = "vigil_state_size_bytes";
 }

@@ -4,6 +4,7 @@
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::message::{EventTime, Message, SplitEvent};
+use crate::state::{StateEntry, StateWriter};
 use crate::Result;
 
 /// Collects what an operator emits, in order.
@@ -76,6 +77,23 @@ pub trait Operator: Send {
     /// The input has ended: flush what is left. The runtime forwards `End` afterwards.
     /// (On `Stop` it is not called: open state stays unfired.)
     fn on_end(&mut self, _out: &mut Emitter) -> Result<()> {
+        Ok(())
+    }
+
+    /// A checkpoint barrier reached the operator: write what changed in its
+    /// state since the previous checkpoint (stateless operators write nothing).
+    fn snapshot(&mut self, _state: &mut StateWriter<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    /// The bytes of state the operator holds in memory (for metrics).
+    fn state_size(&self) -> u64 {
+        0
+    }
+
+    /// Called once before the job runs, with what the operator wrote at the
+    /// checkpoint the job resumes from.
+    fn restore(&mut self, _entries: Vec<StateEntry>) -> Result<()> {
         Ok(())
     }
 }

@@ -26,3 +26,21 @@ pub fn format_event_time(t: EventTime) -> String {
 pub fn floor_mod(a: i64, b: i64) -> i64 {
     a.rem_euclid(b)
 }
+
+/// Parses a Flink duration: `500 ms`, `5 s`, `5s`, `1 min`, `2 h`, `1 d`, or a
+/// bare number of milliseconds.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let ms = match unit.trim() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => n,
+        "s" | "sec" | "secs" | "second" | "seconds" => n * 1000,
+        "min" | "m" | "minute" | "minutes" => n * 60_000,
+        "h" | "hour" | "hours" => n * 3_600_000,
+        "d" | "day" | "days" => n * 86_400_000,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(ms))
+}

@@ -57,10 +57,20 @@ impl Rec {
 /// (ListOffsets latest) as the last batch's base offset + 1, so multi-record
 /// batches would hide records from a bounded `latest-offset` read.
 pub fn produce(bootstrap: &str, topic: &str, records: &[Rec]) {
+    produce_with(bootstrap, topic, records, "1");
+}
+
+/// As [`produce`], batching records as the producer likes (for brokers that
+/// report end offsets correctly, such as the mock cluster).
+pub fn produce_batched(bootstrap: &str, topic: &str, records: &[Rec]) {
+    produce_with(bootstrap, topic, records, "10000");
+}
+
+fn produce_with(bootstrap: &str, topic: &str, records: &[Rec], batch: &str) {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "1")
-        .set("batch.num.messages", "1")
+        .set("batch.num.messages", batch)
         .create()
         .expect("producer");
     for r in records {

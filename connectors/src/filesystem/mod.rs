@@ -22,6 +22,7 @@ const OPTIONS: &[&str] = &[
     "json.fail-on-missing-field",
     "json.timestamp-format.standard",
     "source.decode-parallelism",
+    "sink.delivery-guarantee",
 ];
 
 /// Factory for `'connector' = 'filesystem'`.

@@ -1,16 +1,27 @@
-//! JSON-lines file sink: writes `part-0.json` into the directory named by
-//! `'path'` (created if missing), as Flink's filesystem sink writes part files.
+//! JSON-lines file sink into the directory named by `'path'` (created if missing).
+//!
+//! Without checkpoints it writes `part-0.json` directly. With checkpoints (or
+//! `'sink.delivery-guarantee' = 'exactly-once'`) it commits in two phases, as
+//! Flink's FileSink: rows go to a hidden in-progress file
+//! (`.part-<run>-<n>.json.inprogress`, skipped by readers of the directory),
+//! which is closed at a checkpoint barrier (pre-commit) and renamed to
+//! `part-<run>-<n>.json` once that checkpoint completes (commit). After a crash,
+//! the files the restored checkpoint pre-committed are committed, and any later
+//! in-progress file is deleted: its rows are replayed from the sources.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use datafusion::arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use vigil_engine::connector::{Sink, TableSpec};
+use vigil_engine::message::CheckpointId;
 use vigil_engine::metrics::{names, Counter, Metrics};
 use vigil_engine::{EngineError, Result};
 
 use super::local_path;
+use crate::error::connector_error;
 use crate::json::encode::encode_json_lines;
 
 /// Writes rows as JSON lines.
@@ -20,17 +31,72 @@ pub struct FileSink {
     file: Option<tokio::io::BufWriter<tokio::fs::File>>,
     buf: String,
     rows: Counter,
+    /// Two-phase commit state; None writes `part-0.json` directly.
+    txn: Option<Txn>,
+}
+
+/// What a checkpoint stores of a transactional file sink.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Txn {
+    /// Distinguishes this job's files from other runs writing the same directory.
+    run: String,
+    /// The number of the next part file.
+    next_part: u64,
+    /// The part being written, if any.
+    #[serde(skip)]
+    current: Option<u64>,
+    /// Parts closed at a barrier, awaiting the commit of their checkpoint.
+    pending: Vec<(CheckpointId, u64)>,
+}
+
+impl Txn {
+    fn in_progress(&self, dir: &Path, part: u64) -> PathBuf {
+        dir.join(format!(".part-{}-{part}.json.inprogress", self.run))
+    }
+    fn committed(&self, dir: &Path, part: u64) -> PathBuf {
+        dir.join(format!("part-{}-{part}.json", self.run))
+    }
+}
+
+/// A name for this run's files: time and process id, in hex.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", nanos & 0xffff_ffff_ffff, std::process::id())
 }
 
 impl FileSink {
     /// Prepares the sink; the file is created on first write.
     pub fn new(spec: &TableSpec, metrics: &Metrics) -> Result<Self> {
+        let checkpointing = spec
+            .job_options
+            .contains_key("execution.checkpointing.interval");
+        let exactly_once = match spec.option("sink.delivery-guarantee") {
+            None => false,
+            Some("exactly-once") => true,
+            Some("at-least-once" | "none") => false,
+            Some(other) => {
+                return Err(connector_error(
+                    "filesystem",
+                    spec,
+                    format!("'sink.delivery-guarantee' must be 'exactly-once', 'at-least-once' or 'none', not '{other}'"),
+                ))
+            }
+        };
         Ok(Self {
             table: spec.name.clone(),
             dir: local_path(spec)?,
             file: None,
             buf: String::new(),
             rows: metrics.counter(names::SINK_ROWS, &spec.name),
+            txn: (checkpointing || exactly_once).then(|| Txn {
+                run: run_id(),
+                next_part: 0,
+                current: None,
+                pending: vec![],
+            }),
         })
     }
 
@@ -52,13 +118,61 @@ impl FileSink {
                 self.dir.display()
             ))
         })?;
-        let path = self.dir.join("part-0.json");
+        let path = match &mut self.txn {
+            None => self.dir.join("part-0.json"),
+            Some(t) => {
+                let part = t.next_part;
+                t.next_part += 1;
+                t.current = Some(part);
+                t.in_progress(&self.dir, part)
+            }
+        };
         let f = tokio::fs::File::create(&path)
             .await
             .map_err(|e| self.error(format!("cannot create '{}': {e}", path.display())))?;
         self.file = Some(tokio::io::BufWriter::new(f));
         Ok(())
     }
+
+    /// Flushes and syncs the open file and closes it.
+    async fn close(&mut self) -> Result<()> {
+        if let Some(mut f) = self.file.take() {
+            let res = async {
+                f.flush().await?;
+                f.get_mut().sync_all().await
+            }
+            .await;
+            res.map_err(|e| self.error(format!("cannot flush: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Renames the in-progress files of parts into their final names.
+    async fn commit_parts(&self, parts: &[u64]) -> Result<()> {
+        let Some(t) = &self.txn else { return Ok(()) };
+        for &part in parts {
+            let from = t.in_progress(&self.dir, part);
+            let to = t.committed(&self.dir, part);
+            match tokio::fs::rename(&from, &to).await {
+                Ok(()) => {}
+                // Committed already (before a crash that followed the commit).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && to.exists() => {}
+                Err(e) => {
+                    return Err(self.error(format!("cannot commit '{}': {e}", from.display())))
+                }
+            }
+        }
+        if !parts.is_empty() {
+            sync_dir(&self.dir)
+                .await
+                .map_err(|e| self.error(format!("cannot sync '{}': {e}", self.dir.display())))?;
+        }
+        Ok(())
+    }
+}
+
+async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    tokio::fs::File::open(dir).await?.sync_all().await
 }
 
 #[async_trait]
@@ -82,12 +196,83 @@ impl Sink for FileSink {
     }
 
     async fn finish(&mut self) -> Result<()> {
-        // An empty result still leaves an (empty) output file, so readers find one.
-        self.open().await?;
-        let res = match &mut self.file {
-            Some(f) => f.flush().await,
-            None => Ok(()),
+        if self.txn.is_none() {
+            // An empty result still leaves an (empty) output file, so readers find one.
+            self.open().await?;
+            return self.close().await;
+        }
+        // The input ended: everything written is final.
+        self.close().await?;
+        let mut parts: Vec<u64> = vec![];
+        if let Some(t) = &mut self.txn {
+            parts.extend(t.pending.drain(..).map(|(_, p)| p));
+            parts.extend(t.current.take());
+        }
+        self.commit_parts(&parts).await
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        if self.txn.is_none() {
+            return self.finish().await;
+        }
+        // Uncommitted rows are replayed from the last checkpoint on restart.
+        self.close().await
+    }
+
+    async fn pre_commit(&mut self, id: CheckpointId) -> Result<Vec<u8>> {
+        if self.txn.is_none() {
+            self.close().await?;
+            return Ok(vec![]);
+        }
+        self.close().await?;
+        let Some(t) = &mut self.txn else {
+            return Ok(vec![]);
         };
-        res.map_err(|e| self.error(format!("cannot flush: {e}")))
+        if let Some(part) = t.current.take() {
+            t.pending.push((id, part));
+        }
+        serde_json::to_vec(t).map_err(|e| self.error(format!("cannot encode sink state: {e}")))
+    }
+
+    async fn commit(&mut self, id: CheckpointId) -> Result<()> {
+        let Some(t) = &mut self.txn else {
+            return Ok(());
+        };
+        let parts: Vec<u64> = t
+            .pending
+            .iter()
+            .filter(|(c, _)| *c <= id)
+            .map(|(_, p)| *p)
+            .collect();
+        t.pending.retain(|(c, _)| *c > id);
+        self.commit_parts(&parts).await
+    }
+
+    async fn restore(&mut self, state: &[u8]) -> Result<()> {
+        if state.is_empty() || self.txn.is_none() {
+            return Ok(());
+        }
+        let mut t: Txn = serde_json::from_slice(state)
+            .map_err(|e| self.error(format!("cannot read the stored sink state: {e}")))?;
+        let parts: Vec<u64> = t.pending.drain(..).map(|(_, p)| p).collect();
+        self.txn = Some(t);
+        // The checkpoint completed, so what it pre-committed is final.
+        self.commit_parts(&parts).await?;
+        // Anything else in progress was written after it and will be replayed.
+        let Some(t) = &self.txn else { return Ok(()) };
+        let prefix = format!(".part-{}-", t.run);
+        if let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await {
+            while let Ok(Some(e)) = entries.next_entry().await {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(&prefix) && name.ends_with(".inprogress") {
+                    tracing::info!(table = %self.table, file = %name, "discarding rows written after the restored checkpoint");
+                    tokio::fs::remove_file(e.path()).await.map_err(|err| {
+                        self.error(format!("cannot remove '{}': {err}", e.path().display()))
+                    })?;
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -28,6 +28,17 @@ pub struct FileSource {
     parallelism: usize,
     rows: Counter,
     malformed: Counter,
+    /// Where a restored job resumes.
+    resume: Option<Position>,
+}
+
+/// How far the source has read: the next byte and line of a file. This is
+/// what a checkpoint stores.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Position {
+    file: String,
+    offset: u64,
+    line: u64,
 }
 
 impl FileSource {
@@ -63,6 +74,7 @@ impl FileSource {
             parallelism,
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),
+            resume: None,
         })
     }
 
@@ -99,31 +111,42 @@ impl FileSource {
         }
     }
 
-    async fn read_file(&self, file: &Path, ctx: &SourceContext) -> Result<()> {
-        let (tx, rx) = mpsc::channel::<(Vec<u8>, u64)>(self.parallelism * 2);
+    /// Injects a checkpoint barrier if one is due, at position `pos`.
+    async fn maybe_barrier(&self, ctx: &SourceContext, pos: &Position) -> Result<()> {
+        if let Some(id) = ctx.checkpoint_due() {
+            let state = serde_json::to_vec(pos)
+                .map_err(|e| self.error(format!("cannot encode the position: {e}")))?;
+            ctx.barrier(id, state).await?;
+        }
+        Ok(())
+    }
+
+    async fn read_file(&self, file: &Path, from: (u64, u64), ctx: &SourceContext) -> Result<()> {
+        let (tx, rx) = mpsc::channel::<Chunk>(self.parallelism * 2);
         // Decoded chunks' buffers go back to the reader: fresh 2 MiB buffers per
         // chunk would cost a page fault per 4 KiB.
         let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let path = file.to_path_buf();
-        let reader = tokio::task::spawn_blocking(move || read_chunks(&path, tx, recycle_rx));
+        let reader = tokio::task::spawn_blocking(move || read_chunks(&path, from, tx, recycle_rx));
         let decoder = self.decoder.clone();
         let chunks =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
         let mut decoded = chunks
-            .map(|(chunk, first_line)| {
+            .map(|chunk: Chunk| {
                 let d = decoder.clone();
                 let recycle = recycle_tx.clone();
                 tokio::task::spawn_blocking(move || {
-                    let decoded = d.decode_chunk(&chunk, first_line);
-                    let _ = recycle.send(chunk);
-                    decoded
+                    let decoded = d.decode_chunk(&chunk.bytes, chunk.first_line);
+                    let _ = recycle.send(chunk.bytes);
+                    (decoded, chunk.end, chunk.next_line)
                 })
             })
             .buffered(self.parallelism)
             .boxed();
         let name = file.display().to_string();
         while let Some(res) = decoded.next().await {
-            let res = res.map_err(|e| self.error(format!("decoder task failed: {e}")))?;
+            let (res, end, next_line) =
+                res.map_err(|e| self.error(format!("decoder task failed: {e}")))?;
             for bad in &res.bad {
                 let seen = self.malformed.get();
                 self.malformed.add(1);
@@ -135,6 +158,12 @@ impl FileSource {
                 self.rows.add(batch.num_rows() as u64);
                 ctx.emit(batch).await?;
             }
+            let pos = Position {
+                file: name.clone(),
+                offset: end,
+                line: next_line,
+            };
+            self.maybe_barrier(ctx, &pos).await?;
         }
         reader
             .await
@@ -143,15 +172,29 @@ impl FileSource {
     }
 }
 
-/// Reads `path` in chunks of whole lines, each with the number of its first line.
+/// Whole lines of a file, with where they end.
+struct Chunk {
+    bytes: Vec<u8>,
+    first_line: u64,
+    /// The offset just past the chunk.
+    end: u64,
+    /// The number of the line after it.
+    next_line: u64,
+}
+
+/// Reads `path` in chunks of whole lines from `(byte offset, line number)`.
 fn read_chunks(
     path: &Path,
-    tx: mpsc::Sender<(Vec<u8>, u64)>,
+    (start_offset, first_line): (u64, u64),
+    tx: mpsc::Sender<Chunk>,
     recycled: std::sync::mpsc::Receiver<Vec<u8>>,
 ) -> std::io::Result<()> {
+    use std::io::Seek;
     let mut file = std::fs::File::open(path)?;
+    file.seek(std::io::SeekFrom::Start(start_offset))?;
     let mut carry: Vec<u8> = Vec::new();
-    let mut line = 1u64;
+    let mut line = first_line;
+    let mut offset = start_offset;
     loop {
         let mut buf = recycled
             .try_recv()
@@ -188,7 +231,14 @@ fn read_chunks(
         buf.truncate(cut);
         if !buf.is_empty() {
             let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
-            if tx.blocking_send((buf, line)).is_err() {
+            offset += buf.len() as u64;
+            let chunk = Chunk {
+                bytes: buf,
+                first_line: line,
+                end: offset,
+                next_line: line + lines,
+            };
+            if tx.blocking_send(chunk).is_err() {
                 return Ok(()); // the job is shutting down
             }
             line += lines;
@@ -205,9 +255,27 @@ impl Source for FileSource {
         format!("FileSource({}: {})", self.table, self.path.display())
     }
 
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        let pos: Position = serde_json::from_slice(state)
+            .map_err(|e| self.error(format!("cannot read the stored position: {e}")))?;
+        self.resume = Some(pos);
+        Ok(())
+    }
+
     async fn run(self: Box<Self>, ctx: SourceContext) -> Result<()> {
         for file in self.files()? {
-            self.read_file(&file, &ctx).await?;
+            let name = file.display().to_string();
+            let from = match &self.resume {
+                // Files are read in name order: those before the stored one are done.
+                Some(p) if name < p.file => continue,
+                Some(p) if name == p.file => (p.offset, p.line),
+                _ => (0, 1),
+            };
+            self.read_file(&file, from, &ctx).await?;
         }
         let bad = self.malformed.get();
         if bad > 0 {

@@ -29,8 +29,14 @@ const CHUNK_AGE: Duration = Duration::from_millis(50);
 /// How long one poll waits.
 const POLL: Duration = Duration::from_millis(50);
 
+/// One assigned partition: split id, topic, partition, start offset and stop offset.
+pub type Assignment = (SplitId, Arc<str>, i32, i64, Option<i64>);
+
 /// What the consumer thread sends to the source task.
 pub enum Item {
+    /// The partitions it reads: split id, topic, partition, start offset and
+    /// stop offset (sent once, first).
+    Assigned(Vec<Assignment>),
     /// A split event for the watermark assigner.
     Event(SplitEvent),
     /// Raw records of one partition.
@@ -117,8 +123,15 @@ struct SplitInfo {
     last_seen: Instant,
 }
 
+/// Offsets to commit to the consumer group: topic, partition, next offset.
+pub type Commit = Vec<(Arc<str>, i32, i64)>;
+
 /// Runs the consumer until the bounded end, a stop request, or the receiver
 /// going away. Errors are definitive (missing topic, no committed offset).
+///
+/// With `commits` (the job checkpoints), offsets are committed only as the
+/// source sends them, for completed checkpoints, and at the end of a bounded
+/// read; a stop commits nothing more.
 pub fn run(
     table: String,
     opts: KafkaOptions,
@@ -126,6 +139,7 @@ pub fn run(
     tx: mpsc::Sender<Item>,
     stop: StopSignal,
     tombstones: vigil_engine::metrics::Counter,
+    commits: Option<std::sync::mpsc::Receiver<Commit>>,
 ) -> Result<(), String> {
     let mut config = client_config(&opts.properties)?;
     // Offsets are stored once records are handed to the job, and committed
@@ -203,6 +217,29 @@ pub fn run(
     consumer
         .assign(&tpl)
         .map_err(|e| format!("could not assign partitions: {e}"))?;
+    let assigned = splits
+        .iter()
+        .enumerate()
+        .map(|(id, s)| {
+            let start = tpl
+                .find_partition(&s.topic, s.partition)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            (
+                id as SplitId,
+                s.topic.clone(),
+                s.partition,
+                start,
+                s.stop_at,
+            )
+        })
+        .collect();
+    if tx.blocking_send(Item::Assigned(assigned)).is_err() {
+        return Ok(());
+    }
     for (id, s) in splits.iter().enumerate() {
         let ev = if s.finished {
             SplitEvent::Finished(id as SplitId)
@@ -256,7 +293,15 @@ pub fn run(
         }
         true
     };
+    let group = opts.group_id().is_some();
     loop {
+        if let Some(rx) = &commits {
+            while let Ok(offsets) = rx.try_recv() {
+                if group {
+                    commit(&consumer, &table, &offsets);
+                }
+            }
+        }
         if stop.is_stopped() {
             tracing::info!(%table, "stop requested");
             break;
@@ -433,7 +478,11 @@ pub fn run(
     if !flush(&mut chunk, &consumer) {
         return Ok(());
     }
-    if opts.group_id().is_some() {
+    if commits.is_some() && stop.is_stopped() {
+        // Only checkpointed positions are committed; the rest is read again.
+        return Ok(());
+    }
+    if group {
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!(%table, "committed offsets of the records read"),
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
@@ -441,6 +490,23 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// Commits the offsets of a completed checkpoint.
+fn commit(consumer: &BaseConsumer<LogContext>, table: &str, offsets: &Commit) {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, next) in offsets {
+        if tpl
+            .add_partition_offset(topic, *partition, Offset::Offset(*next))
+            .is_err()
+        {
+            return;
+        }
+    }
+    match consumer.commit(&tpl, CommitMode::Async) {
+        Ok(()) => tracing::debug!(%table, "committed checkpointed offsets"),
+        Err(e) => tracing::warn!(%table, "could not commit checkpointed offsets: {e}"),
+    }
 }
 
 /// `auto.offset.reset` for partitions without a committed offset.
@@ -527,6 +593,14 @@ fn plan_assignment(
     for (topic, parts) in &topics {
         for &p in parts {
             let (low, high) = marks[&(topic.clone(), p)];
+            if let Some(r) = opts
+                .resume
+                .iter()
+                .find(|r| r.topic == *topic && r.partition == p)
+            {
+                out.push((topic.clone(), p, r.next.clamp(low, high.max(low)), r.stop));
+                continue;
+            }
             let group_start = || match committed_of(topic, p) {
                 Some(o) => Ok(o),
                 None => reset_offset(opts, topic, p, low, high),

@@ -97,6 +97,22 @@ pub struct KafkaOptions {
     pub value_fields: ValueFields,
     /// `table.exec.source.idle-timeout`; None disables idleness.
     pub idle_timeout: Option<Duration>,
+    /// Positions restored from a checkpoint; they override the startup and
+    /// bounded modes for the partitions they name.
+    pub resume: Vec<ResumePoint>,
+}
+
+/// Where a partition resumes after a restore.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResumePoint {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The next offset to read.
+    pub next: i64,
+    /// Where a bounded read stops (as resolved by the first run).
+    pub stop: Option<i64>,
 }
 
 impl KafkaOptions {
@@ -150,23 +166,7 @@ fn parse_specific(spec: &TableSpec, key: &str) -> Result<BTreeMap<i32, i64>> {
     Ok(out)
 }
 
-/// Parses a Flink duration: `500 ms`, `5 s`, `5s`, `1 min`, `2 h`, `1 d`, or a
-/// bare number of milliseconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim().to_ascii_lowercase();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let ms = match unit.trim() {
-        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => n,
-        "s" | "sec" | "secs" | "second" | "seconds" => n * 1000,
-        "min" | "m" | "minute" | "minutes" => n * 60_000,
-        "h" | "hour" | "hours" => n * 3_600_000,
-        "d" | "day" | "days" => n * 86_400_000,
-        _ => return None,
-    };
-    Some(Duration::from_millis(ms))
-}
+pub use vigil_engine::time::parse_duration;
 
 /// Validates and parses the options of `spec`; `source` is false for a sink,
 /// which ignores the scan options.
@@ -338,6 +338,7 @@ pub fn parse(spec: &TableSpec, source: bool) -> Result<KafkaOptions> {
         key_fields,
         value_fields,
         idle_timeout,
+        resume: vec![],
     })
 }
 

@@ -18,6 +18,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use vigil_engine::connector::{Sink, TableSpec};
+use vigil_engine::message::CheckpointId;
 use vigil_engine::metrics::{names, Counter, Metrics};
 use vigil_engine::{EngineError, Result};
 
@@ -319,5 +320,12 @@ impl Sink for KafkaSink {
             }
         }
         self.check_failures()
+    }
+
+    async fn pre_commit(&mut self, _id: CheckpointId) -> Result<Vec<u8>> {
+        // At least once: every record before the barrier is acknowledged by the
+        // brokers before the checkpoint can complete.
+        self.finish().await?;
+        Ok(vec![])
     }
 }

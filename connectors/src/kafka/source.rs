@@ -12,14 +12,27 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, filter};
 use tokio::sync::mpsc;
 use vigil_engine::connector::{Source, SourceContext, TableSpec};
-use vigil_engine::message::SplitEvent;
+use vigil_engine::message::{CheckpointId, SplitEvent};
 use vigil_engine::metrics::{names, Counter, Metrics};
 use vigil_engine::{EngineError, Result};
 
-use super::consumer::{self, Item, RawChunk, Wants};
+use super::consumer::{self, Commit, Item, RawChunk, Wants};
 use super::layout::{Layout, Meta, Origin};
-use super::options::KafkaOptions;
+use super::options::{KafkaOptions, ResumePoint};
 use crate::json::decode::JsonDecoder;
+
+/// The next completed checkpoint (pends forever without checkpointing).
+async fn next_completed(
+    rx: &mut Option<tokio::sync::watch::Receiver<CheckpointId>>,
+) -> CheckpointId {
+    match rx {
+        Some(r) => match r.changed().await {
+            Ok(()) => *r.borrow_and_update(),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
 
 /// Malformed records logged at `warn` before the rest go to `debug`.
 const WARN_LIMIT: u64 = 100;
@@ -188,6 +201,16 @@ impl Source for KafkaSource {
         )
     }
 
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        self.opts.resume = serde_json::from_slice(state)
+            .map_err(|e| self.error(format!("cannot read the stored offsets: {e}")))?;
+        Ok(())
+    }
+
     async fn run(self: Box<Self>, ctx: SourceContext) -> Result<()> {
         let (tx, mut rx) = mpsc::channel::<Item>(4);
         let wants = Wants {
@@ -201,13 +224,59 @@ impl Source for KafkaSource {
             ctx.stop.clone(),
             self.tombstones.clone(),
         );
+        let (commit_tx, commit_rx) = std::sync::mpsc::channel::<Commit>();
+        let commits = ctx.checkpointing().then_some(commit_rx);
         let thread = std::thread::Builder::new()
             .name(format!("kafka-{}", self.table))
-            .spawn(move || consumer::run(table, opts, wants, tx, stop, tombstones))
+            .spawn(move || consumer::run(table, opts, wants, tx, stop, tombstones, commits))
             .map_err(|e| self.error(format!("could not start the consumer thread: {e}")))?;
         let mut current = None;
-        while let Some(item) = rx.recv().await {
+        // Per split: topic, partition, next offset, stop offset.
+        let mut positions: Vec<ResumePoint> = vec![];
+        // Positions of checkpoints not yet complete, to commit when they are.
+        let mut uncommitted: Vec<(CheckpointId, Commit)> = vec![];
+        let mut completed = ctx.completed_checkpoints();
+        let mut assigned = false;
+        loop {
+            let item = tokio::select! {
+                item = rx.recv() => match item {
+                    Some(item) => item,
+                    None => break,
+                },
+                id = ctx.checkpoint_requested(), if assigned => {
+                    let state = serde_json::to_vec(&positions)
+                        .map_err(|e| self.error(format!("cannot encode offsets: {e}")))?;
+                    let commit = positions
+                        .iter()
+                        .map(|p| (Arc::from(p.topic.as_str()), p.partition, p.next))
+                        .collect();
+                    uncommitted.push((id, commit));
+                    ctx.barrier(id, state).await?;
+                    continue;
+                }
+                id = next_completed(&mut completed) => {
+                    // Offsets go to the consumer group only once their checkpoint is complete.
+                    if let Some(i) = uncommitted.iter().rposition(|(c, _)| *c <= id) {
+                        let (_, commit) = uncommitted.swap_remove(i);
+                        uncommitted.retain(|(c, _)| *c > id);
+                        let _ = commit_tx.send(commit);
+                    }
+                    continue;
+                }
+            };
             match item {
+                Item::Assigned(splits) => {
+                    assigned = true;
+                    positions = splits
+                        .into_iter()
+                        .map(|(_, topic, partition, next, stop)| ResumePoint {
+                            topic: topic.to_string(),
+                            partition,
+                            next,
+                            stop,
+                        })
+                        .collect();
+                }
                 Item::Event(ev) => {
                     if let SplitEvent::Current(s) = ev {
                         current = Some(s);
@@ -222,6 +291,12 @@ impl Source for KafkaSource {
                     if let Some(batch) = self.decode(&chunk)? {
                         self.rows.add(batch.num_rows() as u64);
                         ctx.emit(batch).await?;
+                    }
+                    if let (Some(p), Some(last)) = (
+                        positions.get_mut(chunk.split as usize),
+                        chunk.offsets.last(),
+                    ) {
+                        p.next = last + 1;
                     }
                 }
             }

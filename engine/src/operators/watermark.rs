@@ -26,8 +26,9 @@ use super::eval;
 use crate::error::ResultExt;
 use crate::message::{EventTime, SplitEvent, SplitId};
 use crate::operator::{Emitter, Operator};
+use crate::state::{StateEntry, StateWriter, OPERATOR_STATE};
 use crate::time::{format_event_time, MAX_WATERMARK, MIN_WATERMARK};
-use crate::Result;
+use crate::{EngineError, Result};
 
 /// The watermark state of one split.
 #[derive(Debug, Clone, Copy)]
@@ -200,6 +201,48 @@ impl Operator for WatermarkAssigner {
             let state = self.split_mut(split);
             state.watermark = state.watermark.max(wm);
             self.advance(out);
+        }
+        Ok(())
+    }
+
+    fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
+        // emitted, current split, then per split: id, watermark, flags.
+        let mut v = Vec::with_capacity(12 + self.splits.len() * 13);
+        v.extend_from_slice(&self.emitted.to_be_bytes());
+        v.extend_from_slice(&self.current_split.to_be_bytes());
+        for (id, s) in &self.splits {
+            v.extend_from_slice(&id.to_be_bytes());
+            v.extend_from_slice(&s.watermark.to_be_bytes());
+            v.push(u8::from(s.idle) | (u8::from(s.finished) << 1));
+        }
+        w.put(OPERATOR_STATE, b"splits", v);
+        Ok(())
+    }
+
+    fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
+        let bad = || EngineError::State("malformed watermark state".into());
+        for e in entries {
+            if e.key != b"splits" {
+                continue;
+            }
+            let v = &e.value;
+            if v.len() < 12 || (v.len() - 12) % 13 != 0 {
+                return Err(bad());
+            }
+            self.emitted = i64::from_be_bytes(v[0..8].try_into().map_err(|_| bad())?);
+            self.current_split = u32::from_be_bytes(v[8..12].try_into().map_err(|_| bad())?);
+            for rec in v[12..].chunks_exact(13) {
+                let id = u32::from_be_bytes(rec[0..4].try_into().map_err(|_| bad())?);
+                let watermark = i64::from_be_bytes(rec[4..12].try_into().map_err(|_| bad())?);
+                self.splits.insert(
+                    id,
+                    SplitState {
+                        watermark,
+                        idle: rec[12] & 1 != 0,
+                        finished: rec[12] & 2 != 0,
+                    },
+                );
+            }
         }
         Ok(())
     }

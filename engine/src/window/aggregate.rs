@@ -22,6 +22,8 @@ use crate::metrics::Counter;
 use crate::operator::{Emitter, Operator};
 use crate::operators::eval;
 use crate::operators::watermark::to_millis;
+use crate::state::arrow_state::{decode_batch, encode_batch, split_by_key_group};
+use crate::state::{StateEntry, StateWriter, OPERATOR_STATE};
 use crate::time::{format_event_time, MIN_WATERMARK};
 use crate::{EngineError, Result};
 
@@ -51,6 +53,10 @@ pub struct GroupingSpec {
 struct WindowState {
     groups: Box<dyn GroupValues>,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    /// Changed since the last checkpoint.
+    dirty: bool,
+    /// Key groups this window has state in, in the store.
+    stored_groups: Vec<u16>,
 }
 
 /// Aggregates rows per window and group; fires windows on the watermark.
@@ -64,6 +70,12 @@ pub struct WindowAggregate {
     late: Counter,
     late_logged: u64,
     group_ids: Vec<usize>,
+    /// Group columns and each accumulator's state columns: a window's state as
+    /// it is checkpointed.
+    state_schema: SchemaRef,
+    /// Windows fired since the last checkpoint, with the key groups they had
+    /// stored state in.
+    fired: Vec<(EventTime, Vec<u16>)>,
 }
 
 impl WindowAggregate {
@@ -90,9 +102,21 @@ impl WindowAggregate {
                 output_schema.fields().len()
             )));
         }
+        let mut state_fields = group_fields.clone();
+        for (i, a) in aggregates.iter().enumerate() {
+            for f in a.expr.state_fields().context("window aggregate state")? {
+                state_fields.push(Field::new(
+                    format!("a{i}_{}", f.name()),
+                    f.data_type().clone(),
+                    true,
+                ));
+            }
+        }
         Ok(Self {
             grouping,
             aggregates,
+            state_schema: Arc::new(Schema::new(state_fields)),
+            fired: vec![],
             group_schema: Arc::new(Schema::new(group_fields)),
             output_schema,
             windows: BTreeMap::new(),
@@ -124,14 +148,84 @@ impl WindowAggregate {
         Ok(WindowState {
             groups,
             accumulators,
+            dirty: false,
+            stored_groups: vec![],
         })
     }
 
-    fn fire(&mut self, state: WindowState, out: &mut Emitter) -> Result<()> {
+    /// Takes a window's state out as one batch (group columns, then each
+    /// accumulator's state columns) and leaves an equivalent state in its place.
+    fn state_batch(&mut self, end: EventTime) -> Result<RecordBatch> {
+        let fresh = self.new_window()?;
+        let Some(state) = self.windows.get_mut(&end) else {
+            return Err(EngineError::Graph("window state vanished".into()));
+        };
+        let old = std::mem::replace(state, fresh);
         let WindowState {
             mut groups,
             mut accumulators,
+            stored_groups,
+            ..
+        } = old;
+        let mut columns = groups.emit(EmitTo::All).context("window state")?;
+        for acc in accumulators.iter_mut() {
+            columns.extend(acc.state(EmitTo::All).context("window state")?);
+        }
+        // Named by the planned state fields, typed by what the accumulators returned.
+        let fields: Vec<Field> = self
+            .state_schema
+            .fields()
+            .iter()
+            .zip(&columns)
+            .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true))
+            .collect();
+        let batch =
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).context("window state")?;
+        self.merge_state(end, &batch)?;
+        if let Some(state) = self.windows.get_mut(&end) {
+            state.stored_groups = stored_groups;
+        }
+        Ok(batch)
+    }
+
+    /// Merges a state batch (as [`Self::state_batch`] makes) into window `end`.
+    fn merge_state(&mut self, end: EventTime, batch: &RecordBatch) -> Result<()> {
+        if !self.windows.contains_key(&end) {
+            let state = self.new_window()?;
+            self.windows.insert(end, state);
+        }
+        let n_groups = self.group_schema.fields().len();
+        let state = self
+            .windows
+            .get_mut(&end)
+            .ok_or_else(|| EngineError::Graph("window state vanished".into()))?;
+        let group_ids = &mut self.group_ids;
+        group_ids.clear();
+        state
+            .groups
+            .intern(&batch.columns()[..n_groups], group_ids)
+            .context("window state restore")?;
+        let total = state.groups.len();
+        let mut col = n_groups;
+        for (acc, a) in state.accumulators.iter_mut().zip(&self.aggregates) {
+            let width = a.expr.state_fields().context("window state")?.len();
+            acc.merge_batch(&batch.columns()[col..col + width], group_ids, total)
+                .context("window state restore")?;
+            col += width;
+        }
+        Ok(())
+    }
+
+    fn fire(&mut self, end: EventTime, state: WindowState, out: &mut Emitter) -> Result<()> {
+        let WindowState {
+            mut groups,
+            mut accumulators,
+            stored_groups,
+            ..
         } = state;
+        if !stored_groups.is_empty() {
+            self.fired.push((end, stored_groups));
+        }
         let mut columns = groups.emit(EmitTo::All).context("window aggregate emit")?;
         for acc in accumulators.iter_mut() {
             columns.push(
@@ -308,6 +402,7 @@ impl Operator for WindowAggregate {
                     .intern(&cols, group_ids)
                     .context("window aggregate")?;
                 let total = state.groups.len();
+                state.dirty = true;
                 for ((acc, a), f) in state
                     .accumulators
                     .iter_mut()
@@ -330,10 +425,107 @@ impl Operator for WindowAggregate {
             if *entry.key() - 1 > self.watermark {
                 break;
             }
+            let end = *entry.key();
             let state = entry.remove();
-            self.fire(state, out)?;
+            self.fire(end, state, out)?;
         }
         out.watermark(wm);
         Ok(())
     }
+
+    fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
+        for (end, groups) in self.fired.drain(..) {
+            for g in groups {
+                w.delete(g, &window_key(end));
+            }
+        }
+        w.put(
+            OPERATOR_STATE,
+            WATERMARK_KEY,
+            self.watermark.to_be_bytes().to_vec(),
+        );
+        let dirty: Vec<EventTime> = self
+            .windows
+            .iter()
+            .filter(|(_, s)| s.dirty)
+            .map(|(e, _)| *e)
+            .collect();
+        let n_groups = self.group_schema.fields().len();
+        for end in dirty {
+            let batch = self.state_batch(end)?;
+            let keys = batch.columns()[..n_groups].to_vec();
+            let parts = split_by_key_group(&batch, &keys, w.key_groups())?;
+            let Some(state) = self.windows.get_mut(&end) else {
+                continue;
+            };
+            for (g, part) in parts {
+                w.put(g, &window_key(end), encode_batch(&part)?);
+                if !state.stored_groups.contains(&g) {
+                    state.stored_groups.push(g);
+                }
+            }
+            state.dirty = false;
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
+        for e in entries {
+            if e.key_group == OPERATOR_STATE {
+                if e.key == WATERMARK_KEY {
+                    self.watermark = read_i64(&e.value)?;
+                }
+                continue;
+            }
+            let end = parse_window_key(&e.key)?;
+            let batch = decode_batch(&e.value)?;
+            if batch.schema().fields().len() != self.state_schema.fields().len() {
+                return Err(EngineError::State(format!(
+                    "window state has {} columns, {} expected",
+                    batch.num_columns(),
+                    self.state_schema.fields().len()
+                )));
+            }
+            self.merge_state(end, &batch)?;
+            if let Some(s) = self.windows.get_mut(&end) {
+                s.stored_groups.push(e.key_group);
+            }
+        }
+        Ok(())
+    }
+
+    fn state_size(&self) -> u64 {
+        self.windows
+            .values()
+            .map(|s| s.groups.size() + s.accumulators.iter().map(|a| a.size()).sum::<usize>())
+            .sum::<usize>() as u64
+    }
+}
+
+const WATERMARK_KEY: &[u8] = b"watermark";
+
+/// A window's key in the store: `w` and its end, ordered.
+fn window_key(end: EventTime) -> [u8; 9] {
+    let mut k = [b'w'; 9];
+    k[1..].copy_from_slice(&((end as u64) ^ (1 << 63)).to_be_bytes());
+    k
+}
+
+fn parse_window_key(k: &[u8]) -> Result<EventTime> {
+    match k {
+        [b'w', rest @ ..] if rest.len() == 8 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(rest);
+            Ok((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
+        }
+        _ => Err(EngineError::State("unknown window state key".into())),
+    }
+}
+
+/// Reads an `i64` stored big-endian.
+pub(crate) fn read_i64(v: &[u8]) -> Result<i64> {
+    let b: [u8; 8] = v
+        .try_into()
+        .map_err(|_| EngineError::State("a stored number has the wrong size".into()))?;
+    Ok(i64::from_be_bytes(b))
 }

@@ -22,7 +22,10 @@ use crate::metrics::Counter;
 use crate::operator::{Emitter, Operator};
 use crate::operators::eval;
 use crate::operators::watermark::to_millis;
+use crate::state::arrow_state::{decode_batch, encode_batch, split_by_key_group};
+use crate::state::{StateEntry, StateWriter, OPERATOR_STATE};
 use crate::time::{format_event_time, MAX_WATERMARK, MIN_WATERMARK};
+use crate::window::aggregate::read_i64;
 use crate::Result;
 
 struct Session {
@@ -51,6 +54,10 @@ pub struct SessionAssigner {
     min_end: EventTime,
     late: Counter,
     null_time: Counter,
+    /// Changed since the last checkpoint.
+    dirty: bool,
+    /// Key groups holding stored rows.
+    stored_groups: Vec<u16>,
 }
 
 impl SessionAssigner {
@@ -89,7 +96,40 @@ impl SessionAssigner {
             min_end: MAX_WATERMARK,
             late,
             null_time,
+            dirty: false,
+            stored_groups: vec![],
         })
+    }
+
+    /// Every buffered row, as the input columns.
+    fn buffered_rows(&self) -> Result<Option<RecordBatch>> {
+        let mut ids: Vec<u32> = self.batches.keys().copied().collect();
+        ids.sort_unstable();
+        let pos: HashMap<u32, usize> = ids.iter().enumerate().map(|(p, id)| (*id, p)).collect();
+        let mut indices = vec![];
+        for list in self.sessions.values() {
+            for s in list {
+                indices.extend(s.rows.iter().map(|&(b, r)| (pos[&b], r as usize)));
+            }
+        }
+        if indices.is_empty() {
+            return Ok(None);
+        }
+        let ncols = self.schema.fields().len() - 3;
+        let input_schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
+            self.schema.fields()[..ncols].to_vec(),
+        ));
+        let mut columns = Vec::with_capacity(ncols);
+        for c in 0..ncols {
+            let arrays: Vec<&dyn Array> = ids
+                .iter()
+                .map(|id| self.batches[id].batch.column(c).as_ref())
+                .collect();
+            columns.push(interleave(&arrays, &indices).context("session state")?);
+        }
+        Ok(Some(
+            RecordBatch::try_new(input_schema, columns).context("session state")?,
+        ))
     }
 
     fn emit_closed(&mut self, out: &mut Emitter) -> Result<()> {
@@ -146,6 +186,7 @@ impl SessionAssigner {
             }
         }
         self.batches.retain(|_, b| b.live > 0);
+        self.dirty = true;
         Ok(())
     }
 }
@@ -240,7 +281,60 @@ impl Operator for SessionAssigner {
         }
         if live > 0 {
             self.batches.insert(id, Buffered { batch, live });
+            self.dirty = true;
         }
+        Ok(())
+    }
+
+    /// Sessions are written whole at a checkpoint that follows a change: the
+    /// buffered rows by key group (a session is rebuilt from its rows on restore).
+    fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
+        w.put(
+            OPERATOR_STATE,
+            b"watermark",
+            self.watermark.to_be_bytes().to_vec(),
+        );
+        if !self.dirty {
+            return Ok(());
+        }
+        let mut now = vec![];
+        if let Some(rows) = self.buffered_rows()? {
+            let keys = self
+                .keys
+                .iter()
+                .map(|k| eval(k.as_ref(), &rows, "session key"))
+                .collect::<Result<Vec<_>>>()?;
+            for (g, part) in split_by_key_group(&rows, &keys, w.key_groups())? {
+                w.put(g, b"rows", encode_batch(&part)?);
+                now.push(g);
+            }
+        }
+        for g in &self.stored_groups {
+            if !now.contains(g) {
+                w.delete(*g, b"rows");
+            }
+        }
+        self.stored_groups = now;
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
+        let mut watermark = MIN_WATERMARK;
+        let mut sink = Emitter::new();
+        for e in entries {
+            if e.key_group == OPERATOR_STATE {
+                if e.key == b"watermark" {
+                    watermark = read_i64(&e.value)?;
+                }
+                continue;
+            }
+            // Replayed before the watermark is set, so no row counts as late.
+            self.on_batch(decode_batch(&e.value)?, &mut sink)?;
+            self.stored_groups.push(e.key_group);
+        }
+        self.watermark = watermark;
+        self.dirty = false;
         Ok(())
     }
 

@@ -1,0 +1,295 @@
+//! The cost of checkpoints: a TUMBLE aggregation over 1M distinct keys, run
+//! with checkpointing off and with a checkpoint every 10 s, in the same
+//! process; prints the throughput ratio, checkpoint durations and sizes. Then
+//! the recovery time of about 1 GB of window state: a job holding it is
+//! stopped after a checkpoint, and restarted from it.
+//!
+//!     cargo bench --bench checkpoint
+//!     VIGIL_BENCH_ROWS=50000000 VIGIL_BENCH_STATE_KEYS=5000000 cargo bench --bench checkpoint
+//!
+//! Events come from an in-process generator (no decoding), so the figures show
+//! the engine's own cost.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Int64Array, TimestampMillisecondArray};
+use datafusion::arrow::record_batch::RecordBatch;
+use vigil::engine::connector::{ConnectorFactory, Sink, Source, SourceContext, TableSpec};
+use vigil::engine::control::{stop_channel, StopSignal};
+use vigil::engine::metrics::Metrics;
+use vigil::engine::{EngineError, Result};
+use vigil::{OutputFormat, RunOptions, Vigil};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const BATCH: u64 = 8192;
+/// 2026-01-01 00:00:00 UTC.
+const BASE_MS: i64 = 1_767_225_600_000;
+
+/// `'connector' = 'bench-gen'`: rows `(k, v, ts)`, `k` cycling over `keys`,
+/// `events-per-ms` rows per millisecond of event time, `rows` in all; with
+/// `'hold' = 'true'` it then waits (taking part in checkpoints) until stopped.
+struct Gen;
+
+/// Set when a holding generator has emitted all its rows.
+static HOLDING: AtomicBool = AtomicBool::new(false);
+
+struct GenSource {
+    spec: TableSpec,
+    rows: u64,
+    keys: u64,
+    per_ms: u64,
+    hold: bool,
+    next: u64,
+}
+
+fn opt(spec: &TableSpec, key: &str) -> Result<u64> {
+    spec.required("bench-gen", key)?
+        .parse()
+        .map_err(|_| EngineError::Graph(format!("bad '{key}'")))
+}
+
+impl ConnectorFactory for Gen {
+    fn name(&self) -> &'static str {
+        "bench-gen"
+    }
+    fn create_source(&self, spec: &TableSpec, _: &Metrics) -> Result<Box<dyn Source>> {
+        Ok(Box::new(GenSource {
+            spec: spec.clone(),
+            rows: opt(spec, "rows")?,
+            keys: opt(spec, "keys")?,
+            per_ms: opt(spec, "events-per-ms")?,
+            hold: spec.option("hold") == Some("true"),
+            next: 0,
+        }))
+    }
+    fn create_sink(&self, _: &TableSpec, _: &Metrics) -> Result<Box<dyn Sink>> {
+        Err(EngineError::Graph("bench-gen is a source".into()))
+    }
+}
+
+#[async_trait]
+impl Source for GenSource {
+    fn describe(&self) -> String {
+        format!("Gen({})", self.spec.name)
+    }
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        let b: [u8; 8] = state
+            .try_into()
+            .map_err(|_| EngineError::State("bad position".into()))?;
+        self.next = u64::from_be_bytes(b);
+        Ok(())
+    }
+    async fn run(mut self: Box<Self>, ctx: SourceContext) -> Result<()> {
+        let schema = self.spec.schema.clone();
+        while self.next < self.rows && !ctx.stop.is_stopped() {
+            let n = BATCH.min(self.rows - self.next);
+            let i0 = self.next;
+            let k = Int64Array::from_iter_values((i0..i0 + n).map(|i| (i % self.keys) as i64));
+            let v = Int64Array::from_iter_values((i0..i0 + n).map(|i| (i % 1000) as i64));
+            let ts = TimestampMillisecondArray::from_iter_values(
+                (i0..i0 + n).map(|i| BASE_MS + (i / self.per_ms) as i64),
+            );
+            let batch =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(k), Arc::new(v), Arc::new(ts)])
+                    .map_err(|e| EngineError::Graph(e.to_string()))?;
+            ctx.emit(batch).await?;
+            self.next += n;
+            if let Some(id) = ctx.checkpoint_due() {
+                ctx.barrier(id, self.next.to_be_bytes().to_vec()).await?;
+            }
+        }
+        if self.hold {
+            HOLDING.store(true, Ordering::SeqCst);
+            let mut stop = ctx.stop.clone();
+            loop {
+                tokio::select! {
+                    _ = stop.stopped() => break,
+                    id = ctx.checkpoint_requested() => {
+                        ctx.barrier(id, self.next.to_be_bytes().to_vec()).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn script(
+    rows: u64,
+    keys: u64,
+    per_ms: u64,
+    window: &str,
+    interval: Option<&str>,
+    hold: bool,
+) -> String {
+    let set = interval
+        .map(|i| format!("SET 'execution.checkpointing.interval' = '{i}';\n"))
+        .unwrap_or_default();
+    format!(
+        "{set}CREATE TABLE gen (k BIGINT, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+WITH ('connector' = 'bench-gen', 'rows' = '{rows}', 'keys' = '{keys}', 'events-per-ms' = '{per_ms}', 'hold' = '{hold}');
+CREATE TABLE sink (k BIGINT, window_end TIMESTAMP(3), n BIGINT, total BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO sink SELECT k, window_end, COUNT(*), SUM(v)
+FROM TABLE(TUMBLE(TABLE gen, DESCRIPTOR(ts), INTERVAL '{window}'))
+GROUP BY k, window_start, window_end;
+"
+    )
+}
+
+fn vigil() -> Vigil {
+    let mut v = Vigil::new();
+    v.registry_mut().register(Arc::new(Gen));
+    v
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let path = e.path();
+        total += if path.is_dir() {
+            dir_size(&path)
+        } else {
+            e.metadata().map(|m| m.len()).unwrap_or(0)
+        };
+    }
+    total
+}
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vigil-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn env(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let v = vigil();
+    let rows = env("VIGIL_BENCH_ROWS", 60_000_000);
+    let keys = 1_000_000;
+    // 100 events per ms: a 10 s window holds 1M events, so every key.
+    let per_ms = 100;
+
+    println!("TUMBLE(10 s) over {keys} distinct keys, {rows} rows from a generator");
+    let mut rates = vec![];
+    for interval in [None, Some("10 s")] {
+        let state = temp("tumble");
+        let opts = RunOptions {
+            state_dir: interval.map(|_| state.clone()),
+            job_name: Some("tumble".into()),
+        };
+        let text = script(rows, keys, per_ms, "10' SECOND", interval, false);
+        let t = Instant::now();
+        let summary = rt
+            .block_on(v.run_script_with(&text, OutputFormat::Json, StopSignal::never(), &opts))
+            .expect("run");
+        let secs = t.elapsed().as_secs_f64();
+        let rate = rows as f64 / secs;
+        rates.push(rate);
+        println!(
+            "  checkpoints {:<6} {:>6.2} M ev/s  {:>6.1} s  {} checkpoint(s)",
+            interval.unwrap_or("off"),
+            rate / 1e6,
+            secs,
+            summary.checkpoints
+        );
+        let _ = std::fs::remove_dir_all(&state);
+    }
+    println!(
+        "  with / without checkpoints: {:.3} (cost {:.1}%)",
+        rates[1] / rates[0],
+        (1.0 - rates[1] / rates[0]) * 100.0
+    );
+
+    // Checkpoint duration and size, and recovery: a job holding a large open
+    // window (it never fires) is stopped after its first checkpoint.
+    let state_keys = env("VIGIL_BENCH_STATE_KEYS", 25_000_000);
+    let state = temp("recovery");
+    let opts = RunOptions {
+        state_dir: Some(state.clone()),
+        job_name: Some("big".into()),
+    };
+    let text = script(state_keys, state_keys, per_ms, "1' DAY", Some("1 s"), true);
+    let (handle, signal) = stop_channel();
+    let chk = state.join("big").join("checkpoints");
+    let summary = rt.block_on(async {
+        let job = v.run_script_with(&text, OutputFormat::Json, signal, &opts);
+        tokio::pin!(job);
+        // Stop at the first checkpoint that starts after every row was read.
+        let mut before = None;
+        loop {
+            tokio::select! {
+                r = &mut job => break r,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    if !HOLDING.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let now = completed(&chk);
+                    match before {
+                        None => before = Some(now),
+                        Some(b) if now > b => handle.stop(),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    });
+    let summary = summary.expect("stateful run");
+    let bytes = dir_size(&chk);
+    println!(
+        "state of {state_keys} keys: {} checkpoint(s); last checkpoint {:.0} MB on disk",
+        summary.checkpoints,
+        bytes as f64 / 1e6
+    );
+    let t = Instant::now();
+    let (handle, signal) = stop_channel();
+    handle.stop();
+    let restored = rt
+        .block_on(v.run_script_with(&text, OutputFormat::Json, signal, &opts))
+        .expect("restore");
+    println!(
+        "recovery: restored {:.0} MB of checkpoint in {:.1} s (whole restart {:.1} s)",
+        bytes as f64 / 1e6,
+        restored.restore_ms as f64 / 1000.0,
+        t.elapsed().as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// The newest complete checkpoint's id (0 if none).
+fn completed(chk: &Path) -> u64 {
+    std::fs::read_dir(chk)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("_metadata").exists())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("chk-"))
+                .and_then(|n| n.parse().ok())
+        })
+        .max()
+        .unwrap_or(0)
+}

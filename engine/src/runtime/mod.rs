@@ -1,0 +1,280 @@
+//! Runs a [`JobGraph`] on tokio. Each source runs in its own task; chains of
+//! operators (and the sink at their end) are fused into one task, so a batch
+//! passes through filter, projection and aggregation without a channel hop.
+//! Bounded channels between tasks give backpressure.
+//!
+//! With checkpointing, the state of the newest complete checkpoint is restored
+//! into every node before anything runs, and a coordinator task triggers the
+//! next checkpoints (see [`crate::checkpoint`]).
+
+mod merge;
+mod source;
+mod task;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::checkpoint::{CheckpointConfig, Coordinator, CONNECTOR_STATE_KEY};
+use crate::control::StopSignal;
+use crate::graph::{JobGraph, NodeId, NodeKind};
+use crate::metrics::{names, Metrics};
+use crate::state::checkpoints::CheckpointStore;
+use crate::state::{StateEntry, OPERATOR_STATE};
+use crate::{EngineError, Result};
+use source::{run_source, SourceTask};
+use task::{run_task, Task};
+
+/// Messages buffered on an edge between two tasks.
+const CHANNEL_CAPACITY: usize = 16;
+
+enum Placement {
+    Source(usize),
+    Task(usize),
+}
+
+/// Runs the job until every source is exhausted and every sink has flushed, or
+/// until a task fails (the first error is returned and the rest are cancelled).
+pub async fn run_job(graph: JobGraph, metrics: Metrics) -> Result<()> {
+    run_job_with(graph, metrics, StopSignal::never(), None).await
+}
+
+/// As [`run_job`], and also returns (after sinks have flushed) once `stop` fires:
+/// sources stop reading, open windows stay unfired, sinks flush.
+pub async fn run_job_until(graph: JobGraph, metrics: Metrics, stop: StopSignal) -> Result<()> {
+    run_job_with(graph, metrics, stop, None).await
+}
+
+/// As [`run_job_until`], with checkpoints when `checkpoints` is set: the job
+/// first resumes from its newest complete checkpoint (if any), then takes one
+/// every interval. A job that reaches the end of its input removes its
+/// checkpoints (it is finished, as in Flink); a stopped or failed one keeps them.
+pub async fn run_job_with(
+    mut graph: JobGraph,
+    metrics: Metrics,
+    stop: StopSignal,
+    checkpoints: Option<CheckpointConfig>,
+) -> Result<()> {
+    let n = graph.nodes.len();
+    let mut consumers = vec![0usize; n];
+    for node in &graph.nodes {
+        for &i in &node.inputs {
+            if i >= n {
+                return Err(EngineError::Graph(format!(
+                    "node '{}' reads from unknown node {i}",
+                    node.name
+                )));
+            }
+            consumers[i] += 1;
+        }
+    }
+    let coordinator = match checkpoints {
+        Some(config) => Some(prepare_checkpoints(&mut graph, config, &metrics).await?),
+        None => None,
+    };
+    let mut placement: Vec<Option<Placement>> = (0..n).map(|_| None).collect();
+    let mut tasks: Vec<Task> = vec![];
+    let mut sources: Vec<SourceTask> = vec![];
+    for (id, node) in graph.nodes.into_iter().enumerate() {
+        if consumers[id] == 0 && !matches!(node.kind, NodeKind::Sink(_)) {
+            return Err(EngineError::Graph(format!(
+                "'{}' has no consumer",
+                node.name
+            )));
+        }
+        // Fuse into the input's task when this node is that input's only consumer.
+        let fused = match (&node.kind, node.inputs.as_slice()) {
+            (NodeKind::Operator(_) | NodeKind::Sink(_), [input]) if consumers[*input] == 1 => {
+                match placement[*input] {
+                    Some(Placement::Task(t)) if tasks[t].sink.is_none() => Some(t),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let NodeKind::Source(source) = node.kind {
+            sources.push(SourceTask {
+                node: id,
+                name: node.name,
+                source,
+                outputs: vec![],
+            });
+            placement[id] = Some(Placement::Source(sources.len() - 1));
+            continue;
+        }
+        let t = match fused {
+            Some(t) => t,
+            None => {
+                let mut inputs = vec![];
+                for &i in &node.inputs {
+                    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+                    match placement[i] {
+                        Some(Placement::Source(s)) => sources[s].outputs.push(tx),
+                        Some(Placement::Task(t)) => tasks[t].outputs.push(tx),
+                        None => {
+                            return Err(EngineError::Graph(format!(
+                                "node {i} is used before it is defined"
+                            )))
+                        }
+                    }
+                    inputs.push(rx);
+                }
+                tasks.push(Task {
+                    name: node.name.clone(),
+                    inputs,
+                    ops: vec![],
+                    sink: None,
+                    outputs: vec![],
+                });
+                tasks.len() - 1
+            }
+        };
+        match node.kind {
+            NodeKind::Operator(op) => tasks[t].ops.push((id, op)),
+            NodeKind::Sink(sink) => tasks[t].sink = Some((id, sink)),
+            NodeKind::Union | NodeKind::Source(_) => {}
+        }
+        placement[id] = Some(Placement::Task(t));
+    }
+
+    let mut set: JoinSet<Result<()>> = JoinSet::new();
+    let participants = sources.len() + tasks.len();
+    for s in sources {
+        let link = coordinator.as_ref().map(|c| (c.source(s.node), c.task()));
+        set.spawn(run_source(s, metrics.clone(), stop.clone(), link));
+    }
+    for t in tasks {
+        let link = coordinator.as_ref().map(|c| c.task());
+        set.spawn(run_task(t, link, metrics.clone()));
+    }
+    let checkpoint_store = coordinator.as_ref().map(|c| c.checkpoints());
+    let coordinator = coordinator.map(|c| tokio::spawn(c.run(participants)));
+    let mut first_err = None;
+    while let Some(joined) = set.join_next().await {
+        let res = match joined {
+            Ok(r) => r,
+            Err(e) if e.is_cancelled() => Ok(()),
+            Err(e) => Err(EngineError::Task {
+                task: "runtime".into(),
+                message: e.to_string(),
+            }),
+        };
+        if let Err(e) = res {
+            if first_err.is_none() {
+                first_err = Some(e);
+                set.abort_all();
+            }
+        }
+    }
+    if let Some(c) = coordinator {
+        // It returns once every task has let go of its link; a checkpoint
+        // being written is finished first, so its files are whole.
+        let _ = c.await;
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    if let Some(store) = checkpoint_store.filter(|_| !stop.is_stopped()) {
+        tokio::task::spawn_blocking(move || store.clear())
+            .await
+            .map_err(|e| EngineError::State(e.to_string()))??;
+    }
+    Ok(())
+}
+
+/// Restores the newest complete checkpoint into the graph's nodes and returns
+/// the coordinator for the checkpoints to come.
+async fn prepare_checkpoints(
+    graph: &mut JobGraph,
+    config: CheckpointConfig,
+    metrics: &Metrics,
+) -> Result<Coordinator> {
+    for node in &graph.nodes {
+        if let NodeKind::Source(s) = &node.kind {
+            if !s.supports_checkpoints() {
+                return Err(EngineError::State(format!(
+                    "source '{}' cannot be checkpointed; run without 'execution.checkpointing.interval'",
+                    node.name
+                )));
+            }
+        }
+    }
+    let plan = graph.explain();
+    let started = Instant::now();
+    let checkpoints = CheckpointStore::new(
+        config.job_dir.clone(),
+        config.checkpoints_dir.clone(),
+        config.retained,
+    );
+    let (checkpoints, plan, restored) = tokio::task::spawn_blocking(move || {
+        let r = checkpoints.restore_latest(&plan);
+        (checkpoints, plan, r)
+    })
+    .await
+    .map_err(|e| EngineError::State(e.to_string()))?;
+    let (store, restored) = restored?;
+    let mut last_id = 0;
+    if let Some(r) = restored {
+        if r.meta.key_groups != config.key_groups {
+            return Err(EngineError::State(format!(
+                "checkpoint {} in '{}' spreads keyed state over {} key groups, and this job sets 'pipeline.max-parallelism' to {}; set it back to {}",
+                r.meta.id,
+                checkpoints.dir().display(),
+                r.meta.key_groups,
+                config.key_groups,
+                r.meta.key_groups
+            )));
+        }
+        restore_nodes(graph, r.entries).await?;
+        last_id = r.meta.id;
+        let ms = started.elapsed().as_millis() as u64;
+        metrics.gauge(names::RESTORE_DURATION_MS, "job").set(ms);
+        tracing::info!(
+            checkpoint = last_id,
+            ms,
+            bytes = r.meta.total_bytes(),
+            "resumed from checkpoint"
+        );
+    }
+    Ok(Coordinator::new(
+        config,
+        store,
+        checkpoints,
+        plan,
+        last_id,
+        metrics.clone(),
+    ))
+}
+
+async fn restore_nodes(
+    graph: &mut JobGraph,
+    mut entries: BTreeMap<NodeId, Vec<StateEntry>>,
+) -> Result<()> {
+    for (id, node) in graph.nodes.iter_mut().enumerate() {
+        let mine = entries.remove(&id).unwrap_or_default();
+        let connector_state = || {
+            mine.iter()
+                .find(|e| e.key_group == OPERATOR_STATE && e.key == CONNECTOR_STATE_KEY)
+                .map(|e| e.value.clone())
+        };
+        let wrap =
+            |e: EngineError| EngineError::State(format!("cannot restore '{}': {e}", node.name));
+        match &mut node.kind {
+            NodeKind::Source(s) => {
+                if let Some(state) = connector_state() {
+                    s.restore(&state).map_err(wrap)?;
+                }
+            }
+            NodeKind::Sink(s) => {
+                if let Some(state) = connector_state() {
+                    s.restore(&state).await.map_err(wrap)?;
+                }
+            }
+            NodeKind::Operator(op) => op.restore(mine).map_err(wrap)?,
+            NodeKind::Union => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,390 @@
+//! Where a job's checkpoints live and how they are validated, kept and restored.
+//!
+//! ```text
+//! <job dir>/db/                          working copy of the state (rebuilt at start)
+//! <checkpoints dir>/chk-<id>/db/         RocksDB checkpoint (hard links to SST files)
+//! <checkpoints dir>/chk-<id>/_metadata   written last: JSON, then a CRC32 line
+//! ```
+//!
+//! A checkpoint without a valid `_metadata`, or whose files do not match the
+//! sizes it lists, is torn (the process died while writing it) and is skipped
+//! for the previous one; so is one whose SST files fail RocksDB's checksums.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::store::StateStore;
+use super::StateEntry;
+use crate::graph::NodeId;
+use crate::message::CheckpointId;
+use crate::{EngineError, Result};
+
+const METADATA: &str = "_metadata";
+
+/// What a completed checkpoint records about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// Its id (increasing within a job, across restarts).
+    pub id: CheckpointId,
+    /// The job's plan when it was taken; a restore requires the same plan.
+    pub plan: String,
+    /// The number of key groups keyed state is spread over.
+    pub key_groups: u16,
+    /// When it completed (ms since the epoch).
+    pub completed_ms: i64,
+    /// Files of the RocksDB checkpoint with their sizes.
+    pub files: BTreeMap<String, u64>,
+    /// Bytes of files that the previous checkpoint did not have (what this one
+    /// added on disk).
+    pub incremental_bytes: u64,
+}
+
+impl CheckpointMeta {
+    /// The total size of its files.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.values().sum()
+    }
+}
+
+/// A restored checkpoint: its metadata, the working store rebuilt from it, and
+/// every entry by node.
+pub struct Restored {
+    /// The checkpoint's metadata.
+    pub meta: CheckpointMeta,
+    /// Entries by node.
+    pub entries: BTreeMap<NodeId, Vec<StateEntry>>,
+}
+
+/// The checkpoints of one job.
+pub struct CheckpointStore {
+    job_dir: PathBuf,
+    dir: PathBuf,
+    retained: usize,
+}
+
+fn io_err(path: &Path, what: &str, e: std::io::Error) -> EngineError {
+    EngineError::State(format!("{what} '{}': {e}", path.display()))
+}
+
+impl CheckpointStore {
+    /// `job_dir` holds the working state; `dir` the checkpoints, of which the
+    /// newest `retained` are kept.
+    pub fn new(job_dir: PathBuf, dir: PathBuf, retained: usize) -> Self {
+        Self {
+            job_dir,
+            dir,
+            retained: retained.max(1),
+        }
+    }
+
+    /// The checkpoints directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn chk_dir(&self, id: CheckpointId) -> PathBuf {
+        self.dir.join(format!("chk-{id}"))
+    }
+
+    fn working_dir(&self) -> PathBuf {
+        self.job_dir.join("db")
+    }
+
+    /// Ids of the checkpoint directories present, newest first.
+    pub fn ids(&self) -> Vec<CheckpointId> {
+        let mut ids: Vec<CheckpointId> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("chk-"))
+                    .and_then(|n| n.parse().ok())
+            })
+            .collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids
+    }
+
+    /// Reads and validates the metadata of checkpoint `id`: its checksum, and
+    /// that every file it lists is there with its size.
+    pub fn read_meta(&self, id: CheckpointId) -> Result<CheckpointMeta> {
+        let dir = self.chk_dir(id);
+        let path = dir.join(METADATA);
+        let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, "cannot read", e))?;
+        let torn = |why: &str| EngineError::State(format!("checkpoint {id} is torn: {why}"));
+        let (json, crc_line) = text
+            .rsplit_once("\ncrc32:")
+            .ok_or_else(|| torn("its metadata has no checksum"))?;
+        let crc = u32::from_str_radix(crc_line.trim(), 16)
+            .map_err(|_| torn("its metadata checksum is unreadable"))?;
+        if crc32fast::hash(json.as_bytes()) != crc {
+            return Err(torn("its metadata does not match its checksum"));
+        }
+        let meta: CheckpointMeta =
+            serde_json::from_str(json).map_err(|e| torn(&format!("bad metadata: {e}")))?;
+        for (name, size) in &meta.files {
+            let f = dir.join("db").join(name);
+            match std::fs::metadata(&f) {
+                Ok(m) if m.len() == *size => {}
+                Ok(m) => {
+                    return Err(torn(&format!(
+                        "{name} has {} bytes, {size} expected",
+                        m.len()
+                    )))
+                }
+                Err(_) => return Err(torn(&format!("{name} is missing"))),
+            }
+        }
+        Ok(meta)
+    }
+
+    /// The newest checkpoint that validates, rebuilt into the working store.
+    /// Torn or corrupt checkpoints are skipped with a warning; one taken with a
+    /// different plan is an error (its state cannot be mapped onto this one).
+    pub fn restore_latest(&self, plan: &str) -> Result<(StateStore, Option<Restored>)> {
+        for id in self.ids() {
+            let meta = match self.read_meta(id) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("{e}; trying the previous checkpoint");
+                    continue;
+                }
+            };
+            if meta.plan != plan {
+                return Err(EngineError::State(plan_mismatch(
+                    &self.dir, id, &meta.plan, plan,
+                )));
+            }
+            match self.rebuild_from(id) {
+                Ok(store) => match store.entries() {
+                    Ok(entries) => return Ok((store, Some(Restored { meta, entries }))),
+                    Err(e) => tracing::warn!(
+                        "checkpoint {id} is corrupt: {e}; trying the previous checkpoint"
+                    ),
+                },
+                Err(e) => {
+                    tracing::warn!(
+                        "checkpoint {id} is corrupt: {e}; trying the previous checkpoint"
+                    )
+                }
+            }
+        }
+        Ok((self.fresh()?, None))
+    }
+
+    fn reset_working(&self) -> Result<PathBuf> {
+        let w = self.working_dir();
+        if w.exists() {
+            std::fs::remove_dir_all(&w).map_err(|e| io_err(&w, "cannot clear", e))?;
+        }
+        std::fs::create_dir_all(&w).map_err(|e| io_err(&w, "cannot create", e))?;
+        Ok(w)
+    }
+
+    /// An empty working store.
+    pub fn fresh(&self) -> Result<StateStore> {
+        let w = self.reset_working()?;
+        StateStore::open(&w)
+    }
+
+    /// Rebuilds the working store from checkpoint `id` (hard links where the
+    /// file system allows, copies otherwise; the checkpoint stays untouched).
+    fn rebuild_from(&self, id: CheckpointId) -> Result<StateStore> {
+        let w = self.reset_working()?;
+        let src = self.chk_dir(id).join("db");
+        for entry in std::fs::read_dir(&src).map_err(|e| io_err(&src, "cannot list", e))? {
+            let entry = entry.map_err(|e| io_err(&src, "cannot list", e))?;
+            let from = entry.path();
+            let to = w.join(entry.file_name());
+            // SST files are immutable: sharing them is safe. The others (MANIFEST,
+            // OPTIONS, CURRENT) are rewritten by RocksDB, so they are copied.
+            let is_sst = from.extension().is_some_and(|e| e == "sst");
+            if !(is_sst && std::fs::hard_link(&from, &to).is_ok()) {
+                std::fs::copy(&from, &to).map_err(|e| io_err(&from, "cannot copy", e))?;
+            }
+        }
+        StateStore::open(&w)
+    }
+
+    /// Takes checkpoint `id` of `store`, writes its metadata last (atomically),
+    /// and removes checkpoints beyond the retained number.
+    pub fn write(
+        &self,
+        store: &StateStore,
+        id: CheckpointId,
+        plan: &str,
+        key_groups: u16,
+    ) -> Result<CheckpointMeta> {
+        let dir = self.chk_dir(id);
+        if dir.exists() {
+            // Left by a crash during an earlier attempt at this id.
+            std::fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, "cannot clear", e))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, "cannot create", e))?;
+        let db = dir.join("db");
+        store.checkpoint_to(&db)?;
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(&db).map_err(|e| io_err(&db, "cannot list", e))? {
+            let entry = entry.map_err(|e| io_err(&db, "cannot list", e))?;
+            let len = entry
+                .metadata()
+                .map_err(|e| io_err(&entry.path(), "cannot stat", e))?
+                .len();
+            if let Some(name) = entry.file_name().to_str() {
+                files.insert(name.to_string(), len);
+            }
+        }
+        let previous = self
+            .ids()
+            .into_iter()
+            .find(|p| *p < id)
+            .and_then(|p| self.read_meta(p).ok());
+        let incremental_bytes = files
+            .iter()
+            .filter(|(n, _)| {
+                !n.ends_with(".sst") || previous.as_ref().is_none_or(|p| !p.files.contains_key(*n))
+            })
+            .map(|(_, s)| *s)
+            .sum();
+        let meta = CheckpointMeta {
+            id,
+            plan: plan.to_string(),
+            key_groups,
+            completed_ms: chrono_now_ms(),
+            files,
+            incremental_bytes,
+        };
+        let json = serde_json::to_string(&meta)
+            .map_err(|e| EngineError::State(format!("cannot encode checkpoint metadata: {e}")))?;
+        let text = format!("{json}\ncrc32:{:08x}\n", crc32fast::hash(json.as_bytes()));
+        let tmp = dir.join("_metadata.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, dir.join(METADATA))?;
+            std::fs::File::open(&dir)?.sync_all()
+        };
+        write().map_err(|e| io_err(&dir, "cannot write checkpoint metadata in", e))?;
+        for old in self.ids().into_iter().skip(self.retained) {
+            let d = self.chk_dir(old);
+            if let Err(e) = std::fs::remove_dir_all(&d) {
+                tracing::warn!("cannot remove old checkpoint '{}': {e}", d.display());
+            }
+        }
+        Ok(meta)
+    }
+
+    /// Removes every checkpoint and the working copy (the job finished).
+    pub fn clear(&self) -> Result<()> {
+        for d in [&self.dir, &self.job_dir] {
+            if d.exists() {
+                std::fs::remove_dir_all(d).map_err(|e| io_err(d, "cannot remove", e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Explains which operator differs between the stored plan and the new one.
+fn plan_mismatch(dir: &Path, id: CheckpointId, stored: &str, new: &str) -> String {
+    let diff = stored
+        .lines()
+        .zip(new.lines())
+        .find(|(a, b)| a != b)
+        .map(|(a, b)| {
+            format!(
+                "\n  stored: {}\n  now:    {}",
+                a.trim_start(),
+                b.trim_start()
+            )
+        })
+        .unwrap_or_else(|| "\n  the plans have different numbers of operators".into());
+    format!(
+        "checkpoint {id} in '{}' was taken by a different plan, so its state cannot be restored into this script:{diff}\nrestore the script as it was, or start afresh with another --state-dir (or remove that directory)",
+        dir.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{store_key, StateOp};
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vigil-chk-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn restores_the_newest_valid_checkpoint_and_skips_torn_ones() {
+        let root = temp("torn");
+        let cs = CheckpointStore::new(root.join("job"), root.join("chk"), 3);
+        let (store, restored) = cs.restore_latest("plan").expect("fresh");
+        assert!(restored.is_none());
+        store
+            .apply(vec![StateOp::Put(store_key(0, 1, b"k"), b"v1".to_vec())])
+            .expect("apply");
+        cs.write(&store, 1, "plan", 128).expect("chk 1");
+        store
+            .apply(vec![StateOp::Put(store_key(0, 1, b"k"), b"v2".to_vec())])
+            .expect("apply");
+        cs.write(&store, 2, "plan", 128).expect("chk 2");
+        drop(store);
+
+        let (_, r) = cs.restore_latest("plan").expect("restore");
+        let r = r.expect("a checkpoint");
+        assert_eq!(r.meta.id, 2);
+        assert_eq!(r.entries[&0][0].value, b"v2");
+
+        // A crash while writing checkpoint 2's metadata leaves it torn.
+        let meta = cs.chk_dir(2).join(METADATA);
+        let text = std::fs::read_to_string(&meta).expect("read");
+        std::fs::write(&meta, &text[..text.len() / 2]).expect("truncate");
+        let (_, r) = cs.restore_latest("plan").expect("restore");
+        let r = r.expect("the previous checkpoint");
+        assert_eq!(r.meta.id, 1);
+        assert_eq!(r.entries[&0][0].value, b"v1");
+
+        // A changed plan is refused, naming the differing line.
+        let err = cs
+            .restore_latest("other plan")
+            .err()
+            .expect("plan mismatch")
+            .to_string();
+        assert!(err.contains("different plan"), "{err}");
+        assert!(err.contains("stored: plan"), "{err}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn keeps_only_the_retained_number() {
+        let root = temp("retain");
+        let cs = CheckpointStore::new(root.join("job"), root.join("chk"), 2);
+        let (store, _) = cs.restore_latest("p").expect("fresh");
+        for id in 1..=4 {
+            store
+                .apply(vec![StateOp::Put(
+                    store_key(0, 0, &[id as u8]),
+                    vec![0; 100],
+                )])
+                .expect("apply");
+            cs.write(&store, id, "p", 128).expect("write");
+        }
+        assert_eq!(cs.ids(), vec![4, 3]);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

@@ -1,0 +1,178 @@
+//! Turns a script's `SET` options and `--state-dir` into the engine's
+//! checkpoint configuration, with Flink's option names.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vigil_engine::checkpoint::CheckpointConfig;
+use vigil_engine::state::DEFAULT_KEY_GROUPS;
+use vigil_engine::time::parse_duration;
+
+/// The interval used when `--state-dir` is given without
+/// `execution.checkpointing.interval`.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How a script runs: where its state lives and what its job is called.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--state-dir`: the job's state goes to `<dir>/<job name>`.
+    pub state_dir: Option<PathBuf>,
+    /// The job's name (`pipeline.name` overrides it); the CLI uses the script's
+    /// file name without extension.
+    pub job_name: Option<String>,
+}
+
+/// The checkpoint configuration, or None when the job does not checkpoint
+/// (neither `execution.checkpointing.interval` nor a state directory).
+pub fn checkpoint_config(
+    settings: &BTreeMap<String, String>,
+    run: &RunOptions,
+) -> Result<Option<CheckpointConfig>, String> {
+    let interval = match settings.get("execution.checkpointing.interval") {
+        Some(v) => Some(
+            parse_duration(v)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    format!("invalid 'execution.checkpointing.interval' = '{v}'; write it like '10 s' or '500 ms'")
+                })?,
+        ),
+        None => None,
+    };
+    let checkpoints_dir = settings
+        .get("state.checkpoints.dir")
+        .map(|d| PathBuf::from(d.strip_prefix("file://").unwrap_or(d)));
+    if interval.is_none() && run.state_dir.is_none() {
+        return Ok(None);
+    }
+    let job = settings
+        .get("pipeline.name")
+        .cloned()
+        .or_else(|| run.job_name.clone())
+        .unwrap_or_else(|| "job".to_string());
+    let job: String = job
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let job_dir = match (&run.state_dir, &checkpoints_dir) {
+        (Some(d), _) => d.join(&job),
+        (None, Some(c)) => c.join(&job).join("working"),
+        (None, None) => {
+            return Err("checkpointing needs a place for its state: pass --state-dir DIR, or SET 'state.checkpoints.dir' = '/some/dir'".into())
+        }
+    };
+    let checkpoints_dir = match checkpoints_dir {
+        Some(c) => c.join(&job),
+        None => job_dir.join("checkpoints"),
+    };
+    let retained = match settings.get("state.checkpoints.num-retained") {
+        Some(v) => v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            format!("invalid 'state.checkpoints.num-retained' = '{v}'; it must be a positive integer")
+        })?,
+        None => 1,
+    };
+    let key_groups = match settings.get("pipeline.max-parallelism") {
+        Some(v) => v
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|n| (1..=32768).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "invalid 'pipeline.max-parallelism' = '{v}'; it must be between 1 and 32768"
+                )
+            })?,
+        None => DEFAULT_KEY_GROUPS,
+    };
+    if let Some(b) = settings.get("state.backend.type") {
+        if !b.eq_ignore_ascii_case("rocksdb") && !b.eq_ignore_ascii_case("hashmap") {
+            return Err(format!(
+                "invalid 'state.backend.type' = '{b}'; Vigil keeps checkpoints in RocksDB ('rocksdb')"
+            ));
+        }
+    }
+    Ok(Some(CheckpointConfig {
+        interval: interval.unwrap_or(DEFAULT_INTERVAL),
+        job_dir,
+        checkpoints_dir,
+        retained,
+        key_groups,
+    }))
+}
+
+/// The job name the CLI gives a script: its file name without extension.
+pub fn job_name_of(script: &Path) -> Option<String> {
+    script
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn off_without_interval_or_state_dir() {
+        let c = checkpoint_config(&settings(&[]), &RunOptions::default()).expect("ok");
+        assert!(c.is_none());
+    }
+
+    #[test]
+    fn state_dir_alone_enables_checkpoints_per_job() {
+        let run = RunOptions {
+            state_dir: Some("/s".into()),
+            job_name: Some("alerts".into()),
+        };
+        let c = checkpoint_config(&settings(&[]), &run)
+            .expect("ok")
+            .expect("on");
+        assert_eq!(c.interval, DEFAULT_INTERVAL);
+        assert_eq!(c.job_dir, PathBuf::from("/s/alerts"));
+        assert_eq!(c.checkpoints_dir, PathBuf::from("/s/alerts/checkpoints"));
+        assert_eq!(c.retained, 1);
+        let c = checkpoint_config(
+            &settings(&[
+                ("execution.checkpointing.interval", "2 s"),
+                ("state.checkpoints.dir", "file:///c"),
+                ("state.checkpoints.num-retained", "3"),
+                ("pipeline.name", "x y"),
+            ]),
+            &run,
+        )
+        .expect("ok")
+        .expect("on");
+        assert_eq!(c.interval, Duration::from_secs(2));
+        assert_eq!(c.checkpoints_dir, PathBuf::from("/c/x_y"));
+        assert_eq!(c.retained, 3);
+    }
+
+    #[test]
+    fn an_interval_needs_somewhere_to_write() {
+        let err = checkpoint_config(
+            &settings(&[("execution.checkpointing.interval", "1 s")]),
+            &RunOptions::default(),
+        )
+        .expect_err("no dir");
+        assert!(err.contains("--state-dir"), "{err}");
+        let err = checkpoint_config(
+            &settings(&[("execution.checkpointing.interval", "often")]),
+            &RunOptions::default(),
+        )
+        .expect_err("bad interval");
+        assert!(err.contains("'often'"), "{err}");
+    }
+}

@@ -1,0 +1,170 @@
+//! Checkpoints in process, against rdkafka's mock cluster: a job stopped after
+//! a checkpoint and resumed from it writes exactly what a straight run writes
+//! (golden smoke test in Arroyo's manner), a changed plan is refused, and a
+//! finished job leaves no checkpoint behind.
+
+#[path = "support/kafka.rs"]
+mod kafka;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kafka::{produce_batched, Rec};
+use rdkafka::mocking::MockCluster;
+use vigil::engine::control::stop_channel;
+use vigil::{OutputFormat, RunOptions, Vigil};
+
+const EVENTS: usize = 40_000;
+
+fn script(bootstrap: &str, out: &Path, window: &str) -> String {
+    format!(
+        "SET 'execution.checkpointing.interval' = '20 ms';
+CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'kafka', 'topic' = 'ev', 'properties.bootstrap.servers' = '{bootstrap}',
+      'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
+CREATE TABLE out_t (k STRING, window_end TIMESTAMP(3), n BIGINT, total BIGINT, hi BIGINT)
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+INSERT INTO out_t
+SELECT k, window_end, COUNT(*), SUM(v), MAX(v)
+FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '{window}' SECOND))
+GROUP BY k, window_start, window_end;
+",
+        out.display()
+    )
+}
+
+fn rows(dir: &Path) -> Vec<String> {
+    let mut rows = vec![];
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).expect("read");
+        rows.extend(text.lines().map(str::to_string));
+    }
+    rows.sort();
+    rows
+}
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vigil-ckpt-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn has_checkpoint(state: &Path) -> bool {
+    let dir = state.join("resume").join("checkpoints");
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.path().join("_metadata").exists())
+}
+
+#[test]
+fn stopped_and_resumed_job_equals_a_straight_run() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let bs = cluster.bootstrap_servers();
+    cluster.create_topic("ev", 2, 1).expect("topic");
+    let base = 1_767_225_600_000i64;
+    let recs: Vec<Rec> = (0..EVENTS)
+        .map(|i| {
+            let t = chrono::DateTime::from_timestamp_millis(base + i as i64 * 5)
+                .expect("time")
+                .format("%Y-%m-%d %H:%M:%S%.3f");
+            Rec::value(format!(
+                r#"{{"k":"k{}","v":{},"ts":"{t}"}}"#,
+                i % 17,
+                i % 1000
+            ))
+            .to((i % 2) as i32)
+        })
+        .collect();
+    produce_batched(&bs, "ev", &recs);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let vigil = Vigil::new();
+    let opts = |state: &Path| RunOptions {
+        state_dir: Some(state.to_path_buf()),
+        job_name: Some("resume".into()),
+    };
+
+    // Straight through.
+    let (straight_out, straight_state) = (temp("straight-out"), temp("straight-state"));
+    rt.block_on(vigil.run_script_with(
+        &script(&bs, &straight_out, "1"),
+        OutputFormat::Json,
+        vigil::engine::control::StopSignal::never(),
+        &opts(&straight_state),
+    ))
+    .expect("straight run");
+    let expected = rows(&straight_out);
+    assert!(expected.len() > 17 * 150, "{} rows", expected.len());
+    assert!(
+        !straight_state.join("resume").join("checkpoints").exists(),
+        "a finished job removes its checkpoints"
+    );
+
+    // Stopped once its first checkpoint is complete.
+    let (out, state) = (temp("resumed-out"), temp("resumed-state"));
+    let text = script(&bs, &out, "1");
+    let (handle, signal) = stop_channel();
+    let summary = rt.block_on(async {
+        let o = opts(&state);
+        let job = vigil.run_script_with(&text, OutputFormat::Json, signal, &o);
+        tokio::pin!(job);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            tokio::select! {
+                r = &mut job => break r,
+                _ = tokio::time::sleep(Duration::from_millis(2)) => {
+                    if has_checkpoint(&state) || Instant::now() > deadline {
+                        handle.stop();
+                    }
+                }
+            }
+        }
+    });
+    let summary = summary.expect("first part");
+    assert!(summary.checkpoints >= 1, "no checkpoint completed");
+    assert!(
+        has_checkpoint(&state),
+        "the job finished before it could be stopped; give it more events"
+    );
+    let partial = rows(&out).len();
+    eprintln!(
+        "stopped after {} checkpoint(s) with {partial} of {} rows committed",
+        summary.checkpoints,
+        expected.len()
+    );
+    assert!(partial < expected.len(), "stopped before the end");
+
+    // A changed plan cannot take the stored state.
+    let err = rt
+        .block_on(vigil.run_script_with(
+            &script(&bs, &out, "3"),
+            OutputFormat::Json,
+            vigil::engine::control::StopSignal::never(),
+            &opts(&state),
+        ))
+        .expect_err("plan mismatch");
+    let msg = err.to_string();
+    assert!(msg.contains("different plan"), "{msg}");
+    assert!(msg.contains("--state-dir"), "{msg}");
+
+    // Resumed to the end.
+    rt.block_on(vigil.run_script_with(
+        &text,
+        OutputFormat::Json,
+        vigil::engine::control::StopSignal::never(),
+        &opts(&state),
+    ))
+    .expect("resumed run");
+    assert_eq!(rows(&out), expected);
+    for d in [straight_out, straight_state, out, state] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
