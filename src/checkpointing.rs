@@ -23,6 +23,23 @@ pub struct RunOptions {
     pub job_name: Option<String>,
 }
 
+/// The settings a script starts with under `run`: `--state-dir` turns
+/// checkpointing on at [`DEFAULT_INTERVAL`], and the job name is the default
+/// `pipeline.name`. The script's own `SET`s override both.
+pub fn initial_settings(run: &RunOptions) -> BTreeMap<String, String> {
+    let mut settings = BTreeMap::new();
+    if run.state_dir.is_some() {
+        settings.insert(
+            "execution.checkpointing.interval".to_string(),
+            format!("{} ms", DEFAULT_INTERVAL.as_millis()),
+        );
+    }
+    if let Some(name) = &run.job_name {
+        settings.insert("pipeline.name".to_string(), name.clone());
+    }
+    settings
+}
+
 /// The checkpoint configuration, or None when the job does not checkpoint
 /// (neither `execution.checkpointing.interval` nor a state directory).
 pub fn checkpoint_config(

@@ -85,7 +85,22 @@ impl Vigil {
 
     /// Plans `script` without running it.
     pub async fn plan(&self, script: &str, metrics: &Metrics) -> Result<PlannedJob, SqlError> {
+        self.plan_with(script, metrics, &RunOptions::default())
+            .await
+    }
+
+    /// Plans `script` as it would run with `run`: with a state directory,
+    /// checkpointing is on from the start (its default interval), so sinks
+    /// created by the script choose their transactional mode; the job name
+    /// becomes `pipeline.name` unless the script sets one.
+    pub async fn plan_with(
+        &self,
+        script: &str,
+        metrics: &Metrics,
+        run: &RunOptions,
+    ) -> Result<PlannedJob, SqlError> {
         ScriptPlanner::new(self.registry.clone(), metrics.clone())
+            .with_settings(checkpointing::initial_settings(run))
             .plan_script(script)
             .await
     }
@@ -125,7 +140,7 @@ impl Vigil {
         run: &RunOptions,
     ) -> Result<RunSummary, Error> {
         let metrics = Metrics::new();
-        let mut job = self.plan(script, &metrics).await?;
+        let mut job = self.plan_with(script, &metrics, run).await?;
         let checkpoints =
             checkpointing::checkpoint_config(&job.settings, run).map_err(Error::Options)?;
         for q in std::mem::take(&mut job.queries) {

@@ -168,3 +168,55 @@ fn stopped_and_resumed_job_equals_a_straight_run() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// `--state-dir` without `SET 'execution.checkpointing.interval'` still turns
+/// checkpointing on, and sinks see it when they are created: the filesystem
+/// sink commits its parts in two phases (`part-<run>-<n>.json`) instead of
+/// writing `part-0.json` straight away.
+#[test]
+fn state_dir_alone_makes_the_file_sink_transactional() {
+    let dir = temp("state-dir-alone");
+    let out = dir.join("out");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/orders.jsonl");
+    let script = format!(
+        "CREATE TABLE orders (order_id BIGINT, customer STRING)
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+CREATE TABLE out_t (order_id BIGINT, customer STRING)
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+INSERT INTO out_t SELECT order_id, customer FROM orders;
+",
+        data.display(),
+        out.display()
+    );
+    let run = RunOptions {
+        state_dir: Some(dir.join("state")),
+        job_name: Some("alone".into()),
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(Vigil::new().run_script_with(
+        &script,
+        OutputFormat::Json,
+        vigil::engine::control::StopSignal::never(),
+        &run,
+    ))
+    .expect("run");
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .expect("output directory")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.is_empty(), "no output file");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("part-") && n != "part-0.json" && !n.ends_with(".inprogress")),
+        "the sink did not commit in two phases: {names:?}"
+    );
+    let input_rows = std::fs::read_to_string(&data)
+        .expect("data")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    assert_eq!(rows(&out).len(), input_rows);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -113,6 +113,14 @@ impl ScriptPlanner {
         }
     }
 
+    /// Settings in force before the script's first `SET` (the script's own
+    /// `SET`s override them): the runner's choices, such as checkpointing
+    /// turned on by `--state-dir`, which connectors read when they are created.
+    pub fn with_settings(mut self, settings: BTreeMap<String, String>) -> Self {
+        self.settings = settings;
+        self
+    }
+
     /// Plans every statement of `script`; nothing runs. The first error stops planning.
     pub async fn plan_script(&mut self, script: &str) -> Result<PlannedJob> {
         let offsets = LineOffsets::new(script);
