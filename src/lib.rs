@@ -17,6 +17,7 @@ pub mod output;
 
 pub use checkpointing::RunOptions;
 pub use output::{OutputFormat, StdoutSink};
+pub use vigil_connectors as connectors;
 pub use vigil_engine as engine;
 pub use vigil_sql as sql;
 

@@ -1,8 +1,9 @@
 //! The crash harness: a windowed job reads a Kafka topic (tansu) and writes an
-//! exactly-once filesystem sink while events keep arriving; `vigil run
-//! --state-dir` is killed with SIGKILL at random moments and restarted each
-//! time. The committed files must equal the output of one uninterrupted run:
-//! nothing lost, nothing duplicated.
+//! exactly-once filesystem sink and an at-least-once Kafka sink while events
+//! keep arriving; `vigil run --state-dir` is killed with SIGKILL at random
+//! moments and restarted each time. The committed files must equal the output
+//! of one uninterrupted run (nothing lost, nothing duplicated), and so must
+//! the Kafka topic once deduplicated by the records' `vigil-row-id` headers.
 //!
 //! The short version (10 kills) runs in `.ci/run`. The long version:
 //! `VIGIL_CRASH_KILLS=100 cargo test --test crash -- --nocapture`
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kafka::{create_topics, produce, Rec, Tansu};
+use kafka::{consume_records, create_topics, produce, Rec, Tansu};
 
 /// Events per partition; the topic has two.
 const EVENTS: usize = 3000;
@@ -26,11 +27,32 @@ const KEYS: usize = 10;
 /// 2026-01-01 00:00:00 UTC.
 const BASE_MS: i64 = 1_767_225_600_000;
 
-fn script(brokers: &str, topic: &str, out: &Path, bounded: bool) -> String {
+/// The columns of the job's results.
+const RESULT_COLUMNS: &str =
+    "(k STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), n BIGINT, total BIGINT)";
+
+/// The job; with `alerts`, its results also go to that Kafka topic.
+fn script(brokers: &str, topic: &str, out: &Path, bounded: bool, alerts: Option<&str>) -> String {
     let bounded = if bounded {
         "'scan.bounded.mode' = 'latest-offset',"
     } else {
         ""
+    };
+    let query = "SELECT k, window_start, window_end, COUNT(*), SUM(v)
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '2' SECOND))
+GROUP BY k, window_start, window_end";
+    let alerts = match alerts {
+        None => String::new(),
+        Some(t) => format!(
+            "CREATE TABLE alerts {RESULT_COLUMNS} WITH (
+  'connector' = 'kafka',
+  'topic' = '{t}',
+  'properties.bootstrap.servers' = '{brokers}',
+  'format' = 'json'
+);
+INSERT INTO alerts {query};
+"
+        ),
     };
     format!(
         "SET 'execution.checkpointing.interval' = '300 ms';
@@ -48,23 +70,14 @@ CREATE TABLE events (
   {bounded}
   'format' = 'json'
 );
-CREATE TABLE totals (
-  k STRING,
-  window_start TIMESTAMP(3),
-  window_end TIMESTAMP(3),
-  n BIGINT,
-  total BIGINT
-) WITH (
+CREATE TABLE totals {RESULT_COLUMNS} WITH (
   'connector' = 'filesystem',
   'path' = '{}',
   'format' = 'json',
   'sink.delivery-guarantee' = 'exactly-once'
 );
-INSERT INTO totals
-SELECT k, window_start, window_end, COUNT(*), SUM(v)
-FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '2' SECOND))
-GROUP BY k, window_start, window_end;
-",
+INSERT INTO totals {query};
+{alerts}",
         out.display()
     )
 }
@@ -104,6 +117,36 @@ fn committed_rows(dir: &Path) -> Vec<String> {
     }
     rows.sort();
     rows
+}
+
+/// The at-least-once Kafka sink's records, by row id.
+#[derive(Default)]
+struct Alerts {
+    records: usize,
+    distinct: BTreeMap<String, String>,
+    /// (id, first value, other value) for ids seen with two different values.
+    conflicts: Vec<(String, String, String)>,
+}
+
+impl Alerts {
+    fn read(bootstrap: &str, topic: &str) -> Self {
+        let mut a = Alerts::default();
+        for r in consume_records(bootstrap, topic) {
+            a.records += 1;
+            let id = r
+                .header("vigil-row-id")
+                .unwrap_or_else(|| panic!("a record without a vigil-row-id header: {r:?}"))
+                .to_string();
+            match a.distinct.get(&id) {
+                Some(v) if *v != r.value => a.conflicts.push((id, v.clone(), r.value)),
+                Some(_) => {}
+                None => {
+                    a.distinct.insert(id, r.value);
+                }
+            }
+        }
+        a
+    }
 }
 
 /// A small deterministic generator for the kill schedule.
@@ -160,11 +203,15 @@ fn killed_and_restarted_job_equals_an_uninterrupted_run() {
     eprintln!("crash harness: {kills} kills, VIGIL_CRASH_SEED={seed}");
     let mut rng = Lcg(seed);
     let broker = Tansu::start();
-    create_topics(&broker.bootstrap, &[("events", 2)]);
+    create_topics(&broker.bootstrap, &[("events", 2), ("alerts", 1)]);
     let dir = temp_dir("run");
     let (out, state, log) = (dir.join("out"), dir.join("state"), dir.join("vigil.log"));
     let job = dir.join("crashy.sql");
-    std::fs::write(&job, script(&broker.bootstrap, "events", &out, false)).expect("script");
+    std::fs::write(
+        &job,
+        script(&broker.bootstrap, "events", &out, false, Some("alerts")),
+    )
+    .expect("script");
 
     // Events keep arriving while the job is killed and restarted.
     let bootstrap = broker.bootstrap.clone();
@@ -213,7 +260,7 @@ fn killed_and_restarted_job_equals_an_uninterrupted_run() {
     let ref_job = ref_dir.join("reference.sql");
     std::fs::write(
         &ref_job,
-        script(&broker.bootstrap, "events", &ref_out, true),
+        script(&broker.bootstrap, "events", &ref_out, true, None),
     )
     .expect("script");
     let status = Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -249,10 +296,20 @@ fn killed_and_restarted_job_equals_an_uninterrupted_run() {
         std::thread::sleep(Duration::from_millis(200));
         actual = committed_rows(&out);
     }
+    // The Kafka sink's results, deduplicated by row id, must be complete too.
+    let mut alerts;
+    loop {
+        alerts = Alerts::read(&broker.bootstrap, "alerts");
+        if alerts.distinct.len() >= expected.len() || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let caught_up = resumed.elapsed();
     // A little longer: duplicates would show up as extra rows.
     std::thread::sleep(Duration::from_secs(1));
     actual = committed_rows(&out);
+    alerts = Alerts::read(&broker.bootstrap, "alerts");
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -261,8 +318,36 @@ fn killed_and_restarted_job_equals_an_uninterrupted_run() {
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
     let resumed = log_text.matches("resumed from checkpoint").count();
     eprintln!(
-        "crash harness: {killed} kills, {resumed} restores from a checkpoint; final run caught up in {caught_up:?}; {} rows",
-        actual.len()
+        "crash harness: {killed} kills, {resumed} restores from a checkpoint; final run caught up in {caught_up:?}; {} rows; Kafka: {} records, {} distinct row ids",
+        actual.len(),
+        alerts.records,
+        alerts.distinct.len()
+    );
+    assert!(
+        alerts.conflicts.is_empty(),
+        "row ids shared by different rows: {:?}",
+        &alerts.conflicts[..alerts.conflicts.len().min(5)]
+    );
+    let deduplicated: Vec<String> = {
+        let mut rows: Vec<String> = alerts
+            .distinct
+            .values()
+            .filter(|r| !r.contains("\"flush\""))
+            .cloned()
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(
+        deduplicated.len(),
+        expected.len(),
+        "the Kafka output deduplicated by row id has {} rows, the uninterrupted run {} (seed {seed})",
+        deduplicated.len(),
+        expected.len()
+    );
+    assert!(
+        deduplicated == expected,
+        "the Kafka output deduplicated by row id differs from the uninterrupted run (seed {seed})"
     );
     assert!(
         resumed > 0,

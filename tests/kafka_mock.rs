@@ -10,19 +10,11 @@ mod kafka;
 
 use std::time::{Duration, Instant};
 
-use kafka::{produce, Rec};
+use kafka::{produce, runtime, Rec};
 use rdkafka::mocking::MockCluster;
 use serde_json::{json, Value};
 use vigil::engine::control::stop_channel;
 use vigil::{OutputFormat, RunSummary};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 fn run(script: &str) -> Result<RunSummary, String> {
     runtime().block_on(async {

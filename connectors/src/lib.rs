@@ -13,6 +13,7 @@ pub mod json;
 pub mod kafka;
 pub mod options;
 pub mod print;
+pub mod row_id;
 
 use std::sync::Arc;
 

@@ -12,9 +12,18 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
+
+/// A multi-threaded Tokio runtime for tests that run jobs or sinks.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
 
 /// A record to produce.
 #[derive(Debug, Clone, Default)]
@@ -137,9 +146,36 @@ pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
 }
 
 /// Every record of `topic` (all partitions, from the beginning to the end of
-/// each partition), as (partition, key, value). The end is found by reading to
-/// end-of-partition, not from ListOffsets, which tansu 0.6 under-reports.
+/// each partition), as (partition, key, value).
 pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<(i32, Option<String>, String)> {
+    consume_records(bootstrap, topic)
+        .into_iter()
+        .map(|r| (r.partition, r.key, r.value))
+        .collect()
+}
+
+/// A consumed record.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub partition: i32,
+    pub key: Option<String>,
+    pub value: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Consumed {
+    /// The value of header `name`, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Every record of `topic` with its headers. The end is found by reading to
+/// end-of-partition, not from ListOffsets, which tansu 0.6 under-reports.
+pub fn consume_records(bootstrap: &str, topic: &str) -> Vec<Consumed> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "vigil-test-reader")
@@ -162,11 +198,25 @@ pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<(i32, Option<String>, St
     let deadline = Instant::now() + Duration::from_secs(30);
     while ended.len() < parts.len() && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => out.push((
-                m.partition(),
-                m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
-            )),
+            Some(Ok(m)) => out.push(Consumed {
+                partition: m.partition(),
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                value: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                headers: m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 ended.insert(p);
             }

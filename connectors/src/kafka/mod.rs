@@ -1,6 +1,7 @@
 //! The `kafka` connector, with Flink's options: a source reading one or more
 //! topics (start and optional stop offsets, per-partition watermarks, idle
-//! partitions, metadata columns, JSON key and value) and an at-least-once sink.
+//! partitions, metadata columns, JSON key and value) and a sink, at-least-once
+//! with deterministic row ids or exactly-once with transactions.
 //! `'properties.bootstrap.servers' = 'embedded'` uses an in-process broker.
 
 pub mod client;
@@ -10,6 +11,7 @@ pub mod layout;
 pub mod options;
 pub mod sink;
 pub mod source;
+pub mod transactional;
 
 use vigil_engine::connector::{ConnectorFactory, Sink, Source, TableSpec};
 use vigil_engine::metrics::Metrics;

@@ -305,16 +305,23 @@ pub fn parse(spec: &TableSpec, source: bool) -> Result<KafkaOptions> {
             )))
         }
     };
-    if spec.option("sink.transactional-id-prefix").is_some()
-        || spec.option("sink.delivery-guarantee") == Some("exactly-once")
-    {
-        return Err(err("not supported yet: exactly-once Kafka delivery (it comes with checkpointing); use 'sink.delivery-guarantee' = 'at-least-once'".into()));
-    }
-    if let Some(g) = spec.option("sink.delivery-guarantee") {
-        if g != "at-least-once" && g != "none" {
+    match spec.option("sink.delivery-guarantee") {
+        None | Some("at-least-once" | "none") => {}
+        Some("exactly-once") => {
+            if spec.option("sink.transactional-id-prefix").is_none() {
+                return Err(err("'sink.delivery-guarantee' = 'exactly-once' needs 'sink.transactional-id-prefix' (a name unique to this sink, e.g. 'orders-alerts'): it names the Kafka transactions".into()));
+            }
+            if !spec
+                .job_options
+                .contains_key("execution.checkpointing.interval")
+            {
+                return Err(err("'sink.delivery-guarantee' = 'exactly-once' commits at checkpoints; turn them on with SET 'execution.checkpointing.interval' = '10 s' or run with --state-dir".into()));
+            }
+        }
+        Some(g) => {
             return Err(err(format!(
-                "invalid 'sink.delivery-guarantee' = '{g}'; use at-least-once or none"
-            )));
+                "invalid 'sink.delivery-guarantee' = '{g}'; use at-least-once, exactly-once or none"
+            )))
         }
     }
     let idle_timeout = match spec.job_options.get("table.exec.source.idle-timeout") {

@@ -2,7 +2,12 @@
 //! (metadata columns left out), whose key is the `key.fields` as JSON, and whose
 //! timestamp is the `timestamp` metadata column if there is one. Delivery is
 //! at-least-once: librdkafka retries, `finish` waits for every record to be
-//! acknowledged, and a record that cannot be delivered fails the job.
+//! acknowledged, and a record that cannot be delivered fails the job. Each
+//! record then carries a deterministic row id in the `vigil-row-id` header
+//! (see [`crate::row_id`]), so a consumer can drop the duplicates a retry or a
+//! restart from a checkpoint writes. With `'sink.delivery-guarantee' =
+//! 'exactly-once'` rows go out in one transaction per checkpoint instead (see
+//! [`super::transactional`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +17,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMillisecondType};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -25,7 +31,9 @@ use vigil_engine::{EngineError, Result};
 use super::client::{client_config, LogContext};
 use super::layout::Meta;
 use super::options::{KafkaOptions, ValueFields};
+use super::transactional::{decode_pending, encode_pending, Pending, Transactions, TXN_TIMEOUT};
 use crate::json::encode::encode_json_lines;
+use crate::row_id::{RowIds, ROW_ID_HEADER};
 
 /// Counts failed deliveries (after librdkafka's own retries).
 struct DeliveryContext {
@@ -69,6 +77,10 @@ pub struct KafkaSink {
     fixed_partition: Option<i32>,
     values: String,
     keys: String,
+    /// Set for at-least-once delivery.
+    row_ids: Option<RowIds>,
+    /// Set for exactly-once delivery.
+    txn: Option<Transactions>,
     rows: Counter,
 }
 
@@ -132,7 +144,20 @@ impl KafkaSink {
                 .map_err(|e| err(e.to_string()))?,
         );
         let mut config = client_config(&opts.properties).map_err(err)?;
-        if spec.option("sink.delivery-guarantee") != Some("none") {
+        // Validated with the other options: at-least-once (the default),
+        // exactly-once (with a transactional-id prefix) or none.
+        let guarantee = spec
+            .option("sink.delivery-guarantee")
+            .unwrap_or("at-least-once");
+        let row_ids = (guarantee == "at-least-once").then(|| {
+            let job = spec
+                .job_options
+                .get("pipeline.name")
+                .map(String::as_str)
+                .unwrap_or("vigil");
+            RowIds::new(job, &spec.name)
+        });
+        if guarantee != "none" {
             config.set(
                 "acks",
                 opts.properties
@@ -141,6 +166,26 @@ impl KafkaSink {
                     .unwrap_or("all"),
             );
         }
+        let txn = match spec.option("sink.transactional-id-prefix") {
+            Some(prefix) if guarantee == "exactly-once" => {
+                config.set("transactional.id", format!("{prefix}-0"));
+                let mut marker = client_config(&opts.properties).map_err(err)?;
+                marker
+                    .set("group.id", Transactions::marker_group(prefix))
+                    .set("enable.auto.commit", "false");
+                Some(Transactions {
+                    marker: marker
+                        .create()
+                        .map_err(|e| err(format!("invalid Kafka configuration: {e}")))?,
+                    topic: opts.topics[0].clone(),
+                    buffer: vec![],
+                    pending: vec![],
+                    last_id: None,
+                    initialised: false,
+                })
+            }
+            _ => None,
+        };
         let context = DeliveryContext {
             log: LogContext {
                 table: spec.name.clone(),
@@ -164,6 +209,8 @@ impl KafkaSink {
             fixed_partition,
             values: String::new(),
             keys: String::new(),
+            row_ids,
+            txn,
             rows: metrics.counter(names::SINK_ROWS, &spec.name),
         })
     }
@@ -215,6 +262,164 @@ impl Sink for KafkaSink {
 
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         self.check_failures()?;
+        match &mut self.txn {
+            Some(t) => {
+                t.buffer.push(batch);
+                Ok(())
+            }
+            None => self.produce(&batch).await,
+        }
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        if let Some(t) = &mut self.txn {
+            // The input ended: everything written is final.
+            let mut rows: Vec<RecordBatch> = t.pending.drain(..).flat_map(|p| p.batches).collect();
+            rows.append(&mut t.buffer);
+            let id = t.last_id.map_or(0, |id| id + 1);
+            return self.commit_rows(rows, id).await;
+        }
+        self.flush().await
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        match &mut self.txn {
+            // Rows after the last checkpoint are replayed on restart.
+            Some(t) => {
+                t.buffer.clear();
+                Ok(())
+            }
+            None => self.finish().await,
+        }
+    }
+
+    async fn pre_commit(&mut self, id: CheckpointId) -> Result<Vec<u8>> {
+        let Some(t) = &mut self.txn else {
+            // At least once: every record before the barrier is acknowledged
+            // by the brokers before the checkpoint can complete.
+            self.flush().await?;
+            return Ok(vec![]);
+        };
+        let batches = std::mem::take(&mut t.buffer);
+        t.pending.push(Pending { id, batches });
+        t.last_id = Some(id);
+        encode_pending(&t.pending)
+    }
+
+    async fn commit(&mut self, id: CheckpointId) -> Result<()> {
+        let Some(t) = &mut self.txn else {
+            return Ok(());
+        };
+        let split = t.pending.partition_point(|p| p.id <= id);
+        let rows: Vec<RecordBatch> = t.pending.drain(..split).flat_map(|p| p.batches).collect();
+        self.commit_rows(rows, id).await
+    }
+
+    async fn restore(&mut self, state: &[u8]) -> Result<()> {
+        if state.is_empty() {
+            return Ok(());
+        }
+        let Some(t) = &self.txn else {
+            return Ok(());
+        };
+        let pending = decode_pending(state).map_err(|e| self.error(e))?;
+        let marker = t.committed_marker().map_err(|e| self.error(e))?;
+        let Some(last) = pending.last().map(|p| p.id) else {
+            return Ok(());
+        };
+        if let Some(t) = &mut self.txn {
+            t.last_id = Some(last);
+        }
+        // The checkpoint completed; what its commit did not reach is committed now.
+        let rows: Vec<RecordBatch> = pending
+            .into_iter()
+            .filter(|p| marker.is_none_or(|m| p.id > m))
+            .flat_map(|p| p.batches)
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(table = %self.table, rows = rows.iter().map(|b| b.num_rows()).sum::<usize>(), checkpoint = last, "committing the rows the crashed run pre-committed");
+        self.commit_rows(rows, last).await
+    }
+}
+
+impl KafkaSink {
+    /// Produces `rows` and the marker for checkpoint `id` in one transaction.
+    async fn commit_rows(&mut self, rows: Vec<RecordBatch>, id: CheckpointId) -> Result<()> {
+        if rows.iter().all(|b| b.num_rows() == 0) {
+            return Ok(());
+        }
+        let Some(t) = &mut self.txn else {
+            return Ok(());
+        };
+        if !t.initialised {
+            self.producer
+                .init_transactions(TXN_TIMEOUT)
+                .map_err(|e| self.error(format!("cannot start Kafka transactions: {e}")))?;
+            if let Some(t) = &mut self.txn {
+                t.initialised = true;
+            }
+        }
+        let txn_error = |sink: &Self, what: &str, e: KafkaError| sink.error(format!("{what}: {e}"));
+        self.producer
+            .begin_transaction()
+            .map_err(|e| txn_error(self, "cannot begin a Kafka transaction", e))?;
+        let result = self.produce_in_transaction(&rows, id).await;
+        if let Err(e) = result {
+            if let Err(abort) = self.producer.abort_transaction(TXN_TIMEOUT) {
+                tracing::warn!(table = %self.table, "aborting the Kafka transaction failed: {abort}");
+            }
+            return Err(e);
+        }
+        let Some(t) = &self.txn else { return Ok(()) };
+        t.store_marker(id).map_err(|e| self.error(e))
+    }
+
+    async fn produce_in_transaction(
+        &mut self,
+        rows: &[RecordBatch],
+        id: CheckpointId,
+    ) -> Result<()> {
+        for b in rows {
+            self.produce(b).await?;
+        }
+        let Some(t) = &self.txn else { return Ok(()) };
+        let offsets = t.marker_offsets(id).map_err(|e| self.error(e))?;
+        let group = t
+            .marker
+            .group_metadata()
+            .ok_or_else(|| self.error("the commit-marker consumer has no group metadata"))?;
+        self.producer
+            .send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT)
+            .map_err(|e| {
+                self.error(format!(
+                    "cannot add the commit marker to the transaction: {e}"
+                ))
+            })?;
+        self.producer
+            .commit_transaction(TXN_TIMEOUT)
+            .map_err(|e| self.error(format!("cannot commit the Kafka transaction: {e}")))?;
+        self.check_failures()
+    }
+
+    /// Waits until every record sent is acknowledged.
+    async fn flush(&mut self) -> Result<()> {
+        loop {
+            match self.producer.flush(Duration::from_secs(5)) {
+                Ok(()) => break,
+                Err(_) => tracing::warn!(
+                    table = %self.table,
+                    in_flight = self.producer.in_flight_count(),
+                    "waiting for Kafka to acknowledge records"
+                ),
+            }
+        }
+        self.check_failures()
+    }
+
+    /// Encodes and sends the rows of `batch`.
+    async fn produce(&mut self, batch: &RecordBatch) -> Result<()> {
         let n = batch.num_rows();
         let values = RecordBatch::try_new(
             self.value_schema.clone(),
@@ -273,20 +478,35 @@ impl Sink for KafkaSink {
                     record = record.timestamp(ts.value(row));
                 }
             }
-            if let Some(h) = headers {
-                if h.is_valid(row) {
-                    let entries = h.value(row);
+            let user_headers = headers.filter(|h| h.is_valid(row)).map(|h| h.value(row));
+            let mut id_buf = [0u8; 32];
+            let row_id = self.row_ids.as_ref().map(|ids| {
+                let key = key_lines
+                    .get(row)
+                    .map(|(ks, ke)| &self.keys.as_bytes()[*ks..*ke])
+                    .unwrap_or_default();
+                ids.id(&[key, &self.values.as_bytes()[*start..*end]], &mut id_buf)
+            });
+            if user_headers.is_some() || row_id.is_some() {
+                let n = user_headers.as_ref().map_or(0, |e| e.len()) + 1;
+                let mut owned = OwnedHeaders::new_with_capacity(n);
+                if let Some(entries) = &user_headers {
                     let keys = entries.column(0).as_string::<i32>();
                     let vals = entries.column(1).as_binary::<i32>();
-                    let mut owned = OwnedHeaders::new_with_capacity(keys.len());
                     for j in 0..keys.len() {
                         owned = owned.insert(Header {
                             key: keys.value(j),
                             value: vals.is_valid(j).then(|| vals.value(j)),
                         });
                     }
-                    record = record.headers(owned);
                 }
+                if let Some(id) = row_id {
+                    owned = owned.insert(Header {
+                        key: ROW_ID_HEADER,
+                        value: Some(id.as_bytes()),
+                    });
+                }
+                record = record.headers(owned);
             }
             loop {
                 match self.producer.send(record) {
@@ -306,26 +526,5 @@ impl Sink for KafkaSink {
         }
         self.rows.add(n as u64);
         Ok(())
-    }
-
-    async fn finish(&mut self) -> Result<()> {
-        loop {
-            match self.producer.flush(Duration::from_secs(5)) {
-                Ok(()) => break,
-                Err(_) => tracing::warn!(
-                    table = %self.table,
-                    in_flight = self.producer.in_flight_count(),
-                    "waiting for Kafka to acknowledge records"
-                ),
-            }
-        }
-        self.check_failures()
-    }
-
-    async fn pre_commit(&mut self, _id: CheckpointId) -> Result<Vec<u8>> {
-        // At least once: every record before the barrier is acknowledged by the
-        // brokers before the checkpoint can complete.
-        self.finish().await?;
-        Ok(vec![])
     }
 }
