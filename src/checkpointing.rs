@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vigil_engine::checkpoint::CheckpointConfig;
-use vigil_engine::state::DEFAULT_KEY_GROUPS;
+use vigil_engine::state::key_groups_setting;
 use vigil_engine::time::parse_duration;
 
 /// The interval used when `--state-dir` is given without
@@ -94,19 +94,8 @@ pub fn checkpoint_config(
         })?,
         None => 1,
     };
-    let key_groups = match settings.get("pipeline.max-parallelism") {
-        Some(v) => v
-            .trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|n| (1..=32768).contains(n))
-            .ok_or_else(|| {
-                format!(
-                    "invalid 'pipeline.max-parallelism' = '{v}'; it must be between 1 and 32768"
-                )
-            })?,
-        None => DEFAULT_KEY_GROUPS,
-    };
+    let key_groups =
+        key_groups_setting(settings.get("pipeline.max-parallelism").map(String::as_str))?;
     if let Some(b) = settings.get("state.backend.type") {
         if !b.eq_ignore_ascii_case("rocksdb") && !b.eq_ignore_ascii_case("hashmap") {
             return Err(format!(

@@ -57,6 +57,8 @@ pub struct RunSummary {
     pub checkpoints: u64,
     /// Time spent restoring the checkpoint the job resumed from (0 if none).
     pub restore_ms: u64,
+    /// Bytes of window state spilled to RocksDB (beyond `state.backend.cache-size`).
+    pub state_spilled_bytes: u64,
 }
 
 /// The engine with its connectors.
@@ -156,6 +158,7 @@ impl Vigil {
             null_rowtime_dropped: metrics.total(names::NULL_TIME_DROPPED),
             checkpoints: metrics.total(names::CHECKPOINTS_COMPLETED),
             restore_ms: metrics.total(names::RESTORE_DURATION_MS),
+            state_spilled_bytes: metrics.total(names::STATE_SPILLED_BYTES),
         })
     }
 }

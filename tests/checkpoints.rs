@@ -12,13 +12,20 @@ use std::time::{Duration, Instant};
 use kafka::{produce_batched, Rec};
 use rdkafka::mocking::MockCluster;
 use vigil::engine::control::stop_channel;
-use vigil::{OutputFormat, RunOptions, Vigil};
+use vigil::{OutputFormat, RunOptions, RunSummary, Vigil};
+
+use kafka::runtime;
 
 const EVENTS: usize = 40_000;
 
 fn script(bootstrap: &str, out: &Path, window: &str) -> String {
+    script_with(bootstrap, out, window, "")
+}
+
+/// The job with extra `SET` statements first.
+fn script_with(bootstrap: &str, out: &Path, window: &str, settings: &str) -> String {
     format!(
-        "SET 'execution.checkpointing.interval' = '20 ms';
+        "{settings}SET 'execution.checkpointing.interval' = '20 ms';
 CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
 WITH ('connector' = 'kafka', 'topic' = 'ev', 'properties.bootstrap.servers' = '{bootstrap}',
       'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
@@ -61,11 +68,7 @@ fn has_checkpoint(state: &Path) -> bool {
         .any(|e| e.path().join("_metadata").exists())
 }
 
-#[test]
-fn stopped_and_resumed_job_equals_a_straight_run() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let bs = cluster.bootstrap_servers();
-    cluster.create_topic("ev", 2, 1).expect("topic");
+fn produce_events(bs: &str) {
     let base = 1_767_225_600_000i64;
     let recs: Vec<Rec> = (0..EVENTS)
         .map(|i| {
@@ -80,48 +83,47 @@ fn stopped_and_resumed_job_equals_a_straight_run() {
             .to((i % 2) as i32)
         })
         .collect();
-    produce_batched(&bs, "ev", &recs);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let vigil = Vigil::new();
-    let opts = |state: &Path| RunOptions {
+    produce_batched(bs, "ev", &recs);
+}
+
+/// A mock cluster (kept alive by the caller) whose topic `ev` holds the events.
+fn cluster_with_events() -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let bs = cluster.bootstrap_servers();
+    cluster.create_topic("ev", 2, 1).expect("topic");
+    produce_events(&bs);
+    (cluster, bs)
+}
+
+fn opts(state: &Path) -> RunOptions {
+    RunOptions {
         state_dir: Some(state.to_path_buf()),
         job_name: Some("resume".into()),
-    };
+    }
+}
 
-    // Straight through.
-    let (straight_out, straight_state) = (temp("straight-out"), temp("straight-state"));
-    rt.block_on(vigil.run_script_with(
-        &script(&bs, &straight_out, "1"),
-        OutputFormat::Json,
-        vigil::engine::control::StopSignal::never(),
-        &opts(&straight_state),
-    ))
-    .expect("straight run");
-    let expected = rows(&straight_out);
-    assert!(expected.len() > 17 * 150, "{} rows", expected.len());
-    assert!(
-        !straight_state.join("resume").join("checkpoints").exists(),
-        "a finished job removes its checkpoints"
-    );
-
-    // Stopped once its first checkpoint is complete.
-    let (out, state) = (temp("resumed-out"), temp("resumed-state"));
-    let text = script(&bs, &out, "1");
+/// Runs `text` with state in `state` until its first checkpoint is complete,
+/// then stops it.
+fn run_until_checkpoint(
+    rt: &tokio::runtime::Runtime,
+    vigil: &Vigil,
+    text: &str,
+    state: &Path,
+) -> RunSummary {
     let (handle, signal) = stop_channel();
     let summary = rt.block_on(async {
-        let o = opts(&state);
-        let job = vigil.run_script_with(&text, OutputFormat::Json, signal, &o);
+        let o = opts(state);
+        let job = vigil.run_script_with(text, OutputFormat::Json, signal, &o);
         tokio::pin!(job);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             tokio::select! {
                 r = &mut job => break r,
                 _ = tokio::time::sleep(Duration::from_millis(2)) => {
-                    if has_checkpoint(&state) || Instant::now() > deadline {
+                    if has_checkpoint(state) || Instant::now() > deadline {
                         handle.stop();
                     }
                 }
@@ -131,13 +133,54 @@ fn stopped_and_resumed_job_equals_a_straight_run() {
     let summary = summary.expect("first part");
     assert!(summary.checkpoints >= 1, "no checkpoint completed");
     assert!(
-        has_checkpoint(&state),
+        has_checkpoint(state),
         "the job finished before it could be stopped; give it more events"
     );
+    summary
+}
+
+fn run_to_end(rt: &tokio::runtime::Runtime, vigil: &Vigil, text: &str, state: &Path) -> RunSummary {
+    rt.block_on(vigil.run_script_with(
+        text,
+        OutputFormat::Json,
+        vigil::engine::control::StopSignal::never(),
+        &opts(state),
+    ))
+    .expect("run to the end")
+}
+
+/// The job run straight through (in memory): its rows, output and state dirs.
+fn straight_run(
+    rt: &tokio::runtime::Runtime,
+    vigil: &Vigil,
+    bs: &str,
+    name: &str,
+) -> (Vec<String>, PathBuf, PathBuf) {
+    let (out, state) = (temp(&format!("{name}-out")), temp(&format!("{name}-state")));
+    run_to_end(rt, vigil, &script(bs, &out, "1"), &state);
+    let expected = rows(&out);
+    assert!(expected.len() > 17 * 150, "{} rows", expected.len());
+    assert!(
+        !state.join("resume").join("checkpoints").exists(),
+        "a finished job removes its checkpoints"
+    );
+    (expected, out, state)
+}
+
+#[test]
+fn stopped_and_resumed_job_equals_a_straight_run() {
+    let (_cluster, bs) = cluster_with_events();
+    let (rt, vigil) = (runtime(), Vigil::new());
+
+    let (expected, straight_out, straight_state) = straight_run(&rt, &vigil, &bs, "straight");
+
+    // Stopped once its first checkpoint is complete.
+    let (out, state) = (temp("resumed-out"), temp("resumed-state"));
+    let text = script(&bs, &out, "1");
+    let checkpoints = run_until_checkpoint(&rt, &vigil, &text, &state).checkpoints;
     let partial = rows(&out).len();
     eprintln!(
-        "stopped after {} checkpoint(s) with {partial} of {} rows committed",
-        summary.checkpoints,
+        "stopped after {checkpoints} checkpoint(s) with {partial} of {} rows committed",
         expected.len()
     );
     assert!(partial < expected.len(), "stopped before the end");
@@ -156,13 +199,33 @@ fn stopped_and_resumed_job_equals_a_straight_run() {
     assert!(msg.contains("--state-dir"), "{msg}");
 
     // Resumed to the end.
-    rt.block_on(vigil.run_script_with(
-        &text,
-        OutputFormat::Json,
-        vigil::engine::control::StopSignal::never(),
-        &opts(&state),
-    ))
-    .expect("resumed run");
+    run_to_end(&rt, &vigil, &text, &state);
+    assert_eq!(rows(&out), expected);
+    for d in [straight_out, straight_state, out, state] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// With a cache of one byte every window spills after every batch: the
+/// spilled parts go into the checkpoint and come back on restore, and the
+/// output equals the in-memory straight run's.
+#[test]
+fn spilled_window_state_survives_a_stop_and_resume() {
+    let (_cluster, bs) = cluster_with_events();
+    let (rt, vigil) = (runtime(), Vigil::new());
+    let spill = "SET 'state.backend.cache-size' = '1';\n";
+
+    let (expected, straight_out, straight_state) = straight_run(&rt, &vigil, &bs, "spill-straight");
+
+    let (out, state) = (temp("spill-out"), temp("spill-state"));
+    let text = script_with(&bs, &out, "1", spill);
+    let first = run_until_checkpoint(&rt, &vigil, &text, &state);
+    assert!(first.state_spilled_bytes > 0, "nothing spilled");
+    let resumed = run_to_end(&rt, &vigil, &text, &state);
+    assert!(
+        resumed.state_spilled_bytes > 0,
+        "the resumed run spilled nothing"
+    );
     assert_eq!(rows(&out), expected);
     for d in [straight_out, straight_state, out, state] {
         let _ = std::fs::remove_dir_all(d);

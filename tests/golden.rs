@@ -47,17 +47,13 @@ fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
-#[test]
-fn golden_queries_match_flink() {
-    let tmp = tmpdir("ok");
-    let queries = cases(&root().join("queries"));
-    assert!(
-        queries.len() >= 25,
-        "expected at least 25 golden cases, found {}",
-        queries.len()
-    );
+/// Runs each query (with `settings` put before it) and compares its rows with
+/// Flink's; returns the failures. With `must_log`, vigil runs with `-v` and
+/// its log must contain that text.
+fn check_golden(queries: &[PathBuf], settings: &str, must_log: Option<&str>) -> Vec<String> {
+    let tmp = tmpdir(if settings.is_empty() { "ok" } else { "set" });
     let mut failures = vec![];
-    for q in &queries {
+    for q in queries {
         let name = q
             .file_stem()
             .and_then(|s| s.to_str())
@@ -72,13 +68,27 @@ fn golden_queries_match_flink() {
             }
         };
         let script = materialise(q, &tmp);
-        let out = vigil(&["run", "--format", "json", script.to_str().expect("path")]);
+        if !settings.is_empty() {
+            let text = std::fs::read_to_string(&script).expect("read script");
+            std::fs::write(&script, format!("{settings}{text}")).expect("write script");
+        }
+        let path = script.to_str().expect("path");
+        let args: &[&str] = match must_log {
+            Some(_) => &["-v", "run", "--format", "json", path],
+            None => &["run", "--format", "json", path],
+        };
+        let out = vigil(args);
         if !out.status.success() {
             failures.push(format!(
                 "{name}: vigil failed:\n{}",
                 String::from_utf8_lossy(&out.stderr)
             ));
             continue;
+        }
+        if let Some(text) = must_log {
+            if !String::from_utf8_lossy(&out.stderr).contains(text) {
+                failures.push(format!("{name}: the log lacks {text:?}"));
+            }
         }
         let actual = String::from_utf8_lossy(&out.stdout);
         match compare::compare_jsonl(&expected, &actual) {
@@ -87,9 +97,55 @@ fn golden_queries_match_flink() {
             Err(e) => failures.push(format!("{name}: {e}")),
         }
     }
+    failures
+}
+
+#[test]
+fn golden_queries_match_flink() {
+    let queries = cases(&root().join("queries"));
+    assert!(
+        queries.len() >= 25,
+        "expected at least 25 golden cases, found {}",
+        queries.len()
+    );
+    let failures = check_golden(&queries, "", None);
     assert!(
         failures.is_empty(),
         "{} of {} golden cases failed:\n{}",
+        failures.len(),
+        queries.len(),
+        failures.join("\n")
+    );
+}
+
+/// The TUMBLE, HOP and CUMULATE aggregations again with a window-state cache of one
+/// byte: every batch spills every open window to RocksDB, and the rows must
+/// still be Flink's.
+#[test]
+fn window_golden_queries_match_flink_when_state_spills() {
+    let queries: Vec<PathBuf> = cases(&root().join("queries"))
+        .into_iter()
+        .filter(|q| {
+            let text = std::fs::read_to_string(q).unwrap_or_default();
+            text.contains("GROUP BY")
+                && ["TUMBLE(", "HOP(", "CUMULATE("]
+                    .iter()
+                    .any(|w| text.contains(w))
+        })
+        .collect();
+    assert!(
+        queries.len() >= 10,
+        "expected at least 10 window cases, found {}",
+        queries.len()
+    );
+    let failures = check_golden(
+        &queries,
+        "SET 'state.backend.cache-size' = '1';\n",
+        Some("spilling to RocksDB"),
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} window cases failed with spilling:\n{}",
         failures.len(),
         queries.len(),
         failures.join("\n")

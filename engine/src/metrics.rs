@@ -110,6 +110,8 @@ pub mod names {
     pub const CHECKPOINT_INCREMENTAL_BYTES: &str = "vigil_checkpoint_last_incremental_bytes";
     /// Gauge: time the job took to restore its last checkpoint at start.
     pub const RESTORE_DURATION_MS: &str = "vigil_checkpoint_restore_duration_ms";
+    /// Bytes of window state spilled to RocksDB because it exceeded the cache.
+    pub const STATE_SPILLED_BYTES: &str = "vigil_state_spilled_bytes_total";
     /// Gauge: in-memory state of an operator, by operator, at its last checkpoint.
     pub const STATE_SIZE_BYTES: &str = "vigil_state_size_bytes";
 }

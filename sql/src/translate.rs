@@ -24,6 +24,7 @@ use vigil_engine::operators::watermark::WatermarkAssigner;
 use vigil_engine::window::aggregate::{AggregateSpec, GroupingSpec, WindowAggregate};
 use vigil_engine::window::assign::WindowAssigner;
 use vigil_engine::window::session::SessionAssigner;
+use vigil_engine::window::spill::{Spill, SpillConfig};
 use vigil_engine::window::{WindowKind, WINDOW_METADATA_KEY};
 
 use crate::catalog::{connector_factory, TableEntry};
@@ -487,8 +488,14 @@ impl<'a> Translator<'a> {
             grouping_id,
             window_end: end,
         };
+        let spill =
+            SpillConfig::from_settings(&self.settings).map_err(|e| SqlError::at(self.pos, e))?;
+        let spilled = self
+            .metrics
+            .counter(names::STATE_SPILLED_BYTES, "window_aggregate");
         let op = WindowAggregate::new(spec, aggregates, out_schema.clone(), late)
-            .map_err(|e| SqlError::at(self.pos, e.to_string()))?;
+            .map_err(|e| SqlError::at(self.pos, e.to_string()))?
+            .with_spill(Spill::new(spill, spilled));
         Ok(self.graph.add_operator(input, Box::new(op), out_schema))
     }
 }

@@ -25,6 +25,24 @@ use crate::graph::NodeId;
 /// default lower bound).
 pub const DEFAULT_KEY_GROUPS: u16 = 128;
 
+/// The number of key groups a job's `pipeline.max-parallelism` setting asks
+/// for ([`DEFAULT_KEY_GROUPS`] when unset), or what is wrong with it.
+pub fn key_groups_setting(value: Option<&str>) -> std::result::Result<u16, String> {
+    match value {
+        Some(v) => v
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|n| (1..=32768).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "invalid 'pipeline.max-parallelism' = '{v}'; it must be between 1 and 32768"
+                )
+            }),
+        None => Ok(DEFAULT_KEY_GROUPS),
+    }
+}
+
 /// The key group of state that is not keyed.
 pub const OPERATOR_STATE: u16 = u16::MAX;
 

@@ -1,6 +1,7 @@
 //! Window aggregation: groups rows by `window_end` (and `window_start` and the
 //! other keys), accumulates with DataFusion's accumulators, and emits one row
-//! per group when the watermark passes the window's end.
+//! per group when the watermark passes the window's end. State beyond the
+//! operator's cache spills (see [`super::spill`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,12 +11,11 @@ use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef, TimestampMillisecondType};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
-use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
-use datafusion::physical_plan::aggregates::group_values::{new_group_values, GroupValues};
-use datafusion::physical_plan::aggregates::order::GroupOrdering;
+use datafusion::physical_expr::PhysicalExpr;
 
+use super::spill::{parse_checkpoint_key, Spill};
+use super::window_state::{parse_window_key, window_key, WindowState};
 use crate::error::ResultExt;
 use crate::message::EventTime;
 use crate::metrics::Counter;
@@ -50,32 +50,25 @@ pub struct GroupingSpec {
     pub window_end: usize,
 }
 
-struct WindowState {
-    groups: Box<dyn GroupValues>,
-    accumulators: Vec<Box<dyn GroupsAccumulator>>,
-    /// Changed since the last checkpoint.
-    dirty: bool,
-    /// Key groups this window has state in, in the store.
-    stored_groups: Vec<u16>,
-}
-
 /// Aggregates rows per window and group; fires windows on the watermark.
 pub struct WindowAggregate {
-    grouping: GroupingSpec,
-    aggregates: Vec<AggregateSpec>,
-    group_schema: SchemaRef,
-    output_schema: SchemaRef,
-    windows: BTreeMap<EventTime, WindowState>,
-    watermark: EventTime,
-    late: Counter,
-    late_logged: u64,
-    group_ids: Vec<usize>,
+    pub(super) grouping: GroupingSpec,
+    pub(super) aggregates: Vec<AggregateSpec>,
+    pub(super) group_schema: SchemaRef,
+    pub(super) output_schema: SchemaRef,
+    pub(super) windows: BTreeMap<EventTime, WindowState>,
+    pub(super) watermark: EventTime,
+    pub(super) late: Counter,
+    pub(super) late_logged: u64,
+    pub(super) group_ids: Vec<usize>,
     /// Group columns and each accumulator's state columns: a window's state as
     /// it is checkpointed.
-    state_schema: SchemaRef,
-    /// Windows fired since the last checkpoint, with the key groups they had
-    /// stored state in.
-    fired: Vec<(EventTime, Vec<u16>)>,
+    pub(super) state_schema: SchemaRef,
+    /// Keys to delete from the checkpoint at the next snapshot (state of
+    /// windows that fired since the last one).
+    pub(super) deletes: Vec<(u16, Vec<u8>)>,
+    /// Where state beyond the cache goes, if the job bounds it.
+    pub(super) spill: Option<Spill>,
 }
 
 impl WindowAggregate {
@@ -116,7 +109,8 @@ impl WindowAggregate {
             grouping,
             aggregates,
             state_schema: Arc::new(Schema::new(state_fields)),
-            fired: vec![],
+            deletes: vec![],
+            spill: None,
             group_schema: Arc::new(Schema::new(group_fields)),
             output_schema,
             windows: BTreeMap::new(),
@@ -127,130 +121,10 @@ impl WindowAggregate {
         })
     }
 
-    fn new_window(&self) -> Result<WindowState> {
-        let groups = new_group_values(self.group_schema.clone(), &GroupOrdering::None)
-            .context("window aggregate")?;
-        let accumulators = self
-            .aggregates
-            .iter()
-            .map(|a| {
-                if a.expr.groups_accumulator_supported() {
-                    a.expr.create_groups_accumulator()
-                } else {
-                    let expr = a.expr.clone();
-                    Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
-                        expr.create_accumulator()
-                    })) as Box<dyn GroupsAccumulator>)
-                }
-            })
-            .collect::<datafusion::error::Result<Vec<_>>>()
-            .context("window aggregate")?;
-        Ok(WindowState {
-            groups,
-            accumulators,
-            dirty: false,
-            stored_groups: vec![],
-        })
-    }
-
-    /// Takes a window's state out as one batch (group columns, then each
-    /// accumulator's state columns) and leaves an equivalent state in its place.
-    fn state_batch(&mut self, end: EventTime) -> Result<RecordBatch> {
-        let fresh = self.new_window()?;
-        let Some(state) = self.windows.get_mut(&end) else {
-            return Err(EngineError::Graph("window state vanished".into()));
-        };
-        let old = std::mem::replace(state, fresh);
-        let WindowState {
-            mut groups,
-            mut accumulators,
-            stored_groups,
-            ..
-        } = old;
-        let mut columns = groups.emit(EmitTo::All).context("window state")?;
-        for acc in accumulators.iter_mut() {
-            columns.extend(acc.state(EmitTo::All).context("window state")?);
-        }
-        // Named by the planned state fields, typed by what the accumulators returned.
-        let fields: Vec<Field> = self
-            .state_schema
-            .fields()
-            .iter()
-            .zip(&columns)
-            .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), true))
-            .collect();
-        let batch =
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).context("window state")?;
-        self.merge_state(end, &batch)?;
-        if let Some(state) = self.windows.get_mut(&end) {
-            state.stored_groups = stored_groups;
-        }
-        Ok(batch)
-    }
-
-    /// Merges a state batch (as [`Self::state_batch`] makes) into window `end`.
-    fn merge_state(&mut self, end: EventTime, batch: &RecordBatch) -> Result<()> {
-        if !self.windows.contains_key(&end) {
-            let state = self.new_window()?;
-            self.windows.insert(end, state);
-        }
-        let n_groups = self.group_schema.fields().len();
-        let state = self
-            .windows
-            .get_mut(&end)
-            .ok_or_else(|| EngineError::Graph("window state vanished".into()))?;
-        let group_ids = &mut self.group_ids;
-        group_ids.clear();
-        state
-            .groups
-            .intern(&batch.columns()[..n_groups], group_ids)
-            .context("window state restore")?;
-        let total = state.groups.len();
-        let mut col = n_groups;
-        for (acc, a) in state.accumulators.iter_mut().zip(&self.aggregates) {
-            let width = a.expr.state_fields().context("window state")?.len();
-            acc.merge_batch(&batch.columns()[col..col + width], group_ids, total)
-                .context("window state restore")?;
-            col += width;
-        }
-        Ok(())
-    }
-
-    fn fire(&mut self, end: EventTime, state: WindowState, out: &mut Emitter) -> Result<()> {
-        let WindowState {
-            mut groups,
-            mut accumulators,
-            stored_groups,
-            ..
-        } = state;
-        if !stored_groups.is_empty() {
-            self.fired.push((end, stored_groups));
-        }
-        let mut columns = groups.emit(EmitTo::All).context("window aggregate emit")?;
-        for acc in accumulators.iter_mut() {
-            columns.push(
-                acc.evaluate(EmitTo::All)
-                    .context("window aggregate evaluate")?,
-            );
-        }
-        // Group values come back with the group schema's types; align names,
-        // nullability and metadata with the output schema.
-        let columns = columns
-            .into_iter()
-            .zip(self.output_schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    datafusion::arrow::compute::cast(&c, f.data_type())
-                        .context("window aggregate output")
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let batch = RecordBatch::try_new(self.output_schema.clone(), columns)
-            .context("window aggregate output")?;
-        out.batch(batch);
-        Ok(())
+    /// Bounds the in-memory state: beyond the spill's budget, windows spill.
+    pub fn with_spill(mut self, spill: Spill) -> Self {
+        self.spill = Some(spill);
+        self
     }
 
     fn grouping_id_array(&self, set: usize, rows: usize) -> Result<Option<ArrayRef>> {
@@ -416,6 +290,11 @@ impl Operator for WindowAggregate {
                 }
             }
         }
+        if let Some(budget) = self.spill.as_ref().map(Spill::budget) {
+            if self.state_size() as usize > budget {
+                self.spill_windows()?;
+            }
+        }
         Ok(())
     }
 
@@ -426,18 +305,18 @@ impl Operator for WindowAggregate {
                 break;
             }
             let end = *entry.key();
-            let state = entry.remove();
-            self.fire(end, state, out)?;
+            self.fire(end, out)?;
         }
         out.watermark(wm);
         Ok(())
     }
 
     fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
-        for (end, groups) in self.fired.drain(..) {
-            for g in groups {
-                w.delete(g, &window_key(end));
-            }
+        for (g, key) in self.deletes.drain(..) {
+            w.delete(g, &key);
+        }
+        if let Some(spill) = &mut self.spill {
+            spill.snapshot(w)?;
         }
         w.put(
             OPERATOR_STATE,
@@ -458,11 +337,16 @@ impl Operator for WindowAggregate {
             let Some(state) = self.windows.get_mut(&end) else {
                 continue;
             };
+            // Key groups stored before and empty now (spilled) are deleted.
+            for g in &state.stored_groups {
+                if !parts.iter().any(|(p, _)| p == g) {
+                    w.delete(*g, &window_key(end));
+                }
+            }
+            state.stored_groups.clear();
             for (g, part) in parts {
                 w.put(g, &window_key(end), encode_batch(&part)?);
-                if !state.stored_groups.contains(&g) {
-                    state.stored_groups.push(g);
-                }
+                state.stored_groups.push(g);
             }
             state.dirty = false;
         }
@@ -474,6 +358,20 @@ impl Operator for WindowAggregate {
             if e.key_group == OPERATOR_STATE {
                 if e.key == WATERMARK_KEY {
                     self.watermark = read_i64(&e.value)?;
+                }
+                continue;
+            }
+            if let Some((end, seq)) = parse_checkpoint_key(&e.key) {
+                let Some(spill) = &mut self.spill else {
+                    return Err(EngineError::State(
+                        "the checkpoint holds spilled window state, and this job sets no 'state.backend.cache-size'".into(),
+                    ));
+                };
+                spill.restore(end, seq, e.key_group, &e.value)?;
+                // The window exists even if nothing of it is in memory.
+                if !self.windows.contains_key(&end) {
+                    let state = self.new_window()?;
+                    self.windows.insert(end, state);
                 }
                 continue;
             }
@@ -503,24 +401,6 @@ impl Operator for WindowAggregate {
 }
 
 const WATERMARK_KEY: &[u8] = b"watermark";
-
-/// A window's key in the store: `w` and its end, ordered.
-fn window_key(end: EventTime) -> [u8; 9] {
-    let mut k = [b'w'; 9];
-    k[1..].copy_from_slice(&((end as u64) ^ (1 << 63)).to_be_bytes());
-    k
-}
-
-fn parse_window_key(k: &[u8]) -> Result<EventTime> {
-    match k {
-        [b'w', rest @ ..] if rest.len() == 8 => {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(rest);
-            Ok((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
-        }
-        _ => Err(EngineError::State("unknown window state key".into())),
-    }
-}
 
 /// Reads an `i64` stored big-endian.
 pub(crate) fn read_i64(v: &[u8]) -> Result<i64> {

@@ -6,6 +6,8 @@
 pub mod aggregate;
 pub mod assign;
 pub mod session;
+pub mod spill;
+mod window_state;
 
 use std::sync::Arc;
 
