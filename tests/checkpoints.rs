@@ -283,3 +283,56 @@ INSERT INTO out_t SELECT order_id, customer FROM orders;
     assert_eq!(rows(&out).len(), input_rows);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Keyed state is stored by key group, so a checkpoint taken with the window
+/// aggregation split over two instances resumes over three, and one taken
+/// over three resumes as a single instance; both equal the straight run.
+#[test]
+fn a_checkpoint_resumes_at_another_parallelism() {
+    let (_cluster, bs) = cluster_with_events();
+    let (rt, vigil) = (runtime(), Vigil::new());
+    let (expected, straight_out, straight_state) = straight_run(&rt, &vigil, &bs, "par-straight");
+    let par = |n: usize| format!("SET 'parallelism.default' = '{n}';\n");
+    let mut dirs = vec![straight_out, straight_state];
+    for (before, after) in [(2, 3), (3, 1)] {
+        let (out, state) = (
+            temp(&format!("par-{before}-{after}-out")),
+            temp(&format!("par-{before}-{after}-state")),
+        );
+        run_until_checkpoint(
+            &rt,
+            &vigil,
+            &script_with(&bs, &out, "1", &par(before)),
+            &state,
+        );
+        let partial = rows(&out).len();
+        assert!(partial < expected.len(), "stopped before the end");
+        run_to_end(
+            &rt,
+            &vigil,
+            &script_with(&bs, &out, "1", &par(after)),
+            &state,
+        );
+        let actual = rows(&out);
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|r| !actual.contains(r))
+            .take(3)
+            .collect();
+        let extra: Vec<&String> = actual
+            .iter()
+            .filter(|r| !expected.contains(r))
+            .take(3)
+            .collect();
+        assert!(
+            actual == expected,
+            "checkpoint at parallelism {before}, resumed at {after}: {} rows vs {}; missing {missing:?}, extra {extra:?}",
+            actual.len(),
+            expected.len()
+        );
+        dirs.extend([out, state]);
+    }
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

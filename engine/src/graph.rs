@@ -30,6 +30,11 @@ pub struct Node {
     pub inputs: Vec<NodeId>,
     /// The schema of the rows this node emits (its input's, for a sink).
     pub schema: SchemaRef,
+    /// Instances to run of a keyed operator (`parallelism.default`); other
+    /// nodes run once. Not part of the plan a checkpoint is checked against:
+    /// keyed state is stored by key group, so a job can resume at another
+    /// parallelism.
+    pub parallelism: usize,
 }
 
 /// A dataflow graph, built by the SQL planner or by hand, run by [`crate::runtime`].
@@ -57,6 +62,7 @@ impl JobGraph {
             kind,
             inputs,
             schema,
+            parallelism: 1,
         });
         self.nodes.len() - 1
     }

@@ -1,7 +1,10 @@
 //! The operator trait: a synchronous step applied to the messages of one edge.
 //! Stateless and stateful operators alike; chains of them run in one task.
 
+use std::sync::Arc;
+
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::physical_expr::PhysicalExpr;
 
 use crate::message::{EventTime, Message, SplitEvent};
 use crate::state::{StateEntry, StateWriter};
@@ -95,5 +98,18 @@ pub trait Operator: Send {
     /// checkpoint the job resumes from.
     fn restore(&mut self, _entries: Vec<StateEntry>) -> Result<()> {
         Ok(())
+    }
+
+    /// For a keyed operator that can run as parallel instances: the
+    /// expressions over its input whose values are the key (rows are sent to
+    /// the instance owning the key's key group). `None` runs it once.
+    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        None
+    }
+
+    /// Another instance with the same configuration and empty state (for
+    /// operators that return [`Operator::key_exprs`]).
+    fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
+        Ok(None)
     }
 }

@@ -21,6 +21,7 @@ use vigil_engine::metrics::{names, Metrics};
 use vigil_engine::operators::filter::Filter;
 use vigil_engine::operators::project::Project;
 use vigil_engine::operators::watermark::WatermarkAssigner;
+use vigil_engine::state::parallelism_setting;
 use vigil_engine::window::aggregate::{AggregateSpec, GroupingSpec, WindowAggregate};
 use vigil_engine::window::assign::WindowAssigner;
 use vigil_engine::window::session::SessionAssigner;
@@ -496,7 +497,11 @@ impl<'a> Translator<'a> {
         let op = WindowAggregate::new(spec, aggregates, out_schema.clone(), late)
             .map_err(|e| SqlError::at(self.pos, e.to_string()))?
             .with_spill(Spill::new(spill, spilled));
-        Ok(self.graph.add_operator(input, Box::new(op), out_schema))
+        let parallelism =
+            parallelism_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?;
+        let id = self.graph.add_operator(input, Box::new(op), out_schema);
+        self.graph.nodes[id].parallelism = parallelism;
+        Ok(id)
     }
 }
 

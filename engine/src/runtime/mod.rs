@@ -3,10 +3,16 @@
 //! passes through filter, projection and aggregation without a channel hop.
 //! Bounded channels between tasks give backpressure.
 //!
+//! A keyed operator with `parallelism` above one runs as that many tasks, fed
+//! through a keyed exchange (see [`exchange`]); each instance owns a range of
+//! key groups.
+//!
 //! With checkpointing, the state of the newest complete checkpoint is restored
-//! into every node before anything runs, and a coordinator task triggers the
-//! next checkpoints (see [`crate::checkpoint`]).
+//! into every node before anything runs (keyed state to the instance owning
+//! its key group, whatever the parallelism was when it was written), and a
+//! coordinator task triggers the next checkpoints (see [`crate::checkpoint`]).
 
+mod exchange;
 mod merge;
 mod source;
 mod task;
@@ -21,9 +27,11 @@ use crate::checkpoint::{CheckpointConfig, Coordinator, CONNECTOR_STATE_KEY};
 use crate::control::StopSignal;
 use crate::graph::{JobGraph, NodeId, NodeKind};
 use crate::metrics::{names, Metrics};
+use crate::operator::Operator;
 use crate::state::checkpoints::CheckpointStore;
-use crate::state::{StateEntry, OPERATOR_STATE};
+use crate::state::{instance_of, StateEntry, DEFAULT_KEY_GROUPS, OPERATOR_STATE};
 use crate::{EngineError, Result};
+use exchange::{KeyRouter, Output};
 use source::{run_source, SourceTask};
 use task::{run_task, Task};
 
@@ -33,6 +41,41 @@ const CHANNEL_CAPACITY: usize = 16;
 enum Placement {
     Source(usize),
     Task(usize),
+    /// The tasks of a parallel operator's instances.
+    Parallel(Vec<usize>),
+}
+
+/// The extra instances (beyond the graph's own) of each parallel operator.
+type Forks = BTreeMap<NodeId, Vec<Box<dyn Operator>>>;
+
+/// Creates the extra instances of the keyed operators that ask for more than
+/// one. An operator fed directly by a source or by another parallel operator
+/// runs once (the exchange sits at the end of a task).
+fn fork_parallel(graph: &JobGraph) -> Result<Forks> {
+    let mut forks = Forks::new();
+    for (id, node) in graph.nodes.iter().enumerate() {
+        let NodeKind::Operator(op) = &node.kind else {
+            continue;
+        };
+        let fed_by_task = match node.inputs.as_slice() {
+            [i] => !forks.contains_key(i) && !matches!(graph.nodes[*i].kind, NodeKind::Source(_)),
+            _ => false,
+        };
+        if node.parallelism < 2 || !fed_by_task || op.key_exprs().is_none() {
+            continue;
+        }
+        let mut extra = vec![];
+        for _ in 1..node.parallelism {
+            match op.fork()? {
+                Some(f) => extra.push(f),
+                None => break,
+            }
+        }
+        if extra.len() + 1 == node.parallelism {
+            forks.insert(id, extra);
+        }
+    }
+    Ok(forks)
 }
 
 /// Runs the job until every source is exhausted and every sink has flushed, or
@@ -70,14 +113,18 @@ pub async fn run_job_with(
             consumers[i] += 1;
         }
     }
+    let key_groups = checkpoints
+        .as_ref()
+        .map_or(DEFAULT_KEY_GROUPS, |c| c.key_groups);
+    let mut forks = fork_parallel(&graph)?;
     let coordinator = match checkpoints {
-        Some(config) => Some(prepare_checkpoints(&mut graph, config, &metrics).await?),
+        Some(config) => Some(prepare_checkpoints(&mut graph, &mut forks, config, &metrics).await?),
         None => None,
     };
     let mut placement: Vec<Option<Placement>> = (0..n).map(|_| None).collect();
     let mut tasks: Vec<Task> = vec![];
     let mut sources: Vec<SourceTask> = vec![];
-    for (id, node) in graph.nodes.into_iter().enumerate() {
+    for (id, mut node) in graph.nodes.into_iter().enumerate() {
         if consumers[id] == 0 && !matches!(node.kind, NodeKind::Sink(_)) {
             return Err(EngineError::Graph(format!(
                 "'{}' has no consumer",
@@ -94,6 +141,46 @@ pub async fn run_job_with(
             }
             _ => None,
         };
+        if let Some(extra) = forks.remove(&id) {
+            let NodeKind::Operator(op) = std::mem::replace(&mut node.kind, NodeKind::Union) else {
+                return Err(EngineError::Graph(format!(
+                    "'{}' is not an operator",
+                    node.name
+                )));
+            };
+            let Some(keys) = op.key_exprs() else {
+                return Err(EngineError::Graph(format!("'{}' has no key", node.name)));
+            };
+            let n = extra.len() + 1;
+            tracing::info!(operator = %node.name, instances = n, "running parallel instances, rows exchanged by key group");
+            let mut senders = vec![];
+            let mut instances = vec![];
+            for (i, op) in std::iter::once(op).chain(extra).enumerate() {
+                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+                senders.push(tx);
+                tasks.push(Task {
+                    name: format!("{} [{}/{n}]", node.name, i + 1),
+                    inputs: vec![rx],
+                    ops: vec![(id, op)],
+                    sink: None,
+                    outputs: vec![],
+                });
+                instances.push(tasks.len() - 1);
+            }
+            match node.inputs.first().and_then(|i| placement[*i].as_ref()) {
+                Some(Placement::Task(t)) => tasks[*t]
+                    .outputs
+                    .push(Output::Keyed(KeyRouter::new(keys, key_groups), senders)),
+                _ => {
+                    return Err(EngineError::Graph(format!(
+                        "parallel '{}' must follow a task",
+                        node.name
+                    )))
+                }
+            }
+            placement[id] = Some(Placement::Parallel(instances));
+            continue;
+        }
         if let NodeKind::Source(source) = node.kind {
             sources.push(SourceTask {
                 node: id,
@@ -109,17 +196,27 @@ pub async fn run_job_with(
             None => {
                 let mut inputs = vec![];
                 for &i in &node.inputs {
-                    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-                    match placement[i] {
-                        Some(Placement::Source(s)) => sources[s].outputs.push(tx),
-                        Some(Placement::Task(t)) => tasks[t].outputs.push(tx),
+                    let upstream: Vec<Placement> = match &placement[i] {
+                        Some(Placement::Parallel(ts)) => {
+                            ts.iter().map(|t| Placement::Task(*t)).collect()
+                        }
+                        Some(Placement::Source(s)) => vec![Placement::Source(*s)],
+                        Some(Placement::Task(t)) => vec![Placement::Task(*t)],
                         None => {
                             return Err(EngineError::Graph(format!(
                                 "node {i} is used before it is defined"
                             )))
                         }
+                    };
+                    for up in upstream {
+                        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+                        match up {
+                            Placement::Source(s) => sources[s].outputs.push(tx),
+                            Placement::Task(t) => tasks[t].outputs.push(Output::Forward(tx)),
+                            Placement::Parallel(_) => {}
+                        }
+                        inputs.push(rx);
                     }
-                    inputs.push(rx);
                 }
                 tasks.push(Task {
                     name: node.name.clone(),
@@ -188,6 +285,7 @@ pub async fn run_job_with(
 /// the coordinator for the checkpoints to come.
 async fn prepare_checkpoints(
     graph: &mut JobGraph,
+    forks: &mut Forks,
     config: CheckpointConfig,
     metrics: &Metrics,
 ) -> Result<Coordinator> {
@@ -227,7 +325,7 @@ async fn prepare_checkpoints(
                 r.meta.key_groups
             )));
         }
-        restore_nodes(graph, r.entries).await?;
+        restore_nodes(graph, forks, r.entries, config.key_groups).await?;
         last_id = r.meta.id;
         let ms = started.elapsed().as_millis() as u64;
         metrics.gauge(names::RESTORE_DURATION_MS, "job").set(ms);
@@ -250,7 +348,9 @@ async fn prepare_checkpoints(
 
 async fn restore_nodes(
     graph: &mut JobGraph,
+    forks: &mut Forks,
     mut entries: BTreeMap<NodeId, Vec<StateEntry>>,
+    key_groups: u16,
 ) -> Result<()> {
     for (id, node) in graph.nodes.iter_mut().enumerate() {
         let mine = entries.remove(&id).unwrap_or_default();
@@ -272,7 +372,29 @@ async fn restore_nodes(
                     s.restore(&state).await.map_err(wrap)?;
                 }
             }
-            NodeKind::Operator(op) => op.restore(mine).map_err(wrap)?,
+            NodeKind::Operator(op) => match forks.get_mut(&id) {
+                None => op.restore(mine).map_err(wrap)?,
+                Some(extra) => {
+                    // Keyed state to the instance owning its key group;
+                    // operator-wide state (the watermark) to every instance.
+                    let n = extra.len() + 1;
+                    let mut parts: Vec<Vec<StateEntry>> = (0..n).map(|_| vec![]).collect();
+                    for e in mine {
+                        if e.key_group == OPERATOR_STATE {
+                            for p in parts.iter_mut() {
+                                p.push(e.clone());
+                            }
+                        } else {
+                            parts[instance_of(e.key_group, n, key_groups)].push(e);
+                        }
+                    }
+                    let mut parts = parts.into_iter();
+                    op.restore(parts.next().unwrap_or_default()).map_err(wrap)?;
+                    for (inst, part) in extra.iter_mut().zip(parts) {
+                        inst.restore(part).map_err(wrap)?;
+                    }
+                }
+            },
             NodeKind::Union => {}
         }
     }

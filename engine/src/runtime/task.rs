@@ -6,6 +6,7 @@ use std::pin::Pin;
 use futures::stream::{self, Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
 
+use super::exchange::Output;
 use super::merge::Merge;
 use crate::checkpoint::{Ack, TaskCheckpoint, CONNECTOR_STATE_KEY};
 use crate::connector::Sink;
@@ -21,7 +22,7 @@ pub(super) struct Task {
     pub inputs: Vec<mpsc::Receiver<Message>>,
     pub ops: Vec<(NodeId, Box<dyn Operator>)>,
     pub sink: Option<(NodeId, Box<dyn Sink>)>,
-    pub outputs: Vec<mpsc::Sender<Message>>,
+    pub outputs: Vec<Output>,
 }
 
 type Tagged = Pin<Box<dyn Stream<Item = (usize, Message)> + Send>>;
@@ -54,7 +55,7 @@ pub(super) async fn run_task(
         inputs,
         mut ops,
         mut sink,
-        outputs,
+        mut outputs,
     } = task;
     let mut merge = Merge::new(inputs.len());
     let mut input = stream::select_all(inputs.into_iter().enumerate().map(|(i, rx)| tagged(i, rx)));
@@ -151,8 +152,8 @@ pub(super) async fn run_task(
                         Message::Stop => sink.stop().await.map_err(wrap)?,
                     },
                     None => {
-                        for out in &outputs {
-                            if out.send(m.clone()).await.is_err() {
+                        for out in outputs.iter_mut() {
+                            if !out.send(&m).await.map_err(wrap)? {
                                 return Ok(());
                             }
                         }

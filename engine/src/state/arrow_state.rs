@@ -39,6 +39,21 @@ pub fn decode_batch(bytes: &[u8]) -> Result<RecordBatch> {
     }
 }
 
+/// The key group of each row's key (`keys`, in Arrow's row format), into `out`.
+/// Checkpoints and the keyed exchange between parallel instances use this
+/// same function, so a key's state and its rows meet in one instance.
+pub fn key_groups_of(keys: &[ArrayRef], groups: u16, out: &mut Vec<u16>) -> Result<()> {
+    out.clear();
+    let fields = keys
+        .iter()
+        .map(|k| SortField::new(k.data_type().clone()))
+        .collect();
+    let converter = RowConverter::new(fields).context("key groups")?;
+    let rows = converter.convert_columns(keys).context("key groups")?;
+    out.extend(rows.iter().map(|row| key_group_of(row.as_ref(), groups)));
+    Ok(())
+}
+
 /// Splits `batch` by the key group of each row's key (`keys`, in Arrow's row
 /// format); groups come out in increasing order.
 pub fn split_by_key_group(
@@ -53,14 +68,10 @@ pub fn split_by_key_group(
     if keys.is_empty() {
         return Ok(vec![(0, batch.clone())]);
     }
-    let fields = keys
-        .iter()
-        .map(|k| SortField::new(k.data_type().clone()))
-        .collect();
-    let converter = RowConverter::new(fields).context("key groups")?;
-    let rows = converter.convert_columns(keys).context("key groups")?;
-    for (i, row) in rows.iter().enumerate() {
-        let g = key_group_of(row.as_ref(), groups) as usize;
+    let mut of_row = vec![];
+    key_groups_of(keys, groups, &mut of_row)?;
+    for (i, g) in of_row.into_iter().enumerate() {
+        let g = g as usize;
         if rows_of.len() <= g {
             rows_of.resize(g + 1, vec![]);
         }

@@ -43,6 +43,25 @@ pub fn key_groups_setting(value: Option<&str>) -> std::result::Result<u16, Strin
     }
 }
 
+/// The instances of each keyed operator a job's `parallelism.default` asks
+/// for (1 when unset), at most its key groups.
+pub fn parallelism_setting(
+    settings: &std::collections::BTreeMap<String, String>,
+) -> std::result::Result<usize, String> {
+    let groups = key_groups_setting(settings.get("pipeline.max-parallelism").map(String::as_str))?;
+    match settings.get("parallelism.default") {
+        None => Ok(1),
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=groups as usize).contains(n))
+            .ok_or_else(|| {
+                format!("invalid 'parallelism.default' = '{v}'; it must be between 1 and 'pipeline.max-parallelism' ({groups})")
+            }),
+    }
+}
+
 /// The key group of state that is not keyed.
 pub const OPERATOR_STATE: u16 = u16::MAX;
 
@@ -107,6 +126,13 @@ pub fn key_group_of(key: &[u8], groups: u16) -> u16 {
     (h % u32::from(groups.max(1))) as u16
 }
 
+/// The parallel instance (of `parallelism`) that owns `key_group` of
+/// `key_groups`: contiguous ranges, as Flink assigns them, so that a restore at
+/// another parallelism hands each instance whole key groups.
+pub fn instance_of(key_group: u16, parallelism: usize, key_groups: u16) -> usize {
+    (key_group as usize * parallelism) / (key_groups.max(1) as usize)
+}
+
 /// Where an operator writes its state at a checkpoint barrier.
 pub struct StateWriter<'a> {
     node: NodeId,
@@ -165,5 +191,21 @@ mod tests {
         }
         assert_eq!(seen.len(), 128, "10k keys should reach every group");
         assert!(key_group_of(b"x", 1) == 0);
+    }
+
+    #[test]
+    fn instances_own_contiguous_key_group_ranges() {
+        let owners: Vec<usize> = (0..128).map(|g| instance_of(g, 3, 128)).collect();
+        assert_eq!(owners[0], 0);
+        assert_eq!(owners[127], 2);
+        assert!(
+            owners.windows(2).all(|w| w[0] <= w[1]),
+            "ranges are contiguous"
+        );
+        for i in 0..3 {
+            let n = owners.iter().filter(|o| **o == i).count();
+            assert!((42..=43).contains(&n), "instance {i} owns {n} groups");
+        }
+        assert!((0..128).all(|g| instance_of(g, 1, 128) == 0));
     }
 }

@@ -392,6 +392,25 @@ impl Operator for WindowAggregate {
         Ok(())
     }
 
+    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        // With grouping sets a row has several keys, one per set.
+        (self.grouping.sets.len() == 1 && self.grouping.grouping_id.is_none())
+            .then(|| self.grouping.exprs.clone())
+    }
+
+    fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
+        let mut op = WindowAggregate::new(
+            self.grouping.clone(),
+            self.aggregates.clone(),
+            self.output_schema.clone(),
+            self.late.clone(),
+        )?;
+        if let Some(s) = &self.spill {
+            op = op.with_spill(s.fork());
+        }
+        Ok(Some(Box::new(op)))
+    }
+
     fn state_size(&self) -> u64 {
         self.windows
             .values()

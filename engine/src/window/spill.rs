@@ -161,6 +161,11 @@ impl Spill {
         }
     }
 
+    /// An empty spill with the same configuration (for a parallel instance).
+    pub fn fork(&self) -> Self {
+        Self::new(self.config.clone(), self.spilled_bytes.clone())
+    }
+
     /// The in-memory budget in bytes.
     pub fn budget(&self) -> usize {
         self.config.budget
