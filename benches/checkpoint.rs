@@ -139,7 +139,7 @@ fn script(
 WITH ('connector' = 'bench-gen', 'rows' = '{rows}', 'keys' = '{keys}', 'events-per-ms' = '{per_ms}', 'hold' = '{hold}');
 CREATE TABLE sink (k BIGINT, window_end TIMESTAMP(3), n BIGINT, total BIGINT) WITH ('connector' = 'blackhole');
 INSERT INTO sink SELECT k, window_end, COUNT(*), SUM(v)
-FROM TABLE(TUMBLE(TABLE gen, DESCRIPTOR(ts), INTERVAL '{window}'))
+FROM TABLE(TUMBLE(TABLE gen, DESCRIPTOR(ts), INTERVAL '{window}))
 GROUP BY k, window_start, window_end;
 "
     )
@@ -208,11 +208,13 @@ fn main() {
         let rate = rows as f64 / secs;
         rates.push(rate);
         println!(
-            "  checkpoints {:<6} {:>6.2} M ev/s  {:>6.1} s  {} checkpoint(s)",
+            "  checkpoints {:<6} {:>6.2} M ev/s  {:>6.1} s  {} checkpoint(s), last took {} ms and added {:.1} MB",
             interval.unwrap_or("off"),
             rate / 1e6,
             secs,
-            summary.checkpoints
+            summary.checkpoints,
+            summary.last_checkpoint_ms,
+            summary.last_checkpoint_incremental_bytes as f64 / 1e6
         );
         let _ = std::fs::remove_dir_all(&state);
     }
@@ -258,9 +260,11 @@ fn main() {
     let summary = summary.expect("stateful run");
     let bytes = dir_size(&chk);
     println!(
-        "state of {state_keys} keys: {} checkpoint(s); last checkpoint {:.0} MB on disk",
+        "state of {state_keys} keys: {} checkpoint(s); last checkpoint {:.0} MB on disk, took {} ms; {:.0} MB spilled beyond the cache",
         summary.checkpoints,
-        bytes as f64 / 1e6
+        bytes as f64 / 1e6,
+        summary.last_checkpoint_ms,
+        summary.state_spilled_bytes as f64 / 1e6
     );
     let t = Instant::now();
     let (handle, signal) = stop_channel();

@@ -59,6 +59,10 @@ pub struct RunSummary {
     pub restore_ms: u64,
     /// Bytes of window state spilled to RocksDB (beyond `state.backend.cache-size`).
     pub state_spilled_bytes: u64,
+    /// Duration of the last checkpoint, trigger to completion (0 if none).
+    pub last_checkpoint_ms: u64,
+    /// Bytes the last checkpoint added on disk (its incremental size).
+    pub last_checkpoint_incremental_bytes: u64,
 }
 
 /// The engine with its connectors.
@@ -159,6 +163,8 @@ impl Vigil {
             checkpoints: metrics.total(names::CHECKPOINTS_COMPLETED),
             restore_ms: metrics.total(names::RESTORE_DURATION_MS),
             state_spilled_bytes: metrics.total(names::STATE_SPILLED_BYTES),
+            last_checkpoint_ms: metrics.total(names::CHECKPOINT_DURATION_MS),
+            last_checkpoint_incremental_bytes: metrics.total(names::CHECKPOINT_INCREMENTAL_BYTES),
         })
     }
 }
