@@ -15,6 +15,7 @@ pub mod message;
 pub mod metrics;
 pub mod operator;
 pub mod operators;
+pub mod pattern;
 pub mod runtime;
 pub mod state;
 pub mod time;

@@ -8,6 +8,7 @@ pub mod cursor;
 pub mod ddl;
 pub mod error;
 pub mod functions;
+pub mod match_recognize;
 pub mod planner;
 pub mod rewrite;
 pub mod script;
