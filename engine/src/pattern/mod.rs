@@ -1,5 +1,7 @@
 //! Row pattern recognition (MATCH_RECOGNIZE): the pattern language, compiled
-//! once per query into an automaton that the matching operator runs per
-//! partition.
+//! once per query into an automaton ([`nfa`]) that the matcher runs per
+//! partition ([`matcher`]).
 
 pub mod ast;
+pub mod matcher;
+pub mod nfa;

@@ -1,0 +1,365 @@
+//! Runs a compiled pattern over the rows of one partition, in order, as
+//! Flink's CEP NFA does: every row may start a match; all partial matches
+//! advance together; a match is emitted as soon as it completes (the one that
+//! started earliest first), and the after-match skip strategy then discards
+//! the partial matches it rules out.
+
+use super::nfa::{Edge, Guard, Nfa, FINAL};
+use crate::{EngineError, Result};
+
+/// A row mapped to a pattern variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// The row's position in the partition (its sequence number).
+    pub row: u64,
+    /// The variable.
+    pub var: usize,
+}
+
+/// Evaluates DEFINE conditions.
+pub trait Conditions {
+    /// Whether `row` may be mapped to `var`, given the rows the partial match
+    /// has mapped so far (`matched`, in order).
+    fn holds(&mut self, var: usize, row: u64, matched: &[Step]) -> Result<bool>;
+}
+
+/// `AFTER MATCH SKIP ...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Resume after the last row of the match.
+    PastLastRow,
+    /// Resume at the row after the first of the match.
+    ToNextRow,
+    /// Resume at the first row mapped to the variable.
+    ToFirst(usize),
+    /// Resume at the last row mapped to the variable.
+    ToLast(usize),
+}
+
+/// A partial match.
+#[derive(Debug, Clone)]
+struct Thread {
+    state: usize,
+    start: u64,
+    start_time: i64,
+    steps: Vec<Step>,
+}
+
+/// A complete match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    /// Its rows and their variables, in order.
+    pub steps: Vec<Step>,
+}
+
+/// The matching state of one partition.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    threads: Vec<Thread>,
+    /// Rows before this one cannot start a match (after a skip).
+    resume_at: u64,
+}
+
+/// What the matcher needs besides the partition's own state.
+pub struct MatchConfig<'a> {
+    /// The compiled pattern.
+    pub nfa: &'a Nfa,
+    /// After-match skip.
+    pub skip: Skip,
+    /// `WITHIN`, in milliseconds: a partial match whose first row is this much
+    /// older than the current row is dropped.
+    pub within: Option<i64>,
+}
+
+impl Matcher {
+    /// A partition with no partial matches.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether there are partial matches.
+    pub fn is_idle(&self) -> bool {
+        self.threads.is_empty()
+    }
+
+    /// The earliest row a partial match still refers to (rows before it can be
+    /// released), if any.
+    pub fn oldest_row(&self) -> Option<u64> {
+        self.threads.iter().map(|t| t.start).min()
+    }
+
+    /// Drops partial matches that started `within` or more before `time`
+    /// (the watermark or the current row's time); returns how many.
+    pub fn expire(&mut self, time: i64, within: Option<i64>) -> usize {
+        let Some(w) = within else { return 0 };
+        let before = self.threads.len();
+        self.threads.retain(|t| time - t.start_time < w);
+        before - self.threads.len()
+    }
+
+    /// Advances every partial match by `row` (at event time `time`) and
+    /// appends the matches that complete to `out`.
+    pub fn step(
+        &mut self,
+        cfg: &MatchConfig<'_>,
+        row: u64,
+        time: i64,
+        conds: &mut impl Conditions,
+        out: &mut Vec<Match>,
+    ) -> Result<()> {
+        self.expire(time, cfg.within);
+        if row >= self.resume_at {
+            self.threads.push(Thread {
+                state: cfg.nfa.start,
+                start: row,
+                start_time: time,
+                steps: vec![],
+            });
+        }
+        let mut next: Vec<Thread> = Vec::with_capacity(self.threads.len());
+        let mut completed: Vec<Thread> = vec![];
+        let mut stack: Vec<usize> = vec![];
+        let mut seen: Vec<usize> = vec![];
+        for t in std::mem::take(&mut self.threads) {
+            // The states reachable without consuming, in preference order.
+            stack.clear();
+            seen.clear();
+            stack.push(t.state);
+            let mut takes: Vec<(usize, usize)> = vec![];
+            let mut reached_final = false;
+            while let Some(s) = stack.pop() {
+                if seen.contains(&s) {
+                    continue;
+                }
+                seen.push(s);
+                if s == FINAL {
+                    reached_final = true;
+                    continue;
+                }
+                // Pushed in reverse so the first edge is explored first.
+                for e in cfg.nfa.states[s].iter().rev() {
+                    match *e {
+                        Edge::Take { var, to } => takes.push((var, to)),
+                        Edge::Proceed { to, guard } => {
+                            let allowed = match guard {
+                                Guard::Always => true,
+                                Guard::Unless(v) => !conds.holds(v, row, &t.steps)?,
+                            };
+                            if allowed {
+                                stack.push(to);
+                            }
+                        }
+                    }
+                }
+            }
+            // `takes` was collected in reverse preference order.
+            takes.reverse();
+            if reached_final && !t.steps.is_empty() {
+                // Completed before this row (an optional or looping tail left).
+                completed.push(Thread {
+                    state: FINAL,
+                    ..t.clone()
+                });
+            }
+            for (var, to) in takes {
+                if conds.holds(var, row, &t.steps)? {
+                    let mut steps = t.steps.clone();
+                    steps.push(Step { row, var });
+                    let nt = Thread {
+                        state: to,
+                        start: t.start,
+                        start_time: t.start_time,
+                        steps,
+                    };
+                    if to == FINAL {
+                        completed.push(nt);
+                    } else {
+                        next.push(nt);
+                    }
+                }
+            }
+        }
+        self.threads = next;
+        self.emit(cfg, completed, out)
+    }
+
+    /// Emits completed matches, earliest start first, pruning per the skip
+    /// strategy after each.
+    fn emit(
+        &mut self,
+        cfg: &MatchConfig<'_>,
+        mut completed: Vec<Thread>,
+        out: &mut Vec<Match>,
+    ) -> Result<()> {
+        completed.sort_by_key(|t| t.start);
+        while !completed.is_empty() {
+            let m = completed.remove(0);
+            let first = m.steps.first().map_or(m.start, |s| s.row);
+            let last = m.steps.last().map_or(m.start, |s| s.row);
+            let keep_from = match cfg.skip {
+                Skip::PastLastRow => last + 1,
+                Skip::ToNextRow => first + 1,
+                Skip::ToFirst(v) | Skip::ToLast(v) => {
+                    let rows = m.steps.iter().filter(|s| s.var == v).map(|s| s.row);
+                    let at = if matches!(cfg.skip, Skip::ToFirst(_)) {
+                        rows.min()
+                    } else {
+                        rows.max()
+                    };
+                    let Some(at) = at else {
+                        return Err(EngineError::Graph(
+                            "AFTER MATCH SKIP failed: pattern variable is not present in match"
+                                .into(),
+                        ));
+                    };
+                    if at == first {
+                        return Err(EngineError::Graph(
+                            "AFTER MATCH SKIP failed: cannot skip to first row of match".into(),
+                        ));
+                    }
+                    at
+                }
+            };
+            out.push(Match { steps: m.steps });
+            self.threads.retain(|t| t.start >= keep_from);
+            completed.retain(|t| t.start >= keep_from);
+            self.resume_at = self.resume_at.max(keep_from);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pattern::ast::Pattern;
+
+    /// Conditions over a price per row: `f(var, price, prices of the rows
+    /// already mapped to var)`.
+    struct Prices<F: Fn(usize, i64, &[i64]) -> bool> {
+        prices: Vec<i64>,
+        f: F,
+    }
+
+    impl<F: Fn(usize, i64, &[i64]) -> bool> Conditions for Prices<F> {
+        fn holds(&mut self, var: usize, row: u64, matched: &[Step]) -> Result<bool> {
+            let same: Vec<i64> = matched
+                .iter()
+                .filter(|s| s.var == var)
+                .map(|s| self.prices[s.row as usize])
+                .collect();
+            Ok((self.f)(var, self.prices[row as usize], &same))
+        }
+    }
+
+    fn var(v: usize) -> Pattern {
+        Pattern::Var(v)
+    }
+
+    fn rep(v: usize, min: u32, greedy: bool) -> Pattern {
+        Pattern::Repeat {
+            inner: Box::new(var(v)),
+            min,
+            max: None,
+            greedy,
+        }
+    }
+
+    fn run(
+        pattern: &Pattern,
+        skip: Skip,
+        conds: &mut impl Conditions,
+        rows: usize,
+    ) -> Result<Vec<Vec<u64>>> {
+        let nfa = Nfa::compile(pattern);
+        let cfg = MatchConfig {
+            nfa: &nfa,
+            skip,
+            within: None,
+        };
+        let mut m = Matcher::new();
+        let mut out = vec![];
+        for r in 0..rows {
+            m.step(&cfg, r as u64, r as i64, conds, &mut out)?;
+        }
+        Ok(out
+            .into_iter()
+            .map(|m| m.steps.iter().map(|s| s.row).collect())
+            .collect())
+    }
+
+    // Flink docs, MATCH_RECOGNIZE "Greedy & Reluctant Quantifiers" (T-MR-03 in
+    // ../shared/reference/cep-semantics.md): A B* C with A > 10, B < 15, C > 12.
+    #[test]
+    fn greedy_and_reluctant_loops() {
+        let prices = vec![10, 11, 12, 13, 14, 16];
+        let f = |v: usize, p: i64, _: &[i64]| match v {
+            0 => p > 10,
+            1 => p < 15,
+            _ => p > 12,
+        };
+        let greedy = Pattern::Concat(vec![var(0), rep(1, 0, true), var(2)]);
+        let mut c = Prices {
+            prices: prices.clone(),
+            f,
+        };
+        let got = run(&greedy, Skip::PastLastRow, &mut c, 6).expect("run");
+        assert_eq!(got, vec![vec![1, 2, 3, 4, 5]]);
+        let reluctant = Pattern::Concat(vec![var(0), rep(1, 0, false), var(2)]);
+        let got = run(&reluctant, Skip::PastLastRow, &mut c, 6).expect("run");
+        assert_eq!(got, vec![vec![1, 2, 3], vec![4, 5]]);
+    }
+
+    // Flink docs, "After Match Strategy" (T-MR-04): A+ C with SUM(A.price) < 30.
+    #[test]
+    fn skip_strategies() {
+        let prices = vec![7, 9, 10, 5, 10, 7, 14];
+        let f = |v: usize, p: i64, same: &[i64]| match v {
+            0 => same.iter().sum::<i64>() + p < 30,
+            _ => true,
+        };
+        let mut c = Prices { prices, f };
+        let p = Pattern::Concat(vec![rep(0, 1, true), var(1)]);
+        let starts_ends = |ms: Vec<Vec<u64>>| -> Vec<(u64, u64)> {
+            ms.iter().map(|m| (m[0], m[m.len() - 1])).collect()
+        };
+        let past = run(&p, Skip::PastLastRow, &mut c, 7).expect("run");
+        assert_eq!(starts_ends(past), vec![(0, 3), (4, 6)]);
+        let next = run(&p, Skip::ToNextRow, &mut c, 7).expect("run");
+        assert_eq!(
+            starts_ends(next),
+            vec![(0, 3), (1, 4), (2, 5), (3, 6), (4, 6)]
+        );
+        let last_a = run(&p, Skip::ToLast(0), &mut c, 7).expect("run");
+        assert_eq!(starts_ends(last_a), vec![(0, 3), (2, 5), (4, 6)]);
+        let first_a = run(&p, Skip::ToFirst(0), &mut c, 7).expect_err("loops");
+        assert!(first_a
+            .to_string()
+            .contains("cannot skip to first row of match"));
+    }
+
+    #[test]
+    fn within_drops_old_partial_matches() {
+        let nfa = Nfa::compile(&Pattern::Concat(vec![var(0), var(1)]));
+        let cfg = MatchConfig {
+            nfa: &nfa,
+            skip: Skip::PastLastRow,
+            within: Some(10),
+        };
+        let mut c = Prices {
+            prices: vec![1, 2, 1, 2],
+            f: |v: usize, p: i64, _: &[i64]| p == v as i64 + 1,
+        };
+        let mut m = Matcher::new();
+        let mut out = vec![];
+        // Row 1 comes 10 ms after row 0: too late for the match row 0 started.
+        for (r, t) in [(0u64, 0i64), (1, 10), (2, 20), (3, 25)] {
+            m.step(&cfg, r, t, &mut c, &mut out).expect("step");
+        }
+        let rows: Vec<Vec<u64>> = out
+            .iter()
+            .map(|m| m.steps.iter().map(|s| s.row).collect())
+            .collect();
+        assert_eq!(rows, vec![vec![2, 3]]);
+    }
+}

@@ -1,0 +1,246 @@
+//! A pattern compiled into an automaton: states with ordered edges that either
+//! take the current row as a variable or move on without consuming it. The
+//! order of a state's edges is the preference order of the pattern (greedy:
+//! another repetition first; reluctant: leaving first; alternation: leftmost
+//! first).
+//!
+//! As in Flink's CEP compiler, a greedy repetition of a single variable may
+//! only be left when the current row does not satisfy that variable (a guard
+//! on the leaving edge), so `A B* C` keeps taking rows as B while they qualify
+//! even if one would also qualify as C.
+
+use super::ast::Pattern;
+
+/// A condition on a move that consumes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Always allowed.
+    Always,
+    /// Allowed only if the current row does not satisfy this variable (the
+    /// greedy loop it leaves would take it).
+    Unless(usize),
+}
+
+/// A move out of a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    /// Maps the current row to `var` (if its condition holds) and goes to `to`.
+    Take {
+        /// The pattern variable.
+        var: usize,
+        /// The next state.
+        to: usize,
+    },
+    /// Goes to `to` without consuming the row.
+    Proceed {
+        /// The next state.
+        to: usize,
+        /// When it is allowed.
+        guard: Guard,
+    },
+}
+
+/// The compiled pattern. State `FINAL` (0) accepts.
+#[derive(Debug, Clone, Default)]
+pub struct Nfa {
+    /// Each state's edges, in preference order.
+    pub states: Vec<Vec<Edge>>,
+    /// Where a match starts.
+    pub start: usize,
+}
+
+/// The accepting state.
+pub const FINAL: usize = 0;
+
+impl Nfa {
+    /// Compiles `pattern`. Anchors (`^`, `$`) and exclusions are compiled as
+    /// their contents (the matcher handles anchors); PERMUTE is expanded into
+    /// the alternation of its orders, lexicographic first.
+    pub fn compile(pattern: &Pattern) -> Self {
+        let mut nfa = Nfa {
+            states: vec![vec![]],
+            start: 0,
+        };
+        nfa.start = nfa.build(pattern, FINAL);
+        nfa
+    }
+
+    fn add(&mut self, edges: Vec<Edge>) -> usize {
+        self.states.push(edges);
+        self.states.len() - 1
+    }
+
+    /// Builds `p` so that it continues to `next`; returns its entry state.
+    fn build(&mut self, p: &Pattern, next: usize) -> usize {
+        match p {
+            Pattern::Empty | Pattern::Start | Pattern::End => self.add(vec![Edge::Proceed {
+                to: next,
+                guard: Guard::Always,
+            }]),
+            Pattern::Var(v) => self.add(vec![Edge::Take { var: *v, to: next }]),
+            Pattern::Concat(parts) => {
+                let mut entry = next;
+                for part in parts.iter().rev() {
+                    entry = self.build(part, entry);
+                }
+                if parts.is_empty() {
+                    self.add(vec![Edge::Proceed {
+                        to: next,
+                        guard: Guard::Always,
+                    }])
+                } else {
+                    entry
+                }
+            }
+            Pattern::Alt(parts) => {
+                let entries: Vec<usize> = parts.iter().map(|q| self.build(q, next)).collect();
+                self.add(
+                    entries
+                        .into_iter()
+                        .map(|to| Edge::Proceed {
+                            to,
+                            guard: Guard::Always,
+                        })
+                        .collect(),
+                )
+            }
+            Pattern::Exclude(inner) => self.build(inner, next),
+            Pattern::Permute(parts) => {
+                let orders = permutations(parts.len());
+                let alts = orders
+                    .into_iter()
+                    .map(|o| Pattern::Concat(o.into_iter().map(|i| parts[i].clone()).collect()))
+                    .collect();
+                self.build(&Pattern::Alt(alts), next)
+            }
+            Pattern::Repeat {
+                inner,
+                min,
+                max,
+                greedy,
+            } => self.build_repeat(inner, *min, *max, *greedy, next),
+        }
+    }
+
+    fn build_repeat(
+        &mut self,
+        inner: &Pattern,
+        min: u32,
+        max: Option<u32>,
+        greedy: bool,
+        next: usize,
+    ) -> usize {
+        // Greedy leaving of a single-variable loop is guarded as in Flink.
+        let guard = match (greedy, inner) {
+            (true, Pattern::Var(v)) => Guard::Unless(*v),
+            _ => Guard::Always,
+        };
+        // The optional tail, built backwards from `next`.
+        let mut entry = match max {
+            None => {
+                // A loop state: another repetition or leave.
+                let looped = self.add(vec![]);
+                let body = self.build(inner, looped);
+                let leave = Edge::Proceed { to: next, guard };
+                let again = Edge::Proceed {
+                    to: body,
+                    guard: Guard::Always,
+                };
+                self.states[looped] = if greedy {
+                    vec![again, leave]
+                } else {
+                    vec![leave, again]
+                };
+                looped
+            }
+            Some(m) => {
+                let mut e = next;
+                for _ in min..m {
+                    let body = self.build(inner, e);
+                    let take = Edge::Proceed {
+                        to: body,
+                        guard: Guard::Always,
+                    };
+                    let skip = Edge::Proceed { to: next, guard };
+                    e = self.add(if greedy {
+                        vec![take, skip]
+                    } else {
+                        vec![skip, take]
+                    });
+                }
+                e
+            }
+        };
+        for _ in 0..min {
+            entry = self.build(inner, entry);
+        }
+        entry
+    }
+}
+
+/// Every order of `0..n`, lexicographically.
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    let mut out = vec![];
+    for first in 0..n {
+        for rest in permutations(n - 1) {
+            let mut o = vec![first];
+            o.extend(rest.into_iter().map(|r| if r >= first { r + 1 } else { r }));
+            out.push(o);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permutations_are_lexicographic() {
+        assert_eq!(
+            permutations(3),
+            vec![
+                vec![0, 1, 2],
+                vec![0, 2, 1],
+                vec![1, 0, 2],
+                vec![1, 2, 0],
+                vec![2, 0, 1],
+                vec![2, 1, 0]
+            ]
+        );
+    }
+
+    #[test]
+    fn a_greedy_single_variable_loop_guards_its_exit() {
+        // A B* C
+        let p = Pattern::Concat(vec![
+            Pattern::Var(0),
+            Pattern::Repeat {
+                inner: Box::new(Pattern::Var(1)),
+                min: 0,
+                max: None,
+                greedy: true,
+            },
+            Pattern::Var(2),
+        ]);
+        let nfa = Nfa::compile(&p);
+        let guarded = nfa
+            .states
+            .iter()
+            .flatten()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Edge::Proceed {
+                        guard: Guard::Unless(1),
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(guarded, 1);
+    }
+}
