@@ -5,7 +5,7 @@ use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::tokenizer::Location;
 
 /// A position in the script, 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Pos {
     /// Line, from 1.
     pub line: u64,

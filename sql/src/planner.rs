@@ -28,6 +28,7 @@ use crate::cursor::Cursor;
 use crate::ddl::parse_create_table;
 use crate::error::{Pos, Result, SqlError};
 use crate::functions::flink_functions;
+use crate::match_recognize::extract_match_recognize;
 use crate::rewrite::rewrite_query;
 use crate::script::{split_statements, LineOffsets, Statement};
 use crate::translate::Translator;
@@ -63,6 +64,7 @@ pub struct ScriptPlanner {
     tables: HashMap<String, Arc<TableEntry>>,
     settings: BTreeMap<String, String>,
     windows: usize,
+    matches: usize,
 }
 
 /// DataFusion's optimizer rules that would break streaming plans: turning
@@ -110,6 +112,7 @@ impl ScriptPlanner {
             tables: HashMap::new(),
             settings: BTreeMap::new(),
             windows: 0,
+            matches: 0,
         }
     }
 
@@ -504,6 +507,16 @@ impl ScriptPlanner {
         for (name, tvf) in &calls {
             self.register_window(name, tvf).await?;
         }
+        let mut matches = 0;
+        let base = self.matches;
+        let (tokens, clauses) = extract_match_recognize(&tokens, || {
+            matches += 1;
+            format!("__vigil_match_{}", base + matches - 1)
+        })?;
+        self.matches += clauses.len();
+        for (name, clause) in &clauses {
+            self.register_match(name, clause).await?;
+        }
         let mut parser = Parser::new(&GenericDialect {}).with_tokens_with_locations(tokens);
         let mut query = parser.parse_query().map_err(|e| parser_error(e, start))?;
         let next = parser.peek_token();
@@ -525,6 +538,35 @@ impl ScriptPlanner {
         state
             .optimize(&plan)
             .map_err(|e| SqlError::from_datafusion(e, start))
+    }
+
+    async fn register_match(
+        &mut self,
+        name: &str,
+        clause: &crate::match_recognize::MatchRecognizeClause,
+    ) -> Result<()> {
+        let input = self
+            .ctx
+            .table(TableReference::bare(clause.input.clone()))
+            .await
+            .map_err(|_| {
+                SqlError::at(
+                    clause.input_pos,
+                    format!("table or view '{}' not found", clause.input),
+                )
+                .with_len(clause.input.len())
+                .with_help("declare it with CREATE TABLE or CREATE VIEW before this statement")
+            })?
+            .into_unoptimized_plan();
+        let node = crate::match_recognize::plan::build_node(&self.ctx.state(), input, clause)?;
+        let plan = LogicalPlan::Extension(Extension {
+            node: Arc::new(node),
+        });
+        let view: Arc<dyn TableProvider> = Arc::new(ViewTable::new(plan, None));
+        self.ctx
+            .register_table(TableReference::bare(name.to_string()), view)
+            .map_err(|e| SqlError::from_datafusion(e, clause.pos))?;
+        Ok(())
     }
 
     async fn register_window(&mut self, name: &str, tvf: &crate::tvf::WindowTvf) -> Result<()> {

@@ -150,7 +150,7 @@ fn trunc_unit(unit: &DateTimeField) -> String {
         .to_string()
 }
 
-fn rewrite_expr(e: &mut Expr) {
+pub(crate) fn rewrite_expr(e: &mut Expr) {
     if let Expr::Function(f) = e {
         let name = f.name.to_string().to_ascii_uppercase();
         if AGGREGATES.contains(&name.as_str()) {

@@ -30,8 +30,12 @@ use vigil_engine::window::{WindowKind, WINDOW_METADATA_KEY};
 
 use crate::catalog::{connector_factory, TableEntry};
 use crate::error::{Pos, Result, SqlError};
+use crate::match_recognize::node::{LogicalNav, MatchRecognizeNode};
 use crate::window_node::WindowTvfNode;
 use vigil_engine::memory::MemorySource;
+use vigil_engine::pattern::nav::NavExpr;
+use vigil_engine::pattern::nfa::Nfa;
+use vigil_engine::pattern::operator::{MatchRecognize, MatchSpec};
 
 /// Builds engine nodes for logical plans.
 pub struct Translator<'a> {
@@ -128,9 +132,13 @@ impl<'a> Translator<'a> {
                 LogicalPlan::SubqueryAlias(a) => self.plan(&a.input).await,
                 LogicalPlan::TableScan(scan) => self.scan(scan),
                 LogicalPlan::Extension(ext) => {
-                    match ext.node.as_any().downcast_ref::<WindowTvfNode>() {
-                        Some(node) => self.window_tvf(node).await,
-                        None => Err(SqlError::unsupported(self.pos, ext.node.name().to_string())),
+                    let any = ext.node.as_any();
+                    if let Some(node) = any.downcast_ref::<WindowTvfNode>() {
+                        self.window_tvf(node).await
+                    } else if let Some(node) = any.downcast_ref::<MatchRecognizeNode>() {
+                        self.match_recognize(node).await
+                    } else {
+                        Err(SqlError::unsupported(self.pos, ext.node.name().to_string()))
                     }
                 }
                 LogicalPlan::Aggregate(agg) => self.aggregate(agg).await,
@@ -329,6 +337,77 @@ impl<'a> Translator<'a> {
             );
         }
         Ok(node)
+    }
+
+    async fn match_recognize(&mut self, node: &MatchRecognizeNode) -> Result<NodeId> {
+        let input = self.plan(&node.input).await?;
+        let in_schema = node.input.schema().clone();
+        let state = self.ctx.state();
+        let pos = self.pos;
+        let phys = |e: &Expr, schema: &DFSchema| -> Result<Arc<dyn PhysicalExpr>> {
+            state
+                .create_physical_expr(e.clone(), schema)
+                .map_err(|err| SqlError::from_datafusion(err, pos))
+        };
+        let type_of =
+            |p: &Arc<dyn PhysicalExpr>| -> Result<datafusion::arrow::datatypes::DataType> {
+                p.data_type(in_schema.as_arrow())
+                    .map_err(|err| SqlError::from_datafusion(err, pos))
+            };
+        let partition_by = node
+            .partition_by
+            .iter()
+            .map(|e| phys(e, &in_schema))
+            .collect::<Result<Vec<_>>>()?;
+        let key_types = partition_by
+            .iter()
+            .map(&type_of)
+            .collect::<Result<Vec<_>>>()?;
+        let order_by = node
+            .order_by
+            .iter()
+            .map(|(e, d)| Ok((phys(e, &in_schema)?, *d)))
+            .collect::<Result<Vec<_>>>()?;
+        let order_types = order_by
+            .iter()
+            .map(|(p, _)| type_of(p))
+            .collect::<Result<Vec<_>>>()?;
+        let derived = node
+            .derived
+            .iter()
+            .map(|e| phys(e, &in_schema))
+            .collect::<Result<Vec<_>>>()?;
+        let derived_types = derived.iter().map(&type_of).collect::<Result<Vec<_>>>()?;
+        let nav = |l: &LogicalNav| -> Result<NavExpr> {
+            Ok(NavExpr::new(phys(&l.expr, &l.schema)?, l.terms.clone()))
+        };
+        let defines = node
+            .defines
+            .iter()
+            .map(|d| d.as_ref().map(&nav).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        let measures = node.measures.iter().map(&nav).collect::<Result<Vec<_>>>()?;
+        let schema = arrow_schema(node.schema.as_ref());
+        let spec = MatchSpec {
+            partition_by,
+            time: phys(&node.time, &in_schema)?,
+            order_by,
+            derived,
+            vars: node.vars.clone(),
+            defines,
+            measures,
+            nfa: Nfa::compile(&node.pattern),
+            skip: node.skip,
+            within: node.within,
+            lookback: node.lookback,
+            output_schema: schema.clone(),
+        };
+        let late = self
+            .metrics
+            .counter(names::LATE_ROWS_DROPPED, "match_recognize");
+        let op = MatchRecognize::new(spec, key_types, order_types, derived_types, late)
+            .map_err(|e| SqlError::at(self.pos, e.to_string()))?;
+        Ok(self.graph.add_operator(input, Box::new(op), schema))
     }
 
     async fn window_tvf(&mut self, node: &WindowTvfNode) -> Result<NodeId> {

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// A row pattern (SQL:2016 `PATTERN (...)`) over variables of type `V`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Pattern<V = usize> {
     /// `()`: matches no rows.
     Empty,

@@ -4,11 +4,13 @@
 //! started earliest first), and the after-match skip strategy then discards
 //! the partial matches it rules out.
 
+use serde::{Deserialize, Serialize};
+
 use super::nfa::{Edge, Guard, Nfa, FINAL};
 use crate::{EngineError, Result};
 
 /// A row mapped to a pattern variable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     /// The row's position in the partition (its sequence number).
     pub row: u64,
@@ -24,7 +26,7 @@ pub trait Conditions {
 }
 
 /// `AFTER MATCH SKIP ...`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Skip {
     /// Resume after the last row of the match.
     PastLastRow,
@@ -37,7 +39,7 @@ pub enum Skip {
 }
 
 /// A partial match.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Thread {
     state: usize,
     start: u64,
@@ -53,9 +55,11 @@ pub struct Match {
 }
 
 /// The matching state of one partition.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Matcher {
     threads: Vec<Thread>,
+    /// Completed matches waiting for earlier partial matches to resolve.
+    completed: Vec<Thread>,
     /// Rows before this one cannot start a match (after a skip).
     resume_at: u64,
 }
@@ -79,13 +83,17 @@ impl Matcher {
 
     /// Whether there are partial matches.
     pub fn is_idle(&self) -> bool {
-        self.threads.is_empty()
+        self.threads.is_empty() && self.completed.is_empty()
     }
 
     /// The earliest row a partial match still refers to (rows before it can be
     /// released), if any.
     pub fn oldest_row(&self) -> Option<u64> {
-        self.threads.iter().map(|t| t.start).min()
+        self.threads
+            .iter()
+            .chain(&self.completed)
+            .map(|t| t.start)
+            .min()
     }
 
     /// Drops partial matches that started `within` or more before `time`
@@ -180,20 +188,34 @@ impl Matcher {
             }
         }
         self.threads = next;
-        self.emit(cfg, completed, out)
+        self.completed.extend(completed);
+        self.emit(cfg, false, out)
     }
 
-    /// Emits completed matches, earliest start first, pruning per the skip
-    /// strategy after each.
-    fn emit(
-        &mut self,
-        cfg: &MatchConfig<'_>,
-        mut completed: Vec<Thread>,
-        out: &mut Vec<Match>,
-    ) -> Result<()> {
-        completed.sort_by_key(|t| t.start);
-        while !completed.is_empty() {
-            let m = completed.remove(0);
+    /// Emits the waiting matches no partial match precedes any more (after
+    /// partial matches expired).
+    pub fn emit_ready(&mut self, cfg: &MatchConfig<'_>, out: &mut Vec<Match>) -> Result<()> {
+        self.emit(cfg, false, out)
+    }
+
+    /// Emits every waiting match (the input ended: no partial match can
+    /// complete any more).
+    pub fn flush(&mut self, cfg: &MatchConfig<'_>, out: &mut Vec<Match>) -> Result<()> {
+        self.threads.clear();
+        self.emit(cfg, true, out)
+    }
+
+    /// Emits waiting matches that started before every partial match (all of
+    /// them with `all`), earliest start first, pruning per the skip strategy
+    /// after each.
+    fn emit(&mut self, cfg: &MatchConfig<'_>, all: bool, out: &mut Vec<Match>) -> Result<()> {
+        self.completed.sort_by_key(|t| t.start);
+        while let Some(earliest) = self.completed.first() {
+            let blocked = !all && self.threads.iter().any(|t| t.start <= earliest.start);
+            if blocked {
+                break;
+            }
+            let m = self.completed.remove(0);
             let first = m.steps.first().map_or(m.start, |s| s.row);
             let last = m.steps.last().map_or(m.start, |s| s.row);
             let keep_from = match cfg.skip {
@@ -222,7 +244,7 @@ impl Matcher {
             };
             out.push(Match { steps: m.steps });
             self.threads.retain(|t| t.start >= keep_from);
-            completed.retain(|t| t.start >= keep_from);
+            self.completed.retain(|t| t.start >= keep_from);
             self.resume_at = self.resume_at.max(keep_from);
         }
         Ok(())

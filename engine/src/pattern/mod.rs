@@ -4,4 +4,7 @@
 
 pub mod ast;
 pub mod matcher;
+pub mod nav;
 pub mod nfa;
+pub mod operator;
+mod state;

@@ -5,7 +5,10 @@
 //! TVFs are).
 
 pub mod clause;
+pub mod navigation;
+pub mod node;
 pub mod pattern;
+pub mod plan;
 
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Word};

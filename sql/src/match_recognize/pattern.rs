@@ -9,7 +9,7 @@ use crate::cursor::Cursor;
 use crate::error::{Pos, Result, SqlError};
 
 /// A pattern variable as written, with where.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VarRef {
     /// The name, case as written.
     pub name: String,

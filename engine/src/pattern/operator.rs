@@ -1,0 +1,500 @@
+//! The MATCH_RECOGNIZE operator: buffers rows until the watermark passes them,
+//! sorts them by event time (then the further ORDER BY keys), runs each
+//! partition's matcher over them in order and emits one row per match
+//! (partition columns, then measures).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{
+    concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
+    SortOptions,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMillisecondType};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::matcher::{Conditions, Match, MatchConfig, Matcher, Skip, Step};
+use super::nav::{evaluate, Candidate, NavExpr, RowSource};
+use super::nfa::Nfa;
+use crate::error::ResultExt;
+use crate::message::EventTime;
+use crate::metrics::Counter;
+use crate::operator::{Emitter, Operator};
+use crate::operators::eval;
+use crate::operators::watermark::to_millis;
+use crate::state::{StateEntry, StateWriter};
+use crate::time::MIN_WATERMARK;
+use crate::{EngineError, Result};
+
+/// What a MATCH_RECOGNIZE computes, as planned.
+#[derive(Debug, Clone)]
+pub struct MatchSpec {
+    /// `PARTITION BY` expressions over the input.
+    pub partition_by: Vec<Arc<dyn PhysicalExpr>>,
+    /// The time attribute (first ORDER BY key) over the input.
+    pub time: Arc<dyn PhysicalExpr>,
+    /// Further ORDER BY keys and whether each is descending.
+    pub order_by: Vec<(Arc<dyn PhysicalExpr>, bool)>,
+    /// Row-level expressions navigation reads (`price`, `price + tax`).
+    pub derived: Vec<Arc<dyn PhysicalExpr>>,
+    /// The pattern variables' names, by index.
+    pub vars: Vec<String>,
+    /// Each variable's DEFINE condition (`None`: always true).
+    pub defines: Vec<Option<NavExpr>>,
+    /// MEASURES, in output order.
+    pub measures: Vec<NavExpr>,
+    /// The compiled pattern.
+    pub nfa: Nfa,
+    /// After-match skip.
+    pub skip: Skip,
+    /// WITHIN, in milliseconds.
+    pub within: Option<i64>,
+    /// Rows kept before a partial match's first row for PREV.
+    pub lookback: u64,
+    /// Partition columns, then measures.
+    pub output_schema: SchemaRef,
+}
+
+/// Rows of a partition that partial matches may still read.
+#[derive(Default)]
+pub(super) struct Rows {
+    /// (sequence number, batch, row) of retained rows, in order.
+    pub(super) rows: std::collections::VecDeque<(u64, Arc<RecordBatch>, usize)>,
+    pub(super) next_seq: u64,
+}
+
+pub(super) struct Partition {
+    pub(super) key: Vec<ScalarValue>,
+    pub(super) matcher: Matcher,
+    pub(super) rows: Rows,
+    pub(super) matches: u64,
+}
+
+/// The layout of a released batch: time, then derived columns.
+pub(super) const TIME_COL: usize = 0;
+
+struct PartitionRows<'a> {
+    rows: &'a Rows,
+    vars: &'a [String],
+}
+
+impl RowSource for PartitionRows<'_> {
+    fn value(&self, seq: u64, column: usize) -> Result<Option<ScalarValue>> {
+        let Some(first) = self.rows.rows.front().map(|r| r.0) else {
+            return Ok(None);
+        };
+        if seq < first {
+            return Ok(None);
+        }
+        let Some((_, batch, i)) = self.rows.rows.get((seq - first) as usize) else {
+            return Ok(None);
+        };
+        ScalarValue::try_from_array(batch.column(1 + column), *i)
+            .map(Some)
+            .context("pattern navigation")
+    }
+
+    fn time(&self, seq: u64) -> Option<i64> {
+        let first = self.rows.rows.front()?.0;
+        let (_, batch, i) = self.rows.rows.get(seq.checked_sub(first)? as usize)?;
+        let t = batch
+            .column(TIME_COL)
+            .as_primitive::<TimestampMillisecondType>();
+        t.is_valid(*i).then(|| t.value(*i))
+    }
+
+    fn var_name(&self, var: usize) -> &str {
+        self.vars.get(var).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// DEFINE evaluation for one row of one partition.
+struct Defines<'a> {
+    defines: &'a [Option<NavExpr>],
+    source: PartitionRows<'a>,
+}
+
+impl Conditions for Defines<'_> {
+    fn holds(&mut self, var: usize, row: u64, matched: &[Step]) -> Result<bool> {
+        let Some(Some(cond)) = self.defines.get(var) else {
+            return Ok(true);
+        };
+        let mut steps = matched.to_vec();
+        steps.push(Step { row, var });
+        let c = Candidate {
+            steps: &steps,
+            match_number: 0,
+            last_row: row,
+        };
+        let v = evaluate(cond, std::slice::from_ref(&c), &self.source)?;
+        let b: &BooleanArray = v
+            .as_boolean_opt()
+            .ok_or_else(|| EngineError::Graph("a DEFINE condition is not boolean".into()))?;
+        Ok(b.is_valid(0) && b.value(0))
+    }
+}
+
+/// Runs MATCH_RECOGNIZE.
+pub struct MatchRecognize {
+    pub(super) spec: MatchSpec,
+    pub(super) staged: Vec<RecordBatch>,
+    pub(super) staged_schema: SchemaRef,
+    pub(super) keys: RowConverter,
+    pub(super) partitions: HashMap<Vec<u8>, Partition>,
+    pub(super) watermark: EventTime,
+    pub(super) late: Counter,
+}
+
+impl MatchRecognize {
+    /// The operator for `spec`; `key_types` are the PARTITION BY types and
+    /// `derived_types` the derived columns' types.
+    pub fn new(
+        spec: MatchSpec,
+        key_types: Vec<DataType>,
+        order_types: Vec<DataType>,
+        derived_types: Vec<DataType>,
+        late: Counter,
+    ) -> Result<Self> {
+        let mut fields = vec![Field::new("__time", super::nav::rowtime_type(), true)];
+        for (i, t) in derived_types.iter().enumerate() {
+            fields.push(Field::new(format!("__d{i}"), t.clone(), true));
+        }
+        for (i, t) in key_types.iter().enumerate() {
+            fields.push(Field::new(format!("__k{i}"), t.clone(), true));
+        }
+        for (i, t) in order_types.iter().enumerate() {
+            fields.push(Field::new(format!("__o{i}"), t.clone(), true));
+        }
+        let keys = RowConverter::new(key_types.into_iter().map(SortField::new).collect())
+            .context("MATCH_RECOGNIZE partition keys")?;
+        Ok(Self {
+            spec,
+            staged: vec![],
+            staged_schema: Arc::new(Schema::new(fields)),
+            keys,
+            partitions: HashMap::new(),
+            watermark: MIN_WATERMARK,
+            late,
+        })
+    }
+
+    pub(super) fn key_start(&self) -> usize {
+        1 + self.spec.derived.len()
+    }
+
+    fn order_start(&self) -> usize {
+        self.key_start() + self.spec.partition_by.len()
+    }
+
+    /// Feeds the staged rows at or before `wm`, in order, to their partitions.
+    fn release(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let all = concat_batches(&self.staged_schema, &self.staged).context("MATCH_RECOGNIZE")?;
+        self.staged.clear();
+        let times = all
+            .column(TIME_COL)
+            .as_primitive::<TimestampMillisecondType>();
+        let due: BooleanArray = times
+            .iter()
+            .map(|t| Some(t.is_some_and(|t| t <= wm)))
+            .collect();
+        let keep: BooleanArray = times
+            .iter()
+            .map(|t| Some(t.is_some_and(|t| t > wm)))
+            .collect();
+        let later = filter_record_batch(&all, &keep).context("MATCH_RECOGNIZE")?;
+        if later.num_rows() > 0 {
+            self.staged.push(later);
+        }
+        let ready = filter_record_batch(&all, &due).context("MATCH_RECOGNIZE")?;
+        if ready.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut sort = vec![SortColumn {
+            values: ready.column(TIME_COL).clone(),
+            options: None,
+        }];
+        for (i, (_, desc)) in self.spec.order_by.iter().enumerate() {
+            sort.push(SortColumn {
+                values: ready.column(self.order_start() + i).clone(),
+                options: Some(SortOptions {
+                    descending: *desc,
+                    nulls_first: !*desc,
+                }),
+            });
+        }
+        let order = lexsort_to_indices(&sort, None).context("MATCH_RECOGNIZE sort")?;
+        let sorted = Arc::new(take_record_batch(&ready, &order).context("MATCH_RECOGNIZE sort")?);
+        let key_cols: Vec<ArrayRef> = (0..self.spec.partition_by.len())
+            .map(|i| sorted.column(self.key_start() + i).clone())
+            .collect();
+        // Without PARTITION BY every row is in one partition (the empty key).
+        let key_rows = if key_cols.is_empty() {
+            None
+        } else {
+            Some(
+                self.keys
+                    .convert_columns(&key_cols)
+                    .context("MATCH_RECOGNIZE partition keys")?,
+            )
+        };
+        let mut matched: Vec<(Vec<u8>, Match, u64)> = vec![];
+        for i in 0..sorted.num_rows() {
+            let key = key_rows
+                .as_ref()
+                .map(|k| k.row(i).as_ref().to_vec())
+                .unwrap_or_default();
+            let time = sorted
+                .column(TIME_COL)
+                .as_primitive::<TimestampMillisecondType>()
+                .value(i);
+            if !self.partitions.contains_key(&key) {
+                let values = key_cols
+                    .iter()
+                    .map(|c| ScalarValue::try_from_array(c, i))
+                    .collect::<datafusion::error::Result<Vec<_>>>()
+                    .context("MATCH_RECOGNIZE partition keys")?;
+                self.partitions.insert(
+                    key.clone(),
+                    Partition {
+                        key: values,
+                        matcher: Matcher::new(),
+                        rows: Rows::default(),
+                        matches: 0,
+                    },
+                );
+            }
+            let Some(p) = self.partitions.get_mut(&key) else {
+                continue;
+            };
+            let seq = p.rows.next_seq;
+            p.rows.next_seq += 1;
+            p.rows.rows.push_back((seq, sorted.clone(), i));
+            let cfg = MatchConfig {
+                nfa: &self.spec.nfa,
+                skip: self.spec.skip,
+                within: self.spec.within,
+            };
+            let mut found = vec![];
+            let mut conds = Defines {
+                defines: &self.spec.defines,
+                source: PartitionRows {
+                    rows: &p.rows,
+                    vars: &self.spec.vars,
+                },
+            };
+            p.matcher.step(&cfg, seq, time, &mut conds, &mut found)?;
+            for m in found {
+                p.matches += 1;
+                matched.push((key.clone(), m, p.matches));
+            }
+        }
+        self.emit_matches(matched, out)?;
+        self.prune();
+        Ok(())
+    }
+
+    /// Evaluates the measures of the matches and emits one row per match.
+    fn emit_matches(&self, matched: Vec<(Vec<u8>, Match, u64)>, out: &mut Emitter) -> Result<()> {
+        if matched.is_empty() {
+            return Ok(());
+        }
+        let n_keys = self.spec.partition_by.len();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.output_schema.fields().len());
+        for k in 0..n_keys {
+            let values = matched
+                .iter()
+                .map(|(key, _, _)| {
+                    self.partitions
+                        .get(key)
+                        .and_then(|p| p.key.get(k).cloned())
+                        .unwrap_or(ScalarValue::Null)
+                })
+                .collect::<Vec<_>>();
+            columns.push(ScalarValue::iter_to_array(values).context("MATCH_RECOGNIZE output")?);
+        }
+        for measure in &self.spec.measures {
+            // One partition's rows at a time: navigation reads them.
+            let mut parts: Vec<ArrayRef> = vec![];
+            for (key, m, number) in &matched {
+                let Some(p) = self.partitions.get(key) else {
+                    continue;
+                };
+                let c = Candidate {
+                    steps: &m.steps,
+                    match_number: *number,
+                    last_row: m.steps.last().map_or(0, |s| s.row),
+                };
+                let source = PartitionRows {
+                    rows: &p.rows,
+                    vars: &self.spec.vars,
+                };
+                parts.push(evaluate(measure, std::slice::from_ref(&c), &source)?);
+            }
+            let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+            columns.push(
+                datafusion::arrow::compute::concat(&refs).context("MATCH_RECOGNIZE measures")?,
+            );
+        }
+        let columns = columns
+            .into_iter()
+            .zip(self.spec.output_schema.fields())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c)
+                } else {
+                    datafusion::arrow::compute::cast(&c, f.data_type())
+                        .context("MATCH_RECOGNIZE output")
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let batch = RecordBatch::try_new(self.spec.output_schema.clone(), columns)
+            .context("MATCH_RECOGNIZE output")?;
+        out.batch(batch);
+        Ok(())
+    }
+
+    /// Drops partial matches older than WITHIN at `wm` and emits the matches
+    /// they were holding back.
+    fn expire(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
+        if self.spec.within.is_some() {
+            self.settle(Some(wm), out)?;
+        }
+        Ok(())
+    }
+
+    /// With a time: expires partial matches and emits what they held back;
+    /// without: emits every waiting match (end of input).
+    fn settle(&mut self, wm: Option<EventTime>, out: &mut Emitter) -> Result<()> {
+        let cfg = MatchConfig {
+            nfa: &self.spec.nfa,
+            skip: self.spec.skip,
+            within: self.spec.within,
+        };
+        let mut matched = vec![];
+        for (key, p) in self.partitions.iter_mut() {
+            let mut found = vec![];
+            match wm {
+                Some(t) => {
+                    p.matcher.expire(t, cfg.within);
+                    p.matcher.emit_ready(&cfg, &mut found)?;
+                }
+                None => p.matcher.flush(&cfg, &mut found)?,
+            }
+            for m in found {
+                p.matches += 1;
+                matched.push((key.clone(), m, p.matches));
+            }
+        }
+        self.emit_matches(matched, out)
+    }
+
+    /// Releases rows no partial match can read any more, and empty partitions.
+    fn prune(&mut self) {
+        let lookback = self.spec.lookback;
+        self.partitions.retain(|_, p| {
+            let keep_from = match p.matcher.oldest_row() {
+                Some(start) => start.saturating_sub(lookback),
+                None => p.rows.next_seq.saturating_sub(lookback),
+            };
+            while p.rows.rows.front().is_some_and(|r| r.0 < keep_from) {
+                p.rows.rows.pop_front();
+            }
+            // A partition with nothing pending and no rows to look back on
+            // needs no state (its MATCH_NUMBER() restarts).
+            !p.matcher.is_idle() || !p.rows.rows.is_empty()
+        });
+    }
+}
+
+impl Operator for MatchRecognize {
+    fn name(&self) -> String {
+        format!("MatchRecognize(vars=[{}])", self.spec.vars.join(", "))
+    }
+
+    fn on_batch(&mut self, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
+        let n = batch.num_rows();
+        let time = to_millis(
+            &eval(self.spec.time.as_ref(), &batch, "ORDER BY time")?,
+            "ORDER BY time",
+        )?;
+        let mut columns = vec![time.clone()];
+        for d in &self.spec.derived {
+            columns.push(eval(d.as_ref(), &batch, "pattern expression")?);
+        }
+        for k in &self.spec.partition_by {
+            columns.push(eval(k.as_ref(), &batch, "PARTITION BY")?);
+        }
+        for (o, _) in &self.spec.order_by {
+            columns.push(eval(o.as_ref(), &batch, "ORDER BY")?);
+        }
+        let columns = columns
+            .into_iter()
+            .zip(self.staged_schema.fields())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c)
+                } else {
+                    datafusion::arrow::compute::cast(&c, f.data_type()).context("MATCH_RECOGNIZE")
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let staged =
+            RecordBatch::try_new(self.staged_schema.clone(), columns).context("MATCH_RECOGNIZE")?;
+        // Rows at or behind the watermark are late, as in Flink.
+        let times = time.as_primitive::<TimestampMillisecondType>();
+        let on_time: BooleanArray = times
+            .iter()
+            .map(|t| Some(t.is_some_and(|t| t > self.watermark)))
+            .collect();
+        let kept = filter_record_batch(&staged, &on_time).context("MATCH_RECOGNIZE")?;
+        let late = n - kept.num_rows();
+        if late > 0 {
+            self.late.add(late as u64);
+        }
+        if kept.num_rows() > 0 {
+            self.staged.push(kept);
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
+        if wm > self.watermark {
+            self.watermark = wm;
+            self.release(wm, out)?;
+            self.expire(wm, out)?;
+            self.prune();
+        }
+        out.watermark(wm);
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut Emitter) -> Result<()> {
+        self.release(EventTime::MAX, out)?;
+        // The input ended: matches waiting on partial matches are final.
+        self.settle(None, out)
+    }
+
+    fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
+        self.save(w)
+    }
+
+    fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
+        self.load(entries)
+    }
+
+    fn state_size(&self) -> u64 {
+        let staged: usize = self.staged.iter().map(|b| b.get_array_memory_size()).sum();
+        let rows: usize = self
+            .partitions
+            .values()
+            .map(|p| p.rows.rows.len() * 24)
+            .sum();
+        (staged + rows) as u64
+    }
+}

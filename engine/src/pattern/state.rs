@@ -1,0 +1,149 @@
+//! MATCH_RECOGNIZE state in checkpoints: the watermark, the rows waiting for
+//! it, and per partition its retained rows, partial matches and matches
+//! waiting to be emitted. Written whole at each checkpoint: partial matches
+//! are short-lived, and the rows they hold are few.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::common::ScalarValue;
+use serde::{Deserialize, Serialize};
+
+use super::matcher::Matcher;
+use super::operator::{MatchRecognize, Partition, Rows};
+use crate::error::ResultExt;
+use crate::message::EventTime;
+use crate::state::arrow_state::{decode_batch, encode_batch};
+use crate::state::{StateEntry, StateWriter, OPERATOR_STATE};
+use crate::{EngineError, Result};
+
+/// A partition as checkpointed.
+#[derive(Serialize, Deserialize)]
+struct SavedPartition {
+    first_seq: u64,
+    next_seq: u64,
+    rows: usize,
+    matches: u64,
+    matcher: Matcher,
+}
+
+/// The operator's checkpointed metadata.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    watermark: EventTime,
+    partitions: Vec<SavedPartition>,
+}
+
+impl MatchRecognize {
+    /// The whole state at each checkpoint (partial matches are short-lived):
+    /// the watermark, the rows waiting for it, and per partition its retained
+    /// rows and its partial and waiting matches.
+    pub(super) fn save(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
+        let staged = if self.staged.is_empty() {
+            None
+        } else {
+            Some(
+                concat_batches(&self.staged_schema, &self.staged)
+                    .context("MATCH_RECOGNIZE state")?,
+            )
+        };
+        let mut parts = vec![];
+        let mut slices = vec![];
+        for p in self.partitions.values() {
+            parts.push(SavedPartition {
+                first_seq: p.rows.rows.front().map_or(p.rows.next_seq, |r| r.0),
+                next_seq: p.rows.next_seq,
+                rows: p.rows.rows.len(),
+                matches: p.matches,
+                matcher: p.matcher.clone(),
+            });
+            for (_, batch, i) in &p.rows.rows {
+                slices.push(batch.slice(*i, 1));
+            }
+        }
+        let rows = concat_batches(&self.staged_schema, &slices).context("MATCH_RECOGNIZE state")?;
+        let meta = serde_json::to_vec(&Saved {
+            watermark: self.watermark,
+            partitions: parts,
+        })
+        .map_err(|e| EngineError::State(format!("MATCH_RECOGNIZE state: {e}")))?;
+        w.put(OPERATOR_STATE, b"meta", meta);
+        w.put(OPERATOR_STATE, b"rows", encode_batch(&rows)?);
+        match staged {
+            Some(b) => w.put(OPERATOR_STATE, b"staged", encode_batch(&b)?),
+            None => w.delete(OPERATOR_STATE, b"staged"),
+        }
+        Ok(())
+    }
+
+    pub(super) fn load(&mut self, entries: Vec<StateEntry>) -> Result<()> {
+        let find = |k: &[u8]| {
+            entries
+                .iter()
+                .find(|e| e.key == k)
+                .map(|e| e.value.as_slice())
+        };
+        let Some(meta) = find(b"meta") else {
+            return Ok(());
+        };
+        let saved: Saved = serde_json::from_slice(meta)
+            .map_err(|e| EngineError::State(format!("MATCH_RECOGNIZE state: {e}")))?;
+        self.watermark = saved.watermark;
+        if let Some(b) = find(b"staged") {
+            self.staged.push(decode_batch(b)?);
+        }
+        let rows = match find(b"rows") {
+            Some(b) => Arc::new(decode_batch(b)?),
+            None => return Ok(()),
+        };
+        let key_cols: Vec<ArrayRef> = (0..self.spec.partition_by.len())
+            .map(|i| rows.column(self.key_start() + i).clone())
+            .collect();
+        let key_rows = if key_cols.is_empty() || rows.num_rows() == 0 {
+            None
+        } else {
+            Some(
+                self.keys
+                    .convert_columns(&key_cols)
+                    .context("MATCH_RECOGNIZE state")?,
+            )
+        };
+        let mut at = 0;
+        for sp in saved.partitions {
+            if sp.rows == 0 || at + sp.rows > rows.num_rows() {
+                return Err(EngineError::State(
+                    "MATCH_RECOGNIZE state: a partition without rows".into(),
+                ));
+            }
+            let key = key_rows
+                .as_ref()
+                .map(|k| k.row(at).as_ref().to_vec())
+                .unwrap_or_default();
+            let values = key_cols
+                .iter()
+                .map(|c| ScalarValue::try_from_array(c, at))
+                .collect::<datafusion::error::Result<Vec<_>>>()
+                .context("MATCH_RECOGNIZE state")?;
+            let mut r = Rows {
+                rows: Default::default(),
+                next_seq: sp.next_seq,
+            };
+            for j in 0..sp.rows {
+                r.rows
+                    .push_back((sp.first_seq + j as u64, rows.clone(), at + j));
+            }
+            at += sp.rows;
+            self.partitions.insert(
+                key,
+                Partition {
+                    key: values,
+                    matcher: sp.matcher,
+                    rows: r,
+                    matches: sp.matches,
+                },
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,344 @@
+//! Builds the MATCH_RECOGNIZE plan node from a parsed clause: checks it as
+//! Flink does (ORDER BY a time attribute first, defined variables in the
+//! pattern, distinct output names) and plans every expression with DataFusion.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::common::{DFSchema, DFSchemaRef, ExprSchema};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, ExprWithAlias};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::Token;
+use vigil_engine::pattern::matcher::Skip;
+use vigil_engine::pattern::nav::{rowtime_type, AggFunc, Nav, NavTerm};
+use vigil_engine::window::ROWTIME_METADATA_KEY;
+
+use super::clause::{AfterMatchSkip, ExprTokens, MatchRecognizeClause, RowsPerMatch};
+use super::navigation::{extract_terms, term_column, VarScope};
+use super::node::{LogicalNav, MatchRecognizeNode};
+use crate::error::{Pos, Result, SqlError};
+use crate::rewrite::rewrite_expr;
+
+fn parse(e: &ExprTokens) -> Result<SqlExpr> {
+    let mut p = Parser::new(&GenericDialect {}).with_tokens_with_locations(e.tokens.clone());
+    let expr = p
+        .parse_expr()
+        .map_err(|err| SqlError::at(e.pos, err.to_string()))?;
+    let next = p.peek_token();
+    if next.token != Token::EOF {
+        return Err(SqlError::at(
+            Pos::from(next.span.start),
+            format!("unexpected '{}' in this expression", next.token),
+        ));
+    }
+    Ok(expr)
+}
+
+struct Planner<'a> {
+    state: &'a SessionState,
+    input: DFSchemaRef,
+    derived: Vec<Expr>,
+    derived_types: Vec<DataType>,
+}
+
+impl Planner<'_> {
+    fn logical(&self, e: SqlExpr, schema: &DFSchema, pos: Pos) -> Result<Expr> {
+        self.state
+            .create_logical_expr_from_sql_expr(
+                ExprWithAlias {
+                    expr: e,
+                    alias: None,
+                },
+                schema,
+            )
+            .map_err(|err| SqlError::from_datafusion(err, pos))
+    }
+
+    fn type_of(&self, e: &Expr, schema: &DFSchema, pos: Pos) -> Result<DataType> {
+        let phys = self
+            .state
+            .create_physical_expr(e.clone(), schema)
+            .map_err(|err| SqlError::from_datafusion(err, pos))?;
+        phys.data_type(schema.as_arrow())
+            .map_err(|err| SqlError::from_datafusion(err, pos))
+    }
+
+    /// The derived column for a row-level expression, added once.
+    fn derived(&mut self, e: SqlExpr, pos: Pos) -> Result<usize> {
+        let logical = self.logical(e, &self.input.clone(), pos)?;
+        if let Some(i) = self.derived.iter().position(|d| *d == logical) {
+            return Ok(i);
+        }
+        let t = self.type_of(&logical, &self.input.clone(), pos)?;
+        self.derived.push(logical);
+        self.derived_types.push(t);
+        Ok(self.derived.len() - 1)
+    }
+
+    /// Plans a DEFINE or MEASURES expression.
+    fn nav_expr(&mut self, tokens: &ExprTokens, scope: &VarScope<'_>) -> Result<LogicalNav> {
+        let mut expr = parse(tokens)?;
+        rewrite_expr(&mut expr);
+        let raw = extract_terms(&mut expr, scope, tokens.pos)?;
+        let mut terms = vec![];
+        for r in raw {
+            let column = match r.inner {
+                Some(inner) => Some(self.derived(inner, tokens.pos)?),
+                None => None,
+            };
+            let read = column.map(|c| self.derived_types[c].clone());
+            let data_type = match (&r.nav, read) {
+                (Nav::MatchRowtime, _) => rowtime_type(),
+                (Nav::Classifier, _) => DataType::Utf8,
+                (Nav::MatchNumber, _)
+                | (
+                    Nav::Agg {
+                        func: AggFunc::Count,
+                        ..
+                    },
+                    _,
+                ) => DataType::Int64,
+                (
+                    Nav::Agg {
+                        func: AggFunc::Sum, ..
+                    },
+                    Some(t),
+                ) => sum_type(&t),
+                (_, Some(t)) => t,
+                (_, None) => DataType::Int64,
+            };
+            terms.push(NavTerm {
+                nav: r.nav,
+                column,
+                data_type,
+            });
+        }
+        let fields: Vec<Field> = terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Field::new(term_column(i), t.data_type.clone(), true))
+            .collect();
+        let schema = Arc::new(
+            DFSchema::from_unqualified_fields(fields.into(), HashMap::new())
+                .map_err(|e| SqlError::from_datafusion(e, tokens.pos))?,
+        );
+        let expr = self.logical(expr, &schema, tokens.pos)?;
+        Ok(LogicalNav {
+            expr,
+            terms,
+            schema,
+        })
+    }
+}
+
+/// SUM's result type, as in Flink: integers widen to BIGINT.
+fn sum_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => DataType::Int64,
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => DataType::Int64,
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => DataType::Float64,
+        DataType::Decimal128(_, s) => DataType::Decimal128(38, *s),
+        other => other.clone(),
+    }
+}
+
+/// Builds the node over `input` (the plan of the clause's input table).
+pub fn build_node(
+    state: &SessionState,
+    input: LogicalPlan,
+    clause: &MatchRecognizeClause,
+) -> Result<MatchRecognizeNode> {
+    let in_schema = input.schema().clone();
+    if clause.rows_per_match != RowsPerMatch::One {
+        return Err(SqlError::unsupported(
+            clause.pos,
+            "ALL ROWS PER MATCH (not yet); use ONE ROW PER MATCH",
+        ));
+    }
+    let mut planner = Planner {
+        state,
+        input: in_schema.clone(),
+        derived: vec![],
+        derived_types: vec![],
+    };
+    // ORDER BY: a time attribute, ascending, first.
+    let Some(first) = clause.order_by.first() else {
+        return Err(SqlError::at(
+            clause.pos,
+            "You must specify either rowtime or proctime for order by.",
+        )
+        .with_help("add ORDER BY <time attribute> inside MATCH_RECOGNIZE"));
+    };
+    let time = planner.logical(parse(&first.expr)?, &in_schema, first.expr.pos)?;
+    let is_rowtime = match &time {
+        Expr::Column(c) => in_schema
+            .field_from_column(c)
+            .map(|f| f.metadata().contains_key(ROWTIME_METADATA_KEY))
+            .unwrap_or(false),
+        _ => false,
+    };
+    if !is_rowtime {
+        return Err(SqlError::at(
+            first.expr.pos,
+            "You must specify either rowtime or proctime for order by as the first one.",
+        )
+        .with_help("order by the column with a WATERMARK FOR declaration first"));
+    }
+    if first.descending {
+        return Err(SqlError::at(
+            first.expr.pos,
+            "Primary sort order of a streaming table must be ascending on time.",
+        ));
+    }
+    let mut order_by = vec![];
+    for k in &clause.order_by[1..] {
+        order_by.push((
+            planner.logical(parse(&k.expr)?, &in_schema, k.expr.pos)?,
+            k.descending,
+        ));
+    }
+    let mut partition_by = vec![];
+    let mut out_fields: Vec<(Option<datafusion::common::TableReference>, Arc<Field>)> = vec![];
+    for p in &clause.partition_by {
+        let e = planner.logical(parse(p)?, &in_schema, p.pos)?;
+        let Expr::Column(c) = &e else {
+            return Err(SqlError::unsupported(
+                p.pos,
+                "PARTITION BY an expression; partition by columns",
+            ));
+        };
+        let f = in_schema
+            .field_from_column(c)
+            .map_err(|err| SqlError::from_datafusion(err, p.pos))?;
+        let mut meta = f.metadata().clone();
+        meta.remove(ROWTIME_METADATA_KEY);
+        out_fields.push((
+            None,
+            Arc::new(f.as_ref().clone().with_metadata(meta).with_nullable(true)),
+        ));
+        partition_by.push(e);
+    }
+    // Variables: in order of appearance in the pattern.
+    let vars: Vec<String> = clause
+        .pattern
+        .variables()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    for d in &clause.defines {
+        if !vars.contains(&d.var) {
+            return Err(SqlError::at(
+                d.var_pos,
+                format!("DEFINE names '{}', which the PATTERN does not use", d.var),
+            )
+            .with_len(d.var.len()));
+        }
+    }
+    let mut subsets: HashMap<String, Vec<usize>> = HashMap::new();
+    for s in &clause.subsets {
+        let mut members = vec![];
+        for (m, pos) in &s.members {
+            let i = vars.iter().position(|v| v == m).ok_or_else(|| {
+                SqlError::at(
+                    *pos,
+                    format!("SUBSET names '{m}', which the PATTERN does not use"),
+                )
+            })?;
+            members.push(i);
+        }
+        subsets.insert(s.name.clone(), members);
+    }
+    let scope = VarScope {
+        vars: &vars,
+        subsets: &subsets,
+    };
+    let mut defines: Vec<Option<LogicalNav>> = vec![None; vars.len()];
+    for d in &clause.defines {
+        let i = vars.iter().position(|v| *v == d.var).unwrap_or(0);
+        defines[i] = Some(planner.nav_expr(&d.condition, &scope)?);
+    }
+    let mut measures = vec![];
+    for m in &clause.measures {
+        let nav = planner.nav_expr(&m.expr, &scope)?;
+        if out_fields.iter().any(|(_, f)| f.name() == &m.alias) {
+            return Err(SqlError::at(
+                m.expr.pos,
+                format!("Columns ambiguously defined: {{{}}}", m.alias),
+            )
+            .with_help("rename the measure: its name is also a PARTITION BY column"));
+        }
+        let t = planner.type_of(&nav.expr, &nav.schema, m.expr.pos)?;
+        let mut field = Field::new(&m.alias, t, true);
+        // MATCH_ROWTIME() is a time attribute downstream, as in Flink.
+        if matches!(&nav.expr, Expr::Column(_))
+            && nav.terms.len() == 1
+            && nav.terms[0].nav == Nav::MatchRowtime
+        {
+            field = field.with_metadata(HashMap::from([(
+                ROWTIME_METADATA_KEY.to_string(),
+                "true".to_string(),
+            )]));
+        }
+        out_fields.push((None, Arc::new(field)));
+        measures.push(nav);
+    }
+    let index = |v: &super::pattern::VarRef| -> Result<usize> {
+        vars.iter()
+            .position(|n| *n == v.name)
+            .ok_or_else(|| SqlError::at(v.pos, format!("unknown pattern variable '{}'", v.name)))
+    };
+    let pattern = clause.pattern.try_map(&index)?;
+    let var_index = |name: &str, pos: Pos| -> Result<usize> {
+        vars.iter().position(|n| n == name).ok_or_else(|| {
+            SqlError::at(
+                pos,
+                format!("AFTER MATCH SKIP names '{name}', which the PATTERN does not use"),
+            )
+        })
+    };
+    let skip = match &clause.skip {
+        AfterMatchSkip::PastLastRow => Skip::PastLastRow,
+        AfterMatchSkip::ToNextRow => Skip::ToNextRow,
+        AfterMatchSkip::ToFirst(v, p) => Skip::ToFirst(var_index(v, *p)?),
+        AfterMatchSkip::ToLast(v, p) => Skip::ToLast(var_index(v, *p)?),
+    };
+    let lookback = defines
+        .iter()
+        .flatten()
+        .chain(measures.iter())
+        .flat_map(|n| n.terms.iter())
+        .map(|t| lookback_of(&t.nav))
+        .max()
+        .unwrap_or(0);
+    let schema = Arc::new(
+        DFSchema::new_with_metadata(out_fields, HashMap::new())
+            .map_err(|e| SqlError::from_datafusion(e, clause.pos))?,
+    );
+    Ok(MatchRecognizeNode {
+        input,
+        partition_by,
+        time,
+        order_by,
+        derived: planner.derived,
+        vars,
+        defines,
+        measures,
+        pattern,
+        skip,
+        within: clause.within_ms,
+        lookback,
+        schema,
+    })
+}
+
+/// How far before a match's first row a navigation may read.
+fn lookback_of(nav: &Nav) -> u64 {
+    match nav {
+        Nav::Physical { base, offset } => lookback_of(base) + offset.unsigned_abs(),
+        _ => 0,
+    }
+}
