@@ -1,8 +1,10 @@
 //! Throughput benchmark over Nexmark-style bids (../shared/bench/gen_bids.py):
-//! q0 (projection), q2 (filter) and a keyed 10-second TUMBLE, each from the JSON
-//! file into a blackhole sink. Beside Vigil it measures, in the same run:
-//! DataFusion's batch execution of the same SELECT over the same file (the
-//! JSON-decode floor) and Apache Flink 2.3 (../shared/bench/flink_bench.py).
+//! q0 (projection), q2 (filter), a keyed 10-second TUMBLE and the Nexmark CEP
+//! queries cep1 (`A+ B` with AVG in DEFINE) and cep3 (`A B* C` WITHIN 5 s),
+//! each from the JSON file into a blackhole sink. Beside Vigil it measures, in
+//! the same run: DataFusion's batch execution of the same SELECT over the same
+//! file (the JSON-decode floor; not for the CEP queries) and Apache Flink 2.3
+//! (../shared/bench/flink_bench.py). `VIGIL_BENCH_QUERIES=q2,cep1` picks some.
 //!
 //!     cargo bench --bench nexmark                  # 1M bids, generated on first use
 //!     VIGIL_BENCH_ROWS=200000 cargo bench --bench nexmark
@@ -24,12 +26,31 @@ use bids::ensure_data;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const QUERIES: [&str; 3] = ["q0", "q2", "tumble"];
+const QUERIES: [&str; 5] = ["q0", "q2", "tumble", "cep1", "cep3"];
+
+/// The queries to run: `VIGIL_BENCH_QUERIES` (comma-separated) or all.
+fn queries() -> Vec<&'static str> {
+    match std::env::var("VIGIL_BENCH_QUERIES") {
+        Ok(list) => QUERIES
+            .iter()
+            .copied()
+            .filter(|q| list.split(',').any(|l| l.trim() == *q))
+            .collect(),
+        Err(_) => QUERIES.to_vec(),
+    }
+}
 
 fn vigil_sql(q: &str) -> &'static str {
     match q {
         "q0" => "SELECT auction, bidder, price, `dateTime`, extra FROM bid",
         "q2" => "SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0",
+        "cep1" => "SELECT * FROM bid MATCH_RECOGNIZE (PARTITION BY auction, bidder ORDER BY `dateTime` \
+              MEASURES FIRST(A.`dateTime`) AS start_ts, LAST(A.`dateTime`) AS end_ts, AVG(A.price) AS avgp \
+              ONE ROW PER MATCH AFTER MATCH SKIP PAST LAST ROW PATTERN (A+ B) DEFINE A AS AVG(A.price) < 10000) MR",
+        "cep3" => "SELECT * FROM bid MATCH_RECOGNIZE (PARTITION BY auction, bidder ORDER BY `dateTime` \
+              MEASURES C.`dateTime` AS drop_time, A.price - C.price AS drop_diff \
+              ONE ROW PER MATCH AFTER MATCH SKIP PAST LAST ROW PATTERN (A B* C) WITHIN INTERVAL '5' SECOND \
+              DEFINE B AS B.price > A.price - 50, C AS C.price < A.price - 50) MR",
         _ => "SELECT auction, window_start, window_end, COUNT(*) AS n, MAX(price) AS top, AVG(price) AS avgp \
               FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND)) GROUP BY auction, window_start, window_end",
     }
@@ -39,6 +60,8 @@ fn sink_columns(q: &str) -> &'static str {
     match q {
         "q0" => "auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP(3), extra STRING",
         "q2" => "auction BIGINT, price BIGINT",
+        "cep1" => "auction BIGINT, bidder BIGINT, start_ts TIMESTAMP(3), end_ts TIMESTAMP(3), avgp BIGINT",
+        "cep3" => "auction BIGINT, bidder BIGINT, drop_time TIMESTAMP(3), drop_diff BIGINT",
         _ => "auction BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), n BIGINT, top BIGINT, avgp BIGINT",
     }
 }
@@ -140,7 +163,7 @@ fn flink(path: &Path) -> Vec<(String, f64)> {
     let Ok(out) = Command::new(&py)
         .arg(&bench)
         .arg(path)
-        .args(QUERIES)
+        .args(queries())
         .output()
     else {
         return vec![];
@@ -193,7 +216,7 @@ fn main() {
         "vs flink",
         "vs DF"
     );
-    for q in QUERIES {
+    for q in queries() {
         let run = |engine: &str| {
             let out = Command::new(&exe)
                 .args([
@@ -217,7 +240,12 @@ fn main() {
             )
         };
         let (v, vm) = run("vigil");
-        let (d, dm) = run("datafusion");
+        // DataFusion has no MATCH_RECOGNIZE.
+        let (d, dm) = if q.starts_with("cep") {
+            (f64::NAN, f64::NAN)
+        } else {
+            run("datafusion")
+        };
         let f = flink.iter().find(|(n, _)| n == q).map(|(_, e)| *e);
         println!(
             "{:<8} {:>14.0} {:>9.0} {:>14.0} {:>9.0} {:>14} {:>10} {:>10.2}",

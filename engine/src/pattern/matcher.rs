@@ -105,16 +105,22 @@ impl Matcher {
         before - self.threads.len()
     }
 
-    /// Advances every partial match by `row` (at event time `time`) and
-    /// appends the matches that complete to `out`.
-    pub fn step(
+    /// The rows the partial match `thread` has mapped (as listed by
+    /// [`Matcher::prepare`]).
+    pub fn steps_of(&self, thread: usize) -> &[Step] {
+        self.threads.get(thread).map_or(&[], |t| t.steps.as_slice())
+    }
+
+    /// First half of a step: expires partial matches, starts one at `row`,
+    /// and lists the (partial match, variable) conditions the step may need,
+    /// so that they can be evaluated together for many partitions.
+    pub fn prepare(
         &mut self,
         cfg: &MatchConfig<'_>,
         row: u64,
         time: i64,
-        conds: &mut impl Conditions,
-        out: &mut Vec<Match>,
-    ) -> Result<()> {
+        requests: &mut Vec<(usize, usize)>,
+    ) {
         self.expire(time, cfg.within);
         if row >= self.resume_at {
             self.threads.push(Thread {
@@ -124,11 +130,54 @@ impl Matcher {
                 steps: vec![],
             });
         }
+        let mut stack: Vec<usize> = vec![];
+        let mut seen: Vec<usize> = vec![];
+        for (i, t) in self.threads.iter().enumerate() {
+            let first = requests.len();
+            stack.clear();
+            seen.clear();
+            stack.push(t.state);
+            while let Some(s) = stack.pop() {
+                if s == FINAL || seen.contains(&s) {
+                    continue;
+                }
+                seen.push(s);
+                for e in &cfg.nfa.states[s] {
+                    let var = match *e {
+                        Edge::Take { var, .. } => Some(var),
+                        Edge::Proceed { to, guard } => {
+                            stack.push(to);
+                            match guard {
+                                Guard::Unless(v) => Some(v),
+                                Guard::Always => None,
+                            }
+                        }
+                    };
+                    if let Some(v) = var {
+                        if !requests[first..].contains(&(i, v)) {
+                            requests.push((i, v));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Second half of a step: advances every partial match by `row` with the
+    /// answers to the conditions [`Matcher::prepare`] listed, and appends the
+    /// matches that can be emitted to `out`.
+    pub fn apply(
+        &mut self,
+        cfg: &MatchConfig<'_>,
+        row: u64,
+        holds: &dyn Fn(usize, usize) -> bool,
+        out: &mut Vec<Match>,
+    ) -> Result<()> {
         let mut next: Vec<Thread> = Vec::with_capacity(self.threads.len());
         let mut completed: Vec<Thread> = vec![];
         let mut stack: Vec<usize> = vec![];
         let mut seen: Vec<usize> = vec![];
-        for t in std::mem::take(&mut self.threads) {
+        for (i, t) in std::mem::take(&mut self.threads).into_iter().enumerate() {
             // The states reachable without consuming, in preference order.
             stack.clear();
             seen.clear();
@@ -151,7 +200,7 @@ impl Matcher {
                         Edge::Proceed { to, guard } => {
                             let allowed = match guard {
                                 Guard::Always => true,
-                                Guard::Unless(v) => !conds.holds(v, row, &t.steps)?,
+                                Guard::Unless(v) => !holds(i, v),
                             };
                             if allowed {
                                 stack.push(to);
@@ -170,7 +219,7 @@ impl Matcher {
                 });
             }
             for (var, to) in takes {
-                if conds.holds(var, row, &t.steps)? {
+                if holds(i, var) {
                     let mut steps = t.steps.clone();
                     steps.push(Step { row, var });
                     let nt = Thread {
@@ -190,6 +239,30 @@ impl Matcher {
         self.threads = next;
         self.completed.extend(completed);
         self.emit(cfg, false, out)
+    }
+
+    /// A whole step with conditions evaluated one at a time by `conds`.
+    pub fn step(
+        &mut self,
+        cfg: &MatchConfig<'_>,
+        row: u64,
+        time: i64,
+        conds: &mut impl Conditions,
+        out: &mut Vec<Match>,
+    ) -> Result<()> {
+        let mut requests = vec![];
+        self.prepare(cfg, row, time, &mut requests);
+        let mut answers = Vec::with_capacity(requests.len());
+        for &(t, v) in &requests {
+            answers.push(((t, v), conds.holds(v, row, self.steps_of(t))?));
+        }
+        let holds = |t: usize, v: usize| {
+            answers
+                .iter()
+                .find(|(k, _)| *k == (t, v))
+                .is_some_and(|(_, b)| *b)
+        };
+        self.apply(cfg, row, &holds, out)
     }
 
     /// Emits the waiting matches no partial match precedes any more (after

@@ -127,15 +127,26 @@ pub trait RowSource {
     fn var_name(&self, var: usize) -> &str;
 }
 
-/// One candidate: the rows of a (partial) match, including the row being
-/// tested, and its number.
+/// One candidate: the rows of a (partial) match, plus in a DEFINE the row
+/// being tested, and where its partition's rows are.
 pub struct Candidate<'a> {
-    /// The rows and their variables.
+    /// The rows mapped so far and their variables.
     pub steps: &'a [Step],
+    /// In a DEFINE condition, the row being tested and its variable.
+    pub current: Option<Step>,
     /// MATCH_NUMBER().
     pub match_number: u64,
-    /// In a DEFINE condition rows after the current one do not exist yet.
+    /// Rows after this one do not exist yet (NEXT in DEFINE is null).
     pub last_row: u64,
+    /// The partition's rows.
+    pub rows: &'a dyn RowSource,
+}
+
+impl Candidate<'_> {
+    /// Every row of the (running) match, in order.
+    fn all(&self) -> impl DoubleEndedIterator<Item = &Step> + '_ {
+        self.steps.iter().chain(self.current.as_ref())
+    }
 }
 
 fn in_vars(vars: &[usize], v: usize) -> bool {
@@ -146,15 +157,13 @@ fn in_vars(vars: &[usize], v: usize) -> bool {
 fn row_of(nav: &Nav, c: &Candidate<'_>) -> Option<u64> {
     match nav {
         Nav::Last { vars, offset } => c
-            .steps
-            .iter()
+            .all()
             .rev()
             .filter(|s| in_vars(vars, s.var))
             .nth(*offset as usize)
             .map(|s| s.row),
         Nav::First { vars, offset } => c
-            .steps
-            .iter()
+            .all()
             .filter(|s| in_vars(vars, s.var))
             .nth(*offset as usize)
             .map(|s| s.row),
@@ -176,11 +185,11 @@ fn aggregate(
     column: Option<usize>,
     t: &DataType,
     c: &Candidate<'_>,
-    rows: &dyn RowSource,
 ) -> Result<ScalarValue> {
+    let rows = c.rows;
     let mut count: i64 = 0;
     let mut acc: Option<ScalarValue> = None;
-    for s in c.steps.iter().filter(|s| in_vars(vars, s.var)) {
+    for s in c.all().filter(|s| in_vars(vars, s.var)) {
         let Some(col) = column else {
             count += 1;
             continue;
@@ -233,16 +242,19 @@ fn aggregate(
 }
 
 /// The value of `term` for candidate `c`.
-pub fn term_value(term: &NavTerm, c: &Candidate<'_>, rows: &dyn RowSource) -> Result<ScalarValue> {
+pub fn term_value(term: &NavTerm, c: &Candidate<'_>) -> Result<ScalarValue> {
     let t = &term.data_type;
+    let rows = c.rows;
     match &term.nav {
-        Nav::Agg { func, vars } => aggregate(*func, vars, term.column, t, c, rows),
+        Nav::Agg { func, vars } => aggregate(*func, vars, term.column, t, c),
         Nav::MatchRowtime => Ok(ScalarValue::TimestampMillisecond(
-            c.steps.last().and_then(|s| rows.time(s.row)),
+            c.all().next_back().and_then(|s| rows.time(s.row)),
             None,
         )),
         Nav::Classifier => Ok(ScalarValue::Utf8(
-            c.steps.last().map(|s| rows.var_name(s.var).to_string()),
+            c.all()
+                .next_back()
+                .map(|s| rows.var_name(s.var).to_string()),
         )),
         Nav::MatchNumber => Ok(ScalarValue::Int64(Some(c.match_number as i64))),
         nav => {
@@ -259,16 +271,12 @@ pub fn term_value(term: &NavTerm, c: &Candidate<'_>, rows: &dyn RowSource) -> Re
 }
 
 /// Evaluates `e` for each candidate, vectorised: one row per candidate.
-pub fn evaluate(
-    e: &NavExpr,
-    candidates: &[Candidate<'_>],
-    rows: &dyn RowSource,
-) -> Result<ArrayRef> {
+pub fn evaluate(e: &NavExpr, candidates: &[Candidate<'_>]) -> Result<ArrayRef> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(e.terms.len());
     for term in &e.terms {
         let values = candidates
             .iter()
-            .map(|c| term_value(term, c, rows))
+            .map(|c| term_value(term, c))
             .collect::<Result<Vec<_>>>()?;
         let array = if values.is_empty() {
             datafusion::arrow::array::new_empty_array(&term.data_type)

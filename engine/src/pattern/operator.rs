@@ -16,7 +16,7 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::matcher::{Conditions, Match, MatchConfig, Matcher, Skip, Step};
+use super::matcher::{Match, MatchConfig, Matcher, Skip, Step};
 use super::nav::{evaluate, Candidate, NavExpr, RowSource};
 use super::nfa::Nfa;
 use crate::error::ResultExt;
@@ -67,6 +67,9 @@ pub(super) struct Rows {
 }
 
 pub(super) struct Partition {
+    /// The key in Arrow's row format.
+    pub(super) key_bytes: Vec<u8>,
+    /// The key's values, for the output.
     pub(super) key: Vec<ScalarValue>,
     pub(super) matcher: Matcher,
     pub(super) rows: Rows,
@@ -111,39 +114,15 @@ impl RowSource for PartitionRows<'_> {
     }
 }
 
-/// DEFINE evaluation for one row of one partition.
-struct Defines<'a> {
-    defines: &'a [Option<NavExpr>],
-    source: PartitionRows<'a>,
-}
-
-impl Conditions for Defines<'_> {
-    fn holds(&mut self, var: usize, row: u64, matched: &[Step]) -> Result<bool> {
-        let Some(Some(cond)) = self.defines.get(var) else {
-            return Ok(true);
-        };
-        let mut steps = matched.to_vec();
-        steps.push(Step { row, var });
-        let c = Candidate {
-            steps: &steps,
-            match_number: 0,
-            last_row: row,
-        };
-        let v = evaluate(cond, std::slice::from_ref(&c), &self.source)?;
-        let b: &BooleanArray = v
-            .as_boolean_opt()
-            .ok_or_else(|| EngineError::Graph("a DEFINE condition is not boolean".into()))?;
-        Ok(b.is_valid(0) && b.value(0))
-    }
-}
-
 /// Runs MATCH_RECOGNIZE.
 pub struct MatchRecognize {
     pub(super) spec: MatchSpec,
     pub(super) staged: Vec<RecordBatch>,
     pub(super) staged_schema: SchemaRef,
     pub(super) keys: RowConverter,
-    pub(super) partitions: HashMap<Vec<u8>, Partition>,
+    /// Partitions with state, and where each is by key.
+    pub(super) partitions: Vec<Partition>,
+    pub(super) index: HashMap<Vec<u8>, usize>,
     pub(super) watermark: EventTime,
     pub(super) late: Counter,
 }
@@ -175,7 +154,8 @@ impl MatchRecognize {
             staged: vec![],
             staged_schema: Arc::new(Schema::new(fields)),
             keys,
-            partitions: HashMap::new(),
+            partitions: vec![],
+            index: HashMap::new(),
             watermark: MIN_WATERMARK,
             late,
         })
@@ -243,55 +223,88 @@ impl MatchRecognize {
                     .context("MATCH_RECOGNIZE partition keys")?,
             )
         };
-        let mut matched: Vec<(Vec<u8>, Match, u64)> = vec![];
+        // Each row's partition; rows of one partition stay in time order.
+        let times = sorted
+            .column(TIME_COL)
+            .as_primitive::<TimestampMillisecondType>()
+            .clone();
+        let mut lists: Vec<(usize, Vec<usize>)> = vec![];
+        let mut list_of: HashMap<usize, usize> = HashMap::new();
         for i in 0..sorted.num_rows() {
             let key = key_rows
                 .as_ref()
                 .map(|k| k.row(i).as_ref().to_vec())
                 .unwrap_or_default();
-            let time = sorted
-                .column(TIME_COL)
-                .as_primitive::<TimestampMillisecondType>()
-                .value(i);
-            if !self.partitions.contains_key(&key) {
-                let values = key_cols
-                    .iter()
-                    .map(|c| ScalarValue::try_from_array(c, i))
-                    .collect::<datafusion::error::Result<Vec<_>>>()
-                    .context("MATCH_RECOGNIZE partition keys")?;
-                self.partitions.insert(
-                    key.clone(),
-                    Partition {
+            let p = match self.index.get(&key) {
+                Some(p) => *p,
+                None => {
+                    let values = key_cols
+                        .iter()
+                        .map(|c| ScalarValue::try_from_array(c, i))
+                        .collect::<datafusion::error::Result<Vec<_>>>()
+                        .context("MATCH_RECOGNIZE partition keys")?;
+                    self.partitions.push(Partition {
+                        key_bytes: key.clone(),
                         key: values,
                         matcher: Matcher::new(),
                         rows: Rows::default(),
                         matches: 0,
-                    },
-                );
+                    });
+                    self.index.insert(key, self.partitions.len() - 1);
+                    self.partitions.len() - 1
+                }
+            };
+            let l = *list_of.entry(p).or_insert_with(|| {
+                lists.push((p, vec![]));
+                lists.len() - 1
+            });
+            lists[l].1.push(i);
+        }
+        // Round k takes the k-th row of every partition: the conditions of
+        // one round are evaluated together, one batch per variable.
+        let rounds = lists.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
+        let cfg = MatchConfig {
+            nfa: &self.spec.nfa,
+            skip: self.spec.skip,
+            within: self.spec.within,
+        };
+        let mut matched: Vec<(usize, Match, u64)> = vec![];
+        let mut requests: Vec<(usize, usize, usize)> = vec![];
+        let mut active: Vec<(usize, u64, usize)> = vec![];
+        let mut scratch: Vec<(usize, usize)> = vec![];
+        for k in 0..rounds {
+            requests.clear();
+            active.clear();
+            for (p, list) in &lists {
+                let Some(&i) = list.get(k) else { continue };
+                let part = &mut self.partitions[*p];
+                let seq = part.rows.next_seq;
+                part.rows.next_seq += 1;
+                part.rows.rows.push_back((seq, sorted.clone(), i));
+                scratch.clear();
+                part.matcher
+                    .prepare(&cfg, seq, times.value(i), &mut scratch);
+                let from = requests.len();
+                requests.extend(scratch.iter().map(|(t, v)| (*p, *t, *v)));
+                active.push((*p, seq, from));
             }
-            let Some(p) = self.partitions.get_mut(&key) else {
-                continue;
-            };
-            let seq = p.rows.next_seq;
-            p.rows.next_seq += 1;
-            p.rows.rows.push_back((seq, sorted.clone(), i));
-            let cfg = MatchConfig {
-                nfa: &self.spec.nfa,
-                skip: self.spec.skip,
-                within: self.spec.within,
-            };
-            let mut found = vec![];
-            let mut conds = Defines {
-                defines: &self.spec.defines,
-                source: PartitionRows {
-                    rows: &p.rows,
-                    vars: &self.spec.vars,
-                },
-            };
-            p.matcher.step(&cfg, seq, time, &mut conds, &mut found)?;
-            for m in found {
-                p.matches += 1;
-                matched.push((key.clone(), m, p.matches));
+            let answers = self.answer(&requests, &active)?;
+            for (n, &(p, seq, from)) in active.iter().enumerate() {
+                let to = active.get(n + 1).map_or(requests.len(), |a| a.2);
+                let mine = &requests[from..to];
+                let got = &answers[from..to];
+                let holds = |t: usize, v: usize| {
+                    mine.iter()
+                        .position(|r| r.1 == t && r.2 == v)
+                        .is_some_and(|j| got[j])
+                };
+                let part = &mut self.partitions[p];
+                let mut found = vec![];
+                part.matcher.apply(&cfg, seq, &holds, &mut found)?;
+                for m in found {
+                    part.matches += 1;
+                    matched.push((p, m, part.matches));
+                }
             }
         }
         self.emit_matches(matched, out)?;
@@ -299,8 +312,63 @@ impl MatchRecognize {
         Ok(())
     }
 
+    /// Evaluates the DEFINE conditions `requests` lists ((partition, partial
+    /// match, variable), for the rows `active` holds), one batch per variable.
+    fn answer(
+        &self,
+        requests: &[(usize, usize, usize)],
+        active: &[(usize, u64, usize)],
+    ) -> Result<Vec<bool>> {
+        let mut answers = vec![true; requests.len()];
+        let seq_of = |p: usize| active.iter().find(|a| a.0 == p).map_or(0, |a| a.1);
+        let sources: HashMap<usize, PartitionRows<'_>> = active
+            .iter()
+            .map(|a| {
+                (
+                    a.0,
+                    PartitionRows {
+                        rows: &self.partitions[a.0].rows,
+                        vars: &self.spec.vars,
+                    },
+                )
+            })
+            .collect();
+        for (var, cond) in self.spec.defines.iter().enumerate() {
+            let Some(cond) = cond else { continue };
+            let which: Vec<usize> = (0..requests.len())
+                .filter(|&j| requests[j].2 == var)
+                .collect();
+            if which.is_empty() {
+                continue;
+            }
+            let mut candidates = Vec::with_capacity(which.len());
+            for &j in &which {
+                let (p, t, v) = requests[j];
+                let row = seq_of(p);
+                let Some(rows) = sources.get(&p) else {
+                    continue;
+                };
+                candidates.push(Candidate {
+                    steps: self.partitions[p].matcher.steps_of(t),
+                    current: Some(Step { row, var: v }),
+                    match_number: 0,
+                    last_row: row,
+                    rows,
+                });
+            }
+            let result = evaluate(cond, &candidates)?;
+            let b: &BooleanArray = result
+                .as_boolean_opt()
+                .ok_or_else(|| EngineError::Graph("a DEFINE condition is not boolean".into()))?;
+            for (n, &j) in which.iter().enumerate() {
+                answers[j] = b.is_valid(n) && b.value(n);
+            }
+        }
+        Ok(answers)
+    }
+
     /// Evaluates the measures of the matches and emits one row per match.
-    fn emit_matches(&self, matched: Vec<(Vec<u8>, Match, u64)>, out: &mut Emitter) -> Result<()> {
+    fn emit_matches(&self, matched: Vec<(usize, Match, u64)>, out: &mut Emitter) -> Result<()> {
         if matched.is_empty() {
             return Ok(());
         }
@@ -309,37 +377,35 @@ impl MatchRecognize {
         for k in 0..n_keys {
             let values = matched
                 .iter()
-                .map(|(key, _, _)| {
+                .map(|(p, _, _)| {
                     self.partitions
-                        .get(key)
+                        .get(*p)
                         .and_then(|p| p.key.get(k).cloned())
                         .unwrap_or(ScalarValue::Null)
                 })
                 .collect::<Vec<_>>();
             columns.push(ScalarValue::iter_to_array(values).context("MATCH_RECOGNIZE output")?);
         }
+        let sources: Vec<PartitionRows<'_>> = matched
+            .iter()
+            .map(|(p, _, _)| PartitionRows {
+                rows: &self.partitions[*p].rows,
+                vars: &self.spec.vars,
+            })
+            .collect();
+        let candidates: Vec<Candidate<'_>> = matched
+            .iter()
+            .zip(&sources)
+            .map(|((_, m, number), rows)| Candidate {
+                steps: &m.steps,
+                current: None,
+                match_number: *number,
+                last_row: m.steps.last().map_or(0, |s| s.row),
+                rows,
+            })
+            .collect();
         for measure in &self.spec.measures {
-            // One partition's rows at a time: navigation reads them.
-            let mut parts: Vec<ArrayRef> = vec![];
-            for (key, m, number) in &matched {
-                let Some(p) = self.partitions.get(key) else {
-                    continue;
-                };
-                let c = Candidate {
-                    steps: &m.steps,
-                    match_number: *number,
-                    last_row: m.steps.last().map_or(0, |s| s.row),
-                };
-                let source = PartitionRows {
-                    rows: &p.rows,
-                    vars: &self.spec.vars,
-                };
-                parts.push(evaluate(measure, std::slice::from_ref(&c), &source)?);
-            }
-            let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-            columns.push(
-                datafusion::arrow::compute::concat(&refs).context("MATCH_RECOGNIZE measures")?,
-            );
+            columns.push(evaluate(measure, &candidates)?);
         }
         let columns = columns
             .into_iter()
@@ -377,7 +443,7 @@ impl MatchRecognize {
             within: self.spec.within,
         };
         let mut matched = vec![];
-        for (key, p) in self.partitions.iter_mut() {
+        for (i, p) in self.partitions.iter_mut().enumerate() {
             let mut found = vec![];
             match wm {
                 Some(t) => {
@@ -388,7 +454,7 @@ impl MatchRecognize {
             }
             for m in found {
                 p.matches += 1;
-                matched.push((key.clone(), m, p.matches));
+                matched.push((i, m, p.matches));
             }
         }
         self.emit_matches(matched, out)
@@ -397,7 +463,7 @@ impl MatchRecognize {
     /// Releases rows no partial match can read any more, and empty partitions.
     fn prune(&mut self) {
         let lookback = self.spec.lookback;
-        self.partitions.retain(|_, p| {
+        self.partitions.retain_mut(|p| {
             let keep_from = match p.matcher.oldest_row() {
                 Some(start) => start.saturating_sub(lookback),
                 None => p.rows.next_seq.saturating_sub(lookback),
@@ -409,6 +475,12 @@ impl MatchRecognize {
             // needs no state (its MATCH_NUMBER() restarts).
             !p.matcher.is_idle() || !p.rows.rows.is_empty()
         });
+        self.index = self
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.key_bytes.clone(), i))
+            .collect();
     }
 }
 
@@ -492,7 +564,7 @@ impl Operator for MatchRecognize {
         let staged: usize = self.staged.iter().map(|b| b.get_array_memory_size()).sum();
         let rows: usize = self
             .partitions
-            .values()
+            .iter()
             .map(|p| p.rows.rows.len() * 24)
             .sum();
         (staged + rows) as u64

@@ -50,7 +50,7 @@ impl MatchRecognize {
         };
         let mut parts = vec![];
         let mut slices = vec![];
-        for p in self.partitions.values() {
+        for p in &self.partitions {
             parts.push(SavedPartition {
                 first_seq: p.rows.rows.front().map_or(p.rows.next_seq, |r| r.0),
                 next_seq: p.rows.next_seq,
@@ -134,15 +134,14 @@ impl MatchRecognize {
                     .push_back((sp.first_seq + j as u64, rows.clone(), at + j));
             }
             at += sp.rows;
-            self.partitions.insert(
-                key,
-                Partition {
-                    key: values,
-                    matcher: sp.matcher,
-                    rows: r,
-                    matches: sp.matches,
-                },
-            );
+            self.index.insert(key.clone(), self.partitions.len());
+            self.partitions.push(Partition {
+                key_bytes: key,
+                key: values,
+                matcher: sp.matcher,
+                rows: r,
+                matches: sp.matches,
+            });
         }
         Ok(())
     }
