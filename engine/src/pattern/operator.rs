@@ -285,7 +285,8 @@ impl MatchRecognize {
                 part.matcher
                     .prepare(&cfg, seq, times.value(i), &mut scratch);
                 let from = requests.len();
-                requests.extend(scratch.iter().map(|(t, v)| (*p, *t, *v)));
+                let a = active.len();
+                requests.extend(scratch.iter().map(|(t, v)| (a, *t, *v)));
                 active.push((*p, seq, from));
             }
             let answers = self.answer(&requests, &active)?;
@@ -312,50 +313,44 @@ impl MatchRecognize {
         Ok(())
     }
 
-    /// Evaluates the DEFINE conditions `requests` lists ((partition, partial
-    /// match, variable), for the rows `active` holds), one batch per variable.
+    /// Evaluates the DEFINE conditions `requests` lists ((index into
+    /// `active`, partial match, variable); `active` holds each partition's
+    /// row), one batch per variable.
     fn answer(
         &self,
         requests: &[(usize, usize, usize)],
         active: &[(usize, u64, usize)],
     ) -> Result<Vec<bool>> {
         let mut answers = vec![true; requests.len()];
-        let seq_of = |p: usize| active.iter().find(|a| a.0 == p).map_or(0, |a| a.1);
-        let sources: HashMap<usize, PartitionRows<'_>> = active
+        let sources: Vec<PartitionRows<'_>> = active
             .iter()
-            .map(|a| {
-                (
-                    a.0,
-                    PartitionRows {
-                        rows: &self.partitions[a.0].rows,
-                        vars: &self.spec.vars,
-                    },
-                )
+            .map(|a| PartitionRows {
+                rows: &self.partitions[a.0].rows,
+                vars: &self.spec.vars,
             })
             .collect();
+        let mut which: Vec<usize> = vec![];
         for (var, cond) in self.spec.defines.iter().enumerate() {
             let Some(cond) = cond else { continue };
-            let which: Vec<usize> = (0..requests.len())
-                .filter(|&j| requests[j].2 == var)
-                .collect();
+            which.clear();
+            which.extend((0..requests.len()).filter(|&j| requests[j].2 == var));
             if which.is_empty() {
                 continue;
             }
-            let mut candidates = Vec::with_capacity(which.len());
-            for &j in &which {
-                let (p, t, v) = requests[j];
-                let row = seq_of(p);
-                let Some(rows) = sources.get(&p) else {
-                    continue;
-                };
-                candidates.push(Candidate {
-                    steps: self.partitions[p].matcher.steps_of(t),
-                    current: Some(Step { row, var: v }),
-                    match_number: 0,
-                    last_row: row,
-                    rows,
-                });
-            }
+            let candidates: Vec<Candidate<'_>> = which
+                .iter()
+                .map(|&j| {
+                    let (a, t, v) = requests[j];
+                    let (p, row, _) = active[a];
+                    Candidate {
+                        steps: self.partitions[p].matcher.steps_of(t),
+                        current: Some(Step { row, var: v }),
+                        match_number: 0,
+                        last_row: row,
+                        rows: &sources[a],
+                    }
+                })
+                .collect();
             let result = evaluate(cond, &candidates)?;
             let b: &BooleanArray = result
                 .as_boolean_opt()
@@ -463,7 +458,9 @@ impl MatchRecognize {
     /// Releases rows no partial match can read any more, and empty partitions.
     fn prune(&mut self) {
         let lookback = self.spec.lookback;
-        self.partitions.retain_mut(|p| {
+        let mut i = 0;
+        while i < self.partitions.len() {
+            let p = &mut self.partitions[i];
             let keep_from = match p.matcher.oldest_row() {
                 Some(start) => start.saturating_sub(lookback),
                 None => p.rows.next_seq.saturating_sub(lookback),
@@ -473,14 +470,16 @@ impl MatchRecognize {
             }
             // A partition with nothing pending and no rows to look back on
             // needs no state (its MATCH_NUMBER() restarts).
-            !p.matcher.is_idle() || !p.rows.rows.is_empty()
-        });
-        self.index = self
-            .partitions
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.key_bytes.clone(), i))
-            .collect();
+            if !p.matcher.is_idle() || !p.rows.rows.is_empty() {
+                i += 1;
+                continue;
+            }
+            let gone = self.partitions.swap_remove(i);
+            self.index.remove(&gone.key_bytes);
+            if let Some(moved) = self.partitions.get(i) {
+                self.index.insert(moved.key_bytes.clone(), i);
+            }
+        }
     }
 }
 
@@ -562,11 +561,7 @@ impl Operator for MatchRecognize {
 
     fn state_size(&self) -> u64 {
         let staged: usize = self.staged.iter().map(|b| b.get_array_memory_size()).sum();
-        let rows: usize = self
-            .partitions
-            .iter()
-            .map(|p| p.rows.rows.len() * 24)
-            .sum();
+        let rows: usize = self.partitions.iter().map(|p| p.rows.rows.len() * 24).sum();
         (staged + rows) as u64
     }
 }
