@@ -238,7 +238,7 @@ impl Matcher {
         }
         self.threads = next;
         self.completed.extend(completed);
-        self.emit(cfg, false, out)
+        self.emit(cfg, out)
     }
 
     /// A whole step with conditions evaluated one at a time by `conds`.
@@ -268,23 +268,16 @@ impl Matcher {
     /// Emits the waiting matches no partial match precedes any more (after
     /// partial matches expired).
     pub fn emit_ready(&mut self, cfg: &MatchConfig<'_>, out: &mut Vec<Match>) -> Result<()> {
-        self.emit(cfg, false, out)
+        self.emit(cfg, out)
     }
 
-    /// Emits every waiting match (the input ended: no partial match can
-    /// complete any more).
-    pub fn flush(&mut self, cfg: &MatchConfig<'_>, out: &mut Vec<Match>) -> Result<()> {
-        self.threads.clear();
-        self.emit(cfg, true, out)
-    }
-
-    /// Emits waiting matches that started before every partial match (all of
-    /// them with `all`), earliest start first, pruning per the skip strategy
+    /// Emits waiting matches that started before every partial match,
+    /// earliest start first, pruning per the skip strategy
     /// after each.
-    fn emit(&mut self, cfg: &MatchConfig<'_>, all: bool, out: &mut Vec<Match>) -> Result<()> {
+    fn emit(&mut self, cfg: &MatchConfig<'_>, out: &mut Vec<Match>) -> Result<()> {
         self.completed.sort_by_key(|t| t.start);
         while let Some(earliest) = self.completed.first() {
-            let blocked = !all && self.threads.iter().any(|t| t.start <= earliest.start);
+            let blocked = self.threads.iter().any(|t| t.start <= earliest.start);
             if blocked {
                 break;
             }
