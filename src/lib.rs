@@ -63,6 +63,8 @@ pub struct RunSummary {
     pub last_checkpoint_ms: u64,
     /// Bytes the last checkpoint added on disk (its incremental size).
     pub last_checkpoint_incremental_bytes: u64,
+    /// Open partial matches of MATCH_RECOGNIZE at the last watermark.
+    pub partial_matches: u64,
 }
 
 /// The engine with its connectors.
@@ -165,6 +167,7 @@ impl Vigil {
             state_spilled_bytes: metrics.total(names::STATE_SPILLED_BYTES),
             last_checkpoint_ms: metrics.total(names::CHECKPOINT_DURATION_MS),
             last_checkpoint_incremental_bytes: metrics.total(names::CHECKPOINT_INCREMENTAL_BYTES),
+            partial_matches: metrics.total(names::PARTIAL_MATCHES),
         })
     }
 }

@@ -376,7 +376,11 @@ fn a_pattern_job_stopped_and_resumed_equals_a_straight_run() {
     assert!(expected.len() > 17 * 30, "{} matches", expected.len());
     let (out, state) = (temp("mr-out"), temp("mr-state"));
     let text = match_script(&bs, &out);
-    run_until_checkpoint(&rt, &vigil, &text, &state);
+    let first = run_until_checkpoint(&rt, &vigil, &text, &state);
+    assert!(
+        first.partial_matches > 0,
+        "rising runs were open when the job stopped, the gauge says none"
+    );
     let partial = rows(&out).len();
     assert!(partial < expected.len(), "stopped before the end");
     run_to_end(&rt, &vigil, &text, &state);

@@ -112,6 +112,10 @@ pub mod names {
     pub const RESTORE_DURATION_MS: &str = "vigil_checkpoint_restore_duration_ms";
     /// Bytes of window state spilled to RocksDB because it exceeded the cache.
     pub const STATE_SPILLED_BYTES: &str = "vigil_state_spilled_bytes_total";
+    /// Gauge: open partial matches of a MATCH_RECOGNIZE (after the last watermark).
+    pub const PARTIAL_MATCHES: &str = "vigil_pattern_partial_matches";
+    /// Gauge: bytes of state per open partial match of a MATCH_RECOGNIZE.
+    pub const PARTIAL_MATCH_BYTES: &str = "vigil_pattern_partial_match_bytes";
     /// Gauge: in-memory state of an operator, by operator, at its last checkpoint.
     pub const STATE_SIZE_BYTES: &str = "vigil_state_size_bytes";
 }

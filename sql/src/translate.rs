@@ -405,7 +405,13 @@ impl<'a> Translator<'a> {
         let late = self
             .metrics
             .counter(names::LATE_ROWS_DROPPED, "match_recognize");
-        let op = MatchRecognize::new(spec, key_types, order_types, derived_types, late)
+        let gauges = (
+            self.metrics
+                .gauge(names::PARTIAL_MATCHES, "match_recognize"),
+            self.metrics
+                .gauge(names::PARTIAL_MATCH_BYTES, "match_recognize"),
+        );
+        let op = MatchRecognize::new(spec, key_types, order_types, derived_types, late, gauges)
             .map_err(|e| SqlError::at(self.pos, e.to_string()))?;
         Ok(self.graph.add_operator(input, Box::new(op), schema))
     }

@@ -81,6 +81,14 @@ impl Matcher {
         Self::default()
     }
 
+    /// The number of partial matches and matches waiting to be emitted, and
+    /// the rows they have mapped in all.
+    pub fn open(&self) -> (usize, usize) {
+        let all = self.threads.iter().chain(&self.completed);
+        let rows = all.clone().map(|t| t.steps.len()).sum();
+        (self.threads.len() + self.completed.len(), rows)
+    }
+
     /// Whether there are partial matches.
     pub fn is_idle(&self) -> bool {
         self.threads.is_empty() && self.completed.is_empty()

@@ -21,7 +21,7 @@ use super::nav::{evaluate, Candidate, NavExpr, RowSource};
 use super::nfa::Nfa;
 use crate::error::ResultExt;
 use crate::message::EventTime;
-use crate::metrics::Counter;
+use crate::metrics::{Counter, Gauge};
 use crate::operator::{Emitter, Operator};
 use crate::operators::eval;
 use crate::operators::watermark::to_millis;
@@ -125,6 +125,8 @@ pub struct MatchRecognize {
     pub(super) index: HashMap<Vec<u8>, usize>,
     pub(super) watermark: EventTime,
     pub(super) late: Counter,
+    /// Open partial matches, and state bytes per open partial match.
+    pub(super) gauges: (Gauge, Gauge),
 }
 
 impl MatchRecognize {
@@ -136,6 +138,7 @@ impl MatchRecognize {
         order_types: Vec<DataType>,
         derived_types: Vec<DataType>,
         late: Counter,
+        gauges: (Gauge, Gauge),
     ) -> Result<Self> {
         let mut fields = vec![Field::new("__time", super::nav::rowtime_type(), true)];
         for (i, t) in derived_types.iter().enumerate() {
@@ -158,6 +161,7 @@ impl MatchRecognize {
             index: HashMap::new(),
             watermark: MIN_WATERMARK,
             late,
+            gauges,
         })
     }
 
@@ -449,6 +453,24 @@ impl MatchRecognize {
         self.emit_matches(matched, out)
     }
 
+    /// Sets the partial-match gauges: how many are open, and the bytes each
+    /// holds (its mapped rows, plus its share of the rows retained for them).
+    fn report(&self) {
+        let (mut open, mut steps, mut retained) = (0usize, 0usize, 0usize);
+        for p in &self.partitions {
+            let (n, s) = p.matcher.open();
+            open += n;
+            steps += s;
+            retained += p.rows.rows.len();
+        }
+        self.gauges.0.set(open as u64);
+        let row_bytes = self.staged_schema.fields().len() * 16;
+        let bytes = steps * std::mem::size_of::<Step>() + retained * row_bytes;
+        self.gauges
+            .1
+            .set(bytes.checked_div(open).unwrap_or(0) as u64);
+    }
+
     /// Releases rows no partial match can read any more, and empty partitions.
     fn prune(&mut self) {
         let lookback = self.spec.lookback;
@@ -534,6 +556,7 @@ impl Operator for MatchRecognize {
             self.release(wm, out)?;
             self.expire(wm, out)?;
             self.prune();
+            self.report();
         }
         out.watermark(wm);
         Ok(())
