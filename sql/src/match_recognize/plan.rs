@@ -13,6 +13,7 @@ use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, ExprWithAlias};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
+use vigil_engine::pattern::ast::Pattern;
 use vigil_engine::pattern::matcher::Skip;
 use vigil_engine::pattern::nav::{rowtime_type, AggFunc, Nav, NavTerm};
 use vigil_engine::window::ROWTIME_METADATA_KEY;
@@ -156,7 +157,7 @@ pub fn build_node(
     if clause.rows_per_match != RowsPerMatch::One {
         return Err(SqlError::unsupported(
             clause.pos,
-            "ALL ROWS PER MATCH (not yet); use ONE ROW PER MATCH",
+            "ALL ROWS PER MATCH; use ONE ROW PER MATCH",
         ));
     }
     let mut planner = Planner {
@@ -292,6 +293,18 @@ pub fn build_node(
             .ok_or_else(|| SqlError::at(v.pos, format!("unknown pattern variable '{}'", v.name)))
     };
     let pattern = clause.pattern.try_map(&index)?;
+    if pattern.can_be_empty() {
+        return Err(SqlError::unsupported(
+            clause.pos,
+            "patterns that can match no rows (such as A* or A?); make at least one element mandatory",
+        ));
+    }
+    if has_anchor(&pattern) {
+        return Err(SqlError::unsupported(
+            clause.pos,
+            "the anchors ^ and $ in a pattern",
+        ));
+    }
     let var_index = |name: &str, pos: Pos| -> Result<usize> {
         vars.iter().position(|n| n == name).ok_or_else(|| {
             SqlError::at(
@@ -333,6 +346,16 @@ pub fn build_node(
         lookback,
         schema,
     })
+}
+
+/// Whether the pattern uses `^` or `$`.
+fn has_anchor(p: &Pattern) -> bool {
+    match p {
+        Pattern::Start | Pattern::End => true,
+        Pattern::Concat(ps) | Pattern::Alt(ps) | Pattern::Permute(ps) => ps.iter().any(has_anchor),
+        Pattern::Repeat { inner, .. } | Pattern::Exclude(inner) => has_anchor(inner),
+        Pattern::Empty | Pattern::Var(_) => false,
+    }
 }
 
 /// How far before a match's first row a navigation may read.
