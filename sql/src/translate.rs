@@ -388,7 +388,29 @@ impl<'a> Translator<'a> {
             .collect::<Result<Vec<_>>>()?;
         let measures = node.measures.iter().map(&nav).collect::<Result<Vec<_>>>()?;
         let schema = arrow_schema(node.schema.as_ref());
+        let describe = format!(
+            "pattern={}, skip={:?}, within={:?}, define=[{}]",
+            node.pattern,
+            node.skip,
+            node.within,
+            node.defines
+                .iter()
+                .zip(&node.vars)
+                .filter_map(|(d, v)| {
+                    d.as_ref().map(|d| {
+                        let terms: Vec<String> = d
+                            .terms
+                            .iter()
+                            .map(|t| format!("{:?}@{:?}", t.nav, t.column))
+                            .collect();
+                        format!("{v}: {} with [{}]", d.expr, terms.join(", "))
+                    })
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
         let spec = MatchSpec {
+            describe,
             partition_by,
             time: phys(&node.time, &in_schema)?,
             order_by,

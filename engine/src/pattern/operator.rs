@@ -56,6 +56,9 @@ pub struct MatchSpec {
     pub lookback: u64,
     /// Partition columns, then measures.
     pub output_schema: SchemaRef,
+    /// The pattern, skip, WITHIN and conditions as text, for `explain` and
+    /// the plan a checkpoint is checked against.
+    pub describe: String,
 }
 
 /// Rows of a partition that partial matches may still read.
@@ -501,7 +504,11 @@ impl MatchRecognize {
 
 impl Operator for MatchRecognize {
     fn name(&self) -> String {
-        format!("MatchRecognize(vars=[{}])", self.spec.vars.join(", "))
+        format!(
+            "MatchRecognize(vars=[{}], {})",
+            self.spec.vars.join(", "),
+            self.spec.describe
+        )
     }
 
     fn on_batch(&mut self, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
