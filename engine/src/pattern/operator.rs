@@ -23,8 +23,8 @@ use crate::error::ResultExt;
 use crate::message::EventTime;
 use crate::metrics::{Counter, Gauge};
 use crate::operator::{Emitter, Operator};
-use crate::operators::eval;
 use crate::operators::watermark::to_millis;
+use crate::operators::{batch_of, eval};
 use crate::state::{StateEntry, StateWriter};
 use crate::time::MIN_WATERMARK;
 use crate::{EngineError, Result};
@@ -409,20 +409,7 @@ impl MatchRecognize {
         for measure in &self.spec.measures {
             columns.push(evaluate(measure, &candidates)?);
         }
-        let columns = columns
-            .into_iter()
-            .zip(self.spec.output_schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    datafusion::arrow::compute::cast(&c, f.data_type())
-                        .context("MATCH_RECOGNIZE output")
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let batch = RecordBatch::try_new(self.spec.output_schema.clone(), columns)
-            .context("MATCH_RECOGNIZE output")?;
+        let batch = batch_of(&self.spec.output_schema, columns, "MATCH_RECOGNIZE output")?;
         out.batch(batch);
         Ok(())
     }
@@ -527,19 +514,7 @@ impl Operator for MatchRecognize {
         for (o, _) in &self.spec.order_by {
             columns.push(eval(o.as_ref(), &batch, "ORDER BY")?);
         }
-        let columns = columns
-            .into_iter()
-            .zip(self.staged_schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    datafusion::arrow::compute::cast(&c, f.data_type()).context("MATCH_RECOGNIZE")
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let staged =
-            RecordBatch::try_new(self.staged_schema.clone(), columns).context("MATCH_RECOGNIZE")?;
+        let staged = batch_of(&self.staged_schema, columns, "MATCH_RECOGNIZE")?;
         // Rows at or behind the watermark are late, as in Flink.
         let times = time.as_primitive::<TimestampMillisecondType>();
         let on_time: BooleanArray = times

@@ -17,6 +17,7 @@ use super::aggregate::{AggregateSpec, WindowAggregate};
 use crate::error::ResultExt;
 use crate::message::EventTime;
 use crate::operator::Emitter;
+use crate::operators::batch_of;
 use crate::state::arrow_state::split_by_key_group;
 use crate::{EngineError, Result};
 
@@ -216,20 +217,7 @@ impl WindowAggregate {
         }
         // Group values come back with the group schema's types; align names,
         // nullability and metadata with the output schema.
-        let columns = columns
-            .into_iter()
-            .zip(self.output_schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    datafusion::arrow::compute::cast(&c, f.data_type())
-                        .context("window aggregate output")
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let batch = RecordBatch::try_new(self.output_schema.clone(), columns)
-            .context("window aggregate output")?;
+        let batch = batch_of(&self.output_schema, columns, "window aggregate output")?;
         out.batch(batch);
         Ok(())
     }
