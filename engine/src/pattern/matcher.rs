@@ -18,13 +18,6 @@ pub struct Step {
     pub var: usize,
 }
 
-/// Evaluates DEFINE conditions.
-pub trait Conditions {
-    /// Whether `row` may be mapped to `var`, given the rows the partial match
-    /// has mapped so far (`matched`, in order).
-    fn holds(&mut self, var: usize, row: u64, matched: &[Step]) -> Result<bool>;
-}
-
 /// `AFTER MATCH SKIP ...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Skip {
@@ -60,8 +53,6 @@ pub struct Matcher {
     threads: Vec<Thread>,
     /// Completed matches waiting for earlier partial matches to resolve.
     completed: Vec<Thread>,
-    /// Rows before this one cannot start a match (after a skip).
-    resume_at: u64,
 }
 
 /// What the matcher needs besides the partition's own state.
@@ -130,14 +121,13 @@ impl Matcher {
         requests: &mut Vec<(usize, usize)>,
     ) {
         self.expire(time, cfg.within);
-        if row >= self.resume_at {
-            self.threads.push(Thread {
-                state: cfg.nfa.start,
-                start: row,
-                start_time: time,
-                steps: vec![],
-            });
-        }
+        // Every row may start a match (a skip only prunes earlier starts).
+        self.threads.push(Thread {
+            state: cfg.nfa.start,
+            start: row,
+            start_time: time,
+            steps: vec![],
+        });
         let mut stack: Vec<usize> = vec![];
         let mut seen: Vec<usize> = vec![];
         for (i, t) in self.threads.iter().enumerate() {
@@ -246,43 +236,13 @@ impl Matcher {
         }
         self.threads = next;
         self.completed.extend(completed);
-        self.emit(cfg, out)
+        self.emit_ready(cfg, out)
     }
 
-    /// A whole step with conditions evaluated one at a time by `conds`.
-    pub fn step(
-        &mut self,
-        cfg: &MatchConfig<'_>,
-        row: u64,
-        time: i64,
-        conds: &mut impl Conditions,
-        out: &mut Vec<Match>,
-    ) -> Result<()> {
-        let mut requests = vec![];
-        self.prepare(cfg, row, time, &mut requests);
-        let mut answers = Vec::with_capacity(requests.len());
-        for &(t, v) in &requests {
-            answers.push(((t, v), conds.holds(v, row, self.steps_of(t))?));
-        }
-        let holds = |t: usize, v: usize| {
-            answers
-                .iter()
-                .find(|(k, _)| *k == (t, v))
-                .is_some_and(|(_, b)| *b)
-        };
-        self.apply(cfg, row, &holds, out)
-    }
-
-    /// Emits the waiting matches no partial match precedes any more (after
-    /// partial matches expired).
-    pub fn emit_ready(&mut self, cfg: &MatchConfig<'_>, out: &mut Vec<Match>) -> Result<()> {
-        self.emit(cfg, out)
-    }
-
-    /// Emits waiting matches that started before every partial match,
-    /// earliest start first, pruning per the skip strategy
+    /// Emits waiting matches that started before every partial match (after
+    /// a step, or after partial matches expired), earliest start first, pruning per the skip strategy
     /// after each.
-    fn emit(&mut self, cfg: &MatchConfig<'_>, out: &mut Vec<Match>) -> Result<()> {
+    pub fn emit_ready(&mut self, cfg: &MatchConfig<'_>, out: &mut Vec<Match>) -> Result<()> {
         self.completed.sort_by_key(|t| t.start);
         while let Some(earliest) = self.completed.first() {
             let blocked = self.threads.iter().any(|t| t.start <= earliest.start);
@@ -319,7 +279,6 @@ impl Matcher {
             out.push(Match { steps: m.steps });
             self.threads.retain(|t| t.start >= keep_from);
             self.completed.retain(|t| t.start >= keep_from);
-            self.resume_at = self.resume_at.max(keep_from);
         }
         Ok(())
     }
@@ -329,6 +288,39 @@ impl Matcher {
 mod tests {
     use super::*;
     use crate::pattern::ast::Pattern;
+
+    /// Evaluates DEFINE conditions.
+    trait Conditions {
+        /// Whether `row` may be mapped to `var`, given the rows the partial match
+        /// has mapped so far (`matched`, in order).
+        fn holds(&mut self, var: usize, row: u64, matched: &[Step]) -> Result<bool>;
+    }
+
+    impl Matcher {
+        /// A whole step with conditions evaluated one at a time by `conds`.
+        fn step(
+            &mut self,
+            cfg: &MatchConfig<'_>,
+            row: u64,
+            time: i64,
+            conds: &mut impl Conditions,
+            out: &mut Vec<Match>,
+        ) -> Result<()> {
+            let mut requests = vec![];
+            self.prepare(cfg, row, time, &mut requests);
+            let mut answers = Vec::with_capacity(requests.len());
+            for &(t, v) in &requests {
+                answers.push(((t, v), conds.holds(v, row, self.steps_of(t))?));
+            }
+            let holds = |t: usize, v: usize| {
+                answers
+                    .iter()
+                    .find(|(k, _)| *k == (t, v))
+                    .is_some_and(|(_, b)| *b)
+            };
+            self.apply(cfg, row, &holds, out)
+        }
+    }
 
     /// Conditions over a price per row: `f(var, price, prices of the rows
     /// already mapped to var)`.

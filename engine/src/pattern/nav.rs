@@ -19,7 +19,7 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use super::matcher::Step;
 use crate::error::ResultExt;
-use crate::{EngineError, Result};
+use crate::Result;
 
 /// An aggregate over the rows of a variable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -298,9 +298,4 @@ pub fn evaluate(e: &NavExpr, candidates: &[Candidate<'_>]) -> Result<ArrayRef> {
 /// The event-time type of MATCH_ROWTIME().
 pub fn rowtime_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, None)
-}
-
-/// An error in a pattern expression.
-pub fn pattern_error(message: impl Into<String>) -> EngineError {
-    EngineError::Graph(message.into())
 }

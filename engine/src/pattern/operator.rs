@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::{
-    concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
+    concat_batches, filter_record_batch, lexsort_to_indices, not, take_record_batch, SortColumn,
     SortOptions,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMillisecondType};
@@ -59,6 +59,17 @@ pub struct MatchSpec {
     /// The pattern, skip, WITHIN and conditions as text, for `explain` and
     /// the plan a checkpoint is checked against.
     pub describe: String,
+}
+
+impl MatchSpec {
+    /// What the matcher needs of the spec.
+    fn config(&self) -> MatchConfig<'_> {
+        MatchConfig {
+            nfa: &self.nfa,
+            skip: self.skip,
+            within: self.within,
+        }
+    }
 }
 
 /// Rows of a partition that partial matches may still read.
@@ -186,14 +197,12 @@ impl MatchRecognize {
         let times = all
             .column(TIME_COL)
             .as_primitive::<TimestampMillisecondType>();
+        // Staged rows never have a NULL time (on_batch drops those as late).
         let due: BooleanArray = times
             .iter()
             .map(|t| Some(t.is_some_and(|t| t <= wm)))
             .collect();
-        let keep: BooleanArray = times
-            .iter()
-            .map(|t| Some(t.is_some_and(|t| t > wm)))
-            .collect();
+        let keep = not(&due).context("MATCH_RECOGNIZE")?;
         let later = filter_record_batch(&all, &keep).context("MATCH_RECOGNIZE")?;
         if later.num_rows() > 0 {
             self.staged.push(later);
@@ -270,11 +279,7 @@ impl MatchRecognize {
         // Round k takes the k-th row of every partition: the conditions of
         // one round are evaluated together, one batch per variable.
         let rounds = lists.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
-        let cfg = MatchConfig {
-            nfa: &self.spec.nfa,
-            skip: self.spec.skip,
-            within: self.spec.within,
-        };
+        let cfg = self.spec.config();
         let mut matched: Vec<(usize, Match, u64)> = vec![];
         let mut requests: Vec<(usize, usize, usize)> = vec![];
         let mut active: Vec<(usize, u64, usize)> = vec![];
@@ -417,19 +422,10 @@ impl MatchRecognize {
     /// Drops partial matches older than WITHIN at `wm` and emits the matches
     /// they were holding back.
     fn expire(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
-        if self.spec.within.is_some() {
-            self.settle(wm, out)?;
+        if self.spec.within.is_none() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// Expires partial matches at `wm` and emits the matches they held back.
-    fn settle(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
-        let cfg = MatchConfig {
-            nfa: &self.spec.nfa,
-            skip: self.spec.skip,
-            within: self.spec.within,
-        };
+        let cfg = self.spec.config();
         let mut matched = vec![];
         for (i, p) in self.partitions.iter_mut().enumerate() {
             let mut found = vec![];
