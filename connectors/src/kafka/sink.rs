@@ -350,10 +350,10 @@ impl KafkaSink {
         if rows.iter().all(|b| b.num_rows() == 0) {
             return Ok(());
         }
-        let Some(t) = &mut self.txn else {
+        let Some(initialised) = self.txn.as_ref().map(|t| t.initialised) else {
             return Ok(());
         };
-        if !t.initialised {
+        if !initialised {
             self.producer
                 .init_transactions(TXN_TIMEOUT)
                 .map_err(|e| self.error(format!("cannot start Kafka transactions: {e}")))?;
@@ -361,10 +361,9 @@ impl KafkaSink {
                 t.initialised = true;
             }
         }
-        let txn_error = |sink: &Self, what: &str, e: KafkaError| sink.error(format!("{what}: {e}"));
         self.producer
             .begin_transaction()
-            .map_err(|e| txn_error(self, "cannot begin a Kafka transaction", e))?;
+            .map_err(|e| self.error(format!("cannot begin a Kafka transaction: {e}")))?;
         let result = self.produce_in_transaction(&rows, id).await;
         if let Err(e) = result {
             if let Err(abort) = self.producer.abort_transaction(TXN_TIMEOUT) {

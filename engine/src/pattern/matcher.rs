@@ -1,8 +1,11 @@
 //! Runs a compiled pattern over the rows of one partition, in order, as
 //! Flink's CEP NFA does: every row may start a match; all partial matches
-//! advance together; a match is emitted as soon as it completes (the one that
-//! started earliest first), and the after-match skip strategy then discards
-//! the partial matches it rules out.
+//! advance together; a completed match waits while a partial match that
+//! started no later is alive (it could still complete and would come first);
+//! matches are then emitted earliest start first, and after each the skip
+//! strategy discards the partial and waiting matches it rules out. A step is
+//! split in two (`prepare`, `apply`) so the operator can evaluate the DEFINE
+//! conditions of many partitions together in between.
 
 use serde::{Deserialize, Serialize};
 
