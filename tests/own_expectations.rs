@@ -180,3 +180,90 @@ fn avg_over_integers_truncates_like_flink() {
         r#"{"window_start": "2024-01-01 00:00:00", "a": 3, "d": 3.6666666666666665}"#,
     );
 }
+
+/// A MATCH_RECOGNIZE over `file` (columns `cols`, watermark 1 s behind `ts`).
+fn match_recognize(file: &str, cols: &str, body: &str) -> String {
+    table("t", cols, file, "1") + "SELECT * FROM t MATCH_RECOGNIZE (" + body + ");"
+}
+
+#[test]
+fn absence_after_a_greedy_prefix_fires_at_its_deadline() {
+    // Two or more failed logins with no success within a minute of the first.
+    // ann: fails at 0, 10, 20 s; her success at 1:30 is too late, so the alert
+    // holds all three (the greedy F{2,} ends where no F follows) and is timed
+    // at the last instant of the minute. The matches starting at 10 s and 20 s
+    // are within the first's rows, which SKIP PAST LAST ROW discards.
+    // bob: fails at 21 and 22 s, success at 50 s: no alert.
+    // cy: one fail then a success (F{2,} never completes); later two fails
+    // and then the input ends: the final watermark passes the deadline.
+    let sql = match_recognize(
+        "mr_logins.jsonl",
+        "user_name STRING, ok BOOLEAN, ts TIMESTAMP(3)",
+        "PARTITION BY user_name ORDER BY ts \
+         MEASURES FIRST(F.ts) AS first_fail, COUNT(F.ts) AS fails, MATCH_ROWTIME() AS alert_at \
+         ONE ROW PER MATCH AFTER MATCH SKIP PAST LAST ROW \
+         PATTERN (F{2,} NOT S) WITHIN INTERVAL '1' MINUTE \
+         DEFINE F AS NOT F.ok, S AS S.ok",
+    );
+    let (out, err, ok) = run("logins", &sql);
+    assert!(ok, "{err}");
+    assert_rows(
+        &out,
+        r#"{"user_name":"ann","first_fail":"2026-01-01 00:00:00","fails":3,"alert_at":"2026-01-01 00:00:59.999"}
+{"user_name":"cy","first_fail":"2026-01-01 00:03:00","fails":2,"alert_at":"2026-01-01 00:03:59.999"}"#,
+    );
+}
+
+#[test]
+fn timed_out_partial_matches_are_reported_with_timeouts() {
+    // A B C within 10 s. id 1 completes. id 2 stops after A B: when the
+    // watermark passes 00:00:10.999 it is reported with its rows so far. id 3's
+    // A is followed by an x, which ends the partial match (not a timeout).
+    // id 4's B comes 11 s after A: A alone times out. id 5's A is still open
+    // when the input ends. Timed-out rows have no MATCH_NUMBER().
+    let sql = match_recognize(
+        "mr_timeouts.jsonl",
+        "id BIGINT, kind STRING, ts TIMESTAMP(3)",
+        "PARTITION BY id ORDER BY ts \
+         MEASURES FIRST(A.ts) AS a_ts, LAST(B.ts) AS b_ts, MATCH_ROWTIME() AS t, \
+                  MATCH_TIMED_OUT() AS timed_out, MATCH_NUMBER() AS n, CLASSIFIER() AS last_var \
+         ONE ROW PER MATCH WITH TIMEOUTS AFTER MATCH SKIP PAST LAST ROW \
+         PATTERN (A B C) WITHIN INTERVAL '10' SECOND \
+         DEFINE A AS A.kind = 'a', B AS B.kind = 'b', C AS C.kind = 'c'",
+    );
+    let (out, err, ok) = run("timeouts", &sql);
+    assert!(ok, "{err}");
+    assert_rows(
+        &out,
+        r#"{"id":1,"a_ts":"2026-01-01 00:00:00","b_ts":"2026-01-01 00:00:02","t":"2026-01-01 00:00:04","timed_out":false,"n":1,"last_var":"C"}
+{"id":2,"a_ts":"2026-01-01 00:00:01","b_ts":"2026-01-01 00:00:03","t":"2026-01-01 00:00:10.999","timed_out":true,"n":null,"last_var":"B"}
+{"id":4,"a_ts":"2026-01-01 00:00:20","b_ts":null,"t":"2026-01-01 00:00:29.999","timed_out":true,"n":null,"last_var":"A"}
+{"id":5,"a_ts":"2026-01-01 00:00:40","b_ts":null,"t":"2026-01-01 00:00:49.999","timed_out":true,"n":null,"last_var":"A"}"#,
+    );
+}
+
+#[test]
+fn a_greedy_last_element_ends_at_the_next_row_or_the_end_of_input() {
+    // A B+ with B rising. id 1: 10 11 12 then 5 ends the first match (5 is not
+    // a rise); 5 6 is still rising when the input ends, and is then complete.
+    // id 2: 1 2 3, complete at the end of the input. (Flink refuses a greedy
+    // last element.)
+    let sql = match_recognize(
+        "mr_greedy_last.jsonl",
+        "id BIGINT, price BIGINT, ts TIMESTAMP(3)",
+        "PARTITION BY id ORDER BY ts \
+         MEASURES FIRST(A.price) AS start_price, LAST(B.price) AS top, COUNT(B.price) AS ups, \
+                  MATCH_ROWTIME() AS t \
+         ONE ROW PER MATCH AFTER MATCH SKIP PAST LAST ROW \
+         PATTERN (A B+) \
+         DEFINE B AS B.price > PREV(B.price)",
+    );
+    let (out, err, ok) = run("greedy_last", &sql);
+    assert!(ok, "{err}");
+    assert_rows(
+        &out,
+        r#"{"id":1,"start_price":10,"top":12,"ups":2,"t":"2026-01-01 00:00:03"}
+{"id":1,"start_price":5,"top":6,"ups":1,"t":"2026-01-01 00:00:05"}
+{"id":2,"start_price":1,"top":3,"ups":2,"t":"2026-01-01 00:00:30"}"#,
+    );
+}

@@ -389,10 +389,12 @@ impl<'a> Translator<'a> {
         let measures = node.measures.iter().map(&nav).collect::<Result<Vec<_>>>()?;
         let schema = arrow_schema(node.schema.as_ref());
         let describe = format!(
-            "pattern={}, skip={:?}, within={:?}, define=[{}]",
+            "pattern={}, absent={:?}, skip={:?}, within={:?}, timeouts={}, define=[{}]",
             node.pattern,
+            node.absent,
             node.skip,
             node.within,
+            node.timeouts,
             node.defines
                 .iter()
                 .zip(&node.vars)
@@ -421,6 +423,8 @@ impl<'a> Translator<'a> {
             nfa: Nfa::compile(&node.pattern),
             skip: node.skip,
             within: node.within,
+            absent: node.absent,
+            timeouts: node.timeouts,
             lookback: node.lookback,
             output_schema: schema.clone(),
         };

@@ -5,6 +5,8 @@
 #   tests/golden/regen.sh                 # every query
 #   tests/golden/regen.sh NAME [NAME...]  # only these (NAME or NAME.sql or a path)
 #
+# A query Flink SQL cannot express (Vigil's extensions) gets its expected rows from
+# an equivalent Flink query of the same name in tests/queries/flink/.
 # {{DATA}} in a script is replaced by the absolute path of tests/data.
 # Jobs run one at a time. Any Flink failure aborts the script with a non-zero exit,
 # and the previous golden file of that query is left untouched.
@@ -45,6 +47,10 @@ for name in "${names[@]}"; do
   if [[ ! -f $src ]]; then
     echo "regen.sh: no such query: $src" >&2
     exit 2
+  fi
+  # A query beyond Flink SQL has its Flink formulation in queries/flink/.
+  if [[ -f $queries/flink/$name.sql ]]; then
+    src="$queries/flink/$name.sql"
   fi
   script="$tmpdir/$name.sql"
   # literal replacement of {{DATA}} (no regex / sed escaping issues with the path)

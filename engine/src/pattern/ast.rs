@@ -34,6 +34,9 @@ pub enum Pattern<V = usize> {
     Start,
     /// `$`: the end of the partition.
     End,
+    /// `NOT v` at the end of a pattern: no row satisfying `v` follows before
+    /// WITHIN's interval has passed (absence; the matcher's `absent`).
+    Not(Box<Pattern<V>>),
 }
 
 impl<V: Clone + PartialEq> Pattern<V> {
@@ -62,6 +65,7 @@ impl<V: Clone + PartialEq> Pattern<V> {
             },
             Pattern::Permute(ps) => Pattern::Permute(all(ps)?),
             Pattern::Exclude(p) => Pattern::Exclude(Box::new(p.try_map(f)?)),
+            Pattern::Not(p) => Pattern::Not(Box::new(p.try_map(f)?)),
             Pattern::Start => Pattern::Start,
             Pattern::End => Pattern::End,
         })
@@ -78,6 +82,7 @@ impl<V: Clone + PartialEq> Pattern<V> {
             Pattern::Alt(parts) => parts.iter().any(|p| p.can_be_empty()),
             Pattern::Repeat { inner, min, .. } => *min == 0 || inner.can_be_empty(),
             Pattern::Exclude(p) => p.can_be_empty(),
+            Pattern::Not(_) => true,
         }
     }
 
@@ -93,7 +98,9 @@ impl<V: Clone + PartialEq> Pattern<V> {
                 Pattern::Concat(ps) | Pattern::Alt(ps) | Pattern::Permute(ps) => {
                     ps.iter().for_each(|p| walk(p, out))
                 }
-                Pattern::Repeat { inner, .. } | Pattern::Exclude(inner) => walk(inner, out),
+                Pattern::Repeat { inner, .. } | Pattern::Exclude(inner) | Pattern::Not(inner) => {
+                    walk(inner, out)
+                }
                 Pattern::Empty | Pattern::Start | Pattern::End => {}
             }
         }
@@ -153,6 +160,7 @@ impl<V: fmt::Display> fmt::Display for Pattern<V> {
                 write!(f, ")")
             }
             Pattern::Exclude(p) => write!(f, "{{- {p} -}}"),
+            Pattern::Not(p) => write!(f, "NOT {p}"),
             Pattern::Start => write!(f, "^"),
             Pattern::End => write!(f, "$"),
         }

@@ -6,6 +6,13 @@
 //! strategy discards the partial and waiting matches it rules out. A step is
 //! split in two (`prepare`, `apply`) so the operator can evaluate the DEFINE
 //! conditions of many partitions together in between.
+//!
+//! Beyond Flink: with a trailing `NOT v` (absence) a partial match that
+//! completes its pattern waits until WITHIN's interval has passed, and dies if
+//! a row satisfying `v` comes first. A partial match whose pattern may end
+//! where it is (a greedy or optional tail) is complete once no further row can
+//! join it: at its WITHIN deadline or at the end of the input. Partial matches
+//! that WITHIN expires can be reported (Flink CEP's timeout output).
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +41,10 @@ pub enum Skip {
     ToLast(usize),
 }
 
+/// The state of a partial match that has matched its pattern and waits for
+/// its absence (`NOT v`) to be confirmed.
+const WAITING: usize = usize::MAX;
+
 /// A partial match.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Thread {
@@ -41,13 +52,22 @@ struct Thread {
     start: u64,
     start_time: i64,
     steps: Vec<Step>,
+    /// When a completed match's time is not its last row's: the last instant
+    /// of an absence's interval.
+    #[serde(default)]
+    rowtime: Option<i64>,
 }
 
-/// A complete match.
+/// A complete match, or a partial match WITHIN timed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match {
     /// Its rows and their variables, in order.
     pub steps: Vec<Step>,
+    /// Its MATCH_ROWTIME() when not its last row's time: for an absence or a
+    /// timed-out partial match, the last instant of the WITHIN interval.
+    pub rowtime: Option<i64>,
+    /// A partial match WITHIN expired (not a match).
+    pub timed_out: bool,
 }
 
 /// The matching state of one partition.
@@ -67,6 +87,11 @@ pub struct MatchConfig<'a> {
     /// `WITHIN`, in milliseconds: a partial match whose first row is this much
     /// older than the current row is dropped.
     pub within: Option<i64>,
+    /// The variable of a trailing `NOT v`: a match completes when WITHIN's
+    /// interval passes without a row satisfying it.
+    pub absent: Option<usize>,
+    /// Report partial matches WITHIN expires (`WITH TIMEOUTS`).
+    pub timeouts: bool,
 }
 
 impl Matcher {
@@ -98,13 +123,49 @@ impl Matcher {
             .min()
     }
 
-    /// Drops partial matches that started `within` or more before `time`
-    /// (the watermark or the current row's time); returns how many.
-    pub fn expire(&mut self, time: i64, within: Option<i64>) -> usize {
-        let Some(w) = within else { return 0 };
-        let before = self.threads.len();
-        self.threads.retain(|t| time - t.start_time < w);
-        before - self.threads.len()
+    /// Ends the partial matches that started `within` or more before `time`
+    /// (the current row's time, or the watermark plus one: no row before it
+    /// can come): those that may end where they are (or wait for an absence)
+    /// are complete, the others are dropped, and reported to `timed_out` when
+    /// asked for.
+    pub fn expire(&mut self, cfg: &MatchConfig<'_>, time: i64, timed_out: &mut Vec<Match>) {
+        let Some(w) = cfg.within else { return };
+        let threads = std::mem::take(&mut self.threads);
+        for mut t in threads {
+            if time.saturating_sub(t.start_time) < w {
+                self.threads.push(t);
+                continue;
+            }
+            let deadline = t.start_time.saturating_add(w - 1);
+            let complete = t.state == WAITING || (!t.steps.is_empty() && cfg.nfa.finishes(t.state));
+            if complete {
+                if cfg.absent.is_some() {
+                    t.rowtime = Some(deadline);
+                }
+                t.state = FINAL;
+                self.completed.push(t);
+            } else if cfg.timeouts && !t.steps.is_empty() {
+                timed_out.push(Match {
+                    steps: t.steps,
+                    rowtime: Some(deadline),
+                    timed_out: true,
+                });
+            }
+        }
+    }
+
+    /// At the end of the input: partial matches that may end where they are
+    /// complete (no further row can join them). The others stay, holding back
+    /// later matches, as in Flink.
+    pub fn finish(&mut self, cfg: &MatchConfig<'_>) {
+        let (done, open): (Vec<Thread>, Vec<Thread>) = std::mem::take(&mut self.threads)
+            .into_iter()
+            .partition(|t| {
+                t.state == WAITING || (!t.steps.is_empty() && cfg.nfa.finishes(t.state))
+            });
+        self.threads = open;
+        self.completed
+            .extend(done.into_iter().map(|t| Thread { state: FINAL, ..t }));
     }
 
     /// The rows the partial match `thread` has mapped (as listed by
@@ -113,23 +174,26 @@ impl Matcher {
         self.threads.get(thread).map_or(&[], |t| t.steps.as_slice())
     }
 
-    /// First half of a step: expires partial matches, starts one at `row`,
-    /// and lists the (partial match, variable) conditions the step may need,
-    /// so that they can be evaluated together for many partitions.
+    /// First half of a step: expires partial matches (reporting timed-out
+    /// ones to `timed_out`), starts one at `row`, and lists the (partial
+    /// match, variable) conditions the step may need, so that they can be
+    /// evaluated together for many partitions.
     pub fn prepare(
         &mut self,
         cfg: &MatchConfig<'_>,
         row: u64,
         time: i64,
         requests: &mut Vec<(usize, usize)>,
+        timed_out: &mut Vec<Match>,
     ) {
-        self.expire(time, cfg.within);
+        self.expire(cfg, time, timed_out);
         // Every row may start a match (a skip only prunes earlier starts).
         self.threads.push(Thread {
             state: cfg.nfa.start,
             start: row,
             start_time: time,
             steps: vec![],
+            rowtime: None,
         });
         let mut stack: Vec<usize> = vec![];
         let mut seen: Vec<usize> = vec![];
@@ -139,7 +203,16 @@ impl Matcher {
             seen.clear();
             stack.push(t.state);
             while let Some(s) = stack.pop() {
-                if s == FINAL || seen.contains(&s) {
+                if s == FINAL || s == WAITING {
+                    // The row may be the absent variable's.
+                    if let Some(v) = cfg.absent {
+                        if !requests[first..].contains(&(i, v)) {
+                            requests.push((i, v));
+                        }
+                    }
+                    continue;
+                }
+                if seen.contains(&s) {
                     continue;
                 }
                 seen.push(s);
@@ -179,6 +252,13 @@ impl Matcher {
         let mut stack: Vec<usize> = vec![];
         let mut seen: Vec<usize> = vec![];
         for (i, t) in std::mem::take(&mut self.threads).into_iter().enumerate() {
+            if t.state == WAITING {
+                // An absence dies when the absent variable's row comes.
+                if !cfg.absent.is_some_and(|v| holds(i, v)) {
+                    next.push(t);
+                }
+                continue;
+            }
             // The states reachable without consuming, in preference order.
             stack.clear();
             seen.clear();
@@ -213,11 +293,19 @@ impl Matcher {
             // `takes` was collected in reverse preference order.
             takes.reverse();
             if reached_final && !t.steps.is_empty() {
-                // Completed before this row (an optional or looping tail left).
-                completed.push(Thread {
-                    state: FINAL,
-                    ..t.clone()
-                });
+                // Completed before this row (an optional or looping tail
+                // left); an absence starts waiting with this row.
+                match cfg.absent {
+                    None => completed.push(Thread {
+                        state: FINAL,
+                        ..t.clone()
+                    }),
+                    Some(v) if !holds(i, v) => next.push(Thread {
+                        state: WAITING,
+                        ..t.clone()
+                    }),
+                    Some(_) => {}
+                }
             }
             for (var, to) in takes {
                 if holds(i, var) {
@@ -228,8 +316,14 @@ impl Matcher {
                         start: t.start,
                         start_time: t.start_time,
                         steps,
+                        rowtime: None,
                     };
-                    if to == FINAL {
+                    if to == FINAL && cfg.absent.is_some() {
+                        next.push(Thread {
+                            state: WAITING,
+                            ..nt
+                        });
+                    } else if to == FINAL {
                         completed.push(nt);
                     } else {
                         next.push(nt);
@@ -279,7 +373,11 @@ impl Matcher {
                     at
                 }
             };
-            out.push(Match { steps: m.steps });
+            out.push(Match {
+                steps: m.steps,
+                rowtime: m.rowtime,
+                timed_out: false,
+            });
             self.threads.retain(|t| t.start >= keep_from);
             self.completed.retain(|t| t.start >= keep_from);
         }
@@ -310,7 +408,7 @@ mod tests {
             out: &mut Vec<Match>,
         ) -> Result<()> {
             let mut requests = vec![];
-            self.prepare(cfg, row, time, &mut requests);
+            self.prepare(cfg, row, time, &mut requests, out);
             let mut answers = Vec::with_capacity(requests.len());
             for &(t, v) in &requests {
                 answers.push(((t, v), conds.holds(v, row, self.steps_of(t))?));
@@ -367,6 +465,8 @@ mod tests {
             nfa: &nfa,
             skip,
             within: None,
+            absent: None,
+            timeouts: false,
         };
         let mut m = Matcher::new();
         let mut out = vec![];
@@ -436,6 +536,8 @@ mod tests {
             nfa: &nfa,
             skip: Skip::PastLastRow,
             within: Some(10),
+            absent: None,
+            timeouts: false,
         };
         let mut c = Prices {
             prices: vec![1, 2, 1, 2],
@@ -452,5 +554,45 @@ mod tests {
             .map(|m| m.steps.iter().map(|s| s.row).collect())
             .collect();
         assert_eq!(rows, vec![vec![2, 3]]);
+    }
+
+    #[test]
+    fn an_absence_dies_on_its_variable_and_completes_at_its_deadline() {
+        // A NOT B within 10: rows A(0) x(3) B(5) A(20) x(25); then the
+        // watermark passes 29.
+        let nfa = Nfa::compile(&var(0));
+        let cfg = MatchConfig {
+            nfa: &nfa,
+            skip: Skip::PastLastRow,
+            within: Some(10),
+            absent: Some(1),
+            timeouts: false,
+        };
+        let mut c = Prices {
+            prices: vec![1, 0, 2, 1, 0],
+            f: |v: usize, p: i64, _: &[i64]| p == v as i64 + 1,
+        };
+        let mut m = Matcher::new();
+        let mut out = vec![];
+        for (r, t) in [(0u64, 0i64), (1, 3), (2, 5), (3, 20), (4, 25)] {
+            m.step(&cfg, r, t, &mut c, &mut out).expect("step");
+        }
+        assert!(
+            out.is_empty(),
+            "the B at 5 ends the first; the second waits"
+        );
+        m.expire(&cfg, 29, &mut out);
+        m.emit_ready(&cfg, &mut out).expect("emit");
+        assert!(out.is_empty(), "29 is inside [20, 30)");
+        m.expire(&cfg, 30, &mut out);
+        m.emit_ready(&cfg, &mut out).expect("emit");
+        assert_eq!(
+            out,
+            vec![Match {
+                steps: vec![Step { row: 3, var: 0 }],
+                rowtime: Some(29),
+                timed_out: false,
+            }]
+        );
     }
 }

@@ -73,8 +73,12 @@ pub enum Nav {
     MatchRowtime,
     /// The variable the last row is mapped to.
     Classifier,
-    /// The match's number in its partition, from 1.
+    /// The match's number in its partition, from 1 (NULL for a timed-out
+    /// partial match).
     MatchNumber,
+    /// Whether the row reports a partial match WITHIN timed out
+    /// (`MATCH_TIMED_OUT()`).
+    TimedOut,
 }
 
 /// A navigation term of an expression.
@@ -138,6 +142,10 @@ pub struct Candidate<'a> {
     pub match_number: u64,
     /// Rows after this one do not exist yet (NEXT in DEFINE is null).
     pub last_row: u64,
+    /// MATCH_ROWTIME() when not the last row's time (an absence, a timeout).
+    pub rowtime: Option<i64>,
+    /// A timed-out partial match.
+    pub timed_out: bool,
     /// The partition's rows.
     pub rows: &'a dyn RowSource,
 }
@@ -248,7 +256,8 @@ pub fn term_value(term: &NavTerm, c: &Candidate<'_>) -> Result<ScalarValue> {
     match &term.nav {
         Nav::Agg { func, vars } => aggregate(*func, vars, term.column, t, c),
         Nav::MatchRowtime => Ok(ScalarValue::TimestampMillisecond(
-            c.all().next_back().and_then(|s| rows.time(s.row)),
+            c.rowtime
+                .or_else(|| c.all().next_back().and_then(|s| rows.time(s.row))),
             None,
         )),
         Nav::Classifier => Ok(ScalarValue::Utf8(
@@ -256,7 +265,10 @@ pub fn term_value(term: &NavTerm, c: &Candidate<'_>) -> Result<ScalarValue> {
                 .next_back()
                 .map(|s| rows.var_name(s.var).to_string()),
         )),
-        Nav::MatchNumber => Ok(ScalarValue::Int64(Some(c.match_number as i64))),
+        Nav::MatchNumber => Ok(ScalarValue::Int64(
+            (c.match_number > 0).then_some(c.match_number as i64),
+        )),
+        Nav::TimedOut => Ok(ScalarValue::Boolean(Some(c.timed_out))),
         nav => {
             let (Some(row), Some(col)) = (row_of(nav, c), term.column) else {
                 return null_of(t);

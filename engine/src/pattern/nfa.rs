@@ -47,6 +47,9 @@ pub struct Nfa {
     pub states: Vec<Vec<Edge>>,
     /// Where a match starts.
     pub start: usize,
+    /// Per state, whether it reaches `FINAL` without taking a row (guards
+    /// aside): a partial match there is complete once no row can follow.
+    finishing: Vec<bool>,
 }
 
 /// The accepting state.
@@ -60,9 +63,38 @@ impl Nfa {
         let mut nfa = Nfa {
             states: vec![vec![]],
             start: 0,
+            finishing: vec![],
         };
         nfa.start = nfa.build(pattern, FINAL);
+        nfa.finishing = (0..nfa.states.len())
+            .map(|s| nfa.reaches_final(s))
+            .collect();
         nfa
+    }
+
+    /// Whether `FINAL` is reachable from `from` through moves that take no row.
+    fn reaches_final(&self, from: usize) -> bool {
+        let mut seen = vec![false; self.states.len()];
+        let mut stack = vec![from];
+        while let Some(s) = stack.pop() {
+            if s == FINAL {
+                return true;
+            }
+            if std::mem::replace(&mut seen[s], true) {
+                continue;
+            }
+            for e in &self.states[s] {
+                if let Edge::Proceed { to, .. } = e {
+                    stack.push(*to);
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether a partial match in state `s` may end without another row.
+    pub fn finishes(&self, s: usize) -> bool {
+        self.finishing.get(s).copied().unwrap_or(false)
     }
 
     fn add(&mut self, edges: Vec<Edge>) -> usize {
@@ -73,10 +105,13 @@ impl Nfa {
     /// Builds `p` so that it continues to `next`; returns its entry state.
     fn build(&mut self, p: &Pattern, next: usize) -> usize {
         match p {
-            Pattern::Empty | Pattern::Start | Pattern::End => self.add(vec![Edge::Proceed {
-                to: next,
-                guard: Guard::Always,
-            }]),
+            // A trailing `NOT v` is the matcher's (`MatchConfig::absent`).
+            Pattern::Empty | Pattern::Start | Pattern::End | Pattern::Not(_) => {
+                self.add(vec![Edge::Proceed {
+                    to: next,
+                    guard: Guard::Always,
+                }])
+            }
             Pattern::Var(v) => self.add(vec![Edge::Take { var: *v, to: next }]),
             Pattern::Concat(parts) => {
                 let mut entry = next;

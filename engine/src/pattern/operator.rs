@@ -26,7 +26,7 @@ use crate::operator::{Emitter, Operator};
 use crate::operators::watermark::to_millis;
 use crate::operators::{batch_of, eval};
 use crate::state::{StateEntry, StateWriter};
-use crate::time::MIN_WATERMARK;
+use crate::time::{MAX_WATERMARK, MIN_WATERMARK};
 use crate::{EngineError, Result};
 
 /// What a MATCH_RECOGNIZE computes, as planned.
@@ -52,6 +52,10 @@ pub struct MatchSpec {
     pub skip: Skip,
     /// WITHIN, in milliseconds.
     pub within: Option<i64>,
+    /// The variable of a trailing `NOT v` (absence).
+    pub absent: Option<usize>,
+    /// Report partial matches WITHIN expires (`ONE ROW PER MATCH WITH TIMEOUTS`).
+    pub timeouts: bool,
     /// Rows kept before a partial match's first row for PREV.
     pub lookback: u64,
     /// Partition columns, then measures.
@@ -68,6 +72,8 @@ impl MatchSpec {
             nfa: &self.nfa,
             skip: self.skip,
             within: self.within,
+            absent: self.absent,
+            timeouts: self.timeouts,
         }
     }
 }
@@ -284,6 +290,7 @@ impl MatchRecognize {
         let mut requests: Vec<(usize, usize, usize)> = vec![];
         let mut active: Vec<(usize, u64, usize)> = vec![];
         let mut scratch: Vec<(usize, usize)> = vec![];
+        let mut timed_out: Vec<Match> = vec![];
         for k in 0..rounds {
             requests.clear();
             active.clear();
@@ -295,7 +302,8 @@ impl MatchRecognize {
                 part.rows.rows.push_back((seq, sorted.clone(), i));
                 scratch.clear();
                 part.matcher
-                    .prepare(&cfg, seq, times.value(i), &mut scratch);
+                    .prepare(&cfg, seq, times.value(i), &mut scratch, &mut timed_out);
+                matched.extend(timed_out.drain(..).map(|m| (*p, m, 0)));
                 let from = requests.len();
                 let a = active.len();
                 requests.extend(scratch.iter().map(|(t, v)| (a, *t, *v)));
@@ -359,6 +367,8 @@ impl MatchRecognize {
                         current: Some(Step { row, var: v }),
                         match_number: 0,
                         last_row: row,
+                        rowtime: None,
+                        timed_out: false,
                         rows: &sources[a],
                     }
                 })
@@ -408,6 +418,8 @@ impl MatchRecognize {
                 current: None,
                 match_number: *number,
                 last_row: m.steps.last().map_or(0, |s| s.row),
+                rowtime: m.rowtime,
+                timed_out: m.timed_out,
                 rows,
             })
             .collect();
@@ -419,17 +431,26 @@ impl MatchRecognize {
         Ok(())
     }
 
-    /// Drops partial matches older than WITHIN at `wm` and emits the matches
-    /// they were holding back.
+    /// Ends partial matches whose WITHIN interval the watermark `wm` has
+    /// passed (and, at the end of the input, those that may end where they
+    /// are), and emits the matches that completes or releases, and the
+    /// timed-out partial matches asked for.
     fn expire(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
-        if self.spec.within.is_none() {
+        let end = wm == MAX_WATERMARK;
+        if self.spec.within.is_none() && !end {
             return Ok(());
         }
         let cfg = self.spec.config();
         let mut matched = vec![];
+        let mut timed_out = vec![];
         for (i, p) in self.partitions.iter_mut().enumerate() {
             let mut found = vec![];
-            p.matcher.expire(wm, cfg.within);
+            // No row at or before the watermark can come any more.
+            p.matcher.expire(&cfg, wm.saturating_add(1), &mut timed_out);
+            matched.extend(timed_out.drain(..).map(|m| (i, m, 0)));
+            if end {
+                p.matcher.finish(&cfg);
+            }
             p.matcher.emit_ready(&cfg, &mut found)?;
             for m in found {
                 p.matches += 1;

@@ -105,6 +105,8 @@ pub struct MatchRecognizeClause {
     pub pattern: PatternSyntax,
     /// `WITHIN INTERVAL ...` after the pattern, in milliseconds.
     pub within_ms: Option<i64>,
+    /// `ONE ROW PER MATCH WITH TIMEOUTS` (beyond Flink): where, if given.
+    pub timeouts: Option<Pos>,
     /// `SUBSET`.
     pub subsets: Vec<Subset>,
     /// `DEFINE`.
@@ -180,6 +182,7 @@ pub fn parse_clause(
         skip: AfterMatchSkip::PastLastRow,
         pattern: PatternSyntax::Empty,
         within_ms: None,
+        timeouts: None,
         subsets: vec![],
         defines: vec![],
         pos,
@@ -223,6 +226,10 @@ pub fn parse_clause(
     }
     if c.eat_keywords(&["ONE", "ROW", "PER", "MATCH"]) {
         clause.rows_per_match = RowsPerMatch::One;
+        let at = c.pos();
+        if c.eat_keywords(&["WITH", "TIMEOUTS"]) {
+            clause.timeouts = Some(at);
+        }
     } else if c.eat_keywords(&["ALL", "ROWS", "PER", "MATCH"]) {
         clause.rows_per_match = if c.eat_keywords(&["SHOW", "EMPTY", "MATCHES"]) {
             RowsPerMatch::AllShowEmpty

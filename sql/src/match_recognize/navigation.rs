@@ -238,6 +238,10 @@ impl Rewriter<'_> {
                 nav: Nav::MatchNumber,
                 inner: None,
             })),
+            "MATCH_TIMED_OUT" => Ok(Some(RawTerm {
+                nav: Nav::TimedOut,
+                inner: None,
+            })),
             _ => Ok(None),
         }
     }

@@ -48,6 +48,11 @@ pub struct MatchRecognizeNode {
     pub skip: Skip,
     /// WITHIN in milliseconds.
     pub within: Option<i64>,
+    /// The variable of a trailing `NOT v` (absence); `pattern` is what comes
+    /// before it.
+    pub absent: Option<usize>,
+    /// Report partial matches WITHIN expires (`WITH TIMEOUTS`).
+    pub timeouts: bool,
     /// Rows PREV may reach before a match.
     pub lookback: u64,
     /// Partition columns, then measures.
@@ -84,8 +89,11 @@ impl UserDefinedLogicalNodeCore for MatchRecognizeNode {
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "MatchRecognize: pattern {} over [{}]",
+            "MatchRecognize: pattern {}{} over [{}]",
             self.pattern,
+            self.absent
+                .map(|v| format!(" NOT {}", self.vars.get(v).map_or("?", String::as_str)))
+                .unwrap_or_default(),
             self.vars.join(", ")
         )
     }

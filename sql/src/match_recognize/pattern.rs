@@ -1,6 +1,7 @@
 //! The row pattern of `PATTERN (...)`: variables, concatenation, `|`,
 //! grouping, quantifiers (`* + ? {n} {n,} {,m} {n,m}`, each optionally
-//! reluctant with a trailing `?`), `PERMUTE`, `{- -}`, `^` and `$`.
+//! reluctant with a trailing `?`), `PERMUTE`, `{- -}`, `^` and `$`, and
+//! Vigil's absence, `NOT v` at the end.
 
 use datafusion::sql::sqlparser::tokenizer::Token;
 use vigil_engine::pattern::ast::Pattern;
@@ -173,6 +174,10 @@ fn primary(c: &mut Cursor) -> Result<PatternSyntax> {
         c.i += 1;
         return Ok(Pattern::End);
     }
+    if c.eat_keyword("NOT") {
+        // Absence (beyond the standard): the planner checks where it stands.
+        return Ok(Pattern::Not(Box::new(primary(c)?)));
+    }
     if c.is_keyword("PERMUTE") && c.peek_at(1).is_some_and(|t| t.token == Token::LParen) {
         c.i += 2;
         let mut parts = vec![alternation(c)?];
@@ -240,6 +245,7 @@ mod tests {
         assert_eq!(parse("^A").expect("p"), "(^ v0)");
         assert_eq!(parse("() | A").expect("p"), "(() | v0)");
         assert_eq!(parse("A {- B -} C").expect("p"), "(v0 {- v1 -} v2)");
+        assert_eq!(parse("O NOT P").expect("p"), "(v0 NOT v1)");
     }
 
     #[test]

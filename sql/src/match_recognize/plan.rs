@@ -21,6 +21,7 @@ use vigil_engine::window::ROWTIME_METADATA_KEY;
 use super::clause::{AfterMatchSkip, ExprTokens, MatchRecognizeClause, RowsPerMatch};
 use super::navigation::{extract_terms, term_column, VarScope};
 use super::node::{LogicalNav, MatchRecognizeNode};
+use super::pattern::{PatternSyntax, VarRef};
 use crate::error::{Pos, Result, SqlError};
 use crate::rewrite::rewrite_expr;
 
@@ -95,6 +96,7 @@ impl Planner<'_> {
             let data_type = match (&r.nav, read) {
                 (Nav::MatchRowtime, _) => rowtime_type(),
                 (Nav::Classifier, _) => DataType::Utf8,
+                (Nav::TimedOut, _) => DataType::Boolean,
                 (Nav::MatchNumber, _)
                 | (
                     Nav::Agg {
@@ -292,7 +294,32 @@ pub fn build_node(
             .position(|n| *n == v.name)
             .ok_or_else(|| SqlError::at(v.pos, format!("unknown pattern variable '{}'", v.name)))
     };
-    let pattern = clause.pattern.try_map(&index)?;
+    let (prefix, absent) = split_absence(&clause.pattern, clause.pos)?;
+    let absent = match absent {
+        None => None,
+        Some(v) => {
+            if clause.within_ms.is_none() {
+                return Err(SqlError::at(
+                    v.pos,
+                    format!(
+                        "NOT {} needs WITHIN: the match completes when that interval has passed without a {} row",
+                        v.name, v.name
+                    ),
+                )
+                .with_len(v.name.len())
+                .with_help("add WITHIN INTERVAL '15' MINUTE (for example) after PATTERN (...)"));
+            }
+            Some(index(&v)?)
+        }
+    };
+    if let (Some(at), None) = (clause.timeouts, clause.within_ms) {
+        return Err(SqlError::at(
+            at,
+            "WITH TIMEOUTS reports partial matches that WITHIN expires, but the pattern has no WITHIN",
+        )
+        .with_help("add WITHIN INTERVAL '10' MINUTE (for example) after PATTERN (...)"));
+    }
+    let pattern = prefix.try_map(&index)?;
     if pattern.can_be_empty() {
         return Err(SqlError::unsupported(
             clause.pos,
@@ -319,6 +346,18 @@ pub fn build_node(
         AfterMatchSkip::ToFirst(v, p) => Skip::ToFirst(var_index(v, *p)?),
         AfterMatchSkip::ToLast(v, p) => Skip::ToLast(var_index(v, *p)?),
     };
+    if let (Some(a), Skip::ToFirst(v) | Skip::ToLast(v)) = (absent, skip) {
+        if a == v {
+            return Err(SqlError::at(
+                clause.pos,
+                format!(
+                    "AFTER MATCH SKIP TO {}: a negated variable maps no row of a match",
+                    vars[a]
+                ),
+            )
+            .with_help("skip past the last row, or to a variable the match maps"));
+        }
+    }
     let lookback = defines
         .iter()
         .flatten()
@@ -343,9 +382,72 @@ pub fn build_node(
         pattern,
         skip,
         within: clause.within_ms,
+        absent,
+        timeouts: clause.timeouts.is_some(),
         lookback,
         schema,
     })
+}
+
+/// Splits a trailing `NOT v` (absence) off the pattern; `NOT` anywhere else,
+/// or over more than one variable, is an error.
+fn split_absence(p: &PatternSyntax, at: Pos) -> Result<(PatternSyntax, Option<VarRef>)> {
+    let misplaced = |pos: Pos| {
+        SqlError::at(pos, "NOT may only end the pattern, negating one variable")
+            .with_help("PATTERN (A B NOT C) WITHIN INTERVAL '15' MINUTE matches A B with no C row within 15 minutes of A")
+    };
+    let (prefix, last) = match p {
+        Pattern::Concat(parts) if matches!(parts.last(), Some(Pattern::Not(_))) => {
+            let prefix = parts[..parts.len() - 1].to_vec();
+            let prefix = if prefix.len() == 1 {
+                prefix.into_iter().next().unwrap_or(Pattern::Empty)
+            } else {
+                Pattern::Concat(prefix)
+            };
+            (prefix, parts.last())
+        }
+        Pattern::Not(_) => {
+            return Err(SqlError::at(at, "NOT needs a pattern before it")
+                .with_help("PATTERN (A NOT B) WITHIN INTERVAL '15' MINUTE matches an A row with no B row after it within 15 minutes"));
+        }
+        _ => (p.clone(), None),
+    };
+    if let Some(pos) = first_not(&prefix) {
+        return Err(misplaced(pos.unwrap_or(at)));
+    }
+    match last {
+        Some(Pattern::Not(inner)) => match inner.as_ref() {
+            Pattern::Var(v) => Ok((prefix, Some(v.clone()))),
+            other => Err(misplaced(first_var_pos(other).unwrap_or(at))),
+        },
+        _ => Ok((prefix, None)),
+    }
+}
+
+/// Where the first `NOT` of `p` is (the position of the variable it negates,
+/// when known).
+fn first_not(p: &PatternSyntax) -> Option<Option<Pos>> {
+    match p {
+        Pattern::Not(inner) => Some(first_var_pos(inner)),
+        Pattern::Concat(ps) | Pattern::Alt(ps) | Pattern::Permute(ps) => {
+            ps.iter().find_map(first_not)
+        }
+        Pattern::Repeat { inner, .. } | Pattern::Exclude(inner) => first_not(inner),
+        Pattern::Empty | Pattern::Var(_) | Pattern::Start | Pattern::End => None,
+    }
+}
+
+fn first_var_pos(p: &PatternSyntax) -> Option<Pos> {
+    match p {
+        Pattern::Var(v) => Some(v.pos),
+        Pattern::Concat(ps) | Pattern::Alt(ps) | Pattern::Permute(ps) => {
+            ps.iter().find_map(first_var_pos)
+        }
+        Pattern::Repeat { inner, .. } | Pattern::Exclude(inner) | Pattern::Not(inner) => {
+            first_var_pos(inner)
+        }
+        Pattern::Empty | Pattern::Start | Pattern::End => None,
+    }
 }
 
 /// Whether the pattern uses `^` or `$`.
@@ -353,7 +455,9 @@ fn has_anchor(p: &Pattern) -> bool {
     match p {
         Pattern::Start | Pattern::End => true,
         Pattern::Concat(ps) | Pattern::Alt(ps) | Pattern::Permute(ps) => ps.iter().any(has_anchor),
-        Pattern::Repeat { inner, .. } | Pattern::Exclude(inner) => has_anchor(inner),
+        Pattern::Repeat { inner, .. } | Pattern::Exclude(inner) | Pattern::Not(inner) => {
+            has_anchor(inner)
+        }
         Pattern::Empty | Pattern::Var(_) => false,
     }
 }
