@@ -337,49 +337,81 @@ fn a_checkpoint_resumes_at_another_parallelism() {
     }
 }
 
-/// A MATCH_RECOGNIZE job: per key, a rising run and the row that breaks it.
-/// Runs are long, so partial matches (and rows waiting for the watermark) are
-/// in every checkpoint.
-fn match_script(bootstrap: &str, out: &Path) -> String {
+/// A MATCH_RECOGNIZE job over `ev` writing `columns` (after `k`) from the
+/// clause `body`.
+fn pattern_script(bootstrap: &str, out: &Path, columns: &str, body: &str) -> String {
     format!(
         "SET 'execution.checkpointing.interval' = '20 ms';
 CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
 WITH ('connector' = 'kafka', 'topic' = 'ev', 'properties.bootstrap.servers' = '{bootstrap}',
       'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
-CREATE TABLE runs (k STRING, first_v BIGINT, top_v BIGINT, rises BIGINT, drop_v BIGINT, end_ts TIMESTAMP(3))
+CREATE TABLE runs (k STRING, {columns})
 WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
-INSERT INTO runs
-SELECT * FROM ev MATCH_RECOGNIZE (
-  PARTITION BY k ORDER BY ts
-  MEASURES A.v AS first_v, LAST(B.v) AS top_v, COUNT(B.v) AS rises, C.v AS drop_v, MATCH_ROWTIME() AS end_ts
-  AFTER MATCH SKIP PAST LAST ROW
-  PATTERN (A B+ C)
-  DEFINE B AS B.v > LAST(B.v, 1) OR (LAST(B.v, 1) IS NULL AND B.v > A.v),
-         C AS C.v < LAST(B.v));
+INSERT INTO runs SELECT * FROM ev MATCH_RECOGNIZE (PARTITION BY k ORDER BY ts {body});
 ",
         out.display()
     )
 }
 
-#[test]
-fn a_pattern_job_stopped_and_resumed_equals_a_straight_run() {
+/// Per key, a rising run and the row that breaks it. Runs are long, so
+/// partial matches (and rows waiting for the watermark) are in every checkpoint.
+fn match_script(bootstrap: &str, out: &Path) -> String {
+    pattern_script(
+        bootstrap,
+        out,
+        "first_v BIGINT, top_v BIGINT, rises BIGINT, drop_v BIGINT, end_ts TIMESTAMP(3)",
+        "MEASURES A.v AS first_v, LAST(B.v) AS top_v, COUNT(B.v) AS rises, C.v AS drop_v, MATCH_ROWTIME() AS end_ts
+  AFTER MATCH SKIP PAST LAST ROW
+  PATTERN (A B+ C)
+  DEFINE B AS B.v > LAST(B.v, 1) OR (LAST(B.v, 1) IS NULL AND B.v > A.v),
+         C AS C.v < LAST(B.v)",
+    )
+}
+
+/// Per key, an A then a B with no C for 300 ms, and the partial matches that
+/// time out: absences wait across checkpoints.
+fn absence_script(bootstrap: &str, out: &Path) -> String {
+    pattern_script(
+        bootstrap,
+        out,
+        "a_v BIGINT, b_v BIGINT, at_ts TIMESTAMP(3), timed_out BOOLEAN",
+        "MEASURES A.v AS a_v, B.v AS b_v, MATCH_ROWTIME() AS at_ts, MATCH_TIMED_OUT() AS timed_out
+  ONE ROW PER MATCH WITH TIMEOUTS
+  AFTER MATCH SKIP PAST LAST ROW
+  PATTERN (A B NOT C) WITHIN INTERVAL '300' MILLISECOND
+  DEFINE A AS A.v % 10 < 3, B AS B.v > A.v, C AS C.v % 7 = 0",
+    )
+}
+
+/// Runs `script` straight, then stopped at a checkpoint and resumed; the
+/// outputs must be equal. The straight run's rows must include each of `kinds`.
+fn stop_and_resume_equals_straight(
+    name: &str,
+    script: fn(&str, &Path) -> String,
+    min_rows: usize,
+    kinds: &[&str],
+) {
     let (_cluster, bs) = cluster_with_events();
     let (rt, vigil) = (runtime(), Vigil::new());
-    let (straight_out, straight_state) = (temp("mr-straight-out"), temp("mr-straight-state"));
-    run_to_end(
-        &rt,
-        &vigil,
-        &match_script(&bs, &straight_out),
-        &straight_state,
+    let (straight_out, straight_state) = (
+        temp(&format!("{name}-straight-out")),
+        temp(&format!("{name}-straight-state")),
     );
+    run_to_end(&rt, &vigil, &script(&bs, &straight_out), &straight_state);
     let expected = rows(&straight_out);
-    assert!(expected.len() > 17 * 30, "{} matches", expected.len());
-    let (out, state) = (temp("mr-out"), temp("mr-state"));
-    let text = match_script(&bs, &out);
+    assert!(expected.len() > min_rows, "{} matches", expected.len());
+    for kind in kinds {
+        assert!(
+            expected.iter().any(|r| r.contains(kind)),
+            "no row with {kind}"
+        );
+    }
+    let (out, state) = (temp(&format!("{name}-out")), temp(&format!("{name}-state")));
+    let text = script(&bs, &out);
     let first = run_until_checkpoint(&rt, &vigil, &text, &state);
     assert!(
         first.partial_matches > 0,
-        "rising runs were open when the job stopped, the gauge says none"
+        "partial matches were open when the job stopped, the gauge says none"
     );
     let partial = rows(&out).len();
     assert!(partial < expected.len(), "stopped before the end");
@@ -394,4 +426,19 @@ fn a_pattern_job_stopped_and_resumed_equals_a_straight_run() {
     for d in [straight_out, straight_state, out, state] {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+#[test]
+fn a_pattern_job_stopped_and_resumed_equals_a_straight_run() {
+    stop_and_resume_equals_straight("mr", match_script, 17 * 30, &[]);
+}
+
+#[test]
+fn an_absence_job_stopped_and_resumed_equals_a_straight_run() {
+    stop_and_resume_equals_straight(
+        "absence",
+        absence_script,
+        17 * 10,
+        &[r#""timed_out":false"#, r#""timed_out":true"#],
+    );
 }
