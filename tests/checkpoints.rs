@@ -113,6 +113,18 @@ fn run_until_checkpoint(
     text: &str,
     state: &Path,
 ) -> RunSummary {
+    run_until_checkpoint_with_output(rt, vigil, text, state, None)
+}
+
+/// As [`run_until_checkpoint`]; with `out`, waits until a checkpoint has also
+/// committed rows there (so the job was mid-stream when it stopped).
+fn run_until_checkpoint_with_output(
+    rt: &tokio::runtime::Runtime,
+    vigil: &Vigil,
+    text: &str,
+    state: &Path,
+    out: Option<&Path>,
+) -> RunSummary {
     let (handle, signal) = stop_channel();
     let summary = rt.block_on(async {
         let o = opts(state);
@@ -123,7 +135,8 @@ fn run_until_checkpoint(
             tokio::select! {
                 r = &mut job => break r,
                 _ = tokio::time::sleep(Duration::from_millis(2)) => {
-                    if has_checkpoint(state) || Instant::now() > deadline {
+                    let ready = has_checkpoint(state) && out.is_none_or(|o| !rows(o).is_empty());
+                    if ready || Instant::now() > deadline {
                         handle.stop();
                     }
                 }
@@ -140,13 +153,16 @@ fn run_until_checkpoint(
 }
 
 fn run_to_end(rt: &tokio::runtime::Runtime, vigil: &Vigil, text: &str, state: &Path) -> RunSummary {
-    rt.block_on(vigil.run_script_with(
+    let o = opts(state);
+    let job = vigil.run_script_with(
         text,
         OutputFormat::Json,
         vigil::engine::control::StopSignal::never(),
-        &opts(state),
-    ))
-    .expect("run to the end")
+        &o,
+    );
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), job).await })
+        .expect("the job ends within 2 minutes")
+        .expect("run to the end")
 }
 
 /// The job run straight through (in memory): its rows, output and state dirs.
@@ -340,7 +356,7 @@ fn a_checkpoint_resumes_at_another_parallelism() {
 /// A MATCH_RECOGNIZE job over `ev` writing `columns` (after `k`) from the
 /// clause `body`.
 fn pattern_script(bootstrap: &str, out: &Path, columns: &str, body: &str) -> String {
-    format!(
+    let text = format!(
         "SET 'execution.checkpointing.interval' = '20 ms';
 CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
 WITH ('connector' = 'kafka', 'topic' = 'ev', 'properties.bootstrap.servers' = '{bootstrap}',
@@ -350,7 +366,14 @@ WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
 INSERT INTO runs SELECT * FROM ev MATCH_RECOGNIZE (PARTITION BY k ORDER BY ts {body});
 ",
         out.display()
-    )
+    );
+    text
+}
+
+/// `text` reading the topic without end, so it is stopped mid-stream however
+/// fast it runs.
+fn unbounded(text: &str) -> String {
+    text.replace("'scan.bounded.mode' = 'latest-offset', ", "")
 }
 
 /// Per key, a rising run and the row that breaks it. Runs are long, so
@@ -408,10 +431,12 @@ fn stop_and_resume_equals_straight(
     }
     let (out, state) = (temp(&format!("{name}-out")), temp(&format!("{name}-state")));
     let text = script(&bs, &out);
-    let first = run_until_checkpoint(&rt, &vigil, &text, &state);
+    let first =
+        run_until_checkpoint_with_output(&rt, &vigil, &unbounded(&text), &state, Some(&out));
     assert!(
         first.partial_matches > 0,
-        "partial matches were open when the job stopped, the gauge says none"
+        "partial matches were open when the job stopped, the gauge says none ({first:?}, {} rows out)",
+        rows(&out).len()
     );
     let partial = rows(&out).len();
     assert!(partial < expected.len(), "stopped before the end");

@@ -593,12 +593,29 @@ fn plan_assignment(
     for (topic, parts) in &topics {
         for &p in parts {
             let (low, high) = marks[&(topic.clone(), p)];
+            let stop_at = match &opts.bounded {
+                None => None,
+                Some(BoundedMode::Latest) => Some(high),
+                // The first record at or after the time ends the split (checked
+                // per record); the end at start bounds it when there is none.
+                Some(BoundedMode::Timestamp(_)) => Some(high),
+                Some(BoundedMode::GroupOffsets) => Some(committed_of(topic, p).unwrap_or(high)),
+                Some(BoundedMode::Specific(m)) => Some(m.get(&p).copied().unwrap_or(high)),
+            };
             if let Some(r) = opts
                 .resume
                 .iter()
                 .find(|r| r.topic == *topic && r.partition == p)
             {
-                out.push((topic.clone(), p, r.next.clamp(low, high.max(low)), r.stop));
+                // A resumed bounded read keeps the end it was started with; one
+                // that followed the topic and is now bounded ends where the
+                // topic ends now; an unbounded one follows the topic.
+                let stop = match (&opts.bounded, r.stop) {
+                    (None, _) => None,
+                    (Some(_), Some(s)) => Some(s),
+                    (Some(_), None) => stop_at,
+                };
+                out.push((topic.clone(), p, r.next.clamp(low, high.max(low)), stop));
                 continue;
             }
             let group_start = || match committed_of(topic, p) {
@@ -614,15 +631,6 @@ fn plan_assignment(
                     Some(o) => *o,
                     None => group_start()?,
                 },
-            };
-            let stop_at = match &opts.bounded {
-                None => None,
-                Some(BoundedMode::Latest) => Some(high),
-                // The first record at or after the time ends the split (checked
-                // per record); the end at start bounds it when there is none.
-                Some(BoundedMode::Timestamp(_)) => Some(high),
-                Some(BoundedMode::GroupOffsets) => Some(committed_of(topic, p).unwrap_or(high)),
-                Some(BoundedMode::Specific(m)) => Some(m.get(&p).copied().unwrap_or(high)),
             };
             out.push((topic.clone(), p, start.clamp(low, high.max(low)), stop_at));
         }

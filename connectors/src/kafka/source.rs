@@ -191,13 +191,15 @@ impl KafkaSource {
 
 #[async_trait]
 impl Source for KafkaSource {
+    /// Where the read ends is left out: it is not part of the state, and a
+    /// job stopped while following a topic may be resumed to catch up to its
+    /// end (or the reverse) from the same checkpoint.
     fn describe(&self) -> String {
         format!(
-            "Kafka(topics={}, brokers={}, startup={:?}, bounded={:?})",
+            "Kafka(topics={}, brokers={}, startup={:?})",
             self.opts.topics.join(";"),
             self.opts.bootstrap(),
             self.opts.startup,
-            self.opts.bounded
         )
     }
 

@@ -17,16 +17,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::nfa::{Edge, Guard, Nfa, FINAL};
+pub use super::steps::{Step, Steps};
 use crate::{EngineError, Result};
-
-/// A row mapped to a pattern variable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Step {
-    /// The row's position in the partition (its sequence number).
-    pub row: u64,
-    /// The variable.
-    pub var: usize,
-}
 
 /// `AFTER MATCH SKIP ...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,6 +33,9 @@ pub enum Skip {
     ToLast(usize),
 }
 
+/// The rows of a partial match that does not exist.
+static NO_STEPS: Steps = Steps::EMPTY;
+
 /// The state of a partial match that has matched its pattern and waits for
 /// its absence (`NOT v`) to be confirmed.
 const WAITING: usize = usize::MAX;
@@ -49,9 +44,9 @@ const WAITING: usize = usize::MAX;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Thread {
     state: usize,
-    start: u64,
     start_time: i64,
-    steps: Vec<Step>,
+    /// Its rows; the first is where it started.
+    steps: Steps,
     /// When a completed match's time is not its last row's: the last instant
     /// of an absence's interval.
     #[serde(default)]
@@ -62,7 +57,7 @@ struct Thread {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match {
     /// Its rows and their variables, in order.
-    pub steps: Vec<Step>,
+    pub steps: Steps,
     /// Its MATCH_ROWTIME() when not its last row's time: for an absence or a
     /// timed-out partial match, the last instant of the WITHIN interval.
     pub rowtime: Option<i64>,
@@ -101,10 +96,10 @@ impl Matcher {
     }
 
     /// The number of partial matches and matches waiting to be emitted, and
-    /// the rows they have mapped in all.
+    /// the runs of rows they hold in all.
     pub fn open(&self) -> (usize, usize) {
         let all = self.threads.iter().chain(&self.completed);
-        let rows = all.clone().map(|t| t.steps.len()).sum();
+        let rows = all.clone().map(|t| t.steps.runs()).sum();
         (self.threads.len() + self.completed.len(), rows)
     }
 
@@ -119,7 +114,7 @@ impl Matcher {
         self.threads
             .iter()
             .chain(&self.completed)
-            .map(|t| t.start)
+            .map(|t| t.steps.first_row())
             .min()
     }
 
@@ -170,8 +165,8 @@ impl Matcher {
 
     /// The rows the partial match `thread` has mapped (as listed by
     /// [`Matcher::prepare`]).
-    pub fn steps_of(&self, thread: usize) -> &[Step] {
-        self.threads.get(thread).map_or(&[], |t| t.steps.as_slice())
+    pub fn steps_of(&self, thread: usize) -> &Steps {
+        self.threads.get(thread).map_or(&NO_STEPS, |t| &t.steps)
     }
 
     /// First half of a step: expires partial matches (reporting timed-out
@@ -190,9 +185,8 @@ impl Matcher {
         // Every row may start a match (a skip only prunes earlier starts).
         self.threads.push(Thread {
             state: cfg.nfa.start,
-            start: row,
             start_time: time,
-            steps: vec![],
+            steps: Steps::starting_at(row),
             rowtime: None,
         });
         let mut stack: Vec<usize> = vec![];
@@ -251,6 +245,7 @@ impl Matcher {
         let mut completed: Vec<Thread> = vec![];
         let mut stack: Vec<usize> = vec![];
         let mut seen: Vec<usize> = vec![];
+        let mut takes: Vec<(usize, usize)> = vec![];
         for (i, t) in std::mem::take(&mut self.threads).into_iter().enumerate() {
             if t.state == WAITING {
                 // An absence dies when the absent variable's row comes.
@@ -263,7 +258,7 @@ impl Matcher {
             stack.clear();
             seen.clear();
             stack.push(t.state);
-            let mut takes: Vec<(usize, usize)> = vec![];
+            takes.clear();
             let mut reached_final = false;
             while let Some(s) = stack.pop() {
                 if seen.contains(&s) {
@@ -307,27 +302,31 @@ impl Matcher {
                     Some(_) => {}
                 }
             }
-            for (var, to) in takes {
-                if holds(i, var) {
-                    let mut steps = t.steps.clone();
-                    steps.push(Step { row, var });
-                    let nt = Thread {
-                        state: to,
-                        start: t.start,
-                        start_time: t.start_time,
-                        steps,
-                        rowtime: None,
-                    };
-                    if to == FINAL && cfg.absent.is_some() {
-                        next.push(Thread {
-                            state: WAITING,
-                            ..nt
-                        });
-                    } else if to == FINAL {
-                        completed.push(nt);
-                    } else {
-                        next.push(nt);
-                    }
+            // The row may be taken several ways; the last takes `t` itself
+            // (most steps take one way: no copy).
+            takes.retain(|&(var, _)| holds(i, var));
+            let mut t = Some(t);
+            let n = takes.len();
+            for (k, (var, to)) in takes.drain(..).enumerate() {
+                let mut nt = if k + 1 == n {
+                    let Some(t) = t.take() else { break };
+                    t
+                } else {
+                    let Some(t) = t.as_ref() else { break };
+                    t.clone()
+                };
+                // Rows of a match are consecutive: this one follows.
+                debug_assert_eq!(nt.steps.end_row(), row);
+                nt.steps.push(var);
+                nt.state = to;
+                nt.rowtime = None;
+                if to == FINAL && cfg.absent.is_some() {
+                    nt.state = WAITING;
+                    next.push(nt);
+                } else if to == FINAL {
+                    completed.push(nt);
+                } else {
+                    next.push(nt);
                 }
             }
         }
@@ -340,24 +339,25 @@ impl Matcher {
     /// a step, or after partial matches expired), earliest start first, pruning per the skip strategy
     /// after each.
     pub fn emit_ready(&mut self, cfg: &MatchConfig<'_>, out: &mut Vec<Match>) -> Result<()> {
-        self.completed.sort_by_key(|t| t.start);
+        self.completed.sort_by_key(|t| t.steps.first_row());
         while let Some(earliest) = self.completed.first() {
-            let blocked = self.threads.iter().any(|t| t.start <= earliest.start);
+            let start = earliest.steps.first_row();
+            let blocked = self.threads.iter().any(|t| t.steps.first_row() <= start);
             if blocked {
                 break;
             }
             let m = self.completed.remove(0);
-            let first = m.steps.first().map_or(m.start, |s| s.row);
-            let last = m.steps.last().map_or(m.start, |s| s.row);
+            let first = m.steps.first_row();
+            let last = m.steps.last().map_or(first, |s| s.row);
             let keep_from = match cfg.skip {
                 Skip::PastLastRow => last + 1,
                 Skip::ToNextRow => first + 1,
                 Skip::ToFirst(v) | Skip::ToLast(v) => {
-                    let rows = m.steps.iter().filter(|s| s.var == v).map(|s| s.row);
+                    let rows = m.steps.rows_of(v);
                     let at = if matches!(cfg.skip, Skip::ToFirst(_)) {
-                        rows.min()
+                        rows.map(|r| r.0)
                     } else {
-                        rows.max()
+                        rows.map(|r| r.1)
                     };
                     let Some(at) = at else {
                         return Err(EngineError::Graph(
@@ -378,8 +378,8 @@ impl Matcher {
                 rowtime: m.rowtime,
                 timed_out: false,
             });
-            self.threads.retain(|t| t.start >= keep_from);
-            self.completed.retain(|t| t.start >= keep_from);
+            self.threads.retain(|t| t.steps.first_row() >= keep_from);
+            self.completed.retain(|t| t.steps.first_row() >= keep_from);
         }
         Ok(())
     }
@@ -394,7 +394,7 @@ mod tests {
     trait Conditions {
         /// Whether `row` may be mapped to `var`, given the rows the partial match
         /// has mapped so far (`matched`, in order).
-        fn holds(&mut self, var: usize, row: u64, matched: &[Step]) -> Result<bool>;
+        fn holds(&mut self, var: usize, row: u64, matched: &Steps) -> Result<bool>;
     }
 
     impl Matcher {
@@ -431,7 +431,7 @@ mod tests {
     }
 
     impl<F: Fn(usize, i64, &[i64]) -> bool> Conditions for Prices<F> {
-        fn holds(&mut self, var: usize, row: u64, matched: &[Step]) -> Result<bool> {
+        fn holds(&mut self, var: usize, row: u64, matched: &Steps) -> Result<bool> {
             let same: Vec<i64> = matched
                 .iter()
                 .filter(|s| s.var == var)
@@ -589,7 +589,7 @@ mod tests {
         assert_eq!(
             out,
             vec![Match {
-                steps: vec![Step { row: 3, var: 0 }],
+                steps: Steps::from_steps(&[Step { row: 3, var: 0 }]),
                 rowtime: Some(29),
                 timed_out: false,
             }]

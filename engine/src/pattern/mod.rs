@@ -8,3 +8,4 @@ pub mod nav;
 pub mod nfa;
 pub mod operator;
 mod state;
+pub mod steps;

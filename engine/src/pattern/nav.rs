@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::matcher::Step;
+use super::steps::{in_vars, Step, Steps};
 use crate::error::ResultExt;
 use crate::Result;
 
@@ -135,7 +135,7 @@ pub trait RowSource {
 /// being tested, and where its partition's rows are.
 pub struct Candidate<'a> {
     /// The rows mapped so far and their variables.
-    pub steps: &'a [Step],
+    pub steps: &'a Steps,
     /// In a DEFINE condition, the row being tested and its variable.
     pub current: Option<Step>,
     /// MATCH_NUMBER().
@@ -152,29 +152,21 @@ pub struct Candidate<'a> {
 
 impl Candidate<'_> {
     /// Every row of the (running) match, in order.
-    fn all(&self) -> impl DoubleEndedIterator<Item = &Step> + '_ {
-        self.steps.iter().chain(self.current.as_ref())
+    fn all(&self) -> impl DoubleEndedIterator<Item = Step> + '_ {
+        self.steps.iter().chain(self.current)
     }
-}
 
-fn in_vars(vars: &[usize], v: usize) -> bool {
-    vars.is_empty() || vars.contains(&v)
+    /// The last row of the (running) match.
+    fn last(&self) -> Option<Step> {
+        self.current.or_else(|| self.steps.last())
+    }
 }
 
 /// The row a row navigation lands on.
 fn row_of(nav: &Nav, c: &Candidate<'_>) -> Option<u64> {
     match nav {
-        Nav::Last { vars, offset } => c
-            .all()
-            .rev()
-            .filter(|s| in_vars(vars, s.var))
-            .nth(*offset as usize)
-            .map(|s| s.row),
-        Nav::First { vars, offset } => c
-            .all()
-            .filter(|s| in_vars(vars, s.var))
-            .nth(*offset as usize)
-            .map(|s| s.row),
+        Nav::Last { vars, offset } => c.steps.nth_back(vars, *offset, c.current),
+        Nav::First { vars, offset } => c.steps.nth(vars, *offset, c.current),
         Nav::Physical { base, offset } => {
             let r = row_of(base, c)? as i64 + offset;
             (r >= 0 && r as u64 <= c.last_row).then_some(r as u64)
@@ -257,13 +249,11 @@ pub fn term_value(term: &NavTerm, c: &Candidate<'_>) -> Result<ScalarValue> {
         Nav::Agg { func, vars } => aggregate(*func, vars, term.column, t, c),
         Nav::MatchRowtime => Ok(ScalarValue::TimestampMillisecond(
             c.rowtime
-                .or_else(|| c.all().next_back().and_then(|s| rows.time(s.row))),
+                .or_else(|| c.last().and_then(|s| rows.time(s.row))),
             None,
         )),
         Nav::Classifier => Ok(ScalarValue::Utf8(
-            c.all()
-                .next_back()
-                .map(|s| rows.var_name(s.var).to_string()),
+            c.last().map(|s| rows.var_name(s.var).to_string()),
         )),
         Nav::MatchNumber => Ok(ScalarValue::Int64(
             (c.match_number > 0).then_some(c.match_number as i64),

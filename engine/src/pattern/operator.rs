@@ -472,7 +472,7 @@ impl MatchRecognize {
         }
         self.gauges.0.set(open as u64);
         let row_bytes = self.staged_schema.fields().len() * 16;
-        let bytes = steps * std::mem::size_of::<Step>() + retained * row_bytes;
+        let bytes = steps * std::mem::size_of::<(u32, u32)>() + retained * row_bytes;
         self.gauges
             .1
             .set(bytes.checked_div(open).unwrap_or(0) as u64);
