@@ -108,6 +108,11 @@ impl Matcher {
         self.threads.is_empty() && self.completed.is_empty()
     }
 
+    /// When the oldest partial match started, if any.
+    pub fn oldest_start_time(&self) -> Option<i64> {
+        self.threads.iter().map(|t| t.start_time).min()
+    }
+
     /// The earliest row a partial match still refers to (rows before it can be
     /// released), if any.
     pub fn oldest_row(&self) -> Option<u64> {

@@ -9,3 +9,4 @@ pub mod nfa;
 pub mod operator;
 mod state;
 pub mod steps;
+mod upkeep;

@@ -12,8 +12,13 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::{
+    new_empty_array, new_null_array, Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions,
+    TimestampMillisecondArray,
+};
+use datafusion::arrow::compute::interleave;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
@@ -123,12 +128,23 @@ impl NavExpr {
 
 /// What navigation reads rows through: the partition's rows by sequence number.
 pub trait RowSource {
-    /// The value of derived column `column` at row `seq`, if the row exists.
-    fn value(&self, seq: u64, column: usize) -> Result<Option<ScalarValue>>;
+    /// Derived column `column` and the index in it of row `seq`, if the row
+    /// exists.
+    fn column(&self, seq: u64, column: usize) -> Option<(&ArrayRef, usize)>;
     /// The event time of row `seq`.
     fn time(&self, seq: u64) -> Option<i64>;
     /// The variable names, for CLASSIFIER().
     fn var_name(&self, var: usize) -> &str;
+
+    /// The value of derived column `column` at row `seq`, if the row exists.
+    fn value(&self, seq: u64, column: usize) -> Result<Option<ScalarValue>> {
+        match self.column(seq, column) {
+            None => Ok(None),
+            Some((a, i)) => ScalarValue::try_from_array(a, i)
+                .map(Some)
+                .context("pattern navigation"),
+        }
+    }
 }
 
 /// One candidate: the rows of a (partial) match, plus in a DEFINE the row
@@ -186,14 +202,17 @@ fn aggregate(
     t: &DataType,
     c: &Candidate<'_>,
 ) -> Result<ScalarValue> {
+    let Some(col) = column else {
+        let n = c.all().filter(|s| in_vars(vars, s.var)).count();
+        return Ok(ScalarValue::Int64(Some(n as i64)));
+    };
+    if let Some(v) = aggregate_primitive(func, vars, col, t, c)? {
+        return Ok(v);
+    }
     let rows = c.rows;
     let mut count: i64 = 0;
     let mut acc: Option<ScalarValue> = None;
     for s in c.all().filter(|s| in_vars(vars, s.var)) {
-        let Some(col) = column else {
-            count += 1;
-            continue;
-        };
         let Some(v) = rows.value(s.row, col)? else {
             continue;
         };
@@ -241,6 +260,90 @@ fn aggregate(
     }
 }
 
+/// An aggregate over a BIGINT or DOUBLE column without a `ScalarValue` per
+/// row (`None`: another type; the general path handles it). Same results:
+/// SUM wraps on overflow and AVG over integers truncates, as in Flink.
+fn aggregate_primitive(
+    func: AggFunc,
+    vars: &[usize],
+    col: usize,
+    t: &DataType,
+    c: &Candidate<'_>,
+) -> Result<Option<ScalarValue>> {
+    let mut rows = c.all().filter(|s| in_vars(vars, s.var));
+    let Some(first) = rows.next() else {
+        return Ok(None);
+    };
+    let Some((a, _)) = c.rows.column(first.row, col) else {
+        return Ok(None);
+    };
+    let result = match a.data_type() {
+        DataType::Int64 => {
+            let (mut n, mut sum, mut lo, mut hi) = (0i64, 0i64, i64::MAX, i64::MIN);
+            for s in std::iter::once(first).chain(rows) {
+                let Some((a, i)) = c.rows.column(s.row, col) else {
+                    continue;
+                };
+                let Some(a) = a.as_primitive_opt::<Int64Type>() else {
+                    return Ok(None);
+                };
+                if a.is_valid(i) {
+                    let v = a.value(i);
+                    n += 1;
+                    sum = sum.wrapping_add(v);
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                }
+            }
+            let v = (n > 0).then(|| match func {
+                AggFunc::Sum => sum,
+                AggFunc::Avg => sum / n,
+                AggFunc::Min => lo,
+                AggFunc::Max => hi,
+                AggFunc::Count => n,
+            });
+            ScalarValue::Int64(if func == AggFunc::Count { Some(n) } else { v })
+        }
+        DataType::Float64 => {
+            let (mut n, mut sum, mut lo, mut hi) = (0i64, 0f64, f64::INFINITY, f64::NEG_INFINITY);
+            for s in std::iter::once(first).chain(rows) {
+                let Some((a, i)) = c.rows.column(s.row, col) else {
+                    continue;
+                };
+                let Some(a) = a.as_primitive_opt::<Float64Type>() else {
+                    return Ok(None);
+                };
+                if a.is_valid(i) {
+                    let v = a.value(i);
+                    n += 1;
+                    sum += v;
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                }
+            }
+            if func == AggFunc::Count {
+                ScalarValue::Int64(Some(n))
+            } else {
+                ScalarValue::Float64((n > 0).then(|| match func {
+                    AggFunc::Avg => sum / n as f64,
+                    AggFunc::Min => lo,
+                    AggFunc::Max => hi,
+                    _ => sum,
+                }))
+            }
+        }
+        _ => return Ok(None),
+    };
+    if result.data_type() == *t {
+        Ok(Some(result))
+    } else {
+        result
+            .cast_to(t)
+            .map(Some)
+            .context("aggregate in a pattern")
+    }
+}
+
 /// The value of `term` for candidate `c`.
 pub fn term_value(term: &NavTerm, c: &Candidate<'_>) -> Result<ScalarValue> {
     let t = &term.data_type;
@@ -272,23 +375,92 @@ pub fn term_value(term: &NavTerm, c: &Candidate<'_>) -> Result<ScalarValue> {
     }
 }
 
+/// The values of `term` for all candidates, as an array.
+fn term_array(term: &NavTerm, candidates: &[Candidate<'_>]) -> Result<ArrayRef> {
+    let t = &term.data_type;
+    if candidates.is_empty() {
+        return Ok(new_empty_array(t));
+    }
+    let row_nav = matches!(
+        term.nav,
+        Nav::Last { .. } | Nav::First { .. } | Nav::Physical { .. }
+    );
+    match (row_nav, term.column) {
+        (true, Some(col)) => gather(&term.nav, col, t, candidates),
+        (_, _) if term.nav == Nav::MatchRowtime => {
+            let times: TimestampMillisecondArray = candidates
+                .iter()
+                .map(|c| {
+                    c.rowtime
+                        .or_else(|| c.last().and_then(|s| c.rows.time(s.row)))
+                })
+                .collect();
+            Ok(Arc::new(times))
+        }
+        _ => {
+            let values = candidates
+                .iter()
+                .map(|c| term_value(term, c))
+                .collect::<Result<Vec<_>>>()?;
+            ScalarValue::iter_to_array(values).context("pattern navigation")
+        }
+    }
+}
+
+/// A row navigation's values, gathered from the rows' batches in one
+/// `interleave` (no value per candidate).
+fn gather(nav: &Nav, col: usize, t: &DataType, candidates: &[Candidate<'_>]) -> Result<ArrayRef> {
+    // Source 0 is one NULL, for navigation that lands on no row.
+    let null = new_null_array(t, 1);
+    let mut sources: Vec<&dyn Array> = vec![null.as_ref()];
+    let mut seen: Vec<&ArrayRef> = vec![];
+    let mut at: Vec<(usize, usize)> = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let cell = row_of(nav, c).and_then(|r| c.rows.column(r, col));
+        let Some((a, i)) = cell else {
+            at.push((0, 0));
+            continue;
+        };
+        let k = match seen.iter().rposition(|s| Arc::ptr_eq(s, a)) {
+            Some(k) => k,
+            None => {
+                if a.data_type() != t {
+                    // Rare (a navigation typed apart from its column): the
+                    // general path casts per value.
+                    return Ok(ScalarValue::iter_to_array(
+                        candidates
+                            .iter()
+                            .map(|c| {
+                                term_value(
+                                    &NavTerm {
+                                        nav: nav.clone(),
+                                        column: Some(col),
+                                        data_type: t.clone(),
+                                    },
+                                    c,
+                                )
+                            })
+                            .collect::<Result<Vec<_>>>()?,
+                    )
+                    .context("pattern navigation")?);
+                }
+                seen.push(a);
+                sources.push(a.as_ref());
+                seen.len() - 1
+            }
+        };
+        at.push((k + 1, i));
+    }
+    interleave(&sources, &at).context("pattern navigation")
+}
+
 /// Evaluates `e` for each candidate, vectorised: one row per candidate.
 pub fn evaluate(e: &NavExpr, candidates: &[Candidate<'_>]) -> Result<ArrayRef> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(e.terms.len());
     for term in &e.terms {
-        let values = candidates
-            .iter()
-            .map(|c| term_value(term, c))
-            .collect::<Result<Vec<_>>>()?;
-        let array = if values.is_empty() {
-            datafusion::arrow::array::new_empty_array(&term.data_type)
-        } else {
-            ScalarValue::iter_to_array(values).context("pattern navigation")?
-        };
-        columns.push(array);
+        columns.push(term_array(term, candidates)?);
     }
-    let options =
-        datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(candidates.len()));
+    let options = RecordBatchOptions::new().with_row_count(Some(candidates.len()));
     let batch = RecordBatch::try_new_with_options(e.schema.clone(), columns, &options)
         .context("pattern expression")?;
     e.expr

@@ -3,13 +3,14 @@
 //! partition's matcher over them in order and emits one row per match
 //! (partition columns, then measures).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::{
-    concat_batches, filter_record_batch, lexsort_to_indices, not, take_record_batch, SortColumn,
-    SortOptions,
+    concat_batches, filter_record_batch, lexsort_to_indices, max, min, not, take_record_batch,
+    SortColumn, SortOptions,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMillisecondType};
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -26,7 +27,7 @@ use crate::operator::{Emitter, Operator};
 use crate::operators::watermark::to_millis;
 use crate::operators::{batch_of, eval};
 use crate::state::{StateEntry, StateWriter};
-use crate::time::{MAX_WATERMARK, MIN_WATERMARK};
+use crate::time::MIN_WATERMARK;
 use crate::{EngineError, Result};
 
 /// What a MATCH_RECOGNIZE computes, as planned.
@@ -67,7 +68,7 @@ pub struct MatchSpec {
 
 impl MatchSpec {
     /// What the matcher needs of the spec.
-    fn config(&self) -> MatchConfig<'_> {
+    pub(super) fn config(&self) -> MatchConfig<'_> {
         MatchConfig {
             nfa: &self.nfa,
             skip: self.skip,
@@ -94,6 +95,32 @@ pub(super) struct Partition {
     pub(super) matcher: Matcher,
     pub(super) rows: Rows,
     pub(super) matches: u64,
+    /// The WITHIN deadline it is registered under, if any.
+    pub(super) armed: Option<i64>,
+    /// What it last counted toward the gauges: partial matches, their runs,
+    /// retained rows.
+    pub(super) counted: (usize, usize, usize),
+}
+
+impl Partition {
+    /// A partition of `key` in the state given.
+    pub(super) fn new(
+        key_bytes: Vec<u8>,
+        key: Vec<ScalarValue>,
+        matcher: Matcher,
+        rows: Rows,
+        matches: u64,
+    ) -> Self {
+        Self {
+            key_bytes,
+            key,
+            matcher,
+            rows,
+            matches,
+            armed: None,
+            counted: (0, 0, 0),
+        }
+    }
 }
 
 /// The layout of a released batch: time, then derived columns.
@@ -105,19 +132,10 @@ struct PartitionRows<'a> {
 }
 
 impl RowSource for PartitionRows<'_> {
-    fn value(&self, seq: u64, column: usize) -> Result<Option<ScalarValue>> {
-        let Some(first) = self.rows.rows.front().map(|r| r.0) else {
-            return Ok(None);
-        };
-        if seq < first {
-            return Ok(None);
-        }
-        let Some((_, batch, i)) = self.rows.rows.get((seq - first) as usize) else {
-            return Ok(None);
-        };
-        ScalarValue::try_from_array(batch.column(1 + column), *i)
-            .map(Some)
-            .context("pattern navigation")
+    fn column(&self, seq: u64, column: usize) -> Option<(&ArrayRef, usize)> {
+        let first = self.rows.rows.front()?.0;
+        let (_, batch, i) = self.rows.rows.get(seq.checked_sub(first)? as usize)?;
+        Some((batch.column(1 + column), *i))
     }
 
     fn time(&self, seq: u64) -> Option<i64> {
@@ -137,7 +155,9 @@ impl RowSource for PartitionRows<'_> {
 /// Runs MATCH_RECOGNIZE.
 pub struct MatchRecognize {
     pub(super) spec: MatchSpec,
-    pub(super) staged: Vec<RecordBatch>,
+    /// Rows waiting for the watermark: batches with their earliest and
+    /// latest times.
+    pub(super) staged: Vec<(RecordBatch, i64, i64)>,
     pub(super) staged_schema: SchemaRef,
     pub(super) keys: RowConverter,
     /// Partitions with state, and where each is by key.
@@ -147,6 +167,13 @@ pub struct MatchRecognize {
     pub(super) late: Counter,
     /// Open partial matches, and state bytes per open partial match.
     pub(super) gauges: (Gauge, Gauge),
+    /// WITHIN deadlines of partitions with partial matches (earliest
+    /// first), so a watermark visits only the partitions it expires.
+    pub(super) deadlines: BinaryHeap<Reverse<(i64, Vec<u8>)>>,
+    /// Partitions a step or an expiry touched since the last upkeep.
+    pub(super) touched: Vec<usize>,
+    /// Partial matches, their runs and retained rows, over all partitions.
+    pub(super) totals: (usize, usize, usize),
 }
 
 impl MatchRecognize {
@@ -182,6 +209,9 @@ impl MatchRecognize {
             watermark: MIN_WATERMARK,
             late,
             gauges,
+            deadlines: BinaryHeap::new(),
+            touched: vec![],
+            totals: (0, 0, 0),
         })
     }
 
@@ -193,27 +223,46 @@ impl MatchRecognize {
         self.key_start() + self.spec.partition_by.len()
     }
 
-    /// Feeds the staged rows at or before `wm`, in order, to their partitions.
-    fn release(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
-        if self.staged.is_empty() {
-            return Ok(());
-        }
-        let all = concat_batches(&self.staged_schema, &self.staged).context("MATCH_RECOGNIZE")?;
-        self.staged.clear();
-        let times = all
+    /// Keeps `batch` until the watermark passes its rows, with its earliest
+    /// and latest times.
+    pub(super) fn stage(&mut self, batch: RecordBatch) {
+        let times = batch
             .column(TIME_COL)
             .as_primitive::<TimestampMillisecondType>();
-        // Staged rows never have a NULL time (on_batch drops those as late).
-        let due: BooleanArray = times
-            .iter()
-            .map(|t| Some(t.is_some_and(|t| t <= wm)))
-            .collect();
-        let keep = not(&due).context("MATCH_RECOGNIZE")?;
-        let later = filter_record_batch(&all, &keep).context("MATCH_RECOGNIZE")?;
-        if later.num_rows() > 0 {
-            self.staged.push(later);
+        if let (Some(lo), Some(hi)) = (min(times), max(times)) {
+            self.staged.push((batch, lo, hi));
         }
-        let ready = filter_record_batch(&all, &due).context("MATCH_RECOGNIZE")?;
+    }
+
+    /// Feeds the staged rows at or before `wm`, in order, to their partitions.
+    fn release(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
+        // Only batches that straddle the watermark are split; the others are
+        // wholly due or wholly waiting (rows wait seconds, across many
+        // watermarks, so they must not be copied at each).
+        let mut due = vec![];
+        for (batch, lo, hi) in std::mem::take(&mut self.staged) {
+            if hi <= wm {
+                due.push(batch);
+            } else if lo > wm {
+                self.staged.push((batch, lo, hi));
+            } else {
+                let times = batch
+                    .column(TIME_COL)
+                    .as_primitive::<TimestampMillisecondType>();
+                // Staged rows never have a NULL time (on_batch drops those as late).
+                let now: BooleanArray = times
+                    .iter()
+                    .map(|t| Some(t.is_some_and(|t| t <= wm)))
+                    .collect();
+                let keep = not(&now).context("MATCH_RECOGNIZE")?;
+                self.stage(filter_record_batch(&batch, &keep).context("MATCH_RECOGNIZE")?);
+                due.push(filter_record_batch(&batch, &now).context("MATCH_RECOGNIZE")?);
+            }
+        }
+        if due.is_empty() {
+            return Ok(());
+        }
+        let ready = concat_batches(&self.staged_schema, &due).context("MATCH_RECOGNIZE")?;
         if ready.num_rows() == 0 {
             return Ok(());
         }
@@ -265,13 +314,13 @@ impl MatchRecognize {
                         .map(|c| ScalarValue::try_from_array(c, i))
                         .collect::<datafusion::error::Result<Vec<_>>>()
                         .context("MATCH_RECOGNIZE partition keys")?;
-                    self.partitions.push(Partition {
-                        key_bytes: key.clone(),
-                        key: values,
-                        matcher: Matcher::new(),
-                        rows: Rows::default(),
-                        matches: 0,
-                    });
+                    self.partitions.push(Partition::new(
+                        key.clone(),
+                        values,
+                        Matcher::new(),
+                        Rows::default(),
+                        0,
+                    ));
                     self.index.insert(key, self.partitions.len() - 1);
                     self.partitions.len() - 1
                 }
@@ -329,7 +378,11 @@ impl MatchRecognize {
             }
         }
         self.emit_matches(matched, out)?;
-        self.prune();
+        for (p, _) in &lists {
+            self.touched.push(*p);
+            self.arm(*p);
+        }
+        self.upkeep();
         Ok(())
     }
 
@@ -385,7 +438,11 @@ impl MatchRecognize {
     }
 
     /// Evaluates the measures of the matches and emits one row per match.
-    fn emit_matches(&self, matched: Vec<(usize, Match, u64)>, out: &mut Emitter) -> Result<()> {
+    pub(super) fn emit_matches(
+        &self,
+        matched: Vec<(usize, Match, u64)>,
+        out: &mut Emitter,
+    ) -> Result<()> {
         if matched.is_empty() {
             return Ok(());
         }
@@ -430,80 +487,6 @@ impl MatchRecognize {
         out.batch(batch);
         Ok(())
     }
-
-    /// Ends partial matches whose WITHIN interval the watermark `wm` has
-    /// passed (and, at the end of the input, those that may end where they
-    /// are), and emits the matches that completes or releases, and the
-    /// timed-out partial matches asked for.
-    fn expire(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
-        let end = wm == MAX_WATERMARK;
-        if self.spec.within.is_none() && !end {
-            return Ok(());
-        }
-        let cfg = self.spec.config();
-        let mut matched = vec![];
-        let mut timed_out = vec![];
-        for (i, p) in self.partitions.iter_mut().enumerate() {
-            let mut found = vec![];
-            // No row at or before the watermark can come any more.
-            p.matcher.expire(&cfg, wm.saturating_add(1), &mut timed_out);
-            matched.extend(timed_out.drain(..).map(|m| (i, m, 0)));
-            if end {
-                p.matcher.finish(&cfg);
-            }
-            p.matcher.emit_ready(&cfg, &mut found)?;
-            for m in found {
-                p.matches += 1;
-                matched.push((i, m, p.matches));
-            }
-        }
-        self.emit_matches(matched, out)
-    }
-
-    /// Sets the partial-match gauges: how many are open, and the bytes each
-    /// holds (its mapped rows, plus its share of the rows retained for them).
-    fn report(&self) {
-        let (mut open, mut steps, mut retained) = (0usize, 0usize, 0usize);
-        for p in &self.partitions {
-            let (n, s) = p.matcher.open();
-            open += n;
-            steps += s;
-            retained += p.rows.rows.len();
-        }
-        self.gauges.0.set(open as u64);
-        let row_bytes = self.staged_schema.fields().len() * 16;
-        let bytes = steps * std::mem::size_of::<(u32, u32)>() + retained * row_bytes;
-        self.gauges
-            .1
-            .set(bytes.checked_div(open).unwrap_or(0) as u64);
-    }
-
-    /// Releases rows no partial match can read any more, and empty partitions.
-    fn prune(&mut self) {
-        let lookback = self.spec.lookback;
-        let mut i = 0;
-        while i < self.partitions.len() {
-            let p = &mut self.partitions[i];
-            let keep_from = match p.matcher.oldest_row() {
-                Some(start) => start.saturating_sub(lookback),
-                None => p.rows.next_seq.saturating_sub(lookback),
-            };
-            while p.rows.rows.front().is_some_and(|r| r.0 < keep_from) {
-                p.rows.rows.pop_front();
-            }
-            // A partition with nothing pending and no rows to look back on
-            // needs no state (its MATCH_NUMBER() restarts).
-            if !p.matcher.is_idle() || !p.rows.rows.is_empty() {
-                i += 1;
-                continue;
-            }
-            let gone = self.partitions.swap_remove(i);
-            self.index.remove(&gone.key_bytes);
-            if let Some(moved) = self.partitions.get(i) {
-                self.index.insert(moved.key_bytes.clone(), i);
-            }
-        }
-    }
 }
 
 impl Operator for MatchRecognize {
@@ -544,7 +527,7 @@ impl Operator for MatchRecognize {
             self.late.add(late as u64);
         }
         if kept.num_rows() > 0 {
-            self.staged.push(kept);
+            self.stage(kept);
         }
         Ok(())
     }
@@ -554,7 +537,7 @@ impl Operator for MatchRecognize {
             self.watermark = wm;
             self.release(wm, out)?;
             self.expire(wm, out)?;
-            self.prune();
+            self.upkeep();
             self.report();
         }
         out.watermark(wm);
@@ -576,7 +559,11 @@ impl Operator for MatchRecognize {
     }
 
     fn state_size(&self) -> u64 {
-        let staged: usize = self.staged.iter().map(|b| b.get_array_memory_size()).sum();
+        let staged: usize = self
+            .staged
+            .iter()
+            .map(|b| b.0.get_array_memory_size())
+            .sum();
         let rows: usize = self.partitions.iter().map(|p| p.rows.rows.len() * 24).sum();
         (staged + rows) as u64
     }

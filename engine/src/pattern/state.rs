@@ -44,7 +44,7 @@ impl MatchRecognize {
             None
         } else {
             Some(
-                concat_batches(&self.staged_schema, &self.staged)
+                concat_batches(&self.staged_schema, self.staged.iter().map(|b| &b.0))
                     .context("MATCH_RECOGNIZE state")?,
             )
         };
@@ -91,7 +91,7 @@ impl MatchRecognize {
             .map_err(|e| EngineError::State(format!("MATCH_RECOGNIZE state: {e}")))?;
         self.watermark = saved.watermark;
         if let Some(b) = find(b"staged") {
-            self.staged.push(decode_batch(b)?);
+            self.stage(decode_batch(b)?);
         }
         let rows = match find(b"rows") {
             Some(b) => Arc::new(decode_batch(b)?),
@@ -134,15 +134,14 @@ impl MatchRecognize {
                     .push_back((sp.first_seq + j as u64, rows.clone(), at + j));
             }
             at += sp.rows;
-            self.index.insert(key.clone(), self.partitions.len());
-            self.partitions.push(Partition {
-                key_bytes: key,
-                key: values,
-                matcher: sp.matcher,
-                rows: r,
-                matches: sp.matches,
-            });
+            let p = self.partitions.len();
+            self.index.insert(key.clone(), p);
+            self.partitions
+                .push(Partition::new(key, values, sp.matcher, r, sp.matches));
+            self.arm(p);
+            self.touched.push(p);
         }
+        self.upkeep();
         Ok(())
     }
 }
