@@ -53,6 +53,15 @@ struct Thread {
     rowtime: Option<i64>,
 }
 
+/// Buffers a step reuses (one per operator, lent to each partition's step).
+#[derive(Default)]
+pub struct Work {
+    stack: Vec<usize>,
+    seen: Vec<usize>,
+    takes: Vec<(usize, usize)>,
+    prev: Vec<Thread>,
+}
+
 /// A complete match, or a partial match WITHIN timed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match {
@@ -130,6 +139,13 @@ impl Matcher {
     /// asked for.
     pub fn expire(&mut self, cfg: &MatchConfig<'_>, time: i64, timed_out: &mut Vec<Match>) {
         let Some(w) = cfg.within else { return };
+        if !self
+            .threads
+            .iter()
+            .any(|t| time.saturating_sub(t.start_time) >= w)
+        {
+            return;
+        }
         let threads = std::mem::take(&mut self.threads);
         for mut t in threads {
             if time.saturating_sub(t.start_time) < w {
@@ -194,43 +210,15 @@ impl Matcher {
             steps: Steps::starting_at(row),
             rowtime: None,
         });
-        let mut stack: Vec<usize> = vec![];
-        let mut seen: Vec<usize> = vec![];
         for (i, t) in self.threads.iter().enumerate() {
-            let first = requests.len();
-            stack.clear();
-            seen.clear();
-            stack.push(t.state);
-            while let Some(s) = stack.pop() {
-                if s == FINAL || s == WAITING {
-                    // The row may be the absent variable's.
-                    if let Some(v) = cfg.absent {
-                        if !requests[first..].contains(&(i, v)) {
-                            requests.push((i, v));
-                        }
-                    }
-                    continue;
-                }
-                if seen.contains(&s) {
-                    continue;
-                }
-                seen.push(s);
-                for e in &cfg.nfa.states[s] {
-                    let var = match *e {
-                        Edge::Take { var, .. } => Some(var),
-                        Edge::Proceed { to, guard } => {
-                            stack.push(to);
-                            match guard {
-                                Guard::Unless(v) => Some(v),
-                                Guard::Always => None,
-                            }
-                        }
-                    };
-                    if let Some(v) = var {
-                        if !requests[first..].contains(&(i, v)) {
-                            requests.push((i, v));
-                        }
-                    }
+            if t.state != WAITING {
+                requests.extend(cfg.nfa.asks(t.state).iter().map(|&v| (i, v)));
+            }
+            // The row may be the absent variable's.
+            if let Some(v) = cfg.absent {
+                let ends = t.state == WAITING || cfg.nfa.finishes(t.state);
+                if ends && !cfg.nfa.asks(t.state).contains(&v) {
+                    requests.push((i, v));
                 }
             }
         }
@@ -244,14 +232,21 @@ impl Matcher {
         cfg: &MatchConfig<'_>,
         row: u64,
         holds: &dyn Fn(usize, usize) -> bool,
+        work: &mut Work,
         out: &mut Vec<Match>,
     ) -> Result<()> {
-        let mut next: Vec<Thread> = Vec::with_capacity(self.threads.len());
-        let mut completed: Vec<Thread> = vec![];
-        let mut stack: Vec<usize> = vec![];
-        let mut seen: Vec<usize> = vec![];
-        let mut takes: Vec<(usize, usize)> = vec![];
-        for (i, t) in std::mem::take(&mut self.threads).into_iter().enumerate() {
+        let Work {
+            stack,
+            seen,
+            takes,
+            prev,
+        } = work;
+        // The partial matches move to `prev` and come back advanced (both
+        // buffers keep their capacity: no allocation per step).
+        std::mem::swap(prev, &mut self.threads);
+        let next = &mut self.threads;
+        let completed = &mut self.completed;
+        for (i, t) in prev.drain(..).enumerate() {
             if t.state == WAITING {
                 // An absence dies when the absent variable's row comes.
                 if !cfg.absent.is_some_and(|v| holds(i, v)) {
@@ -335,8 +330,6 @@ impl Matcher {
                 }
             }
         }
-        self.threads = next;
-        self.completed.extend(completed);
         self.emit_ready(cfg, out)
     }
 
@@ -424,7 +417,7 @@ mod tests {
                     .find(|(k, _)| *k == (t, v))
                     .is_some_and(|(_, b)| *b)
             };
-            self.apply(cfg, row, &holds, out)
+            self.apply(cfg, row, &holds, &mut Work::default(), out)
         }
     }
 

@@ -427,22 +427,16 @@ fn gather(nav: &Nav, col: usize, t: &DataType, candidates: &[Candidate<'_>]) -> 
                 if a.data_type() != t {
                     // Rare (a navigation typed apart from its column): the
                     // general path casts per value.
-                    return Ok(ScalarValue::iter_to_array(
-                        candidates
-                            .iter()
-                            .map(|c| {
-                                term_value(
-                                    &NavTerm {
-                                        nav: nav.clone(),
-                                        column: Some(col),
-                                        data_type: t.clone(),
-                                    },
-                                    c,
-                                )
-                            })
-                            .collect::<Result<Vec<_>>>()?,
-                    )
-                    .context("pattern navigation")?);
+                    let t = NavTerm {
+                        nav: nav.clone(),
+                        column: Some(col),
+                        data_type: t.clone(),
+                    };
+                    let values = candidates
+                        .iter()
+                        .map(|c| term_value(&t, c))
+                        .collect::<Result<Vec<_>>>()?;
+                    return ScalarValue::iter_to_array(values).context("pattern navigation");
                 }
                 seen.push(a);
                 sources.push(a.as_ref());

@@ -50,6 +50,9 @@ pub struct Nfa {
     /// Per state, whether it reaches `FINAL` without taking a row (guards
     /// aside): a partial match there is complete once no row can follow.
     finishing: Vec<bool>,
+    /// Per state, the variables whose conditions a step from it may ask
+    /// (takes and guards reachable without taking a row).
+    asks: Vec<Vec<usize>>,
 }
 
 /// The accepting state.
@@ -64,12 +67,49 @@ impl Nfa {
             states: vec![vec![]],
             start: 0,
             finishing: vec![],
+            asks: vec![],
         };
         nfa.start = nfa.build(pattern, FINAL);
         nfa.finishing = (0..nfa.states.len())
             .map(|s| nfa.reaches_final(s))
             .collect();
+        nfa.asks = (0..nfa.states.len()).map(|s| nfa.asked_from(s)).collect();
         nfa
+    }
+
+    /// The variables a step from `from` may need to test, in first-met order.
+    fn asked_from(&self, from: usize) -> Vec<usize> {
+        let mut out = vec![];
+        let mut seen = vec![false; self.states.len()];
+        let mut stack = vec![from];
+        while let Some(s) = stack.pop() {
+            if s == FINAL || std::mem::replace(&mut seen[s], true) {
+                continue;
+            }
+            for e in &self.states[s] {
+                let var = match *e {
+                    Edge::Take { var, .. } => Some(var),
+                    Edge::Proceed { to, guard } => {
+                        stack.push(to);
+                        match guard {
+                            Guard::Unless(v) => Some(v),
+                            Guard::Always => None,
+                        }
+                    }
+                };
+                if let Some(v) = var {
+                    if !out.contains(&v) {
+                        out.push(v);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The variables a step from state `s` may need to test.
+    pub fn asks(&self, s: usize) -> &[usize] {
+        self.asks.get(s).map_or(&[], Vec::as_slice)
     }
 
     /// Whether `FINAL` is reachable from `from` through moves that take no row.

@@ -4,7 +4,7 @@
 //! (partition columns, then measures).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
@@ -14,10 +14,10 @@ use datafusion::arrow::compute::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMillisecondType};
 use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::ScalarValue;
+use datafusion::common::{HashMap, ScalarValue};
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::matcher::{Match, MatchConfig, Matcher, Skip, Step};
+use super::matcher::{Match, MatchConfig, Matcher, Skip, Step, Work};
 use super::nav::{evaluate, Candidate, NavExpr, RowSource};
 use super::nfa::Nfa;
 use crate::error::ResultExt;
@@ -299,14 +299,15 @@ impl MatchRecognize {
             .column(TIME_COL)
             .as_primitive::<TimestampMillisecondType>()
             .clone();
-        let mut lists: Vec<(usize, Vec<usize>)> = vec![];
-        let mut list_of: HashMap<usize, usize> = HashMap::new();
-        for i in 0..sorted.num_rows() {
-            let key = key_rows
-                .as_ref()
-                .map(|k| k.row(i).as_ref().to_vec())
-                .unwrap_or_default();
-            let p = match self.index.get(&key) {
+        // Each row's partition, then the rows grouped by partition (a
+        // counting sort: rows of one partition stay in time order).
+        let n = sorted.num_rows();
+        let mut list_of: Vec<usize> = vec![usize::MAX; self.partitions.len()];
+        let mut parts_of_list: Vec<usize> = vec![];
+        let mut row_list: Vec<usize> = Vec::with_capacity(n);
+        for i in 0..n {
+            let key: &[u8] = key_rows.as_ref().map_or(&[], |k| k.row(i).data());
+            let p = match self.index.get(key) {
                 Some(p) => *p,
                 None => {
                     let values = key_cols
@@ -315,36 +316,58 @@ impl MatchRecognize {
                         .collect::<datafusion::error::Result<Vec<_>>>()
                         .context("MATCH_RECOGNIZE partition keys")?;
                     self.partitions.push(Partition::new(
-                        key.clone(),
+                        key.to_vec(),
                         values,
                         Matcher::new(),
                         Rows::default(),
                         0,
                     ));
-                    self.index.insert(key, self.partitions.len() - 1);
+                    self.index.insert(key.to_vec(), self.partitions.len() - 1);
+                    list_of.push(usize::MAX);
                     self.partitions.len() - 1
                 }
             };
-            let l = *list_of.entry(p).or_insert_with(|| {
-                lists.push((p, vec![]));
-                lists.len() - 1
-            });
-            lists[l].1.push(i);
+            if list_of[p] == usize::MAX {
+                list_of[p] = parts_of_list.len();
+                parts_of_list.push(p);
+            }
+            row_list.push(list_of[p]);
         }
+        let mut starts = vec![0usize; parts_of_list.len() + 1];
+        for &l in &row_list {
+            starts[l + 1] += 1;
+        }
+        for l in 0..parts_of_list.len() {
+            starts[l + 1] += starts[l];
+        }
+        let mut fill = starts.clone();
+        let mut order = vec![0usize; n];
+        for (i, &l) in row_list.iter().enumerate() {
+            order[fill[l]] = i;
+            fill[l] += 1;
+        }
+        let len_of = |l: usize| starts[l + 1] - starts[l];
+        // Longest first, so round k visits only the lists that reach it.
+        let mut by_len: Vec<usize> = (0..parts_of_list.len()).collect();
+        by_len.sort_unstable_by_key(|&l| std::cmp::Reverse(len_of(l)));
         // Round k takes the k-th row of every partition: the conditions of
         // one round are evaluated together, one batch per variable.
-        let rounds = lists.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
+        let rounds = by_len.first().map_or(0, |&l| len_of(l));
         let cfg = self.spec.config();
         let mut matched: Vec<(usize, Match, u64)> = vec![];
         let mut requests: Vec<(usize, usize, usize)> = vec![];
         let mut active: Vec<(usize, u64, usize)> = vec![];
         let mut scratch: Vec<(usize, usize)> = vec![];
         let mut timed_out: Vec<Match> = vec![];
+        let mut work = Work::default();
         for k in 0..rounds {
             requests.clear();
             active.clear();
-            for (p, list) in &lists {
-                let Some(&i) = list.get(k) else { continue };
+            for &l in &by_len {
+                if len_of(l) <= k {
+                    break;
+                }
+                let (p, i) = (&parts_of_list[l], order[starts[l] + k]);
                 let part = &mut self.partitions[*p];
                 let seq = part.rows.next_seq;
                 part.rows.next_seq += 1;
@@ -370,7 +393,8 @@ impl MatchRecognize {
                 };
                 let part = &mut self.partitions[p];
                 let mut found = vec![];
-                part.matcher.apply(&cfg, seq, &holds, &mut found)?;
+                part.matcher
+                    .apply(&cfg, seq, &holds, &mut work, &mut found)?;
                 for m in found {
                     part.matches += 1;
                     matched.push((p, m, part.matches));
@@ -378,9 +402,9 @@ impl MatchRecognize {
             }
         }
         self.emit_matches(matched, out)?;
-        for (p, _) in &lists {
-            self.touched.push(*p);
-            self.arm(*p);
+        for p in parts_of_list {
+            self.touched.push(p);
+            self.arm(p);
         }
         self.upkeep();
         Ok(())
