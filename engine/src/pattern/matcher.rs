@@ -112,6 +112,12 @@ impl Matcher {
         (self.threads.len() + self.completed.len(), rows)
     }
 
+    /// How many partial matches are open (as [`Matcher::prepare`] numbers
+    /// them).
+    pub fn partial_matches(&self) -> usize {
+        self.threads.len()
+    }
+
     /// Whether there are partial matches.
     pub fn is_idle(&self) -> bool {
         self.threads.is_empty() && self.completed.is_empty()
@@ -337,6 +343,9 @@ impl Matcher {
     /// a step, or after partial matches expired), earliest start first, pruning per the skip strategy
     /// after each.
     pub fn emit_ready(&mut self, cfg: &MatchConfig<'_>, out: &mut Vec<Match>) -> Result<()> {
+        if self.completed.is_empty() {
+            return Ok(());
+        }
         self.completed.sort_by_key(|t| t.steps.first_row());
         while let Some(earliest) = self.completed.first() {
             let start = earliest.steps.first_row();

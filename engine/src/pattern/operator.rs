@@ -360,6 +360,7 @@ impl MatchRecognize {
         let mut scratch: Vec<(usize, usize)> = vec![];
         let mut timed_out: Vec<Match> = vec![];
         let mut work = Work::default();
+        let mut offsets: Vec<usize> = vec![];
         for k in 0..rounds {
             requests.clear();
             active.clear();
@@ -386,12 +387,26 @@ impl MatchRecognize {
                 let to = active.get(n + 1).map_or(requests.len(), |a| a.2);
                 let mine = &requests[from..to];
                 let got = &answers[from..to];
-                let holds = |t: usize, v: usize| {
-                    mine.iter()
-                        .position(|r| r.1 == t && r.2 == v)
-                        .is_some_and(|j| got[j])
-                };
                 let part = &mut self.partitions[p];
+                // Requests come grouped by partial match, in order: where
+                // each one's begin, so an answer is found among a few.
+                offsets.clear();
+                let mut j = 0;
+                for t in 0..=part.matcher.partial_matches() {
+                    while j < mine.len() && mine[j].1 < t {
+                        j += 1;
+                    }
+                    offsets.push(j);
+                }
+                let holds = |t: usize, v: usize| {
+                    let (Some(&lo), Some(&hi)) = (offsets.get(t), offsets.get(t + 1)) else {
+                        return false;
+                    };
+                    mine[lo..hi]
+                        .iter()
+                        .position(|r| r.2 == v)
+                        .is_some_and(|k| got[lo + k])
+                };
                 let mut found = vec![];
                 part.matcher
                     .apply(&cfg, seq, &holds, &mut work, &mut found)?;
