@@ -89,7 +89,7 @@ pub(super) struct Rows {
 
 pub(super) struct Partition {
     /// The key in Arrow's row format.
-    pub(super) key_bytes: Vec<u8>,
+    pub(super) key_bytes: Arc<[u8]>,
     /// The key's values, for the output.
     pub(super) key: Vec<ScalarValue>,
     pub(super) matcher: Matcher,
@@ -105,7 +105,7 @@ pub(super) struct Partition {
 impl Partition {
     /// A partition of `key` in the state given.
     pub(super) fn new(
-        key_bytes: Vec<u8>,
+        key_bytes: Arc<[u8]>,
         key: Vec<ScalarValue>,
         matcher: Matcher,
         rows: Rows,
@@ -162,14 +162,15 @@ pub struct MatchRecognize {
     pub(super) keys: RowConverter,
     /// Partitions with state, and where each is by key.
     pub(super) partitions: Vec<Partition>,
-    pub(super) index: HashMap<Vec<u8>, usize>,
+    /// The key bytes are shared with the partition and the deadline heap.
+    pub(super) index: HashMap<Arc<[u8]>, usize>,
     pub(super) watermark: EventTime,
     pub(super) late: Counter,
     /// Open partial matches, and state bytes per open partial match.
     pub(super) gauges: (Gauge, Gauge),
     /// WITHIN deadlines of partitions with partial matches (earliest
     /// first), so a watermark visits only the partitions it expires.
-    pub(super) deadlines: BinaryHeap<Reverse<(i64, Vec<u8>)>>,
+    pub(super) deadlines: BinaryHeap<Reverse<(i64, Arc<[u8]>)>>,
     /// Partitions a step or an expiry touched since the last upkeep.
     pub(super) touched: Vec<usize>,
     /// Partial matches, their runs and retained rows, over all partitions.
@@ -315,14 +316,15 @@ impl MatchRecognize {
                         .map(|c| ScalarValue::try_from_array(c, i))
                         .collect::<datafusion::error::Result<Vec<_>>>()
                         .context("MATCH_RECOGNIZE partition keys")?;
+                    let shared: Arc<[u8]> = Arc::from(key);
                     self.partitions.push(Partition::new(
-                        key.to_vec(),
+                        shared.clone(),
                         values,
                         Matcher::new(),
                         Rows::default(),
                         0,
                     ));
-                    self.index.insert(key.to_vec(), self.partitions.len() - 1);
+                    self.index.insert(shared, self.partitions.len() - 1);
                     list_of.push(usize::MAX);
                     self.partitions.len() - 1
                 }

@@ -116,10 +116,7 @@ impl MatchRecognize {
                     "MATCH_RECOGNIZE state: a partition without rows".into(),
                 ));
             }
-            let key = key_rows
-                .as_ref()
-                .map(|k| k.row(at).as_ref().to_vec())
-                .unwrap_or_default();
+            let key: Arc<[u8]> = Arc::from(key_rows.as_ref().map_or(&[][..], |k| k.row(at).data()));
             let values = key_cols
                 .iter()
                 .map(|c| ScalarValue::try_from_array(c, at))
