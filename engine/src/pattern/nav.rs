@@ -410,13 +410,37 @@ fn term_array(term: &NavTerm, candidates: &[Candidate<'_>]) -> Result<ArrayRef> 
 /// A row navigation's values, gathered from the rows' batches in one
 /// `interleave` (no value per candidate).
 fn gather(nav: &Nav, col: usize, t: &DataType, candidates: &[Candidate<'_>]) -> Result<ArrayRef> {
-    // Source 0 is one NULL, for navigation that lands on no row.
+    let cells = candidates
+        .iter()
+        .map(|c| row_of(nav, c).and_then(|r| c.rows.column(r, col)));
+    if let Some(a) = gather_cells(t, cells)? {
+        return Ok(a);
+    }
+    // Rare (a navigation typed apart from its column): cast per value.
+    let t = NavTerm {
+        nav: nav.clone(),
+        column: Some(col),
+        data_type: t.clone(),
+    };
+    let values = candidates
+        .iter()
+        .map(|c| term_value(&t, c))
+        .collect::<Result<Vec<_>>>()?;
+    ScalarValue::iter_to_array(values).context("pattern navigation")
+}
+
+/// One array of type `t` from cells of other arrays (`None`: NULL), in one
+/// `interleave`; `None` when a cell's array is of another type.
+pub fn gather_cells<'a>(
+    t: &DataType,
+    cells: impl Iterator<Item = Option<(&'a ArrayRef, usize)>>,
+) -> Result<Option<ArrayRef>> {
+    // Source 0 is one NULL, for cells that are not there.
     let null = new_null_array(t, 1);
     let mut sources: Vec<&dyn Array> = vec![null.as_ref()];
     let mut seen: Vec<&ArrayRef> = vec![];
-    let mut at: Vec<(usize, usize)> = Vec::with_capacity(candidates.len());
-    for c in candidates {
-        let cell = row_of(nav, c).and_then(|r| c.rows.column(r, col));
+    let mut at: Vec<(usize, usize)> = vec![];
+    for cell in cells {
         let Some((a, i)) = cell else {
             at.push((0, 0));
             continue;
@@ -425,18 +449,7 @@ fn gather(nav: &Nav, col: usize, t: &DataType, candidates: &[Candidate<'_>]) -> 
             Some(k) => k,
             None => {
                 if a.data_type() != t {
-                    // Rare (a navigation typed apart from its column): the
-                    // general path casts per value.
-                    let t = NavTerm {
-                        nav: nav.clone(),
-                        column: Some(col),
-                        data_type: t.clone(),
-                    };
-                    let values = candidates
-                        .iter()
-                        .map(|c| term_value(&t, c))
-                        .collect::<Result<Vec<_>>>()?;
-                    return ScalarValue::iter_to_array(values).context("pattern navigation");
+                    return Ok(None);
                 }
                 seen.push(a);
                 sources.push(a.as_ref());
@@ -445,7 +458,9 @@ fn gather(nav: &Nav, col: usize, t: &DataType, candidates: &[Candidate<'_>]) -> 
         };
         at.push((k + 1, i));
     }
-    interleave(&sources, &at).context("pattern navigation")
+    interleave(&sources, &at)
+        .map(Some)
+        .context("pattern navigation")
 }
 
 /// Evaluates `e` for each candidate, vectorised: one row per candidate.

@@ -14,11 +14,11 @@ use datafusion::arrow::compute::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMillisecondType};
 use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::{HashMap, ScalarValue};
+use datafusion::common::HashMap;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::matcher::{Match, MatchConfig, Matcher, Skip, Step, Work};
-use super::nav::{evaluate, Candidate, NavExpr, RowSource};
+use super::nav::{evaluate, gather_cells, Candidate, NavExpr, RowSource};
 use super::nfa::Nfa;
 use crate::error::ResultExt;
 use crate::message::EventTime;
@@ -90,8 +90,6 @@ pub(super) struct Rows {
 pub(super) struct Partition {
     /// The key in Arrow's row format.
     pub(super) key_bytes: Arc<[u8]>,
-    /// The key's values, for the output.
-    pub(super) key: Vec<ScalarValue>,
     pub(super) matcher: Matcher,
     pub(super) rows: Rows,
     pub(super) matches: u64,
@@ -104,16 +102,9 @@ pub(super) struct Partition {
 
 impl Partition {
     /// A partition of `key` in the state given.
-    pub(super) fn new(
-        key_bytes: Arc<[u8]>,
-        key: Vec<ScalarValue>,
-        matcher: Matcher,
-        rows: Rows,
-        matches: u64,
-    ) -> Self {
+    pub(super) fn new(key_bytes: Arc<[u8]>, matcher: Matcher, rows: Rows, matches: u64) -> Self {
         Self {
             key_bytes,
-            key,
             matcher,
             rows,
             matches,
@@ -311,15 +302,9 @@ impl MatchRecognize {
             let p = match self.index.get(key) {
                 Some(p) => *p,
                 None => {
-                    let values = key_cols
-                        .iter()
-                        .map(|c| ScalarValue::try_from_array(c, i))
-                        .collect::<datafusion::error::Result<Vec<_>>>()
-                        .context("MATCH_RECOGNIZE partition keys")?;
                     let shared: Arc<[u8]> = Arc::from(key);
                     self.partitions.push(Partition::new(
                         shared.clone(),
-                        values,
                         Matcher::new(),
                         Rows::default(),
                         0,
@@ -489,17 +474,23 @@ impl MatchRecognize {
         }
         let n_keys = self.spec.partition_by.len();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.output_schema.fields().len());
+        // The key is read from each match's first row (retained until the
+        // match is emitted), so a partition keeps no copy of it.
         for k in 0..n_keys {
-            let values = matched
-                .iter()
-                .map(|(p, _, _)| {
-                    self.partitions
-                        .get(*p)
-                        .and_then(|p| p.key.get(k).cloned())
-                        .unwrap_or(ScalarValue::Null)
-                })
-                .collect::<Vec<_>>();
-            columns.push(ScalarValue::iter_to_array(values).context("MATCH_RECOGNIZE output")?);
+            let col = self.key_start() + k;
+            let t = self.staged_schema.field(col).data_type();
+            let cells = matched.iter().map(|(p, m, _)| {
+                let rows = &self.partitions.get(*p)?.rows;
+                let first = rows.rows.front()?.0;
+                let (_, batch, i) = rows
+                    .rows
+                    .get(m.steps.first_row().checked_sub(first)? as usize)?;
+                Some((batch.column(col), *i))
+            });
+            let keys = gather_cells(t, cells)?.ok_or_else(|| {
+                EngineError::Graph("MATCH_RECOGNIZE: a partition key changed type".into())
+            })?;
+            columns.push(keys);
         }
         let sources: Vec<PartitionRows<'_>> = matched
             .iter()

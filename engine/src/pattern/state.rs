@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::compute::concat_batches;
-use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
 use super::matcher::Matcher;
@@ -117,11 +116,6 @@ impl MatchRecognize {
                 ));
             }
             let key: Arc<[u8]> = Arc::from(key_rows.as_ref().map_or(&[][..], |k| k.row(at).data()));
-            let values = key_cols
-                .iter()
-                .map(|c| ScalarValue::try_from_array(c, at))
-                .collect::<datafusion::error::Result<Vec<_>>>()
-                .context("MATCH_RECOGNIZE state")?;
             let mut r = Rows {
                 rows: Default::default(),
                 next_seq: sp.next_seq,
@@ -134,7 +128,7 @@ impl MatchRecognize {
             let p = self.partitions.len();
             self.index.insert(key.clone(), p);
             self.partitions
-                .push(Partition::new(key, values, sp.matcher, r, sp.matches));
+                .push(Partition::new(key, sp.matcher, r, sp.matches));
             self.arm(p);
             self.touched.push(p);
         }
