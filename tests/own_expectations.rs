@@ -267,3 +267,54 @@ fn a_greedy_last_element_ends_at_the_next_row_or_the_end_of_input() {
 {"id":2,"start_price":1,"top":3,"ups":2,"t":"2026-01-01 00:00:30"}"#,
     );
 }
+
+#[test]
+fn skip_targets_follow_trino_including_union_variables() {
+    // Trino's TestRowPatternMatching (T-TR-04 in cep-semantics.md §7.8), read
+    // as ONE ROW PER MATCH: over 90 80 70 80 70 80, A B+ C+ D? (falling then
+    // rising, D never) matches ids 1-4; SKIP TO NEXT ROW adds 2-4 and 4-6;
+    // skipping to C, to the last B or to the union U = (C, D) resumes at id 4,
+    // which starts 4-6.
+    let run_skip_raw = |skip: &str| {
+        let sql = match_recognize(
+            "mr_trino_skip.jsonl",
+            "id BIGINT, `value` BIGINT, ts TIMESTAMP(3)",
+            &format!(
+                "ORDER BY ts MEASURES MATCH_NUMBER() AS m, FIRST(id) AS first_id, LAST(id) AS last_id \
+                 ONE ROW PER MATCH AFTER MATCH SKIP {skip} \
+                 PATTERN (A B+ C+ D?) SUBSET U = (C, D) \
+                 DEFINE B AS B.`value` < PREV(B.`value`), C AS C.`value` > PREV(C.`value`), D AS false"
+            ),
+        );
+        run(&skip.replace(' ', "_"), &sql)
+    };
+    let run_skip = |skip: &str| {
+        let (out, err, ok) = run_skip_raw(skip);
+        assert!(ok, "{skip}: {err}");
+        out
+    };
+    let first = r#"{"m":1,"first_id":1,"last_id":4}"#;
+    let second = r#"{"m":2,"first_id":4,"last_id":6}"#;
+    assert_rows(&run_skip("PAST LAST ROW"), first);
+    assert_rows(
+        &run_skip("TO NEXT ROW"),
+        &format!("{first}\n{{\"m\":2,\"first_id\":2,\"last_id\":4}}\n{{\"m\":3,\"first_id\":4,\"last_id\":6}}"),
+    );
+    for skip in ["TO FIRST C", "TO LAST B", "TO B", "TO U"] {
+        assert_rows(&run_skip(skip), &format!("{first}\n{second}"));
+    }
+    // Trino's runtime errors, word for word.
+    for (skip, message) in [
+        (
+            "TO A",
+            "AFTER MATCH SKIP failed: cannot skip to first row of match",
+        ),
+        (
+            "TO D",
+            "AFTER MATCH SKIP failed: pattern variable is not present in match",
+        ),
+    ] {
+        let (_, err, ok) = run_skip_raw(skip);
+        assert!(!ok && err.contains(message), "{skip}: {err}");
+    }
+}

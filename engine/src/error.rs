@@ -35,6 +35,11 @@ pub enum EngineError {
     /// The job graph is not valid.
     #[error("invalid job graph: {0}")]
     Graph(String),
+    /// A query failed on its data at run time (e.g. an AFTER MATCH SKIP
+    /// target that the match does not map, which the SQL standard makes a
+    /// runtime error).
+    #[error("{0}")]
+    Query(String),
     /// State or checkpoint storage failed, or a checkpoint cannot be restored.
     #[error("state: {0}")]
     State(String),

@@ -27,10 +27,11 @@ pub enum Skip {
     PastLastRow,
     /// Resume at the row after the first of the match.
     ToNextRow,
-    /// Resume at the first row mapped to the variable.
-    ToFirst(usize),
-    /// Resume at the last row mapped to the variable.
-    ToLast(usize),
+    /// Resume at the first row mapped to the variable (bit `v` set for
+    /// variable `v`; a union variable sets several).
+    ToFirst(u64),
+    /// Resume at the last row mapped to the variable (as a set of bits).
+    ToLast(u64),
 }
 
 /// The rows of a partial match that does not exist.
@@ -367,13 +368,13 @@ impl Matcher {
                         rows.map(|r| r.1)
                     };
                     let Some(at) = at else {
-                        return Err(EngineError::Graph(
+                        return Err(EngineError::Query(
                             "AFTER MATCH SKIP failed: pattern variable is not present in match"
                                 .into(),
                         ));
                     };
                     if at == first {
-                        return Err(EngineError::Graph(
+                        return Err(EngineError::Query(
                             "AFTER MATCH SKIP failed: cannot skip to first row of match".into(),
                         ));
                     }
@@ -528,9 +529,9 @@ mod tests {
             starts_ends(next),
             vec![(0, 3), (1, 4), (2, 5), (3, 6), (4, 6)]
         );
-        let last_a = run(&p, Skip::ToLast(0), &mut c, 7).expect("run");
+        let last_a = run(&p, Skip::ToLast(1), &mut c, 7).expect("run");
         assert_eq!(starts_ends(last_a), vec![(0, 3), (2, 5), (4, 6)]);
-        let first_a = run(&p, Skip::ToFirst(0), &mut c, 7).expect_err("loops");
+        let first_a = run(&p, Skip::ToFirst(1), &mut c, 7).expect_err("loops");
         assert!(first_a
             .to_string()
             .contains("cannot skip to first row of match"));

@@ -158,13 +158,14 @@ impl Steps {
         }
     }
 
-    /// The first and last rows mapped to `var`.
-    pub fn rows_of(&self, var: usize) -> Option<(u64, u64)> {
+    /// The first and last rows mapped to a variable of `vars` (bit `v` set
+    /// for variable `v`).
+    pub fn rows_of(&self, vars: u64) -> Option<(u64, u64)> {
         let mut found: Option<(u64, u64)> = None;
         let mut first = self.first;
         for &(v, n) in &self.runs {
             let n = n as u64;
-            if v as usize == var {
+            if v < 64 && vars & (1 << v) != 0 {
                 let lo = found.map_or(first, |f| f.0);
                 found = Some((lo, first + n - 1));
             }
@@ -253,7 +254,8 @@ mod tests {
         assert_eq!(s.nth(&[1], 1, None), Some(12));
         assert_eq!(s.nth(&[2], 1, cur), None);
         assert_eq!(s.nth(&[1], 3, cur), Some(15));
-        assert_eq!(s.rows_of(1), Some((11, 13)));
-        assert_eq!(s.rows_of(3), None);
+        assert_eq!(s.rows_of(1 << 1), Some((11, 13)));
+        assert_eq!(s.rows_of(1 << 1 | 1 << 2), Some((11, 14)));
+        assert_eq!(s.rows_of(1 << 3), None);
     }
 }

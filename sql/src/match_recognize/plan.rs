@@ -332,32 +332,38 @@ pub fn build_node(
             "the anchors ^ and $ in a pattern",
         ));
     }
-    let var_index = |name: &str, pos: Pos| -> Result<usize> {
-        vars.iter().position(|n| n == name).ok_or_else(|| {
-            SqlError::at(
+    // A SKIP TO target as a set of variables (a union variable's members).
+    let var_set = |name: &str, pos: Pos| -> Result<u64> {
+        let members = match vars.iter().position(|n| n == name) {
+            Some(i) => vec![i],
+            None => subsets.get(name).cloned().ok_or_else(|| {
+                SqlError::at(
+                    pos,
+                    format!("AFTER MATCH SKIP names '{name}', which the PATTERN does not use"),
+                )
+            })?,
+        };
+        if members.iter().any(|&i| i >= 64) {
+            return Err(SqlError::unsupported(
                 pos,
-                format!("AFTER MATCH SKIP names '{name}', which the PATTERN does not use"),
+                "AFTER MATCH SKIP TO a variable after the 64th of the pattern",
+            ));
+        }
+        if absent.is_some_and(|a| members.contains(&a)) {
+            return Err(SqlError::at(
+                pos,
+                format!("AFTER MATCH SKIP TO {name}: a negated variable maps no row of a match"),
             )
-        })
+            .with_help("skip past the last row, or to a variable the match maps"));
+        }
+        Ok(members.iter().fold(0u64, |m, &i| m | 1 << i))
     };
     let skip = match &clause.skip {
         AfterMatchSkip::PastLastRow => Skip::PastLastRow,
         AfterMatchSkip::ToNextRow => Skip::ToNextRow,
-        AfterMatchSkip::ToFirst(v, p) => Skip::ToFirst(var_index(v, *p)?),
-        AfterMatchSkip::ToLast(v, p) => Skip::ToLast(var_index(v, *p)?),
+        AfterMatchSkip::ToFirst(v, p) => Skip::ToFirst(var_set(v, *p)?),
+        AfterMatchSkip::ToLast(v, p) => Skip::ToLast(var_set(v, *p)?),
     };
-    if let (Some(a), Skip::ToFirst(v) | Skip::ToLast(v)) = (absent, skip) {
-        if a == v {
-            return Err(SqlError::at(
-                clause.pos,
-                format!(
-                    "AFTER MATCH SKIP TO {}: a negated variable maps no row of a match",
-                    vars[a]
-                ),
-            )
-            .with_help("skip past the last row, or to a variable the match maps"));
-        }
-    }
     let lookback = defines
         .iter()
         .flatten()
