@@ -318,3 +318,23 @@ fn skip_targets_follow_trino_including_union_variables() {
         assert!(!ok && err.contains(message), "{skip}: {err}");
     }
 }
+
+#[test]
+fn physical_navigation_reaches_rows_outside_the_match() {
+    // Trino's TestRowPatternMatching (T-TR-05, "outside the match"): over
+    // 10 20 30 30 40, A B with B equal to the row before matches ids 3-4.
+    // PREV(B.value, n) goes back from id 4: 3 rows to 10, 2 to 20, 4 to no
+    // row. NEXT(B.value, 1) is id 5 (40): the match waits for that row before
+    // it is emitted; NEXT(B.value, 2) does not exist when the input ends.
+    let sql = match_recognize(
+        "mr_trino_nav.jsonl",
+        "id BIGINT, `value` BIGINT, ts TIMESTAMP(3)",
+        "ORDER BY ts MEASURES PREV(B.`value`, 4) AS p4, PREV(B.`value`, 3) AS p3, \
+         PREV(B.`value`, 2) AS p2, NEXT(B.`value`, 1) AS n1, NEXT(B.`value`, 2) AS n2 \
+         ONE ROW PER MATCH AFTER MATCH SKIP PAST LAST ROW PATTERN (A B) \
+         DEFINE B AS B.`value` = PREV(B.`value`)",
+    );
+    let (out, err, ok) = run("trino_nav", &sql);
+    assert!(ok, "{err}");
+    assert_rows(&out, r#"{"p4":null,"p3":10,"p2":20,"n1":40,"n2":null}"#);
+}

@@ -389,12 +389,13 @@ impl<'a> Translator<'a> {
         let measures = node.measures.iter().map(&nav).collect::<Result<Vec<_>>>()?;
         let schema = arrow_schema(node.schema.as_ref());
         let describe = format!(
-            "pattern={}, absent={:?}, skip={:?}, within={:?}, timeouts={}, define=[{}]",
+            "pattern={}, absent={:?}, skip={:?}, within={:?}, timeouts={}, lookahead={}, define=[{}]",
             node.pattern,
             node.absent,
             node.skip,
             node.within,
             node.timeouts,
+            node.lookahead,
             node.defines
                 .iter()
                 .zip(&node.vars)
@@ -426,6 +427,7 @@ impl<'a> Translator<'a> {
             absent: node.absent,
             timeouts: node.timeouts,
             lookback: node.lookback,
+            lookahead: node.lookahead,
             output_schema: schema.clone(),
         };
         let late = self

@@ -79,6 +79,9 @@ pub struct Match {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Matcher {
     threads: Vec<Thread>,
+    /// The next row's sequence number (rows before it have been seen).
+    #[serde(default)]
+    next_row: u64,
     /// Completed matches waiting for earlier partial matches to resolve.
     completed: Vec<Thread>,
 }
@@ -97,6 +100,9 @@ pub struct MatchConfig<'a> {
     pub absent: Option<usize>,
     /// Report partial matches WITHIN expires (`WITH TIMEOUTS`).
     pub timeouts: bool,
+    /// Rows after a match's last row that its MEASURES read (`NEXT`): the
+    /// match waits for them (or the end of the input).
+    pub lookahead: u64,
 }
 
 impl Matcher {
@@ -210,6 +216,7 @@ impl Matcher {
         timed_out: &mut Vec<Match>,
     ) {
         self.expire(cfg, time, timed_out);
+        self.next_row = row + 1;
         // Every row may start a match (a skip only prunes earlier starts).
         self.threads.push(Thread {
             state: cfg.nfa.start,
@@ -337,13 +344,20 @@ impl Matcher {
                 }
             }
         }
-        self.emit_ready(cfg, out)
+        self.emit_ready(cfg, false, out)
     }
 
     /// Emits waiting matches that started before every partial match (after
     /// a step, or after partial matches expired), earliest start first, pruning per the skip strategy
     /// after each.
-    pub fn emit_ready(&mut self, cfg: &MatchConfig<'_>, out: &mut Vec<Match>) -> Result<()> {
+    /// A match also waits for the rows its MEASURES read after it, unless the
+    /// input has `ended`.
+    pub fn emit_ready(
+        &mut self,
+        cfg: &MatchConfig<'_>,
+        ended: bool,
+        out: &mut Vec<Match>,
+    ) -> Result<()> {
         if self.completed.is_empty() {
             return Ok(());
         }
@@ -351,7 +365,8 @@ impl Matcher {
         while let Some(earliest) = self.completed.first() {
             let start = earliest.steps.first_row();
             let blocked = self.threads.iter().any(|t| t.steps.first_row() <= start);
-            if blocked {
+            let waits_for_rows = !ended && earliest.steps.end_row() + cfg.lookahead > self.next_row;
+            if blocked || waits_for_rows {
                 break;
             }
             let m = self.completed.remove(0);
@@ -475,6 +490,7 @@ mod tests {
             within: None,
             absent: None,
             timeouts: false,
+            lookahead: 0,
         };
         let mut m = Matcher::new();
         let mut out = vec![];
@@ -546,6 +562,7 @@ mod tests {
             within: Some(10),
             absent: None,
             timeouts: false,
+            lookahead: 0,
         };
         let mut c = Prices {
             prices: vec![1, 2, 1, 2],
@@ -575,6 +592,7 @@ mod tests {
             within: Some(10),
             absent: Some(1),
             timeouts: false,
+            lookahead: 0,
         };
         let mut c = Prices {
             prices: vec![1, 0, 2, 1, 0],
@@ -590,10 +608,10 @@ mod tests {
             "the B at 5 ends the first; the second waits"
         );
         m.expire(&cfg, 29, &mut out);
-        m.emit_ready(&cfg, &mut out).expect("emit");
+        m.emit_ready(&cfg, false, &mut out).expect("emit");
         assert!(out.is_empty(), "29 is inside [20, 30)");
         m.expire(&cfg, 30, &mut out);
-        m.emit_ready(&cfg, &mut out).expect("emit");
+        m.emit_ready(&cfg, false, &mut out).expect("emit");
         assert_eq!(
             out,
             vec![Match {

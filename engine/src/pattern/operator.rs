@@ -59,6 +59,8 @@ pub struct MatchSpec {
     pub timeouts: bool,
     /// Rows kept before a partial match's first row for PREV.
     pub lookback: u64,
+    /// Rows after a match's last row its MEASURES read (NEXT).
+    pub lookahead: u64,
     /// Partition columns, then measures.
     pub output_schema: SchemaRef,
     /// The pattern, skip, WITHIN and conditions as text, for `explain` and
@@ -75,6 +77,7 @@ impl MatchSpec {
             within: self.within,
             absent: self.absent,
             timeouts: self.timeouts,
+            lookahead: self.lookahead,
         }
     }
 }
@@ -506,7 +509,9 @@ impl MatchRecognize {
                 steps: &m.steps,
                 current: None,
                 match_number: *number,
-                last_row: m.steps.last().map_or(0, |s| s.row),
+                // MEASURES may read rows after the match (NEXT), which it
+                // waited for; those not retained read NULL.
+                last_row: u64::MAX,
                 rowtime: m.rowtime,
                 timed_out: m.timed_out,
                 rows,

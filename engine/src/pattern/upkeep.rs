@@ -75,7 +75,7 @@ impl MatchRecognize {
             if end {
                 p.matcher.finish(&cfg);
             }
-            p.matcher.emit_ready(&cfg, &mut found)?;
+            p.matcher.emit_ready(&cfg, end, &mut found)?;
             for m in found.drain(..) {
                 p.matches += 1;
                 matched.push((i, m, p.matches));

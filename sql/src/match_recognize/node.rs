@@ -55,6 +55,8 @@ pub struct MatchRecognizeNode {
     pub timeouts: bool,
     /// Rows PREV may reach before a match.
     pub lookback: u64,
+    /// Rows NEXT in MEASURES may reach after a match.
+    pub lookahead: u64,
     /// Partition columns, then measures.
     pub schema: DFSchemaRef,
 }

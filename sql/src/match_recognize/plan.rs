@@ -364,6 +364,12 @@ pub fn build_node(
         AfterMatchSkip::ToFirst(v, p) => Skip::ToFirst(var_set(v, *p)?),
         AfterMatchSkip::ToLast(v, p) => Skip::ToLast(var_set(v, *p)?),
     };
+    let lookahead = measures
+        .iter()
+        .flat_map(|n| n.terms.iter())
+        .map(|t| lookahead_of(&t.nav))
+        .max()
+        .unwrap_or(0);
     let lookback = defines
         .iter()
         .flatten()
@@ -391,6 +397,7 @@ pub fn build_node(
         absent,
         timeouts: clause.timeouts.is_some(),
         lookback,
+        lookahead,
         schema,
     })
 }
@@ -465,6 +472,14 @@ fn has_anchor(p: &Pattern) -> bool {
             has_anchor(inner)
         }
         Pattern::Empty | Pattern::Var(_) => false,
+    }
+}
+
+/// How far after the row it starts from a navigation may read.
+fn lookahead_of(nav: &Nav) -> u64 {
+    match nav {
+        Nav::Physical { base, offset } => lookahead_of(base) + (*offset).max(0) as u64,
+        _ => 0,
     }
 }
 
