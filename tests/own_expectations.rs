@@ -247,7 +247,9 @@ fn a_greedy_last_element_ends_at_the_next_row_or_the_end_of_input() {
     // A B+ with B rising. id 1: 10 11 12 then 5 ends the first match (5 is not
     // a rise); 5 6 is still rising when the input ends, and is then complete.
     // id 2: 1 2 3, complete at the end of the input. (Flink refuses a greedy
-    // last element.)
+    // last element.) MATCH_ROWTIME() is the time of the row that ended the
+    // match (00:00:04 for the first: Flink stamps every match with the row it
+    // processes), or the match's last row when the input ended.
     let sql = match_recognize(
         "mr_greedy_last.jsonl",
         "id BIGINT, price BIGINT, ts TIMESTAMP(3)",
@@ -262,7 +264,7 @@ fn a_greedy_last_element_ends_at_the_next_row_or_the_end_of_input() {
     assert!(ok, "{err}");
     assert_rows(
         &out,
-        r#"{"id":1,"start_price":10,"top":12,"ups":2,"t":"2026-01-01 00:00:03"}
+        r#"{"id":1,"start_price":10,"top":12,"ups":2,"t":"2026-01-01 00:00:04"}
 {"id":1,"start_price":5,"top":6,"ups":1,"t":"2026-01-01 00:00:05"}
 {"id":2,"start_price":1,"top":3,"ups":2,"t":"2026-01-01 00:00:30"}"#,
     );

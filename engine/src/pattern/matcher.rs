@@ -82,6 +82,10 @@ pub struct Matcher {
     /// The next row's sequence number (rows before it have been seen).
     #[serde(default)]
     next_row: u64,
+    /// The time of the row being stepped (matches a step emits are stamped
+    /// with it, as Flink stamps them with the row it processes).
+    #[serde(default)]
+    step_time: i64,
     /// Completed matches waiting for earlier partial matches to resolve.
     completed: Vec<Thread>,
 }
@@ -217,6 +221,7 @@ impl Matcher {
     ) {
         self.expire(cfg, time, timed_out);
         self.next_row = row + 1;
+        self.step_time = time;
         // Every row may start a match (a skip only prunes earlier starts).
         self.threads.push(Thread {
             state: cfg.nfa.start,
@@ -344,17 +349,20 @@ impl Matcher {
                 }
             }
         }
-        self.emit_ready(cfg, false, out)
+        self.emit_ready(cfg, Some(self.step_time), false, out)
     }
 
     /// Emits waiting matches that started before every partial match (after
     /// a step, or after partial matches expired), earliest start first, pruning per the skip strategy
     /// after each.
     /// A match also waits for the rows its MEASURES read after it, unless the
-    /// input has `ended`.
+    /// input has `ended`. Matches emitted are stamped `now` (the row or the
+    /// watermark that released them, as in Flink), or, without it, with
+    /// their last row's time.
     pub fn emit_ready(
         &mut self,
         cfg: &MatchConfig<'_>,
+        now: Option<i64>,
         ended: bool,
         out: &mut Vec<Match>,
     ) -> Result<()> {
@@ -398,7 +406,7 @@ impl Matcher {
             };
             out.push(Match {
                 steps: m.steps,
-                rowtime: m.rowtime,
+                rowtime: m.rowtime.or(now),
                 timed_out: false,
             });
             self.threads.retain(|t| t.steps.first_row() >= keep_from);
@@ -608,10 +616,10 @@ mod tests {
             "the B at 5 ends the first; the second waits"
         );
         m.expire(&cfg, 29, &mut out);
-        m.emit_ready(&cfg, false, &mut out).expect("emit");
+        m.emit_ready(&cfg, None, false, &mut out).expect("emit");
         assert!(out.is_empty(), "29 is inside [20, 30)");
         m.expire(&cfg, 30, &mut out);
-        m.emit_ready(&cfg, false, &mut out).expect("emit");
+        m.emit_ready(&cfg, None, false, &mut out).expect("emit");
         assert_eq!(
             out,
             vec![Match {

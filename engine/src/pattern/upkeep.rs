@@ -75,7 +75,10 @@ impl MatchRecognize {
             if end {
                 p.matcher.finish(&cfg);
             }
-            p.matcher.emit_ready(&cfg, end, &mut found)?;
+            // Released by the watermark: stamped with it (at the end, with
+            // each match's last row).
+            let stamp = (!end).then_some(wm);
+            p.matcher.emit_ready(&cfg, stamp, end, &mut found)?;
             for m in found.drain(..) {
                 p.matches += 1;
                 matched.push((i, m, p.matches));
