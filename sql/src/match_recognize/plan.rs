@@ -12,7 +12,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, ExprWithAlias};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 use vigil_engine::pattern::ast::Pattern;
 use vigil_engine::pattern::matcher::Skip;
 use vigil_engine::pattern::nav::{rowtime_type, AggFunc, Nav, NavTerm};
@@ -25,8 +25,52 @@ use super::pattern::{PatternSyntax, VarRef};
 use crate::error::{Pos, Result, SqlError};
 use crate::rewrite::rewrite_expr;
 
-fn parse(e: &ExprTokens) -> Result<SqlExpr> {
-    let mut p = Parser::new(&GenericDialect {}).with_tokens_with_locations(e.tokens.clone());
+/// Drops the `RUNNING` / `FINAL` keyword before a navigation or aggregate
+/// call (`FINAL LAST(A.price)`). With ONE ROW PER MATCH a measure sees the
+/// whole match either way (Flink accepts FINAL as a no-op); in DEFINE only
+/// RUNNING is meaningful, as in the standard.
+fn strip_semantics(e: &ExprTokens, in_define: bool) -> Result<Vec<TokenWithSpan>> {
+    let significant = |i: usize| {
+        e.tokens[i..]
+            .iter()
+            .position(|t| !matches!(t.token, Token::Whitespace(_)))
+            .map(|k| i + k)
+    };
+    let mut out = Vec::with_capacity(e.tokens.len());
+    let mut i = 0;
+    while i < e.tokens.len() {
+        let t = &e.tokens[i];
+        let keyword = match &t.token {
+            Token::Word(w) if w.quote_style.is_none() => {
+                let v = w.value.to_ascii_uppercase();
+                (v == "FINAL" || v == "RUNNING").then_some(v)
+            }
+            _ => None,
+        };
+        let call_follows = significant(i + 1).is_some_and(|n| {
+            matches!(e.tokens[n].token, Token::Word(_))
+                && significant(n + 1).is_some_and(|m| e.tokens[m].token == Token::LParen)
+        });
+        if let (Some(k), true) = (keyword, call_follows) {
+            if in_define && k == "FINAL" {
+                return Err(SqlError::at(
+                    Pos::from(t.span.start),
+                    "FINAL is not allowed in DEFINE: a condition sees the match as it runs",
+                )
+                .with_help("drop FINAL (or write RUNNING)"));
+            }
+            i += 1;
+            continue;
+        }
+        out.push(t.clone());
+        i += 1;
+    }
+    Ok(out)
+}
+
+fn parse(e: &ExprTokens, in_define: bool) -> Result<SqlExpr> {
+    let tokens = strip_semantics(e, in_define)?;
+    let mut p = Parser::new(&GenericDialect {}).with_tokens_with_locations(tokens);
     let expr = p
         .parse_expr()
         .map_err(|err| SqlError::at(e.pos, err.to_string()))?;
@@ -82,8 +126,13 @@ impl Planner<'_> {
     }
 
     /// Plans a DEFINE or MEASURES expression.
-    fn nav_expr(&mut self, tokens: &ExprTokens, scope: &VarScope<'_>) -> Result<LogicalNav> {
-        let mut expr = parse(tokens)?;
+    fn nav_expr(
+        &mut self,
+        tokens: &ExprTokens,
+        scope: &VarScope<'_>,
+        in_define: bool,
+    ) -> Result<LogicalNav> {
+        let mut expr = parse(tokens, in_define)?;
         rewrite_expr(&mut expr);
         let raw = extract_terms(&mut expr, scope, tokens.pos)?;
         let mut terms = vec![];
@@ -176,7 +225,7 @@ pub fn build_node(
         )
         .with_help("add ORDER BY <time attribute> inside MATCH_RECOGNIZE"));
     };
-    let time = planner.logical(parse(&first.expr)?, &in_schema, first.expr.pos)?;
+    let time = planner.logical(parse(&first.expr, false)?, &in_schema, first.expr.pos)?;
     let is_rowtime = match &time {
         Expr::Column(c) => in_schema
             .field_from_column(c)
@@ -200,14 +249,14 @@ pub fn build_node(
     let mut order_by = vec![];
     for k in &clause.order_by[1..] {
         order_by.push((
-            planner.logical(parse(&k.expr)?, &in_schema, k.expr.pos)?,
+            planner.logical(parse(&k.expr, false)?, &in_schema, k.expr.pos)?,
             k.descending,
         ));
     }
     let mut partition_by = vec![];
     let mut out_fields: Vec<(Option<datafusion::common::TableReference>, Arc<Field>)> = vec![];
     for p in &clause.partition_by {
-        let e = planner.logical(parse(p)?, &in_schema, p.pos)?;
+        let e = planner.logical(parse(p, false)?, &in_schema, p.pos)?;
         let Expr::Column(c) = &e else {
             return Err(SqlError::unsupported(
                 p.pos,
@@ -262,11 +311,11 @@ pub fn build_node(
     let mut defines: Vec<Option<LogicalNav>> = vec![None; vars.len()];
     for d in &clause.defines {
         let i = vars.iter().position(|v| *v == d.var).unwrap_or(0);
-        defines[i] = Some(planner.nav_expr(&d.condition, &scope)?);
+        defines[i] = Some(planner.nav_expr(&d.condition, &scope, true)?);
     }
     let mut measures = vec![];
     for m in &clause.measures {
-        let nav = planner.nav_expr(&m.expr, &scope)?;
+        let nav = planner.nav_expr(&m.expr, &scope, false)?;
         if out_fields.iter().any(|(_, f)| f.name() == &m.alias) {
             return Err(SqlError::at(
                 m.expr.pos,
