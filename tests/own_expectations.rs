@@ -340,3 +340,26 @@ fn physical_navigation_reaches_rows_outside_the_match() {
     assert!(ok, "{err}");
     assert_rows(&out, r#"{"p4":null,"p3":10,"p2":20,"n1":40,"n2":null}"#);
 }
+
+#[test]
+fn classifier_of_a_union_variable() {
+    // Trino's TestRowPatternMatching (T-TR-06), read as ONE ROW PER MATCH:
+    // over 90 80 70 80, (L | H) A matches 90 (H) 80 (A) and 70 (L) 80 (A).
+    // CLASSIFIER(U) names the variable of U = (L, H) that the match's last U
+    // row has; CLASSIFIER(W), W = (A, L, H), that of its last row: A.
+    let sql = match_recognize(
+        "mr_trino_classifier.jsonl",
+        "id BIGINT, `value` BIGINT, ts TIMESTAMP(3)",
+        "ORDER BY ts MEASURES MATCH_NUMBER() AS m, CLASSIFIER(U) AS u, CLASSIFIER(W) AS w, \
+         CLASSIFIER() AS c ONE ROW PER MATCH AFTER MATCH SKIP PAST LAST ROW \
+         PATTERN ((L | H) A) SUBSET U = (L, H), W = (A, L, H) \
+         DEFINE A AS A.`value` = 80, L AS L.`value` < 80, H AS H.`value` > 80",
+    );
+    let (out, err, ok) = run("trino_classifier", &sql);
+    assert!(ok, "{err}");
+    assert_rows(
+        &out,
+        r#"{"m":1,"u":"H","w":"A","c":"A"}
+{"m":2,"u":"L","w":"A","c":"A"}"#,
+    );
+}

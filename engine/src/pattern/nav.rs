@@ -76,8 +76,12 @@ pub enum Nav {
     },
     /// The time of the last row of the match.
     MatchRowtime,
-    /// The variable the last row is mapped to.
-    Classifier,
+    /// The variable the last row mapped to one of `vars` is mapped to (the
+    /// last row of the match when empty): `CLASSIFIER()`, `CLASSIFIER(U)`.
+    Classifier {
+        /// The variables (a union variable's members).
+        vars: Vec<usize>,
+    },
     /// The match's number in its partition, from 1 (NULL for a timed-out
     /// partial match).
     MatchNumber,
@@ -355,9 +359,14 @@ pub fn term_value(term: &NavTerm, c: &Candidate<'_>) -> Result<ScalarValue> {
                 .or_else(|| c.last().and_then(|s| rows.time(s.row))),
             None,
         )),
-        Nav::Classifier => Ok(ScalarValue::Utf8(
-            c.last().map(|s| rows.var_name(s.var).to_string()),
-        )),
+        Nav::Classifier { vars } => {
+            let row = c.steps.nth_back(vars, 0, c.current);
+            let var = row.and_then(|r| match c.current {
+                Some(s) if s.row == r => Some(s.var),
+                _ => c.steps.var_at(r),
+            });
+            Ok(ScalarValue::Utf8(var.map(|v| rows.var_name(v).to_string())))
+        }
         Nav::MatchNumber => Ok(ScalarValue::Int64(
             (c.match_number > 0).then_some(c.match_number as i64),
         )),

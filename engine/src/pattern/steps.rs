@@ -158,6 +158,18 @@ impl Steps {
         }
     }
 
+    /// The variable row `row` is mapped to, if the row is in the match.
+    pub fn var_at(&self, row: u64) -> Option<usize> {
+        let mut end = self.first;
+        for &(var, n) in &self.runs {
+            end += n as u64;
+            if row >= self.first && row < end {
+                return Some(var as usize);
+            }
+        }
+        None
+    }
+
     /// The first and last rows mapped to a variable of `vars` (bit `v` set
     /// for variable `v`).
     pub fn rows_of(&self, vars: u64) -> Option<(u64, u64)> {
@@ -257,5 +269,8 @@ mod tests {
         assert_eq!(s.rows_of(1 << 1), Some((11, 13)));
         assert_eq!(s.rows_of(1 << 1 | 1 << 2), Some((11, 14)));
         assert_eq!(s.rows_of(1 << 3), None);
+        assert_eq!(s.var_at(12), Some(1));
+        assert_eq!(s.var_at(14), Some(2));
+        assert_eq!(s.var_at(15), None);
     }
 }

@@ -230,10 +230,21 @@ impl Rewriter<'_> {
                 nav: Nav::MatchRowtime,
                 inner: None,
             })),
-            "CLASSIFIER" => Ok(Some(RawTerm {
-                nav: Nav::Classifier,
-                inner: None,
-            })),
+            "CLASSIFIER" => {
+                let vars = match a.first() {
+                    None => vec![],
+                    Some(arg) => {
+                        let v = arg.to_string();
+                        self.scope
+                            .lookup(&v)
+                            .ok_or_else(|| format!("'{v}' is not a pattern variable"))?
+                    }
+                };
+                Ok(Some(RawTerm {
+                    nav: Nav::Classifier { vars },
+                    inner: None,
+                }))
+            }
             "MATCH_NUMBER" => Ok(Some(RawTerm {
                 nav: Nav::MatchNumber,
                 inner: None,

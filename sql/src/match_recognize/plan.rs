@@ -144,7 +144,7 @@ impl Planner<'_> {
             let read = column.map(|c| self.derived_types[c].clone());
             let data_type = match (&r.nav, read) {
                 (Nav::MatchRowtime, _) => rowtime_type(),
-                (Nav::Classifier, _) => DataType::Utf8,
+                (Nav::Classifier { .. }, _) => DataType::Utf8,
                 (Nav::TimedOut, _) => DataType::Boolean,
                 (Nav::MatchNumber, _)
                 | (
