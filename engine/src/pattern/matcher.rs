@@ -48,10 +48,19 @@ struct Thread {
     start_time: i64,
     /// Its rows; the first is where it started.
     steps: Steps,
-    /// When a completed match's time is not its last row's: the last instant
-    /// of an absence's interval.
-    #[serde(default)]
-    rowtime: Option<i64>,
+}
+
+impl Thread {
+    /// Whether it is complete if no further row joins it: its pattern may end
+    /// where it is, or it waits for an absence.
+    fn may_end(&self, nfa: &Nfa) -> bool {
+        self.state == WAITING || (!self.steps.is_empty() && nfa.finishes(self.state))
+    }
+
+    /// The last instant of its WITHIN interval.
+    fn deadline(&self, within: i64) -> i64 {
+        self.start_time.saturating_add(within - 1)
+    }
 }
 
 /// Buffers a step reuses (one per operator, lent to each partition's step).
@@ -169,18 +178,13 @@ impl Matcher {
                 self.threads.push(t);
                 continue;
             }
-            let deadline = t.start_time.saturating_add(w - 1);
-            let complete = t.state == WAITING || (!t.steps.is_empty() && cfg.nfa.finishes(t.state));
-            if complete {
-                if cfg.absent.is_some() {
-                    t.rowtime = Some(deadline);
-                }
+            if t.may_end(cfg.nfa) {
                 t.state = FINAL;
                 self.completed.push(t);
             } else if cfg.timeouts && !t.steps.is_empty() {
                 timed_out.push(Match {
+                    rowtime: Some(t.deadline(w)),
                     steps: t.steps,
-                    rowtime: Some(deadline),
                     timed_out: true,
                 });
             }
@@ -193,9 +197,7 @@ impl Matcher {
     pub fn finish(&mut self, cfg: &MatchConfig<'_>) {
         let (done, open): (Vec<Thread>, Vec<Thread>) = std::mem::take(&mut self.threads)
             .into_iter()
-            .partition(|t| {
-                t.state == WAITING || (!t.steps.is_empty() && cfg.nfa.finishes(t.state))
-            });
+            .partition(|t| t.may_end(cfg.nfa));
         self.threads = open;
         self.completed
             .extend(done.into_iter().map(|t| Thread { state: FINAL, ..t }));
@@ -227,7 +229,6 @@ impl Matcher {
             state: cfg.nfa.start,
             start_time: time,
             steps: Steps::starting_at(row),
-            rowtime: None,
         });
         for (i, t) in self.threads.iter().enumerate() {
             if t.state != WAITING {
@@ -324,21 +325,11 @@ impl Matcher {
             // The row may be taken several ways; the last takes `t` itself
             // (most steps take one way: no copy).
             takes.retain(|&(var, _)| holds(i, var));
-            let mut t = Some(t);
-            let n = takes.len();
-            for (k, (var, to)) in takes.drain(..).enumerate() {
-                let mut nt = if k + 1 == n {
-                    let Some(t) = t.take() else { break };
-                    t
-                } else {
-                    let Some(t) = t.as_ref() else { break };
-                    t.clone()
-                };
+            let mut take = |mut nt: Thread, var: usize, to: usize| {
                 // Rows of a match are consecutive: this one follows.
                 debug_assert_eq!(nt.steps.end_row(), row);
                 nt.steps.push(var);
                 nt.state = to;
-                nt.rowtime = None;
                 if to == FINAL && cfg.absent.is_some() {
                     nt.state = WAITING;
                     next.push(nt);
@@ -347,18 +338,25 @@ impl Matcher {
                 } else {
                     next.push(nt);
                 }
+            };
+            if let Some((&(var, to), others)) = takes.split_last() {
+                for &(v, s) in others {
+                    take(t.clone(), v, s);
+                }
+                take(t, var, to);
             }
         }
         self.emit_ready(cfg, Some(self.step_time), false, out)
     }
 
     /// Emits waiting matches that started before every partial match (after
-    /// a step, or after partial matches expired), earliest start first, pruning per the skip strategy
-    /// after each.
-    /// A match also waits for the rows its MEASURES read after it, unless the
-    /// input has `ended`. Matches emitted are stamped `now` (the row or the
-    /// watermark that released them, as in Flink), or, without it, with
-    /// their last row's time.
+    /// a step, or after partial matches expired), earliest start first,
+    /// pruning per the skip strategy after each. A match also waits for the
+    /// rows its MEASURES read after it, unless the input has `ended`.
+    ///
+    /// An absence is stamped with the last instant of its WITHIN interval;
+    /// other matches with `now` (the row or the watermark that released them,
+    /// as in Flink), or, without it, with their last row's time.
     pub fn emit_ready(
         &mut self,
         cfg: &MatchConfig<'_>,
@@ -404,9 +402,11 @@ impl Matcher {
                     at
                 }
             };
+            // With `NOT v` every match is an absence, completed at its deadline.
+            let deadline = cfg.absent.and(cfg.within).map(|w| m.deadline(w));
             out.push(Match {
                 steps: m.steps,
-                rowtime: m.rowtime.or(now),
+                rowtime: deadline.or(now),
                 timed_out: false,
             });
             self.threads.retain(|t| t.steps.first_row() >= keep_from);

@@ -180,6 +180,12 @@ impl Candidate<'_> {
     fn last(&self) -> Option<Step> {
         self.current.or_else(|| self.steps.last())
     }
+
+    /// MATCH_ROWTIME(): the time given, or the last row's.
+    fn rowtime(&self) -> Option<i64> {
+        self.rowtime
+            .or_else(|| self.last().and_then(|s| self.rows.time(s.row)))
+    }
 }
 
 /// The row a row navigation lands on.
@@ -354,11 +360,7 @@ pub fn term_value(term: &NavTerm, c: &Candidate<'_>) -> Result<ScalarValue> {
     let rows = c.rows;
     match &term.nav {
         Nav::Agg { func, vars } => aggregate(*func, vars, term.column, t, c),
-        Nav::MatchRowtime => Ok(ScalarValue::TimestampMillisecond(
-            c.rowtime
-                .or_else(|| c.last().and_then(|s| rows.time(s.row))),
-            None,
-        )),
+        Nav::MatchRowtime => Ok(ScalarValue::TimestampMillisecond(c.rowtime(), None)),
         Nav::Classifier { vars } => {
             let row = c.steps.nth_back(vars, 0, c.current);
             let var = row.and_then(|r| match c.current {
@@ -397,13 +399,8 @@ fn term_array(term: &NavTerm, candidates: &[Candidate<'_>]) -> Result<ArrayRef> 
     match (row_nav, term.column) {
         (true, Some(col)) => gather(&term.nav, col, t, candidates),
         (_, _) if term.nav == Nav::MatchRowtime => {
-            let times: TimestampMillisecondArray = candidates
-                .iter()
-                .map(|c| {
-                    c.rowtime
-                        .or_else(|| c.last().and_then(|s| c.rows.time(s.row)))
-                })
-                .collect();
+            let times: TimestampMillisecondArray =
+                candidates.iter().map(Candidate::rowtime).collect();
             Ok(Arc::new(times))
         }
         _ => {
