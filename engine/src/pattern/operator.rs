@@ -90,6 +90,15 @@ pub(super) struct Rows {
     pub(super) next_seq: u64,
 }
 
+impl Rows {
+    /// The batch holding row `seq` and its index there, if it is retained.
+    pub(super) fn cell(&self, seq: u64) -> Option<(&Arc<RecordBatch>, usize)> {
+        let first = self.rows.front()?.0;
+        let (_, batch, i) = self.rows.get(seq.checked_sub(first)? as usize)?;
+        Some((batch, *i))
+    }
+}
+
 pub(super) struct Partition {
     /// The key in Arrow's row format.
     pub(super) key_bytes: Arc<[u8]>,
@@ -127,18 +136,16 @@ struct PartitionRows<'a> {
 
 impl RowSource for PartitionRows<'_> {
     fn column(&self, seq: u64, column: usize) -> Option<(&ArrayRef, usize)> {
-        let first = self.rows.rows.front()?.0;
-        let (_, batch, i) = self.rows.rows.get(seq.checked_sub(first)? as usize)?;
-        Some((batch.column(1 + column), *i))
+        let (batch, i) = self.rows.cell(seq)?;
+        Some((batch.column(1 + column), i))
     }
 
     fn time(&self, seq: u64) -> Option<i64> {
-        let first = self.rows.rows.front()?.0;
-        let (_, batch, i) = self.rows.rows.get(seq.checked_sub(first)? as usize)?;
+        let (batch, i) = self.rows.cell(seq)?;
         let t = batch
             .column(TIME_COL)
             .as_primitive::<TimestampMillisecondType>();
-        t.is_valid(*i).then(|| t.value(*i))
+        t.is_valid(i).then(|| t.value(i))
     }
 
     fn var_name(&self, var: usize) -> &str {
@@ -483,12 +490,8 @@ impl MatchRecognize {
             let col = self.key_start() + k;
             let t = self.staged_schema.field(col).data_type();
             let cells = matched.iter().map(|(p, m, _)| {
-                let rows = &self.partitions.get(*p)?.rows;
-                let first = rows.rows.front()?.0;
-                let (_, batch, i) = rows
-                    .rows
-                    .get(m.steps.first_row().checked_sub(first)? as usize)?;
-                Some((batch.column(col), *i))
+                let (batch, i) = self.partitions.get(*p)?.rows.cell(m.steps.first_row())?;
+                Some((batch.column(col), i))
             });
             let keys = gather_cells(t, cells)?.ok_or_else(|| {
                 EngineError::Graph("MATCH_RECOGNIZE: a partition key changed type".into())
