@@ -35,7 +35,7 @@ use crate::window_node::WindowTvfNode;
 use vigil_engine::memory::MemorySource;
 use vigil_engine::pattern::nav::NavExpr;
 use vigil_engine::pattern::nfa::Nfa;
-use vigil_engine::pattern::operator::{MatchRecognize, MatchSpec};
+use vigil_engine::pattern::operator::{AllRows, MatchRecognize, MatchSpec};
 
 /// Builds engine nodes for logical plans.
 pub struct Translator<'a> {
@@ -389,8 +389,9 @@ impl<'a> Translator<'a> {
         let measures = node.measures.iter().map(&nav).collect::<Result<Vec<_>>>()?;
         let schema = arrow_schema(node.schema.as_ref());
         let describe = format!(
-            "pattern={}, absent={:?}, skip={:?}, within={:?}, timeouts={}, lookahead={}, define=[{}]",
+            "pattern={}, rows={:?}, absent={:?}, skip={:?}, within={:?}, timeouts={}, lookahead={}, define=[{}]",
             node.pattern,
+            node.all_rows,
             node.absent,
             node.skip,
             node.within,
@@ -428,6 +429,18 @@ impl<'a> Translator<'a> {
             timeouts: node.timeouts,
             lookback: node.lookback,
             lookahead: node.lookahead,
+            all_rows: node.all_rows.as_ref().map(|a| AllRows {
+                show_empty: a.show_empty,
+                unmatched: a.unmatched,
+                excluded: a.excluded,
+                input_types: in_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.data_type().clone())
+                    .collect(),
+                order_columns: a.order_columns.clone(),
+                rest_columns: a.rest_columns.clone(),
+            }),
             output_schema: schema.clone(),
         };
         let late = self

@@ -41,7 +41,10 @@ static NO_STEPS: Steps = Steps::EMPTY;
 /// its absence (`NOT v`) to be confirmed.
 const WAITING: usize = usize::MAX;
 
-/// A partial match.
+/// In a step's list of ways forward: the pattern ends before the row.
+const DONE: usize = usize::MAX;
+
+/// A partial match, or (in state `FINAL`) a match waiting for its turn.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Thread {
     state: usize,
@@ -51,8 +54,13 @@ struct Thread {
 }
 
 impl Thread {
-    /// Whether it is complete if no further row joins it: its pattern may end
-    /// where it is, or it waits for an absence.
+    /// Whether it is still a partial match (not a match waiting its turn).
+    fn is_open(&self) -> bool {
+        self.state != FINAL
+    }
+
+    /// Whether it is complete if no further row joins it while the partition
+    /// goes on: its pattern may end where it is, or it waits for an absence.
     fn may_end(&self, nfa: &Nfa) -> bool {
         self.state == WAITING || (!self.steps.is_empty() && nfa.finishes(self.state))
     }
@@ -66,27 +74,34 @@ impl Thread {
 /// Buffers a step reuses (one per operator, lent to each partition's step).
 #[derive(Default)]
 pub struct Work {
-    stack: Vec<usize>,
+    stack: Vec<(usize, usize)>,
     seen: Vec<usize>,
-    takes: Vec<(usize, usize)>,
+    ways: Vec<(usize, usize)>,
     prev: Vec<Thread>,
 }
 
-/// A complete match, or a partial match WITHIN timed out.
+/// A complete match, a partial match WITHIN timed out, or a row no match
+/// covers (`WITH UNMATCHED ROWS`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match {
-    /// Its rows and their variables, in order.
+    /// Its rows and their variables, in order (none for an empty match or an
+    /// unmatched row, which are at `steps.first_row()`).
     pub steps: Steps,
     /// Its MATCH_ROWTIME() when not its last row's time: for an absence or a
     /// timed-out partial match, the last instant of the WITHIN interval.
     pub rowtime: Option<i64>,
     /// A partial match WITHIN expired (not a match).
     pub timed_out: bool,
+    /// A row that no match covers (not a match).
+    pub unmatched: bool,
 }
 
 /// The matching state of one partition.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Matcher {
+    /// Partial matches and the matches waiting for earlier partial matches to
+    /// resolve, by first row, then in the pattern's preference order (as in
+    /// the standard: leftmost alternative, greedy longer, reluctant shorter).
     threads: Vec<Thread>,
     /// The next row's sequence number (rows before it have been seen).
     #[serde(default)]
@@ -95,8 +110,12 @@ pub struct Matcher {
     /// with it, as Flink stamps them with the row it processes).
     #[serde(default)]
     step_time: i64,
-    /// Completed matches waiting for earlier partial matches to resolve.
-    completed: Vec<Thread>,
+    /// Rows before it have had their attempt at a match resolved.
+    #[serde(default)]
+    attempted: u64,
+    /// Rows before it belong to an emitted match.
+    #[serde(default)]
+    covered: u64,
 }
 
 /// What the matcher needs besides the partition's own state.
@@ -116,6 +135,13 @@ pub struct MatchConfig<'a> {
     /// Rows after a match's last row that its MEASURES read (`NEXT`): the
     /// match waits for them (or the end of the input).
     pub lookahead: u64,
+    /// Report the rows no match covers (`ALL ROWS PER MATCH WITH UNMATCHED
+    /// ROWS`).
+    pub unmatched: bool,
+    /// At the end of the input, drop the partial matches that cannot complete
+    /// (the standard, over a finite table) instead of letting them hold back
+    /// later matches (Flink, whose goldens show it).
+    pub standard_end: bool,
 }
 
 impl Matcher {
@@ -127,35 +153,34 @@ impl Matcher {
     /// The number of partial matches and matches waiting to be emitted, and
     /// the runs of rows they hold in all.
     pub fn open(&self) -> (usize, usize) {
-        let all = self.threads.iter().chain(&self.completed);
-        let rows = all.clone().map(|t| t.steps.runs()).sum();
-        (self.threads.len() + self.completed.len(), rows)
+        let rows = self.threads.iter().map(|t| t.steps.runs()).sum();
+        (self.threads.len(), rows)
     }
 
-    /// How many partial matches are open (as [`Matcher::prepare`] numbers
-    /// them).
+    /// How many partial matches and waiting matches there are (as
+    /// [`Matcher::prepare`] numbers them).
     pub fn partial_matches(&self) -> usize {
         self.threads.len()
     }
 
     /// Whether there are partial matches.
     pub fn is_idle(&self) -> bool {
-        self.threads.is_empty() && self.completed.is_empty()
+        self.threads.is_empty()
     }
 
     /// When the oldest partial match started, if any.
     pub fn oldest_start_time(&self) -> Option<i64> {
-        self.threads.iter().map(|t| t.start_time).min()
+        self.threads
+            .iter()
+            .filter(|t| t.is_open())
+            .map(|t| t.start_time)
+            .min()
     }
 
     /// The earliest row a partial match still refers to (rows before it can be
     /// released), if any.
     pub fn oldest_row(&self) -> Option<u64> {
-        self.threads
-            .iter()
-            .chain(&self.completed)
-            .map(|t| t.steps.first_row())
-            .min()
+        self.threads.first().map(|t| t.steps.first_row())
     }
 
     /// Ends the partial matches that started `within` or more before `time`
@@ -165,42 +190,42 @@ impl Matcher {
     /// asked for.
     pub fn expire(&mut self, cfg: &MatchConfig<'_>, time: i64, timed_out: &mut Vec<Match>) {
         let Some(w) = cfg.within else { return };
-        if !self
-            .threads
-            .iter()
-            .any(|t| time.saturating_sub(t.start_time) >= w)
-        {
+        let due = |t: &Thread| t.is_open() && time.saturating_sub(t.start_time) >= w;
+        if !self.threads.iter().any(due) {
             return;
         }
         let threads = std::mem::take(&mut self.threads);
         for mut t in threads {
-            if time.saturating_sub(t.start_time) < w {
+            if !due(&t) {
                 self.threads.push(t);
-                continue;
-            }
-            if t.may_end(cfg.nfa) {
+            } else if t.may_end(cfg.nfa) {
                 t.state = FINAL;
-                self.completed.push(t);
+                self.threads.push(t);
             } else if cfg.timeouts && !t.steps.is_empty() {
                 timed_out.push(Match {
                     rowtime: Some(t.deadline(w)),
                     steps: t.steps,
                     timed_out: true,
+                    unmatched: false,
                 });
             }
         }
     }
 
-    /// At the end of the input: partial matches that may end where they are
-    /// complete (no further row can join them). The others stay, holding back
-    /// later matches, as in Flink.
+    /// At the end of the input: partial matches whose pattern may end there
+    /// (`$` included) complete. The others stay, holding back later matches,
+    /// as in Flink, or with `standard_end` are dropped.
     pub fn finish(&mut self, cfg: &MatchConfig<'_>) {
-        let (done, open): (Vec<Thread>, Vec<Thread>) = std::mem::take(&mut self.threads)
-            .into_iter()
-            .partition(|t| t.may_end(cfg.nfa));
-        self.threads = open;
-        self.completed
-            .extend(done.into_iter().map(|t| Thread { state: FINAL, ..t }));
+        for t in &mut self.threads {
+            let ends = t.state == WAITING
+                || (!t.steps.is_empty() && t.is_open() && cfg.nfa.finishes_at_end(t.state));
+            if ends {
+                t.state = FINAL;
+            }
+        }
+        if cfg.standard_end {
+            self.threads.retain(|t| !t.is_open());
+        }
     }
 
     /// The rows the partial match `thread` has mapped (as listed by
@@ -231,6 +256,9 @@ impl Matcher {
             steps: Steps::starting_at(row),
         });
         for (i, t) in self.threads.iter().enumerate() {
+            if !t.is_open() {
+                continue;
+            }
             if t.state != WAITING {
                 requests.extend(cfg.nfa.asks(t.state).iter().map(|&v| (i, v)));
             }
@@ -258,15 +286,19 @@ impl Matcher {
         let Work {
             stack,
             seen,
-            takes,
+            ways,
             prev,
         } = work;
-        // The partial matches move to `prev` and come back advanced (both
-        // buffers keep their capacity: no allocation per step).
+        // The partial matches move to `prev` and come back advanced, each
+        // replaced by its continuations in preference order (both buffers
+        // keep their capacity: no allocation per step).
         std::mem::swap(prev, &mut self.threads);
         let next = &mut self.threads;
-        let completed = &mut self.completed;
         for (i, t) in prev.drain(..).enumerate() {
+            if !t.is_open() {
+                next.push(t);
+                continue;
+            }
             if t.state == WAITING {
                 // An absence dies when the absent variable's row comes.
                 if !cfg.absent.is_some_and(|v| holds(i, v)) {
@@ -274,85 +306,92 @@ impl Matcher {
                 }
                 continue;
             }
-            // The states reachable without consuming, in preference order.
+            // The ways forward, in preference order: a depth-first walk of
+            // the moves that take no row, each edge on the stack as (take
+            // variable or DONE, state) so that takes keep their rank.
             stack.clear();
             seen.clear();
-            stack.push(t.state);
-            takes.clear();
-            let mut reached_final = false;
-            while let Some(s) = stack.pop() {
+            ways.clear();
+            stack.push((DONE, t.state));
+            while let Some((var, s)) = stack.pop() {
+                if var != DONE {
+                    if holds(i, var) {
+                        ways.push((var, s));
+                    }
+                    continue;
+                }
                 if seen.contains(&s) {
                     continue;
                 }
                 seen.push(s);
                 if s == FINAL {
-                    reached_final = true;
+                    ways.push((DONE, FINAL));
                     continue;
                 }
                 // Pushed in reverse so the first edge is explored first.
                 for e in cfg.nfa.states[s].iter().rev() {
                     match *e {
-                        Edge::Take { var, to } => takes.push((var, to)),
+                        Edge::Take { var, to } => stack.push((var, to)),
                         Edge::Proceed { to, guard } => {
                             let allowed = match guard {
                                 Guard::Always => true,
                                 Guard::Unless(v) => !holds(i, v),
+                                Guard::AtStart => row == 0,
+                                Guard::AtEnd => false,
                             };
                             if allowed {
-                                stack.push(to);
+                                stack.push((DONE, to));
                             }
                         }
                     }
                 }
             }
-            // `takes` was collected in reverse preference order.
-            takes.reverse();
-            if reached_final && !t.steps.is_empty() {
-                // Completed before this row (an optional or looping tail
-                // left); an absence starts waiting with this row.
-                match cfg.absent {
-                    None => completed.push(Thread {
-                        state: FINAL,
-                        ..t.clone()
-                    }),
-                    Some(v) if !holds(i, v) => next.push(Thread {
-                        state: WAITING,
-                        ..t.clone()
-                    }),
-                    Some(_) => {}
+            // Each way gets a copy but the last, which takes `t` itself (most
+            // steps go one way: no copy).
+            let mut go = |mut nt: Thread, var: usize, to: usize| {
+                if var == DONE {
+                    // The pattern ended before this row (an optional or
+                    // looping tail left, or an empty match); an absence
+                    // starts waiting with this row.
+                    match cfg.absent {
+                        None => {
+                            nt.state = FINAL;
+                            next.push(nt);
+                        }
+                        Some(v) if !holds(i, v) && !nt.steps.is_empty() => {
+                            nt.state = WAITING;
+                            next.push(nt);
+                        }
+                        Some(_) => {}
+                    }
+                    return;
                 }
-            }
-            // The row may be taken several ways; the last takes `t` itself
-            // (most steps take one way: no copy).
-            takes.retain(|&(var, _)| holds(i, var));
-            let mut take = |mut nt: Thread, var: usize, to: usize| {
                 // Rows of a match are consecutive: this one follows.
                 debug_assert_eq!(nt.steps.end_row(), row);
                 nt.steps.push(var);
-                nt.state = to;
-                if to == FINAL && cfg.absent.is_some() {
-                    nt.state = WAITING;
-                    next.push(nt);
-                } else if to == FINAL {
-                    completed.push(nt);
-                } else {
-                    next.push(nt);
-                }
+                nt.state = match to {
+                    FINAL if cfg.absent.is_some() => WAITING,
+                    s => s,
+                };
+                next.push(nt);
             };
-            if let Some((&(var, to), others)) = takes.split_last() {
+            if let Some((&(var, to), others)) = ways.split_last() {
                 for &(v, s) in others {
-                    take(t.clone(), v, s);
+                    go(t.clone(), v, s);
                 }
-                take(t, var, to);
+                go(t, var, to);
             }
         }
         self.emit_ready(cfg, Some(self.step_time), false, out)
     }
 
-    /// Emits waiting matches that started before every partial match (after
-    /// a step, or after partial matches expired), earliest start first,
-    /// pruning per the skip strategy after each. A match also waits for the
-    /// rows its MEASURES read after it, unless the input has `ended`.
+    /// Emits the matches whose turn has come: the most preferred match of the
+    /// earliest start, once no partial match that started no later is open
+    /// (it could still complete and would come first; Flink waits the same
+    /// way), pruning per the skip strategy after each. A match also waits for
+    /// the rows its MEASURES read after it, unless the input has `ended`.
+    /// With `WITH UNMATCHED ROWS`, rows whose attempt ended without a match
+    /// and that no emitted match covers are reported in order among them.
     ///
     /// An absence is stamped with the last instant of its WITHIN interval;
     /// other matches with `now` (the row or the watermark that released them,
@@ -364,56 +403,92 @@ impl Matcher {
         ended: bool,
         out: &mut Vec<Match>,
     ) -> Result<()> {
-        if self.completed.is_empty() {
-            return Ok(());
-        }
-        self.completed.sort_by_key(|t| t.steps.first_row());
-        while let Some(earliest) = self.completed.first() {
-            let start = earliest.steps.first_row();
-            let blocked = self.threads.iter().any(|t| t.steps.first_row() <= start);
-            let waits_for_rows = !ended && earliest.steps.end_row() + cfg.lookahead > self.next_row;
+        while let Some(head) = self.threads.first() {
+            let start = head.steps.first_row();
+            let waits_for_rows = !ended && head.steps.end_row() + cfg.lookahead > self.next_row;
+            self.report_unmatched(cfg, start, out);
+            let blocked = self
+                .threads
+                .iter()
+                .take_while(|t| t.steps.first_row() == start)
+                .any(Thread::is_open);
             if blocked || waits_for_rows {
                 break;
             }
-            let m = self.completed.remove(0);
-            let first = m.steps.first_row();
-            let last = m.steps.last().map_or(first, |s| s.row);
-            let keep_from = match cfg.skip {
-                Skip::PastLastRow => last + 1,
-                Skip::ToNextRow => first + 1,
-                Skip::ToFirst(v) | Skip::ToLast(v) => {
-                    let rows = m.steps.rows_of(v);
-                    let at = if matches!(cfg.skip, Skip::ToFirst(_)) {
-                        rows.map(|r| r.0)
-                    } else {
-                        rows.map(|r| r.1)
-                    };
-                    let Some(at) = at else {
-                        return Err(EngineError::Query(
-                            "AFTER MATCH SKIP failed: pattern variable is not present in match"
-                                .into(),
-                        ));
-                    };
-                    if at == first {
-                        return Err(EngineError::Query(
-                            "AFTER MATCH SKIP failed: cannot skip to first row of match".into(),
-                        ));
-                    }
-                    at
+            let m = self.threads.remove(0);
+            let keep_from = match m.steps.last() {
+                // An empty match: the next attempt starts at the next row.
+                None => start + 1,
+                Some(last) => {
+                    self.covered = self.covered.max(last.row + 1);
+                    skip_target(cfg.skip, &m.steps)?
                 }
             };
+            self.attempted = self.attempted.max(start + 1);
             // With `NOT v` every match is an absence, completed at its deadline.
             let deadline = cfg.absent.and(cfg.within).map(|w| m.deadline(w));
             out.push(Match {
                 steps: m.steps,
                 rowtime: deadline.or(now),
                 timed_out: false,
+                unmatched: false,
             });
             self.threads.retain(|t| t.steps.first_row() >= keep_from);
-            self.completed.retain(|t| t.steps.first_row() >= keep_from);
         }
+        // Attempts at rows before the earliest open one have ended.
+        let resolved = self
+            .threads
+            .first()
+            .map_or(self.next_row, |t| t.steps.first_row());
+        self.report_unmatched(cfg, resolved, out);
         Ok(())
     }
+
+    /// Reports the rows from the last resolved attempt up to `upto` that no
+    /// match covers, when unmatched rows are asked for.
+    fn report_unmatched(&mut self, cfg: &MatchConfig<'_>, upto: u64, out: &mut Vec<Match>) {
+        if !cfg.unmatched {
+            return;
+        }
+        for row in self.attempted.max(self.covered)..upto {
+            out.push(Match {
+                steps: Steps::starting_at(row),
+                rowtime: None,
+                timed_out: false,
+                unmatched: true,
+            });
+        }
+        self.attempted = self.attempted.max(upto);
+    }
+}
+
+/// Where matching resumes after a (non-empty) match, per `skip`.
+fn skip_target(skip: Skip, steps: &Steps) -> Result<u64> {
+    let first = steps.first_row();
+    let last = steps.last().map_or(first, |s| s.row);
+    Ok(match skip {
+        Skip::PastLastRow => last + 1,
+        Skip::ToNextRow => first + 1,
+        Skip::ToFirst(v) | Skip::ToLast(v) => {
+            let rows = steps.rows_of(v);
+            let at = if matches!(skip, Skip::ToFirst(_)) {
+                rows.map(|r| r.0)
+            } else {
+                rows.map(|r| r.1)
+            };
+            let Some(at) = at else {
+                return Err(EngineError::Query(
+                    "AFTER MATCH SKIP failed: pattern variable is not present in match".into(),
+                ));
+            };
+            if at == first {
+                return Err(EngineError::Query(
+                    "AFTER MATCH SKIP failed: cannot skip to first row of match".into(),
+                ));
+            }
+            at
+        }
+    })
 }
 
 #[cfg(test)]
@@ -499,6 +574,8 @@ mod tests {
             absent: None,
             timeouts: false,
             lookahead: 0,
+            unmatched: false,
+            standard_end: false,
         };
         let mut m = Matcher::new();
         let mut out = vec![];
@@ -561,6 +638,23 @@ mod tests {
             .contains("cannot skip to first row of match"));
     }
 
+    // SQL:2016 preference: the leftmost alternative wins even when a later
+    // one completes first (Trino's `(A B | A)` takes A B).
+    #[test]
+    fn the_preferred_match_wins_not_the_first_completed() {
+        let mut c = Prices {
+            prices: vec![1, 1],
+            f: |_: usize, _: i64, _: &[i64]| true,
+        };
+        let ab_or_a = Pattern::Alt(vec![Pattern::Concat(vec![var(0), var(1)]), var(0)]);
+        let got = run(&ab_or_a, Skip::PastLastRow, &mut c, 2).expect("run");
+        assert_eq!(got, vec![vec![0, 1]]);
+        let a_or_ab = Pattern::Alt(vec![var(0), Pattern::Concat(vec![var(0), var(1)])]);
+        // Row 1's own A waits while its A B alternative is open.
+        let got = run(&a_or_ab, Skip::PastLastRow, &mut c, 2).expect("run");
+        assert_eq!(got, vec![vec![0]]);
+    }
+
     #[test]
     fn within_drops_old_partial_matches() {
         let nfa = Nfa::compile(&Pattern::Concat(vec![var(0), var(1)]));
@@ -571,6 +665,8 @@ mod tests {
             absent: None,
             timeouts: false,
             lookahead: 0,
+            unmatched: false,
+            standard_end: false,
         };
         let mut c = Prices {
             prices: vec![1, 2, 1, 2],
@@ -601,6 +697,8 @@ mod tests {
             absent: Some(1),
             timeouts: false,
             lookahead: 0,
+            unmatched: false,
+            standard_end: false,
         };
         let mut c = Prices {
             prices: vec![1, 0, 2, 1, 0],
@@ -626,6 +724,7 @@ mod tests {
                 steps: Steps::from_steps(&[Step { row: 3, var: 0 }]),
                 rowtime: Some(29),
                 timed_out: false,
+                unmatched: false,
             }]
         );
     }

@@ -7,6 +7,7 @@ pub mod matcher;
 pub mod nav;
 pub mod nfa;
 pub mod operator;
+mod output;
 mod state;
 pub mod steps;
 mod upkeep;

@@ -88,6 +88,9 @@ pub enum Nav {
     /// Whether the row reports a partial match WITHIN timed out
     /// (`MATCH_TIMED_OUT()`).
     TimedOut,
+    /// `FINAL nav`: read over the whole match rather than up to the current
+    /// row (they differ only for ALL ROWS PER MATCH).
+    Final(Box<Nav>),
 }
 
 /// A navigation term of an expression.
@@ -153,9 +156,13 @@ pub trait RowSource {
 
 /// One candidate: the rows of a (partial) match, plus in a DEFINE the row
 /// being tested, and where its partition's rows are.
+#[derive(Clone, Copy)]
 pub struct Candidate<'a> {
-    /// The rows mapped so far and their variables.
+    /// The rows mapped so far (RUNNING: up to the output row under ALL ROWS
+    /// PER MATCH) and their variables.
     pub steps: &'a Steps,
+    /// The whole match (FINAL), which may extend past `steps`.
+    pub full: &'a Steps,
     /// In a DEFINE condition, the row being tested and its variable.
     pub current: Option<Step>,
     /// MATCH_NUMBER().
@@ -171,6 +178,15 @@ pub struct Candidate<'a> {
 }
 
 impl Candidate<'_> {
+    /// The candidate seen with FINAL semantics: the whole match.
+    fn finalized(&self) -> Self {
+        Self {
+            steps: self.full,
+            current: None,
+            ..*self
+        }
+    }
+
     /// Every row of the (running) match, in order.
     fn all(&self) -> impl DoubleEndedIterator<Item = Step> + '_ {
         self.steps.iter().chain(self.current)
@@ -192,11 +208,14 @@ impl Candidate<'_> {
 fn row_of(nav: &Nav, c: &Candidate<'_>) -> Option<u64> {
     match nav {
         Nav::Last { vars, offset } => c.steps.nth_back(vars, *offset, c.current),
-        Nav::First { vars, offset } => c.steps.nth(vars, *offset, c.current),
+        // As in Trino, FIRST counts from the match's start over the whole
+        // match even under RUNNING semantics (only LAST stops at the row).
+        Nav::First { vars, offset } => c.full.nth(vars, *offset, c.current),
         Nav::Physical { base, offset } => {
             let r = row_of(base, c)? as i64 + offset;
             (r >= 0 && r as u64 <= c.last_row).then_some(r as u64)
         }
+        Nav::Final(inner) => row_of(inner, &c.finalized()),
         _ => None,
     }
 }
@@ -356,10 +375,21 @@ fn aggregate_primitive(
 
 /// The value of `term` for candidate `c`.
 pub fn term_value(term: &NavTerm, c: &Candidate<'_>) -> Result<ScalarValue> {
-    let t = &term.data_type;
+    nav_value(&term.nav, term.column, &term.data_type, c)
+}
+
+/// The value of navigation `nav` reading derived column `column` (of type
+/// `t`) for candidate `c`.
+fn nav_value(
+    nav: &Nav,
+    column: Option<usize>,
+    t: &DataType,
+    c: &Candidate<'_>,
+) -> Result<ScalarValue> {
     let rows = c.rows;
-    match &term.nav {
-        Nav::Agg { func, vars } => aggregate(*func, vars, term.column, t, c),
+    match nav {
+        Nav::Final(inner) => nav_value(inner, column, t, &c.finalized()),
+        Nav::Agg { func, vars } => aggregate(*func, vars, column, t, c),
         Nav::MatchRowtime => Ok(ScalarValue::TimestampMillisecond(c.rowtime(), None)),
         Nav::Classifier { vars } => {
             let row = c.steps.nth_back(vars, 0, c.current);
@@ -374,7 +404,7 @@ pub fn term_value(term: &NavTerm, c: &Candidate<'_>) -> Result<ScalarValue> {
         )),
         Nav::TimedOut => Ok(ScalarValue::Boolean(Some(c.timed_out))),
         nav => {
-            let (Some(row), Some(col)) = (row_of(nav, c), term.column) else {
+            let (Some(row), Some(col)) = (row_of(nav, c), column) else {
                 return null_of(t);
             };
             match rows.value(row, col)? {
@@ -391,6 +421,14 @@ fn term_array(term: &NavTerm, candidates: &[Candidate<'_>]) -> Result<ArrayRef> 
     let t = &term.data_type;
     if candidates.is_empty() {
         return Ok(new_empty_array(t));
+    }
+    if let Nav::Final(inner) = &term.nav {
+        let whole: Vec<Candidate<'_>> = candidates.iter().map(Candidate::finalized).collect();
+        let term = NavTerm {
+            nav: inner.as_ref().clone(),
+            ..term.clone()
+        };
+        return term_array(&term, &whole);
     }
     let row_nav = matches!(
         term.nav,

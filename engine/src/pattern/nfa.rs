@@ -19,6 +19,11 @@ pub enum Guard {
     /// Allowed only if the current row does not satisfy this variable (the
     /// greedy loop it leaves would take it).
     Unless(usize),
+    /// `^`: allowed only before the partition's first row.
+    AtStart,
+    /// `$`: allowed only after the partition's last row (at the end of the
+    /// input; never on an unbounded stream).
+    AtEnd,
 }
 
 /// A move out of a state.
@@ -47,9 +52,12 @@ pub struct Nfa {
     pub states: Vec<Vec<Edge>>,
     /// Where a match starts.
     pub start: usize,
-    /// Per state, whether it reaches `FINAL` without taking a row (guards
-    /// aside): a partial match there is complete once no row can follow.
+    /// Per state, whether it reaches `FINAL` without taking a row while rows
+    /// still follow in the partition (greedy guards aside, anchors not
+    /// passable): a partial match there is complete once no row can join it.
     finishing: Vec<bool>,
+    /// The same at the end of the partition (`$` passable).
+    finishing_at_end: Vec<bool>,
     /// Per state, the variables whose conditions a step from it may ask
     /// (takes and guards reachable without taking a row).
     asks: Vec<Vec<usize>>,
@@ -59,19 +67,23 @@ pub struct Nfa {
 pub const FINAL: usize = 0;
 
 impl Nfa {
-    /// Compiles `pattern`. Anchors (`^`, `$`) and exclusions are compiled as
-    /// their contents (the matcher handles anchors); PERMUTE is expanded into
+    /// Compiles `pattern`. Anchors (`^`, `$`) become guarded moves; exclusions
+    /// are compiled as their contents; PERMUTE is expanded into
     /// the alternation of its orders, lexicographic first.
     pub fn compile(pattern: &Pattern) -> Self {
         let mut nfa = Nfa {
             states: vec![vec![]],
             start: 0,
             finishing: vec![],
+            finishing_at_end: vec![],
             asks: vec![],
         };
         nfa.start = nfa.build(pattern, FINAL);
         nfa.finishing = (0..nfa.states.len())
-            .map(|s| nfa.reaches_final(s))
+            .map(|s| nfa.reaches_final(s, false))
+            .collect();
+        nfa.finishing_at_end = (0..nfa.states.len())
+            .map(|s| nfa.reaches_final(s, true))
             .collect();
         nfa.asks = (0..nfa.states.len()).map(|s| nfa.asked_from(s)).collect();
         nfa
@@ -93,7 +105,7 @@ impl Nfa {
                         stack.push(to);
                         match guard {
                             Guard::Unless(v) => Some(v),
-                            Guard::Always => None,
+                            Guard::Always | Guard::AtStart | Guard::AtEnd => None,
                         }
                     }
                 };
@@ -112,8 +124,9 @@ impl Nfa {
         self.asks.get(s).map_or(&[], Vec::as_slice)
     }
 
-    /// Whether `FINAL` is reachable from `from` through moves that take no row.
-    fn reaches_final(&self, from: usize) -> bool {
+    /// Whether `FINAL` is reachable from `from` through moves that take no
+    /// row (past `$` only `at_end`; never past `^`: a partial match holds rows).
+    fn reaches_final(&self, from: usize, at_end: bool) -> bool {
         let mut seen = vec![false; self.states.len()];
         let mut stack = vec![from];
         while let Some(s) = stack.pop() {
@@ -124,17 +137,45 @@ impl Nfa {
                 continue;
             }
             for e in &self.states[s] {
-                if let Edge::Proceed { to, .. } = e {
-                    stack.push(*to);
+                if let Edge::Proceed { to, guard } = *e {
+                    let passable = match guard {
+                        Guard::Always | Guard::Unless(_) => true,
+                        Guard::AtEnd => at_end,
+                        Guard::AtStart => false,
+                    };
+                    if passable {
+                        stack.push(to);
+                    }
                 }
             }
         }
         false
     }
 
-    /// Whether a partial match in state `s` may end without another row.
+    /// Whether a partial match in state `s` may end without another row
+    /// (while the partition goes on).
     pub fn finishes(&self, s: usize) -> bool {
         self.finishing.get(s).copied().unwrap_or(false)
+    }
+
+    /// Whether a partial match in state `s` is complete at the end of the
+    /// partition.
+    pub fn finishes_at_end(&self, s: usize) -> bool {
+        self.finishing_at_end.get(s).copied().unwrap_or(false)
+    }
+
+    /// Whether the pattern uses `^` (matching then depends on where the
+    /// partition began, so its state must not be forgotten).
+    pub fn anchored_at_start(&self) -> bool {
+        self.states.iter().flatten().any(|e| {
+            matches!(
+                e,
+                Edge::Proceed {
+                    guard: Guard::AtStart,
+                    ..
+                }
+            )
+        })
     }
 
     fn add(&mut self, edges: Vec<Edge>) -> usize {
@@ -146,12 +187,18 @@ impl Nfa {
     fn build(&mut self, p: &Pattern, next: usize) -> usize {
         match p {
             // A trailing `NOT v` is the matcher's (`MatchConfig::absent`).
-            Pattern::Empty | Pattern::Start | Pattern::End | Pattern::Not(_) => {
-                self.add(vec![Edge::Proceed {
-                    to: next,
-                    guard: Guard::Always,
-                }])
-            }
+            Pattern::Empty | Pattern::Not(_) => self.add(vec![Edge::Proceed {
+                to: next,
+                guard: Guard::Always,
+            }]),
+            Pattern::Start => self.add(vec![Edge::Proceed {
+                to: next,
+                guard: Guard::AtStart,
+            }]),
+            Pattern::End => self.add(vec![Edge::Proceed {
+                to: next,
+                guard: Guard::AtEnd,
+            }]),
             Pattern::Var(v) => self.add(vec![Edge::Take { var: *v, to: next }]),
             Pattern::Concat(parts) => {
                 let mut entry = next;

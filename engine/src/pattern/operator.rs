@@ -18,7 +18,7 @@ use datafusion::common::HashMap;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::matcher::{Match, MatchConfig, Matcher, Skip, Step, Work};
-use super::nav::{evaluate, gather_cells, Candidate, NavExpr, RowSource};
+use super::nav::{evaluate, Candidate, NavExpr, RowSource};
 use super::nfa::Nfa;
 use crate::error::ResultExt;
 use crate::message::EventTime;
@@ -61,11 +61,37 @@ pub struct MatchSpec {
     pub lookback: u64,
     /// Rows after a match's last row its MEASURES read (NEXT).
     pub lookahead: u64,
-    /// Partition columns, then measures.
+    /// `ALL ROWS PER MATCH` (`None`: ONE ROW PER MATCH).
+    pub all_rows: Option<AllRows>,
+    /// ONE ROW PER MATCH: partition columns, then measures. ALL ROWS PER
+    /// MATCH: partition columns, ORDER BY columns, measures, then the other
+    /// input columns (the standard's order).
     pub output_schema: SchemaRef,
     /// The pattern, skip, WITHIN and conditions as text, for `explain` and
     /// the plan a checkpoint is checked against.
     pub describe: String,
+}
+
+/// What `ALL ROWS PER MATCH` outputs: a row per row of each match, with its
+/// input columns and the measures as of that row (RUNNING) or of the whole
+/// match (FINAL).
+#[derive(Debug, Clone)]
+pub struct AllRows {
+    /// An empty match outputs one row, at the row where it was found (`SHOW
+    /// EMPTY MATCHES`, the default) or none (`OMIT EMPTY MATCHES`).
+    pub show_empty: bool,
+    /// Rows no match covers output a row with NULL measures (`WITH UNMATCHED
+    /// ROWS`).
+    pub unmatched: bool,
+    /// Variables whose rows are left out of the output (`{- ... -}`), as bits.
+    pub excluded: u64,
+    /// The input's column types (all are kept with the rows).
+    pub input_types: Vec<DataType>,
+    /// Input columns output after the partition columns (the ORDER BY
+    /// columns).
+    pub order_columns: Vec<usize>,
+    /// Input columns output after the measures.
+    pub rest_columns: Vec<usize>,
 }
 
 impl MatchSpec {
@@ -78,7 +104,20 @@ impl MatchSpec {
             absent: self.absent,
             timeouts: self.timeouts,
             lookahead: self.lookahead,
+            unmatched: self.all_rows.as_ref().is_some_and(|a| a.unmatched),
+            standard_end: self.all_rows.is_some(),
         }
+    }
+
+    /// Whether a partition's state must outlive its partial matches: `^`
+    /// needs to know where it began, MATCH_NUMBER() how many matches it had.
+    pub(super) fn keeps_partitions(&self) -> bool {
+        let numbered = self
+            .measures
+            .iter()
+            .flat_map(|m| &m.terms)
+            .any(|t| t.nav == super::nav::Nav::MatchNumber);
+        numbered || self.nfa.anchored_at_start()
     }
 }
 
@@ -113,6 +152,16 @@ pub(super) struct Partition {
 }
 
 impl Partition {
+    /// MATCH_NUMBER() for `m`, counting it if it is a match (0 for a
+    /// timed-out partial match or an unmatched row).
+    pub(super) fn number(&mut self, m: &Match) -> u64 {
+        if m.timed_out || m.unmatched {
+            return 0;
+        }
+        self.matches += 1;
+        self.matches
+    }
+
     /// A partition of `key` in the state given.
     pub(super) fn new(key_bytes: Arc<[u8]>, matcher: Matcher, rows: Rows, matches: u64) -> Self {
         Self {
@@ -129,9 +178,10 @@ impl Partition {
 /// The layout of a released batch: time, then derived columns.
 pub(super) const TIME_COL: usize = 0;
 
-struct PartitionRows<'a> {
-    rows: &'a Rows,
-    vars: &'a [String],
+/// A partition's rows as navigation reads them.
+pub(super) struct PartitionRows<'a> {
+    pub(super) rows: &'a Rows,
+    pub(super) vars: &'a [String],
 }
 
 impl RowSource for PartitionRows<'_> {
@@ -199,6 +249,14 @@ impl MatchRecognize {
         for (i, t) in order_types.iter().enumerate() {
             fields.push(Field::new(format!("__o{i}"), t.clone(), true));
         }
+        for (i, t) in spec
+            .all_rows
+            .iter()
+            .flat_map(|a| &a.input_types)
+            .enumerate()
+        {
+            fields.push(Field::new(format!("__in{i}"), t.clone(), true));
+        }
         let keys = RowConverter::new(key_types.into_iter().map(SortField::new).collect())
             .context("MATCH_RECOGNIZE partition keys")?;
         Ok(Self {
@@ -223,6 +281,12 @@ impl MatchRecognize {
 
     fn order_start(&self) -> usize {
         self.key_start() + self.spec.partition_by.len()
+    }
+
+    /// Where the input's own columns start in a staged batch (ALL ROWS PER
+    /// MATCH keeps them).
+    pub(super) fn input_start(&self) -> usize {
+        self.order_start() + self.spec.order_by.len()
     }
 
     /// Keeps `batch` until the watermark passes its rows, with its earliest
@@ -408,8 +472,8 @@ impl MatchRecognize {
                 part.matcher
                     .apply(&cfg, seq, &holds, &mut work, &mut found)?;
                 for m in found {
-                    part.matches += 1;
-                    matched.push((p, m, part.matches));
+                    let number = part.number(&m);
+                    matched.push((p, m, number));
                 }
             }
         }
@@ -451,8 +515,10 @@ impl MatchRecognize {
                 .map(|&j| {
                     let (a, t, v) = requests[j];
                     let (p, row, _) = active[a];
+                    let steps = self.partitions[p].matcher.steps_of(t);
                     Candidate {
-                        steps: self.partitions[p].matcher.steps_of(t),
+                        steps,
+                        full: steps,
                         current: Some(Step { row, var: v }),
                         match_number: 0,
                         last_row: row,
@@ -471,61 +537,6 @@ impl MatchRecognize {
             }
         }
         Ok(answers)
-    }
-
-    /// Evaluates the measures of the matches and emits one row per match.
-    pub(super) fn emit_matches(
-        &self,
-        matched: Vec<(usize, Match, u64)>,
-        out: &mut Emitter,
-    ) -> Result<()> {
-        if matched.is_empty() {
-            return Ok(());
-        }
-        let n_keys = self.spec.partition_by.len();
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.output_schema.fields().len());
-        // The key is read from each match's first row (retained until the
-        // match is emitted), so a partition keeps no copy of it.
-        for k in 0..n_keys {
-            let col = self.key_start() + k;
-            let t = self.staged_schema.field(col).data_type();
-            let cells = matched.iter().map(|(p, m, _)| {
-                let (batch, i) = self.partitions.get(*p)?.rows.cell(m.steps.first_row())?;
-                Some((batch.column(col), i))
-            });
-            let keys = gather_cells(t, cells)?.ok_or_else(|| {
-                EngineError::Graph("MATCH_RECOGNIZE: a partition key changed type".into())
-            })?;
-            columns.push(keys);
-        }
-        let sources: Vec<PartitionRows<'_>> = matched
-            .iter()
-            .map(|(p, _, _)| PartitionRows {
-                rows: &self.partitions[*p].rows,
-                vars: &self.spec.vars,
-            })
-            .collect();
-        let candidates: Vec<Candidate<'_>> = matched
-            .iter()
-            .zip(&sources)
-            .map(|((_, m, number), rows)| Candidate {
-                steps: &m.steps,
-                current: None,
-                match_number: *number,
-                // MEASURES may read rows after the match (NEXT), which it
-                // waited for; those not retained read NULL.
-                last_row: u64::MAX,
-                rowtime: m.rowtime,
-                timed_out: m.timed_out,
-                rows,
-            })
-            .collect();
-        for measure in &self.spec.measures {
-            columns.push(evaluate(measure, &candidates)?);
-        }
-        let batch = batch_of(&self.spec.output_schema, columns, "MATCH_RECOGNIZE output")?;
-        out.batch(batch);
-        Ok(())
     }
 }
 
@@ -553,6 +564,9 @@ impl Operator for MatchRecognize {
         }
         for (o, _) in &self.spec.order_by {
             columns.push(eval(o.as_ref(), &batch, "ORDER BY")?);
+        }
+        if self.spec.all_rows.is_some() {
+            columns.extend(batch.columns().iter().cloned());
         }
         let staged = batch_of(&self.staged_schema, columns, "MATCH_RECOGNIZE")?;
         // Rows at or behind the watermark are late, as in Flink.

@@ -60,6 +60,23 @@ impl Steps {
         self.len += 1;
     }
 
+    /// The first `n` rows (all of them if there are fewer): the match as it
+    /// ran up to its `n`-th row.
+    pub fn prefix(&self, n: usize) -> Self {
+        let mut out = Self::starting_at(self.first);
+        let mut left = n as u64;
+        for &(var, count) in &self.runs {
+            if left == 0 {
+                break;
+            }
+            let take = u64::from(count).min(left);
+            out.runs.push((var, take as u32));
+            out.len += take;
+            left -= take;
+        }
+        out
+    }
+
     /// How many rows.
     pub fn len(&self) -> usize {
         self.len as usize

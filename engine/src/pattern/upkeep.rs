@@ -80,8 +80,8 @@ impl MatchRecognize {
             let stamp = (!end).then_some(wm);
             p.matcher.emit_ready(&cfg, stamp, end, &mut found)?;
             for m in found.drain(..) {
-                p.matches += 1;
-                matched.push((i, m, p.matches));
+                let number = p.number(&m);
+                matched.push((i, m, number));
             }
         }
         self.emit_matches(matched, out)?;
@@ -117,6 +117,7 @@ impl MatchRecognize {
         touched.sort_unstable_by(|a, b| b.cmp(a));
         touched.dedup();
         let lookback = self.spec.lookback;
+        let keep = self.spec.keeps_partitions();
         for &i in &touched {
             let Some(p) = self.partitions.get_mut(i) else {
                 continue;
@@ -135,8 +136,9 @@ impl MatchRecognize {
             self.totals.1 = self.totals.1 + now.1 - before.1;
             self.totals.2 = self.totals.2 + now.2 - before.2;
             // A partition with nothing pending and no rows to look back on
-            // needs no state (its MATCH_NUMBER() restarts).
-            if !p.matcher.is_idle() || !p.rows.rows.is_empty() {
+            // needs no state, unless the query numbers its matches or
+            // anchors them at its start.
+            if keep || !p.matcher.is_idle() || !p.rows.rows.is_empty() {
                 continue;
             }
             let gone = self.partitions.swap_remove(i);

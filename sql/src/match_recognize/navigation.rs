@@ -7,10 +7,12 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Value, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Value, VisitMut,
+    VisitorMut,
 };
 use vigil_engine::pattern::nav::{AggFunc, Nav};
 
+use super::plan::FINAL_PREFIX;
 use crate::error::{Pos, SqlError};
 
 /// A navigation term before planning: which rows, and the row-level
@@ -37,6 +39,25 @@ impl VarScope<'_> {
             return Some(vec![i]);
         }
         self.subsets.get(name).cloned()
+    }
+}
+
+/// A call's name in upper case, and whether FINAL preceded it (folded into
+/// the name by the planner as `__FINAL_<NAME>`).
+fn call_name(f: &datafusion::sql::sqlparser::ast::Function) -> (String, bool) {
+    let name = f.name.to_string().to_ascii_uppercase();
+    match name.strip_prefix(FINAL_PREFIX) {
+        Some(n) => (n.to_string(), true),
+        None => (name, false),
+    }
+}
+
+/// `nav` read over the whole match when `fin`.
+fn finalized(nav: Nav, fin: bool) -> Nav {
+    if fin {
+        Nav::Final(Box::new(nav))
+    } else {
+        nav
     }
 }
 
@@ -101,7 +122,7 @@ impl Rewriter<'_> {
                 }
             }
             if let Expr::Function(f) = x {
-                let name = f.name.to_string().to_ascii_uppercase();
+                let (name, _) = call_name(f);
                 if matches!(name.as_str(), "FIRST" | "LAST" | "PREV" | "NEXT") {
                     bad = Some(format!("{name} cannot be nested inside this navigation"));
                 }
@@ -129,7 +150,7 @@ impl Rewriter<'_> {
             return Err("PREV and NEXT take an expression".into());
         };
         if let Expr::Function(f) = e {
-            let name = f.name.to_string().to_ascii_uppercase();
+            let (name, fin) = call_name(f);
             if name == "FIRST" || name == "LAST" {
                 let a = args(f).ok_or("FIRST/LAST take positional arguments")?;
                 let Some(FunctionArgExpr::Expr(inner)) = a.first() else {
@@ -144,7 +165,7 @@ impl Rewriter<'_> {
                 } else {
                     Nav::Last { vars, offset }
                 };
-                return Ok((nav, inner));
+                return Ok((finalized(nav, fin), inner));
             }
         }
         let mut inner = e.clone();
@@ -156,7 +177,20 @@ impl Rewriter<'_> {
         &mut self,
         f: &datafusion::sql::sqlparser::ast::Function,
     ) -> Result<Option<RawTerm>, String> {
-        let name = f.name.to_string().to_ascii_uppercase();
+        let term = self.plain_function(f)?;
+        let (_, fin) = call_name(f);
+        Ok(term.map(|t| RawTerm {
+            nav: finalized(t.nav, fin),
+            inner: t.inner,
+        }))
+    }
+
+    /// A navigation or match function call, FINAL aside.
+    fn plain_function(
+        &mut self,
+        f: &datafusion::sql::sqlparser::ast::Function,
+    ) -> Result<Option<RawTerm>, String> {
+        let (name, _) = call_name(f);
         let a = match args(f) {
             Some(a) => a,
             None => return Ok(None),
@@ -205,8 +239,9 @@ impl Rewriter<'_> {
         }
         match name.as_str() {
             "FIRST" | "LAST" => {
-                let (nav, inner) =
-                    self.base_nav(&FunctionArgExpr::Expr(Expr::Function(f.clone())))?;
+                let mut plain = f.clone();
+                plain.name = ObjectName::from(vec![Ident::new(name.as_str())]);
+                let (nav, inner) = self.base_nav(&FunctionArgExpr::Expr(Expr::Function(plain)))?;
                 Ok(Some(RawTerm {
                     nav,
                     inner: Some(inner),

@@ -23,6 +23,21 @@ pub struct LogicalNav {
     pub schema: DFSchemaRef,
 }
 
+/// What `ALL ROWS PER MATCH` outputs besides the measures.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AllRowsPlan {
+    /// Empty matches output a row (not `OMIT EMPTY MATCHES`).
+    pub show_empty: bool,
+    /// `WITH UNMATCHED ROWS`.
+    pub unmatched: bool,
+    /// Variables only inside `{- -}`, as bits: their rows are not output.
+    pub excluded: u64,
+    /// The ORDER BY columns, by index in the input.
+    pub order_columns: Vec<usize>,
+    /// The other input columns (neither PARTITION BY nor ORDER BY), in order.
+    pub rest_columns: Vec<usize>,
+}
+
 /// `input MATCH_RECOGNIZE (...)`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MatchRecognizeNode {
@@ -57,7 +72,10 @@ pub struct MatchRecognizeNode {
     pub lookback: u64,
     /// Rows NEXT in MEASURES may reach after a match.
     pub lookahead: u64,
-    /// Partition columns, then measures.
+    /// `ALL ROWS PER MATCH` (`None`: ONE ROW PER MATCH).
+    pub all_rows: Option<AllRowsPlan>,
+    /// ONE ROW PER MATCH: partition columns, then measures; ALL ROWS PER
+    /// MATCH: partition columns, ORDER BY columns, measures, other columns.
     pub schema: DFSchemaRef,
 }
 

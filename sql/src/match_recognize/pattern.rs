@@ -187,6 +187,36 @@ fn primary(c: &mut Cursor) -> Result<PatternSyntax> {
         c.expect_token(&Token::RParen)?;
         return Ok(Pattern::Permute(parts));
     }
+    // The tokenizer reads `$A` as one placeholder: `$` then the variable A
+    // (which can never both follow the partition's end, so any quantifier
+    // after it may as well apply to both).
+    if let Some(Token::Placeholder(s)) = c.peek().map(|t| &t.token) {
+        if let Some(name) = s.strip_prefix('$').filter(|n| !n.is_empty()) {
+            let mut pos = c.pos();
+            pos.column += 1;
+            let var = Pattern::Var(VarRef {
+                name: name.to_string(),
+                pos,
+            });
+            c.i += 1;
+            return Ok(Pattern::Concat(vec![Pattern::End, var]));
+        }
+    }
+    // Likewise `A$` is one word (`$` may be part of an identifier).
+    if let Some(Token::Word(w)) = c.peek().map(|t| &t.token) {
+        if let Some(name) = w
+            .value
+            .strip_suffix('$')
+            .filter(|n| w.quote_style.is_none() && !n.is_empty())
+        {
+            let var = Pattern::Var(VarRef {
+                name: name.to_string(),
+                pos: c.pos(),
+            });
+            c.i += 1;
+            return Ok(Pattern::Concat(vec![var, Pattern::End]));
+        }
+    }
     match c.peek().map(|t| &t.token) {
         Some(Token::Word(_)) => {
             let (name, pos) = c.identifier("a pattern variable")?;
@@ -235,6 +265,13 @@ mod tests {
             "(v0{3} v1{1,4}? v2{0,2})"
         );
         assert_eq!(parse("A? B??").expect("p"), "(v0? v1??)");
+    }
+
+    #[test]
+    fn an_end_anchor_before_a_variable() {
+        // `$A$` would be a dollar-quoted string: spaces are needed there.
+        assert_eq!(parse("($A $)").expect("p"), "(($ v0) $)");
+        assert_eq!(parse("(A$)").expect("p"), "(v0 $)");
     }
 
     #[test]

@@ -20,15 +20,20 @@ use vigil_engine::window::ROWTIME_METADATA_KEY;
 
 use super::clause::{AfterMatchSkip, ExprTokens, MatchRecognizeClause, RowsPerMatch};
 use super::navigation::{extract_terms, term_column, VarScope};
-use super::node::{LogicalNav, MatchRecognizeNode};
+use super::node::{AllRowsPlan, LogicalNav, MatchRecognizeNode};
 use super::pattern::{PatternSyntax, VarRef};
 use crate::error::{Pos, Result, SqlError};
 use crate::rewrite::rewrite_expr;
 
-/// Drops the `RUNNING` / `FINAL` keyword before a navigation or aggregate
-/// call (`FINAL LAST(A.price)`). With ONE ROW PER MATCH a measure sees the
-/// whole match either way (Flink accepts FINAL as a no-op); in DEFINE only
-/// RUNNING is meaningful, as in the standard.
+/// Names a call `FINAL` applies to (`FINAL LAST(x)` becomes `__FINAL_LAST(x)`,
+/// which navigation reads as [`Nav::Final`]).
+pub const FINAL_PREFIX: &str = "__FINAL_";
+
+/// Drops the `RUNNING` keyword before a navigation or aggregate call (running
+/// is the default) and folds `FINAL` into the call's name. FINAL reads the
+/// whole match; it differs from RUNNING only under ALL ROWS PER MATCH (Flink
+/// accepts it as a no-op). In DEFINE only RUNNING is meaningful, as in the
+/// standard.
 fn strip_semantics(e: &ExprTokens, in_define: bool) -> Result<Vec<TokenWithSpan>> {
     let significant = |i: usize| {
         e.tokens[i..]
@@ -59,7 +64,30 @@ fn strip_semantics(e: &ExprTokens, in_define: bool) -> Result<Vec<TokenWithSpan>
                 )
                 .with_help("drop FINAL (or write RUNNING)"));
             }
-            i += 1;
+            let Some(n) = significant(i + 1) else { break };
+            let name = match &e.tokens[n].token {
+                Token::Word(w) => w.value.to_ascii_uppercase(),
+                _ => String::new(),
+            };
+            let navigates = matches!(
+                name.as_str(),
+                "FIRST" | "LAST" | "SUM" | "COUNT" | "AVG" | "MIN" | "MAX"
+            );
+            if !navigates {
+                return Err(SqlError::at(
+                    Pos::from(t.span.start),
+                    format!("{k} applies to FIRST, LAST and aggregates, not to {name}"),
+                )
+                .with_help(format!("drop {k}")));
+            }
+            if k == "FINAL" {
+                let mut call = e.tokens[n].clone();
+                call.token = Token::make_word(&format!("{FINAL_PREFIX}{name}"), None);
+                out.push(call);
+            } else {
+                out.push(e.tokens[n].clone());
+            }
+            i = n + 1;
             continue;
         }
         out.push(t.clone());
@@ -205,12 +233,6 @@ pub fn build_node(
     clause: &MatchRecognizeClause,
 ) -> Result<MatchRecognizeNode> {
     let in_schema = input.schema().clone();
-    if clause.rows_per_match != RowsPerMatch::One {
-        return Err(SqlError::unsupported(
-            clause.pos,
-            "ALL ROWS PER MATCH; use ONE ROW PER MATCH",
-        ));
-    }
     let mut planner = Planner {
         state,
         input: in_schema.clone(),
@@ -273,6 +295,53 @@ pub fn build_node(
             Arc::new(f.as_ref().clone().with_metadata(meta).with_nullable(true)),
         ));
         partition_by.push(e);
+    }
+    let mut all_rows = match clause.rows_per_match {
+        RowsPerMatch::One => None,
+        mode => Some(AllRowsPlan {
+            show_empty: mode != RowsPerMatch::AllOmitEmpty,
+            unmatched: mode == RowsPerMatch::AllWithUnmatched,
+            excluded: 0,
+            order_columns: vec![],
+            rest_columns: vec![],
+        }),
+    };
+    if let Some(all) = &mut all_rows {
+        // ORDER BY columns come after the partition columns; the time column
+        // is no longer a time attribute (a match's rows are emitted when it
+        // completes, behind the watermark): MATCH_ROWTIME() is.
+        let mut keys = vec![(time.clone(), first.expr.pos)];
+        keys.extend(
+            order_by
+                .iter()
+                .zip(&clause.order_by[1..])
+                .map(|((e, _), k)| (e.clone(), k.expr.pos)),
+        );
+        for (e, pos) in keys {
+            let Expr::Column(c) = &e else {
+                return Err(SqlError::unsupported(
+                    pos,
+                    "ORDER BY an expression with ALL ROWS PER MATCH; order by columns",
+                ));
+            };
+            let i = in_schema
+                .index_of_column(c)
+                .map_err(|err| SqlError::from_datafusion(err, pos))?;
+            if !all.order_columns.contains(&i) {
+                all.order_columns.push(i);
+                out_fields.push((None, plain_field(in_schema.field(i))));
+            }
+        }
+        let partition_columns: Vec<usize> = partition_by
+            .iter()
+            .filter_map(|e| match e {
+                Expr::Column(c) => in_schema.index_of_column(c).ok(),
+                _ => None,
+            })
+            .collect();
+        all.rest_columns = (0..in_schema.fields().len())
+            .filter(|i| !partition_columns.contains(i) && !all.order_columns.contains(i))
+            .collect();
     }
     // Variables: in order of appearance in the pattern.
     let vars: Vec<String> = clause
@@ -338,6 +407,29 @@ pub fn build_node(
         out_fields.push((None, Arc::new(field)));
         measures.push(nav);
     }
+    if let Some(all) = &mut all_rows {
+        for &i in &all.rest_columns {
+            let f = plain_field(in_schema.field(i));
+            if out_fields.iter().any(|(_, o)| o.name() == f.name()) {
+                return Err(SqlError::at(
+                    clause.pos,
+                    format!("Columns ambiguously defined: {{{}}}", f.name()),
+                )
+                .with_help(
+                    "ALL ROWS PER MATCH also outputs the input's columns: rename the measure",
+                ));
+            }
+            out_fields.push((None, f));
+        }
+        all.excluded = excluded_vars(&clause.pattern, &vars, clause.pos)?;
+        if all.unmatched && all.excluded != 0 {
+            return Err(SqlError::at(
+                clause.pos,
+                "WITH UNMATCHED ROWS cannot be combined with {- -} exclusion in the pattern",
+            )
+            .with_help("drop the exclusion or use SHOW EMPTY MATCHES"));
+        }
+    }
     let index = |v: &super::pattern::VarRef| -> Result<usize> {
         vars.iter()
             .position(|n| *n == v.name)
@@ -369,17 +461,12 @@ pub fn build_node(
         .with_help("add WITHIN INTERVAL '10' MINUTE (for example) after PATTERN (...)"));
     }
     let pattern = prefix.try_map(&index)?;
-    if pattern.can_be_empty() {
-        return Err(SqlError::unsupported(
+    if absent.is_some() && pattern.can_be_empty() {
+        return Err(SqlError::at(
             clause.pos,
-            "patterns that can match no rows (such as A* or A?); make at least one element mandatory",
-        ));
-    }
-    if has_anchor(&pattern) {
-        return Err(SqlError::unsupported(
-            clause.pos,
-            "the anchors ^ and $ in a pattern",
-        ));
+            "the pattern before NOT can match no rows, so an absence would have no start",
+        )
+        .with_help("make at least one element before NOT mandatory"));
     }
     // A SKIP TO target as a set of variables (a union variable's members).
     let var_set = |name: &str, pos: Pos| -> Result<u64> {
@@ -447,8 +534,61 @@ pub fn build_node(
         timeouts: clause.timeouts.is_some(),
         lookback,
         lookahead,
+        all_rows,
         schema,
     })
+}
+
+/// `f` as an output column: nullable, not a time attribute.
+fn plain_field(f: &Field) -> Arc<Field> {
+    let mut meta = f.metadata().clone();
+    meta.remove(ROWTIME_METADATA_KEY);
+    Arc::new(f.clone().with_metadata(meta).with_nullable(true))
+}
+
+/// The variables that occur only inside `{- -}`, as bits of their indexes
+/// in `vars` (a variable both inside and outside is refused: whether its
+/// rows are shown would depend on the path).
+fn excluded_vars(p: &PatternSyntax, vars: &[String], at: Pos) -> Result<u64> {
+    fn walk(p: &PatternSyntax, inside: bool, ins: &mut Vec<String>, outs: &mut Vec<String>) {
+        match p {
+            Pattern::Var(v) => {
+                if inside {
+                    ins.push(v.name.clone())
+                } else {
+                    outs.push(v.name.clone())
+                }
+            }
+            Pattern::Concat(ps) | Pattern::Alt(ps) | Pattern::Permute(ps) => {
+                ps.iter().for_each(|q| walk(q, inside, ins, outs))
+            }
+            Pattern::Repeat { inner, .. } | Pattern::Not(inner) => walk(inner, inside, ins, outs),
+            Pattern::Exclude(inner) => walk(inner, true, ins, outs),
+            Pattern::Empty | Pattern::Start | Pattern::End => {}
+        }
+    }
+    let (mut ins, mut outs) = (vec![], vec![]);
+    walk(p, false, &mut ins, &mut outs);
+    let mut mask = 0u64;
+    for name in ins {
+        if outs.contains(&name) {
+            return Err(SqlError::unsupported(
+                at,
+                format!("variable {name} both inside and outside {{- -}}"),
+            ));
+        }
+        let Some(i) = vars.iter().position(|v| *v == name) else {
+            continue;
+        };
+        if i >= 64 {
+            return Err(SqlError::unsupported(
+                at,
+                "{- -} around a variable after the 64th of the pattern",
+            ));
+        }
+        mask |= 1 << i;
+    }
+    Ok(mask)
 }
 
 /// Splits a trailing `NOT v` (absence) off the pattern; `NOT` anywhere else,
@@ -512,22 +652,11 @@ fn first_var_pos(p: &PatternSyntax) -> Option<Pos> {
     }
 }
 
-/// Whether the pattern uses `^` or `$`.
-fn has_anchor(p: &Pattern) -> bool {
-    match p {
-        Pattern::Start | Pattern::End => true,
-        Pattern::Concat(ps) | Pattern::Alt(ps) | Pattern::Permute(ps) => ps.iter().any(has_anchor),
-        Pattern::Repeat { inner, .. } | Pattern::Exclude(inner) | Pattern::Not(inner) => {
-            has_anchor(inner)
-        }
-        Pattern::Empty | Pattern::Var(_) => false,
-    }
-}
-
 /// How far after the row it starts from a navigation may read.
 fn lookahead_of(nav: &Nav) -> u64 {
     match nav {
         Nav::Physical { base, offset } => lookahead_of(base) + (*offset).max(0) as u64,
+        Nav::Final(inner) => lookahead_of(inner),
         _ => 0,
     }
 }
@@ -536,6 +665,7 @@ fn lookahead_of(nav: &Nav) -> u64 {
 fn lookback_of(nav: &Nav) -> u64 {
     match nav {
         Nav::Physical { base, offset } => lookback_of(base) + offset.unsigned_abs(),
+        Nav::Final(inner) => lookback_of(inner),
         _ => 0,
     }
 }
