@@ -191,7 +191,8 @@ impl Matcher {
     pub fn expire(&mut self, cfg: &MatchConfig<'_>, time: i64, timed_out: &mut Vec<Match>) {
         let Some(w) = cfg.within else { return };
         let due = |t: &Thread| t.is_open() && time.saturating_sub(t.start_time) >= w;
-        if !self.threads.iter().any(due) {
+        // The list is in start order, so the first open entry started first.
+        if !self.threads.iter().find(|t| t.is_open()).is_some_and(due) {
             return;
         }
         let threads = std::mem::take(&mut self.threads);

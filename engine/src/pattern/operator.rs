@@ -421,7 +421,6 @@ impl MatchRecognize {
         let mut scratch: Vec<(usize, usize)> = vec![];
         let mut timed_out: Vec<Match> = vec![];
         let mut work = Work::default();
-        let mut offsets: Vec<usize> = vec![];
         for k in 0..rounds {
             requests.clear();
             active.clear();
@@ -449,22 +448,15 @@ impl MatchRecognize {
                 let mine = &requests[from..to];
                 let got = &answers[from..to];
                 let part = &mut self.partitions[p];
-                // Requests come grouped by partial match, in order: where
-                // each one's begin, so an answer is found among a few.
-                offsets.clear();
-                let mut j = 0;
-                for t in 0..=part.matcher.partial_matches() {
-                    while j < mine.len() && mine[j].1 < t {
-                        j += 1;
-                    }
-                    offsets.push(j);
-                }
+                // Requests come grouped by partial match, in order: an
+                // answer is found by a binary search, then among a few (the
+                // partition's list may be long with matches waiting their
+                // turn, which ask nothing).
                 let holds = |t: usize, v: usize| {
-                    let (Some(&lo), Some(&hi)) = (offsets.get(t), offsets.get(t + 1)) else {
-                        return false;
-                    };
-                    mine[lo..hi]
+                    let lo = mine.partition_point(|r| r.1 < t);
+                    mine[lo..]
                         .iter()
+                        .take_while(|r| r.1 == t)
                         .position(|r| r.2 == v)
                         .is_some_and(|k| got[lo + k])
                 };
