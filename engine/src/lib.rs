@@ -10,6 +10,7 @@ pub mod connector;
 pub mod control;
 pub mod error;
 pub mod graph;
+pub mod join;
 pub mod memory;
 pub mod message;
 pub mod metrics;

@@ -77,7 +77,113 @@ pub fn split_statements(script: &str) -> Result<Vec<Statement>> {
         }
     }
     flush(&mut current, &mut out);
+    for st in &mut out {
+        bracket_distinct_from(&mut st.tokens);
+    }
     Ok(out)
+}
+
+/// Puts `a IS [NOT] DISTINCT FROM b` in parentheses when both operands are
+/// simple (names, literals, calls, parenthesized): the SQL parser reads the
+/// right operand as a whole expression, so `a IS NOT DISTINCT FROM b AND c`
+/// would become `a IS NOT DISTINCT FROM (b AND c)`; Flink's reads
+/// `(a IS NOT DISTINCT FROM b) AND c`.
+fn bracket_distinct_from(tokens: &mut Vec<TokenWithSpan>) {
+    let word = |t: &TokenWithSpan, k: &str| matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
+    let mut i = 0;
+    while i < tokens.len() {
+        if !word(&tokens[i], "IS") {
+            i += 1;
+            continue;
+        }
+        let not = tokens.get(i + 1).is_some_and(|t| word(t, "NOT"));
+        let d = i + 1 + usize::from(not);
+        let is_distinct = tokens.get(d).is_some_and(|t| word(t, "DISTINCT"))
+            && tokens.get(d + 1).is_some_and(|t| word(t, "FROM"));
+        let (Some(start), Some(end)) = (
+            is_distinct.then(|| operand_start(tokens, i)).flatten(),
+            is_distinct.then(|| operand_end(tokens, d + 2)).flatten(),
+        ) else {
+            i += 1;
+            continue;
+        };
+        let open = TokenWithSpan::new(Token::LParen, tokens[start].span);
+        let close = TokenWithSpan::new(Token::RParen, tokens[end].span);
+        tokens.insert(end + 1, close);
+        tokens.insert(start, open);
+        i = end + 3;
+    }
+}
+
+/// Where the simple operand ending just before `at` starts.
+fn operand_start(tokens: &[TokenWithSpan], at: usize) -> Option<usize> {
+    let mut j = at.checked_sub(1)?;
+    if tokens[j].token == Token::RParen {
+        let mut depth = 0;
+        loop {
+            match tokens[j].token {
+                Token::RParen => depth += 1,
+                Token::LParen => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 {
+                break;
+            }
+            j = j.checked_sub(1)?;
+        }
+        // A call: its name.
+        if j > 0 && matches!(tokens[j - 1].token, Token::Word(_)) {
+            j -= 1;
+        }
+    } else if !matches!(
+        tokens[j].token,
+        Token::Word(_) | Token::Number(..) | Token::SingleQuotedString(_)
+    ) {
+        return None;
+    }
+    while j >= 2
+        && tokens[j - 1].token == Token::Period
+        && matches!(tokens[j - 2].token, Token::Word(_))
+    {
+        j -= 2;
+    }
+    Some(j)
+}
+
+/// Where the simple operand starting at `from` ends.
+fn operand_end(tokens: &[TokenWithSpan], from: usize) -> Option<usize> {
+    let mut j = from;
+    match tokens.get(j)?.token {
+        Token::Word(_) => {
+            while tokens.get(j + 1).is_some_and(|t| t.token == Token::Period)
+                && tokens
+                    .get(j + 2)
+                    .is_some_and(|t| matches!(t.token, Token::Word(_)))
+            {
+                j += 2;
+            }
+            if tokens.get(j + 1).is_some_and(|t| t.token == Token::LParen) {
+                j += 1;
+            } else {
+                return Some(j);
+            }
+        }
+        Token::LParen => {}
+        Token::Number(..) | Token::SingleQuotedString(_) => return Some(j),
+        _ => return None,
+    }
+    let mut depth = 0;
+    loop {
+        match tokens.get(j)?.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 {
+            return Some(j);
+        }
+        j += 1;
+    }
 }
 
 /// Maps (line, column) positions, 1-based and counted in characters, to byte offsets.
@@ -116,5 +222,32 @@ pub fn token_text(script_offsets: &LineOffsets, tokens: &[TokenWithSpan]) -> Str
             script_offsets.text[s..e].to_string()
         }
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(sql: &str) -> String {
+        let st = split_statements(sql).expect("tokens");
+        st[0]
+            .tokens
+            .iter()
+            .map(|t| t.token.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn is_distinct_from_binds_tighter_than_and() {
+        assert_eq!(
+            text("SELECT 1 FROM t WHERE a.k IS NOT DISTINCT FROM b.k AND x > 1"),
+            "SELECT 1 FROM t WHERE ( a . k IS NOT DISTINCT FROM b . k ) AND x > 1"
+        );
+        assert_eq!(
+            text("SELECT f(x) IS DISTINCT FROM (y + 1) OR z"),
+            "SELECT ( f ( x ) IS DISTINCT FROM ( y + 1 ) ) OR z"
+        );
     }
 }

@@ -58,7 +58,7 @@ pub struct Translator<'a> {
     props: ExecutionProps,
 }
 
-fn arrow_schema(s: &DFSchema) -> SchemaRef {
+pub(crate) fn arrow_schema(s: &DFSchema) -> SchemaRef {
     Arc::new(s.as_arrow().clone())
 }
 
@@ -87,11 +87,11 @@ impl<'a> Translator<'a> {
         }
     }
 
-    fn df_err(&self, e: datafusion::error::DataFusionError) -> SqlError {
+    pub(crate) fn df_err(&self, e: datafusion::error::DataFusionError) -> SqlError {
         SqlError::from_datafusion(e, self.pos)
     }
 
-    fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+    pub(crate) fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
         create_physical_expr(e, schema, &self.props, &PhysicalPlanningContext::default())
             .map_err(|e| self.df_err(e))
     }
@@ -153,7 +153,7 @@ impl<'a> Translator<'a> {
                 }
                 LogicalPlan::Sort(_) => Err(self.unsupported("ORDER", "ORDER BY on a stream")),
                 LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT", "LIMIT on a stream")),
-                LogicalPlan::Join(_) => Err(self.unsupported("JOIN", "joins")),
+                LogicalPlan::Join(j) => self.join(j).await,
                 LogicalPlan::Window(_) => Err(self.unsupported("OVER", "OVER windows")),
                 LogicalPlan::Distinct(_) => Err(self.unsupported(
                     "DISTINCT",

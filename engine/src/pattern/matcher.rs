@@ -14,6 +14,8 @@
 //! join it: at its WITHIN deadline or at the end of the input. Partial matches
 //! that WITHIN expires can be reported (Flink CEP's timeout output).
 
+use std::collections::VecDeque;
+
 use serde::{Deserialize, Serialize};
 
 use super::nfa::{Edge, Guard, Nfa, FINAL};
@@ -99,10 +101,16 @@ pub struct Match {
 /// The matching state of one partition.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Matcher {
-    /// Partial matches and the matches waiting for earlier partial matches to
-    /// resolve, by first row, then in the pattern's preference order (as in
-    /// the standard: leftmost alternative, greedy longer, reluctant shorter).
+    /// Partial matches, by first row, then in the pattern's preference order
+    /// (as in the standard: leftmost alternative, greedy longer, reluctant
+    /// shorter), with the matches of a first row some of whose partial
+    /// matches are still open (their rank among them matters).
     threads: Vec<Thread>,
+    /// Matches of first rows with no open partial match left, in the same
+    /// order, waiting for earlier partial matches to resolve. Kept apart so
+    /// that a step does not walk them.
+    #[serde(default)]
+    done: VecDeque<Thread>,
     /// The next row's sequence number (rows before it have been seen).
     #[serde(default)]
     next_row: u64,
@@ -153,19 +161,20 @@ impl Matcher {
     /// The number of partial matches and matches waiting to be emitted, and
     /// the runs of rows they hold in all.
     pub fn open(&self) -> (usize, usize) {
-        let rows = self.threads.iter().map(|t| t.steps.runs()).sum();
-        (self.threads.len(), rows)
+        let all = self.threads.iter().chain(&self.done);
+        let rows = all.map(|t| t.steps.runs()).sum();
+        (self.threads.len() + self.done.len(), rows)
     }
 
-    /// How many partial matches and waiting matches there are (as
-    /// [`Matcher::prepare`] numbers them).
+    /// How many partial matches there are (with the matches among them), as
+    /// [`Matcher::prepare`] numbers them.
     pub fn partial_matches(&self) -> usize {
         self.threads.len()
     }
 
     /// Whether there are partial matches.
     pub fn is_idle(&self) -> bool {
-        self.threads.is_empty()
+        self.threads.is_empty() && self.done.is_empty()
     }
 
     /// When the oldest partial match started, if any.
@@ -180,7 +189,12 @@ impl Matcher {
     /// The earliest row a partial match still refers to (rows before it can be
     /// released), if any.
     pub fn oldest_row(&self) -> Option<u64> {
-        self.threads.first().map(|t| t.steps.first_row())
+        let firsts = [self.threads.first(), self.done.front()];
+        firsts
+            .into_iter()
+            .flatten()
+            .map(|t| t.steps.first_row())
+            .min()
     }
 
     /// Ends the partial matches that started `within` or more before `time`
@@ -404,19 +418,24 @@ impl Matcher {
         ended: bool,
         out: &mut Vec<Match>,
     ) -> Result<()> {
-        while let Some(head) = self.threads.first() {
-            let start = head.steps.first_row();
-            let waits_for_rows = !ended && head.steps.end_row() + cfg.lookahead > self.next_row;
-            self.report_unmatched(cfg, start, out);
+        self.settle();
+        while let Some(head) = self.done.front() {
+            let (start, end) = (head.steps.first_row(), head.steps.end_row());
+            // Every first row left in `threads` has an open partial match.
             let blocked = self
                 .threads
-                .iter()
-                .take_while(|t| t.steps.first_row() == start)
-                .any(Thread::is_open);
-            if blocked || waits_for_rows {
+                .first()
+                .is_some_and(|t| t.steps.first_row() <= start);
+            if blocked {
                 break;
             }
-            let m = self.threads.remove(0);
+            self.report_unmatched(cfg, start, out);
+            if !ended && end + cfg.lookahead > self.next_row {
+                break;
+            }
+            let Some(m) = self.done.pop_front() else {
+                break;
+            };
             let keep_from = match m.steps.last() {
                 // An empty match: the next attempt starts at the next row.
                 None => start + 1,
@@ -435,14 +454,35 @@ impl Matcher {
                 unmatched: false,
             });
             self.threads.retain(|t| t.steps.first_row() >= keep_from);
+            self.done.retain(|t| t.steps.first_row() >= keep_from);
         }
         // Attempts at rows before the earliest open one have ended.
-        let resolved = self
-            .threads
-            .first()
-            .map_or(self.next_row, |t| t.steps.first_row());
+        let resolved = self.oldest_row().unwrap_or(self.next_row);
         self.report_unmatched(cfg, resolved, out);
         Ok(())
+    }
+
+    /// Moves the matches of first rows whose partial matches have all ended
+    /// from `threads` to `done`, in order.
+    fn settle(&mut self) {
+        let mut i = 0;
+        while i < self.threads.len() {
+            let start = self.threads[i].steps.first_row();
+            let mut j = i;
+            let mut open = false;
+            while j < self.threads.len() && self.threads[j].steps.first_row() == start {
+                open |= self.threads[j].is_open();
+                j += 1;
+            }
+            if open {
+                i = j;
+                continue;
+            }
+            let at = self.done.partition_point(|t| t.steps.first_row() < start);
+            for (k, t) in self.threads.drain(i..j).enumerate() {
+                self.done.insert(at + k, t);
+            }
+        }
     }
 
     /// Reports the rows from the last resolved attempt up to `upto` that no

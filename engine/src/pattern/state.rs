@@ -14,7 +14,7 @@ use super::operator::{MatchRecognize, Partition, Rows};
 use crate::error::ResultExt;
 use crate::message::EventTime;
 use crate::state::arrow_state::{decode_batch, encode_batch};
-use crate::state::{StateEntry, StateWriter, OPERATOR_STATE};
+use crate::state::{entry_value, saved_meta, StateEntry, StateWriter, OPERATOR_STATE};
 use crate::{EngineError, Result};
 
 /// A partition as checkpointed.
@@ -77,17 +77,10 @@ impl MatchRecognize {
     }
 
     pub(super) fn load(&mut self, entries: Vec<StateEntry>) -> Result<()> {
-        let find = |k: &[u8]| {
-            entries
-                .iter()
-                .find(|e| e.key == k)
-                .map(|e| e.value.as_slice())
-        };
-        let Some(meta) = find(b"meta") else {
+        let find = |k: &[u8]| entry_value(&entries, k);
+        let Some(saved) = saved_meta::<Saved>(&entries, "MATCH_RECOGNIZE")? else {
             return Ok(());
         };
-        let saved: Saved = serde_json::from_slice(meta)
-            .map_err(|e| EngineError::State(format!("MATCH_RECOGNIZE state: {e}")))?;
         self.watermark = saved.watermark;
         if let Some(b) = find(b"staged") {
             self.stage(decode_batch(b)?);

@@ -85,6 +85,27 @@ pub struct StateEntry {
     pub value: Vec<u8>,
 }
 
+/// The value stored under `key` among `entries`.
+pub fn entry_value<'a>(entries: &'a [StateEntry], key: &[u8]) -> Option<&'a [u8]> {
+    entries
+        .iter()
+        .find(|e| e.key == key)
+        .map(|e| e.value.as_slice())
+}
+
+/// An operator's metadata saved as JSON under `meta`, if there is any.
+pub fn saved_meta<T: serde::de::DeserializeOwned>(
+    entries: &[StateEntry],
+    what: &str,
+) -> crate::Result<Option<T>> {
+    let Some(meta) = entry_value(entries, b"meta") else {
+        return Ok(None);
+    };
+    serde_json::from_slice(meta)
+        .map(Some)
+        .map_err(|e| crate::EngineError::State(format!("{what} state: {e}")))
+}
+
 /// Prefix of every key of `node`.
 pub fn node_prefix(node: NodeId) -> [u8; 4] {
     (node as u32).to_be_bytes()

@@ -1,0 +1,416 @@
+//! The interval join (Flink's time-windowed join): rows of two streams with
+//! equal keys whose times lie within bounds of each other,
+//! `left.t - right.t` in `[lower, upper]`. Each side keeps its rows, by key,
+//! for as long as a row of the other side could still join them (rows after
+//! the watermark can come); a row joins the other side's kept rows when it
+//! arrives, as in Flink, and an outer join emits a row that never found a
+//! partner null-padded once the watermark passes its bound. The output
+//! watermark is held back by the larger bound, so that joined rows are not
+//! late downstream.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Int8Type, SchemaRef, TimestampMillisecondType};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::HashMap;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::rows::{gather, RowRef};
+use super::{JoinKind, Side};
+use crate::error::ResultExt;
+use crate::message::EventTime;
+use crate::operator::{Emitter, Operator};
+use crate::operators::watermark::to_millis;
+use crate::operators::{batch_of, eval};
+use crate::state::{StateEntry, StateWriter};
+use crate::time::{MAX_WATERMARK, MIN_WATERMARK};
+use crate::{EngineError, Result};
+
+/// What an interval join computes, as planned.
+#[derive(Debug, Clone)]
+pub struct IntervalJoinSpec {
+    /// Inner, left, right or full.
+    pub kind: JoinKind,
+    /// Each side's columns (in the tagged input, after the tag: left's, then
+    /// right's).
+    pub schemas: [SchemaRef; 2],
+    /// The equality keys over each side's columns (pairwise equal).
+    pub keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
+    /// The keys' common types (the right side's are cast to them).
+    pub key_types: Vec<DataType>,
+    /// Each side's time attribute, by column index.
+    pub times: [usize; 2],
+    /// Least `left.t - right.t` (milliseconds, inclusive).
+    pub lower: i64,
+    /// Greatest `left.t - right.t` (milliseconds, inclusive).
+    pub upper: i64,
+    /// NULL keys are equal (`IS NOT DISTINCT FROM`); otherwise they never join.
+    pub null_equal: bool,
+    /// The join condition over the output columns, checked on each pair.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// Left columns, then right columns.
+    pub output_schema: SchemaRef,
+    /// The plan as text (for `explain` and checkpoint plan checks).
+    pub describe: String,
+}
+
+/// A row kept for later partners.
+struct Entry {
+    row: RowRef,
+    time: i64,
+    matched: bool,
+}
+
+/// The rows one side keeps, by key.
+#[derive(Default)]
+pub(super) struct Kept {
+    by_key: HashMap<Box<[u8]>, Vec<Entry>>,
+    rows: usize,
+}
+
+/// Runs an interval join over a side-tagged input.
+pub struct IntervalJoin {
+    pub(super) spec: IntervalJoinSpec,
+    keys: RowConverter,
+    pub(super) kept: [Kept; 2],
+    pub(super) watermark: EventTime,
+}
+
+/// A side's rows as they arrive: times, keys, and the batch.
+struct Arrival {
+    batch: Arc<RecordBatch>,
+    times: Vec<Option<i64>>,
+    keys: Vec<Option<Box<[u8]>>>,
+}
+
+impl IntervalJoin {
+    /// The operator for `spec`.
+    pub fn new(spec: IntervalJoinSpec) -> Result<Self> {
+        let keys = RowConverter::new(spec.key_types.iter().cloned().map(SortField::new).collect())
+            .context("join keys")?;
+        Ok(Self {
+            spec,
+            keys,
+            kept: [Kept::default(), Kept::default()],
+            watermark: MIN_WATERMARK,
+        })
+    }
+
+    /// The latest time a partner of a `side` row at `t` can have: the row is
+    /// kept while the watermark is below it.
+    fn last_partner_time(&self, side: Side, t: i64) -> i64 {
+        match side {
+            Side::Left => t.saturating_sub(self.spec.lower),
+            Side::Right => t.saturating_add(self.spec.upper),
+        }
+    }
+
+    /// The range of partner times of a `side` row at `t`.
+    fn partner_range(&self, side: Side, t: i64) -> (i64, i64) {
+        match side {
+            Side::Left => (
+                t.saturating_sub(self.spec.upper),
+                t.saturating_sub(self.spec.lower),
+            ),
+            Side::Right => (
+                t.saturating_add(self.spec.lower),
+                t.saturating_add(self.spec.upper),
+            ),
+        }
+    }
+
+    /// How far the output watermark trails the input's.
+    fn delay(&self) -> i64 {
+        0.max(self.spec.upper).max(self.spec.lower.saturating_neg())
+    }
+
+    /// Times and keys of a side's batch.
+    fn arrival(&self, side: Side, batch: RecordBatch) -> Result<Arrival> {
+        let s = side.index();
+        let time = to_millis(batch.column(self.spec.times[s]), "join time")?;
+        let time = time.as_primitive::<TimestampMillisecondType>();
+        let times: Vec<Option<i64>> = time.iter().collect();
+        let mut cols: Vec<ArrayRef> = vec![];
+        for (e, t) in self.spec.keys[s].iter().zip(&self.spec.key_types) {
+            let a = eval(e.as_ref(), &batch, "join key")?;
+            cols.push(if a.data_type() == t {
+                a
+            } else {
+                cast(&a, t).context("join key")?
+            });
+        }
+        let keys = if cols.is_empty() {
+            vec![Some(Box::from(&[][..])); batch.num_rows()]
+        } else {
+            let rows = self.keys.convert_columns(&cols).context("join key")?;
+            (0..batch.num_rows())
+                .map(|i| {
+                    let null = cols.iter().any(|c| c.is_null(i));
+                    (self.spec.null_equal || !null).then(|| Box::from(rows.row(i).data()))
+                })
+                .collect()
+        };
+        Ok(Arrival {
+            batch: Arc::new(batch),
+            times,
+            keys,
+        })
+    }
+
+    /// A batch of output rows: pairs (left, right) or, with one side `None`,
+    /// null-padded rows.
+    fn output(&self, left: &[Option<&RowRef>], right: &[Option<&RowRef>]) -> Result<RecordBatch> {
+        let mut columns = gather(&self.spec.schemas[0], left)?;
+        columns.extend(gather(&self.spec.schemas[1], right)?);
+        batch_of(&self.spec.output_schema, columns, "join output")
+    }
+
+    /// Null-padded rows of `side`.
+    fn padded(&self, side: Side, rows: &[RowRef]) -> Result<RecordBatch> {
+        let some: Vec<Option<&RowRef>> = rows.iter().map(Some).collect();
+        let none: Vec<Option<&RowRef>> = vec![None; rows.len()];
+        match side {
+            Side::Left => self.output(&some, &none),
+            Side::Right => self.output(&none, &some),
+        }
+    }
+
+    /// Joins arriving rows of `side` with the other side's kept rows, then
+    /// keeps them (or, past their bound, pads the unmatched ones).
+    fn arrive(&mut self, side: Side, a: Arrival, out: &mut Emitter) -> Result<()> {
+        let other = side.other();
+        let n = a.batch.num_rows();
+        // Candidate pairs: (arriving row, index in the other side's list).
+        let mut pairs: Vec<(usize, usize)> = vec![];
+        for i in 0..n {
+            let (Some(t), Some(k)) = (a.times[i], &a.keys[i]) else {
+                continue;
+            };
+            let Some(list) = self.kept[other.index()].by_key.get(k) else {
+                continue;
+            };
+            let (lo, hi) = self.partner_range(side, t);
+            pairs.extend(
+                list.iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.time >= lo && e.time <= hi)
+                    .map(|(j, _)| (i, j)),
+            );
+        }
+        let mut matched = vec![false; n];
+        if !pairs.is_empty() {
+            let mine: Vec<RowRef> = pairs.iter().map(|&(i, _)| (a.batch.clone(), i)).collect();
+            let theirs: Vec<RowRef> = pairs
+                .iter()
+                .map(|&(i, j)| {
+                    let k = a.keys[i]
+                        .as_ref()
+                        .ok_or_else(|| EngineError::Graph("join: a pair without a key".into()))?;
+                    let e = self.kept[other.index()]
+                        .by_key
+                        .get(k)
+                        .and_then(|l| l.get(j))
+                        .ok_or_else(|| EngineError::Graph("join: a kept row vanished".into()))?;
+                    Ok(e.row.clone())
+                })
+                .collect::<Result<_>>()?;
+            let mine_refs: Vec<Option<&RowRef>> = mine.iter().map(Some).collect();
+            let theirs_refs: Vec<Option<&RowRef>> = theirs.iter().map(Some).collect();
+            let joined = match side {
+                Side::Left => self.output(&mine_refs, &theirs_refs)?,
+                Side::Right => self.output(&theirs_refs, &mine_refs)?,
+            };
+            let pass: Vec<bool> = match &self.spec.filter {
+                None => vec![true; pairs.len()],
+                Some(f) => {
+                    let v = eval(f.as_ref(), &joined, "join condition")?;
+                    let b = v.as_boolean_opt().ok_or_else(|| {
+                        EngineError::Graph("the join condition is not boolean".into())
+                    })?;
+                    (0..b.len()).map(|k| b.is_valid(k) && b.value(k)).collect()
+                }
+            };
+            for (&(i, j), &ok) in pairs.iter().zip(&pass) {
+                if !ok {
+                    continue;
+                }
+                matched[i] = true;
+                if let Some(k) = &a.keys[i] {
+                    if let Some(e) = self.kept[other.index()]
+                        .by_key
+                        .get_mut(k)
+                        .and_then(|l| l.get_mut(j))
+                    {
+                        e.matched = true;
+                    }
+                }
+            }
+            let mask = BooleanArray::from(pass);
+            let joined = filter_record_batch(&joined, &mask).context("join condition")?;
+            if joined.num_rows() > 0 {
+                out.batch(joined);
+            }
+        }
+        // Keep the rows a later row of the other side may join; pad the
+        // others now if they never matched.
+        let mut pad: Vec<RowRef> = vec![];
+        for (i, (&t, k)) in a.times.iter().zip(a.keys).enumerate() {
+            let keep = match (t, k) {
+                (Some(t), Some(k)) if self.last_partner_time(side, t) > self.watermark => {
+                    Some((t, k))
+                }
+                _ => None,
+            };
+            match keep {
+                Some((time, k)) => {
+                    let kept = &mut self.kept[side.index()];
+                    kept.rows += 1;
+                    kept.by_key.entry(k).or_default().push(Entry {
+                        row: (a.batch.clone(), i),
+                        time,
+                        matched: matched[i],
+                    });
+                }
+                None if !matched[i] && self.spec.kind.keeps(side) => pad.push((a.batch.clone(), i)),
+                None => {}
+            }
+        }
+        if !pad.is_empty() {
+            out.batch(self.padded(side, &pad)?);
+        }
+        Ok(())
+    }
+
+    /// Drops the kept rows no later row can join, padding the unmatched ones
+    /// of an outer side.
+    fn expire(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
+        for side in Side::BOTH {
+            let (lower, upper) = (self.spec.lower, self.spec.upper);
+            let last = |t: i64| match side {
+                Side::Left => t.saturating_sub(lower),
+                Side::Right => t.saturating_add(upper),
+            };
+            let keeps = self.spec.kind.keeps(side);
+            let mut pad: Vec<RowRef> = vec![];
+            let kept = &mut self.kept[side.index()];
+            let mut dropped = 0;
+            kept.by_key.retain(|_, list| {
+                list.retain(|e| {
+                    let live = last(e.time) > wm;
+                    if !live {
+                        dropped += 1;
+                        if keeps && !e.matched {
+                            pad.push(e.row.clone());
+                        }
+                    }
+                    live
+                });
+                !list.is_empty()
+            });
+            kept.rows -= dropped;
+            if !pad.is_empty() {
+                out.batch(self.padded(side, &pad)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The kept rows of `side` as one batch, with their match flags.
+    pub(super) fn kept_rows(&self, side: Side) -> Result<(RecordBatch, Vec<bool>)> {
+        let entries: Vec<&Entry> = self.kept[side.index()].by_key.values().flatten().collect();
+        let refs: Vec<Option<&RowRef>> = entries.iter().map(|e| Some(&e.row)).collect();
+        let columns = gather(&self.spec.schemas[side.index()], &refs)?;
+        let batch = batch_of(&self.spec.schemas[side.index()], columns, "join state")?;
+        Ok((batch, entries.iter().map(|e| e.matched).collect()))
+    }
+
+    /// Keeps restored rows of `side` with their match flags.
+    pub(super) fn keep_restored(
+        &mut self,
+        side: Side,
+        batch: RecordBatch,
+        matched: &[bool],
+    ) -> Result<()> {
+        let a = self.arrival(side, batch)?;
+        for (i, (t, k)) in a.times.iter().zip(a.keys).enumerate() {
+            if let (Some(time), Some(k)) = (t, k) {
+                let kept = &mut self.kept[side.index()];
+                kept.rows += 1;
+                kept.by_key.entry(k).or_default().push(Entry {
+                    row: (a.batch.clone(), i),
+                    time: *time,
+                    matched: matched.get(i).copied().unwrap_or(false),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Operator for IntervalJoin {
+    fn name(&self) -> String {
+        format!("IntervalJoin({})", self.spec.describe)
+    }
+
+    fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+        let tags = batch
+            .column(0)
+            .as_primitive_opt::<Int8Type>()
+            .ok_or_else(|| EngineError::Graph("join input without its side tag".into()))?
+            .clone();
+        let width = self.spec.schemas[0].fields().len();
+        for side in Side::BOTH {
+            let mine: BooleanArray = tags
+                .iter()
+                .map(|t| Some(t == Some(side.index() as i8)))
+                .collect();
+            let rows = filter_record_batch(&batch, &mine).context("join input")?;
+            if rows.num_rows() == 0 {
+                continue;
+            }
+            let range = match side {
+                Side::Left => 1..1 + width,
+                Side::Right => 1 + width..rows.num_columns(),
+            };
+            let columns: Vec<ArrayRef> = range.map(|c| rows.column(c).clone()).collect();
+            let own = batch_of(&self.spec.schemas[side.index()], columns, "join input")?;
+            let a = self.arrival(side, own)?;
+            self.arrive(side, a, out)?;
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
+        if wm > self.watermark {
+            self.watermark = wm;
+            self.expire(wm, out)?;
+        }
+        let held = if wm == MAX_WATERMARK {
+            wm
+        } else {
+            wm.saturating_sub(self.delay())
+        };
+        out.watermark(held);
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut Emitter) -> Result<()> {
+        // Rows still kept can meet no partner any more.
+        self.expire(MAX_WATERMARK, out)
+    }
+
+    fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
+        self.save(w)
+    }
+
+    fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
+        self.load(entries)
+    }
+
+    fn state_size(&self) -> u64 {
+        let rows = self.kept[0].rows + self.kept[1].rows;
+        (rows * std::mem::size_of::<Entry>()) as u64
+    }
+}

@@ -1,0 +1,110 @@
+//! Translation of a join of two streams into an interval join: each input is
+//! tagged with its side and padded to a shared layout, the two meet in a
+//! union (whose watermark is the lower of theirs), and the join operator
+//! splits them again.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::Join;
+use datafusion::physical_expr::expressions::{Column as PhysColumn, Literal};
+use datafusion::physical_expr::PhysicalExpr;
+use vigil_engine::graph::NodeId;
+use vigil_engine::join::interval::{IntervalJoin, IntervalJoinSpec};
+use vigil_engine::operators::project::Project;
+
+use crate::error::{Result, SqlError};
+use crate::join::interval_join;
+use crate::translate::{arrow_schema, Translator};
+
+impl Translator<'_> {
+    /// Adds an interval join of `j`'s inputs.
+    pub(crate) async fn join(&mut self, j: &Join) -> Result<NodeId> {
+        let at = (self.locate)("JOIN");
+        let plan = interval_join(j).map_err(|e| SqlError::at(at, e.message).with_help(e.help))?;
+        let sides = [
+            arrow_schema(j.left.schema()),
+            arrow_schema(j.right.schema()),
+        ];
+        let mut fields = vec![Field::new("__side", DataType::Int8, false)];
+        for (s, prefix) in sides.iter().zip(["__l", "__r"]) {
+            fields.extend(
+                s.fields()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| Field::new(format!("{prefix}{i}"), f.data_type().clone(), true)),
+            );
+        }
+        let tagged: SchemaRef = Arc::new(Schema::new(fields));
+        let left = self.plan(&j.left).await?;
+        let right = self.plan(&j.right).await?;
+        let mut inputs = vec![];
+        for (side, node) in [left, right].into_iter().enumerate() {
+            let mut exprs: Vec<Arc<dyn PhysicalExpr>> =
+                vec![Arc::new(Literal::new(ScalarValue::Int8(Some(side as i8))))];
+            for (s, schema) in sides.iter().enumerate() {
+                for (i, f) in schema.fields().iter().enumerate() {
+                    exprs.push(if s == side {
+                        Arc::new(PhysColumn::new(f.name(), i))
+                    } else {
+                        let null =
+                            ScalarValue::try_from(f.data_type()).map_err(|e| self.df_err(e))?;
+                        Arc::new(Literal::new(null))
+                    });
+                }
+            }
+            inputs.push(self.graph.add_operator(
+                node,
+                Box::new(Project::new(exprs, tagged.clone())),
+                tagged.clone(),
+            ));
+        }
+        let union = self.graph.add_union(inputs, tagged);
+        let left_keys = plan
+            .left_keys
+            .iter()
+            .map(|e| self.physical(e, j.left.schema()))
+            .collect::<Result<Vec<_>>>()?;
+        let right_keys = plan
+            .right_keys
+            .iter()
+            .map(|e| self.physical(e, j.right.schema()))
+            .collect::<Result<Vec<_>>>()?;
+        let key_types = left_keys
+            .iter()
+            .map(|k| k.data_type(&sides[0]).map_err(|e| self.df_err(e)))
+            .collect::<Result<Vec<_>>>()?;
+        let filter = match &plan.filter {
+            Some(f) => Some(self.physical(f, &j.schema)?),
+            None => None,
+        };
+        let output = arrow_schema(&j.schema);
+        let describe = format!(
+            "{:?}, keys={:?}={:?}, left.t - right.t in [{}, {}] ms, filter={}",
+            plan.kind,
+            plan.left_keys,
+            plan.right_keys,
+            plan.lower,
+            plan.upper,
+            plan.filter
+                .as_ref()
+                .map_or("-".to_string(), |f| f.to_string())
+        );
+        let spec = IntervalJoinSpec {
+            kind: plan.kind,
+            schemas: sides,
+            keys: [left_keys, right_keys],
+            key_types,
+            times: plan.times,
+            lower: plan.lower,
+            upper: plan.upper,
+            null_equal: plan.null_equal,
+            filter,
+            output_schema: output.clone(),
+            describe,
+        };
+        let op = IntervalJoin::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
+        Ok(self.graph.add_operator(union, Box::new(op), output))
+    }
+}
