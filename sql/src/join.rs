@@ -6,8 +6,9 @@
 use datafusion::common::{Column, DFSchema, NullEquality, ScalarValue};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Join, JoinType, Operator};
+use vigil_engine::join::window::WindowJoinKind;
 use vigil_engine::join::{JoinKind, Side};
-use vigil_engine::window::ROWTIME_METADATA_KEY;
+use vigil_engine::window::{ROWTIME_METADATA_KEY, WINDOW_METADATA_KEY};
 
 /// An interval join, as found in a DataFusion join.
 #[derive(Debug, Clone)]
@@ -37,6 +38,79 @@ pub struct NotInterval {
     pub message: String,
     /// What to do.
     pub help: &'static str,
+}
+
+/// A window join, as found in a DataFusion join.
+#[derive(Debug, Clone)]
+pub struct WindowJoinPlan {
+    /// What it outputs.
+    pub kind: WindowJoinKind,
+    /// Key expressions over the left input, pairwise equal to `right_keys`.
+    pub left_keys: Vec<Expr>,
+    /// Key expressions over the right input.
+    pub right_keys: Vec<Expr>,
+    /// Each input's `window_start` and `window_end` column indexes.
+    pub windows: [(usize, usize); 2],
+    /// `IS NOT DISTINCT FROM` keys.
+    pub null_equal: bool,
+    /// The non-equality condition, checked on each pair.
+    pub filter: Option<Expr>,
+}
+
+/// The window join `j` computes, if its condition equates both inputs'
+/// windows (`L.window_start = R.window_start AND L.window_end = R.window_end`).
+pub fn window_join(j: &Join) -> Result<Option<WindowJoinPlan>, NotInterval> {
+    let role = |s: &DFSchema, e: &Expr| -> Option<(usize, String)> {
+        let Expr::Column(c) = e else { return None };
+        let i = s.index_of_column(c).ok()?;
+        let r = s.field(i).metadata().get(WINDOW_METADATA_KEY)?;
+        Some((i, r.clone()))
+    };
+    let (mut starts, mut ends) = (None, None);
+    let (mut left_keys, mut right_keys) = (vec![], vec![]);
+    for (l, r) in &j.on {
+        match (role(j.left.schema(), l), role(j.right.schema(), r)) {
+            (Some((a, x)), Some((b, y))) if x == y && x == "start" => starts = Some((a, b)),
+            (Some((a, x)), Some((b, y))) if x == y && x == "end" => ends = Some((a, b)),
+            _ => {
+                left_keys.push(l.clone());
+                right_keys.push(r.clone());
+            }
+        }
+    }
+    let ((ls, rs), (le, re)) = match (starts, ends) {
+        (None, None) => return Ok(None),
+        (Some(s), Some(e)) => (s, e),
+        _ => {
+            return Err(NotInterval {
+                message: "a window join must equate both window_start and window_end of its inputs"
+                    .into(),
+                help: "ON L.window_start = R.window_start AND L.window_end = R.window_end",
+            })
+        }
+    };
+    let kind = match j.join_type {
+        JoinType::Inner => WindowJoinKind::Inner,
+        JoinType::Left => WindowJoinKind::Left,
+        JoinType::Right => WindowJoinKind::Right,
+        JoinType::Full => WindowJoinKind::Full,
+        JoinType::LeftSemi => WindowJoinKind::Semi,
+        JoinType::LeftAnti => WindowJoinKind::Anti,
+        other => {
+            return Err(NotInterval {
+                message: format!("not supported yet: {other} window joins"),
+                help: "write the subquery on the left: L WHERE L.k IN (SELECT ... FROM R ...)",
+            })
+        }
+    };
+    Ok(Some(WindowJoinPlan {
+        kind,
+        left_keys,
+        right_keys,
+        windows: [(ls, le), (rs, re)],
+        null_equal: j.null_equality == NullEquality::NullEqualsNull,
+        filter: j.filter.clone(),
+    }))
 }
 
 const BOUNDS_HELP: &str = "bound both time attributes, e.g. ON a.id = b.id AND b.ts BETWEEN a.ts - INTERVAL '5' MINUTE AND a.ts + INTERVAL '5' MINUTE";

@@ -6,23 +6,93 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::ScalarValue;
-use datafusion::logical_expr::Join;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::{build_join_schema, Expr, Join, JoinType};
 use datafusion::physical_expr::expressions::{Column as PhysColumn, Literal};
 use datafusion::physical_expr::PhysicalExpr;
 use vigil_engine::graph::NodeId;
 use vigil_engine::join::interval::{IntervalJoin, IntervalJoinSpec};
+use vigil_engine::join::window::{WindowJoin, WindowJoinSpec};
+use vigil_engine::metrics::names;
 use vigil_engine::operators::project::Project;
 
 use crate::error::{Result, SqlError};
-use crate::join::interval_join;
+use crate::join::{interval_join, window_join, NotInterval, WindowJoinPlan};
 use crate::translate::{arrow_schema, Translator};
 
+/// Each side's key expressions.
+type SideKeys = [Vec<Arc<dyn PhysicalExpr>>; 2];
+
 impl Translator<'_> {
-    /// Adds an interval join of `j`'s inputs.
+    /// Adds a window join or an interval join of `j`'s inputs.
     pub(crate) async fn join(&mut self, j: &Join) -> Result<NodeId> {
         let at = (self.locate)("JOIN");
-        let plan = interval_join(j).map_err(|e| SqlError::at(at, e.message).with_help(e.help))?;
+        let fail = |e: NotInterval| SqlError::at(at, e.message).with_help(e.help);
+        if let Some(w) = window_join(j).map_err(fail)? {
+            return self.window_join(j, w).await;
+        }
+        let plan = interval_join(j).map_err(fail)?;
+        let (union, sides) = self.tagged_inputs(j).await?;
+        let (keys, key_types) = self.join_keys(j, &plan.left_keys, &plan.right_keys, &sides)?;
+        let filter = match &plan.filter {
+            Some(f) => Some(self.physical(f, &j.schema)?),
+            None => None,
+        };
+        let output = arrow_schema(&j.schema);
+        let describe = format!(
+            "{:?}, keys={:?}={:?}, left.t - right.t in [{}, {}] ms, filter={}",
+            plan.kind,
+            plan.left_keys,
+            plan.right_keys,
+            plan.lower,
+            plan.upper,
+            plan.filter
+                .as_ref()
+                .map_or("-".to_string(), |f| f.to_string())
+        );
+        let spec = IntervalJoinSpec {
+            kind: plan.kind,
+            schemas: sides,
+            keys,
+            key_types,
+            times: plan.times,
+            lower: plan.lower,
+            upper: plan.upper,
+            null_equal: plan.null_equal,
+            filter,
+            output_schema: output.clone(),
+            describe,
+        };
+        let op = IntervalJoin::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
+        Ok(self.graph.add_operator(union, Box::new(op), output))
+    }
+
+    /// The physical key expressions of each side, and their types (the left
+    /// side's, to which the right side's are cast).
+    fn join_keys(
+        &self,
+        j: &Join,
+        left: &[Expr],
+        right: &[Expr],
+        sides: &[SchemaRef; 2],
+    ) -> Result<(SideKeys, Vec<DataType>)> {
+        let phys = |es: &[Expr], schema: &DFSchema| {
+            es.iter()
+                .map(|e| self.physical(e, schema))
+                .collect::<Result<Vec<_>>>()
+        };
+        let left_keys = phys(left, j.left.schema())?;
+        let right_keys = phys(right, j.right.schema())?;
+        let key_types = left_keys
+            .iter()
+            .map(|k| k.data_type(&sides[0]).map_err(|e| self.df_err(e)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(([left_keys, right_keys], key_types))
+    }
+
+    /// Both inputs of `j`, each tagged with its side and padded to one
+    /// layout, in a union; and each input's own schema.
+    async fn tagged_inputs(&mut self, j: &Join) -> Result<(NodeId, [SchemaRef; 2])> {
         let sides = [
             arrow_schema(j.left.schema()),
             arrow_schema(j.right.schema()),
@@ -60,51 +130,53 @@ impl Translator<'_> {
                 tagged.clone(),
             ));
         }
-        let union = self.graph.add_union(inputs, tagged);
-        let left_keys = plan
-            .left_keys
-            .iter()
-            .map(|e| self.physical(e, j.left.schema()))
-            .collect::<Result<Vec<_>>>()?;
-        let right_keys = plan
-            .right_keys
-            .iter()
-            .map(|e| self.physical(e, j.right.schema()))
-            .collect::<Result<Vec<_>>>()?;
-        let key_types = left_keys
-            .iter()
-            .map(|k| k.data_type(&sides[0]).map_err(|e| self.df_err(e)))
-            .collect::<Result<Vec<_>>>()?;
+        Ok((self.graph.add_union(inputs, tagged), sides))
+    }
+
+    /// Adds a window join of `j`'s inputs.
+    async fn window_join(&mut self, j: &Join, plan: WindowJoinPlan) -> Result<NodeId> {
+        let at = (self.locate)("JOIN");
+        let (union, sides) = self.tagged_inputs(j).await?;
+        let pair_schema = build_join_schema(j.left.schema(), j.right.schema(), &JoinType::Inner)
+            .map_err(|e| self.df_err(e))?;
+        let (keys, key_types) = self.join_keys(j, &plan.left_keys, &plan.right_keys, &sides)?;
         let filter = match &plan.filter {
-            Some(f) => Some(self.physical(f, &j.schema)?),
+            Some(f) => Some(self.physical(f, &pair_schema)?),
             None => None,
         };
         let output = arrow_schema(&j.schema);
         let describe = format!(
-            "{:?}, keys={:?}={:?}, left.t - right.t in [{}, {}] ms, filter={}",
+            "{:?}, keys={:?}={:?}, filter={}",
             plan.kind,
             plan.left_keys,
             plan.right_keys,
-            plan.lower,
-            plan.upper,
             plan.filter
                 .as_ref()
                 .map_or("-".to_string(), |f| f.to_string())
         );
-        let spec = IntervalJoinSpec {
+        let spec = WindowJoinSpec {
             kind: plan.kind,
             schemas: sides,
-            keys: [left_keys, right_keys],
+            keys,
             key_types,
-            times: plan.times,
-            lower: plan.lower,
-            upper: plan.upper,
+            windows: plan.windows,
             null_equal: plan.null_equal,
             filter,
+            // Padded rows put NULLs in either side's columns.
+            pair_schema: Arc::new(Schema::new(
+                pair_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true))
+                    .collect::<Vec<_>>(),
+            )),
             output_schema: output.clone(),
             describe,
         };
-        let op = IntervalJoin::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
+        let late = self
+            .metrics
+            .counter(names::LATE_ROWS_DROPPED, "window_join");
+        let op = WindowJoin::new(spec, late).map_err(|e| SqlError::at(at, e.to_string()))?;
         Ok(self.graph.add_operator(union, Box::new(op), output))
     }
 }

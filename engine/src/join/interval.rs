@@ -10,14 +10,14 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::{cast, filter_record_batch};
-use datafusion::arrow::datatypes::{DataType, Int8Type, SchemaRef, TimestampMillisecondType};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimestampMillisecondType};
 use datafusion::common::HashMap;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::rows::{gather, RowRef};
+use super::keys::JoinKeys;
+use super::rows::{gather, split_sides, RowRef};
 use super::{JoinKind, Side};
 use crate::error::ResultExt;
 use crate::message::EventTime;
@@ -73,7 +73,7 @@ pub(super) struct Kept {
 /// Runs an interval join over a side-tagged input.
 pub struct IntervalJoin {
     pub(super) spec: IntervalJoinSpec,
-    keys: RowConverter,
+    keys: JoinKeys,
     pub(super) kept: [Kept; 2],
     pub(super) watermark: EventTime,
 }
@@ -88,8 +88,7 @@ struct Arrival {
 impl IntervalJoin {
     /// The operator for `spec`.
     pub fn new(spec: IntervalJoinSpec) -> Result<Self> {
-        let keys = RowConverter::new(spec.key_types.iter().cloned().map(SortField::new).collect())
-            .context("join keys")?;
+        let keys = JoinKeys::new(spec.key_types.clone(), spec.null_equal)?;
         Ok(Self {
             spec,
             keys,
@@ -132,26 +131,7 @@ impl IntervalJoin {
         let time = to_millis(batch.column(self.spec.times[s]), "join time")?;
         let time = time.as_primitive::<TimestampMillisecondType>();
         let times: Vec<Option<i64>> = time.iter().collect();
-        let mut cols: Vec<ArrayRef> = vec![];
-        for (e, t) in self.spec.keys[s].iter().zip(&self.spec.key_types) {
-            let a = eval(e.as_ref(), &batch, "join key")?;
-            cols.push(if a.data_type() == t {
-                a
-            } else {
-                cast(&a, t).context("join key")?
-            });
-        }
-        let keys = if cols.is_empty() {
-            vec![Some(Box::from(&[][..])); batch.num_rows()]
-        } else {
-            let rows = self.keys.convert_columns(&cols).context("join key")?;
-            (0..batch.num_rows())
-                .map(|i| {
-                    let null = cols.iter().any(|c| c.is_null(i));
-                    (self.spec.null_equal || !null).then(|| Box::from(rows.row(i).data()))
-                })
-                .collect()
-        };
+        let keys = self.keys.of(&self.spec.keys[s], &batch)?;
         Ok(Arrival {
             batch: Arc::new(batch),
             times,
@@ -355,27 +335,7 @@ impl Operator for IntervalJoin {
     }
 
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
-        let tags = batch
-            .column(0)
-            .as_primitive_opt::<Int8Type>()
-            .ok_or_else(|| EngineError::Graph("join input without its side tag".into()))?
-            .clone();
-        let width = self.spec.schemas[0].fields().len();
-        for side in Side::BOTH {
-            let mine: BooleanArray = tags
-                .iter()
-                .map(|t| Some(t == Some(side.index() as i8)))
-                .collect();
-            let rows = filter_record_batch(&batch, &mine).context("join input")?;
-            if rows.num_rows() == 0 {
-                continue;
-            }
-            let range = match side {
-                Side::Left => 1..1 + width,
-                Side::Right => 1 + width..rows.num_columns(),
-            };
-            let columns: Vec<ArrayRef> = range.map(|c| rows.column(c).clone()).collect();
-            let own = batch_of(&self.spec.schemas[side.index()], columns, "join input")?;
+        for (side, own) in split_sides(&batch, &self.spec.schemas)? {
             let a = self.arrival(side, own)?;
             self.arrive(side, a, out)?;
         }

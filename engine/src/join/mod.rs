@@ -3,8 +3,10 @@
 //! the minimum of the two — drives the join as a two-input operator's would.
 
 pub mod interval;
+mod keys;
 mod rows;
 mod state;
+pub mod window;
 
 /// Which unmatched rows an outer join keeps (null-padded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

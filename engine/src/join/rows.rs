@@ -3,12 +3,16 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
-use datafusion::arrow::compute::interleave;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch,
+};
+use datafusion::arrow::compute::{filter_record_batch, interleave};
+use datafusion::arrow::datatypes::{Int8Type, SchemaRef};
 
+use super::Side;
 use crate::error::ResultExt;
-use crate::Result;
+use crate::operators::batch_of;
+use crate::{EngineError, Result};
 
 /// A row: its batch and index there.
 pub type RowRef = (Arc<RecordBatch>, usize);
@@ -44,4 +48,38 @@ pub fn gather(schema: &SchemaRef, rows: &[Option<&RowRef>]) -> Result<Vec<ArrayR
             interleave(&sources, &at).context("join output")
         })
         .collect()
+}
+
+/// Splits a side-tagged batch (tag, left columns, right columns) into each
+/// side's own rows, as batches of `schemas`.
+pub fn split_sides(
+    batch: &RecordBatch,
+    schemas: &[SchemaRef; 2],
+) -> Result<Vec<(Side, RecordBatch)>> {
+    let tags = batch
+        .column(0)
+        .as_primitive_opt::<Int8Type>()
+        .ok_or_else(|| EngineError::Graph("join input without its side tag".into()))?;
+    let width = schemas[0].fields().len();
+    let mut out = vec![];
+    for side in Side::BOTH {
+        let mine: BooleanArray = tags
+            .iter()
+            .map(|t| Some(t == Some(side.index() as i8)))
+            .collect();
+        let rows = filter_record_batch(batch, &mine).context("join input")?;
+        if rows.num_rows() == 0 {
+            continue;
+        }
+        let range = match side {
+            Side::Left => 1..1 + width,
+            Side::Right => 1 + width..rows.num_columns(),
+        };
+        let columns: Vec<ArrayRef> = range.map(|c| rows.column(c).clone()).collect();
+        out.push((
+            side,
+            batch_of(&schemas[side.index()], columns, "join input")?,
+        ));
+    }
+    Ok(out)
 }

@@ -1,0 +1,336 @@
+//! The window join (Flink's): both inputs are windowed by the same window
+//! TVF and joined on their windows and keys. Each side's rows wait in their
+//! window; when the watermark passes a window's end the window's rows are
+//! joined, all at once, and the window is dropped: pairs, null-padded rows
+//! for outer joins, and for semi and anti joins the left rows with and
+//! without a partner. Rows of a window the watermark has passed are late and
+//! dropped, as in Flink.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimestampMillisecondType};
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::keys::JoinKeys;
+use super::rows::{gather, split_sides, RowRef};
+use super::Side;
+use crate::message::EventTime;
+use crate::metrics::Counter;
+use crate::operator::{Emitter, Operator};
+use crate::operators::watermark::to_millis;
+use crate::operators::{batch_of, eval};
+use crate::state::arrow_state::{decode_batch, encode_batch};
+use crate::state::{entry_value, saved_meta, StateEntry, StateWriter, OPERATOR_STATE};
+use crate::time::MIN_WATERMARK;
+use crate::{EngineError, Result};
+
+/// What a window join outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WindowJoinKind {
+    /// Pairs.
+    Inner,
+    /// Pairs, and left rows without a partner, padded.
+    Left,
+    /// Pairs, and right rows without a partner, padded.
+    Right,
+    /// Pairs, and unmatched rows of both sides, padded.
+    Full,
+    /// Left rows with a partner (`IN`, `EXISTS`), once each.
+    Semi,
+    /// Left rows without a partner (`NOT IN`, `NOT EXISTS`).
+    Anti,
+}
+
+/// What a window join computes, as planned.
+#[derive(Debug, Clone)]
+pub struct WindowJoinSpec {
+    /// The output.
+    pub kind: WindowJoinKind,
+    /// Each side's columns.
+    pub schemas: [SchemaRef; 2],
+    /// The equality keys over each side's columns (pairwise equal).
+    pub keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
+    /// The keys' common types.
+    pub key_types: Vec<DataType>,
+    /// Each side's `window_start` and `window_end` columns.
+    pub windows: [(usize, usize); 2],
+    /// NULL keys are equal (`IS NOT DISTINCT FROM`).
+    pub null_equal: bool,
+    /// Any further condition, over left then right columns.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// Left then right columns (pairs, and the filter's input).
+    pub pair_schema: SchemaRef,
+    /// The output: `pair_schema`, or the left columns for semi and anti joins.
+    pub output_schema: SchemaRef,
+    /// The plan as text.
+    pub describe: String,
+}
+
+/// A window's rows of one side, by (window start, key); NULL keys apart.
+type Groups = HashMap<(i64, Option<Box<[u8]>>), Vec<RowRef>>;
+
+/// Runs a window join over a side-tagged input.
+pub struct WindowJoin {
+    spec: WindowJoinSpec,
+    keys: JoinKeys,
+    /// Per side, the waiting rows by window end.
+    waiting: [BTreeMap<i64, Groups>; 2],
+    rows: usize,
+    watermark: EventTime,
+    late: Counter,
+}
+
+impl WindowJoin {
+    /// The operator for `spec`; `late` counts rows of windows already joined.
+    pub fn new(spec: WindowJoinSpec, late: Counter) -> Result<Self> {
+        let keys = JoinKeys::new(spec.key_types.clone(), spec.null_equal)?;
+        Ok(Self {
+            spec,
+            keys,
+            waiting: [BTreeMap::new(), BTreeMap::new()],
+            rows: 0,
+            watermark: MIN_WATERMARK,
+            late,
+        })
+    }
+
+    /// Keeps `batch`'s rows of `side` in their windows (dropping late ones
+    /// unless `restoring`).
+    fn keep(&mut self, side: Side, batch: RecordBatch, restoring: bool) -> Result<()> {
+        let s = side.index();
+        let (ws, we) = self.spec.windows[s];
+        let starts = to_millis(batch.column(ws), "window_start")?;
+        let ends = to_millis(batch.column(we), "window_end")?;
+        let starts = starts.as_primitive::<TimestampMillisecondType>();
+        let ends = ends.as_primitive::<TimestampMillisecondType>();
+        let keys = self.keys.of(&self.spec.keys[s], &batch)?;
+        let batch = Arc::new(batch);
+        let mut late = 0;
+        for (i, key) in keys.into_iter().enumerate() {
+            if starts.is_null(i) || ends.is_null(i) {
+                continue;
+            }
+            let (start, end) = (starts.value(i), ends.value(i));
+            // The window's rows were joined when the watermark passed its end.
+            if !restoring && end - 1 <= self.watermark {
+                late += 1;
+                continue;
+            }
+            self.waiting[s]
+                .entry(end)
+                .or_default()
+                .entry((start, key))
+                .or_default()
+                .push((batch.clone(), i));
+            self.rows += 1;
+        }
+        if late > 0 {
+            self.late.add(late);
+        }
+        Ok(())
+    }
+
+    /// Joins the windows that end at or before `wm + 1` and drops them.
+    fn fire(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
+        let bound = wm.saturating_add(2);
+        let [left, right] = [0, 1].map(|s| {
+            let later = self.waiting[s].split_off(&bound);
+            std::mem::replace(&mut self.waiting[s], later)
+        });
+        let mut ends: Vec<i64> = left.keys().chain(right.keys()).copied().collect();
+        ends.sort_unstable();
+        ends.dedup();
+        // Pairs of all due windows, filtered together.
+        let mut pairs: Vec<(&RowRef, &RowRef)> = vec![];
+        let mut lone: [Vec<&RowRef>; 2] = [vec![], vec![]];
+        let empty = Groups::new();
+        let mut groups: Vec<(&Vec<RowRef>, Option<&Vec<RowRef>>)> = vec![];
+        for end in &ends {
+            let l = left.get(end).unwrap_or(&empty);
+            let r = right.get(end).unwrap_or(&empty);
+            for (g, rows) in l {
+                let partner = g.1.as_ref().and_then(|_| r.get(g));
+                groups.push((rows, partner));
+            }
+            for (g, rows) in r {
+                if g.1.is_none() || !l.contains_key(g) {
+                    lone[1].extend(rows.iter());
+                }
+            }
+        }
+        let mut pair_of: Vec<(usize, usize, usize)> = vec![];
+        for (gi, (ls, rs)) in groups.iter().enumerate() {
+            let Some(rs) = rs else { continue };
+            for (li, l) in ls.iter().enumerate() {
+                for (ri, r) in rs.iter().enumerate() {
+                    pairs.push((l, r));
+                    pair_of.push((gi, li, ri));
+                }
+            }
+        }
+        let pass = self.check(&pairs)?;
+        // Which rows found a partner.
+        let mut left_hit: Vec<Vec<bool>> =
+            groups.iter().map(|(l, _)| vec![false; l.len()]).collect();
+        let mut right_hit: Vec<Vec<bool>> = groups
+            .iter()
+            .map(|(_, r)| vec![false; r.map_or(0, |r| r.len())])
+            .collect();
+        for (&(gi, li, ri), &ok) in pair_of.iter().zip(&pass) {
+            if ok {
+                left_hit[gi][li] = true;
+                right_hit[gi][ri] = true;
+            }
+        }
+        for (gi, (ls, rs)) in groups.iter().enumerate() {
+            for (li, l) in ls.iter().enumerate() {
+                if !left_hit[gi][li] {
+                    lone[0].push(l);
+                }
+            }
+            if let Some(rs) = rs {
+                for (ri, r) in rs.iter().enumerate() {
+                    if !right_hit[gi][ri] {
+                        lone[1].push(r);
+                    }
+                }
+            }
+        }
+        let kind = self.spec.kind;
+        match kind {
+            WindowJoinKind::Semi | WindowJoinKind::Anti => {
+                let mut rows: Vec<Option<&RowRef>> = vec![];
+                for (gi, (ls, _)) in groups.iter().enumerate() {
+                    for (li, l) in ls.iter().enumerate() {
+                        if left_hit[gi][li] == (kind == WindowJoinKind::Semi) {
+                            rows.push(Some(l));
+                        }
+                    }
+                }
+                if !rows.is_empty() {
+                    let columns = gather(&self.spec.schemas[0], &rows)?;
+                    out.batch(batch_of(&self.spec.output_schema, columns, "window join")?);
+                }
+            }
+            _ => {
+                let kept: Vec<(&RowRef, &RowRef)> = pairs
+                    .iter()
+                    .zip(&pass)
+                    .filter(|(_, ok)| **ok)
+                    .map(|(p, _)| *p)
+                    .collect();
+                let mut ls: Vec<Option<&RowRef>> = kept.iter().map(|p| Some(p.0)).collect();
+                let mut rs: Vec<Option<&RowRef>> = kept.iter().map(|p| Some(p.1)).collect();
+                if matches!(kind, WindowJoinKind::Left | WindowJoinKind::Full) {
+                    ls.extend(lone[0].iter().map(|r| Some(*r)));
+                    rs.extend(lone[0].iter().map(|_| None));
+                }
+                if matches!(kind, WindowJoinKind::Right | WindowJoinKind::Full) {
+                    ls.extend(lone[1].iter().map(|_| None));
+                    rs.extend(lone[1].iter().map(|r| Some(*r)));
+                }
+                if !ls.is_empty() {
+                    out.batch(self.pairs_batch(&ls, &rs)?);
+                }
+            }
+        }
+        let gone: usize = left
+            .values()
+            .chain(right.values())
+            .flat_map(|g| g.values())
+            .map(Vec::len)
+            .sum();
+        self.rows -= gone;
+        Ok(())
+    }
+
+    /// Left and right rows side by side.
+    fn pairs_batch(&self, ls: &[Option<&RowRef>], rs: &[Option<&RowRef>]) -> Result<RecordBatch> {
+        let mut columns = gather(&self.spec.schemas[0], ls)?;
+        columns.extend(gather(&self.spec.schemas[1], rs)?);
+        batch_of(&self.spec.pair_schema, columns, "window join")
+    }
+
+    /// Whether each pair meets the further condition.
+    fn check(&self, pairs: &[(&RowRef, &RowRef)]) -> Result<Vec<bool>> {
+        let Some(f) = &self.spec.filter else {
+            return Ok(vec![true; pairs.len()]);
+        };
+        if pairs.is_empty() {
+            return Ok(vec![]);
+        }
+        let ls: Vec<Option<&RowRef>> = pairs.iter().map(|p| Some(p.0)).collect();
+        let rs: Vec<Option<&RowRef>> = pairs.iter().map(|p| Some(p.1)).collect();
+        let batch = self.pairs_batch(&ls, &rs)?;
+        let v = eval(f.as_ref(), &batch, "join condition")?;
+        let b = v
+            .as_boolean_opt()
+            .ok_or_else(|| EngineError::Graph("the join condition is not boolean".into()))?;
+        Ok((0..b.len()).map(|i| b.is_valid(i) && b.value(i)).collect())
+    }
+}
+
+impl Operator for WindowJoin {
+    fn name(&self) -> String {
+        format!("WindowJoin({})", self.spec.describe)
+    }
+
+    fn on_batch(&mut self, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
+        for (side, own) in split_sides(&batch, &self.spec.schemas)? {
+            self.keep(side, own, false)?;
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
+        if wm > self.watermark {
+            self.watermark = wm;
+            self.fire(wm, out)?;
+        }
+        out.watermark(wm);
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut Emitter) -> Result<()> {
+        self.fire(EventTime::MAX - 2, out)
+    }
+
+    fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
+        for side in Side::BOTH {
+            let rows: Vec<Option<&RowRef>> = self.waiting[side.index()]
+                .values()
+                .flat_map(|g| g.values())
+                .flatten()
+                .map(Some)
+                .collect();
+            let schema = &self.spec.schemas[side.index()];
+            let batch = batch_of(schema, gather(schema, &rows)?, "window join state")?;
+            w.put(OPERATOR_STATE, SIDES[side.index()], encode_batch(&batch)?);
+        }
+        let meta = serde_json::to_vec(&self.watermark)
+            .map_err(|e| EngineError::State(format!("window join state: {e}")))?;
+        w.put(OPERATOR_STATE, b"meta", meta);
+        Ok(())
+    }
+
+    fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
+        let Some(wm) = saved_meta::<EventTime>(&entries, "window join")? else {
+            return Ok(());
+        };
+        self.watermark = wm;
+        for side in Side::BOTH {
+            if let Some(b) = entry_value(&entries, SIDES[side.index()]) {
+                self.keep(side, decode_batch(b)?, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn state_size(&self) -> u64 {
+        (self.rows * std::mem::size_of::<RowRef>()) as u64
+    }
+}
+
+const SIDES: [&[u8]; 2] = [b"left", b"right"];
