@@ -41,17 +41,6 @@ pub fn assert_rows(actual: &str, expected: &str) {
     }
 }
 
-/// The rows are the same JSON values, in the same order.
-pub fn assert_rows_in_order(actual: &str, expected: &str) {
-    let parse = |s: &str| -> Vec<serde_json::Value> {
-        s.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).expect("valid JSON"))
-            .collect()
-    };
-    assert_eq!(parse(actual), parse(expected), "actual:\n{actual}");
-}
-
 /// A table over tests/own/`file` whose watermark trails `ts` by `delay` seconds.
 pub fn table(name: &str, cols: &str, file: &str, delay: &str) -> String {
     format!(
