@@ -15,6 +15,7 @@ pub mod rewrite;
 pub mod script;
 pub mod translate;
 mod translate_join;
+mod translate_rank;
 pub mod tvf;
 pub mod types;
 pub mod window_node;

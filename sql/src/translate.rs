@@ -154,7 +154,7 @@ impl<'a> Translator<'a> {
                 LogicalPlan::Sort(_) => Err(self.unsupported("ORDER", "ORDER BY on a stream")),
                 LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT", "LIMIT on a stream")),
                 LogicalPlan::Join(j) => self.join(j).await,
-                LogicalPlan::Window(_) => Err(self.unsupported("OVER", "OVER windows")),
+                LogicalPlan::Window(w) => self.window_rank(w).await,
                 LogicalPlan::Distinct(_) => Err(self.unsupported(
                     "DISTINCT",
                     "SELECT DISTINCT on a stream (an updating result)",

@@ -8,8 +8,8 @@ use super::interval::IntervalJoin;
 use super::Side;
 use crate::message::EventTime;
 use crate::state::arrow_state::{decode_batch, encode_batch};
-use crate::state::{entry_value, saved_meta, StateEntry, StateWriter, OPERATOR_STATE};
-use crate::{EngineError, Result};
+use crate::state::{entry_value, put_meta, saved_meta, StateEntry, StateWriter, OPERATOR_STATE};
+use crate::Result;
 
 /// The checkpointed metadata.
 #[derive(Serialize, Deserialize)]
@@ -29,13 +29,11 @@ impl IntervalJoin {
             w.put(OPERATOR_STATE, ROWS[side.index()], encode_batch(&batch)?);
             matched[side.index()] = flags;
         }
-        let meta = serde_json::to_vec(&Saved {
+        let saved = Saved {
             watermark: self.watermark,
             matched,
-        })
-        .map_err(|e| EngineError::State(format!("join state: {e}")))?;
-        w.put(OPERATOR_STATE, b"meta", meta);
-        Ok(())
+        };
+        put_meta(w, &saved, "join")
     }
 
     pub(super) fn load(&mut self, entries: Vec<StateEntry>) -> Result<()> {

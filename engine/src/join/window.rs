@@ -22,7 +22,7 @@ use crate::operator::{Emitter, Operator};
 use crate::operators::watermark::to_millis;
 use crate::operators::{batch_of, eval};
 use crate::state::arrow_state::{decode_batch, encode_batch};
-use crate::state::{entry_value, saved_meta, StateEntry, StateWriter, OPERATOR_STATE};
+use crate::state::{entry_value, put_meta, saved_meta, StateEntry, StateWriter, OPERATOR_STATE};
 use crate::time::MIN_WATERMARK;
 use crate::{EngineError, Result};
 
@@ -309,10 +309,7 @@ impl Operator for WindowJoin {
             let batch = batch_of(schema, gather(schema, &rows)?, "window join state")?;
             w.put(OPERATOR_STATE, SIDES[side.index()], encode_batch(&batch)?);
         }
-        let meta = serde_json::to_vec(&self.watermark)
-            .map_err(|e| EngineError::State(format!("window join state: {e}")))?;
-        w.put(OPERATOR_STATE, b"meta", meta);
-        Ok(())
+        put_meta(w, &self.watermark, "window join")
     }
 
     fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {

@@ -93,6 +93,18 @@ pub fn entry_value<'a>(entries: &'a [StateEntry], key: &[u8]) -> Option<&'a [u8]
         .map(|e| e.value.as_slice())
 }
 
+/// Saves an operator's metadata as JSON under `meta`.
+pub fn put_meta<T: serde::Serialize>(
+    w: &mut StateWriter<'_>,
+    meta: &T,
+    what: &str,
+) -> crate::Result<()> {
+    let bytes = serde_json::to_vec(meta)
+        .map_err(|e| crate::EngineError::State(format!("{what} state: {e}")))?;
+    w.put(OPERATOR_STATE, b"meta", bytes);
+    Ok(())
+}
+
 /// An operator's metadata saved as JSON under `meta`, if there is any.
 pub fn saved_meta<T: serde::de::DeserializeOwned>(
     entries: &[StateEntry],

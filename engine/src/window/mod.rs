@@ -5,6 +5,7 @@
 
 pub mod aggregate;
 pub mod assign;
+pub mod rank;
 pub mod session;
 pub mod spill;
 mod window_state;
