@@ -506,3 +506,31 @@ INSERT INTO pairs SELECT a.k, a.v, b.v, b.ts FROM ev a LEFT JOIN ev b
 fn an_interval_join_stopped_and_resumed_equals_a_straight_run() {
     stop_and_resume("join", join_script, 1000, &[r#""bv":null"#], false);
 }
+
+/// A window join of the events with themselves (100 ms windows, per key, the
+/// smaller values as partners) plus window Top-2 per key: rows wait in
+/// windows across checkpoints.
+fn window_join_script(bootstrap: &str, out: &Path) -> String {
+    format!(
+        "SET 'execution.checkpointing.interval' = '20 ms';
+CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'kafka', 'topic' = 'ev', 'properties.bootstrap.servers' = '{bootstrap}',
+      'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
+CREATE TABLE pairs (k STRING, av BIGINT, bv BIGINT, ws TIMESTAMP(3), rn BIGINT)
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+CREATE VIEW w AS SELECT * FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '100' MILLISECOND));
+INSERT INTO pairs SELECT k, av, bv, ws, rn FROM (
+  SELECT a.k, a.v AS av, b.v AS bv, a.window_start AS ws, a.window_end AS we,
+    ROW_NUMBER() OVER (PARTITION BY a.window_start, a.window_end, a.k ORDER BY a.v DESC, b.v DESC) AS rn
+  FROM w a LEFT JOIN w b
+    ON a.k = b.k AND a.window_start = b.window_start AND a.window_end = b.window_end AND b.v < a.v
+) WHERE rn <= 2;
+",
+        out.display()
+    )
+}
+
+#[test]
+fn a_window_join_and_top_n_stopped_and_resumed_equal_a_straight_run() {
+    stop_and_resume("window-join", window_join_script, 1000, &[r#""rn":2"#], false);
+}
