@@ -532,5 +532,11 @@ INSERT INTO pairs SELECT k, av, bv, ws, rn FROM (
 
 #[test]
 fn a_window_join_and_top_n_stopped_and_resumed_equal_a_straight_run() {
-    stop_and_resume("window-join", window_join_script, 1000, &[r#""rn":2"#], false);
+    stop_and_resume(
+        "window-join",
+        window_join_script,
+        1000,
+        &[r#""rn":2"#],
+        false,
+    );
 }

@@ -8,6 +8,8 @@
 //! watermark is held back by the larger bound, so that joined rows are not
 //! late downstream.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
@@ -63,11 +65,84 @@ struct Entry {
     matched: bool,
 }
 
-/// The rows one side keeps, by key.
+/// A key's kept rows, and the deadline it is registered under.
+#[derive(Default)]
+struct KeyRows {
+    rows: Vec<Entry>,
+    armed: i64,
+}
+
+/// The rows one side keeps, by key, with a heap of each key's earliest
+/// deadline (the watermark at which its first row can meet no partner), so
+/// that a watermark visits only the keys it expires.
 #[derive(Default)]
 pub(super) struct Kept {
-    by_key: HashMap<Box<[u8]>, Vec<Entry>>,
+    by_key: HashMap<Box<[u8]>, KeyRows>,
+    deadlines: BinaryHeap<Reverse<(i64, Box<[u8]>)>>,
     rows: usize,
+}
+
+impl Kept {
+    /// Keeps `entry` under `key`; it can meet no partner once the watermark
+    /// reaches `last`.
+    fn push(&mut self, key: Box<[u8]>, entry: Entry, last: i64) {
+        self.rows += 1;
+        match self.by_key.get_mut(&key) {
+            Some(k) => {
+                k.rows.push(entry);
+                if last < k.armed {
+                    k.armed = last;
+                    self.deadlines.push(Reverse((last, key)));
+                }
+            }
+            None => {
+                self.deadlines.push(Reverse((last, key.clone())));
+                self.by_key.insert(
+                    key,
+                    KeyRows {
+                        rows: vec![entry],
+                        armed: last,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Removes the rows whose `last(time)` the watermark `wm` has reached.
+    fn expire(&mut self, wm: i64, last: impl Fn(i64) -> i64) -> Vec<Entry> {
+        let mut gone = vec![];
+        while let Some(Reverse((deadline, _))) = self.deadlines.peek() {
+            if *deadline > wm {
+                break;
+            }
+            let Some(Reverse((deadline, key))) = self.deadlines.pop() else {
+                break;
+            };
+            // A key gone, or registered again since, is skipped.
+            let Some(k) = self.by_key.get_mut(&key) else {
+                continue;
+            };
+            if k.armed != deadline {
+                continue;
+            }
+            let (live, dead): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut k.rows)
+                .into_iter()
+                .partition(|e| last(e.time) > wm);
+            gone.extend(dead);
+            match live.iter().map(|e| last(e.time)).min() {
+                Some(next) => {
+                    k.rows = live;
+                    k.armed = next;
+                    self.deadlines.push(Reverse((next, key)));
+                }
+                None => {
+                    self.by_key.remove(&key);
+                }
+            }
+        }
+        self.rows -= gone.len();
+        gone
+    }
 }
 
 /// Runs an interval join over a side-tagged input.
@@ -168,7 +243,7 @@ impl IntervalJoin {
             let (Some(t), Some(k)) = (a.times[i], &a.keys[i]) else {
                 continue;
             };
-            let Some(list) = self.kept[other.index()].by_key.get(k) else {
+            let Some(list) = self.kept[other.index()].by_key.get(k).map(|k| &k.rows) else {
                 continue;
             };
             let (lo, hi) = self.partner_range(side, t);
@@ -191,7 +266,7 @@ impl IntervalJoin {
                     let e = self.kept[other.index()]
                         .by_key
                         .get(k)
-                        .and_then(|l| l.get(j))
+                        .and_then(|l| l.rows.get(j))
                         .ok_or_else(|| EngineError::Graph("join: a kept row vanished".into()))?;
                     Ok(e.row.clone())
                 })
@@ -221,7 +296,7 @@ impl IntervalJoin {
                     if let Some(e) = self.kept[other.index()]
                         .by_key
                         .get_mut(k)
-                        .and_then(|l| l.get_mut(j))
+                        .and_then(|l| l.rows.get_mut(j))
                     {
                         e.matched = true;
                     }
@@ -245,13 +320,13 @@ impl IntervalJoin {
             };
             match keep {
                 Some((time, k)) => {
-                    let kept = &mut self.kept[side.index()];
-                    kept.rows += 1;
-                    kept.by_key.entry(k).or_default().push(Entry {
+                    let last = self.last_partner_time(side, time);
+                    let entry = Entry {
                         row: (a.batch.clone(), i),
                         time,
                         matched: matched[i],
-                    });
+                    };
+                    self.kept[side.index()].push(k, entry, last);
                 }
                 None if !matched[i] && self.spec.kind.keeps(side) => pad.push((a.batch.clone(), i)),
                 None => {}
@@ -273,23 +348,12 @@ impl IntervalJoin {
                 Side::Right => t.saturating_add(upper),
             };
             let keeps = self.spec.kind.keeps(side);
-            let mut pad: Vec<RowRef> = vec![];
-            let kept = &mut self.kept[side.index()];
-            let mut dropped = 0;
-            kept.by_key.retain(|_, list| {
-                list.retain(|e| {
-                    let live = last(e.time) > wm;
-                    if !live {
-                        dropped += 1;
-                        if keeps && !e.matched {
-                            pad.push(e.row.clone());
-                        }
-                    }
-                    live
-                });
-                !list.is_empty()
-            });
-            kept.rows -= dropped;
+            let gone = self.kept[side.index()].expire(wm, last);
+            let pad: Vec<RowRef> = gone
+                .into_iter()
+                .filter(|e| keeps && !e.matched)
+                .map(|e| e.row)
+                .collect();
             if !pad.is_empty() {
                 out.batch(self.padded(side, &pad)?);
             }
@@ -299,7 +363,11 @@ impl IntervalJoin {
 
     /// The kept rows of `side` as one batch, with their match flags.
     pub(super) fn kept_rows(&self, side: Side) -> Result<(RecordBatch, Vec<bool>)> {
-        let entries: Vec<&Entry> = self.kept[side.index()].by_key.values().flatten().collect();
+        let entries: Vec<&Entry> = self.kept[side.index()]
+            .by_key
+            .values()
+            .flat_map(|k| &k.rows)
+            .collect();
         let refs: Vec<Option<&RowRef>> = entries.iter().map(|e| Some(&e.row)).collect();
         let columns = gather(&self.spec.schemas[side.index()], &refs)?;
         let batch = batch_of(&self.spec.schemas[side.index()], columns, "join state")?;
@@ -316,13 +384,13 @@ impl IntervalJoin {
         let a = self.arrival(side, batch)?;
         for (i, (t, k)) in a.times.iter().zip(a.keys).enumerate() {
             if let (Some(time), Some(k)) = (t, k) {
-                let kept = &mut self.kept[side.index()];
-                kept.rows += 1;
-                kept.by_key.entry(k).or_default().push(Entry {
+                let last = self.last_partner_time(side, *time);
+                let entry = Entry {
                     row: (a.batch.clone(), i),
                     time: *time,
                     matched: matched.get(i).copied().unwrap_or(false),
-                });
+                };
+                self.kept[side.index()].push(k, entry, last);
             }
         }
         Ok(())
