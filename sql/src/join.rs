@@ -129,55 +129,64 @@ pub fn interval_join(j: &Join) -> Result<IntervalJoinPlan, NotInterval> {
             })
         }
     };
-    let time_of = |s: &DFSchema, side: &str| -> Result<(usize, Column), NotInterval> {
-        let i = (0..s.fields().len())
-            .find(|&i| s.field(i).metadata().contains_key(ROWTIME_METADATA_KEY))
-            .ok_or_else(|| NotInterval {
+    // Time-like columns: time attributes, then window bounds (a window
+    // aggregate's window_end is when its row is emitted).
+    let times_of = |s: &DFSchema, side: &str| -> Result<Vec<(usize, Column)>, NotInterval> {
+        let meta = |i: usize| s.field(i).metadata().clone();
+        let mut cols: Vec<usize> = (0..s.fields().len())
+            .filter(|&i| meta(i).contains_key(ROWTIME_METADATA_KEY))
+            .collect();
+        let windows: Vec<usize> = (0..s.fields().len())
+            .filter(|&i| {
+                !cols.contains(&i)
+                    && meta(i)
+                        .get(WINDOW_METADATA_KEY)
+                        .is_some_and(|r| r != "time")
+            })
+            .collect();
+        cols.extend(windows);
+        if cols.is_empty() {
+            return Err(NotInterval {
                 message: format!("not supported yet: a join of streams whose condition does not bound the {side} input's time attribute (only interval joins are supported)"),
                 help: BOUNDS_HELP,
-            })?;
-        let (q, f) = s.qualified_field(i);
-        Ok((i, Column::new(q.cloned(), f.name())))
+            });
+        }
+        Ok(cols
+            .into_iter()
+            .map(|i| {
+                let (q, f) = s.qualified_field(i);
+                (i, Column::new(q.cloned(), f.name()))
+            })
+            .collect())
     };
-    let (lt, lcol) = time_of(j.left.schema(), "left")?;
-    let (rt, rcol) = time_of(j.right.schema(), "right")?;
-    let mut bounds = Bounds::default();
-    let mut left_keys = vec![];
-    let mut right_keys = vec![];
-    for (l, r) in &j.on {
-        match (l, r) {
-            (Expr::Column(a), Expr::Column(b)) if *a == lcol && *b == rcol => bounds.add(0, 0),
-            _ => {
-                left_keys.push(l.clone());
-                right_keys.push(r.clone());
+    let lefts = times_of(j.left.schema(), "left")?;
+    let rights = times_of(j.right.schema(), "right")?;
+    // The first pair of time columns the condition bounds on both sides.
+    let mut found = None;
+    for (lt, lcol) in &lefts {
+        for (rt, rcol) in &rights {
+            let b = bounds_of(j, lcol, rcol);
+            let complete = b.0.lower != i64::MIN && b.0.upper != i64::MAX;
+            if found.is_none() || complete {
+                found = Some((*lt, lcol.clone(), *rt, rcol.clone(), b));
+            }
+            if complete {
+                break;
             }
         }
-    }
-    if let Some(f) = &j.filter {
-        for c in split_conjunction(f) {
-            for (a, op, b) in comparisons(c) {
-                let (Some((sa, oa)), Some((sb, ob))) =
-                    (time_term(a, &lcol, &rcol), time_term(b, &lcol, &rcol))
-                else {
-                    continue;
-                };
-                // a + oa  op  b + ob, as left - right  op'  c.
-                let (op, c) = match (sa, sb) {
-                    (Side::Left, Side::Right) => (op, ob - oa),
-                    (Side::Right, Side::Left) => (flip(op), oa - ob),
-                    _ => continue,
-                };
-                match op {
-                    Operator::GtEq => bounds.add(c, i64::MAX),
-                    Operator::Gt => bounds.add(c.saturating_add(1), i64::MAX),
-                    Operator::LtEq => bounds.add(i64::MIN, c),
-                    Operator::Lt => bounds.add(i64::MIN, c.saturating_sub(1)),
-                    Operator::Eq => bounds.add(c, c),
-                    _ => {}
-                }
-            }
+        if found
+            .as_ref()
+            .is_some_and(|f| f.4 .0.lower != i64::MIN && f.4 .0.upper != i64::MAX)
+        {
+            break;
         }
     }
+    let Some((lt, lcol, rt, rcol, (bounds, left_keys, right_keys))) = found else {
+        return Err(NotInterval {
+            message: "not supported yet: a join of streams without time attributes".into(),
+            help: BOUNDS_HELP,
+        });
+    };
     if bounds.lower == i64::MIN || bounds.upper == i64::MAX {
         let which = if bounds.lower == i64::MIN && bounds.upper == i64::MAX {
             "no bound"
@@ -205,6 +214,49 @@ pub fn interval_join(j: &Join) -> Result<IntervalJoinPlan, NotInterval> {
         null_equal: j.null_equality == NullEquality::NullEqualsNull,
         filter: j.filter.clone(),
     })
+}
+
+/// The bounds `j`'s condition puts on `left - right`, and its keys (the
+/// equalities between the sides other than `left = right`).
+fn bounds_of(j: &Join, lcol: &Column, rcol: &Column) -> (Bounds, Vec<Expr>, Vec<Expr>) {
+    let mut bounds = Bounds::default();
+    let mut left_keys = vec![];
+    let mut right_keys = vec![];
+    for (l, r) in &j.on {
+        match (l, r) {
+            (Expr::Column(a), Expr::Column(b)) if a == lcol && b == rcol => bounds.add(0, 0),
+            _ => {
+                left_keys.push(l.clone());
+                right_keys.push(r.clone());
+            }
+        }
+    }
+    if let Some(f) = &j.filter {
+        for c in split_conjunction(f) {
+            for (a, op, b) in comparisons(c) {
+                let (Some((sa, oa)), Some((sb, ob))) =
+                    (time_term(a, lcol, rcol), time_term(b, lcol, rcol))
+                else {
+                    continue;
+                };
+                // a + oa  op  b + ob, as left - right  op'  c.
+                let (op, c) = match (sa, sb) {
+                    (Side::Left, Side::Right) => (op, ob - oa),
+                    (Side::Right, Side::Left) => (flip(op), oa - ob),
+                    _ => continue,
+                };
+                match op {
+                    Operator::GtEq => bounds.add(c, i64::MAX),
+                    Operator::Gt => bounds.add(c.saturating_add(1), i64::MAX),
+                    Operator::LtEq => bounds.add(i64::MIN, c),
+                    Operator::Lt => bounds.add(i64::MIN, c.saturating_sub(1)),
+                    Operator::Eq => bounds.add(c, c),
+                    _ => {}
+                }
+            }
+        }
+    }
+    (bounds, left_keys, right_keys)
 }
 
 /// `left.t - right.t` in `[lower, upper]`, narrowed by each condition.
