@@ -161,27 +161,22 @@ pub fn interval_join(j: &Join) -> Result<IntervalJoinPlan, NotInterval> {
     };
     let lefts = times_of(j.left.schema(), "left")?;
     let rights = times_of(j.right.schema(), "right")?;
-    // The first pair of time columns the condition bounds on both sides.
-    let mut found = None;
-    for (lt, lcol) in &lefts {
-        for (rt, rcol) in &rights {
-            let b = bounds_of(j, lcol, rcol);
-            let complete = b.0.lower != i64::MIN && b.0.upper != i64::MAX;
-            if found.is_none() || complete {
-                found = Some((*lt, lcol.clone(), *rt, rcol.clone(), b));
-            }
-            if complete {
-                break;
-            }
-        }
-        if found
-            .as_ref()
-            .is_some_and(|f| f.4 .0.lower != i64::MIN && f.4 .0.upper != i64::MAX)
-        {
+    // The first pair of time columns the condition bounds on both sides
+    // (else the first pair, to name in the error).
+    let pairs = lefts
+        .iter()
+        .flat_map(|l| rights.iter().map(move |r| (l, r)));
+    let mut first = None;
+    let mut chosen = None;
+    for ((lt, lcol), (rt, rcol)) in pairs {
+        let found = (*lt, lcol, *rt, rcol, bounds_of(j, lcol, rcol));
+        if found.4 .0.complete() {
+            chosen = Some(found);
             break;
         }
+        first.get_or_insert(found);
     }
-    let Some((lt, lcol, rt, rcol, (bounds, left_keys, right_keys))) = found else {
+    let Some((lt, lcol, rt, rcol, (bounds, left_keys, right_keys))) = chosen.or(first) else {
         return Err(NotInterval {
             message: "not supported yet: a join of streams without time attributes".into(),
             help: BOUNDS_HELP,
@@ -275,6 +270,11 @@ impl Default for Bounds {
 }
 
 impl Bounds {
+    /// Whether both bounds are set.
+    fn complete(&self) -> bool {
+        self.lower != i64::MIN && self.upper != i64::MAX
+    }
+
     fn add(&mut self, lower: i64, upper: i64) {
         self.lower = self.lower.max(lower);
         self.upper = self.upper.min(upper);
