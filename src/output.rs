@@ -24,6 +24,10 @@ pub enum OutputFormat {
 pub struct StdoutSink {
     format: OutputFormat,
     buf: String,
+    /// One handle for the whole query: tokio writes stdout from a blocking
+    /// thread, and writes through separate handles may land out of order
+    /// (rows of a later batch printed before an earlier one).
+    out: tokio::io::Stdout,
 }
 
 impl StdoutSink {
@@ -32,6 +36,7 @@ impl StdoutSink {
         Self {
             format,
             buf: String::new(),
+            out: tokio::io::stdout(),
         }
     }
 }
@@ -63,12 +68,15 @@ impl Sink for StdoutSink {
                 self.buf.push('\n');
             }
         }
-        let mut out = tokio::io::stdout();
-        out.write_all(self.buf.as_bytes()).await.map_err(io_err)?;
-        Ok(())
+        self.out
+            .write_all(self.buf.as_bytes())
+            .await
+            .map_err(io_err)?;
+        // Written before the next batch (or a warning on stderr) is.
+        self.out.flush().await.map_err(io_err)
     }
 
     async fn finish(&mut self) -> Result<()> {
-        tokio::io::stdout().flush().await.map_err(io_err)
+        self.out.flush().await.map_err(io_err)
     }
 }
