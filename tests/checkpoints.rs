@@ -540,3 +540,24 @@ fn a_window_join_and_top_n_stopped_and_resumed_equal_a_straight_run() {
         false,
     );
 }
+
+/// ALL ROWS PER MATCH: each row of a rising run, with running and final
+/// measures; rows of open matches (all input columns) are in every checkpoint.
+fn all_rows_script(bootstrap: &str, out: &Path) -> String {
+    pattern_script(
+        bootstrap,
+        out,
+        "ts TIMESTAMP(3), m BIGINT, label STRING, top_so_far BIGINT, top BIGINT, v BIGINT",
+        "MEASURES MATCH_NUMBER() AS m, CLASSIFIER() AS label, RUNNING MAX(v) AS top_so_far, FINAL MAX(v) AS top
+  ALL ROWS PER MATCH
+  AFTER MATCH SKIP PAST LAST ROW
+  PATTERN (A B+ C)
+  DEFINE B AS B.v > LAST(B.v, 1) OR (LAST(B.v, 1) IS NULL AND B.v > A.v),
+         C AS C.v < LAST(B.v)",
+    )
+}
+
+#[test]
+fn an_all_rows_pattern_job_stopped_and_resumed_equals_a_straight_run() {
+    stop_and_resume_equals_straight("all-rows", all_rows_script, 17 * 90, &[r#""label":"C""#]);
+}
