@@ -10,6 +10,8 @@ use vigil_engine::join::window::WindowJoinKind;
 use vigil_engine::join::{JoinKind, Side};
 use vigil_engine::window::{ROWTIME_METADATA_KEY, WINDOW_METADATA_KEY};
 
+use crate::window_node::window_role;
+
 /// An interval join, as found in a DataFusion join.
 #[derive(Debug, Clone)]
 pub struct IntervalJoinPlan {
@@ -60,16 +62,13 @@ pub struct WindowJoinPlan {
 /// The window join `j` computes, if its condition equates both inputs'
 /// windows (`L.window_start = R.window_start AND L.window_end = R.window_end`).
 pub fn window_join(j: &Join) -> Result<Option<WindowJoinPlan>, NotInterval> {
-    let role = |s: &DFSchema, e: &Expr| -> Option<(usize, String)> {
-        let Expr::Column(c) = e else { return None };
-        let i = s.index_of_column(c).ok()?;
-        let r = s.field(i).metadata().get(WINDOW_METADATA_KEY)?;
-        Some((i, r.clone()))
-    };
     let (mut starts, mut ends) = (None, None);
     let (mut left_keys, mut right_keys) = (vec![], vec![]);
     for (l, r) in &j.on {
-        match (role(j.left.schema(), l), role(j.right.schema(), r)) {
+        match (
+            window_role(j.left.schema(), l),
+            window_role(j.right.schema(), r),
+        ) {
             (Some((a, x)), Some((b, y))) if x == y && x == "start" => starts = Some((a, b)),
             (Some((a, x)), Some((b, y))) if x == y && x == "end" => ends = Some((a, b)),
             _ => {

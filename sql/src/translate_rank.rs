@@ -10,10 +10,10 @@ use datafusion::physical_expr::PhysicalSortExpr;
 use vigil_engine::graph::NodeId;
 use vigil_engine::metrics::names;
 use vigil_engine::window::rank::{RankFunc, WindowRank, WindowRankSpec};
-use vigil_engine::window::WINDOW_METADATA_KEY;
 
 use crate::error::{Result, SqlError};
 use crate::translate::{arrow_schema, Translator};
+use crate::window_node::window_role;
 
 const HELP: &str = "rank within windows: ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY ...) over a window TVF, then WHERE rownum <= N";
 
@@ -54,18 +54,10 @@ impl Translator<'_> {
             return Err(fail("an OVER window without a function".into()));
         };
         let schema = w.input.schema();
-        let role = |e: &Expr| -> Option<(usize, String)> {
-            let Expr::Column(c) = e else { return None };
-            let i = schema.index_of_column(c).ok()?;
-            Some((
-                i,
-                schema.field(i).metadata().get(WINDOW_METADATA_KEY)?.clone(),
-            ))
-        };
         let (mut start, mut end) = (None, None);
         let mut keys = vec![];
         for p in &params.partition_by {
-            match role(p) {
+            match window_role(schema, p) {
                 Some((i, r)) if r == "start" => start = Some(i),
                 Some((i, r)) if r == "end" => end = Some(i),
                 _ => keys.push(self.physical(p, schema)?),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use datafusion::common::{Column, DFSchema, DFSchemaRef, Result as DFResult};
 use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
-use vigil_engine::window::{window_fields, WindowKind, ROWTIME_METADATA_KEY};
+use vigil_engine::window::{window_fields, WindowKind, ROWTIME_METADATA_KEY, WINDOW_METADATA_KEY};
 
 /// `TABLE(<kind>(TABLE input, DESCRIPTOR(time_col), ...))`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -125,4 +125,14 @@ impl UserDefinedLogicalNodeCore for WindowTvfNode {
         };
         Self::try_new(input, self.kind.clone(), time_col, partition_by)
     }
+}
+
+/// The index of `e` in `schema` and its window role (`start`, `end` or
+/// `time`), if `e` is a column a window TVF produced (through projections and
+/// aggregations, which keep the mark).
+pub fn window_role(schema: &DFSchema, e: &Expr) -> Option<(usize, String)> {
+    let Expr::Column(c) = e else { return None };
+    let i = schema.index_of_column(c).ok()?;
+    let role = schema.field(i).metadata().get(WINDOW_METADATA_KEY)?;
+    Some((i, role.clone()))
 }

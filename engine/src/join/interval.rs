@@ -58,6 +58,18 @@ pub struct IntervalJoinSpec {
     pub describe: String,
 }
 
+impl IntervalJoinSpec {
+    /// The range of partner times of a `side` row at `t`; its end is the
+    /// latest time a partner can have (the row is kept while the watermark is
+    /// below it).
+    fn partner_range(&self, side: Side, t: i64) -> (i64, i64) {
+        match side {
+            Side::Left => (t.saturating_sub(self.upper), t.saturating_sub(self.lower)),
+            Side::Right => (t.saturating_add(self.lower), t.saturating_add(self.upper)),
+        }
+    }
+}
+
 /// A row kept for later partners.
 struct Entry {
     row: RowRef,
@@ -172,27 +184,12 @@ impl IntervalJoin {
         })
     }
 
-    /// The latest time a partner of a `side` row at `t` can have: the row is
-    /// kept while the watermark is below it.
-    fn last_partner_time(&self, side: Side, t: i64) -> i64 {
-        match side {
-            Side::Left => t.saturating_sub(self.spec.lower),
-            Side::Right => t.saturating_add(self.spec.upper),
-        }
-    }
-
-    /// The range of partner times of a `side` row at `t`.
-    fn partner_range(&self, side: Side, t: i64) -> (i64, i64) {
-        match side {
-            Side::Left => (
-                t.saturating_sub(self.spec.upper),
-                t.saturating_sub(self.spec.lower),
-            ),
-            Side::Right => (
-                t.saturating_add(self.spec.lower),
-                t.saturating_add(self.spec.upper),
-            ),
-        }
+    /// Keeps a row of `side` for later partners; it can meet none once the
+    /// watermark reaches its last partner time.
+    fn keep(&mut self, side: Side, row: RowRef, time: i64, key: Box<[u8]>, matched: bool) {
+        let last = self.spec.partner_range(side, time).1;
+        let entry = Entry { row, time, matched };
+        self.kept[side.index()].push(key, entry, last);
     }
 
     /// How far the output watermark trails the input's.
@@ -246,7 +243,7 @@ impl IntervalJoin {
             let Some(list) = self.kept[other.index()].by_key.get(k).map(|k| &k.rows) else {
                 continue;
             };
-            let (lo, hi) = self.partner_range(side, t);
+            let (lo, hi) = self.spec.partner_range(side, t);
             pairs.extend(
                 list.iter()
                     .enumerate()
@@ -313,21 +310,13 @@ impl IntervalJoin {
         let mut pad: Vec<RowRef> = vec![];
         for (i, (&t, k)) in a.times.iter().zip(a.keys).enumerate() {
             let keep = match (t, k) {
-                (Some(t), Some(k)) if self.last_partner_time(side, t) > self.watermark => {
+                (Some(t), Some(k)) if self.spec.partner_range(side, t).1 > self.watermark => {
                     Some((t, k))
                 }
                 _ => None,
             };
             match keep {
-                Some((time, k)) => {
-                    let last = self.last_partner_time(side, time);
-                    let entry = Entry {
-                        row: (a.batch.clone(), i),
-                        time,
-                        matched: matched[i],
-                    };
-                    self.kept[side.index()].push(k, entry, last);
-                }
+                Some((time, k)) => self.keep(side, (a.batch.clone(), i), time, k, matched[i]),
                 None if !matched[i] && self.spec.kind.keeps(side) => pad.push((a.batch.clone(), i)),
                 None => {}
             }
@@ -342,13 +331,9 @@ impl IntervalJoin {
     /// of an outer side.
     fn expire(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
         for side in Side::BOTH {
-            let (lower, upper) = (self.spec.lower, self.spec.upper);
-            let last = |t: i64| match side {
-                Side::Left => t.saturating_sub(lower),
-                Side::Right => t.saturating_add(upper),
-            };
+            let spec = &self.spec;
+            let gone = self.kept[side.index()].expire(wm, |t| spec.partner_range(side, t).1);
             let keeps = self.spec.kind.keeps(side);
-            let gone = self.kept[side.index()].expire(wm, last);
             let pad: Vec<RowRef> = gone
                 .into_iter()
                 .filter(|e| keeps && !e.matched)
@@ -384,13 +369,8 @@ impl IntervalJoin {
         let a = self.arrival(side, batch)?;
         for (i, (t, k)) in a.times.iter().zip(a.keys).enumerate() {
             if let (Some(time), Some(k)) = (t, k) {
-                let last = self.last_partner_time(side, *time);
-                let entry = Entry {
-                    row: (a.batch.clone(), i),
-                    time: *time,
-                    matched: matched.get(i).copied().unwrap_or(false),
-                };
-                self.kept[side.index()].push(k, entry, last);
+                let was_matched = matched.get(i).copied().unwrap_or(false);
+                self.keep(side, (a.batch.clone(), i), *time, k, was_matched);
             }
         }
         Ok(())

@@ -3,15 +3,13 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch,
-};
-use datafusion::arrow::compute::{filter_record_batch, interleave};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{Int8Type, SchemaRef};
 
 use super::Side;
 use crate::error::ResultExt;
-use crate::operators::batch_of;
+use crate::operators::{batch_of, gather_cells};
 use crate::{EngineError, Result};
 
 /// A row: its batch and index there.
@@ -19,33 +17,15 @@ pub type RowRef = (Arc<RecordBatch>, usize);
 
 /// The columns of `schema` at `rows` (`None`: a NULL row, for padding).
 pub fn gather(schema: &SchemaRef, rows: &[Option<&RowRef>]) -> Result<Vec<ArrayRef>> {
-    let mut batches: Vec<&Arc<RecordBatch>> = vec![];
-    let mut at: Vec<(usize, usize)> = Vec::with_capacity(rows.len());
-    for r in rows {
-        match r {
-            None => at.push((0, 0)),
-            Some((b, i)) => {
-                let k = match batches.iter().rposition(|x| Arc::ptr_eq(x, b)) {
-                    Some(k) => k,
-                    None => {
-                        batches.push(b);
-                        batches.len() - 1
-                    }
-                };
-                at.push((k + 1, *i));
-            }
-        }
-    }
     schema
         .fields()
         .iter()
         .enumerate()
         .map(|(c, f)| {
-            // Source 0 is one NULL of the column's type.
-            let null = new_null_array(f.data_type(), 1);
-            let mut sources: Vec<&dyn Array> = vec![null.as_ref()];
-            sources.extend(batches.iter().map(|b| b.column(c).as_ref()));
-            interleave(&sources, &at).context("join output")
+            let cells = rows.iter().map(|r| r.map(|(b, i)| (b.column(c), *i)));
+            gather_cells(f.data_type(), cells)?.ok_or_else(|| {
+                EngineError::Graph(format!("join: column {} changed type", f.name()))
+            })
         })
         .collect()
 }

@@ -23,7 +23,8 @@ use crate::operators::watermark::to_millis;
 use crate::operators::{batch_of, eval};
 use crate::state::arrow_state::{decode_batch, encode_batch};
 use crate::state::{entry_value, put_meta, saved_meta, StateEntry, StateWriter, OPERATOR_STATE};
-use crate::time::MIN_WATERMARK;
+use crate::time::{MAX_WATERMARK, MIN_WATERMARK};
+use crate::window::{has_fired, take_fired};
 use crate::{EngineError, Result};
 
 /// What a window join outputs.
@@ -114,7 +115,7 @@ impl WindowJoin {
             }
             let (start, end) = (starts.value(i), ends.value(i));
             // The window's rows were joined when the watermark passed its end.
-            if !restoring && end - 1 <= self.watermark {
+            if !restoring && has_fired(end, self.watermark) {
                 late += 1;
                 continue;
             }
@@ -134,11 +135,7 @@ impl WindowJoin {
 
     /// Joins the windows that end at or before `wm + 1` and drops them.
     fn fire(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
-        let bound = wm.saturating_add(2);
-        let [left, right] = [0, 1].map(|s| {
-            let later = self.waiting[s].split_off(&bound);
-            std::mem::replace(&mut self.waiting[s], later)
-        });
+        let [left, right] = [0, 1].map(|s| take_fired(&mut self.waiting[s], wm));
         let mut ends: Vec<i64> = left.keys().chain(right.keys()).copied().collect();
         ends.sort_unstable();
         ends.dedup();
@@ -294,7 +291,7 @@ impl Operator for WindowJoin {
     }
 
     fn on_end(&mut self, out: &mut Emitter) -> Result<()> {
-        self.fire(EventTime::MAX - 2, out)
+        self.fire(MAX_WATERMARK, out)
     }
 
     fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {

@@ -4,8 +4,11 @@ pub mod filter;
 pub mod project;
 pub mod watermark;
 
-use datafusion::arrow::array::ArrayRef;
-use datafusion::arrow::datatypes::SchemaRef;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{new_null_array, Array, ArrayRef};
+use datafusion::arrow::compute::interleave;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 
@@ -35,4 +38,38 @@ pub fn batch_of(schema: &SchemaRef, columns: Vec<ArrayRef>, context: &str) -> Re
         })
         .collect::<Result<Vec<_>>>()?;
     RecordBatch::try_new(schema.clone(), columns).context(context)
+}
+
+/// One array of type `t` from cells of other arrays (`None`: NULL), in one
+/// `interleave`; `None` when a cell's array is of another type.
+pub fn gather_cells<'a>(
+    t: &DataType,
+    cells: impl Iterator<Item = Option<(&'a ArrayRef, usize)>>,
+) -> Result<Option<ArrayRef>> {
+    // Source 0 is one NULL, for cells that are not there.
+    let null = new_null_array(t, 1);
+    let mut sources: Vec<&dyn Array> = vec![null.as_ref()];
+    let mut seen: Vec<&ArrayRef> = vec![];
+    let mut at: Vec<(usize, usize)> = vec![];
+    for cell in cells {
+        let Some((a, i)) = cell else {
+            at.push((0, 0));
+            continue;
+        };
+        let k = match seen.iter().rposition(|s| Arc::ptr_eq(s, a)) {
+            Some(k) => k,
+            None => {
+                if a.data_type() != t {
+                    return Ok(None);
+                }
+                seen.push(a);
+                sources.push(a.as_ref());
+                seen.len() - 1
+            }
+        };
+        at.push((k + 1, i));
+    }
+    interleave(&sources, &at)
+        .map(Some)
+        .context("gathering rows")
 }

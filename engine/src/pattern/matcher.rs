@@ -61,10 +61,16 @@ impl Thread {
         self.state != FINAL
     }
 
-    /// Whether it is complete if no further row joins it while the partition
-    /// goes on: its pattern may end where it is, or it waits for an absence.
-    fn may_end(&self, nfa: &Nfa) -> bool {
-        self.state == WAITING || (!self.steps.is_empty() && nfa.finishes(self.state))
+    /// Whether it is complete if no further row joins it, while the
+    /// partition goes on or, `at_end`, because it has ended (`$` passable):
+    /// its pattern may end where it is, or it waits for an absence.
+    fn may_end(&self, nfa: &Nfa, at_end: bool) -> bool {
+        let finishes = if at_end {
+            nfa.finishes_at_end(self.state)
+        } else {
+            nfa.finishes(self.state)
+        };
+        self.state == WAITING || (self.is_open() && !self.steps.is_empty() && finishes)
     }
 
     /// The last instant of its WITHIN interval.
@@ -213,7 +219,7 @@ impl Matcher {
         for mut t in threads {
             if !due(&t) {
                 self.threads.push(t);
-            } else if t.may_end(cfg.nfa) {
+            } else if t.may_end(cfg.nfa, false) {
                 t.state = FINAL;
                 self.threads.push(t);
             } else if cfg.timeouts && !t.steps.is_empty() {
@@ -232,9 +238,7 @@ impl Matcher {
     /// as in Flink, or with `standard_end` are dropped.
     pub fn finish(&mut self, cfg: &MatchConfig<'_>) {
         for t in &mut self.threads {
-            let ends = t.state == WAITING
-                || (!t.steps.is_empty() && t.is_open() && cfg.nfa.finishes_at_end(t.state));
-            if ends {
+            if t.may_end(cfg.nfa, true) {
                 t.state = FINAL;
             }
         }

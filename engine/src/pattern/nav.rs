@@ -13,10 +13,9 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    new_empty_array, new_null_array, Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions,
+    new_empty_array, Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions,
     TimestampMillisecondArray,
 };
-use datafusion::arrow::compute::interleave;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 use datafusion::common::ScalarValue;
@@ -24,6 +23,7 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use super::steps::{in_vars, Step, Steps};
 use crate::error::ResultExt;
+use crate::operators::gather_cells;
 use crate::Result;
 
 /// An aggregate over the rows of a variable.
@@ -471,40 +471,6 @@ fn gather(nav: &Nav, col: usize, t: &DataType, candidates: &[Candidate<'_>]) -> 
         .map(|c| term_value(&t, c))
         .collect::<Result<Vec<_>>>()?;
     ScalarValue::iter_to_array(values).context("pattern navigation")
-}
-
-/// One array of type `t` from cells of other arrays (`None`: NULL), in one
-/// `interleave`; `None` when a cell's array is of another type.
-pub fn gather_cells<'a>(
-    t: &DataType,
-    cells: impl Iterator<Item = Option<(&'a ArrayRef, usize)>>,
-) -> Result<Option<ArrayRef>> {
-    // Source 0 is one NULL, for cells that are not there.
-    let null = new_null_array(t, 1);
-    let mut sources: Vec<&dyn Array> = vec![null.as_ref()];
-    let mut seen: Vec<&ArrayRef> = vec![];
-    let mut at: Vec<(usize, usize)> = vec![];
-    for cell in cells {
-        let Some((a, i)) = cell else {
-            at.push((0, 0));
-            continue;
-        };
-        let k = match seen.iter().rposition(|s| Arc::ptr_eq(s, a)) {
-            Some(k) => k,
-            None => {
-                if a.data_type() != t {
-                    return Ok(None);
-                }
-                seen.push(a);
-                sources.push(a.as_ref());
-                seen.len() - 1
-            }
-        };
-        at.push((k + 1, i));
-    }
-    interleave(&sources, &at)
-        .map(Some)
-        .context("pattern navigation")
 }
 
 /// Evaluates `e` for each candidate, vectorised: one row per candidate.

@@ -8,11 +8,11 @@ use datafusion::arrow::compute::nullif;
 use datafusion::arrow::datatypes::DataType;
 
 use super::matcher::{Match, Steps};
-use super::nav::{evaluate, gather_cells, Candidate};
+use super::nav::{evaluate, Candidate};
 use super::operator::{AllRows, MatchRecognize, PartitionRows};
 use crate::error::ResultExt;
 use crate::operator::Emitter;
-use crate::operators::batch_of;
+use crate::operators::{batch_of, gather_cells};
 use crate::{EngineError, Result};
 
 /// An output row of ALL ROWS PER MATCH.

@@ -14,6 +14,7 @@ use datafusion::common::ScalarValue;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::PhysicalExpr;
 
+use super::has_fired;
 use super::spill::{parse_checkpoint_key, Spill};
 use super::window_state::{parse_window_key, window_key, WindowState};
 use crate::error::ResultExt;
@@ -217,7 +218,7 @@ impl Operator for WindowAggregate {
         }
         for (end, rows) in parts {
             let count = if uniform { n } else { rows.len() };
-            if end - 1 <= self.watermark {
+            if has_fired(end, self.watermark) {
                 self.late.add(count as u64);
                 if self.late_logged < 10 {
                     self.late_logged += 1;
@@ -301,7 +302,7 @@ impl Operator for WindowAggregate {
     fn on_watermark(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
         self.watermark = self.watermark.max(wm);
         while let Some(entry) = self.windows.first_entry() {
-            if *entry.key() - 1 > self.watermark {
+            if !has_fired(*entry.key(), self.watermark) {
                 break;
             }
             let end = *entry.key();

@@ -17,6 +17,23 @@ use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
 
 use crate::message::EventTime;
 
+/// Whether the window ending at `end` (exclusive) has fired once the
+/// watermark is `watermark`: it fires when the watermark reaches `end - 1`.
+pub fn has_fired(end: EventTime, watermark: EventTime) -> bool {
+    end - 1 <= watermark
+}
+
+/// Removes and returns the entries of `waiting` (by window end) whose windows
+/// have fired at `watermark`, earliest first.
+pub fn take_fired<T>(
+    waiting: &mut std::collections::BTreeMap<EventTime, T>,
+    watermark: EventTime,
+) -> std::collections::BTreeMap<EventTime, T> {
+    // Ends up to `watermark + 1` have fired.
+    let later = waiting.split_off(&watermark.saturating_add(2));
+    std::mem::replace(waiting, later)
+}
+
 /// Name of the column holding a window's start.
 pub const WINDOW_START: &str = "window_start";
 /// Name of the column holding a window's end (exclusive).

@@ -24,7 +24,8 @@ use crate::operators::watermark::to_millis;
 use crate::operators::{batch_of, eval};
 use crate::state::arrow_state::{decode_batch, encode_batch};
 use crate::state::{entry_value, put_meta, saved_meta, StateEntry, StateWriter, OPERATOR_STATE};
-use crate::time::MIN_WATERMARK;
+use crate::time::{MAX_WATERMARK, MIN_WATERMARK};
+use crate::window::{has_fired, take_fired};
 use crate::Result;
 
 /// A ranking function.
@@ -89,7 +90,7 @@ impl WindowRank {
                 continue;
             }
             let end = ends.value(i);
-            if !restoring && end - 1 <= self.watermark {
+            if !restoring && has_fired(end, self.watermark) {
                 late += 1;
                 continue;
             }
@@ -108,9 +109,7 @@ impl WindowRank {
 
     /// Ranks and emits the windows that end at or before `wm + 1`.
     fn fire(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
-        let later = self.waiting.split_off(&wm.saturating_add(2));
-        let due = std::mem::replace(&mut self.waiting, later);
-        for batches in due.into_values() {
+        for batches in take_fired(&mut self.waiting, wm).into_values() {
             let batch = concat_batches(&self.spec.input_schema, &batches).context("window rank")?;
             if batch.num_rows() > 0 {
                 out.batch(self.rank(&batch)?);
@@ -213,7 +212,7 @@ impl Operator for WindowRank {
     }
 
     fn on_end(&mut self, out: &mut Emitter) -> Result<()> {
-        self.fire(EventTime::MAX - 2, out)
+        self.fire(MAX_WATERMARK, out)
     }
 
     fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {

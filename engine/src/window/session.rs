@@ -15,7 +15,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::window_arrays;
+use super::{has_fired, window_arrays};
 use crate::error::ResultExt;
 use crate::message::EventTime;
 use crate::metrics::Counter;
@@ -133,7 +133,7 @@ impl SessionAssigner {
     }
 
     fn emit_closed(&mut self, out: &mut Emitter) -> Result<()> {
-        if self.min_end == MAX_WATERMARK || self.min_end - 1 > self.watermark {
+        if self.min_end == MAX_WATERMARK || !has_fired(self.min_end, self.watermark) {
             return Ok(());
         }
         let wm = self.watermark;
@@ -141,7 +141,7 @@ impl SessionAssigner {
         let mut min_end = MAX_WATERMARK;
         self.sessions.retain(|_, list| {
             let (done, open): (Vec<Session>, Vec<Session>) =
-                list.drain(..).partition(|s| s.end - 1 <= wm);
+                list.drain(..).partition(|s| has_fired(s.end, wm));
             closed.extend(done);
             for s in &open {
                 min_end = min_end.min(s.end);
@@ -236,7 +236,7 @@ impl Operator for SessionAssigner {
             let (start, end) = (t, t + self.gap);
             let touches = |s: &Session, start: i64, end: i64| s.start <= end && start <= s.end;
             let Some(first) = list.iter().position(|s| touches(s, start, end)) else {
-                if end - 1 <= self.watermark {
+                if has_fired(end, self.watermark) {
                     late += 1;
                     if list.is_empty() {
                         self.sessions.remove(key);
