@@ -19,7 +19,6 @@ use crate::metrics::{names, Metrics};
 use crate::state::checkpoints::CheckpointStore;
 use crate::state::store::StateStore;
 use crate::state::{store_key, StateOp, OPERATOR_STATE};
-use crate::{EngineError, Result};
 
 /// The key under which a source or sink keeps its state.
 pub(crate) const CONNECTOR_STATE_KEY: &[u8] = b"connector";
@@ -73,15 +72,17 @@ impl SourceCheckpoint {
         }
     }
 
-    pub(crate) fn acknowledge(&self, id: CheckpointId, state: Vec<u8>) -> Result<()> {
+    pub(crate) fn acknowledge(&self, id: CheckpointId, state: Vec<u8>) {
         self.last.fetch_max(id, Ordering::Relaxed);
         let ops = vec![StateOp::Put(
             store_key(self.node, OPERATOR_STATE, CONNECTOR_STATE_KEY),
             state,
         )];
-        self.acks
-            .send(Ack::Snapshot { id, ops })
-            .map_err(|_| EngineError::Graph("the checkpoint coordinator has stopped".into()))
+        // The coordinator stops taking checkpoints once any source ends; in a
+        // job with several sources another one may still answer a checkpoint
+        // it had requested. That checkpoint is abandoned, not an error (tasks
+        // ignore the same case).
+        let _ = self.acks.send(Ack::Snapshot { id, ops });
     }
 
     pub(crate) fn completed(&self) -> watch::Receiver<CheckpointId> {

@@ -118,7 +118,7 @@ impl SourceContext {
     /// [`Source::restore`] on recovery).
     pub async fn barrier(&self, id: CheckpointId, state: Vec<u8>) -> Result<()> {
         if let Some(c) = &self.checkpoint {
-            c.acknowledge(id, state)?;
+            c.acknowledge(id, state);
             self.send(Message::Barrier(id)).await?;
         }
         Ok(())
