@@ -2,12 +2,17 @@
 //! lines (`--format json`, one object per row, as Flink's oracle prints them)
 //! or as tables (`--format table`).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::FormatOptions;
 use datafusion::arrow::util::pretty::pretty_format_batches_with_options;
 use tokio::io::AsyncWriteExt;
 use vigil_connectors::json::encode::encode_json_lines;
+use vigil_engine::changelog;
 use vigil_engine::connector::Sink;
 use vigil_engine::{EngineError, Result};
 
@@ -49,6 +54,27 @@ fn io_err(e: impl std::fmt::Display) -> EngineError {
     }
 }
 
+/// An updating result's rows with their change kind (`+I`, `-U`, ...) as a
+/// first `op` column, in place of the internal `__row_kind` column.
+fn with_op_column(batch: RecordBatch) -> Result<RecordBatch> {
+    let Some(kinds) = changelog::kinds(&batch) else {
+        return Ok(batch);
+    };
+    let ops: StringArray = (0..batch.num_rows())
+        .map(|i| Some(changelog::kind_at(Some(kinds), i).short()))
+        .collect();
+    let width = changelog::data_width(batch.schema_ref());
+    let mut fields = vec![Field::new("op", DataType::Utf8, false)];
+    fields.extend(
+        batch.schema().fields()[..width]
+            .iter()
+            .map(|f| f.as_ref().clone()),
+    );
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(ops)];
+    columns.extend(batch.columns()[..width].iter().cloned());
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(io_err)
+}
+
 #[async_trait]
 impl Sink for StdoutSink {
     fn describe(&self) -> String {
@@ -63,6 +89,7 @@ impl Sink for StdoutSink {
                 let options = FormatOptions::default()
                     .with_null("NULL")
                     .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3f"));
+                let batch = with_op_column(batch)?;
                 let t = pretty_format_batches_with_options(&[batch], &options).map_err(io_err)?;
                 self.buf.push_str(&t.to_string());
                 self.buf.push('\n');

@@ -90,7 +90,26 @@ fn check_golden(queries: &[PathBuf], settings: &str, must_log: Option<&str>) -> 
                 failures.push(format!("{name}: the log lacks {text:?}"));
             }
         }
-        let actual = String::from_utf8_lossy(&out.stdout);
+        let mut actual = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut expected = expected;
+        // Results whose changelog depends on how streams interleave compare
+        // as the tables they leave.
+        if std::fs::read_to_string(q).is_ok_and(|t| t.contains("-- compare: final")) {
+            match (
+                compare::final_table(&expected),
+                compare::final_table(&actual),
+            ) {
+                (Ok(e), Ok(a)) => (expected, actual) = (e, a),
+                (Err(e), _) => {
+                    failures.push(format!("{name}: golden: {e}"));
+                    continue;
+                }
+                (_, Err(e)) => {
+                    failures.push(format!("{name}: vigil's changelog: {e}"));
+                    continue;
+                }
+            }
+        }
         match compare::compare_jsonl(&expected, &actual) {
             Ok(None) => {}
             Ok(Some(diff)) => failures.push(format!("{name}: {diff}")),

@@ -41,6 +41,10 @@ impl ConnectorFactory for BlackholeConnector {
             "the blackhole connector is a sink only; it cannot be read",
         ))
     }
+    fn accepts_updates(&self, _spec: &TableSpec) -> bool {
+        true
+    }
+
     fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>> {
         check_options("blackhole", spec, &[])?;
         Ok(Box::new(BlackholeSink {

@@ -71,6 +71,10 @@ impl ConnectorFactory for PrintConnector {
         ))
     }
 
+    fn accepts_updates(&self, _spec: &TableSpec) -> bool {
+        true
+    }
+
     fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>> {
         check_options(
             "print",

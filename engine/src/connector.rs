@@ -234,6 +234,11 @@ pub trait ConnectorFactory: Send + Sync {
     fn readable_metadata(&self) -> &'static [(&'static str, &'static str)] {
         &[]
     }
+    /// Whether a sink of this connector can write an updating result (rows
+    /// that update or delete earlier ones); an append-only sink cannot.
+    fn accepts_updates(&self, _spec: &TableSpec) -> bool {
+        false
+    }
     /// The metadata keys a sink can write.
     fn writable_metadata(&self) -> &'static [(&'static str, &'static str)] {
         &[]

@@ -5,6 +5,7 @@
 //! layer builds a [`graph::JobGraph`], connectors plug in through the
 //! [`connector`] traits, and [`runtime::run_job`] executes it on tokio.
 
+pub mod changelog;
 pub mod checkpoint;
 pub mod connector;
 pub mod control;

@@ -14,6 +14,7 @@ pub mod planner;
 pub mod rewrite;
 pub mod script;
 pub mod translate;
+mod translate_changelog;
 mod translate_join;
 mod translate_rank;
 pub mod tvf;

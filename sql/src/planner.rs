@@ -17,6 +17,7 @@ use datafusion::sql::sqlparser::ast::Statement as AstStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
+use vigil_engine::changelog::{is_updating, with_row_kind};
 use vigil_engine::connector::{ConnectorRegistry, TableSpec};
 use vigil_engine::graph::{JobGraph, NodeId};
 use vigil_engine::metrics::Metrics;
@@ -83,6 +84,9 @@ impl ScriptPlanner {
             opts.sql_parser.enable_ident_normalization = false;
             opts.sql_parser.collect_spans = true;
             opts.execution.time_zone = Some("+00:00".to_string());
+            // Flink (Calcite's NullCollation.LOW): NULL is the smallest
+            // value, first in ASC order and last in DESC.
+            opts.sql_parser.default_null_ordering = "nulls_min".to_string();
         }
         let state = SessionStateBuilder::new()
             .with_config(config)
@@ -412,8 +416,9 @@ impl ScriptPlanner {
             ));
         }
         let node = self.translate(&plan, tokens, pos, graph).await?;
+        let updating = is_updating(&graph.schema(node));
         // Cast to the sink's column types and names.
-        let exprs = out
+        let mut exprs = out
             .columns()
             .into_iter()
             .zip(sink_schema.fields())
@@ -429,19 +434,49 @@ impl ScriptPlanner {
                 .map_err(|e| SqlError::from_datafusion(e, name_pos))
             })
             .collect::<Result<Vec<_>>>()?;
-        let sink_schema_nullable: SchemaRef = Arc::new(Schema::new(
+        let mut sink_schema_nullable: SchemaRef = Arc::new(Schema::new(
             sink_schema
                 .fields()
                 .iter()
                 .map(|f| f.as_ref().clone().with_nullable(true))
                 .collect::<Vec<_>>(),
         ));
+        let factory = connector_factory(&self.registry, &entry.def)?;
+        let mut sink_schema = sink_schema;
+        if updating {
+            let probe = TableSpec {
+                name: name.clone(),
+                schema: sink_schema.clone(),
+                options: entry.def.options.clone(),
+                metadata: Default::default(),
+                job_options: self.settings.clone(),
+            };
+            if !factory.accepts_updates(&probe) {
+                return Err(SqlError::at(
+                    name_pos,
+                    format!(
+                        "table '{name}' ('connector' = '{}') is append-only, but this query's result updates (a GROUP BY without a window, an outer or regular join, a deduplication or a Top-N change rows they emitted)",
+                        factory.name()
+                    ),
+                )
+                .with_len(name.len())
+                .with_help("write to a sink that takes updates ('upsert-kafka' with a PRIMARY KEY ... NOT ENFORCED, or 'print'), or aggregate over a window TVF so that each row is final"));
+            }
+            let kinds = graph.schema(node).fields().len() - 1;
+            exprs.push(Arc::new(
+                datafusion::physical_expr::expressions::Column::new(
+                    vigil_engine::changelog::ROW_KIND,
+                    kinds,
+                ),
+            ));
+            sink_schema_nullable = with_row_kind(&sink_schema_nullable);
+            sink_schema = with_row_kind(&sink_schema);
+        }
         let node = graph.add_operator(
             node,
             Box::new(Project::new(exprs, sink_schema_nullable.clone())),
             sink_schema_nullable,
         );
-        let factory = connector_factory(&self.registry, &entry.def)?;
         let metadata = entry.metadata_columns(true);
         for (col, key) in &metadata {
             if !factory.writable_metadata().iter().any(|(k, _)| k == key) {

@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::ScalarValue;
 use datafusion::common::{Column, DFSchema, ExprSchema};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::expr::{Alias, GroupingSet};
@@ -13,8 +14,10 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::execution_props::ExecutionProps;
+use datafusion::physical_expr::expressions::{Column as PhysColumn, Literal};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use futures::future::BoxFuture;
+use vigil_engine::changelog::{with_row_kind, RowKind, ROW_KIND};
 use vigil_engine::connector::{ConnectorRegistry, TableSpec};
 use vigil_engine::graph::{JobGraph, NodeId};
 use vigil_engine::metrics::{names, Metrics};
@@ -56,6 +59,19 @@ pub struct Translator<'a> {
     /// The script's `SET` options, handed to connectors.
     pub settings: std::collections::BTreeMap<String, String>,
     props: ExecutionProps,
+    /// For a stream Top-N: the N of the filter on its rank, and whether the
+    /// rank number is selected (set while planning the filter and projection
+    /// above the OVER window).
+    pub(crate) rank_hint: RankHint,
+}
+
+/// What the plan around a stream rank says about it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RankHint {
+    /// `rownum <= N` (or `< N+1`, `= 1`).
+    pub limit: Option<usize>,
+    /// Whether the rank number reaches the output.
+    pub number_used: Option<bool>,
 }
 
 pub(crate) fn arrow_schema(s: &DFSchema) -> SchemaRef {
@@ -84,6 +100,7 @@ impl<'a> Translator<'a> {
             locate,
             settings: Default::default(),
             props: ExecutionProps::new(),
+            rank_hint: RankHint::default(),
         }
     }
 
@@ -108,13 +125,24 @@ impl<'a> Translator<'a> {
             }
             match plan {
                 LogicalPlan::Projection(p) => {
+                    if let Some(rank) = stream_rank_below(&p.input) {
+                        let used = p
+                            .expr
+                            .iter()
+                            .any(|e| e.column_refs().iter().any(|c| c.name == rank));
+                        self.rank_hint.number_used = Some(used);
+                    }
                     let input = self.plan(&p.input).await?;
-                    let exprs = p
+                    let mut exprs = p
                         .expr
                         .iter()
                         .map(|e| self.physical(e, p.input.schema()))
                         .collect::<Result<Vec<_>>>()?;
-                    let schema = arrow_schema(&p.schema);
+                    let mut schema = arrow_schema(&p.schema);
+                    if self.updating(input) {
+                        exprs.push(self.row_kind_column(input));
+                        schema = with_row_kind(&schema);
+                    }
                     Ok(self.graph.add_operator(
                         input,
                         Box::new(Project::new(exprs, schema.clone())),
@@ -122,6 +150,9 @@ impl<'a> Translator<'a> {
                     ))
                 }
                 LogicalPlan::Filter(f) => {
+                    if let LogicalPlan::Window(w) = f.input.as_ref() {
+                        self.rank_hint.limit = rank_limit(&f.predicate, w);
+                    }
                     let input = self.plan(&f.input).await?;
                     let pred = self.physical(&f.predicate, f.input.schema())?;
                     let schema = self.graph.schema(input);
@@ -144,11 +175,22 @@ impl<'a> Translator<'a> {
                 LogicalPlan::Aggregate(agg) => self.aggregate(agg).await,
                 LogicalPlan::Union(u) => {
                     let schema = arrow_schema(&u.schema);
-                    let mut inputs = vec![];
+                    let mut nodes = vec![];
                     for input in &u.inputs {
-                        let node = self.plan(input).await?;
-                        inputs.push(self.conform(node, input.schema(), &schema)?);
+                        nodes.push((self.plan(input).await?, input.schema().clone()));
                     }
+                    // One updating input makes the union updating: the
+                    // others' rows are inserts.
+                    let updating = nodes.iter().any(|(n, _)| self.updating(*n));
+                    let mut inputs = vec![];
+                    for (node, input) in nodes {
+                        inputs.push(self.conform(node, &input, &schema, updating)?);
+                    }
+                    let schema = if updating {
+                        with_row_kind(&schema)
+                    } else {
+                        schema
+                    };
                     Ok(self.graph.add_union(inputs, schema))
                 }
                 LogicalPlan::Sort(_) => Err(self.unsupported("ORDER", "ORDER BY on a stream")),
@@ -169,14 +211,25 @@ impl<'a> Translator<'a> {
 
     /// Renames the columns of `node` to `target` (used where inputs of a UNION
     /// differ in names).
-    fn conform(&mut self, node: NodeId, input: &DFSchema, target: &SchemaRef) -> Result<NodeId> {
+    fn conform(
+        &mut self,
+        node: NodeId,
+        input: &DFSchema,
+        target: &SchemaRef,
+        updating: bool,
+    ) -> Result<NodeId> {
+        let target = if updating {
+            with_row_kind(target)
+        } else {
+            target.clone()
+        };
         if self.graph.schema(node).fields() == target.fields() {
             return Ok(node);
         }
-        let exprs = input
+        let mut exprs = input
             .columns()
             .iter()
-            .zip(target.fields())
+            .zip(target.fields().iter())
             .map(|(c, f)| {
                 let e = Expr::Column(c.clone());
                 let e = if input
@@ -191,11 +244,24 @@ impl<'a> Translator<'a> {
                 self.physical(&e, input)
             })
             .collect::<Result<Vec<_>>>()?;
+        if updating {
+            exprs.push(if self.updating(node) {
+                self.row_kind_column(node)
+            } else {
+                Arc::new(Literal::new(ScalarValue::Int8(Some(RowKind::Insert as i8))))
+            });
+        }
         Ok(self.graph.add_operator(
             node,
             Box::new(Project::new(exprs, target.clone())),
             target.clone(),
         ))
+    }
+
+    /// The `__row_kind` column of an updating node's rows.
+    pub(crate) fn row_kind_column(&self, node: NodeId) -> Arc<dyn PhysicalExpr> {
+        let schema = self.graph.schema(node);
+        Arc::new(PhysColumn::new(ROW_KIND, schema.fields().len() - 1))
     }
 
     /// A subplan without stream tables (VALUES, SELECT of constants): run by
@@ -341,6 +407,7 @@ impl<'a> Translator<'a> {
 
     async fn match_recognize(&mut self, node: &MatchRecognizeNode) -> Result<NodeId> {
         let input = self.plan(&node.input).await?;
+        self.require_append_only(input, "MATCH_RECOGNIZE", "MATCH_RECOGNIZE")?;
         let in_schema = node.input.schema().clone();
         let state = self.ctx.state();
         let pos = self.pos;
@@ -459,6 +526,7 @@ impl<'a> Translator<'a> {
 
     async fn window_tvf(&mut self, node: &WindowTvfNode) -> Result<NodeId> {
         let input = self.plan(&node.input).await?;
+        self.require_append_only(input, "TABLE", "a window TVF")?;
         let in_schema = node.input.schema();
         let time_idx = in_schema
             .index_of_column(&node.time_col)
@@ -553,11 +621,13 @@ impl<'a> Translator<'a> {
             })
         };
         let (Some(end), Some(_start)) = (window_col("end"), window_col("start")) else {
-            return Err(self.unsupported(
-                "GROUP",
-                "GROUP BY without window_start and window_end (a continuously updating aggregate)",
-            )
-            .with_help("aggregate over a window TVF: FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) ... GROUP BY window_start, window_end, ..."));
+            if sets.len() > 1 {
+                return Err(self.unsupported(
+                    "GROUP",
+                    "GROUPING SETS, ROLLUP and CUBE without window_start and window_end",
+                ));
+            }
+            return self.group_aggregate(agg, exprs).await;
         };
         if sets.iter().any(|s| s[end]) {
             return Err(SqlError::at(
@@ -566,6 +636,7 @@ impl<'a> Translator<'a> {
             ));
         }
         let input = self.plan(&agg.input).await?;
+        self.require_append_only(input, "GROUP", "a window aggregation")?;
         let input_arrow = self.graph.schema(input);
         let group_exprs = exprs
             .iter()
@@ -578,34 +649,7 @@ impl<'a> Translator<'a> {
             None
         };
         let n_groups = exprs.len() + usize::from(grouping_id.is_some());
-        let mut aggregates = vec![];
-        for (k, e) in agg.aggr_expr.iter().enumerate() {
-            let name = out_schema.field(n_groups + k).name().clone();
-            let inner = match e {
-                Expr::Alias(Alias { expr, .. }) => expr.as_ref(),
-                e => e,
-            };
-            let lowered = LoweredAggregateBuilder::new(
-                inner,
-                &in_schema,
-                &input_arrow,
-                &self.props,
-                &PhysicalPlanningContext::default(),
-            )
-            .with_name(name)
-            .build()
-            .map_err(|e| self.df_err(e))?;
-            if !lowered.order_bys.is_empty() {
-                return Err(SqlError::unsupported(
-                    self.pos,
-                    "ORDER BY inside an aggregate call",
-                ));
-            }
-            aggregates.push(AggregateSpec {
-                expr: lowered.aggregate,
-                filter: lowered.filter,
-            });
-        }
+        let aggregates = self.lower_aggregates(agg, n_groups, &out_schema, &input_arrow)?;
         let late = self
             .metrics
             .counter(names::LATE_ROWS_DROPPED, "window_aggregate");
@@ -628,6 +672,108 @@ impl<'a> Translator<'a> {
         let id = self.graph.add_operator(input, Box::new(op), out_schema);
         self.graph.nodes[id].parallelism = parallelism;
         Ok(id)
+    }
+}
+
+/// The name of the rank column of the OVER window under a filter under
+/// `plan`, if that is its shape (a stream Top-N or deduplication).
+fn stream_rank_below(plan: &LogicalPlan) -> Option<String> {
+    let LogicalPlan::Filter(f) = plan else {
+        return None;
+    };
+    let LogicalPlan::Window(w) = f.input.as_ref() else {
+        return None;
+    };
+    let n = w.input.schema().fields().len();
+    w.schema.fields().get(n).map(|f| f.name().clone())
+}
+
+/// The N of `rank <= N` (`< N + 1`, `= 1`) in `predicate` over `w`'s first
+/// function.
+fn rank_limit(predicate: &Expr, w: &datafusion::logical_expr::Window) -> Option<usize> {
+    use datafusion::logical_expr::utils::split_conjunction;
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    let n = w.input.schema().fields().len();
+    let rank = w.schema.fields().get(n)?.name().clone();
+    let is_rank = |e: &Expr| matches!(e, Expr::Column(c) if c.name == rank);
+    let int = |e: &Expr| match e {
+        Expr::Literal(v, _) => v.to_string().parse::<i64>().ok(),
+        Expr::Cast(c) => match c.expr.as_ref() {
+            Expr::Literal(v, _) => v.to_string().parse::<i64>().ok(),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut limit: Option<i64> = None;
+    for c in split_conjunction(predicate) {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = c else {
+            continue;
+        };
+        let (op, v) = if is_rank(left) {
+            (*op, int(right))
+        } else if is_rank(right) {
+            let flipped = match op {
+                Operator::Lt => Operator::Gt,
+                Operator::LtEq => Operator::GtEq,
+                Operator::Gt => Operator::Lt,
+                Operator::GtEq => Operator::LtEq,
+                o => *o,
+            };
+            (flipped, int(left))
+        } else {
+            continue;
+        };
+        let Some(v) = v else { continue };
+        let n = match op {
+            Operator::LtEq => v,
+            Operator::Lt => v - 1,
+            Operator::Eq if v == 1 => 1,
+            _ => continue,
+        };
+        limit = Some(limit.map_or(n, |l| l.min(n)));
+    }
+    limit.filter(|n| *n >= 1).map(|n| n as usize)
+}
+
+impl Translator<'_> {
+    /// DataFusion's physical aggregates for `agg`'s calls, named as the
+    /// output columns after the `n_groups` group columns.
+    pub(crate) fn lower_aggregates(
+        &self,
+        agg: &Aggregate,
+        n_groups: usize,
+        out_schema: &SchemaRef,
+        input_arrow: &SchemaRef,
+    ) -> Result<Vec<AggregateSpec>> {
+        let mut aggregates = vec![];
+        for (k, e) in agg.aggr_expr.iter().enumerate() {
+            let name = out_schema.field(n_groups + k).name().clone();
+            let inner = match e {
+                Expr::Alias(Alias { expr, .. }) => expr.as_ref(),
+                e => e,
+            };
+            let lowered = LoweredAggregateBuilder::new(
+                inner,
+                agg.input.schema(),
+                input_arrow,
+                &self.props,
+                &PhysicalPlanningContext::default(),
+            )
+            .with_name(name)
+            .build()
+            .map_err(|e| self.df_err(e))?;
+            if !lowered.order_bys.is_empty() {
+                return Err(SqlError::unsupported(
+                    self.pos,
+                    "ORDER BY inside an aggregate call",
+                ));
+            }
+            aggregates.push(AggregateSpec {
+                expr: lowered.aggregate,
+                filter: lowered.filter,
+            });
+        }
+        Ok(aggregates)
     }
 }
 

@@ -31,7 +31,11 @@ impl Translator<'_> {
         if let Some(w) = window_join(j).map_err(fail)? {
             return self.window_join(j, w).await;
         }
-        let plan = interval_join(j).map_err(fail)?;
+        // A join whose condition does not bound both time attributes is a
+        // regular join, as in Flink.
+        let Ok(plan) = interval_join(j) else {
+            return self.regular_join(j).await;
+        };
         let (union, sides) = self.tagged_inputs(j).await?;
         let (keys, key_types) = self.join_keys(j, &plan.left_keys, &plan.right_keys, &sides)?;
         let filter = match &plan.filter {
@@ -69,7 +73,7 @@ impl Translator<'_> {
 
     /// The physical key expressions of each side, and their types (the left
     /// side's, to which the right side's are cast).
-    fn join_keys(
+    pub(crate) fn join_keys(
         &self,
         j: &Join,
         left: &[Expr],
@@ -92,7 +96,7 @@ impl Translator<'_> {
 
     /// Both inputs of `j`, each tagged with its side and padded to one
     /// layout, in a union; and each input's own schema.
-    async fn tagged_inputs(&mut self, j: &Join) -> Result<(NodeId, [SchemaRef; 2])> {
+    pub(crate) async fn tagged_inputs(&mut self, j: &Join) -> Result<(NodeId, [SchemaRef; 2])> {
         let sides = [
             arrow_schema(j.left.schema()),
             arrow_schema(j.right.schema()),
@@ -109,6 +113,13 @@ impl Translator<'_> {
         let tagged: SchemaRef = Arc::new(Schema::new(fields));
         let left = self.plan(&j.left).await?;
         let right = self.plan(&j.right).await?;
+        for node in [left, right] {
+            self.require_append_only(
+                node,
+                "JOIN",
+                "a join (interval and window joins never, regular joins not yet)",
+            )?;
+        }
         let mut inputs = vec![];
         for (side, node) in [left, right].into_iter().enumerate() {
             let mut exprs: Vec<Arc<dyn PhysicalExpr>> =

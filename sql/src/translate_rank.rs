@@ -4,16 +4,26 @@
 //! usually follows stays a filter.
 
 use datafusion::arrow::compute::SortOptions;
+use datafusion::common::ExprSchema;
 use datafusion::logical_expr::expr::{WindowFunction, WindowFunctionParams};
+use datafusion::logical_expr::ExprSchemable;
 use datafusion::logical_expr::{Expr, Window};
 use datafusion::physical_expr::PhysicalSortExpr;
+use vigil_engine::changelog::rank::{
+    rank_output_schema, StreamRank, StreamRankKind, StreamRankSpec,
+};
+use vigil_engine::changelog::ttl::ttl_setting;
 use vigil_engine::graph::NodeId;
 use vigil_engine::metrics::names;
+use vigil_engine::state::parallelism_setting;
 use vigil_engine::window::rank::{RankFunc, WindowRank, WindowRankSpec};
+use vigil_engine::window::ROWTIME_METADATA_KEY;
 
 use crate::error::{Result, SqlError};
 use crate::translate::{arrow_schema, Translator};
 use crate::window_node::window_role;
+
+const STREAM_HELP: &str = "Top-N: SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC) AS rownum FROM t) WHERE rownum <= N";
 
 const HELP: &str = "rank within windows: ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY ...) over a window TVF, then WHERE rownum <= N";
 
@@ -64,9 +74,10 @@ impl Translator<'_> {
             }
         }
         let (Some(start), Some(end)) = (start, end) else {
-            return Err(fail(
-                "not supported yet: OVER windows not partitioned by window_start and window_end (unbounded OVER, Top-N and deduplication need updating results)".into(),
-            ));
+            if start.is_some() || end.is_some() {
+                return Err(fail("partition by both window_start and window_end, or by neither (a Top-N over the whole stream)".into()));
+            }
+            return self.stream_rank(w, &params, &funcs).await;
         };
         let mut order_by = vec![];
         for s in &params.order_by {
@@ -79,6 +90,7 @@ impl Translator<'_> {
             });
         }
         let input = self.plan(&w.input).await?;
+        self.require_append_only(input, "OVER", "a window Top-N")?;
         let output = arrow_schema(&w.schema);
         let describe = format!(
             "{funcs:?} over windows [{start}, {end}], keys {:?}, order {:?}",
@@ -99,5 +111,97 @@ impl Translator<'_> {
         Ok(self
             .graph
             .add_operator(input, Box::new(WindowRank::new(spec, late)), output))
+    }
+}
+
+impl Translator<'_> {
+    /// Adds a deduplication or Top-N over a stream (an updating result).
+    async fn stream_rank(
+        &mut self,
+        w: &Window,
+        params: &WindowFunctionParams,
+        funcs: &[RankFunc],
+    ) -> Result<NodeId> {
+        let at = (self.locate)("OVER");
+        let hint = std::mem::take(&mut self.rank_hint);
+        if funcs != [RankFunc::RowNumber] {
+            return Err(SqlError::at(
+                at,
+                "not supported yet: RANK() and DENSE_RANK() over a stream; use ROW_NUMBER()",
+            )
+            .with_help(STREAM_HELP));
+        }
+        let Some(n) = hint.limit else {
+            return Err(SqlError::at(at, "an OVER window over a stream must be a Top-N: filter its row number with WHERE rownum <= N")
+                .with_help(STREAM_HELP));
+        };
+        let schema = w.input.schema();
+        let partition_by = params
+            .partition_by
+            .iter()
+            .map(|p| self.physical(p, schema))
+            .collect::<Result<Vec<_>>>()?;
+        let key_types = params
+            .partition_by
+            .iter()
+            .map(|p| p.get_type(schema.as_ref()).map_err(|e| self.df_err(e)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut order_by = vec![];
+        for s in &params.order_by {
+            order_by.push(PhysicalSortExpr {
+                expr: self.physical(&s.expr, schema)?,
+                options: SortOptions {
+                    descending: !s.asc,
+                    nulls_first: s.nulls_first,
+                },
+            });
+        }
+        // Deduplication: the first or last row by the time attribute.
+        let on_time = match params.order_by.as_slice() {
+            [s] => match &s.expr {
+                Expr::Column(c) => schema
+                    .field_from_column(c)
+                    .is_ok_and(|f| f.metadata().contains_key(ROWTIME_METADATA_KEY)),
+                _ => false,
+            },
+            _ => false,
+        };
+        let kind = if n == 1 && on_time {
+            StreamRankKind::Dedup {
+                keep_last: !params.order_by[0].asc,
+            }
+        } else {
+            StreamRankKind::TopN {
+                n,
+                rank_number: hint.number_used.unwrap_or(true),
+            }
+        };
+        let input = self.plan(&w.input).await?;
+        self.require_append_only(input, "OVER", "a Top-N or deduplication (not yet)")?;
+        let input_schema = self.graph.schema(input);
+        let out = arrow_schema(&w.schema);
+        let rank_field = out.field(out.fields().len() - 1).clone();
+        let output = rank_output_schema(&input_schema, &rank_field);
+        let spec = StreamRankSpec {
+            describe: format!(
+                "{kind:?}, keys {:?}, order {:?}",
+                params.partition_by, params.order_by
+            ),
+            kind,
+            partition_by,
+            key_types,
+            order_by,
+            input_schema,
+            output_schema: output.clone(),
+            ttl: ttl_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?,
+        };
+        let op = StreamRank::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
+        let parallelism =
+            parallelism_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?;
+        let id = self.graph.add_operator(input, Box::new(op), output);
+        if !params.partition_by.is_empty() {
+            self.graph.nodes[id].parallelism = parallelism;
+        }
+        Ok(id)
     }
 }

@@ -119,3 +119,36 @@ pub fn compare_jsonl(expected: &str, actual: &str) -> Result<Option<String>, Str
     }
     Ok(Some(msg))
 }
+
+/// The table a changelog leaves: each `+I`/`+U` row (one without `"_op"`, or
+/// with `"_op": "+U"`) is added, each `-U`/`-D` row removes an equal row. For
+/// results whose changes depend on how two streams interleave (an outer
+/// regular join) while the final table does not.
+pub fn final_table(text: &str) -> Result<String, String> {
+    let mut table: Vec<serde_json::Map<String, Value>> = vec![];
+    for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let Value::Object(mut row) = serde_json::from_str::<Value>(line)
+            .map_err(|e| format!("line {}: not JSON: {e}: {line}", i + 1))?
+        else {
+            return Err(format!("line {}: not an object: {line}", i + 1));
+        };
+        let op = row.remove("_op");
+        match op.as_ref().and_then(Value::as_str) {
+            Some("-U") | Some("-D") => {
+                let n = norm(&Value::Object(row.clone()));
+                let at = table
+                    .iter()
+                    .position(|r| close(&norm(&Value::Object(r.clone())), &n, 1e-6))
+                    .ok_or_else(|| {
+                        format!("line {}: retracts a row not in the table: {line}", i + 1)
+                    })?;
+                table.remove(at);
+            }
+            _ => table.push(row),
+        }
+    }
+    Ok(table
+        .into_iter()
+        .map(|r| format!("{}\n", Value::Object(r)))
+        .collect())
+}

@@ -10,6 +10,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use vigil_engine::changelog::{self, RowKind};
 
 enum Column<'a> {
     Null,
@@ -80,16 +81,18 @@ fn write_float(v: f64, out: &mut String) {
 }
 
 /// Appends each row of `batch` to `out` as a JSON object followed by a newline.
+///
+/// Rows of an updating result carry their change kind as `"_op"` when it is
+/// not an insert (`"-U"`, `"+U"`, `"-D"`), as the Flink oracle prints them.
 pub fn encode_json_lines(batch: &RecordBatch, out: &mut String) -> Result<(), ArrowError> {
     let options = FormatOptions::default();
-    let arrays: Vec<ArrayRef> = batch
-        .columns()
+    let kinds = changelog::kinds(batch);
+    let width = changelog::data_width(batch.schema_ref());
+    let arrays: Vec<ArrayRef> = batch.columns()[..width]
         .iter()
         .map(normalise)
         .collect::<Result<_, _>>()?;
-    let names: Vec<String> = batch
-        .schema()
-        .fields()
+    let names: Vec<String> = batch.schema().fields()[..width]
         .iter()
         .map(|f| {
             let mut s = String::new();
@@ -170,12 +173,19 @@ pub fn encode_json_lines(batch: &RecordBatch, out: &mut String) -> Result<(), Ar
                 }
             }
         }
+        let kind = changelog::kind_at(kinds, row);
+        if kind != RowKind::Insert {
+            out.push_str(",\"_op\":\"");
+            out.push_str(kind.short());
+            out.push('"');
+        }
         out.push_str("}\n");
     }
     Ok(())
 }
 
-/// Appends each row as Flink's print connector shows it: `+I[v1, v2, ...]`.
+/// Appends each row as Flink's print connector shows it: `+I[v1, v2, ...]`
+/// (`-U`, `+U`, `-D` for the changes of an updating result).
 pub fn encode_print_rows(
     batch: &RecordBatch,
     prefix: &str,
@@ -183,8 +193,9 @@ pub fn encode_print_rows(
 ) -> Result<(), ArrowError> {
     use std::fmt::Write;
     let options = FormatOptions::default().with_null("NULL");
-    let arrays: Vec<ArrayRef> = batch
-        .columns()
+    let kinds = changelog::kinds(batch);
+    let width = changelog::data_width(batch.schema_ref());
+    let arrays: Vec<ArrayRef> = batch.columns()[..width]
         .iter()
         .map(normalise)
         .collect::<Result<_, _>>()?;
@@ -194,7 +205,8 @@ pub fn encode_print_rows(
         .collect::<Result<Vec<_>, _>>()?;
     for row in 0..batch.num_rows() {
         out.push_str(prefix);
-        out.push_str("+I[");
+        out.push_str(changelog::kind_at(kinds, row).short());
+        out.push('[');
         for (c, (f, a)) in formatters.iter().zip(&arrays).enumerate() {
             if c > 0 {
                 out.push_str(", ");

@@ -3,8 +3,8 @@
 //! the minimum of the two — drives the join as a two-input operator's would.
 
 pub mod interval;
-mod keys;
-mod rows;
+pub(crate) mod keys;
+pub(crate) mod rows;
 mod state;
 pub mod window;
 

@@ -1,0 +1,153 @@
+//! Translation of the queries whose results update (Flink's changelog): a
+//! GROUP BY without window columns, a join without time bounds, and
+//! deduplication and Top-N over a stream. Their nodes carry a trailing
+//! `__row_kind` column; the operators that cannot take updates refuse them here.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::logical_expr::{build_join_schema, Aggregate, Expr, ExprSchemable, Join, JoinType};
+use vigil_engine::changelog::aggregate::{GroupAggregate, GroupAggregateSpec};
+use vigil_engine::changelog::join::{RegularJoin, RegularJoinSpec};
+use vigil_engine::changelog::ttl::ttl_setting;
+use vigil_engine::changelog::{is_updating, with_row_kind};
+use vigil_engine::graph::NodeId;
+use vigil_engine::join::JoinKind;
+use vigil_engine::state::parallelism_setting;
+
+use crate::error::{Result, SqlError};
+use crate::translate::{arrow_schema, Translator};
+
+impl Translator<'_> {
+    /// Whether `node` emits an updating result.
+    pub(crate) fn updating(&self, node: NodeId) -> bool {
+        is_updating(&self.graph.schema(node))
+    }
+
+    /// Fails if `node` emits an updating result, which `what` cannot take.
+    pub(crate) fn require_append_only(
+        &self,
+        node: NodeId,
+        keyword: &str,
+        what: &str,
+    ) -> Result<()> {
+        if !self.updating(node) {
+            return Ok(());
+        }
+        Err(SqlError::at((self.locate)(keyword), format!(
+            "{what} cannot take an updating result (its input is a GROUP BY without a window, a regular join, a deduplication or a Top-N, whose rows change)"
+        ))
+        .with_help("apply it to the append-only stream first, or aggregate over a window TVF so that each result row is final"))
+    }
+
+    fn state_ttl(&self) -> Result<Option<std::time::Duration>> {
+        ttl_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))
+    }
+
+    /// Adds a GROUP BY without window columns: one updating row per group.
+    pub(crate) async fn group_aggregate(
+        &mut self,
+        agg: &Aggregate,
+        exprs: Vec<Expr>,
+    ) -> Result<NodeId> {
+        let in_schema = agg.input.schema().clone();
+        let input = self.plan(&agg.input).await?;
+        let input_updating = self.updating(input);
+        let input_arrow = self.graph.schema(input);
+        let keys = exprs
+            .iter()
+            .map(|e| self.physical(e, &in_schema))
+            .collect::<Result<Vec<_>>>()?;
+        let key_types = exprs
+            .iter()
+            .map(|e| e.get_type(in_schema.as_ref()).map_err(|e| self.df_err(e)))
+            .collect::<Result<Vec<_>>>()?;
+        let out = arrow_schema(&agg.schema);
+        let aggregates = self.lower_aggregates(agg, exprs.len(), &out, &input_arrow)?;
+        let output_schema = with_row_kind(&out);
+        let spec = GroupAggregateSpec {
+            describe: format!(
+                "keys={:?}, aggregates=[{}]{}",
+                exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                agg.aggr_expr
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if input_updating { ", retracting" } else { "" }
+            ),
+            keys,
+            key_types,
+            aggregates,
+            input_updating,
+            output_schema: output_schema.clone(),
+            ttl: self.state_ttl()?,
+        };
+        let op = GroupAggregate::new(spec)
+            .map_err(|e| SqlError::at((self.locate)("GROUP"), e.to_string()))?;
+        let parallelism =
+            parallelism_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?;
+        let id = self.graph.add_operator(input, Box::new(op), output_schema);
+        if !exprs.is_empty() {
+            self.graph.nodes[id].parallelism = parallelism;
+        }
+        Ok(id)
+    }
+
+    /// Adds a regular join (no time bounds) of `j`'s inputs.
+    pub(crate) async fn regular_join(&mut self, j: &Join) -> Result<NodeId> {
+        let at = (self.locate)("JOIN");
+        let kind = match j.join_type {
+            JoinType::Inner => JoinKind::Inner,
+            JoinType::Left => JoinKind::Left,
+            JoinType::Right => JoinKind::Right,
+            JoinType::Full => JoinKind::Full,
+            other => {
+                return Err(SqlError::at(
+                    at,
+                    format!("not supported yet: {other} joins of streams"),
+                )
+                .with_help("use INNER, LEFT, RIGHT or FULL OUTER JOIN"))
+            }
+        };
+        let (union, sides) = self.tagged_inputs(j).await?;
+        let left_keys: Vec<Expr> = j.on.iter().map(|(l, _)| l.clone()).collect();
+        let right_keys: Vec<Expr> = j.on.iter().map(|(_, r)| r.clone()).collect();
+        let (keys, key_types) = self.join_keys(j, &left_keys, &right_keys, &sides)?;
+        let pair = build_join_schema(j.left.schema(), j.right.schema(), &JoinType::Inner)
+            .map_err(|e| self.df_err(e))?;
+        let filter = match &j.filter {
+            Some(f) => Some(self.physical(f, &pair)?),
+            None => None,
+        };
+        let pair_schema: SchemaRef = Arc::new(Schema::new(
+            pair.fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
+        let out = arrow_schema(&j.schema);
+        let output_schema = if kind == JoinKind::Inner {
+            out
+        } else {
+            with_row_kind(&out)
+        };
+        let spec = RegularJoinSpec {
+            describe: format!(
+                "{kind:?}, keys={left_keys:?}={right_keys:?}, filter={}",
+                j.filter.as_ref().map_or("-".to_string(), |f| f.to_string())
+            ),
+            kind,
+            schemas: sides,
+            keys,
+            key_types,
+            null_equal: j.null_equality == datafusion::common::NullEquality::NullEqualsNull,
+            filter,
+            pair_schema,
+            output_schema: output_schema.clone(),
+            ttl: self.state_ttl()?,
+        };
+        let op = RegularJoin::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
+        Ok(self.graph.add_operator(union, Box::new(op), output_schema))
+    }
+}

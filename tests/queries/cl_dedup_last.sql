@@ -1,0 +1,12 @@
+-- Deduplication keeping the last row per key (ORDER BY the time attribute DESC)
+CREATE TABLE Orders (
+  order_id BIGINT,
+  user_id STRING,
+  product STRING,
+  amount INT,
+  price DECIMAL(10, 2),
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{{DATA}}/orders_cl.jsonl', 'format' = 'json');
+
+SELECT order_id, user_id, product, ts FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ts DESC) AS rn FROM Orders) WHERE rn = 1;

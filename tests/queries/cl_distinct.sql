@@ -1,0 +1,12 @@
+-- SELECT DISTINCT is an updating result
+CREATE TABLE Orders (
+  order_id BIGINT,
+  user_id STRING,
+  product STRING,
+  amount INT,
+  price DECIMAL(10, 2),
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{{DATA}}/orders_cl.jsonl', 'format' = 'json');
+
+SELECT DISTINCT user_id, product FROM Orders;

@@ -1,0 +1,12 @@
+-- A global aggregate (no GROUP BY) updates one row
+CREATE TABLE Orders (
+  order_id BIGINT,
+  user_id STRING,
+  product STRING,
+  amount INT,
+  price DECIMAL(10, 2),
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{{DATA}}/orders_cl.jsonl', 'format' = 'json');
+
+SELECT COUNT(*) AS n, SUM(price) AS revenue, AVG(amount) AS avg_amount, COUNT(DISTINCT product) AS products FROM Orders;

@@ -1,0 +1,19 @@
+-- Regular inner join of two append-only streams: insert-only
+CREATE TABLE Orders (
+  order_id BIGINT,
+  user_id STRING,
+  product STRING,
+  amount INT,
+  price DECIMAL(10, 2),
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{{DATA}}/orders_cl.jsonl', 'format' = 'json');
+
+CREATE TABLE Users (
+  user_id STRING,
+  name STRING,
+  region STRING,
+  ts TIMESTAMP(3)
+) WITH ('connector' = 'filesystem', 'path' = '{{DATA}}/users_cl.jsonl', 'format' = 'json');
+
+SELECT o.order_id, o.user_id, u.name, u.region FROM Orders o JOIN Users u ON o.user_id = u.user_id;

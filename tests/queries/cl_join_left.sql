@@ -1,0 +1,20 @@
+-- Regular left join: padded rows are deleted when a partner arrives (compared as the final table: the changelog depends on which stream is read first)
+-- compare: final
+CREATE TABLE Orders (
+  order_id BIGINT,
+  user_id STRING,
+  product STRING,
+  amount INT,
+  price DECIMAL(10, 2),
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{{DATA}}/orders_cl.jsonl', 'format' = 'json');
+
+CREATE TABLE Users (
+  user_id STRING,
+  name STRING,
+  region STRING,
+  ts TIMESTAMP(3)
+) WITH ('connector' = 'filesystem', 'path' = '{{DATA}}/users_cl.jsonl', 'format' = 'json');
+
+SELECT o.order_id, u.name FROM Orders o LEFT JOIN Users u ON o.user_id = u.user_id AND u.region <> 'US';

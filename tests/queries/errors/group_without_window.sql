@@ -1,8 +1,0 @@
-CREATE TABLE events (
-  ts TIMESTAMP(3),
-  k STRING,
-  v BIGINT,
-  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
-) WITH ('connector' = 'filesystem', 'path' = '{{DATA}}/err_events.jsonl', 'format' = 'json');
-
-SELECT k, COUNT(*) AS n FROM events GROUP BY k;
