@@ -561,3 +561,85 @@ fn all_rows_script(bootstrap: &str, out: &Path) -> String {
 fn an_all_rows_pattern_job_stopped_and_resumed_equals_a_straight_run() {
     stop_and_resume_equals_straight("all-rows", all_rows_script, 17 * 90, &[r#""label":"C""#]);
 }
+
+/// Updating results into `upsert-kafka` topics suffixed `sfx`: a GROUP BY, a
+/// regular join then a GROUP BY, a Top-3 with row numbers and a
+/// deduplication — their groups, join rows and ranked rows are in every
+/// checkpoint.
+fn updating_script(bootstrap: &str, sfx: &str) -> String {
+    let sink = |name: &str, cols: &str, key: &str| {
+        format!(
+            "CREATE TABLE {name} ({cols}, PRIMARY KEY ({key}) NOT ENFORCED) WITH ('connector' = 'upsert-kafka', 'topic' = '{name}{sfx}', 'properties.bootstrap.servers' = '{bootstrap}', 'key.format' = 'json', 'value.format' = 'json');\n"
+        )
+    };
+    format!(
+        "SET 'execution.checkpointing.interval' = '20 ms';
+CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'kafka', 'topic' = 'ev', 'properties.bootstrap.servers' = '{bootstrap}',
+      'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
+{}{}{}{}INSERT INTO agg SELECT k, COUNT(*), SUM(v), MAX(v) FROM ev GROUP BY k;
+INSERT INTO joined SELECT a.k, COUNT(*) FROM ev a JOIN ev b ON a.k = b.k AND a.v = b.v AND a.ts < b.ts GROUP BY a.k;
+INSERT INTO top3 SELECT k, rn, v FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC, ts ASC) AS rn FROM ev) WHERE rn <= 3;
+INSERT INTO latest SELECT k, v, ts FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts DESC) AS rn FROM ev) WHERE rn = 1;
+",
+        sink("agg", "k STRING, n BIGINT, total BIGINT, hi BIGINT", "k"),
+        sink("joined", "k STRING, pairs BIGINT", "k"),
+        sink("top3", "k STRING, rn BIGINT, v BIGINT", "k, rn"),
+        sink("latest", "k STRING, v BIGINT, ts TIMESTAMP(3)", "k"),
+    )
+}
+
+const UPDATING_SINKS: [&str; 4] = ["agg", "joined", "top3", "latest"];
+
+/// Each upsert topic folded by key: the result table it holds.
+fn folded_tables(bs: &str, sfx: &str) -> Vec<Vec<(String, String)>> {
+    UPDATING_SINKS
+        .iter()
+        .map(|t| {
+            let mut table = std::collections::BTreeMap::new();
+            for (_, key, value) in kafka::consume_all(bs, &format!("{t}{sfx}")) {
+                let key = key.expect("an upsert record has a key");
+                if value.is_empty() {
+                    table.remove(&key);
+                } else {
+                    table.insert(key, value);
+                }
+            }
+            table.into_iter().collect()
+        })
+        .collect()
+}
+
+#[test]
+fn updating_results_stopped_and_resumed_equal_a_straight_run() {
+    let (cluster, bs) = cluster_with_events();
+    for t in UPDATING_SINKS {
+        for sfx in ["_straight", "_resumed"] {
+            cluster
+                .create_topic(&format!("{t}{sfx}"), 1, 1)
+                .expect("topic");
+        }
+    }
+    let (rt, vigil) = (runtime(), Vigil::new());
+    let straight_state = temp("updating-straight-state");
+    run_to_end(
+        &rt,
+        &vigil,
+        &updating_script(&bs, "_straight"),
+        &straight_state,
+    );
+    let expected = folded_tables(&bs, "_straight");
+    assert_eq!(expected[0].len(), 17, "one row per key: {:?}", expected[0]);
+    assert_eq!(expected[2].len(), 17 * 3, "three ranks per key");
+    let state = temp("updating-state");
+    let text = updating_script(&bs, "_resumed");
+    run_until_checkpoint(&rt, &vigil, &unbounded(&text), &state);
+    run_to_end(&rt, &vigil, &text, &state);
+    let actual = folded_tables(&bs, "_resumed");
+    for ((name, e), a) in UPDATING_SINKS.iter().zip(&expected).zip(&actual) {
+        assert!(e == a, "{name}: after a resume\n{a:?}\nstraight\n{e:?}");
+    }
+    for d in [straight_state, state] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

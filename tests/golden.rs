@@ -93,11 +93,18 @@ fn check_golden(queries: &[PathBuf], settings: &str, must_log: Option<&str>) -> 
         let mut actual = String::from_utf8_lossy(&out.stdout).to_string();
         let mut expected = expected;
         // Results whose changelog depends on how streams interleave compare
-        // as the tables they leave.
-        if std::fs::read_to_string(q).is_ok_and(|t| t.contains("-- compare: final")) {
+        // as the tables they leave (`-- compare: final`, or upserted by key:
+        // `-- compare: upsert(col, ...)`).
+        let text = std::fs::read_to_string(q).unwrap_or_default();
+        let upsert_key: Option<Vec<String>> = text
+            .lines()
+            .find_map(|l| l.strip_prefix("-- compare: upsert(")?.strip_suffix(')'))
+            .map(|k| k.split(',').map(|c| c.trim().to_string()).collect());
+        if text.contains("-- compare: final") || upsert_key.is_some() {
+            let key = upsert_key.as_deref();
             match (
-                compare::final_table(&expected),
-                compare::final_table(&actual),
+                compare::final_table(&expected, key),
+                compare::final_table(&actual, key),
             ) {
                 (Ok(e), Ok(a)) => (expected, actual) = (e, a),
                 (Err(e), _) => {

@@ -486,3 +486,54 @@ fn the_embedded_broker_needs_no_kafka() {
     run(&script).expect("job runs");
     assert_eq!(ids(&collect::rows("embedded")), vec![7]);
 }
+
+/// An updating result into `upsert-kafka`: each record's key is the primary
+/// key, an update overwrites it, a deleted row leaves a tombstone (a record
+/// without a value), and `-U` rows are not written; folding the topic by key
+/// gives the result table.
+#[test]
+fn upsert_kafka_writes_the_latest_row_per_key_and_tombstones() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let bs = cluster.bootstrap_servers();
+    cluster.create_topic("clicks", 1, 1).expect("topic");
+    cluster.create_topic("by_count", 1, 1).expect("topic");
+    // Per user 3, 3 and 1 clicks: a count of 2 is passed through and left,
+    // so its row ends deleted.
+    let users = ["a", "c", "a", "b", "c", "a", "c"];
+    let recs: Vec<Rec> = users
+        .iter()
+        .map(|u| Rec::value(format!(r#"{{"user_id":"{u}"}}"#)))
+        .collect();
+    produce(&bs, "clicks", &recs);
+    let script = table("clicks", "user_id STRING", &bs, "clicks", ", 'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset'")
+        + &format!("CREATE TABLE by_count (n BIGINT, users BIGINT, PRIMARY KEY (n) NOT ENFORCED) WITH ('connector' = 'upsert-kafka', 'topic' = 'by_count', 'properties.bootstrap.servers' = '{bs}', 'key.format' = 'json', 'value.format' = 'json');\n")
+        + "INSERT INTO by_count SELECT n, COUNT(*) FROM (SELECT user_id, COUNT(*) AS n FROM clicks GROUP BY user_id) GROUP BY n;";
+    run(&script).expect("job runs");
+    let records = kafka::consume_all(&bs, "by_count");
+    let mut folded: std::collections::BTreeMap<String, Value> = Default::default();
+    let mut tombstones = 0;
+    for (_, key, value) in &records {
+        let key = key.clone().expect("every record has a key");
+        if value.is_empty() {
+            tombstones += 1;
+            folded.remove(&key);
+        } else {
+            let v: Value = serde_json::from_str(value).expect("json value");
+            folded.insert(key, v);
+        }
+    }
+    assert!(tombstones >= 1, "no tombstone among {records:?}");
+    assert_eq!(
+        folded.into_iter().collect::<Vec<_>>(),
+        vec![
+            (r#"{"n":1}"#.to_string(), json!({"n": 1, "users": 1})),
+            (r#"{"n":3}"#.to_string(), json!({"n": 3, "users": 2})),
+        ]
+    );
+    // Without a primary key the sink is refused before anything runs.
+    let no_key = table("clicks", "user_id STRING", &bs, "clicks", ", 'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset'")
+        + &format!("CREATE TABLE t (n BIGINT) WITH ('connector' = 'upsert-kafka', 'topic' = 'x', 'properties.bootstrap.servers' = '{bs}', 'key.format' = 'json', 'value.format' = 'json');\n")
+        + "INSERT INTO t SELECT COUNT(*) FROM clicks;";
+    let err = run(&no_key).expect_err("refused");
+    assert!(err.contains("needs a primary key"), "{err}");
+}

@@ -11,6 +11,7 @@ pub mod error;
 pub mod filesystem;
 pub mod json;
 pub mod kafka;
+pub mod nexmark;
 pub mod options;
 pub mod print;
 pub mod row_id;
@@ -26,5 +27,6 @@ pub fn default_registry() -> ConnectorRegistry {
     r.register(Arc::new(print::PrintConnector));
     r.register(Arc::new(blackhole::BlackholeConnector));
     r.register(Arc::new(kafka::KafkaConnector));
+    r.register(Arc::new(kafka::upsert::UpsertKafkaConnector));
     r
 }

@@ -32,6 +32,8 @@ pub struct TableSpec {
     pub metadata: BTreeMap<String, String>,
     /// The job's `SET` options (e.g. `table.exec.source.idle-timeout`).
     pub job_options: BTreeMap<String, String>,
+    /// The declared `PRIMARY KEY ... NOT ENFORCED` columns (an upsert sink's key).
+    pub primary_key: Vec<String>,
 }
 
 impl TableSpec {
@@ -61,6 +63,7 @@ impl TableSpec {
             options,
             metadata: BTreeMap::new(),
             job_options: BTreeMap::new(),
+            primary_key: vec![],
         }
     }
 }

@@ -450,6 +450,7 @@ impl ScriptPlanner {
                 options: entry.def.options.clone(),
                 metadata: Default::default(),
                 job_options: self.settings.clone(),
+                primary_key: entry.def.primary_key.clone(),
             };
             if !factory.accepts_updates(&probe) {
                 return Err(SqlError::at(
@@ -493,6 +494,7 @@ impl ScriptPlanner {
             options: entry.def.options.clone(),
             metadata,
             job_options: self.settings.clone(),
+            primary_key: entry.def.primary_key.clone(),
         };
         let sink = factory
             .create_sink(&spec, &self.metrics)

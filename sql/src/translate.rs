@@ -125,12 +125,14 @@ impl<'a> Translator<'a> {
             }
             match plan {
                 LogicalPlan::Projection(p) => {
-                    if let Some(rank) = stream_rank_below(&p.input) {
-                        let used = p
-                            .expr
-                            .iter()
-                            .any(|e| e.column_refs().iter().any(|c| c.name == rank));
-                        self.rank_hint.number_used = Some(used);
+                    if let LogicalPlan::Filter(f) = p.input.as_ref() {
+                        if let Some(rank) = rank_column(&f.input) {
+                            let used = p
+                                .expr
+                                .iter()
+                                .any(|e| e.column_refs().iter().any(|c| c.name == rank));
+                            self.rank_hint.number_used.get_or_insert(used);
+                        }
                     }
                     let input = self.plan(&p.input).await?;
                     let mut exprs = p
@@ -150,8 +152,8 @@ impl<'a> Translator<'a> {
                     ))
                 }
                 LogicalPlan::Filter(f) => {
-                    if let LogicalPlan::Window(w) = f.input.as_ref() {
-                        self.rank_hint.limit = rank_limit(&f.predicate, w);
+                    if let Some(rank) = rank_column(&f.input) {
+                        self.rank_hint.limit = rank_limit(&f.predicate, &rank);
                     }
                     let input = self.plan(&f.input).await?;
                     let pred = self.physical(&f.predicate, f.input.schema())?;
@@ -338,6 +340,7 @@ impl<'a> Translator<'a> {
             options: entry.def.options.clone(),
             metadata,
             job_options: self.settings.clone(),
+            primary_key: entry.def.primary_key.clone(),
         };
         let factory = connector_factory(self.registry, &entry.def)?;
         let source = factory
@@ -675,26 +678,34 @@ impl<'a> Translator<'a> {
     }
 }
 
-/// The name of the rank column of the OVER window under a filter under
-/// `plan`, if that is its shape (a stream Top-N or deduplication).
-fn stream_rank_below(plan: &LogicalPlan) -> Option<String> {
-    let LogicalPlan::Filter(f) = plan else {
-        return None;
-    };
-    let LogicalPlan::Window(w) = f.input.as_ref() else {
-        return None;
-    };
-    let n = w.input.schema().fields().len();
-    w.schema.fields().get(n).map(|f| f.name().clone())
+/// The name under which `plan` outputs the rank column of an OVER window
+/// below it (through projections and aliases), if it does.
+fn rank_column(plan: &LogicalPlan) -> Option<String> {
+    match plan {
+        LogicalPlan::Window(w) => {
+            let n = w.input.schema().fields().len();
+            w.schema.fields().get(n).map(|f| f.name().clone())
+        }
+        LogicalPlan::SubqueryAlias(a) => rank_column(&a.input),
+        LogicalPlan::Projection(p) => {
+            let inner = rank_column(&p.input)?;
+            p.expr.iter().enumerate().find_map(|(i, e)| {
+                let col = match e {
+                    Expr::Alias(a) => a.expr.as_ref(),
+                    e => e,
+                };
+                matches!(col, Expr::Column(c) if c.name == inner)
+                    .then(|| p.schema.field(i).name().clone())
+            })
+        }
+        _ => None,
+    }
 }
 
-/// The N of `rank <= N` (`< N + 1`, `= 1`) in `predicate` over `w`'s first
-/// function.
-fn rank_limit(predicate: &Expr, w: &datafusion::logical_expr::Window) -> Option<usize> {
+/// The N of `rank <= N` (`< N + 1`, `= 1`) in `predicate`.
+fn rank_limit(predicate: &Expr, rank: &str) -> Option<usize> {
     use datafusion::logical_expr::utils::split_conjunction;
     use datafusion::logical_expr::{BinaryExpr, Operator};
-    let n = w.input.schema().fields().len();
-    let rank = w.schema.fields().get(n)?.name().clone();
     let is_rank = |e: &Expr| matches!(e, Expr::Column(c) if c.name == rank);
     let int = |e: &Expr| match e {
         Expr::Literal(v, _) => v.to_string().parse::<i64>().ok(),

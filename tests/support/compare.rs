@@ -124,7 +124,14 @@ pub fn compare_jsonl(expected: &str, actual: &str) -> Result<Option<String>, Str
 /// with `"_op": "+U"`) is added, each `-U`/`-D` row removes an equal row. For
 /// results whose changes depend on how two streams interleave (an outer
 /// regular join) while the final table does not.
-pub fn final_table(text: &str) -> Result<String, String> {
+///
+/// With `key` (column names), rows upsert by key instead: a `-U`/`-D` row
+/// removes its key's row, any other replaces it (Flink's top-1 emits `+U`
+/// rows without retracting the previous one).
+pub fn final_table(text: &str, key: Option<&[String]>) -> Result<String, String> {
+    if let Some(key) = key {
+        return upserted_table(text, key);
+    }
     let mut table: Vec<serde_json::Map<String, Value>> = vec![];
     for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
         let Value::Object(mut row) = serde_json::from_str::<Value>(line)
@@ -149,6 +156,41 @@ pub fn final_table(text: &str) -> Result<String, String> {
     }
     Ok(table
         .into_iter()
+        .map(|r| format!("{}\n", Value::Object(r)))
+        .collect())
+}
+
+fn upserted_table(text: &str, key: &[String]) -> Result<String, String> {
+    let mut table: std::collections::BTreeMap<String, serde_json::Map<String, Value>> =
+        Default::default();
+    for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let Value::Object(mut row) = serde_json::from_str::<Value>(line)
+            .map_err(|e| format!("line {}: not JSON: {e}: {line}", i + 1))?
+        else {
+            return Err(format!("line {}: not an object: {line}", i + 1));
+        };
+        let op = row.remove("_op");
+        let k = key
+            .iter()
+            .map(|c| {
+                row.iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(c))
+                    .map(|(_, v)| format!("{:?}", norm(v)))
+                    .ok_or_else(|| format!("line {}: no key column {c}: {line}", i + 1))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .join("|");
+        match op.as_ref().and_then(Value::as_str) {
+            Some("-U") | Some("-D") => {
+                table.remove(&k);
+            }
+            _ => {
+                table.insert(k, row);
+            }
+        }
+    }
+    Ok(table
+        .into_values()
         .map(|r| format!("{}\n", Value::Object(r)))
         .collect())
 }

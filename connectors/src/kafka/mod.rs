@@ -12,6 +12,7 @@ pub mod options;
 pub mod sink;
 pub mod source;
 pub mod transactional;
+pub mod upsert;
 
 use vigil_engine::connector::{ConnectorFactory, Sink, Source, TableSpec};
 use vigil_engine::metrics::Metrics;

@@ -14,15 +14,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMillisecondType};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Int8Type, Schema, TimeUnit, TimestampMillisecondType,
+};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
+use vigil_engine::changelog::{self, RowKind};
 use vigil_engine::connector::{Sink, TableSpec};
 use vigil_engine::message::CheckpointId;
 use vigil_engine::metrics::{names, Counter, Metrics};
@@ -74,6 +77,9 @@ pub struct KafkaSink {
     key_schema: Arc<Schema>,
     timestamp_col: Option<usize>,
     headers_col: Option<usize>,
+    /// The `__row_kind` column of an updating result (an upsert sink): `-U`
+    /// rows are skipped, `-D` rows become tombstones (a key, no value).
+    kind_col: Option<usize>,
     fixed_partition: Option<i32>,
     values: String,
     keys: String,
@@ -109,7 +115,11 @@ impl KafkaSink {
         let mut timestamp_col = None;
         let mut headers_col = None;
         let mut key_fields = vec![];
+        let kind_col = changelog::is_updating(&spec.schema).then(|| spec.schema.fields().len() - 1);
         for (i, f) in spec.schema.fields().iter().enumerate() {
+            if Some(i) == kind_col {
+                continue;
+            }
             if let Some(key) = spec.metadata.get(f.name()) {
                 match Meta::from_key(key) {
                     Some(Meta::Timestamp) => timestamp_col = Some(i),
@@ -206,6 +216,7 @@ impl KafkaSink {
             key_schema: Arc::new(Schema::new(key_fields)),
             timestamp_col,
             headers_col,
+            kind_col,
             fixed_partition,
             values: String::new(),
             keys: String::new(),
@@ -419,6 +430,23 @@ impl KafkaSink {
 
     /// Encodes and sends the rows of `batch`.
     async fn produce(&mut self, batch: &RecordBatch) -> Result<()> {
+        // An upsert sink needs only each key's new row (or its deletion).
+        let kept;
+        let batch = match self.kind_col {
+            Some(k) => {
+                let kinds = batch.column(k).as_primitive::<Int8Type>();
+                let keep: BooleanArray = kinds
+                    .iter()
+                    .map(|v| Some(v != Some(RowKind::UpdateBefore as i8)))
+                    .collect();
+                kept = filter_record_batch(batch, &keep).map_err(|e| self.error(e.to_string()))?;
+                &kept
+            }
+            None => batch,
+        };
+        let deletes = self
+            .kind_col
+            .map(|k| batch.column(k).as_primitive::<Int8Type>().clone());
         let n = batch.num_rows();
         let values = RecordBatch::try_new(
             self.value_schema.clone(),
@@ -464,8 +492,13 @@ impl KafkaSink {
             return Err(self.error(format!("encoded {} rows for {n}", value_lines.len())));
         }
         for (row, (start, end)) in value_lines.iter().enumerate() {
-            let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic)
-                .payload(&self.values.as_bytes()[*start..*end]);
+            let deleted = deletes
+                .as_ref()
+                .is_some_and(|d| d.value(row) == RowKind::Delete as i8);
+            let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic);
+            if !deleted {
+                record = record.payload(&self.values.as_bytes()[*start..*end]);
+            }
             if let Some((ks, ke)) = key_lines.get(row) {
                 record = record.key(&self.keys.as_bytes()[*ks..*ke]);
             }

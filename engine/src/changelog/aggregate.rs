@@ -18,7 +18,7 @@ use datafusion::common::{HashMap, ScalarValue};
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::minmax::RetractableMinMax;
+use super::retract::{RetractableAvg, RetractableMinMax};
 use super::ttl::{now_ms, Ttl};
 use super::{kind_at, kinds, RowKind};
 use crate::error::ResultExt;
@@ -120,6 +120,13 @@ impl GroupAggregate {
                         f == "max",
                         a.expr.field().data_type().clone(),
                     )) as Box<dyn Accumulator>);
+                }
+                // `avg_truncated`: Vigil's AVG over integers (Flink's truncating AVG).
+                if self.spec.input_updating && (f == "avg" || f == "avg_truncated") {
+                    let result = a.expr.field().data_type().clone();
+                    if let Some(avg) = RetractableAvg::new(result, f == "avg_truncated") {
+                        return Ok(Box::new(avg) as Box<dyn Accumulator>);
+                    }
                 }
                 if self.spec.input_updating {
                     a.expr.create_sliding_accumulator()

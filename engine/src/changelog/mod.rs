@@ -6,8 +6,8 @@
 
 pub mod aggregate;
 pub mod join;
-pub mod minmax;
 pub mod rank;
+pub mod retract;
 pub mod ttl;
 
 use std::sync::Arc;

@@ -1,14 +1,18 @@
-//! MIN and MAX over an updating input. DataFusion's accumulators forget the
-//! values behind the current extreme (its sliding variants retract only the
-//! oldest value, as a window slides), but a retraction may take back any
-//! value; like Flink's `MaxWithRetractAggFunction`, this one counts every
-//! value it holds.
+//! Accumulators that take back any value, for aggregates over an updating
+//! input where DataFusion's cannot:
+//! - MIN and MAX: DataFusion's forget the values behind the current extreme
+//!   (its sliding variants retract only the oldest value, as a window
+//!   slides); like Flink's `MaxWithRetractAggFunction`, this one counts every
+//!   value it holds.
+//! - AVG: DataFusion's integer AVG does not retract; this one keeps a sum and
+//!   a count (a DOUBLE sum, or an exact DECIMAL one for a DECIMAL average).
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::Accumulator;
@@ -133,6 +137,114 @@ impl Accumulator for RetractableMinMax {
     }
 }
 
+/// AVG that can take back values: a sum and a count.
+#[derive(Debug)]
+pub struct RetractableAvg {
+    /// The result type: Float64, or Decimal128 (whose scale the sum keeps).
+    result: DataType,
+    /// Truncate a DOUBLE result toward zero (Flink's AVG over integers).
+    truncate: bool,
+    sum_f: f64,
+    sum_d: i128,
+    count: i64,
+}
+
+impl RetractableAvg {
+    /// An average returning `result` (Float64 or Decimal128), truncated
+    /// toward zero if `truncate`; `None` for another type.
+    pub fn new(result: DataType, truncate: bool) -> Option<Self> {
+        matches!(result, DataType::Float64 | DataType::Decimal128(_, _)).then_some(Self {
+            result,
+            truncate,
+            sum_f: 0.0,
+            sum_d: 0,
+            count: 0,
+        })
+    }
+
+    /// Adds (`sign` 1) or takes back (-1) the valid values of `values`.
+    fn add(&mut self, values: &ArrayRef, sign: i64) -> DfResult<()> {
+        match self.result {
+            DataType::Decimal128(_, s) => {
+                let a = cast(values, &DataType::Decimal128(38, s))?;
+                for v in a.as_primitive::<Decimal128Type>().iter().flatten() {
+                    self.sum_d += i128::from(sign) * v;
+                    self.count += sign;
+                }
+            }
+            _ => {
+                let a = cast(values, &DataType::Float64)?;
+                for v in a.as_primitive::<Float64Type>().iter().flatten() {
+                    self.sum_f += sign as f64 * v;
+                    self.count += sign;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for RetractableAvg {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.add(&values[0], 1)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        self.add(&values[0], -1)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        if self.count == 0 {
+            return ScalarValue::try_from(&self.result);
+        }
+        Ok(match self.result {
+            DataType::Decimal128(p, s) => {
+                ScalarValue::Decimal128(Some(self.sum_d / i128::from(self.count)), p, s)
+            }
+            _ if self.truncate => {
+                ScalarValue::Float64(Some((self.sum_f / self.count as f64).trunc()))
+            }
+            _ => ScalarValue::Float64(Some(self.sum_f / self.count as f64)),
+        })
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        let sum = match self.result {
+            DataType::Decimal128(_, s) => ScalarValue::Decimal128(Some(self.sum_d), 38, s),
+            _ => ScalarValue::Float64(Some(self.sum_f)),
+        };
+        Ok(vec![sum, ScalarValue::Int64(Some(self.count))])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
+        let (Some(sums), Some(counts)) = (states.first(), states.get(1)) else {
+            return Ok(());
+        };
+        let counts = counts.as_primitive::<Int64Type>();
+        for i in 0..sums.len() {
+            if sums.is_null(i) || counts.is_null(i) {
+                continue;
+            }
+            match self.result {
+                DataType::Decimal128(_, _) => {
+                    self.sum_d += sums.as_primitive::<Decimal128Type>().value(i)
+                }
+                _ => self.sum_f += sums.as_primitive::<Float64Type>().value(i),
+            }
+            self.count += counts.value(i);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -156,6 +268,25 @@ mod tests {
         assert_eq!(m.evaluate().unwrap(), ScalarValue::Int64(Some(5)));
         m.retract_batch(&ints(&[3, 5])).unwrap();
         assert_eq!(m.evaluate().unwrap(), ScalarValue::Int64(None));
+    }
+
+    #[test]
+    fn an_average_takes_back_any_value() {
+        let mut a = RetractableAvg::new(DataType::Float64, false).unwrap();
+        a.update_batch(&ints(&[1, 2, 9])).unwrap();
+        assert_eq!(a.evaluate().unwrap(), ScalarValue::Float64(Some(4.0)));
+        a.retract_batch(&ints(&[2])).unwrap();
+        assert_eq!(a.evaluate().unwrap(), ScalarValue::Float64(Some(5.0)));
+        let state: Vec<ArrayRef> = a
+            .state()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_array().unwrap())
+            .collect();
+        let mut back = RetractableAvg::new(DataType::Float64, false).unwrap();
+        back.merge_batch(&state).unwrap();
+        back.retract_batch(&ints(&[1, 9])).unwrap();
+        assert_eq!(back.evaluate().unwrap(), ScalarValue::Float64(None));
     }
 
     #[test]
