@@ -537,3 +537,118 @@ fn upsert_kafka_writes_the_latest_row_per_key_and_tombstones() {
     let err = run(&no_key).expect_err("refused");
     assert!(err.contains("needs a primary key"), "{err}");
 }
+
+/// A lookup join reads its file table when the first row comes and again
+/// once the file changes: rows joined before the change keep the old
+/// values, rows after it see the new ones.
+#[test]
+fn a_lookup_table_is_reloaded_when_its_file_changes() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let bs = cluster.bootstrap_servers();
+    cluster.create_topic("orders", 1, 1).expect("topic");
+    let dir = std::env::temp_dir().join(format!("vigil-lookup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let users = dir.join("users.jsonl");
+    std::fs::write(
+        &users,
+        "{\"id\":1,\"tier\":\"gold\"}\n{\"id\":2,\"tier\":\"basic\"}\n",
+    )
+    .expect("write");
+    let order = |n: i64, user: i64| Rec::value(format!(r#"{{"n":{n},"user_id":{user}}}"#));
+    produce(&bs, "orders", &[order(1, 1), order(2, 2), order(3, 3)]);
+    let script = table("orders", "n BIGINT, user_id BIGINT, proc AS PROCTIME()", &bs, "orders", ", 'scan.startup.mode' = 'earliest-offset'")
+        + &format!("CREATE TABLE users (id BIGINT, tier STRING) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json', 'lookup.join.cache.ttl' = '100 ms');\n", users.display())
+        + &sink("lookup", "n BIGINT, tier STRING")
+        + "INSERT INTO lookup_out SELECT o.n, u.tier FROM orders AS o LEFT JOIN users FOR SYSTEM_TIME AS OF o.proc AS u ON o.user_id = u.id;";
+    let (stop, join) = spawn(script);
+    assert_eq!(wait_for("lookup", 3, Duration::from_secs(15)), 3);
+    // Replaced by a rename, as a writer should, so no half-written file is read.
+    let next = dir.join(".users.tmp");
+    std::fs::write(
+        &next,
+        "{\"id\":1,\"tier\":\"platinum\"}\n{\"id\":3,\"tier\":\"new\"}\n",
+    )
+    .expect("write");
+    // A modification time distinct from the first file's, however coarse the clock.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::rename(&next, &users).expect("rename");
+    std::thread::sleep(Duration::from_millis(300));
+    produce(&bs, "orders", &[order(4, 1), order(5, 2), order(6, 3)]);
+    let got = wait_for("lookup", 6, Duration::from_secs(15));
+    stop.stop();
+    join.join().expect("join").expect("job");
+    assert_eq!(got, 6);
+    let mut rows: Vec<(i64, Value)> = collect::rows("lookup")
+        .into_iter()
+        .map(|r| (r["n"].as_i64().expect("n"), r["tier"].clone()))
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    assert_eq!(
+        rows,
+        vec![
+            (1, json!("gold")),
+            (2, json!("basic")),
+            (3, Value::Null),
+            (4, json!("platinum")),
+            (5, Value::Null),
+            (6, json!("new")),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `table.exec.state.ttl`: a group untouched for the TTL is forgotten without
+/// a word, so its next row starts it afresh (`+I` with a count of 1) where a
+/// group still kept is updated (`-U`/`+U`).
+#[test]
+fn state_ttl_forgets_idle_groups() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let bs = cluster.bootstrap_servers();
+    cluster.create_topic("visits", 1, 1).expect("topic");
+    let visit = |u: &str| Rec::value(format!(r#"{{"u":"{u}"}}"#));
+    produce(&bs, "visits", &[visit("a"), visit("b")]);
+    let script = "SET 'table.exec.state.ttl' = '2 s';\n".to_string()
+        + &table(
+            "visits",
+            "u STRING",
+            &bs,
+            "visits",
+            ", 'scan.startup.mode' = 'earliest-offset'",
+        )
+        + &sink("ttl", "u STRING, n BIGINT")
+        + "INSERT INTO ttl_out SELECT u, COUNT(*) FROM visits GROUP BY u;";
+    let (stop, join) = spawn(script);
+    assert_eq!(wait_for("ttl", 2, Duration::from_secs(15)), 2);
+    // `b` stays in use (a visit every ~0.4 s); `a` goes idle past the TTL.
+    let start = Instant::now();
+    let mut b_visits = 1;
+    while start.elapsed() < Duration::from_millis(3000) {
+        std::thread::sleep(Duration::from_millis(400));
+        produce(&bs, "visits", &[visit("b")]);
+        b_visits += 1;
+    }
+    produce(&bs, "visits", &[visit("a")]);
+    let expected = 2 + 2 * (b_visits - 1) + 1;
+    let got = wait_for("ttl", expected, Duration::from_secs(15));
+    stop.stop();
+    join.join().expect("join").expect("job");
+    assert_eq!(got, expected, "{:?}", collect::rows("ttl"));
+    let rows = collect::rows("ttl");
+    let a: Vec<(i64, i64)> = rows
+        .iter()
+        .filter(|r| r["u"] == json!("a"))
+        .map(|r| {
+            (
+                r["n"].as_i64().expect("n"),
+                r["__row_kind"].as_i64().expect("kind"),
+            )
+        })
+        .collect();
+    assert_eq!(a, vec![(1, 0), (1, 0)], "a starts afresh: {rows:?}");
+    let last_b = rows.iter().rev().find(|r| r["u"] == json!("b")).expect("b");
+    assert_eq!(
+        (last_b["n"].clone(), last_b["__row_kind"].clone()),
+        (json!(b_visits), json!(2)),
+        "b, in use, kept its count"
+    );
+}

@@ -224,6 +224,15 @@ pub trait Sink: Send {
     }
 }
 
+/// A reference table read whole, for lookup joins.
+pub trait LookupTable: Send {
+    /// Describes the table for logs.
+    fn describe(&self) -> String;
+    /// The table's rows if it changed since the last call (the first call
+    /// loads it), `None` if it did not.
+    fn reload(&mut self) -> Result<Option<RecordBatch>>;
+}
+
 /// Creates sources and sinks for one `'connector' = '...'` name.
 pub trait ConnectorFactory: Send + Sync {
     /// The connector name as written in `WITH ('connector' = ...)`.
@@ -236,6 +245,15 @@ pub trait ConnectorFactory: Send + Sync {
     /// SQL type each has.
     fn readable_metadata(&self) -> &'static [(&'static str, &'static str)] {
         &[]
+    }
+    /// Opens the table for lookup joins (`JOIN t FOR SYSTEM_TIME AS OF ...`);
+    /// by default a connector cannot be looked up.
+    fn create_lookup(&self, spec: &TableSpec, _metrics: &Metrics) -> Result<Box<dyn LookupTable>> {
+        Err(EngineError::Connector {
+            connector: self.name().into(),
+            table: spec.name.clone(),
+            message: "this connector cannot be the table of a lookup join (FOR SYSTEM_TIME AS OF); use a 'filesystem' table".into(),
+        })
     }
     /// Whether a sink of this connector can write an updating result (rows
     /// that update or delete earlier ones); an append-only sink cannot.

@@ -16,6 +16,7 @@ pub mod script;
 pub mod translate;
 mod translate_changelog;
 mod translate_join;
+mod translate_lookup;
 mod translate_rank;
 pub mod tvf;
 pub mod types;

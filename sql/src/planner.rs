@@ -31,7 +31,7 @@ use crate::error::{Pos, Result, SqlError};
 use crate::functions::flink_functions;
 use crate::match_recognize::extract_match_recognize;
 use crate::rewrite::rewrite_query;
-use crate::script::{split_statements, LineOffsets, Statement};
+use crate::script::{split_statements, LineOffsets, Statement, LOOKUP_PREFIX};
 use crate::translate::Translator;
 use crate::tvf::extract_window_tvfs;
 use crate::window_node::WindowTvfNode;
@@ -256,7 +256,17 @@ impl ScriptPlanner {
             schema: entry.schema.clone(),
         });
         self.ctx
-            .register_table(TableReference::bare(entry.def.name.clone()), provider)
+            .register_table(
+                TableReference::bare(entry.def.name.clone()),
+                provider.clone(),
+            )
+            .map_err(|e| SqlError::from_datafusion(e, entry.def.pos))?;
+        // The same table read by a lookup join (see `script::LOOKUP_PREFIX`).
+        self.ctx
+            .register_table(
+                TableReference::bare(format!("{LOOKUP_PREFIX}{}", entry.def.name)),
+                provider,
+            )
             .map_err(|e| SqlError::from_datafusion(e, entry.def.pos))?;
         self.tables.insert(entry.def.name.clone(), Arc::new(entry));
         Ok(())

@@ -79,6 +79,7 @@ pub fn split_statements(script: &str) -> Result<Vec<Statement>> {
     flush(&mut current, &mut out);
     for st in &mut out {
         bracket_distinct_from(&mut st.tokens);
+        mark_lookup_tables(&mut st.tokens);
     }
     Ok(out)
 }
@@ -112,6 +113,32 @@ fn bracket_distinct_from(tokens: &mut Vec<TokenWithSpan>) {
         tokens.insert(end + 1, close);
         tokens.insert(start, open);
         i = end + 3;
+    }
+}
+
+/// The prefix that marks a table read by a lookup join.
+pub const LOOKUP_PREFIX: &str = "__lookup__";
+
+/// `JOIN t FOR SYSTEM_TIME AS OF o.proc AS x` (a lookup join, which the SQL
+/// parser does not read) becomes `JOIN __lookup__t AS x`: the planner finds
+/// the lookup by the table's name. The time is the processing time of the
+/// probing row whatever the operand says, as in Flink's lookup joins.
+fn mark_lookup_tables(tokens: &mut Vec<TokenWithSpan>) {
+    let word = |t: &TokenWithSpan, k: &str| matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
+    let mut i = 1;
+    while i + 4 < tokens.len() {
+        let found = word(&tokens[i], "FOR")
+            && word(&tokens[i + 1], "SYSTEM_TIME")
+            && word(&tokens[i + 2], "AS")
+            && word(&tokens[i + 3], "OF");
+        let end = found.then(|| operand_end(tokens, i + 4)).flatten();
+        match (end, &mut tokens[i - 1].token) {
+            (Some(end), Token::Word(w)) => {
+                w.value = format!("{LOOKUP_PREFIX}{}", w.value);
+                tokens.drain(i..=end);
+            }
+            _ => i += 1,
+        }
     }
 }
 
@@ -237,6 +264,18 @@ mod tests {
             .map(|t| t.token.to_string())
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    #[test]
+    fn a_lookup_table_is_marked_and_its_time_dropped() {
+        assert_eq!(
+            text("SELECT 1 FROM o JOIN users FOR SYSTEM_TIME AS OF o.proc AS u ON o.k = u.k"),
+            "SELECT 1 FROM o JOIN __lookup__users AS u ON o . k = u . k"
+        );
+        assert_eq!(
+            text("SELECT 1 FROM o LEFT JOIN `Users` FOR SYSTEM_TIME AS OF PROCTIME() u ON TRUE"),
+            "SELECT 1 FROM o LEFT JOIN `__lookup__Users` u ON TRUE"
+        );
     }
 
     #[test]

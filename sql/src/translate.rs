@@ -283,6 +283,12 @@ impl<'a> Translator<'a> {
 
     fn scan(&mut self, scan: &TableScan) -> Result<NodeId> {
         let name = scan.table_name.table().to_string();
+        if name.starts_with(crate::script::LOOKUP_PREFIX) {
+            return Err(SqlError::at(
+                (self.locate)("SYSTEM_TIME"),
+                "FOR SYSTEM_TIME AS OF reads a table for a lookup join: put the table on the right of a JOIN",
+            ));
+        }
         let entry = self
             .tables
             .get(&name)

@@ -3,10 +3,7 @@
 //! deduplication and Top-N over a stream. Their nodes carry a trailing
 //! `__row_kind` column; the operators that cannot take updates refuse them here.
 
-use std::sync::Arc;
-
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::logical_expr::{build_join_schema, Aggregate, Expr, ExprSchemable, Join, JoinType};
+use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, Join, JoinType};
 use vigil_engine::changelog::aggregate::{GroupAggregate, GroupAggregateSpec};
 use vigil_engine::changelog::join::{RegularJoin, RegularJoinSpec};
 use vigil_engine::changelog::ttl::ttl_setting;
@@ -114,18 +111,7 @@ impl Translator<'_> {
         let left_keys: Vec<Expr> = j.on.iter().map(|(l, _)| l.clone()).collect();
         let right_keys: Vec<Expr> = j.on.iter().map(|(_, r)| r.clone()).collect();
         let (keys, key_types) = self.join_keys(j, &left_keys, &right_keys, &sides)?;
-        let pair = build_join_schema(j.left.schema(), j.right.schema(), &JoinType::Inner)
-            .map_err(|e| self.df_err(e))?;
-        let filter = match &j.filter {
-            Some(f) => Some(self.physical(f, &pair)?),
-            None => None,
-        };
-        let pair_schema: SchemaRef = Arc::new(Schema::new(
-            pair.fields()
-                .iter()
-                .map(|f| f.as_ref().clone().with_nullable(true))
-                .collect::<Vec<_>>(),
-        ));
+        let (filter, pair_schema) = self.residual_condition(j)?;
         let out = arrow_schema(&j.schema);
         let output_schema = if kind == JoinKind::Inner {
             out

@@ -19,6 +19,7 @@ use vigil_engine::operators::project::Project;
 use crate::error::{Result, SqlError};
 use crate::join::{interval_join, window_join, NotInterval, WindowJoinPlan};
 use crate::translate::{arrow_schema, Translator};
+use crate::translate_lookup::lookup_scan;
 
 /// Each side's key expressions.
 type SideKeys = [Vec<Arc<dyn PhysicalExpr>>; 2];
@@ -28,6 +29,9 @@ impl Translator<'_> {
     pub(crate) async fn join(&mut self, j: &Join) -> Result<NodeId> {
         let at = (self.locate)("JOIN");
         let fail = |e: NotInterval| SqlError::at(at, e.message).with_help(e.help);
+        if lookup_scan(&j.right).is_some() || lookup_scan(&j.left).is_some() {
+            return self.lookup_join(j).await;
+        }
         if let Some(w) = window_join(j).map_err(fail)? {
             return self.window_join(j, w).await;
         }
@@ -69,6 +73,28 @@ impl Translator<'_> {
         };
         let op = IntervalJoin::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
         Ok(self.graph.add_operator(union, Box::new(op), output))
+    }
+
+    /// The join's condition beyond its equalities, over left columns then
+    /// right columns, and that pair layout (all columns nullable, as padded
+    /// rows have NULLs on either side).
+    pub(crate) fn residual_condition(
+        &self,
+        j: &Join,
+    ) -> Result<(Option<Arc<dyn PhysicalExpr>>, SchemaRef)> {
+        let pair = build_join_schema(j.left.schema(), j.right.schema(), &JoinType::Inner)
+            .map_err(|e| self.df_err(e))?;
+        let filter = match &j.filter {
+            Some(f) => Some(self.physical(f, &pair)?),
+            None => None,
+        };
+        let pair_schema: SchemaRef = Arc::new(Schema::new(
+            pair.fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
+        Ok((filter, pair_schema))
     }
 
     /// The physical key expressions of each side, and their types (the left

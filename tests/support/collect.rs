@@ -44,6 +44,10 @@ impl ConnectorFactory for Collect {
             message: "collect is a sink".into(),
         })
     }
+    /// Updating results keep their `__row_kind` (0 +I, 1 -U, 2 +U, 3 -D).
+    fn accepts_updates(&self, _: &TableSpec) -> bool {
+        true
+    }
     fn create_sink(&self, spec: &TableSpec, _: &Metrics) -> Result<Box<dyn Sink>> {
         Ok(Box::new(CollectSink {
             name: spec.option("name").unwrap_or(&spec.name).to_string(),

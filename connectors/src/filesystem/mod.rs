@@ -1,13 +1,14 @@
 //! The `filesystem` connector with `'format' = 'json'`: a bounded source reading
 //! JSON lines from a file or a directory of files, and a sink writing JSON lines
-//! into a directory.
+//! into a directory; and a table for lookup joins, reloaded when it changes.
 
+pub mod lookup;
 pub mod sink;
 pub mod source;
 
 use std::path::PathBuf;
 
-use vigil_engine::connector::{ConnectorFactory, Sink, Source, TableSpec};
+use vigil_engine::connector::{ConnectorFactory, LookupTable, Sink, Source, TableSpec};
 use vigil_engine::metrics::Metrics;
 use vigil_engine::Result;
 
@@ -23,6 +24,7 @@ const OPTIONS: &[&str] = &[
     "json.timestamp-format.standard",
     "source.decode-parallelism",
     "sink.delivery-guarantee",
+    "lookup.join.cache.ttl",
 ];
 
 /// Factory for `'connector' = 'filesystem'`.
@@ -44,6 +46,27 @@ pub fn local_path(spec: &TableSpec) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
+/// The data files at `path`: the file itself, or a directory's files in name
+/// order (names starting with `.` or `_` are skipped, as in Flink).
+pub fn data_files(path: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = vec![];
+    for entry in std::fs::read_dir(path)? {
+        let p = entry?.path();
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.') || n.starts_with('_'));
+        if p.is_file() && !hidden {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 impl ConnectorFactory for FilesystemConnector {
     fn name(&self) -> &'static str {
         "filesystem"
@@ -53,6 +76,12 @@ impl ConnectorFactory for FilesystemConnector {
         check_options("filesystem", spec, OPTIONS)?;
         check_format("filesystem", spec, &["json"])?;
         Ok(Box::new(source::FileSource::new(spec, metrics)?))
+    }
+
+    fn create_lookup(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn LookupTable>> {
+        check_options("filesystem", spec, OPTIONS)?;
+        check_format("filesystem", spec, &["json"])?;
+        Ok(Box::new(lookup::FileLookup::new(spec, metrics)?))
     }
 
     fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>> {

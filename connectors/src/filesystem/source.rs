@@ -11,7 +11,7 @@ use vigil_engine::connector::{Source, SourceContext, TableSpec};
 use vigil_engine::metrics::{names, Counter, Metrics};
 use vigil_engine::{EngineError, Result};
 
-use super::local_path;
+use super::{data_files, local_path};
 use crate::error::connector_error;
 use crate::json::decode::JsonDecoder;
 
@@ -79,28 +79,12 @@ impl FileSource {
     }
 
     fn files(&self) -> Result<Vec<PathBuf>> {
-        if self.path.is_file() {
-            return Ok(vec![self.path.clone()]);
-        }
-        let err = |e: std::io::Error| {
+        data_files(&self.path).map_err(|e| {
             self.error(format!(
                 "cannot list directory '{}': {e}",
                 self.path.display()
             ))
-        };
-        let mut files = vec![];
-        for entry in std::fs::read_dir(&self.path).map_err(err)? {
-            let p = entry.map_err(err)?.path();
-            let hidden = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.') || n.starts_with('_'));
-            if p.is_file() && !hidden {
-                files.push(p);
-            }
-        }
-        files.sort();
-        Ok(files)
+        })
     }
 
     fn error(&self, message: String) -> EngineError {

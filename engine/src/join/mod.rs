@@ -4,6 +4,7 @@
 
 pub mod interval;
 pub(crate) mod keys;
+pub mod lookup;
 pub(crate) mod rows;
 mod state;
 pub mod window;

@@ -1,6 +1,7 @@
 //! Flink functions whose names or behaviour differ from DataFusion's.
 
 mod date_format;
+mod proctime;
 mod split_index;
 mod to_timestamp_ltz;
 pub mod truncating;
@@ -13,5 +14,6 @@ pub fn flink_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(to_timestamp_ltz::ToTimestampLtz::new()),
         ScalarUDF::from(date_format::DateFormat::new()),
         ScalarUDF::from(split_index::SplitIndex::new()),
+        ScalarUDF::from(proctime::Proctime::new()),
     ]
 }
