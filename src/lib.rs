@@ -12,8 +12,10 @@
 //! ```
 
 pub mod checkpointing;
+pub mod client;
 pub mod demo;
 pub mod output;
+pub mod server;
 
 pub use checkpointing::RunOptions;
 pub use output::{OutputFormat, StdoutSink};
@@ -21,7 +23,7 @@ pub use vigil_connectors as connectors;
 pub use vigil_engine as engine;
 pub use vigil_sql as sql;
 
-use vigil_engine::connector::ConnectorRegistry;
+use vigil_engine::connector::{ConnectorRegistry, Sink};
 use vigil_engine::control::StopSignal;
 use vigil_engine::metrics::{names, Metrics};
 use vigil_engine::runtime::run_job_with;
@@ -149,12 +151,32 @@ impl Vigil {
         run: &RunOptions,
     ) -> Result<RunSummary, Error> {
         let metrics = Metrics::new();
-        let mut job = self.plan_with(script, &metrics, run).await?;
+        self.run_script_into(
+            script,
+            &|| Box::new(StdoutSink::new(format)),
+            &metrics,
+            stop,
+            run,
+        )
+        .await
+    }
+
+    /// As [`Vigil::run_script_with`], with the rows of bare SELECTs going to
+    /// the sinks `query_sink` makes (one per query) and the job counting into
+    /// `metrics` (readable while it runs).
+    pub async fn run_script_into(
+        &self,
+        script: &str,
+        query_sink: &(dyn Fn() -> Box<dyn Sink> + Sync),
+        metrics: &Metrics,
+        stop: StopSignal,
+        run: &RunOptions,
+    ) -> Result<RunSummary, Error> {
+        let mut job = self.plan_with(script, metrics, run).await?;
         let checkpoints =
             checkpointing::checkpoint_config(&job.settings, run).map_err(Error::Options)?;
         for q in std::mem::take(&mut job.queries) {
-            job.graph
-                .add_sink(q.node, Box::new(StdoutSink::new(format)));
+            job.graph.add_sink(q.node, query_sink());
         }
         run_job_with(job.graph, metrics.clone(), stop, checkpoints).await?;
         Ok(RunSummary {

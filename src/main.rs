@@ -54,6 +54,63 @@ enum Command {
         /// The SQL script.
         script: PathBuf,
     },
+    /// Run an engine that takes jobs over HTTP (`vigil submit`), with
+    /// Prometheus metrics on /metrics and a dashboard on /. Jobs are kept in
+    /// the state directory and resume when the server starts again.
+    Serve {
+        /// Where to listen; an address other than loopback needs --token.
+        #[arg(long, default_value = vigil::server::DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Where jobs and their checkpoints are kept.
+        #[arg(long, value_name = "DIR", default_value = "vigil-state")]
+        state_dir: PathBuf,
+        /// The bearer token every API call must carry.
+        #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Submit a script to a server as a job.
+    Submit {
+        /// The SQL script.
+        script: PathBuf,
+        /// The job's name (default: the script's file name without .sql).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List a server's jobs.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show a job's state and counters.
+    Status {
+        /// The job's name.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Stop a job (it is not resumed when the server restarts).
+    Stop {
+        /// The job's name.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show the latest result rows of a job's queries (its bare SELECTs).
+    Results {
+        /// The job's name.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show a job's log.
+    Logs {
+        /// The job's name.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Generate Nexmark events (persons, auctions, bids; deterministic: each
     /// event is seeded by its id) into DIR/person.jsonl, DIR/auction.jsonl
     /// and DIR/bid.jsonl, with Flink's Nexmark column names.
@@ -68,6 +125,110 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         rate: u64,
     },
+}
+
+/// Which server a client command talks to.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// The server's URL.
+    #[arg(long, env = "VIGIL_SERVER", default_value = "http://127.0.0.1:8640")]
+    server: String,
+    /// The server's bearer token.
+    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl ServerArgs {
+    fn client(&self) -> vigil::client::Client {
+        vigil::client::Client::new(&self.server, self.token.clone())
+    }
+}
+
+/// A failed command: its message and exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure { code: 1, message }
+    }
+}
+
+impl From<vigil::client::ClientError> for Failure {
+    fn from(e: vigil::client::ClientError) -> Self {
+        Failure {
+            code: e.exit_code(),
+            message: e.message().to_string(),
+        }
+    }
+}
+
+fn job_line(j: &vigil::server::jobs::JobInfo) -> String {
+    let mut s = format!(
+        "{}: {} (rows in {}, rows out {}, late {}, checkpoints {}, started {})",
+        j.name,
+        format!("{:?}", j.state).to_lowercase(),
+        j.rows_read,
+        j.rows_written,
+        j.late_rows_dropped,
+        j.checkpoints,
+        j.started_at
+    );
+    if let Some(e) = &j.error {
+        s.push_str(&format!("\n{e}"));
+    }
+    s
+}
+
+/// The client commands.
+fn client_command(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Submit {
+            script,
+            name,
+            server,
+        } => {
+            let text = read_script(&script)?;
+            let name = name
+                .or_else(|| {
+                    script
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .map(str::to_string)
+                })
+                .ok_or_else(|| "error: name the job with --name".to_string())?;
+            let info = server
+                .client()
+                .submit(&name, &text, &script.display().to_string())?;
+            println!("submitted {}", job_line(&info));
+        }
+        Command::List { server } => {
+            print!("{}", vigil::client::jobs_table(&server.client().list()?))
+        }
+        Command::Status { name, server } => {
+            println!("{}", job_line(&server.client().status(&name)?))
+        }
+        Command::Stop { name, server } => {
+            println!("stopped {}", job_line(&server.client().stop(&name)?))
+        }
+        Command::Results { name, server } => {
+            let r = server.client().results(&name)?;
+            if r.rows.is_empty() {
+                println!("(no result rows yet: the job's bare SELECTs have emitted nothing)");
+            } else {
+                print!("{}", vigil::client::results_table(&r));
+            }
+        }
+        Command::Logs { name, server } => {
+            for line in server.client().logs(&name)? {
+                println!("{line}");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn init_logging(verbose: u8) {
@@ -135,6 +296,31 @@ async fn wait_for_signal() -> std::io::Result<()> {
 async fn run(cli: Cli) -> Result<(), String> {
     let vigil = Vigil::new();
     match cli.command {
+        Command::Serve {
+            listen,
+            state_dir,
+            token,
+        } => {
+            let config = vigil::server::ServeConfig {
+                listen,
+                state_dir,
+                token,
+            };
+            let server = vigil::server::start(vigil, config).await?;
+            eprintln!(
+                "vigil: serving on http://{} (API, /metrics, /healthz, dashboard at /); Ctrl-C stops",
+                server.addr
+            );
+            let _ = wait_for_signal().await;
+            eprintln!("vigil: stopping; running jobs resume when the server starts again");
+            server.shutdown().await
+        }
+        Command::Submit { .. }
+        | Command::List { .. }
+        | Command::Status { .. }
+        | Command::Stop { .. }
+        | Command::Results { .. }
+        | Command::Logs { .. } => unreachable!("client commands run without the runtime"),
         Command::Demo { duration } => {
             let stop = stop_on_signals();
             if let Some(secs) = duration {
@@ -227,6 +413,23 @@ async fn run(cli: Cli) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if matches!(
+        cli.command,
+        Command::Submit { .. }
+            | Command::List { .. }
+            | Command::Status { .. }
+            | Command::Stop { .. }
+            | Command::Results { .. }
+            | Command::Logs { .. }
+    ) {
+        return match client_command(cli.command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => {
+                eprintln!("{}", f.message.trim_end());
+                ExitCode::from(f.code)
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

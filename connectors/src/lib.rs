@@ -4,13 +4,15 @@
 //!   JSON-lines sink, as Flink's filesystem connector with `'format' = 'json'`.
 //! - `print`: writes rows to stdout as Flink's print connector does.
 //! - `blackhole`: discards rows (for benchmarks).
-//! - `kafka`: topics as sources and sinks, with Flink's options.
+//! - `kafka`: topics as sources and sinks, with Flink's options; `upsert-kafka`.
+//! - `metrics`: window results as Prometheus gauges (see [`metrics`]).
 
 pub mod blackhole;
 pub mod error;
 pub mod filesystem;
 pub mod json;
 pub mod kafka;
+pub mod metrics;
 pub mod nexmark;
 pub mod options;
 pub mod print;
@@ -28,5 +30,6 @@ pub fn default_registry() -> ConnectorRegistry {
     r.register(Arc::new(blackhole::BlackholeConnector));
     r.register(Arc::new(kafka::KafkaConnector));
     r.register(Arc::new(kafka::upsert::UpsertKafkaConnector));
+    r.register(Arc::new(metrics::MetricsConnector));
     r
 }

@@ -116,6 +116,38 @@ pub mod names {
     pub const PARTIAL_MATCHES: &str = "vigil_pattern_partial_matches";
     /// Gauge: bytes of state per open partial match of a MATCH_RECOGNIZE.
     pub const PARTIAL_MATCH_BYTES: &str = "vigil_pattern_partial_match_bytes";
+    /// Series a `metrics` sink dropped to stay within `metrics.max-series`.
+    pub const METRIC_SERIES_DROPPED: &str = "vigil_metric_series_dropped_total";
     /// Gauge: in-memory state of an operator, by operator, at its last checkpoint.
     pub const STATE_SIZE_BYTES: &str = "vigil_state_size_bytes";
+
+    /// The help text of metric `name` (its doc comment, for Prometheus).
+    pub fn help(name: &str) -> Option<&'static str> {
+        Some(match name {
+            SOURCE_ROWS => "Rows read by a source.",
+            MALFORMED_RECORDS => "Records a source could not decode and skipped.",
+            LATE_ROWS_DROPPED => "Rows dropped because their window had already fired.",
+            NULL_TIME_DROPPED => "Rows dropped because their event time was NULL.",
+            SINK_ROWS => "Rows written by a sink.",
+            TOMBSTONES_SKIPPED => {
+                "Records without a value (Kafka tombstones) that a source skipped."
+            }
+            CHECKPOINTS_COMPLETED => "Checkpoints completed.",
+            CHECKPOINTS_FAILED => "Checkpoints that failed (state could not be written).",
+            CHECKPOINT_DURATION_MS => {
+                "Duration of the last checkpoint, from trigger to completion."
+            }
+            CHECKPOINT_SIZE_BYTES => "Total size of the last checkpoint's files.",
+            CHECKPOINT_INCREMENTAL_BYTES => "Bytes the last checkpoint added on disk.",
+            RESTORE_DURATION_MS => "Time the job took to restore its last checkpoint at start.",
+            STATE_SPILLED_BYTES => "Bytes of window state spilled to RocksDB beyond the cache.",
+            PARTIAL_MATCHES => "Open partial matches of a MATCH_RECOGNIZE.",
+            PARTIAL_MATCH_BYTES => "Bytes of state per open partial match of a MATCH_RECOGNIZE.",
+            METRIC_SERIES_DROPPED => {
+                "Series a metrics sink dropped to stay within metrics.max-series."
+            }
+            STATE_SIZE_BYTES => "In-memory state of an operator at its last checkpoint.",
+            _ => return None,
+        })
+    }
 }

@@ -20,7 +20,7 @@ use vigil_engine::window::rank::{RankFunc, WindowRank, WindowRankSpec};
 use vigil_engine::window::ROWTIME_METADATA_KEY;
 
 use crate::error::{Result, SqlError};
-use crate::translate::{arrow_schema, Translator};
+use crate::translate::{arrow_schema, RankHint, Translator};
 use crate::window_node::window_role;
 
 const STREAM_HELP: &str = "Top-N: SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC) AS rownum FROM t) WHERE rownum <= N";
@@ -31,6 +31,8 @@ impl Translator<'_> {
     /// Adds a window rank for `w`'s functions.
     pub(crate) async fn window_rank(&mut self, w: &Window) -> Result<NodeId> {
         let at = (self.locate)("OVER");
+        // What the plan above said about this rank (used by a stream rank only).
+        let hint = std::mem::take(&mut self.rank_hint);
         let fail = |m: String| SqlError::at(at, m).with_help(HELP);
         let mut funcs = vec![];
         let mut shared: Option<WindowFunctionParams> = None;
@@ -77,7 +79,7 @@ impl Translator<'_> {
             if start.is_some() || end.is_some() {
                 return Err(fail("partition by both window_start and window_end, or by neither (a Top-N over the whole stream)".into()));
             }
-            return self.stream_rank(w, &params, &funcs).await;
+            return self.stream_rank(w, &params, &funcs, hint).await;
         };
         let mut order_by = vec![];
         for s in &params.order_by {
@@ -121,9 +123,9 @@ impl Translator<'_> {
         w: &Window,
         params: &WindowFunctionParams,
         funcs: &[RankFunc],
+        hint: RankHint,
     ) -> Result<NodeId> {
         let at = (self.locate)("OVER");
-        let hint = std::mem::take(&mut self.rank_hint);
         if funcs != [RankFunc::RowNumber] {
             return Err(SqlError::at(
                 at,

@@ -84,13 +84,36 @@ struct KeyRows {
     armed: i64,
 }
 
+/// A key's registered deadline in the heap. Ordered by time alone: keys
+/// with equal deadlines need no order among themselves, and comparing their
+/// bytes cost as much as the rest of expiry.
+struct Deadline(i64, Arc<[u8]>);
+
+impl PartialEq for Deadline {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for Deadline {}
+impl PartialOrd for Deadline {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Deadline {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
 /// The rows one side keeps, by key, with a heap of each key's earliest
 /// deadline (the watermark at which its first row can meet no partner), so
-/// that a watermark visits only the keys it expires.
+/// that a watermark visits only the keys it expires. The heap shares the
+/// map's key allocations.
 #[derive(Default)]
 pub(super) struct Kept {
-    by_key: HashMap<Box<[u8]>, KeyRows>,
-    deadlines: BinaryHeap<Reverse<(i64, Box<[u8]>)>>,
+    by_key: HashMap<Arc<[u8]>, KeyRows>,
+    deadlines: BinaryHeap<Reverse<Deadline>>,
     rows: usize,
 }
 
@@ -99,18 +122,19 @@ impl Kept {
     /// reaches `last`.
     fn push(&mut self, key: Box<[u8]>, entry: Entry, last: i64) {
         self.rows += 1;
-        match self.by_key.get_mut(&key) {
-            Some(k) => {
+        match self.by_key.get_key_value_mut(&key[..]) {
+            Some((shared, k)) => {
                 k.rows.push(entry);
                 if last < k.armed {
                     k.armed = last;
-                    self.deadlines.push(Reverse((last, key)));
+                    self.deadlines.push(Reverse(Deadline(last, shared.clone())));
                 }
             }
             None => {
-                self.deadlines.push(Reverse((last, key.clone())));
+                let shared: Arc<[u8]> = Arc::from(key);
+                self.deadlines.push(Reverse(Deadline(last, shared.clone())));
                 self.by_key.insert(
-                    key,
+                    shared,
                     KeyRows {
                         rows: vec![entry],
                         armed: last,
@@ -123,32 +147,28 @@ impl Kept {
     /// Removes the rows whose `last(time)` the watermark `wm` has reached.
     fn expire(&mut self, wm: i64, last: impl Fn(i64) -> i64) -> Vec<Entry> {
         let mut gone = vec![];
-        while let Some(Reverse((deadline, _))) = self.deadlines.peek() {
+        while let Some(Reverse(Deadline(deadline, _))) = self.deadlines.peek() {
             if *deadline > wm {
                 break;
             }
-            let Some(Reverse((deadline, key))) = self.deadlines.pop() else {
+            let Some(Reverse(Deadline(deadline, key))) = self.deadlines.pop() else {
                 break;
             };
             // A key gone, or registered again since, is skipped.
-            let Some(k) = self.by_key.get_mut(&key) else {
+            let Some(k) = self.by_key.get_mut(&key[..]) else {
                 continue;
             };
             if k.armed != deadline {
                 continue;
             }
-            let (live, dead): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut k.rows)
-                .into_iter()
-                .partition(|e| last(e.time) > wm);
-            gone.extend(dead);
-            match live.iter().map(|e| last(e.time)).min() {
+            gone.extend(k.rows.extract_if(.., |e| last(e.time) <= wm));
+            match k.rows.iter().map(|e| last(e.time)).min() {
                 Some(next) => {
-                    k.rows = live;
                     k.armed = next;
-                    self.deadlines.push(Reverse((next, key)));
+                    self.deadlines.push(Reverse(Deadline(next, key)));
                 }
                 None => {
-                    self.by_key.remove(&key);
+                    self.by_key.remove(&key[..]);
                 }
             }
         }
@@ -240,7 +260,7 @@ impl IntervalJoin {
             let (Some(t), Some(k)) = (a.times[i], &a.keys[i]) else {
                 continue;
             };
-            let Some(list) = self.kept[other.index()].by_key.get(k).map(|k| &k.rows) else {
+            let Some(list) = self.kept[other.index()].by_key.get(&k[..]).map(|k| &k.rows) else {
                 continue;
             };
             let (lo, hi) = self.spec.partner_range(side, t);
@@ -262,7 +282,7 @@ impl IntervalJoin {
                         .ok_or_else(|| EngineError::Graph("join: a pair without a key".into()))?;
                     let e = self.kept[other.index()]
                         .by_key
-                        .get(k)
+                        .get(&k[..])
                         .and_then(|l| l.rows.get(j))
                         .ok_or_else(|| EngineError::Graph("join: a kept row vanished".into()))?;
                     Ok(e.row.clone())
@@ -292,7 +312,7 @@ impl IntervalJoin {
                 if let Some(k) = &a.keys[i] {
                     if let Some(e) = self.kept[other.index()]
                         .by_key
-                        .get_mut(k)
+                        .get_mut(&k[..])
                         .and_then(|l| l.rows.get_mut(j))
                     {
                         e.matched = true;

@@ -1,0 +1,93 @@
+//! `vigil serve`: a long-running engine running many jobs, with an HTTP API
+//! (`/api/...`), Prometheus metrics (`/metrics`), a health check (`/healthz`)
+//! and a dashboard (`/`), all on one address.
+
+pub mod api;
+pub mod jobs;
+pub mod prometheus;
+pub mod results;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jobs::Jobs;
+
+use crate::Vigil;
+
+/// The default address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8640";
+
+/// How a server runs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where jobs and their checkpoints are kept.
+    pub state_dir: PathBuf,
+    /// The bearer token API calls must carry (required off loopback).
+    pub token: Option<String>,
+}
+
+/// A server that is listening.
+pub struct RunningServer {
+    /// The address it listens on (the port chosen when 0 was asked).
+    pub addr: SocketAddr,
+    jobs: Arc<Jobs>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops listening and stops the jobs, leaving the running ones to
+    /// resume when a server starts again on the same state directory.
+    pub async fn shutdown(self) -> Result<(), String> {
+        let _ = self.shutdown.send(());
+        let served = self.task.await;
+        self.jobs.shutdown().await;
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("the server failed: {e}")),
+            Err(e) => Err(format!("the server failed: {e}")),
+        }
+    }
+}
+
+/// Starts a server: checks the address and token, resumes the jobs kept in
+/// the state directory, and listens.
+pub async fn start(vigil: Vigil, config: ServeConfig) -> Result<RunningServer, String> {
+    if !config.listen.ip().is_loopback() && config.token.as_deref().is_none_or(str::is_empty) {
+        return Err(format!(
+            "error: listening on {} (not a loopback address) needs a bearer token: pass --token or set VIGIL_TOKEN",
+            config.listen
+        ));
+    }
+    let jobs = Jobs::open(vigil, &config.state_dir).map_err(|e| {
+        format!(
+            "error: cannot use state directory '{}': {e}",
+            config.state_dir.display()
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("error: cannot listen on {}: {e}", config.listen))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("error: cannot listen on {}: {e}", config.listen))?;
+    jobs.resume().await;
+    let app = api::router(jobs.clone(), config.token.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(RunningServer {
+        addr,
+        jobs,
+        shutdown: tx,
+        task,
+    })
+}
