@@ -69,10 +69,12 @@ pub struct RunSummary {
     pub partial_matches: u64,
 }
 
-/// The engine with its connectors.
+/// The engine with its connectors and the functions a program added.
 #[derive(Clone)]
 pub struct Vigil {
     registry: ConnectorRegistry,
+    scalars: Vec<datafusion::logical_expr::ScalarUDF>,
+    aggregates: Vec<datafusion::logical_expr::AggregateUDF>,
 }
 
 impl Default for Vigil {
@@ -86,7 +88,22 @@ impl Vigil {
     pub fn new() -> Self {
         Self {
             registry: vigil_connectors::default_registry(),
+            scalars: vec![],
+            aggregates: vec![],
         }
+    }
+
+    /// Makes a scalar function of your own (a DataFusion `ScalarUDF`)
+    /// callable from scripts by its name.
+    pub fn register_udf(&mut self, f: datafusion::logical_expr::ScalarUDF) {
+        self.scalars.push(f);
+    }
+
+    /// Makes an aggregate function of your own (a DataFusion `AggregateUDF`)
+    /// callable from scripts by its name, in window aggregations, updating
+    /// GROUP BYs and MATCH_RECOGNIZE measures.
+    pub fn register_udaf(&mut self, f: datafusion::logical_expr::AggregateUDF) {
+        self.aggregates.push(f);
     }
 
     /// The connector registry, to add connectors of your own.
@@ -111,6 +128,7 @@ impl Vigil {
         run: &RunOptions,
     ) -> Result<PlannedJob, SqlError> {
         ScriptPlanner::new(self.registry.clone(), metrics.clone())
+            .with_functions(&self.scalars, &self.aggregates)
             .with_settings(checkpointing::initial_settings(run))
             .plan_script(script)
             .await

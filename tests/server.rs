@@ -342,3 +342,85 @@ fn metrics_pass_promtool_and_a_prometheus_server_scrapes_them() {
     let _ = std::fs::remove_dir_all(state);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The dashboard in headless Chromium (Debian package `chromium`, installed by
+/// .ci/run): after its scripts ran, the page lists the running job and
+/// charts the points of its metrics sink.
+#[test]
+fn the_dashboard_lists_a_running_job_and_charts_its_window_results() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let bs = cluster.bootstrap_servers();
+    cluster.create_topic("temps", 1, 1).expect("topic");
+    // Four 1-second windows of sensor readings; the last stays open.
+    let recs: Vec<Rec> = (0..40)
+        .map(|i| {
+            Rec::value(format!(
+                r#"{{"sensor":"s1","temp":{},"ts":"2024-01-01 10:00:{:02}.{:03}"}}"#,
+                20 + i % 4,
+                i / 10,
+                (i % 10) * 100
+            ))
+        })
+        .collect();
+    produce(&bs, "temps", &recs);
+    let rt = runtime();
+    let state = temp("dashboard");
+    let server = rt
+        .block_on(start(Vigil::new(), config(&state, None)))
+        .expect("server starts");
+    let c = Client::new(&format!("http://{}", server.addr), None);
+    let script = format!(
+        "CREATE TABLE temps (sensor STRING, temp DOUBLE, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+         WITH ('connector' = 'kafka', 'topic' = 'temps', 'properties.bootstrap.servers' = '{bs}',
+               'scan.startup.mode' = 'earliest-offset', 'format' = 'json');
+         CREATE TABLE avg_temp (sensor STRING, avg_temp DOUBLE, window_end TIMESTAMP(3))
+         WITH ('connector' = 'metrics', 'metric.name' = 'dashboard_avg_temp', 'labels' = 'sensor');
+         INSERT INTO avg_temp SELECT sensor, AVG(temp), window_end
+           FROM TABLE(TUMBLE(TABLE temps, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+           GROUP BY sensor, window_start, window_end;"
+    );
+    c.submit("temps", &script, "temps.sql").expect("submitted");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http_get(server.addr, "/metrics").contains("dashboard_avg_temp{")
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let profile = temp("chromium-profile");
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            &format!("--user-data-dir={}", profile.display()),
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            &format!("http://{}/", server.addr),
+        ])
+        .output()
+        .expect("chromium runs (Debian package chromium; .ci/run installs it)");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains(r#"<tr data-job="temps"><td>temps</td><td class="running">running</td>"#),
+        "the job is listed as running:\n{dom}"
+    );
+    let chart = dom
+        .split(r#"data-metric="dashboard_avg_temp""#)
+        .nth(1)
+        .expect("a chart of the metric");
+    let points = chart
+        .split("</svg>")
+        .next()
+        .unwrap_or("")
+        .matches(r#"class="point""#)
+        .count();
+    assert!(
+        points >= 3,
+        "three closed windows charted, {points} points:\n{dom}"
+    );
+    c.stop("temps").expect("stop");
+    rt.block_on(server.shutdown()).expect("shutdown");
+    let _ = std::fs::remove_dir_all(state);
+    let _ = std::fs::remove_dir_all(profile);
+}

@@ -120,6 +120,23 @@ impl ScriptPlanner {
         }
     }
 
+    /// Adds functions of the embedding program: scalar functions and
+    /// aggregates callable from the script by their names (an aggregate also
+    /// in window aggregations and MATCH_RECOGNIZE measures).
+    pub fn with_functions(
+        self,
+        scalars: &[datafusion::logical_expr::ScalarUDF],
+        aggregates: &[datafusion::logical_expr::AggregateUDF],
+    ) -> Self {
+        for f in scalars {
+            self.ctx.register_udf(f.clone());
+        }
+        for f in aggregates {
+            self.ctx.register_udaf(f.clone());
+        }
+        self
+    }
+
     /// Settings in force before the script's first `SET` (the script's own
     /// `SET`s override them): the runner's choices, such as checkpointing
     /// turned on by `--state-dir`, which connectors read when they are created.

@@ -53,6 +53,51 @@ impl RunningServer {
     }
 }
 
+/// Serves `/metrics` (and `/healthz`) for one job of an embedding program,
+/// as job `name`, on `listen` until `stop` fires; returns the address bound.
+/// Run it beside [`Vigil::run_script_into`] with the same `metrics`.
+pub async fn serve_metrics(
+    listen: SocketAddr,
+    name: &str,
+    metrics: vigil_engine::metrics::Metrics,
+    mut stop: vigil_engine::control::StopSignal,
+) -> Result<SocketAddr, String> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("error: cannot listen on {listen}: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("error: cannot listen on {listen}: {e}"))?;
+    let jobs = vec![(name.to_string(), metrics)];
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let jobs = jobs.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        prometheus::render(&jobs),
+                    )
+                }
+            }),
+        );
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.stopped().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!("the metrics endpoint failed: {e}");
+        }
+    });
+    Ok(addr)
+}
+
 /// Starts a server: checks the address and token, resumes the jobs kept in
 /// the state directory, and listens.
 pub async fn start(vigil: Vigil, config: ServeConfig) -> Result<RunningServer, String> {
