@@ -116,6 +116,20 @@ pub mod names {
     pub const PARTIAL_MATCHES: &str = "vigil_pattern_partial_matches";
     /// Gauge: bytes of state per open partial match of a MATCH_RECOGNIZE.
     pub const PARTIAL_MATCH_BYTES: &str = "vigil_pattern_partial_match_bytes";
+    /// Rows an operator received.
+    pub const OPERATOR_ROWS_IN: &str = "vigil_operator_rows_in_total";
+    /// Rows an operator emitted.
+    pub const OPERATOR_ROWS_OUT: &str = "vigil_operator_rows_out_total";
+    /// Batches an operator received.
+    pub const OPERATOR_BATCHES_IN: &str = "vigil_operator_batches_in_total";
+    /// Time a task spent handing messages to the next (backpressure), µs.
+    pub const BACKPRESSURE_US: &str = "vigil_backpressure_microseconds_total";
+    /// Gauge: the latest watermark a sink received (ms since the epoch).
+    pub const SINK_WATERMARK_MS: &str = "vigil_sink_watermark_ms";
+    /// Gauge: records of a Kafka partition not read yet (high watermark - position).
+    pub const KAFKA_CONSUMER_LAG: &str = "vigil_kafka_consumer_lag";
+    /// Records a Kafka sink could not deliver (after librdkafka's retries).
+    pub const SINK_DELIVERY_FAILURES: &str = "vigil_sink_delivery_failures_total";
     /// Series a `metrics` sink dropped to stay within `metrics.max-series`.
     pub const METRIC_SERIES_DROPPED: &str = "vigil_metric_series_dropped_total";
     /// Gauge: in-memory state of an operator, by operator, at its last checkpoint.
@@ -147,6 +161,13 @@ pub mod names {
                 "Series a metrics sink dropped to stay within metrics.max-series."
             }
             STATE_SIZE_BYTES => "In-memory state of an operator at its last checkpoint.",
+            OPERATOR_ROWS_IN => "Rows an operator received.",
+            OPERATOR_ROWS_OUT => "Rows an operator emitted.",
+            OPERATOR_BATCHES_IN => "Batches an operator received.",
+            BACKPRESSURE_US => "Time a task spent handing messages downstream (waiting when the next task cannot keep up).",
+            SINK_WATERMARK_MS => "The latest watermark a sink received.",
+            KAFKA_CONSUMER_LAG => "Records of a Kafka partition not read yet.",
+            SINK_DELIVERY_FAILURES => "Records a sink could not deliver after retries.",
             _ => return None,
         })
     }

@@ -23,12 +23,34 @@ pub fn render(jobs: &[(String, Metrics)]) -> String {
             let help = names::help(&name).unwrap_or("A Vigil job's counter.");
             let labels = vec![
                 Label::new("vigil_job", job.clone()),
-                Label::new("scope", scope),
+                Label::new("scope", scope.clone()),
             ];
+            if name == names::SINK_WATERMARK_MS && value > 0 && value < i64::MAX as u64 {
+                // How far event time trails the wall clock at the sink.
+                let lag = (chrono::Utc::now().timestamp_millis() - value as i64).max(0);
+                let k = Key::from_parts(
+                    "vigil_watermark_lag_seconds",
+                    vec![
+                        Label::new("vigil_job", job.clone()),
+                        Label::new("scope", scope.clone()),
+                    ],
+                );
+                recorder.describe_gauge(
+                    "vigil_watermark_lag_seconds".into(),
+                    Some(metrics::Unit::Seconds),
+                    "Wall clock minus the latest watermark a sink received.".into(),
+                );
+                recorder.register_gauge(&k, &meta).set(lag as f64 / 1000.0);
+            }
             // Prometheus wants base units: milliseconds are shown as seconds.
-            let (name, value) = match name.strip_suffix("_ms") {
-                Some(base) => (format!("{base}_seconds"), value as f64 / 1000.0),
-                None => (name, value as f64),
+            let (name, value) = if let Some(base) = name.strip_suffix("_ms") {
+                (format!("{base}_seconds"), value as f64 / 1000.0)
+            } else if let Some(base) = name.strip_suffix("_microseconds_total") {
+                // Cumulative seconds: the exporter's counters are whole
+                // numbers, so this one is a (never decreasing) gauge.
+                (format!("{base}_seconds"), value as f64 / 1e6)
+            } else {
+                (name, value as f64)
             };
             let k = Key::from_parts(name.clone(), labels);
             if name.ends_with("_total") {

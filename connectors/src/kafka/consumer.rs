@@ -123,6 +123,40 @@ struct SplitInfo {
     last_seen: Instant,
 }
 
+/// How often the consumer lag is measured.
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+/// Sets each split's lag gauge: the partition's high watermark minus the
+/// consumer's position (unknown positions are left as they were).
+fn measure_lag(
+    consumer: &BaseConsumer<LogContext>,
+    splits: &[SplitInfo],
+    gauges: &[vigil_engine::metrics::Gauge],
+) {
+    let Ok(positions) = consumer.position() else {
+        return;
+    };
+    for (s, g) in splits.iter().zip(gauges) {
+        if s.finished {
+            g.set(0);
+            continue;
+        }
+        let pos = positions
+            .find_partition(&s.topic, s.partition)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        let high = consumer
+            .fetch_watermarks(&s.topic, s.partition, Duration::from_millis(500))
+            .ok()
+            .map(|(_, high)| high);
+        if let (Some(pos), Some(high)) = (pos, high) {
+            g.set((high - pos).max(0) as u64);
+        }
+    }
+}
+
 /// Offsets to commit to the consumer group: topic, partition, next offset.
 pub type Commit = Vec<(Arc<str>, i32, i64)>;
 
@@ -138,9 +172,10 @@ pub fn run(
     wants: Wants,
     tx: mpsc::Sender<Item>,
     stop: StopSignal,
-    tombstones: vigil_engine::metrics::Counter,
     commits: Option<std::sync::mpsc::Receiver<Commit>>,
+    metrics: vigil_engine::metrics::Metrics,
 ) -> Result<(), String> {
+    let tombstones = metrics.counter(vigil_engine::metrics::names::TOMBSTONES_SKIPPED, &table);
     let mut config = client_config(&opts.properties)?;
     // Offsets are stored once records are handed to the job, and committed
     // (when a group is set) at the end; Flink does not auto-commit either.
@@ -294,7 +329,22 @@ pub fn run(
         true
     };
     let group = opts.group_id().is_some();
+    // Consumer lag per partition, measured every few seconds.
+    let lag: Vec<vigil_engine::metrics::Gauge> = splits
+        .iter()
+        .map(|s| {
+            metrics.gauge(
+                vigil_engine::metrics::names::KAFKA_CONSUMER_LAG,
+                &format!("{table}/{}/{}", s.topic, s.partition),
+            )
+        })
+        .collect();
+    let mut next_lag = Instant::now() + LAG_EVERY / 5;
     loop {
+        if Instant::now() >= next_lag {
+            next_lag = Instant::now() + LAG_EVERY;
+            measure_lag(&consumer, &splits, &lag);
+        }
         if let Some(rx) = &commits {
             while let Ok(offsets) = rx.try_recv() {
                 if group {

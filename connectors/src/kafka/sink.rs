@@ -88,6 +88,9 @@ pub struct KafkaSink {
     /// Set for exactly-once delivery.
     txn: Option<Transactions>,
     rows: Counter,
+    /// Failed deliveries, as a metric (the context counts them as they come).
+    failures: Counter,
+    failures_seen: u64,
 }
 
 impl KafkaSink {
@@ -223,6 +226,8 @@ impl KafkaSink {
             row_ids,
             txn,
             rows: metrics.counter(names::SINK_ROWS, &spec.name),
+            failures: metrics.counter(names::SINK_DELIVERY_FAILURES, &spec.name),
+            failures_seen: 0,
         })
     }
 
@@ -234,8 +239,12 @@ impl KafkaSink {
         }
     }
 
-    fn check_failures(&self) -> Result<()> {
+    fn check_failures(&mut self) -> Result<()> {
         let failed = self.producer.context().failed.load(Ordering::Relaxed);
+        if failed > self.failures_seen {
+            self.failures.add(failed - self.failures_seen);
+            self.failures_seen = failed;
+        }
         if failed == 0 {
             return Ok(());
         }

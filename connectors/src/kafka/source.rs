@@ -46,7 +46,6 @@ pub struct KafkaSource {
     key: Option<JsonDecoder>,
     rows: Counter,
     malformed: Counter,
-    tombstones: Counter,
 }
 
 impl KafkaSource {
@@ -61,7 +60,6 @@ impl KafkaSource {
             opts,
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),
-            tombstones: metrics.counter(names::TOMBSTONES_SKIPPED, &spec.name),
         })
     }
 
@@ -220,17 +218,15 @@ impl Source for KafkaSource {
             timestamp_types: self.layout.needs(Meta::TimestampType),
             headers: self.layout.needs(Meta::Headers),
         };
-        let (table, opts, stop, tombstones) = (
-            self.table.clone(),
-            self.opts.clone(),
-            ctx.stop.clone(),
-            self.tombstones.clone(),
-        );
+        let (table, opts, stop) = (self.table.clone(), self.opts.clone(), ctx.stop.clone());
         let (commit_tx, commit_rx) = std::sync::mpsc::channel::<Commit>();
         let commits = ctx.checkpointing().then_some(commit_rx);
         let thread = std::thread::Builder::new()
             .name(format!("kafka-{}", self.table))
-            .spawn(move || consumer::run(table, opts, wants, tx, stop, tombstones, commits))
+            .spawn({
+                let metrics = ctx.metrics.clone();
+                move || consumer::run(table, opts, wants, tx, stop, commits, metrics)
+            })
             .map_err(|e| self.error(format!("could not start the consumer thread: {e}")))?;
         let mut current = None;
         // Per split: topic, partition, next offset, stop offset.

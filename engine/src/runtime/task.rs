@@ -12,7 +12,7 @@ use crate::checkpoint::{Ack, TaskCheckpoint, CONNECTOR_STATE_KEY};
 use crate::connector::Sink;
 use crate::graph::NodeId;
 use crate::message::{CheckpointId, Message};
-use crate::metrics::{names, Gauge, Metrics};
+use crate::metrics::{names, Counter, Gauge, Metrics};
 use crate::operator::{Emitter, Operator};
 use crate::state::{StateOp, StateWriter, OPERATOR_STATE};
 use crate::{EngineError, Result};
@@ -71,6 +71,35 @@ pub(super) async fn run_task(
             metrics.gauge(names::STATE_SIZE_BYTES, &format!("{short}#{node}"))
         })
         .collect();
+    // Per operator: rows in and out, batches in (labelled `Name#node` as the
+    // state gauges are); and the time spent handing messages to the next
+    // task, which grows when it cannot keep up (backpressure).
+    let op_label = |node: &NodeId, op: &dyn Operator| {
+        let n = op.name();
+        format!("{}#{node}", n.split('(').next().unwrap_or(&n))
+    };
+    let rows_in: Vec<Counter> = ops
+        .iter()
+        .map(|(node, op)| metrics.counter(names::OPERATOR_ROWS_IN, &op_label(node, op.as_ref())))
+        .collect();
+    let rows_out: Vec<Counter> = ops
+        .iter()
+        .map(|(node, op)| metrics.counter(names::OPERATOR_ROWS_OUT, &op_label(node, op.as_ref())))
+        .collect();
+    let batches_in: Vec<Counter> = ops
+        .iter()
+        .map(|(node, op)| metrics.counter(names::OPERATOR_BATCHES_IN, &op_label(node, op.as_ref())))
+        .collect();
+    let backpressure = metrics.counter(
+        names::BACKPRESSURE_US,
+        name.split('(').next().unwrap_or(&name),
+    );
+    let sink_watermark = sink.as_ref().map(|(node, s)| {
+        metrics.gauge(
+            names::SINK_WATERMARK_MS,
+            &format!("{}#{node}", s.describe()),
+        )
+    });
     let mut queue: Vec<Message> = Vec::new();
     let mut next: Vec<Message> = Vec::new();
     let mut emitter = Emitter::new();
@@ -111,7 +140,11 @@ pub(super) async fn run_task(
                 for m in queue.drain(..) {
                     let mut terminal = None;
                     match m {
-                        Message::Batch(b) => op.on_batch(b, &mut emitter).map_err(wrap)?,
+                        Message::Batch(b) => {
+                            rows_in[stage].add(b.num_rows() as u64);
+                            batches_in[stage].add(1);
+                            op.on_batch(b, &mut emitter).map_err(wrap)?
+                        }
                         Message::Watermark(wm) => {
                             op.on_watermark(wm, &mut emitter).map_err(wrap)?
                         }
@@ -130,7 +163,12 @@ pub(super) async fn run_task(
                         }
                         Message::Stop => terminal = Some(Message::Stop),
                     }
-                    next.extend(emitter.drain());
+                    for out in emitter.drain() {
+                        if let Message::Batch(b) = &out {
+                            rows_out[stage].add(b.num_rows() as u64);
+                        }
+                        next.push(out);
+                    }
                     next.extend(terminal);
                 }
                 std::mem::swap(&mut queue, &mut next);
@@ -139,7 +177,15 @@ pub(super) async fn run_task(
                 match &mut sink {
                     Some((node, sink)) => match m {
                         Message::Batch(b) => sink.write(b).await.map_err(wrap)?,
-                        Message::Watermark(wm) => sink.on_watermark(wm).await.map_err(wrap)?,
+                        Message::Watermark(wm) => {
+                            // The end of input (MAX) is not a time: the last real one stays.
+                            if let (Some(g), true) =
+                                (&sink_watermark, wm < crate::time::MAX_WATERMARK)
+                            {
+                                g.set(wm.max(0) as u64);
+                            }
+                            sink.on_watermark(wm).await.map_err(wrap)?
+                        }
                         Message::Split(_) | Message::Idle => {}
                         Message::Barrier(id) => {
                             let state = sink.pre_commit(id).await.map_err(wrap)?;
@@ -152,10 +198,15 @@ pub(super) async fn run_task(
                         Message::Stop => sink.stop().await.map_err(wrap)?,
                     },
                     None => {
+                        let started = std::time::Instant::now();
                         for out in outputs.iter_mut() {
                             if !out.send(&m).await.map_err(wrap)? {
                                 return Ok(());
                             }
+                        }
+                        let waited = started.elapsed().as_micros() as u64;
+                        if waited > 0 {
+                            backpressure.add(waited);
                         }
                     }
                 }
