@@ -119,7 +119,8 @@ fn jobs_are_submitted_listed_and_show_results_errors_and_metrics() {
         r#"test_supplier_revenue_window_end_timestamp_seconds{vigil_job="revenue",supplier_id="supplier2"} 1586938800"#
     ));
     assert!(metrics.contains(r#"vigil_source_rows_total{vigil_job="revenue",scope="Bid"} 12"#));
-    assert!(metrics.contains(r#"vigil_operator_rows_in_total{vigil_job="revenue",scope="WindowAggregate#"#));
+    assert!(metrics
+        .contains(r#"vigil_operator_rows_in_total{vigil_job="revenue",scope="WindowAggregate#"#));
     assert_eq!(http_get(server.addr, "/healthz"), "ok\n");
     assert!(http_get(server.addr, "/").contains("<title>Vigil</title>"));
     // A script that does not plan: refused with its position, nothing runs.

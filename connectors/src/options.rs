@@ -12,6 +12,8 @@ pub fn check_options(connector: &str, spec: &TableSpec, allowed: &[&str]) -> Res
         .keys()
         .map(String::as_str)
         .filter(|k| *k != "connector" && !allowed.contains(k))
+        // A source that takes dead letters takes every `dlq.*` option.
+        .filter(|k| !(allowed.contains(&"dlq.connector") && crate::dlq::is_dlq_option(k)))
         .collect();
     if unknown.is_empty() {
         return Ok(());

@@ -116,6 +116,8 @@ pub mod names {
     pub const PARTIAL_MATCHES: &str = "vigil_pattern_partial_matches";
     /// Gauge: bytes of state per open partial match of a MATCH_RECOGNIZE.
     pub const PARTIAL_MATCH_BYTES: &str = "vigil_pattern_partial_match_bytes";
+    /// Records a source sent to its dead-letter output.
+    pub const DEAD_LETTERS: &str = "vigil_dead_letters_total";
     /// Rows an operator received.
     pub const OPERATOR_ROWS_IN: &str = "vigil_operator_rows_in_total";
     /// Rows an operator emitted.
@@ -161,6 +163,7 @@ pub mod names {
                 "Series a metrics sink dropped to stay within metrics.max-series."
             }
             STATE_SIZE_BYTES => "In-memory state of an operator at its last checkpoint.",
+            DEAD_LETTERS => "Records a source could not decode and sent to its dead-letter output.",
             OPERATOR_ROWS_IN => "Rows an operator received.",
             OPERATOR_ROWS_OUT => "Rows an operator emitted.",
             OPERATOR_BATCHES_IN => "Batches an operator received.",

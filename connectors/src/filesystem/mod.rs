@@ -25,6 +25,7 @@ const OPTIONS: &[&str] = &[
     "source.decode-parallelism",
     "sink.delivery-guarantee",
     "lookup.join.cache.ttl",
+    "dlq.connector",
 ];
 
 /// Factory for `'connector' = 'filesystem'`.

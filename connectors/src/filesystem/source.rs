@@ -30,6 +30,8 @@ pub struct FileSource {
     malformed: Counter,
     /// Where a restored job resumes.
     resume: Option<Position>,
+    /// Where records that cannot be decoded go, if the table names a place.
+    dlq: Option<std::sync::Mutex<crate::dlq::DeadLetters>>,
 }
 
 /// How far the source has read: the next byte and line of a file. This is
@@ -75,6 +77,7 @@ impl FileSource {
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),
             resume: None,
+            dlq: crate::dlq::DeadLetters::from_spec(spec, metrics)?.map(std::sync::Mutex::new),
         })
     }
 
@@ -135,8 +138,32 @@ impl FileSource {
                 let seen = self.malformed.get();
                 self.malformed.add(1);
                 if seen < LOGGED_BAD_LINES {
-                    tracing::warn!(table = %self.table, "{name}:{}: skipped malformed record: {} ({})", bad.line, bad.reason, bad.excerpt);
+                    let to = if self.dlq.is_some() {
+                        "sent to the dead-letter output"
+                    } else {
+                        "skipped"
+                    };
+                    tracing::warn!(table = %self.table, "{name}:{}: {to} a malformed record: {} ({})", bad.line, bad.reason, bad.excerpt);
                 }
+            }
+            if let (Some(dlq), false) = (&self.dlq, res.bad.is_empty()) {
+                let letters: Vec<crate::dlq::DeadLetter<'_>> = res
+                    .bad
+                    .iter()
+                    .map(|b| crate::dlq::DeadLetter {
+                        position: crate::dlq::Position::Line {
+                            file: name.clone(),
+                            line: b.line,
+                        },
+                        error: &b.reason,
+                        key: None,
+                        record: &b.raw,
+                    })
+                    .collect();
+                let mut dlq = dlq
+                    .lock()
+                    .map_err(|_| self.error("the dead-letter output failed before".into()))?;
+                dlq.send(&letters)?;
             }
             if let Some(batch) = res.batch {
                 self.rows.add(batch.num_rows() as u64);

@@ -16,6 +16,8 @@ pub struct BadRecord {
     pub reason: String,
     /// The start of the line, for the report.
     pub excerpt: String,
+    /// The whole record, unchanged (for a dead-letter output).
+    pub raw: Vec<u8>,
 }
 
 /// The result of decoding one chunk of lines.
@@ -135,6 +137,7 @@ impl JsonDecoder {
                     reason,
                     excerpt: String::from_utf8_lossy(&trimmed[..trimmed.len().min(120)])
                         .into_owned(),
+                    raw: line.to_vec(),
                 }),
                 None => {
                     good.extend_from_slice(trimmed);
@@ -151,6 +154,7 @@ impl JsonDecoder {
                     line: first_line,
                     reason: format!("chunk failed to decode: {e}"),
                     excerpt: String::new(),
+                    raw: vec![],
                 });
                 None
             }

@@ -185,6 +185,8 @@ pub fn parse(spec: &TableSpec, source: bool) -> Result<KafkaOptions> {
                     .or_else(|| k.strip_prefix("value."))
                     .is_some_and(|rest| JSON_OPTIONS.contains(&rest))
         })
+        // A source also takes its dead-letter options.
+        .filter(|k| !(source && crate::dlq::is_dlq_option(k)))
         .collect();
     if !unknown.is_empty() {
         return Err(connector_error(

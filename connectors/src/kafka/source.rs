@@ -37,6 +37,11 @@ async fn next_completed(
 /// Malformed records logged at `warn` before the rest go to `debug`.
 const WARN_LIMIT: u64 = 100;
 
+/// A chunk's record without the newline the chunk puts after it.
+fn trim_nl(b: &[u8]) -> &[u8] {
+    b.strip_suffix(b"\n").unwrap_or(b)
+}
+
 /// Reads one or more Kafka topics.
 pub struct KafkaSource {
     table: String,
@@ -46,6 +51,8 @@ pub struct KafkaSource {
     key: Option<JsonDecoder>,
     rows: Counter,
     malformed: Counter,
+    /// Where records that cannot be decoded go, if the table names a place.
+    dlq: Option<std::sync::Mutex<crate::dlq::DeadLetters>>,
 }
 
 impl KafkaSource {
@@ -60,6 +67,7 @@ impl KafkaSource {
             opts,
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),
+            dlq: crate::dlq::DeadLetters::from_spec(spec, metrics)?.map(std::sync::Mutex::new),
         })
     }
 
@@ -85,6 +93,7 @@ impl KafkaSource {
         let mut good = Vec::with_capacity(n);
         let mut values = Vec::with_capacity(chunk.values.len());
         let mut keys = Vec::new();
+        let mut dead: Vec<(usize, String)> = vec![];
         for i in 0..n {
             let reason = self.value.record_error(chunk.value(i)).or_else(|| {
                 self.key
@@ -105,12 +114,33 @@ impl KafkaSource {
                         String::from_utf8_lossy(&chunk.value(i)[..chunk.value(i).len().min(120)])
                             .into_owned();
                     if seen < WARN_LIMIT {
-                        tracing::warn!(table = %self.table, topic = %chunk.topic, partition = chunk.partition, offset = chunk.offsets[i], %reason, %excerpt, "skipped a malformed record");
+                        tracing::warn!(table = %self.table, topic = %chunk.topic, partition = chunk.partition, offset = chunk.offsets[i], %reason, %excerpt, dead_letter = self.dlq.is_some(), "skipped a malformed record");
                     } else {
                         tracing::debug!(table = %self.table, topic = %chunk.topic, partition = chunk.partition, offset = chunk.offsets[i], %reason, "skipped a malformed record");
                     }
+                    dead.push((i, reason));
                 }
             }
+        }
+        if let Some(dlq) = &self.dlq {
+            let letters: Vec<crate::dlq::DeadLetter<'_>> = dead
+                .iter()
+                .map(|(i, reason)| crate::dlq::DeadLetter {
+                    position: crate::dlq::Position::Offset {
+                        topic: chunk.topic.to_string(),
+                        partition: chunk.partition,
+                        offset: chunk.offsets[*i],
+                    },
+                    error: reason,
+                    // Keys are at hand when the table reads them ("{}": none).
+                    key: Some(trim_nl(chunk.key(*i))).filter(|k| !k.is_empty() && *k != b"{}"),
+                    record: trim_nl(chunk.value(*i)),
+                })
+                .collect();
+            let mut dlq = dlq
+                .lock()
+                .map_err(|_| self.error("the dead-letter output failed before"))?;
+            dlq.send(&letters)?;
         }
         let kept = good.iter().filter(|g| **g).count();
         if kept == 0 {

@@ -1,0 +1,302 @@
+//! Dead letters: records a source cannot decode go, unchanged, to a
+//! dead-letter output named by the source table's `dlq.*` options, with the
+//! error, the source and the position (file and line, or topic, partition
+//! and offset); they are counted in `vigil_dead_letters_total`, and the job
+//! goes on. Without a dead-letter output they are logged and counted as
+//! malformed, never dropped silently.
+//!
+//! - `'dlq.connector' = 'filesystem'`, `'dlq.path' = '/dir/or/file.jsonl'`: one
+//!   JSON object per line: `{"source", "position", "error", "record"}` (the
+//!   record as text, or `"record_base64"` when it is not UTF-8).
+//! - `'dlq.connector' = 'kafka'`, `'dlq.topic'`, `'dlq.properties.bootstrap.servers'`
+//!   (and any `dlq.properties.*`): the record's value (and its key, when the
+//!   table reads keys), with the error, source and position in `vigil-dlq-*`
+//!   headers.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use vigil_engine::connector::TableSpec;
+use vigil_engine::metrics::{names, Counter, Metrics};
+use vigil_engine::{EngineError, Result};
+
+use crate::error::connector_error;
+
+/// The options a source table may carry for its dead letters.
+pub const DLQ_OPTIONS: &[&str] = &["dlq.connector", "dlq.path", "dlq.topic"];
+
+/// Whether `key` is a dead-letter option (for a connector's option check).
+pub fn is_dlq_option(key: &str) -> bool {
+    DLQ_OPTIONS.contains(&key) || key.starts_with("dlq.properties.")
+}
+
+/// Where a bad record was.
+#[derive(Debug, Clone)]
+pub enum Position {
+    /// A line of a file.
+    Line {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: u64,
+    },
+    /// A Kafka record.
+    Offset {
+        /// Its topic.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// Its offset.
+        offset: i64,
+    },
+}
+
+impl Position {
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Position::Line { file, line } => serde_json::json!({"file": file, "line": line}),
+            Position::Offset {
+                topic,
+                partition,
+                offset,
+            } => serde_json::json!({"topic": topic, "partition": partition, "offset": offset}),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Position::Line { file, line } => format!("{file}:{line}"),
+            Position::Offset {
+                topic,
+                partition,
+                offset,
+            } => format!("{topic}/{partition}@{offset}"),
+        }
+    }
+}
+
+/// A record that could not be decoded.
+#[derive(Debug, Clone)]
+pub struct DeadLetter<'a> {
+    /// Where it was.
+    pub position: Position,
+    /// Why it was rejected.
+    pub error: &'a str,
+    /// Its key (Kafka), unchanged.
+    pub key: Option<&'a [u8]>,
+    /// The record (a Kafka value, a file's line), unchanged.
+    pub record: &'a [u8],
+}
+
+enum Target {
+    File {
+        path: PathBuf,
+        out: Option<std::io::BufWriter<std::fs::File>>,
+    },
+    Kafka {
+        topic: String,
+        producer: ThreadedProducer<DefaultProducerContext>,
+    },
+}
+
+/// A source's dead-letter output.
+pub struct DeadLetters {
+    table: String,
+    target: Target,
+    count: Counter,
+}
+
+impl DeadLetters {
+    /// The output `spec`'s `dlq.*` options ask for, if any.
+    pub fn from_spec(spec: &TableSpec, metrics: &Metrics) -> Result<Option<Self>> {
+        let Some(connector) = spec.option("dlq.connector") else {
+            if spec.options.keys().any(|k| is_dlq_option(k)) {
+                return Err(connector_error(
+                    "dlq",
+                    spec,
+                    "'dlq.*' options need 'dlq.connector' = 'filesystem' or 'kafka'",
+                ));
+            }
+            return Ok(None);
+        };
+        let err = |m: String| connector_error("dlq", spec, m);
+        let target = match connector {
+            "filesystem" => {
+                let raw = spec
+                    .option("dlq.path")
+                    .ok_or_else(|| err("'dlq.connector' = 'filesystem' needs 'dlq.path'".into()))?;
+                let mut path = PathBuf::from(raw.strip_prefix("file://").unwrap_or(raw));
+                if path.is_dir() || raw.ends_with('/') {
+                    path = path.join(format!("{}.dlq.jsonl", spec.name));
+                }
+                Target::File { path, out: None }
+            }
+            "kafka" => {
+                let topic = spec
+                    .option("dlq.topic")
+                    .ok_or_else(|| err("'dlq.connector' = 'kafka' needs 'dlq.topic'".into()))?
+                    .to_string();
+                let mut config = rdkafka::ClientConfig::new();
+                let mut servers = false;
+                for (k, v) in &spec.options {
+                    if let Some(p) = k.strip_prefix("dlq.properties.") {
+                        servers |= p == "bootstrap.servers";
+                        config.set(p, v);
+                    }
+                }
+                if !servers {
+                    return Err(err(
+                        "'dlq.connector' = 'kafka' needs 'dlq.properties.bootstrap.servers'".into(),
+                    ));
+                }
+                config.set("acks", "all");
+                let producer = config
+                    .create()
+                    .map_err(|e| err(format!("invalid dead-letter Kafka configuration: {e}")))?;
+                Target::Kafka { topic, producer }
+            }
+            other => {
+                return Err(err(format!(
+                    "'dlq.connector' = '{other}' is not supported; use 'filesystem' or 'kafka'"
+                )))
+            }
+        };
+        Ok(Some(Self {
+            table: spec.name.clone(),
+            target,
+            count: metrics.counter(names::DEAD_LETTERS, &spec.name),
+        }))
+    }
+
+    /// Writes `letters` and waits until they are stored (a failure to store
+    /// a dead letter fails the job: it must not vanish).
+    pub fn send(&mut self, letters: &[DeadLetter<'_>]) -> Result<()> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let table = self.table.clone();
+        match &mut self.target {
+            Target::File { path, out } => {
+                if out.is_none() {
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir).map_err(|e| EngineError::Connector {
+                            connector: "dlq".into(),
+                            table: table.clone(),
+                            message: format!("cannot create '{}': {e}", dir.display()),
+                        })?;
+                    }
+                    let f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&*path)
+                        .map_err(|e| EngineError::Connector {
+                            connector: "dlq".into(),
+                            table: table.clone(),
+                            message: format!("cannot open '{}': {e}", path.display()),
+                        })?;
+                    *out = Some(std::io::BufWriter::new(f));
+                }
+                let Some(w) = out.as_mut() else {
+                    return Ok(());
+                };
+                for l in letters {
+                    let mut obj = serde_json::json!({
+                        "source": table,
+                        "position": l.position.json(),
+                        "error": l.error,
+                    });
+                    match std::str::from_utf8(l.record) {
+                        Ok(s) => obj["record"] = s.into(),
+                        Err(_) => obj["record_base64"] = base64(l.record).into(),
+                    }
+                    if let Some(k) = l.key {
+                        obj["key"] = String::from_utf8_lossy(k).into_owned().into();
+                    }
+                    writeln!(w, "{obj}").map_err(|e| EngineError::Connector {
+                        connector: "dlq".into(),
+                        table: table.clone(),
+                        message: format!("cannot write '{}': {e}", path.display()),
+                    })?;
+                }
+                w.flush().map_err(|e| EngineError::Connector {
+                    connector: "dlq".into(),
+                    table: table.clone(),
+                    message: format!("cannot write '{}': {e}", path.display()),
+                })?;
+            }
+            Target::Kafka { topic, producer } => {
+                for l in letters {
+                    let position = l.position.text();
+                    let headers = OwnedHeaders::new()
+                        .insert(Header {
+                            key: "vigil-dlq-error",
+                            value: Some(l.error),
+                        })
+                        .insert(Header {
+                            key: "vigil-dlq-source",
+                            value: Some(table.as_str()),
+                        })
+                        .insert(Header {
+                            key: "vigil-dlq-position",
+                            value: Some(position.as_str()),
+                        });
+                    let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+                        .payload(l.record)
+                        .headers(headers);
+                    if let Some(k) = l.key {
+                        record = record.key(k);
+                    }
+                    let mut record = Some(record);
+                    while let Some(r) = record.take() {
+                        if let Err((e, r)) = producer.send(r) {
+                            if matches!(
+                                e,
+                                rdkafka::error::KafkaError::MessageProduction(
+                                    rdkafka::types::RDKafkaErrorCode::QueueFull
+                                )
+                            ) {
+                                producer.poll(Duration::from_millis(10));
+                                record = Some(r);
+                            } else {
+                                return Err(EngineError::Connector {
+                                    connector: "dlq".into(),
+                                    table: table.clone(),
+                                    message: format!("cannot send a dead letter to '{topic}': {e}"),
+                                });
+                            }
+                        }
+                    }
+                }
+                producer
+                    .flush(Duration::from_secs(30))
+                    .map_err(|e| EngineError::Connector {
+                        connector: "dlq".into(),
+                        table: table.clone(),
+                        message: format!("dead letters were not acknowledged by '{topic}': {e}"),
+                    })?;
+            }
+        }
+        self.count.add(letters.len() as u64);
+        Ok(())
+    }
+}
+
+/// Standard base64 (for records that are not text).
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_matches_the_standard_alphabet() {
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(&[0xff, 0xfe, 0x00, 0x01]), "//4AAQ==");
+    }
+}

@@ -1,0 +1,113 @@
+//! Dead letters: records a source cannot decode go unchanged, with the error
+//! and their position, to the table's dead-letter output (a file or a Kafka
+//! topic) while the job goes on with the good ones.
+
+#[path = "support/collect.rs"]
+mod collect;
+#[path = "support/kafka.rs"]
+mod kafka;
+
+use kafka::{produce, runtime, Rec};
+use rdkafka::mocking::MockCluster;
+use serde_json::{json, Value};
+use vigil::OutputFormat;
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("vigil-dlq-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("dir");
+    d
+}
+
+#[test]
+fn bad_lines_of_a_file_go_to_a_dead_letter_file_with_their_line_and_error() {
+    let dir = temp("file");
+    let input = dir.join("in.jsonl");
+    // Line 2 is truncated, line 4 has a string where a number goes, line 5 is
+    // not UTF-8; lines 1, 3 and 6 are good.
+    let mut bytes =
+        b"{\"id\":1,\"v\":10}\n{\"id\":2,\"v\":\n{\"id\":3,\"v\":30}\n{\"id\":4,\"v\":\"forty\"}\n"
+            .to_vec();
+    bytes.extend_from_slice(b"{\"id\":5,\"v\":\xff}\n{\"id\":6,\"v\":60}\n");
+    std::fs::write(&input, &bytes).expect("input");
+    let dlq = dir.join("dead.jsonl");
+    let script = format!(
+        "CREATE TABLE t (id BIGINT, v BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json',
+           'dlq.connector' = 'filesystem', 'dlq.path' = '{}');
+         CREATE TABLE out_t (id BIGINT, v BIGINT) WITH ('connector' = 'collect', 'name' = 'file_good');
+         INSERT INTO out_t SELECT id, v FROM t;",
+        input.display(),
+        dlq.display()
+    );
+    let summary = runtime()
+        .block_on(collect::vigil().run_script(&script, OutputFormat::Json))
+        .expect("the job goes on");
+    assert_eq!(summary.malformed_records, 3);
+    let mut good: Vec<i64> = collect::rows("file_good")
+        .iter()
+        .map(|r| r["id"].as_i64().expect("id"))
+        .collect();
+    good.sort_unstable();
+    assert_eq!(good, vec![1, 3, 6]);
+    let letters: Vec<Value> = std::fs::read_to_string(&dlq)
+        .expect("dead letters written")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    let lines: Vec<i64> = letters
+        .iter()
+        .map(|l| l["position"]["line"].as_i64().expect("line"))
+        .collect();
+    assert_eq!(lines, vec![2, 4, 5]);
+    assert!(letters.iter().all(|l| l["source"] == json!("t")));
+    assert!(letters
+        .iter()
+        .all(|l| !l["error"].as_str().unwrap_or("").is_empty()));
+    // Unchanged: as text when it is text, in base64 when it is not.
+    assert_eq!(letters[0]["record"], json!("{\"id\":2,\"v\":"));
+    assert_eq!(letters[1]["record"], json!("{\"id\":4,\"v\":\"forty\"}"));
+    assert_eq!(letters[2]["record_base64"], json!("eyJpZCI6NSwidiI6/30="));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_kafka_records_go_to_a_dead_letter_topic_with_their_offset_and_error() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let bs = cluster.bootstrap_servers();
+    cluster.create_topic("events", 1, 1).expect("topic");
+    cluster.create_topic("events-dlq", 1, 1).expect("topic");
+    produce(
+        &bs,
+        "events",
+        &[
+            Rec::value(r#"{"id":1}"#),
+            Rec::value("not json").key("k2"),
+            Rec::value(r#"{"id":3}"#),
+            Rec::value(r#"{"id":"four"}"#),
+        ],
+    );
+    let script = format!(
+        "CREATE TABLE t (id BIGINT) WITH ('connector' = 'kafka', 'topic' = 'events',
+           'properties.bootstrap.servers' = '{bs}', 'scan.startup.mode' = 'earliest-offset',
+           'scan.bounded.mode' = 'latest-offset', 'format' = 'json',
+           'dlq.connector' = 'kafka', 'dlq.topic' = 'events-dlq', 'dlq.properties.bootstrap.servers' = '{bs}');
+         CREATE TABLE out_t (id BIGINT) WITH ('connector' = 'collect', 'name' = 'kafka_good');
+         INSERT INTO out_t SELECT id FROM t;"
+    );
+    let summary = runtime()
+        .block_on(collect::vigil().run_script(&script, OutputFormat::Json))
+        .expect("the job goes on");
+    assert_eq!(summary.malformed_records, 2);
+    assert_eq!(collect::rows("kafka_good").len(), 2);
+    let letters = kafka::consume_records(&bs, "events-dlq");
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert_eq!(letters[0].value, "not json");
+    assert_eq!(letters[0].header("vigil-dlq-position"), Some("events/0@1"));
+    assert_eq!(letters[0].header("vigil-dlq-source"), Some("t"));
+    assert!(letters[0]
+        .header("vigil-dlq-error")
+        .is_some_and(|e| !e.is_empty()));
+    assert_eq!(letters[1].value, r#"{"id":"four"}"#);
+    assert_eq!(letters[1].header("vigil-dlq-position"), Some("events/0@3"));
+}
