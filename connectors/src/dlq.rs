@@ -43,6 +43,13 @@ pub enum Position {
         /// 1-based line.
         line: u64,
     },
+    /// A request a webhook refused (status 0: retries ran out).
+    Request {
+        /// Where it was sent.
+        url: String,
+        /// The answer's status.
+        status: u16,
+    },
     /// A Kafka record.
     Offset {
         /// Its topic.
@@ -58,6 +65,7 @@ impl Position {
     fn json(&self) -> serde_json::Value {
         match self {
             Position::Line { file, line } => serde_json::json!({"file": file, "line": line}),
+            Position::Request { url, status } => serde_json::json!({"url": url, "status": status}),
             Position::Offset {
                 topic,
                 partition,
@@ -69,6 +77,7 @@ impl Position {
     fn text(&self) -> String {
         match self {
             Position::Line { file, line } => format!("{file}:{line}"),
+            Position::Request { url, status } => format!("{url} ({status})"),
             Position::Offset {
                 topic,
                 partition,

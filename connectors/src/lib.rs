@@ -18,6 +18,7 @@ pub mod nexmark;
 pub mod options;
 pub mod print;
 pub mod row_id;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -32,5 +33,6 @@ pub fn default_registry() -> ConnectorRegistry {
     r.register(Arc::new(kafka::KafkaConnector));
     r.register(Arc::new(kafka::upsert::UpsertKafkaConnector));
     r.register(Arc::new(metrics::MetricsConnector));
+    r.register(Arc::new(webhook::WebhookConnector));
     r
 }

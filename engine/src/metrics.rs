@@ -116,6 +116,8 @@ pub mod names {
     pub const PARTIAL_MATCHES: &str = "vigil_pattern_partial_matches";
     /// Gauge: bytes of state per open partial match of a MATCH_RECOGNIZE.
     pub const PARTIAL_MATCH_BYTES: &str = "vigil_pattern_partial_match_bytes";
+    /// Requests a sink sent again (after an error, a timeout, 5xx or 429).
+    pub const SINK_RETRIES: &str = "vigil_sink_retries_total";
     /// Records a source sent to its dead-letter output.
     pub const DEAD_LETTERS: &str = "vigil_dead_letters_total";
     /// Rows an operator received.
@@ -163,6 +165,7 @@ pub mod names {
                 "Series a metrics sink dropped to stay within metrics.max-series."
             }
             STATE_SIZE_BYTES => "In-memory state of an operator at its last checkpoint.",
+            SINK_RETRIES => "Requests a sink sent again after an error, a timeout, 5xx or 429.",
             DEAD_LETTERS => "Records a source could not decode and sent to its dead-letter output.",
             OPERATOR_ROWS_IN => "Rows an operator received.",
             OPERATOR_ROWS_OUT => "Rows an operator emitted.",
