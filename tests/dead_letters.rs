@@ -111,3 +111,69 @@ fn bad_kafka_records_go_to_a_dead_letter_topic_with_their_offset_and_error() {
     assert_eq!(letters[1].value, r#"{"id":"four"}"#);
     assert_eq!(letters[1].header("vigil-dlq-position"), Some("events/0@3"));
 }
+
+/// A corpus of malformed input through the JSON format: no panic, and every
+/// record is either a row of the output or a dead letter.
+#[test]
+fn a_malformed_corpus_loses_no_record() {
+    let dir = temp("corpus");
+    let input = dir.join("corpus.jsonl");
+    let mut records: Vec<Vec<u8>> = vec![
+        br#"{"id":1,"name":"ok"}"#.to_vec(),
+        br#"{"id":2,"name":"trunc"#.to_vec(),
+        br#"{"id":"three","name":"wrong type"}"#.to_vec(),
+        br#"{"id":4,"name":5}"#.to_vec(),
+        b"\xc3\x28\xa0\xa1 not utf-8".to_vec(),
+        br#"[1,2,3]"#.to_vec(),
+        br#"{"id":7,"name":null}"#.to_vec(),
+        br#"{"id":8}"#.to_vec(),
+        br#"{"id":9,"name":"x","extra":{"deep":[[[[[[1]]]]]]}}"#.to_vec(),
+        b"{}".to_vec(),
+        b"null".to_vec(),
+        br#"{"id":12,"name":"\ud800"}"#.to_vec(),
+        br#"{"id":13,"name":"tab	inside"}"#.to_vec(),
+        br#"{"id":99999999999999999999,"name":"overflow"}"#.to_vec(),
+    ];
+    // Deep nesting, a huge string and a 10 MB record.
+    records.push(
+        format!(
+            "{{\"id\":15,\"name\":\"n\",\"x\":{}1{}}}",
+            "[".repeat(5000),
+            "]".repeat(5000)
+        )
+        .into_bytes(),
+    );
+    records.push(format!("{{\"id\":16,\"name\":\"{}\"}}", "a".repeat(1 << 20)).into_bytes());
+    records.push(format!("{{\"id\":17,\"name\":\"{}\"", "b".repeat(10 << 20)).into_bytes());
+    let mut bytes = vec![];
+    for r in &records {
+        bytes.extend_from_slice(r);
+        bytes.push(b'\n');
+    }
+    std::fs::write(&input, &bytes).expect("input");
+    let dlq = dir.join("dead.jsonl");
+    let script = format!(
+        "CREATE TABLE t (id BIGINT, name STRING) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json',
+           'dlq.connector' = 'filesystem', 'dlq.path' = '{}');
+         CREATE TABLE out_t (id BIGINT, name STRING) WITH ('connector' = 'collect', 'name' = 'corpus_good');
+         INSERT INTO out_t SELECT id, name FROM t;",
+        input.display(),
+        dlq.display()
+    );
+    let summary = runtime()
+        .block_on(collect::vigil().run_script(&script, OutputFormat::Json))
+        .expect("the job goes on");
+    let good = collect::rows("corpus_good").len();
+    let dead = std::fs::read_to_string(&dlq).map_or(0, |t| t.lines().count());
+    assert_eq!(
+        good + dead,
+        records.len(),
+        "{good} rows and {dead} dead letters"
+    );
+    assert_eq!(summary.malformed_records as usize, dead);
+    assert!(
+        dead >= 5,
+        "the truncated, mistyped, non-UTF-8, array and 10 MB records: {dead}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
