@@ -107,7 +107,9 @@ enum Target {
     },
     Kafka {
         topic: String,
-        producer: ThreadedProducer<DefaultProducerContext>,
+        config: rdkafka::ClientConfig,
+        /// Created at the first dead letter (most jobs never have one).
+        producer: Option<ThreadedProducer<DefaultProducerContext>>,
     },
 }
 
@@ -162,10 +164,11 @@ impl DeadLetters {
                     ));
                 }
                 config.set("acks", "all");
-                let producer = config
-                    .create()
-                    .map_err(|e| err(format!("invalid dead-letter Kafka configuration: {e}")))?;
-                Target::Kafka { topic, producer }
+                Target::Kafka {
+                    topic,
+                    config,
+                    producer: None,
+                }
             }
             other => {
                 return Err(err(format!(
@@ -236,7 +239,21 @@ impl DeadLetters {
                     message: format!("cannot write '{}': {e}", path.display()),
                 })?;
             }
-            Target::Kafka { topic, producer } => {
+            Target::Kafka {
+                topic,
+                config,
+                producer,
+            } => {
+                if producer.is_none() {
+                    *producer = Some(config.create().map_err(|e| EngineError::Connector {
+                        connector: "dlq".into(),
+                        table: table.clone(),
+                        message: format!("invalid dead-letter Kafka configuration: {e}"),
+                    })?);
+                }
+                let Some(producer) = producer.as_ref() else {
+                    return Ok(());
+                };
                 for l in letters {
                     let position = l.position.text();
                     let headers = OwnedHeaders::new()

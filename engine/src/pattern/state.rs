@@ -20,6 +20,10 @@ use crate::{EngineError, Result};
 /// A partition as checkpointed.
 #[derive(Serialize, Deserialize)]
 struct SavedPartition {
+    /// The partition key (Arrow's row format): a partition kept for its match
+    /// numbers or its `^` anchor may hold no row to take it from.
+    #[serde(default)]
+    key: Option<Vec<u8>>,
     first_seq: u64,
     next_seq: u64,
     rows: usize,
@@ -51,6 +55,7 @@ impl MatchRecognize {
         let mut slices = vec![];
         for p in &self.partitions {
             parts.push(SavedPartition {
+                key: Some(p.key_bytes.to_vec()),
                 first_seq: p.rows.rows.front().map_or(p.rows.next_seq, |r| r.0),
                 next_seq: p.rows.next_seq,
                 rows: p.rows.rows.len(),
@@ -103,12 +108,15 @@ impl MatchRecognize {
         };
         let mut at = 0;
         for sp in saved.partitions {
-            if sp.rows == 0 || at + sp.rows > rows.num_rows() {
+            if at + sp.rows > rows.num_rows() || (sp.key.is_none() && sp.rows == 0) {
                 return Err(EngineError::State(
                     "MATCH_RECOGNIZE state: a partition without rows".into(),
                 ));
             }
-            let key: Arc<[u8]> = Arc::from(key_rows.as_ref().map_or(&[][..], |k| k.row(at).data()));
+            let key: Arc<[u8]> = match &sp.key {
+                Some(k) => Arc::from(&k[..]),
+                None => Arc::from(key_rows.as_ref().map_or(&[][..], |k| k.row(at).data())),
+            };
             let mut r = Rows {
                 rows: Default::default(),
                 next_seq: sp.next_seq,
