@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod nexmark;
 pub mod options;
 pub mod print;
+pub mod raw;
 pub mod row_id;
 pub mod webhook;
 

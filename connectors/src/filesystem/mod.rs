@@ -75,7 +75,10 @@ impl ConnectorFactory for FilesystemConnector {
 
     fn create_source(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Source>> {
         check_options("filesystem", spec, OPTIONS)?;
-        check_format("filesystem", spec, &["json"])?;
+        check_format("filesystem", spec, &["json", "raw"])?;
+        if spec.option("format") == Some("raw") {
+            crate::raw::check_schema("filesystem", spec)?;
+        }
         Ok(Box::new(source::FileSource::new(spec, metrics)?))
     }
 
@@ -87,7 +90,10 @@ impl ConnectorFactory for FilesystemConnector {
 
     fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>> {
         check_options("filesystem", spec, OPTIONS)?;
-        check_format("filesystem", spec, &["json"])?;
+        check_format("filesystem", spec, &["json", "raw"])?;
+        if spec.option("format") == Some("raw") {
+            crate::raw::check_schema("filesystem", spec)?;
+        }
         Ok(Box::new(sink::FileSink::new(spec, metrics)?))
     }
 }

@@ -30,6 +30,9 @@ pub struct FileSink {
     dir: PathBuf,
     file: Option<tokio::io::BufWriter<tokio::fs::File>>,
     buf: String,
+    /// `'format' = 'raw'`: each row's one value is a line.
+    raw: bool,
+    raw_buf: Vec<u8>,
     rows: Counter,
     /// Two-phase commit state; None writes `part-0.json` directly.
     txn: Option<Txn>,
@@ -90,6 +93,8 @@ impl FileSink {
             dir: local_path(spec)?,
             file: None,
             buf: String::new(),
+            raw: spec.option("format") == Some("raw"),
+            raw_buf: Vec::new(),
             rows: metrics.counter(names::SINK_ROWS, &spec.name),
             txn: (checkpointing || exactly_once).then(|| Txn {
                 run: run_id(),
@@ -184,10 +189,20 @@ impl Sink for FileSink {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         self.open().await?;
         self.buf.clear();
-        encode_json_lines(&batch, &mut self.buf)
-            .map_err(|e| self.error(format!("cannot encode rows: {e}")))?;
+        self.raw_buf.clear();
+        if self.raw {
+            crate::raw::encode_lines(&batch, &mut self.raw_buf);
+        } else {
+            encode_json_lines(&batch, &mut self.buf)
+                .map_err(|e| self.error(format!("cannot encode rows: {e}")))?;
+        }
+        let bytes = if self.raw {
+            &self.raw_buf[..]
+        } else {
+            self.buf.as_bytes()
+        };
         let res = match &mut self.file {
-            Some(f) => f.write_all(self.buf.as_bytes()).await,
+            Some(f) => f.write_all(bytes).await,
             None => Ok(()),
         };
         res.map_err(|e| self.error(format!("cannot write: {e}")))?;

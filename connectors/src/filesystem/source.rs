@@ -72,7 +72,11 @@ impl FileSource {
         Ok(Self {
             table: spec.name.clone(),
             path,
-            decoder: JsonDecoder::new(spec.schema.clone()),
+            decoder: if spec.option("format") == Some("raw") {
+                JsonDecoder::raw(spec.schema.clone())
+            } else {
+                JsonDecoder::new(spec.schema.clone())
+            },
             parallelism,
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),

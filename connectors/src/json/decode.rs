@@ -29,10 +29,12 @@ pub struct Decoded {
     pub bad: Vec<BadRecord>,
 }
 
-/// Decodes JSON lines into batches of `schema`.
+/// Decodes JSON lines into batches of `schema` (or, for the `raw` format,
+/// takes each line as the value of the table's one column).
 #[derive(Debug, Clone)]
 pub struct JsonDecoder {
     schema: SchemaRef,
+    raw: bool,
 }
 
 impl JsonDecoder {
@@ -40,7 +42,12 @@ impl JsonDecoder {
     /// not in the schema are ignored, and numbers or booleans are accepted for
     /// string columns (as in Flink).
     pub fn new(schema: SchemaRef) -> Self {
-        Self { schema }
+        Self { schema, raw: false }
+    }
+
+    /// A decoder of the `raw` format: each line is a row (see [`crate::raw`]).
+    pub fn raw(schema: SchemaRef) -> Self {
+        Self { schema, raw: true }
     }
 
     fn decoder(&self, batch_size: usize) -> datafusion::arrow::error::Result<Decoder> {
@@ -52,6 +59,9 @@ impl JsonDecoder {
 
     /// Decodes `chunk`, a whole number of lines whose first line is `first_line`.
     pub fn decode_chunk(&self, chunk: &[u8], first_line: u64) -> Decoded {
+        if self.raw {
+            return crate::raw::decode_lines(&self.schema, chunk, first_line);
+        }
         let lines = memchr::memchr_iter(b'\n', chunk).count() + 1;
         if let Ok(batch) = self.decode_all(chunk, lines) {
             return Decoded { batch, bad: vec![] };
