@@ -49,3 +49,56 @@ fn raw_lines_in_and_out_with_a_bad_line_counted() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// CloudEvents in structured JSON mode: attribute columns take the event's
+/// attributes (`time` as a timestamp), the others come from `data`; an event
+/// without `data` has NULLs there; a record that is not an event is malformed.
+#[test]
+fn cloudevents_map_attributes_and_data_to_columns() {
+    let dir = std::env::temp_dir().join(format!("vigil-ce-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let input = dir.join("events.jsonl");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"{"specversion":"1.0","id":"e1","source":"/sensors","type":"reading","time":"2024-01-01T10:00:00Z","subject":"s1","data":{"temp":21.5,"ok":true}}"#, "\n",
+            r#"{"specversion":"1.0","id":"e2","source":"/sensors","type":"reading","time":"2024-01-01T10:00:05Z","data":{"temp":85.0}}"#, "\n",
+            r#"{"specversion":"1.0","id":"e3","source":"/sensors","type":"heartbeat","time":"2024-01-01T10:00:06Z"}"#, "\n",
+            "not an event\n",
+        ),
+    )
+    .expect("input");
+    let script = format!(
+        "CREATE TABLE readings (id STRING, `type` STRING, `time` TIMESTAMP(3), subject STRING, temp DOUBLE, ok BOOLEAN)
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'cloudevents');
+         SELECT * FROM readings;",
+        input.display()
+    );
+    let exe = env!("CARGO_BIN_EXE_vigil");
+    let path = dir.join("q.sql");
+    std::fs::write(&path, script).expect("script");
+    let out = std::process::Command::new(exe)
+        .args(["run", "--format", "json", path.to_str().expect("path")])
+        .output()
+        .expect("vigil");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!({"id": "e1", "type": "reading", "time": "2024-01-01 10:00:00", "subject": "s1", "temp": 21.5, "ok": true}),
+            serde_json::json!({"id": "e2", "type": "reading", "time": "2024-01-01 10:00:05", "subject": null, "temp": 85.0, "ok": null}),
+            serde_json::json!({"id": "e3", "type": "heartbeat", "time": "2024-01-01 10:00:06", "subject": null, "temp": null, "ok": null}),
+        ]
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 1 malformed record"));
+    let _ = std::fs::remove_dir_all(dir);
+}

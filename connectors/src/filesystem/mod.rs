@@ -75,7 +75,7 @@ impl ConnectorFactory for FilesystemConnector {
 
     fn create_source(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Source>> {
         check_options("filesystem", spec, OPTIONS)?;
-        check_format("filesystem", spec, &["json", "raw"])?;
+        check_format("filesystem", spec, &["json", "raw", "cloudevents"])?;
         if spec.option("format") == Some("raw") {
             crate::raw::check_schema("filesystem", spec)?;
         }

@@ -72,11 +72,7 @@ impl FileSource {
         Ok(Self {
             table: spec.name.clone(),
             path,
-            decoder: if spec.option("format") == Some("raw") {
-                JsonDecoder::raw(spec.schema.clone())
-            } else {
-                JsonDecoder::new(spec.schema.clone())
-            },
+            decoder: JsonDecoder::for_format(spec.option("format"), spec.schema.clone()),
             parallelism,
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),

@@ -35,6 +35,8 @@ pub struct Decoded {
 pub struct JsonDecoder {
     schema: SchemaRef,
     raw: bool,
+    /// `'format' = 'cloudevents'`: records are events (see [`super::cloudevents`]).
+    events: Option<super::cloudevents::EventLayout>,
 }
 
 impl JsonDecoder {
@@ -42,16 +44,47 @@ impl JsonDecoder {
     /// not in the schema are ignored, and numbers or booleans are accepted for
     /// string columns (as in Flink).
     pub fn new(schema: SchemaRef) -> Self {
-        Self { schema, raw: false }
+        Self {
+            schema,
+            raw: false,
+            events: None,
+        }
+    }
+
+    /// A decoder of CloudEvents in structured JSON mode.
+    pub fn cloudevents(schema: SchemaRef) -> Self {
+        let events = Some(super::cloudevents::EventLayout::new(&schema));
+        Self {
+            schema,
+            raw: false,
+            events,
+        }
+    }
+
+    /// The decoder for the table's `format` option (`json`, `raw`, `cloudevents`).
+    pub fn for_format(format: Option<&str>, schema: SchemaRef) -> Self {
+        match format {
+            Some("raw") => Self::raw(schema),
+            Some("cloudevents") => Self::cloudevents(schema),
+            _ => Self::new(schema),
+        }
     }
 
     /// A decoder of the `raw` format: each line is a row (see [`crate::raw`]).
     pub fn raw(schema: SchemaRef) -> Self {
-        Self { schema, raw: true }
+        Self {
+            schema,
+            raw: true,
+            events: None,
+        }
     }
 
     fn decoder(&self, batch_size: usize) -> datafusion::arrow::error::Result<Decoder> {
-        ReaderBuilder::new(self.schema.clone())
+        let schema = match &self.events {
+            Some(e) => e.decode_schema.clone(),
+            None => self.schema.clone(),
+        };
+        ReaderBuilder::new(schema)
             .with_batch_size(batch_size.max(1))
             .with_coerce_primitive(true)
             .build_decoder()
@@ -91,10 +124,17 @@ impl JsonDecoder {
         if let Some(b) = decoder.flush()? {
             batches.push(b);
         }
+        if let Some(e) = &self.events {
+            batches = batches
+                .iter()
+                .map(|b| e.rows(&self.schema, b))
+                .collect::<datafusion::arrow::error::Result<_>>()?;
+        }
         match batches.len() {
             0 => Ok(None),
             1 => Ok(batches.pop()),
-            _ => datafusion::arrow::compute::concat_batches(&self.schema, &batches).map(Some),
+            _ => datafusion::arrow::compute::concat_batches(batches[0].schema_ref(), &batches)
+                .map(Some),
         }
     }
 

@@ -219,9 +219,12 @@ pub fn parse(spec: &TableSpec, source: bool) -> Result<KafkaOptions> {
     let format = spec.option("value.format").or(spec.option("format"));
     match format {
         Some("json") => {}
+        // CloudEvents in structured mode, read only.
+        Some("cloudevents") if source => {}
         Some(f) => {
             return Err(err(format!(
-                "not supported yet: format '{f}'; supported: json"
+                "not supported yet: format '{f}'; supported: json{}",
+                if source { ", cloudevents" } else { "" }
             )))
         }
         None => {

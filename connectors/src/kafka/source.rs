@@ -61,7 +61,10 @@ impl KafkaSource {
         let layout = Layout::new(spec, &opts)?;
         Ok(Self {
             table: spec.name.clone(),
-            value: JsonDecoder::new(layout.value_schema.clone()),
+            value: JsonDecoder::for_format(
+                spec.option("value.format").or(spec.option("format")),
+                layout.value_schema.clone(),
+            ),
             key: layout.key_schema.clone().map(JsonDecoder::new),
             layout,
             opts,
