@@ -102,3 +102,38 @@ fn cloudevents_map_attributes_and_data_to_columns() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 1 malformed record"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// csv in and out with Flink's option names: a custom delimiter, quoted
+/// fields, a null literal; a line with too few fields or a bad number is
+/// malformed.
+#[test]
+fn csv_in_and_out() {
+    let dir = std::env::temp_dir().join(format!("vigil-csv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let input = dir.join("in.csv");
+    std::fs::write(
+        &input,
+        "1;\"a;b\";2.5\n2;plain;N/A\nthree;x;1\n4;short\n5;\"q\"\"uote\";7\n",
+    )
+    .expect("input");
+    let out = dir.join("out");
+    let script = format!(
+        "CREATE TABLE t (id BIGINT, name STRING, v DOUBLE) WITH ('connector' = 'filesystem', 'path' = '{}',
+           'format' = 'csv', 'csv.field-delimiter' = ';', 'csv.null-literal' = 'N/A');
+         CREATE TABLE o (id BIGINT, name STRING, v DOUBLE) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         INSERT INTO o SELECT id * 10, name, v FROM t;",
+        input.display(),
+        out.display()
+    );
+    let summary = kafka::runtime()
+        .block_on(Vigil::new().run_script(&script, OutputFormat::Json))
+        .expect("runs");
+    assert_eq!(summary.malformed_records, 2);
+    let mut text = String::new();
+    for e in std::fs::read_dir(&out).expect("out").flatten() {
+        text.push_str(&std::fs::read_to_string(e.path()).expect("read"));
+    }
+    assert_eq!(text, "10,a;b,2.5\n20,plain,\n50,\"q\"\"uote\",7.0\n");
+    let _ = std::fs::remove_dir_all(dir);
+}

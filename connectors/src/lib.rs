@@ -8,6 +8,7 @@
 //! - `metrics`: window results as Prometheus gauges (see [`metrics`]).
 
 pub mod blackhole;
+pub mod csv;
 pub mod dlq;
 pub mod error;
 pub mod filesystem;

@@ -26,6 +26,9 @@ const OPTIONS: &[&str] = &[
     "sink.delivery-guarantee",
     "lookup.join.cache.ttl",
     "dlq.connector",
+    "csv.field-delimiter",
+    "csv.quote-character",
+    "csv.null-literal",
 ];
 
 /// Factory for `'connector' = 'filesystem'`.
@@ -75,7 +78,7 @@ impl ConnectorFactory for FilesystemConnector {
 
     fn create_source(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Source>> {
         check_options("filesystem", spec, OPTIONS)?;
-        check_format("filesystem", spec, &["json", "raw", "cloudevents"])?;
+        check_format("filesystem", spec, &["json", "raw", "cloudevents", "csv"])?;
         if spec.option("format") == Some("raw") {
             crate::raw::check_schema("filesystem", spec)?;
         }
@@ -90,7 +93,7 @@ impl ConnectorFactory for FilesystemConnector {
 
     fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>> {
         check_options("filesystem", spec, OPTIONS)?;
-        check_format("filesystem", spec, &["json", "raw"])?;
+        check_format("filesystem", spec, &["json", "raw", "csv"])?;
         if spec.option("format") == Some("raw") {
             crate::raw::check_schema("filesystem", spec)?;
         }

@@ -32,6 +32,8 @@ pub struct FileSink {
     buf: String,
     /// `'format' = 'raw'`: each row's one value is a line.
     raw: bool,
+    /// `'format' = 'csv'`.
+    csv: Option<crate::csv::CsvOptions>,
     raw_buf: Vec<u8>,
     rows: Counter,
     /// Two-phase commit state; None writes `part-0.json` directly.
@@ -94,6 +96,10 @@ impl FileSink {
             file: None,
             buf: String::new(),
             raw: spec.option("format") == Some("raw"),
+            csv: match spec.option("format") {
+                Some("csv") => Some(crate::csv::CsvOptions::from_spec(spec)?),
+                _ => None,
+            },
             raw_buf: Vec::new(),
             rows: metrics.counter(names::SINK_ROWS, &spec.name),
             txn: (checkpointing || exactly_once).then(|| Txn {
@@ -192,11 +198,14 @@ impl Sink for FileSink {
         self.raw_buf.clear();
         if self.raw {
             crate::raw::encode_lines(&batch, &mut self.raw_buf);
+        } else if let Some(csv) = &self.csv {
+            csv.encode(&batch, &mut self.raw_buf)
+                .map_err(|e| self.error(format!("cannot encode rows: {e}")))?;
         } else {
             encode_json_lines(&batch, &mut self.buf)
                 .map_err(|e| self.error(format!("cannot encode rows: {e}")))?;
         }
-        let bytes = if self.raw {
+        let bytes = if self.raw || self.csv.is_some() {
             &self.raw_buf[..]
         } else {
             self.buf.as_bytes()

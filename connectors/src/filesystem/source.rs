@@ -72,7 +72,13 @@ impl FileSource {
         Ok(Self {
             table: spec.name.clone(),
             path,
-            decoder: JsonDecoder::for_format(spec.option("format"), spec.schema.clone()),
+            decoder: match spec.option("format") {
+                Some("csv") => JsonDecoder::csv(
+                    spec.schema.clone(),
+                    crate::csv::CsvOptions::from_spec(spec)?,
+                ),
+                f => JsonDecoder::for_format(f, spec.schema.clone()),
+            },
             parallelism,
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),

@@ -37,6 +37,8 @@ pub struct JsonDecoder {
     raw: bool,
     /// `'format' = 'cloudevents'`: records are events (see [`super::cloudevents`]).
     events: Option<super::cloudevents::EventLayout>,
+    /// `'format' = 'csv'` (see [`crate::csv`]).
+    csv: Option<crate::csv::CsvOptions>,
 }
 
 impl JsonDecoder {
@@ -48,6 +50,17 @@ impl JsonDecoder {
             schema,
             raw: false,
             events: None,
+            csv: None,
+        }
+    }
+
+    /// A decoder of csv lines.
+    pub fn csv(schema: SchemaRef, options: crate::csv::CsvOptions) -> Self {
+        Self {
+            schema,
+            raw: false,
+            events: None,
+            csv: Some(options),
         }
     }
 
@@ -58,6 +71,7 @@ impl JsonDecoder {
             schema,
             raw: false,
             events,
+            csv: None,
         }
     }
 
@@ -76,6 +90,7 @@ impl JsonDecoder {
             schema,
             raw: true,
             events: None,
+            csv: None,
         }
     }
 
@@ -94,6 +109,9 @@ impl JsonDecoder {
     pub fn decode_chunk(&self, chunk: &[u8], first_line: u64) -> Decoded {
         if self.raw {
             return crate::raw::decode_lines(&self.schema, chunk, first_line);
+        }
+        if let Some(csv) = &self.csv {
+            return csv.decode_chunk(&self.schema, chunk, first_line);
         }
         let lines = memchr::memchr_iter(b'\n', chunk).count() + 1;
         if let Ok(batch) = self.decode_all(chunk, lines) {
