@@ -114,20 +114,23 @@ pub fn window_join(j: &Join) -> Result<Option<WindowJoinPlan>, NotInterval> {
 
 const BOUNDS_HELP: &str = "bound both time attributes, e.g. ON a.id = b.id AND b.ts BETWEEN a.ts - INTERVAL '5' MINUTE AND a.ts + INTERVAL '5' MINUTE";
 
+/// The kind of a join of two streams (interval or regular).
+pub fn stream_join_kind(t: JoinType) -> Result<JoinKind, NotInterval> {
+    match t {
+        JoinType::Inner => Ok(JoinKind::Inner),
+        JoinType::Left => Ok(JoinKind::Left),
+        JoinType::Right => Ok(JoinKind::Right),
+        JoinType::Full => Ok(JoinKind::Full),
+        other => Err(NotInterval {
+            message: format!("not supported yet: {other} joins of streams"),
+            help: "use INNER, LEFT, RIGHT or FULL OUTER JOIN",
+        }),
+    }
+}
+
 /// The interval join `j` computes, if it is one.
 pub fn interval_join(j: &Join) -> Result<IntervalJoinPlan, NotInterval> {
-    let kind = match j.join_type {
-        JoinType::Inner => JoinKind::Inner,
-        JoinType::Left => JoinKind::Left,
-        JoinType::Right => JoinKind::Right,
-        JoinType::Full => JoinKind::Full,
-        other => {
-            return Err(NotInterval {
-                message: format!("not supported yet: {other} joins of streams"),
-                help: "use INNER, LEFT, RIGHT or FULL OUTER JOIN",
-            })
-        }
-    };
+    let kind = stream_join_kind(j.join_type)?;
     // Time-like columns: time attributes, then window bounds (a window
     // aggregate's window_end is when its row is emitted).
     let times_of = |s: &DFSchema, side: &str| -> Result<Vec<(usize, Column)>, NotInterval> {

@@ -3,7 +3,7 @@
 //! deduplication and Top-N over a stream. Their nodes carry a trailing
 //! `__row_kind` column; the operators that cannot take updates refuse them here.
 
-use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, Join, JoinType};
+use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, Join};
 use vigil_engine::changelog::aggregate::{GroupAggregate, GroupAggregateSpec};
 use vigil_engine::changelog::join::{RegularJoin, RegularJoinSpec};
 use vigil_engine::changelog::ttl::ttl_setting;
@@ -13,6 +13,7 @@ use vigil_engine::join::JoinKind;
 use vigil_engine::state::parallelism_setting;
 
 use crate::error::{Result, SqlError};
+use crate::join::stream_join_kind;
 use crate::translate::{arrow_schema, Translator};
 
 impl Translator<'_> {
@@ -94,24 +95,13 @@ impl Translator<'_> {
     /// Adds a regular join (no time bounds) of `j`'s inputs.
     pub(crate) async fn regular_join(&mut self, j: &Join) -> Result<NodeId> {
         let at = (self.locate)("JOIN");
-        let kind = match j.join_type {
-            JoinType::Inner => JoinKind::Inner,
-            JoinType::Left => JoinKind::Left,
-            JoinType::Right => JoinKind::Right,
-            JoinType::Full => JoinKind::Full,
-            other => {
-                return Err(SqlError::at(
-                    at,
-                    format!("not supported yet: {other} joins of streams"),
-                )
-                .with_help("use INNER, LEFT, RIGHT or FULL OUTER JOIN"))
-            }
-        };
+        let kind = stream_join_kind(j.join_type)
+            .map_err(|e| SqlError::at(at, e.message).with_help(e.help))?;
         let (union, sides) = self.tagged_inputs(j).await?;
         let left_keys: Vec<Expr> = j.on.iter().map(|(l, _)| l.clone()).collect();
         let right_keys: Vec<Expr> = j.on.iter().map(|(_, r)| r.clone()).collect();
         let (keys, key_types) = self.join_keys(j, &left_keys, &right_keys, &sides)?;
-        let (filter, pair_schema) = self.residual_condition(j)?;
+        let (filter, pair_schema) = self.residual_condition(j, j.filter.as_ref())?;
         let out = arrow_schema(&j.schema);
         let output_schema = if kind == JoinKind::Inner {
             out

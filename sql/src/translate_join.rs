@@ -81,10 +81,11 @@ impl Translator<'_> {
     pub(crate) fn residual_condition(
         &self,
         j: &Join,
+        condition: Option<&Expr>,
     ) -> Result<(Option<Arc<dyn PhysicalExpr>>, SchemaRef)> {
         let pair = build_join_schema(j.left.schema(), j.right.schema(), &JoinType::Inner)
             .map_err(|e| self.df_err(e))?;
-        let filter = match &j.filter {
+        let filter = match condition {
             Some(f) => Some(self.physical(f, &pair)?),
             None => None,
         };
@@ -174,13 +175,8 @@ impl Translator<'_> {
     async fn window_join(&mut self, j: &Join, plan: WindowJoinPlan) -> Result<NodeId> {
         let at = (self.locate)("JOIN");
         let (union, sides) = self.tagged_inputs(j).await?;
-        let pair_schema = build_join_schema(j.left.schema(), j.right.schema(), &JoinType::Inner)
-            .map_err(|e| self.df_err(e))?;
         let (keys, key_types) = self.join_keys(j, &plan.left_keys, &plan.right_keys, &sides)?;
-        let filter = match &plan.filter {
-            Some(f) => Some(self.physical(f, &pair_schema)?),
-            None => None,
-        };
+        let (filter, pair_schema) = self.residual_condition(j, plan.filter.as_ref())?;
         let output = arrow_schema(&j.schema);
         let describe = format!(
             "{:?}, keys={:?}={:?}, filter={}",
@@ -200,13 +196,7 @@ impl Translator<'_> {
             null_equal: plan.null_equal,
             filter,
             // Padded rows put NULLs in either side's columns.
-            pair_schema: Arc::new(Schema::new(
-                pair_schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.as_ref().clone().with_nullable(true))
-                    .collect::<Vec<_>>(),
-            )),
+            pair_schema,
             output_schema: output.clone(),
             describe,
         };

@@ -166,7 +166,7 @@ impl Translator<'_> {
                 "a lookup join needs an equality between the stream and the table (ON s.k = t.k)",
             ));
         }
-        let (filter, pair_schema) = self.residual_condition(j)?;
+        let (filter, pair_schema) = self.residual_condition(j, j.filter.as_ref())?;
         let out = arrow_schema(&j.schema);
         let output_schema = if self.updating(stream) {
             with_row_kind(&out)

@@ -81,16 +81,7 @@ impl Translator<'_> {
             }
             return self.stream_rank(w, &params, &funcs, hint).await;
         };
-        let mut order_by = vec![];
-        for s in &params.order_by {
-            order_by.push(PhysicalSortExpr {
-                expr: self.physical(&s.expr, schema)?,
-                options: SortOptions {
-                    descending: !s.asc,
-                    nulls_first: s.nulls_first,
-                },
-            });
-        }
+        let order_by = self.sort_exprs(&params.order_by, schema)?;
         let input = self.plan(&w.input).await?;
         self.require_append_only(input, "OVER", "a window Top-N")?;
         let output = arrow_schema(&w.schema);
@@ -117,6 +108,26 @@ impl Translator<'_> {
 }
 
 impl Translator<'_> {
+    /// The physical form of an OVER window's ORDER BY.
+    fn sort_exprs(
+        &self,
+        order_by: &[datafusion::logical_expr::SortExpr],
+        schema: &datafusion::common::DFSchema,
+    ) -> Result<Vec<PhysicalSortExpr>> {
+        order_by
+            .iter()
+            .map(|s| {
+                Ok(PhysicalSortExpr {
+                    expr: self.physical(&s.expr, schema)?,
+                    options: SortOptions {
+                        descending: !s.asc,
+                        nulls_first: s.nulls_first,
+                    },
+                })
+            })
+            .collect()
+    }
+
     /// Adds a deduplication or Top-N over a stream (an updating result).
     async fn stream_rank(
         &mut self,
@@ -148,16 +159,7 @@ impl Translator<'_> {
             .iter()
             .map(|p| p.get_type(schema.as_ref()).map_err(|e| self.df_err(e)))
             .collect::<Result<Vec<_>>>()?;
-        let mut order_by = vec![];
-        for s in &params.order_by {
-            order_by.push(PhysicalSortExpr {
-                expr: self.physical(&s.expr, schema)?,
-                options: SortOptions {
-                    descending: !s.asc,
-                    nulls_first: s.nulls_first,
-                },
-            });
-        }
+        let order_by = self.sort_exprs(&params.order_by, schema)?;
         // Deduplication: the first or last row by the time attribute.
         let on_time = match params.order_by.as_slice() {
             [s] => match &s.expr {

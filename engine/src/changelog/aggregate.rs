@@ -19,7 +19,7 @@ use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::retract::{RetractableAvg, RetractableMinMax};
-use super::ttl::{now_ms, Ttl};
+use super::ttl::{now_ms, sweep, Ttl};
 use super::{kind_at, kinds, RowKind};
 use crate::error::ResultExt;
 use crate::operator::{Emitter, Operator};
@@ -172,15 +172,12 @@ impl GroupAggregate {
 
     /// Drops groups untouched for the TTL.
     fn expire(&mut self) {
-        let Some(ttl) = &mut self.ttl else { return };
-        let now = now_ms();
-        if !ttl.sweep_due(now) {
+        let Some(expired) = sweep(&mut self.ttl) else {
             return;
-        }
-        let ttl = ttl.clone();
+        };
         let dirty = &mut self.dirty;
         self.groups.retain(|k, g| {
-            let live = !ttl.expired(g.touched, now);
+            let live = !expired(g.touched);
             if !live {
                 dirty.insert(k.clone());
             }

@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::HashMap;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::ttl::{now_ms, Ttl};
+use super::ttl::{now_ms, sweep, Ttl};
 use super::RowKind;
 use crate::error::ResultExt;
 use crate::join::keys::JoinKeys;
@@ -200,16 +200,13 @@ impl RegularJoin {
 
     /// Drops rows untouched for the TTL (silently, as Flink does).
     fn expire(&mut self) {
-        let Some(ttl) = &mut self.ttl else { return };
-        let now = now_ms();
-        if !ttl.sweep_due(now) {
+        let Some(expired) = sweep(&mut self.ttl) else {
             return;
-        }
-        let ttl = ttl.clone();
+        };
         for (kept, dirty) in self.kept.iter_mut().zip(self.dirty.iter_mut()) {
             kept.retain(|k, rows| {
                 let before = rows.len();
-                rows.retain(|e| !ttl.expired(e.touched, now));
+                rows.retain(|e| !expired(e.touched));
                 if rows.len() != before {
                     dirty.insert(k.clone());
                 }

@@ -23,7 +23,7 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::HashMap;
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 
-use super::ttl::{now_ms, Ttl};
+use super::ttl::{now_ms, sweep, Ttl};
 use super::RowKind;
 use crate::error::ResultExt;
 use crate::join::rows::{gather, RowRef};
@@ -264,15 +264,12 @@ impl StreamRank {
     }
 
     fn expire(&mut self) {
-        let Some(ttl) = &mut self.ttl else { return };
-        let now = now_ms();
-        if !ttl.sweep_due(now) {
+        let Some(expired) = sweep(&mut self.ttl) else {
             return;
-        }
-        let ttl = ttl.clone();
+        };
         let dirty = &mut self.dirty;
         self.partitions.retain(|k, p| {
-            let live = !ttl.expired(p.touched, now);
+            let live = !expired(p.touched);
             if !live {
                 dirty.insert(k.clone());
             }

@@ -67,6 +67,18 @@ impl Ttl {
     }
 }
 
+/// If `ttl` is set and a sweep is due now, the test of whether state last
+/// touched at a given time has expired (the prologue every operator's sweep shares).
+pub fn sweep(ttl: &mut Option<Ttl>) -> Option<impl Fn(u64) -> bool> {
+    let t = ttl.as_mut()?;
+    let now = now_ms();
+    if !t.sweep_due(now) {
+        return None;
+    }
+    let t = t.clone();
+    Some(move |touched| t.expired(touched, now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
