@@ -98,6 +98,8 @@ pub struct DeadLetter<'a> {
     pub key: Option<&'a [u8]>,
     /// The record (a Kafka value, a file's line), unchanged.
     pub record: &'a [u8],
+    /// Headers that belong to the record (a binary-mode CloudEvent's `ce_*`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 enum Target {
@@ -164,6 +166,14 @@ impl DeadLetters {
                     ));
                 }
                 config.set("acks", "all");
+                // A dead letter is the record unchanged, however large the
+                // source let it be; the broker's own limit still applies.
+                if !spec
+                    .options
+                    .contains_key("dlq.properties.message.max.bytes")
+                {
+                    config.set("message.max.bytes", "1000000000");
+                }
                 Target::Kafka {
                     topic,
                     config,
@@ -227,6 +237,14 @@ impl DeadLetters {
                     if let Some(k) = l.key {
                         obj["key"] = String::from_utf8_lossy(k).into_owned().into();
                     }
+                    if !l.headers.is_empty() {
+                        obj["headers"] = l
+                            .headers
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_str())))
+                            .collect::<serde_json::Map<_, _>>()
+                            .into();
+                    }
                     writeln!(w, "{obj}").map_err(|e| EngineError::Connector {
                         connector: "dlq".into(),
                         table: table.clone(),
@@ -256,7 +274,14 @@ impl DeadLetters {
                 };
                 for l in letters {
                     let position = l.position.text();
-                    let headers = OwnedHeaders::new()
+                    let mut headers = OwnedHeaders::new_with_capacity(3 + l.headers.len());
+                    for (k, v) in &l.headers {
+                        headers = headers.insert(Header {
+                            key: k,
+                            value: Some(v.as_str()),
+                        });
+                    }
+                    let headers = headers
                         .insert(Header {
                             key: "vigil-dlq-error",
                             value: Some(l.error),

@@ -8,17 +8,16 @@
 //! - `metrics`: window results as Prometheus gauges (see [`metrics`]).
 
 pub mod blackhole;
-pub mod csv;
 pub mod dlq;
 pub mod error;
 pub mod filesystem;
+pub mod format;
 pub mod json;
 pub mod kafka;
 pub mod metrics;
 pub mod nexmark;
 pub mod options;
 pub mod print;
-pub mod raw;
 pub mod row_id;
 pub mod webhook;
 

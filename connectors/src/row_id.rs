@@ -17,7 +17,7 @@ use std::hash::Hasher;
 pub const ROW_ID_HEADER: &str = "vigil-row-id";
 
 /// Computes row ids for one sink of one job.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct RowIds {
     /// The hasher state after the job and table names, cloned for every row.
     prefix: SipHasher13,

@@ -13,7 +13,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// A multi-threaded Tokio runtime for tests that run jobs or sinks.
@@ -33,6 +33,8 @@ pub struct Rec {
     pub value: Option<String>,
     pub timestamp: Option<i64>,
     pub headers: Vec<(String, String)>,
+    /// The value as bytes (instead of `value`).
+    pub bytes: Option<Vec<u8>>,
 }
 
 impl Rec {
@@ -66,32 +68,39 @@ impl Rec {
 /// (ListOffsets latest) as the last batch's base offset + 1, so multi-record
 /// batches would hide records from a bounded `latest-offset` read.
 pub fn produce(bootstrap: &str, topic: &str, records: &[Rec]) {
-    produce_with(bootstrap, topic, records, "1");
+    produce_with(bootstrap, topic, records, "1", false);
 }
 
 /// As [`produce`], batching records as the producer likes (for brokers that
 /// report end offsets correctly, such as the mock cluster).
 pub fn produce_batched(bootstrap: &str, topic: &str, records: &[Rec]) {
-    produce_with(bootstrap, topic, records, "10000");
+    produce_with(bootstrap, topic, records, "10000", false);
 }
 
-fn produce_with(bootstrap: &str, topic: &str, records: &[Rec], batch: &str) {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+fn produce_with(bootstrap: &str, topic: &str, records: &[Rec], batch: &str, large: bool) {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "1")
-        .set("batch.num.messages", batch)
-        .create()
+        .set("batch.num.messages", batch);
+    if large {
+        config
+            .set("message.max.bytes", "20000000")
+            .set("compression.type", "lz4");
+    }
+    let producer: ThreadedProducer<FailureContext> = config
+        .create_with_context(FailureContext::default())
         .expect("producer");
     for r in records {
-        let mut rec = BaseRecord::<str, str>::to(topic);
+        let mut rec = BaseRecord::<[u8], [u8]>::to(topic);
         if let Some(p) = r.partition {
             rec = rec.partition(p);
         }
         if let Some(k) = &r.key {
-            rec = rec.key(k.as_str());
+            rec = rec.key(k.as_bytes());
         }
-        if let Some(v) = &r.value {
-            rec = rec.payload(v.as_str());
+        if let Some(v) = r.bytes.as_deref().or(r.value.as_deref().map(str::as_bytes)) {
+            rec = rec.payload(v);
         }
         if let Some(ts) = r.timestamp {
             rec = rec.timestamp(ts);
@@ -118,6 +127,46 @@ fn produce_with(bootstrap: &str, topic: &str, records: &[Rec], batch: &str) {
         }
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
+    let failed = producer.context().0.lock().expect("lock").clone();
+    assert!(failed.is_empty(), "records not delivered: {failed:?}");
+}
+
+/// A record's value as bytes (`None`: a tombstone) and its headers.
+pub type BytesRecord<'a> = (Option<Vec<u8>>, Vec<(&'a str, &'a str)>);
+
+/// Produces records given as bytes (`None`: a tombstone) with headers, in
+/// partition 0, allowing records up to 20 MB (compressed with lz4).
+pub fn produce_bytes(bootstrap: &str, topic: &str, records: &[BytesRecord<'_>]) {
+    let recs: Vec<Rec> = records
+        .iter()
+        .map(|(value, headers)| Rec {
+            partition: Some(0),
+            bytes: value.clone(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    produce_with(bootstrap, topic, &recs, "10000", true);
+}
+
+/// Keeps the delivery errors of a producer.
+#[derive(Default)]
+struct FailureContext(std::sync::Mutex<Vec<String>>);
+
+impl rdkafka::ClientContext for FailureContext {}
+
+impl rdkafka::producer::ProducerContext for FailureContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            if let Ok(mut f) = self.0.lock() {
+                f.push(e.to_string());
+            }
+        }
+    }
 }
 
 /// Creates topics through the admin API (tansu creates none by itself).
@@ -160,6 +209,8 @@ pub struct Consumed {
     pub partition: i32,
     pub key: Option<String>,
     pub value: String,
+    /// The record has no value at all.
+    pub tombstone: bool,
     pub headers: Vec<(String, String)>,
 }
 
@@ -180,6 +231,9 @@ pub fn consume_records(bootstrap: &str, topic: &str) -> Vec<Consumed> {
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "vigil-test-reader")
         .set("enable.auto.commit", "false")
+        // The mock cluster returns nothing larger than the fetch limits.
+        .set("max.partition.fetch.bytes", "30000000")
+        .set("fetch.max.bytes", "60000000")
         .set("enable.partition.eof", "true")
         .create()
         .expect("consumer");
@@ -202,6 +256,7 @@ pub fn consume_records(bootstrap: &str, topic: &str) -> Vec<Consumed> {
                 partition: m.partition(),
                 key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                 value: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                tombstone: m.payload().is_none(),
                 headers: m
                     .headers()
                     .map(|hs| {

@@ -13,13 +13,13 @@ use vigil_engine::metrics::{names, Counter, Metrics};
 use vigil_engine::{EngineError, Result};
 
 use super::{data_files, local_path};
-use crate::json::decode::JsonDecoder;
+use crate::format::decode::RecordDecoder;
 
 /// A file table for lookups.
 pub struct FileLookup {
     table: String,
     path: PathBuf,
-    decoder: JsonDecoder,
+    decoder: RecordDecoder,
     schema: datafusion::arrow::datatypes::SchemaRef,
     /// The files and their modification times at the last load.
     loaded: Option<Vec<(PathBuf, Option<SystemTime>)>>,
@@ -43,7 +43,7 @@ impl FileLookup {
         Ok(Self {
             table: spec.name.clone(),
             path,
-            decoder: JsonDecoder::new(spec.schema.clone()),
+            decoder: RecordDecoder::new(spec.schema.clone()),
             schema: spec.schema.clone(),
             loaded: None,
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),

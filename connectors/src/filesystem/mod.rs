@@ -29,7 +29,14 @@ const OPTIONS: &[&str] = &[
     "csv.field-delimiter",
     "csv.quote-character",
     "csv.null-literal",
+    "cloudevents.source",
+    "cloudevents.type",
 ];
+
+/// The formats a filesystem source reads.
+const SOURCE_FORMATS: &[&str] = &["json", "raw", "cloudevents", "csv"];
+/// The formats a filesystem sink writes.
+const SINK_FORMATS: &[&str] = &["json", "raw", "cloudevents", "csv"];
 
 /// Factory for `'connector' = 'filesystem'`.
 pub struct FilesystemConnector;
@@ -78,9 +85,9 @@ impl ConnectorFactory for FilesystemConnector {
 
     fn create_source(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Source>> {
         check_options("filesystem", spec, OPTIONS)?;
-        check_format("filesystem", spec, &["json", "raw", "cloudevents", "csv"])?;
+        check_format("filesystem", spec, SOURCE_FORMATS)?;
         if spec.option("format") == Some("raw") {
-            crate::raw::check_schema("filesystem", spec)?;
+            crate::format::raw::check_schema("filesystem", spec)?;
         }
         Ok(Box::new(source::FileSource::new(spec, metrics)?))
     }
@@ -93,9 +100,9 @@ impl ConnectorFactory for FilesystemConnector {
 
     fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>> {
         check_options("filesystem", spec, OPTIONS)?;
-        check_format("filesystem", spec, &["json", "raw", "csv"])?;
+        check_format("filesystem", spec, SINK_FORMATS)?;
         if spec.option("format") == Some("raw") {
-            crate::raw::check_schema("filesystem", spec)?;
+            crate::format::raw::check_schema("filesystem", spec)?;
         }
         Ok(Box::new(sink::FileSink::new(spec, metrics)?))
     }

@@ -1,4 +1,4 @@
-//! JSON-lines file sink into the directory named by `'path'` (created if missing).
+//! File sink (records of the table's format, a line each) into the directory named by `'path'` (created if missing).
 //!
 //! Without checkpoints it writes `part-0.json` directly. With checkpoints (or
 //! `'sink.delivery-guarantee' = 'exactly-once'`) it commits in two phases, as
@@ -22,19 +22,16 @@ use vigil_engine::{EngineError, Result};
 
 use super::local_path;
 use crate::error::connector_error;
-use crate::json::encode::encode_json_lines;
+use crate::format::encode::{RecordEncoder, Records};
+use crate::format::{Format, Part};
 
-/// Writes rows as JSON lines.
+/// Writes rows as lines of the table's format.
 pub struct FileSink {
     table: String,
     dir: PathBuf,
     file: Option<tokio::io::BufWriter<tokio::fs::File>>,
-    buf: String,
-    /// `'format' = 'raw'`: each row's one value is a line.
-    raw: bool,
-    /// `'format' = 'csv'`.
-    csv: Option<crate::csv::CsvOptions>,
-    raw_buf: Vec<u8>,
+    encoder: RecordEncoder,
+    records: Records,
     rows: Counter,
     /// Two-phase commit state; None writes `part-0.json` directly.
     txn: Option<Txn>,
@@ -61,6 +58,27 @@ impl Txn {
     fn committed(&self, dir: &Path, part: u64) -> PathBuf {
         dir.join(format!("part-{}-{part}.json", self.run))
     }
+}
+
+/// The encoder for the sink's `format`.
+fn encoder(spec: &TableSpec) -> Result<RecordEncoder> {
+    let format = Format::from_spec("filesystem", spec, Part::Table, super::SINK_FORMATS)?
+        .unwrap_or(Format::Json);
+    let events = match format {
+        Format::CloudEvents { .. } => {
+            let job = spec
+                .job_options
+                .get("pipeline.name")
+                .map_or("vigil", String::as_str);
+            Some(crate::format::cloudevents::encode::EventEncoder::new(
+                spec,
+                Part::Table,
+                crate::row_id::RowIds::new(job, &spec.name),
+            )?)
+        }
+        _ => None,
+    };
+    Ok(RecordEncoder::new(format, events))
 }
 
 /// A name for this run's files: time and process id, in hex.
@@ -94,13 +112,8 @@ impl FileSink {
             table: spec.name.clone(),
             dir: local_path(spec)?,
             file: None,
-            buf: String::new(),
-            raw: spec.option("format") == Some("raw"),
-            csv: match spec.option("format") {
-                Some("csv") => Some(crate::csv::CsvOptions::from_spec(spec)?),
-                _ => None,
-            },
-            raw_buf: Vec::new(),
+            encoder: encoder(spec)?,
+            records: Records::default(),
             rows: metrics.counter(names::SINK_ROWS, &spec.name),
             txn: (checkpointing || exactly_once).then(|| Txn {
                 run: run_id(),
@@ -194,24 +207,11 @@ impl Sink for FileSink {
 
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         self.open().await?;
-        self.buf.clear();
-        self.raw_buf.clear();
-        if self.raw {
-            crate::raw::encode_lines(&batch, &mut self.raw_buf);
-        } else if let Some(csv) = &self.csv {
-            csv.encode(&batch, &mut self.raw_buf)
-                .map_err(|e| self.error(format!("cannot encode rows: {e}")))?;
-        } else {
-            encode_json_lines(&batch, &mut self.buf)
-                .map_err(|e| self.error(format!("cannot encode rows: {e}")))?;
+        if let Err(e) = self.encoder.encode(&batch, &mut self.records) {
+            return Err(self.error(format!("cannot encode rows: {e}")));
         }
-        let bytes = if self.raw || self.csv.is_some() {
-            &self.raw_buf[..]
-        } else {
-            self.buf.as_bytes()
-        };
         let res = match &mut self.file {
-            Some(f) => f.write_all(bytes).await,
+            Some(f) => f.write_all(&self.records.buf).await,
             None => Ok(()),
         };
         res.map_err(|e| self.error(format!("cannot write: {e}")))?;

@@ -13,7 +13,8 @@ use vigil_engine::{EngineError, Result};
 
 use super::{data_files, local_path};
 use crate::error::connector_error;
-use crate::json::decode::JsonDecoder;
+use crate::format::decode::RecordDecoder;
+use crate::format::{Format, Part};
 
 /// Bytes per chunk handed to a decoder.
 const CHUNK_BYTES: usize = 1 << 21;
@@ -24,7 +25,7 @@ const LOGGED_BAD_LINES: u64 = 20;
 pub struct FileSource {
     table: String,
     path: PathBuf,
-    decoder: JsonDecoder,
+    decoder: RecordDecoder,
     parallelism: usize,
     rows: Counter,
     malformed: Counter,
@@ -72,13 +73,11 @@ impl FileSource {
         Ok(Self {
             table: spec.name.clone(),
             path,
-            decoder: match spec.option("format") {
-                Some("csv") => JsonDecoder::csv(
-                    spec.schema.clone(),
-                    crate::csv::CsvOptions::from_spec(spec)?,
-                ),
-                f => JsonDecoder::for_format(f, spec.schema.clone()),
-            },
+            decoder: RecordDecoder::for_format(
+                Format::from_spec("filesystem", spec, Part::Table, super::SOURCE_FORMATS)?
+                    .unwrap_or(Format::Json),
+                spec.schema.clone(),
+            ),
             parallelism,
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),
@@ -164,6 +163,7 @@ impl FileSource {
                         error: &b.reason,
                         key: None,
                         record: &b.raw,
+                        headers: vec![],
                     })
                     .collect();
                 let mut dlq = dlq

@@ -48,7 +48,8 @@ pub fn format_timestamp_ms(ms: i64, out: &mut String) {
     }
 }
 
-fn write_json_string(s: &str, out: &mut String) {
+/// Appends `s` as a JSON string (quoted, escaped).
+pub fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {

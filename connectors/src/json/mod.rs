@@ -1,5 +1,4 @@
-//! The JSON format (Flink's `'format' = 'json'`): JSON lines to Arrow batches and back.
+//! The JSON format (Flink's `'format' = 'json'`): Arrow batches to JSON lines
+//! (decoding is in [`crate::format::decode`]).
 
-pub mod cloudevents;
-pub mod decode;
 pub mod encode;

@@ -19,6 +19,7 @@ use vigil_engine::message::{SplitEvent, SplitId};
 
 use super::client::{client_config, topic_partitions, with_retries, Attempt, LogContext};
 use super::options::{BoundedMode, KafkaOptions, StartupMode};
+use crate::format::cloudevents;
 
 /// Records per chunk before it is handed over.
 const CHUNK_ROWS: usize = 4096;
@@ -55,7 +56,8 @@ pub struct RawChunk {
     pub values: Vec<u8>,
     /// The end of each value in `values`.
     pub value_ends: Vec<usize>,
-    /// Keys (when read), each followed by `\n`; a missing key is `{}`.
+    /// Keys (when read), each followed by `\n`; a missing key is
+    /// [`Wants::missing_key`].
     pub keys: Vec<u8>,
     /// The end of each key in `keys`.
     pub key_ends: Vec<usize>,
@@ -67,6 +69,14 @@ pub struct RawChunk {
     pub timestamp_types: Vec<&'static str>,
     /// The headers (when read).
     pub headers: Option<MapBuilder<StringBuilder, BinaryBuilder>>,
+    /// Which values are missing (tombstones), when the format reads them as
+    /// NULL (`raw`); empty otherwise.
+    pub value_nulls: Vec<bool>,
+    /// CloudEvents: the attributes of each binary-mode record (from its
+    /// `ce_*` headers) as JSON members; empty for a structured record.
+    pub event_attributes: Vec<u8>,
+    /// The end of each record's attributes in `event_attributes`.
+    pub event_attribute_ends: Vec<usize>,
 }
 
 impl RawChunk {
@@ -84,6 +94,19 @@ impl RawChunk {
     pub fn value(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.value_ends[i - 1] };
         &self.values[start..self.value_ends[i]]
+    }
+
+    /// The binary-mode CloudEvents attributes of record `i` (empty if none).
+    pub fn event_attributes(&self, i: usize) -> &[u8] {
+        if self.event_attribute_ends.is_empty() {
+            return &[];
+        }
+        let start = if i == 0 {
+            0
+        } else {
+            self.event_attribute_ends[i - 1]
+        };
+        &self.event_attributes[start..self.event_attribute_ends[i]]
     }
 
     /// The bytes of key `i` (empty when keys are not read).
@@ -105,6 +128,12 @@ pub struct Wants {
     pub timestamp_types: bool,
     /// Headers.
     pub headers: bool,
+    /// What a missing key is written as (`{}` for JSON keys).
+    pub missing_key: &'static [u8],
+    /// Tombstones as NULL values (the `raw` format) rather than skipped.
+    pub tombstones: bool,
+    /// CloudEvents: binary-mode attributes from `ce_*` headers.
+    pub event_headers: bool,
 }
 
 struct SplitInfo {
@@ -300,6 +329,9 @@ pub fn run(
         offsets: Vec::with_capacity(CHUNK_ROWS),
         timestamps: Vec::with_capacity(CHUNK_ROWS),
         timestamp_types: Vec::new(),
+        value_nulls: Vec::new(),
+        event_attributes: Vec::new(),
+        event_attribute_ends: Vec::new(),
         headers: wants.headers.then(|| {
             MapBuilder::new(
                 Some(MapFieldNames {
@@ -456,19 +488,36 @@ pub fn run(
                     chunk_started = Instant::now();
                     new_chunk(id, s)
                 });
-                let Some(payload) = msg.payload() else {
-                    // A tombstone has no value to decode; Flink's JSON format skips it too.
-                    tombstones.add(1);
-                    tracing::debug!(%table, topic = %s.topic, partition = s.partition, offset, "skipped a record with no value");
-                    continue;
+                let payload = match msg.payload() {
+                    Some(p) => p,
+                    // The raw format reads a tombstone as a NULL value, as Flink's.
+                    None if wants.tombstones => &[],
+                    None => {
+                        // A tombstone has no value to decode; Flink's JSON format skips it too.
+                        tombstones.add(1);
+                        tracing::debug!(%table, topic = %s.topic, partition = s.partition, offset, "skipped a record with no value");
+                        continue;
+                    }
                 };
+                if wants.tombstones {
+                    c.value_nulls.push(msg.payload().is_none());
+                }
+                if wants.event_headers {
+                    if let Some(headers) = msg.headers() {
+                        let pairs = || headers.iter().map(|h| (h.key, h.value));
+                        if cloudevents::binary::is_binary(pairs()) {
+                            cloudevents::binary::write_attributes(pairs(), &mut c.event_attributes);
+                        }
+                    }
+                    c.event_attribute_ends.push(c.event_attributes.len());
+                }
                 c.values.extend_from_slice(payload);
                 c.values.push(b'\n');
                 c.value_ends.push(c.values.len());
                 if wants.keys {
                     match msg.key() {
                         Some(k) if !k.is_empty() => c.keys.extend_from_slice(k),
-                        _ => c.keys.extend_from_slice(b"{}"),
+                        _ => c.keys.extend_from_slice(wants.missing_key),
                     }
                     c.keys.push(b'\n');
                     c.key_ends.push(c.keys.len());

@@ -7,6 +7,12 @@ use vigil_engine::connector::TableSpec;
 use vigil_engine::Result;
 
 use crate::error::connector_error;
+use crate::format::{is_format_option, Format, Part};
+
+/// The formats of Kafka values.
+pub const FORMATS: &[&str] = &["json", "csv", "raw", "cloudevents"];
+/// The formats of Kafka keys.
+pub const KEY_FORMATS: &[&str] = &["json", "csv", "raw"];
 
 /// Options this connector understands besides `properties.*` and `json.*`.
 pub const OPTIONS: &[&str] = &[
@@ -95,6 +101,10 @@ pub struct KafkaOptions {
     pub key_prefix: String,
     /// `value.fields-include`.
     pub value_fields: ValueFields,
+    /// The values' format (`value.format`, or `format`).
+    pub value_format: Format,
+    /// The keys' format (`key.format`), when the table has key fields.
+    pub key_format: Option<Format>,
     /// `table.exec.source.idle-timeout`; None disables idleness.
     pub idle_timeout: Option<Duration>,
     /// Positions restored from a checkpoint; they override the startup and
@@ -184,6 +194,8 @@ pub fn parse(spec: &TableSpec, source: bool) -> Result<KafkaOptions> {
                     .strip_prefix("key.")
                     .or_else(|| k.strip_prefix("value."))
                     .is_some_and(|rest| JSON_OPTIONS.contains(&rest))
+                && !is_format_option(k, Part::Value)
+                && !is_format_option(k, Part::Key)
         })
         // A source also takes its dead-letter options.
         .filter(|k| !(source && crate::dlq::is_dlq_option(k)))
@@ -216,23 +228,12 @@ pub fn parse(spec: &TableSpec, source: bool) -> Result<KafkaOptions> {
             "'topic' is empty; name one topic or several separated by ';'".into(),
         ));
     }
-    let format = spec.option("value.format").or(spec.option("format"));
-    match format {
-        Some("json") => {}
-        // CloudEvents in structured mode, read only.
-        Some("cloudevents") if source => {}
-        Some(f) => {
-            return Err(err(format!(
-                "not supported yet: format '{f}'; supported: json{}",
-                if source { ", cloudevents" } else { "" }
-            )))
-        }
-        None => {
-            return Err(err(
-                "missing required option 'format' (or 'value.format'); supported: json".into(),
-            ))
-        }
-    }
+    let Some(value_format) = Format::from_spec("kafka", spec, Part::Value, FORMATS)? else {
+        return Err(err(format!(
+            "missing required option 'format' (or 'value.format'); supported: {}",
+            FORMATS.join(", ")
+        )));
+    };
     let properties: BTreeMap<String, String> = spec
         .options
         .iter()
@@ -286,18 +287,19 @@ pub fn parse(spec: &TableSpec, source: bool) -> Result<KafkaOptions> {
                 .collect()
         })
         .unwrap_or_default();
-    match (spec.option("key.format"), key_fields.is_empty()) {
-        (Some("json"), false) | (None, true) => {}
-        (Some("json"), true) => {
+    let key_format = Format::from_spec("kafka", spec, Part::Key, KEY_FORMATS)?;
+    match (&key_format, key_fields.is_empty()) {
+        (Some(_), false) | (None, true) => {}
+        (Some(_), true) => {
             return Err(err(
                 "'key.format' needs 'key.fields' (the columns that form the key, ';'-separated)"
                     .into(),
             ))
         }
-        (None, false) => return Err(err("'key.fields' needs 'key.format' = 'json'".into())),
-        (Some(f), _) => {
+        (None, false) => {
             return Err(err(format!(
-                "not supported yet: key format '{f}'; supported: json"
+                "'key.fields' needs 'key.format' ({})",
+                KEY_FORMATS.join(", ")
             )))
         }
     }
@@ -349,6 +351,8 @@ pub fn parse(spec: &TableSpec, source: bool) -> Result<KafkaOptions> {
             .to_string(),
         key_fields,
         value_fields,
+        value_format,
+        key_format,
         idle_timeout,
         resume: vec![],
     })

@@ -35,7 +35,12 @@ use super::client::{client_config, LogContext};
 use super::layout::Meta;
 use super::options::{KafkaOptions, ValueFields};
 use super::transactional::{decode_pending, encode_pending, Pending, Transactions, TXN_TIMEOUT};
-use crate::json::encode::encode_json_lines;
+use crate::format::cloudevents::{
+    self,
+    encode::{EventEncoder, Events},
+};
+use crate::format::encode::{RecordEncoder, Records};
+use crate::format::{Format, Part};
 use crate::row_id::{RowIds, ROW_ID_HEADER};
 
 /// Counts failed deliveries (after librdkafka's own retries).
@@ -81,8 +86,12 @@ pub struct KafkaSink {
     /// rows are skipped, `-D` rows become tombstones (a key, no value).
     kind_col: Option<usize>,
     fixed_partition: Option<i32>,
-    values: String,
-    keys: String,
+    value_encoder: RecordEncoder,
+    key_encoder: Option<RecordEncoder>,
+    values: Records,
+    keys: Records,
+    /// `'cloudevents.mode' = 'binary'`: attributes as headers, `data` as the value.
+    binary_events: Option<(EventEncoder, Events)>,
     /// Set for at-least-once delivery.
     row_ids: Option<RowIds>,
     /// Set for exactly-once delivery.
@@ -206,6 +215,36 @@ impl KafkaSink {
             failed: AtomicU64::new(0),
             last_error: Mutex::new(None),
         };
+        let job = spec
+            .job_options
+            .get("pipeline.name")
+            .map_or("vigil", String::as_str);
+        let value_spec = TableSpec {
+            schema: value_schema.clone(),
+            ..spec.clone()
+        };
+        let events = match opts.value_format {
+            Format::CloudEvents { .. } => Some(EventEncoder::new(
+                &value_spec,
+                Part::Value,
+                RowIds::new(job, &spec.name),
+            )?),
+            _ => None,
+        };
+        if matches!(opts.value_format, Format::Raw) {
+            crate::format::raw::check_schema("kafka", &value_spec)?;
+        }
+        let binary_events = match (&opts.value_format, &events) {
+            (Format::CloudEvents { binary: true }, Some(e)) => Some((e.clone(), Events::default())),
+            _ => None,
+        };
+        let value_encoder = RecordEncoder::new(opts.value_format.clone(), events);
+        let key_encoder = opts.key_format.clone().map(|f| RecordEncoder::new(f, None));
+        if matches!(opts.key_format, Some(Format::Raw)) && key_fields.len() != 1 {
+            return Err(err(
+                "'key.format' = 'raw' needs exactly one key field".into()
+            ));
+        }
         let producer: ThreadedProducer<DeliveryContext> = config
             .create_with_context(context)
             .map_err(|e| err(format!("invalid Kafka configuration: {e}")))?;
@@ -221,8 +260,11 @@ impl KafkaSink {
             headers_col,
             kind_col,
             fixed_partition,
-            values: String::new(),
-            keys: String::new(),
+            value_encoder,
+            key_encoder,
+            values: Records::default(),
+            keys: Records::default(),
+            binary_events,
             row_ids,
             txn,
             rows: metrics.counter(names::SINK_ROWS, &spec.name),
@@ -261,17 +303,6 @@ impl KafkaSink {
             self.topic
         )))
     }
-}
-
-/// The start of each line of `text` (rows are one line each: JSON escapes newlines).
-fn line_bounds(text: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', text.as_bytes()) {
-        out.push((start, end));
-        start = end + 1;
-    }
-    out
 }
 
 #[async_trait]
@@ -465,12 +496,12 @@ impl KafkaSink {
                 .collect(),
         )
         .map_err(|e| self.error(e.to_string()))?;
-        self.values.clear();
-        encode_json_lines(&values, &mut self.values).map_err(|e| self.error(e.to_string()))?;
-        let value_lines = line_bounds(&self.values);
-        let key_lines = if self.key_cols.is_empty() {
-            vec![]
-        } else {
+        match &mut self.binary_events {
+            Some((encoder, events)) => encoder.encode(&values, events),
+            None => self.value_encoder.encode(&values, &mut self.values),
+        }
+        .map_err(|e| self.error(format!("cannot encode rows: {e}")))?;
+        if self.key_encoder.is_some() {
             let keys = RecordBatch::try_new(
                 self.key_schema.clone(),
                 self.key_cols
@@ -479,10 +510,12 @@ impl KafkaSink {
                     .collect(),
             )
             .map_err(|e| self.error(e.to_string()))?;
-            self.keys.clear();
-            encode_json_lines(&keys, &mut self.keys).map_err(|e| self.error(e.to_string()))?;
-            line_bounds(&self.keys)
-        };
+            if let Some(encoder) = &mut self.key_encoder {
+                if let Err(e) = encoder.encode(&keys, &mut self.keys) {
+                    return Err(self.error(format!("cannot encode keys: {e}")));
+                }
+            }
+        }
         let timestamps = match self.timestamp_col {
             Some(i) => Some(
                 cast(
@@ -497,19 +530,25 @@ impl KafkaSink {
             .as_ref()
             .map(|t| t.as_primitive::<TimestampMillisecondType>());
         let headers = self.headers_col.map(|i| batch.column(i).as_map());
-        if value_lines.len() != n {
-            return Err(self.error(format!("encoded {} rows for {n}", value_lines.len())));
-        }
-        for (row, (start, end)) in value_lines.iter().enumerate() {
+        for row in 0..n {
             let deleted = deletes
                 .as_ref()
                 .is_some_and(|d| d.value(row) == RowKind::Delete as i8);
+            let value = match &self.binary_events {
+                Some((_, events)) => Some(events.data(row).as_bytes()),
+                None => self.values.get(row),
+            };
+            let key = if self.key_encoder.is_some() {
+                self.keys.get(row)
+            } else {
+                None
+            };
             let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic);
-            if !deleted {
-                record = record.payload(&self.values.as_bytes()[*start..*end]);
+            if let (false, Some(value)) = (deleted, value) {
+                record = record.payload(value);
             }
-            if let Some((ks, ke)) = key_lines.get(row) {
-                record = record.key(&self.keys.as_bytes()[*ks..*ke]);
+            if let Some(key) = key {
+                record = record.key(key);
             }
             if let Some(p) = self.fixed_partition {
                 record = record.partition(p);
@@ -522,15 +561,25 @@ impl KafkaSink {
             let user_headers = headers.filter(|h| h.is_valid(row)).map(|h| h.value(row));
             let mut id_buf = [0u8; 32];
             let row_id = self.row_ids.as_ref().map(|ids| {
-                let key = key_lines
-                    .get(row)
-                    .map(|(ks, ke)| &self.keys.as_bytes()[*ks..*ke])
-                    .unwrap_or_default();
-                ids.id(&[key, &self.values.as_bytes()[*start..*end]], &mut id_buf)
+                ids.id(
+                    &[key.unwrap_or_default(), value.unwrap_or_default()],
+                    &mut id_buf,
+                )
             });
-            if user_headers.is_some() || row_id.is_some() {
-                let n = user_headers.as_ref().map_or(0, |e| e.len()) + 1;
+            let events = self.binary_events.as_ref().map(|(_, e)| e);
+            if user_headers.is_some() || row_id.is_some() || events.is_some() {
+                let n = user_headers.as_ref().map_or(0, |e| e.len()) + 1 + 8;
                 let mut owned = OwnedHeaders::new_with_capacity(n);
+                if let Some(events) = events {
+                    for (name, value) in events.attributes(row) {
+                        if let Some(header) = cloudevents::binary::header_name(name) {
+                            owned = owned.insert(Header {
+                                key: header,
+                                value: Some(value.as_bytes()),
+                            });
+                        }
+                    }
+                }
                 if let Some(entries) = &user_headers {
                     let keys = entries.column(0).as_string::<i32>();
                     let vals = entries.column(1).as_binary::<i32>();

@@ -1,5 +1,5 @@
 //! The Kafka source: a consumer thread hands raw chunks of one partition to
-//! this task, which decodes them into Arrow batches (vectorised JSON), adds the
+//! this task, which decodes them into Arrow batches (vectorised, in the table's format), adds the
 //! metadata columns, and emits them with the split they came from.
 
 use std::sync::Arc;
@@ -19,7 +19,9 @@ use vigil_engine::{EngineError, Result};
 use super::consumer::{self, Commit, Item, RawChunk, Wants};
 use super::layout::{Layout, Meta, Origin};
 use super::options::{KafkaOptions, ResumePoint};
-use crate::json::decode::JsonDecoder;
+use crate::format::cloudevents;
+use crate::format::decode::RecordDecoder;
+use crate::format::Format;
 
 /// The next completed checkpoint (pends forever without checkpointing).
 async fn next_completed(
@@ -42,13 +44,59 @@ fn trim_nl(b: &[u8]) -> &[u8] {
     b.strip_suffix(b"\n").unwrap_or(b)
 }
 
+/// Record `i` of records back to back ending at `ends`.
+fn slice<'a>(buf: &'a [u8], ends: &[usize], i: usize) -> &'a [u8] {
+    let start = if i == 0 { 0 } else { ends[i - 1] };
+    &buf[start..ends[i]]
+}
+
+/// The structured events of a chunk holding binary-mode CloudEvents (None
+/// if it holds none): each value wrapped with its record's attributes.
+fn envelopes(chunk: &RawChunk) -> Option<(Vec<u8>, Vec<usize>)> {
+    if chunk.event_attributes.is_empty() {
+        return None;
+    }
+    let mut buf = Vec::with_capacity(chunk.values.len() + chunk.event_attributes.len() * 2);
+    let mut ends = Vec::with_capacity(chunk.len());
+    for i in 0..chunk.len() {
+        let attributes = chunk.event_attributes(i);
+        if attributes.is_empty() {
+            buf.extend_from_slice(chunk.value(i));
+        } else {
+            cloudevents::binary::envelope(attributes, trim_nl(chunk.value(i)), &mut buf);
+        }
+        ends.push(buf.len());
+    }
+    Some((buf, ends))
+}
+
+/// The `ce_*` headers a binary-mode event came with, for its dead letter.
+fn event_headers(attributes: &[u8]) -> Vec<(&'static str, String)> {
+    if attributes.is_empty() {
+        return vec![];
+    }
+    let mut object = Vec::with_capacity(attributes.len() + 2);
+    object.push(b'{');
+    object.extend_from_slice(attributes.strip_suffix(b",").unwrap_or(attributes));
+    object.push(b'}');
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(&object) else {
+        return vec![];
+    };
+    map.into_iter()
+        .filter_map(|(k, v)| {
+            let header = cloudevents::binary::header_name(&k)?;
+            Some((header, v.as_str().unwrap_or_default().to_string()))
+        })
+        .collect()
+}
+
 /// Reads one or more Kafka topics.
 pub struct KafkaSource {
     table: String,
     opts: KafkaOptions,
     layout: Layout,
-    value: JsonDecoder,
-    key: Option<JsonDecoder>,
+    value: RecordDecoder,
+    key: Option<RecordDecoder>,
     rows: Counter,
     malformed: Counter,
     /// Where records that cannot be decoded go, if the table names a place.
@@ -59,13 +107,25 @@ impl KafkaSource {
     /// A source for `spec` with parsed options.
     pub fn new(spec: &TableSpec, opts: KafkaOptions, metrics: &Metrics) -> Result<Self> {
         let layout = Layout::new(spec, &opts)?;
+        if matches!(opts.value_format, Format::Raw) {
+            let value_spec = TableSpec {
+                schema: layout.value_schema.clone(),
+                ..spec.clone()
+            };
+            crate::format::raw::check_schema("kafka", &value_spec)?;
+        }
         Ok(Self {
             table: spec.name.clone(),
-            value: JsonDecoder::for_format(
-                spec.option("value.format").or(spec.option("format")),
+            value: RecordDecoder::for_format(
+                opts.value_format.clone(),
                 layout.value_schema.clone(),
             ),
-            key: layout.key_schema.clone().map(JsonDecoder::new),
+            key: match (&layout.key_schema, &opts.key_format) {
+                (Some(schema), Some(format)) => {
+                    Some(RecordDecoder::for_format(format.clone(), schema.clone()))
+                }
+                _ => None,
+            },
             layout,
             opts,
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
@@ -83,22 +143,43 @@ impl KafkaSource {
     }
 
     /// Decodes a chunk; bad records are skipped, counted and logged with their
-    /// topic, partition and offset.
+    /// topic, partition and offset, and sent to the dead-letter output.
     fn decode(&self, chunk: &RawChunk) -> Result<Option<RecordBatch>> {
         let n = chunk.len();
-        let value = self.value.decode_exact(&chunk.values, n);
-        let key = self.key.as_ref().map(|k| k.decode_exact(&chunk.keys, n));
+        // Binary-mode CloudEvents are decoded as the structured events they stand for.
+        let envelopes = envelopes(chunk);
+        let (values, value_ends) = match &envelopes {
+            Some((buf, ends)) => (&buf[..], &ends[..]),
+            None => (&chunk.values[..], &chunk.value_ends[..]),
+        };
+        let value = self
+            .value
+            .decode_records(values, value_ends, &chunk.value_nulls);
+        let key = self
+            .key
+            .as_ref()
+            .map(|k| k.decode_records(&chunk.keys, &chunk.key_ends, &[]));
         if let (Ok(value), None | Some(Ok(_))) = (&value, &key) {
             let key = key.and_then(|k| k.ok());
             return self.assemble(chunk, value, key.as_ref(), None).map(Some);
         }
         // Some record is bad: find which, then decode the good ones.
         let mut good = Vec::with_capacity(n);
-        let mut values = Vec::with_capacity(chunk.values.len());
-        let mut keys = Vec::new();
+        let mut kept_values = Vec::with_capacity(values.len());
+        let mut kept_value_ends = Vec::with_capacity(n);
+        let mut kept_nulls = Vec::with_capacity(chunk.value_nulls.len());
+        let mut kept_keys = Vec::new();
+        let mut kept_key_ends = Vec::new();
         let mut dead: Vec<(usize, String)> = vec![];
         for i in 0..n {
-            let reason = self.value.record_error(chunk.value(i)).or_else(|| {
+            let record = slice(values, value_ends, i);
+            let null = chunk.value_nulls.get(i).copied().unwrap_or(false);
+            let reason = if null {
+                None
+            } else {
+                self.value.record_error(record)
+            };
+            let reason = reason.or_else(|| {
                 self.key
                     .as_ref()
                     .and_then(|k| k.record_error(chunk.key(i)).map(|r| format!("key: {r}")))
@@ -106,8 +187,15 @@ impl KafkaSource {
             match reason {
                 None => {
                     good.push(true);
-                    values.extend_from_slice(chunk.value(i));
-                    keys.extend_from_slice(chunk.key(i));
+                    kept_values.extend_from_slice(record);
+                    kept_value_ends.push(kept_values.len());
+                    if !chunk.value_nulls.is_empty() {
+                        kept_nulls.push(null);
+                    }
+                    if self.key.is_some() {
+                        kept_keys.extend_from_slice(chunk.key(i));
+                        kept_key_ends.push(kept_keys.len());
+                    }
                 }
                 Some(reason) => {
                     good.push(false);
@@ -135,9 +223,10 @@ impl KafkaSource {
                         offset: chunk.offsets[*i],
                     },
                     error: reason,
-                    // Keys are at hand when the table reads them ("{}": none).
+                    // Keys are at hand when the table reads them.
                     key: Some(trim_nl(chunk.key(*i))).filter(|k| !k.is_empty() && *k != b"{}"),
                     record: trim_nl(chunk.value(*i)),
+                    headers: event_headers(chunk.event_attributes(*i)),
                 })
                 .collect();
             let mut dlq = dlq
@@ -145,16 +234,18 @@ impl KafkaSource {
                 .map_err(|_| self.error("the dead-letter output failed before"))?;
             dlq.send(&letters)?;
         }
-        let kept = good.iter().filter(|g| **g).count();
-        if kept == 0 {
+        if kept_value_ends.is_empty() {
             return Ok(None);
         }
         let value = self
             .value
-            .decode_exact(&values, kept)
+            .decode_records(&kept_values, &kept_value_ends, &kept_nulls)
             .map_err(|e| self.error(e))?;
         let key = match &self.key {
-            Some(k) => Some(k.decode_exact(&keys, kept).map_err(|e| self.error(e))?),
+            Some(k) => Some(
+                k.decode_records(&kept_keys, &kept_key_ends, &[])
+                    .map_err(|e| self.error(e))?,
+            ),
             None => None,
         };
         self.assemble(chunk, &value, key.as_ref(), Some(&BooleanArray::from(good)))
@@ -250,6 +341,12 @@ impl Source for KafkaSource {
             keys: self.key.is_some(),
             timestamp_types: self.layout.needs(Meta::TimestampType),
             headers: self.layout.needs(Meta::Headers),
+            missing_key: match self.opts.key_format {
+                Some(Format::Json) => b"{}",
+                _ => b"",
+            },
+            tombstones: matches!(self.opts.value_format, Format::Raw),
+            event_headers: matches!(self.opts.value_format, Format::CloudEvents { .. }),
         };
         let (table, opts, stop) = (self.table.clone(), self.opts.clone(), ctx.stop.clone());
         let (commit_tx, commit_rx) = std::sync::mpsc::channel::<Commit>();

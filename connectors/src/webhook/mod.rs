@@ -190,6 +190,7 @@ async fn deliver(outbox: Arc<Outbox>, d: Delivery, mut dlq: Option<DeadLetters>)
                     error: &error,
                     key: Some(req.key.as_bytes()),
                     record: req.body.as_bytes(),
+                    headers: vec![],
                 };
                 if let Err(e) = q.send(&[letter]) {
                     *outbox.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());

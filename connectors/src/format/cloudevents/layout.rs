@@ -1,27 +1,13 @@
-//! CloudEvents 1.0 in structured JSON mode as a source format
-//! (`'format' = 'cloudevents'`): each record is an event object; table
-//! columns named after event attributes (`id`, `source`, `type`, `time`,
-//! `subject`, `specversion`, `datacontenttype`, `dataschema`) take them, and
-//! every other column comes from the event's `data` object. Decoded in one
-//! vectorised pass: the event is read with a nested schema (`data` a struct)
-//! and the columns are then picked from it.
+//! Decoding structured events: the event is read with a nested schema
+//! (`data` a struct) in one vectorised pass, and the table's columns are
+//! then picked from it.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 
-/// The CloudEvents context attributes a column may take.
-const ATTRIBUTES: [&str; 8] = [
-    "id",
-    "source",
-    "type",
-    "time",
-    "subject",
-    "specversion",
-    "datacontenttype",
-    "dataschema",
-];
+use super::ATTRIBUTES;
 
 /// Where a table column comes from.
 #[derive(Debug, Clone, Copy)]

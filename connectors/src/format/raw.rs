@@ -12,7 +12,7 @@ use vigil_engine::connector::TableSpec;
 use vigil_engine::Result;
 
 use crate::error::connector_error;
-use crate::json::decode::{BadRecord, Decoded};
+use crate::format::decode::{BadRecord, Decoded};
 
 /// Fails unless `spec` has exactly one column, of type STRING or BYTES.
 pub fn check_schema(connector: &str, spec: &TableSpec) -> Result<()> {
@@ -45,10 +45,7 @@ pub fn decode_lines(schema: &SchemaRef, chunk: &[u8], first_line: u64) -> Decode
     if body.is_empty() {
         return Decoded::default();
     }
-    let text = matches!(
-        schema.field(0).data_type(),
-        DataType::Utf8 | DataType::LargeUtf8
-    );
+    let text = is_text(schema);
     let mut bad = vec![];
     let column: ArrayRef = if text {
         let mut values: Vec<&str> = vec![];
@@ -78,23 +75,74 @@ pub fn decode_lines(schema: &SchemaRef, chunk: &[u8], first_line: u64) -> Decode
     Decoded { batch, bad }
 }
 
+/// The records of `buf`, each followed by a `\n` and ending at `ends[i]`,
+/// as rows, unchanged (a record may hold newlines); `nulls[i]` (if given)
+/// makes row `i` NULL. Fails if a STRING record is not UTF-8.
+pub fn decode_records(
+    schema: &SchemaRef,
+    buf: &[u8],
+    ends: &[usize],
+    nulls: &[bool],
+) -> Result<RecordBatch, String> {
+    let records = ends.iter().enumerate().map(|(i, &end)| {
+        let start = if i == 0 { 0 } else { ends[i - 1] };
+        let record = &buf[start..end];
+        let record = record.strip_suffix(b"\n").unwrap_or(record);
+        (!nulls.get(i).copied().unwrap_or(false)).then_some(record)
+    });
+    let column: ArrayRef = if is_text(schema) {
+        let mut values = Vec::with_capacity(ends.len());
+        for r in records {
+            values.push(match r {
+                Some(r) => Some(std::str::from_utf8(r).map_err(|e| format!("not UTF-8: {e}"))?),
+                None => None,
+            });
+        }
+        Arc::new(StringArray::from(values))
+    } else {
+        Arc::new(BinaryArray::from(records.collect::<Vec<_>>()))
+    };
+    let column = datafusion::arrow::compute::cast(&column, schema.field(0).data_type())
+        .map_err(|e| e.to_string())?;
+    RecordBatch::try_new(schema.clone(), vec![column]).map_err(|e| e.to_string())
+}
+
+/// Why `record` cannot be a row, or None.
+pub fn record_error(schema: &SchemaRef, record: &[u8]) -> Option<String> {
+    if !is_text(schema) {
+        return None;
+    }
+    std::str::from_utf8(record)
+        .err()
+        .map(|e| format!("not UTF-8: {e}"))
+}
+
+fn is_text(schema: &SchemaRef) -> bool {
+    matches!(
+        schema.field(0).data_type(),
+        DataType::Utf8 | DataType::LargeUtf8
+    )
+}
+
+/// Appends row `i`'s value of `column` to `out` (nothing for NULL).
+pub fn encode_value(column: &dyn Array, i: usize, out: &mut Vec<u8>) {
+    if column.is_null(i) {
+        return;
+    }
+    match column.data_type() {
+        DataType::Utf8 => out.extend_from_slice(column.as_string::<i32>().value(i).as_bytes()),
+        DataType::LargeUtf8 => out.extend_from_slice(column.as_string::<i64>().value(i).as_bytes()),
+        DataType::Binary => out.extend_from_slice(column.as_binary::<i32>().value(i)),
+        DataType::LargeBinary => out.extend_from_slice(column.as_binary::<i64>().value(i)),
+        _ => {}
+    }
+}
+
 /// Appends each row's value and a newline to `out`.
 pub fn encode_lines(batch: &RecordBatch, out: &mut Vec<u8>) {
     let column = batch.column(0);
     for i in 0..batch.num_rows() {
-        if column.is_valid(i) {
-            match column.data_type() {
-                DataType::Utf8 => {
-                    out.extend_from_slice(column.as_string::<i32>().value(i).as_bytes())
-                }
-                DataType::LargeUtf8 => {
-                    out.extend_from_slice(column.as_string::<i64>().value(i).as_bytes())
-                }
-                DataType::Binary => out.extend_from_slice(column.as_binary::<i32>().value(i)),
-                DataType::LargeBinary => out.extend_from_slice(column.as_binary::<i64>().value(i)),
-                _ => {}
-            }
-        }
+        encode_value(column, i, out);
         out.push(b'\n');
     }
 }

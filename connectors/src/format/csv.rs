@@ -11,8 +11,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use vigil_engine::connector::TableSpec;
 use vigil_engine::Result;
 
+use super::Part;
 use crate::error::connector_error;
-use crate::json::decode::{BadRecord, Decoded};
+use crate::format::decode::{BadRecord, Decoded};
 
 /// The csv options a table may set.
 pub const CSV_OPTIONS: &[&str] = &[
@@ -29,8 +30,8 @@ pub struct CsvOptions {
     null: Option<String>,
 }
 
-fn one_byte(spec: &TableSpec, key: &str, default: u8) -> Result<u8> {
-    match spec.option(key) {
+fn one_byte(spec: &TableSpec, part: Part, key: &str, default: u8) -> Result<u8> {
+    match super::option(spec, part, key) {
         None => Ok(default),
         Some("\\t") => Ok(b'\t'),
         Some(v) if v.len() == 1 => Ok(v.as_bytes()[0]),
@@ -43,16 +44,21 @@ fn one_byte(spec: &TableSpec, key: &str, default: u8) -> Result<u8> {
 }
 
 impl CsvOptions {
-    /// The csv options of `spec`.
-    pub fn from_spec(spec: &TableSpec) -> Result<Self> {
+    /// The csv options of `spec` for `part` (`key.csv.*` for a Kafka key).
+    pub fn from_spec(spec: &TableSpec, part: Part) -> Result<Self> {
         Ok(Self {
-            delimiter: one_byte(spec, "csv.field-delimiter", b',')?,
-            quote: one_byte(spec, "csv.quote-character", b'"')?,
-            null: spec.option("csv.null-literal").map(str::to_string),
+            delimiter: one_byte(spec, part, "csv.field-delimiter", b',')?,
+            quote: one_byte(spec, part, "csv.quote-character", b'"')?,
+            null: super::option(spec, part, "csv.null-literal").map(str::to_string),
         })
     }
 
-    fn decode_all(&self, schema: &SchemaRef, bytes: &[u8]) -> Result<Option<RecordBatch>, String> {
+    /// Decodes whole csv lines (no line may be bad).
+    pub fn decode_all(
+        &self,
+        schema: &SchemaRef,
+        bytes: &[u8],
+    ) -> Result<Option<RecordBatch>, String> {
         let mut builder = ReaderBuilder::new(schema.clone())
             .with_header(false)
             .with_delimiter(self.delimiter)
@@ -91,8 +97,16 @@ impl CsvOptions {
 
     /// Decodes `chunk`, whole lines whose first is `first_line`.
     pub fn decode_chunk(&self, schema: &SchemaRef, chunk: &[u8], first_line: u64) -> Decoded {
+        // One record a line: a quote left open would swallow the lines after
+        // it into one field, so the row count must match the line count.
+        let lines = chunk
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count();
         if let Ok(batch) = self.decode_all(schema, chunk) {
-            return Decoded { batch, bad: vec![] };
+            if batch.as_ref().map_or(0, |b| b.num_rows()) == lines {
+                return Decoded { batch, bad: vec![] };
+            }
         }
         let mut good: Vec<u8> = vec![];
         let mut bad = vec![];
@@ -102,13 +116,17 @@ impl CsvOptions {
             }
             let mut record = line.to_vec();
             record.push(b'\n');
-            match self.decode_all(schema, &record) {
-                Ok(Some(_)) => {
+            let reason = match self.decode_all(schema, &record) {
+                Ok(Some(b)) if b.num_rows() == 1 => None,
+                Ok(_) => Some("not one csv record (a quote left open?)".to_string()),
+                Err(reason) => Some(reason),
+            };
+            match reason {
+                None => {
                     good.extend_from_slice(line);
                     good.push(b'\n');
                 }
-                Ok(None) => {}
-                Err(reason) => bad.push(BadRecord {
+                Some(reason) => bad.push(BadRecord {
                     line: first_line + i as u64,
                     reason,
                     excerpt: String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned(),

@@ -7,6 +7,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json::reader::{Decoder, ReaderBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
 
+use super::cloudevents::EventLayout;
+use super::Format;
+
 /// A line that could not be decoded.
 #[derive(Debug, Clone)]
 pub struct BadRecord {
@@ -29,69 +32,37 @@ pub struct Decoded {
     pub bad: Vec<BadRecord>,
 }
 
-/// Decodes JSON lines into batches of `schema` (or, for the `raw` format,
-/// takes each line as the value of the table's one column).
+/// Decodes records of one format into batches of a table's schema.
 #[derive(Debug, Clone)]
-pub struct JsonDecoder {
+pub struct RecordDecoder {
     schema: SchemaRef,
-    raw: bool,
-    /// `'format' = 'cloudevents'`: records are events (see [`super::cloudevents`]).
-    events: Option<super::cloudevents::EventLayout>,
-    /// `'format' = 'csv'` (see [`crate::csv`]).
-    csv: Option<crate::csv::CsvOptions>,
+    format: Format,
+    /// CloudEvents: how the table's columns map onto an event.
+    events: Option<EventLayout>,
 }
 
-impl JsonDecoder {
-    /// A decoder producing `schema`; fields missing from a line are NULL, fields
-    /// not in the schema are ignored, and numbers or booleans are accepted for
-    /// string columns (as in Flink).
+impl RecordDecoder {
+    /// A JSON decoder producing `schema`; fields missing from a record are
+    /// NULL, fields not in the schema are ignored, and numbers or booleans are
+    /// accepted for string columns (as in Flink).
     pub fn new(schema: SchemaRef) -> Self {
-        Self {
-            schema,
-            raw: false,
-            events: None,
-            csv: None,
-        }
+        Self::for_format(Format::Json, schema)
     }
 
-    /// A decoder of csv lines.
-    pub fn csv(schema: SchemaRef, options: crate::csv::CsvOptions) -> Self {
+    /// A decoder of `format` producing `schema`.
+    pub fn for_format(format: Format, schema: SchemaRef) -> Self {
+        let events =
+            matches!(format, Format::CloudEvents { .. }).then(|| EventLayout::new(&schema));
         Self {
             schema,
-            raw: false,
-            events: None,
-            csv: Some(options),
-        }
-    }
-
-    /// A decoder of CloudEvents in structured JSON mode.
-    pub fn cloudevents(schema: SchemaRef) -> Self {
-        let events = Some(super::cloudevents::EventLayout::new(&schema));
-        Self {
-            schema,
-            raw: false,
+            format,
             events,
-            csv: None,
         }
     }
 
-    /// The decoder for the table's `format` option (`json`, `raw`, `cloudevents`).
-    pub fn for_format(format: Option<&str>, schema: SchemaRef) -> Self {
-        match format {
-            Some("raw") => Self::raw(schema),
-            Some("cloudevents") => Self::cloudevents(schema),
-            _ => Self::new(schema),
-        }
-    }
-
-    /// A decoder of the `raw` format: each line is a row (see [`crate::raw`]).
-    pub fn raw(schema: SchemaRef) -> Self {
-        Self {
-            schema,
-            raw: true,
-            events: None,
-            csv: None,
-        }
+    /// The schema of the rows.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
     }
 
     fn decoder(&self, batch_size: usize) -> datafusion::arrow::error::Result<Decoder> {
@@ -107,11 +78,10 @@ impl JsonDecoder {
 
     /// Decodes `chunk`, a whole number of lines whose first line is `first_line`.
     pub fn decode_chunk(&self, chunk: &[u8], first_line: u64) -> Decoded {
-        if self.raw {
-            return crate::raw::decode_lines(&self.schema, chunk, first_line);
-        }
-        if let Some(csv) = &self.csv {
-            return csv.decode_chunk(&self.schema, chunk, first_line);
+        match &self.format {
+            Format::Raw => return super::raw::decode_lines(&self.schema, chunk, first_line),
+            Format::Csv(csv) => return csv.decode_chunk(&self.schema, chunk, first_line),
+            Format::Json | Format::CloudEvents { .. } => {}
         }
         let lines = memchr::memchr_iter(b'\n', chunk).count() + 1;
         if let Ok(batch) = self.decode_all(chunk, lines) {
@@ -156,33 +126,60 @@ impl JsonDecoder {
         }
     }
 
-    /// Decodes `n` records (JSON objects separated by whitespace) into exactly
-    /// `n` rows, or fails (a bad record, or one that is not exactly one object).
-    pub fn decode_exact(&self, buf: &[u8], n: usize) -> Result<RecordBatch, String> {
-        match self.decode_all(buf, n) {
-            Ok(Some(b)) if b.num_rows() == n => Ok(b),
-            Ok(None) if n == 0 => Ok(RecordBatch::new_empty(self.schema.clone())),
-            Ok(b) => Err(format!(
-                "expected {n} JSON object(s), found {}",
+    /// Decodes the records of `buf` — each followed by a `\n`, record `i`
+    /// ending at `ends[i]` (after its `\n`) — into exactly one row each, or
+    /// fails (some record is bad). `nulls[i]` marks a record with no value
+    /// (a Kafka tombstone, read by the `raw` format as NULL); it may be empty.
+    pub fn decode_records(
+        &self,
+        buf: &[u8],
+        ends: &[usize],
+        nulls: &[bool],
+    ) -> Result<RecordBatch, String> {
+        let n = ends.len();
+        if n == 0 {
+            return Ok(RecordBatch::new_empty(self.schema.clone()));
+        }
+        let batch = match &self.format {
+            Format::Raw => return super::raw::decode_records(&self.schema, buf, ends, nulls),
+            Format::Csv(csv) => csv.decode_all(&self.schema, buf)?,
+            Format::Json | Format::CloudEvents { .. } => {
+                self.decode_all(buf, n).map_err(|e| e.to_string())?
+            }
+        };
+        match batch {
+            Some(b) if b.num_rows() == n => Ok(b),
+            b => Err(format!(
+                "expected {n} record(s), found {}",
                 b.map_or(0, |b| b.num_rows())
             )),
-            Err(e) => Err(e.to_string()),
         }
     }
 
-    /// Why one record does not decode into exactly one row, or None if it does.
+    /// Why one record (without its `\n`) does not decode into exactly one
+    /// row, or None if it does.
     pub fn record_error(&self, record: &[u8]) -> Option<String> {
-        let trimmed = record.trim_ascii();
-        if trimmed.is_empty() {
-            return Some("empty record".into());
+        let record = record.strip_suffix(b"\n").unwrap_or(record);
+        match &self.format {
+            Format::Raw => return super::raw::record_error(&self.schema, record),
+            Format::Csv(_) => {}
+            Format::Json | Format::CloudEvents { .. } => {
+                let trimmed = record.trim_ascii();
+                if trimmed.is_empty() {
+                    return Some("empty record".into());
+                }
+                if let Err(e) = std::str::from_utf8(trimmed) {
+                    return Some(format!("not UTF-8: {e}"));
+                }
+                if trimmed[0] != b'{' {
+                    return Some("not a JSON object".into());
+                }
+            }
         }
-        if let Err(e) = std::str::from_utf8(trimmed) {
-            return Some(format!("not UTF-8: {e}"));
-        }
-        if trimmed[0] != b'{' {
-            return Some("not a JSON object".into());
-        }
-        self.decode_exact(trimmed, 1).err()
+        let mut one = Vec::with_capacity(record.len() + 1);
+        one.extend_from_slice(record);
+        one.push(b'\n');
+        self.decode_records(&one, &[one.len()], &[]).err()
     }
 
     fn decode_line_by_line(&self, chunk: &[u8], first_line: u64) -> Decoded {

@@ -1,0 +1,135 @@
+//! Encoding batches as records of a format, back to back, each followed by a
+//! newline — lines of a file, or (sliced by [`Records::get`]) Kafka values
+//! and keys. A record may hold newlines of its own (a raw value, a quoted
+//! csv field), so record bounds are kept rather than found again.
+
+use datafusion::arrow::array::Array;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use super::cloudevents::encode::{EventEncoder, Events};
+use super::Format;
+
+/// Encoded records.
+#[derive(Debug, Default)]
+pub struct Records {
+    /// The records, each followed by a newline.
+    pub buf: Vec<u8>,
+    /// Where each record ends (after its newline).
+    ends: Vec<usize>,
+    /// Records that are NULL (a `raw` NULL: a Kafka tombstone).
+    nulls: Vec<bool>,
+}
+
+impl Records {
+    /// The number of records.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Record `i`, without its newline; None for a NULL record.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        if self.nulls.get(i).copied().unwrap_or(false) {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(&self.buf[start..self.ends[i].saturating_sub(1).max(start)])
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+        self.nulls.clear();
+    }
+
+    /// Marks the records written since `from` bytes, one per line.
+    fn split_lines(&mut self, from: usize) {
+        for nl in memchr::memchr_iter(b'\n', &self.buf[from..]) {
+            self.ends.push(from + nl + 1);
+        }
+    }
+}
+
+/// Encodes rows of one table in one format.
+#[derive(Debug)]
+pub struct RecordEncoder {
+    format: Format,
+    events: Option<EventEncoder>,
+    scratch: String,
+    encoded_events: Events,
+}
+
+impl RecordEncoder {
+    /// An encoder of `format`; `events` is needed for CloudEvents.
+    pub fn new(format: Format, events: Option<EventEncoder>) -> Self {
+        Self {
+            format,
+            events,
+            scratch: String::new(),
+            encoded_events: Events::default(),
+        }
+    }
+
+    /// The format.
+    pub fn format(&self) -> &Format {
+        &self.format
+    }
+
+    /// Encodes the rows of `batch` into `out` (cleared first).
+    pub fn encode(&mut self, batch: &RecordBatch, out: &mut Records) -> Result<(), String> {
+        out.clear();
+        let n = batch.num_rows();
+        match &self.format {
+            Format::Json => {
+                self.scratch.clear();
+                crate::json::encode::encode_json_lines(batch, &mut self.scratch)
+                    .map_err(|e| e.to_string())?;
+                out.buf.extend_from_slice(self.scratch.as_bytes());
+                out.split_lines(0);
+            }
+            Format::Raw => {
+                let column = batch.column(0);
+                for i in 0..n {
+                    super::raw::encode_value(column, i, &mut out.buf);
+                    out.buf.push(b'\n');
+                    out.ends.push(out.buf.len());
+                    out.nulls.push(column.is_null(i));
+                }
+            }
+            Format::Csv(csv) => {
+                csv.encode(batch, &mut out.buf)?;
+                out.split_lines(0);
+                if out.ends.len() != n {
+                    // Some field held a newline (quoted): encode row by row.
+                    out.clear();
+                    for i in 0..n {
+                        csv.encode(&batch.slice(i, 1), &mut out.buf)?;
+                        out.ends.push(out.buf.len());
+                    }
+                }
+            }
+            Format::CloudEvents { .. } => {
+                let Some(enc) = &self.events else {
+                    return Err("CloudEvents need an event encoder".into());
+                };
+                let events = &mut self.encoded_events;
+                enc.encode(batch, events)?;
+                for i in 0..events.len() {
+                    self.scratch.clear();
+                    events.write_structured(i, &mut self.scratch);
+                    out.buf.extend_from_slice(self.scratch.as_bytes());
+                    out.buf.push(b'\n');
+                    out.ends.push(out.buf.len());
+                }
+            }
+        }
+        if out.ends.len() != n {
+            return Err(format!("encoded {} records for {n} rows", out.ends.len()));
+        }
+        Ok(())
+    }
+}
