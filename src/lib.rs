@@ -14,6 +14,8 @@
 pub mod checkpointing;
 pub mod client;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod output;
 pub mod server;
 

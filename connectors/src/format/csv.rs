@@ -43,6 +43,17 @@ fn one_byte(spec: &TableSpec, part: Part, key: &str, default: u8) -> Result<u8> 
     }
 }
 
+impl Default for CsvOptions {
+    /// Flink's defaults: `,` between fields, `"` around them, no null literal.
+    fn default() -> Self {
+        Self {
+            delimiter: b',',
+            quote: b'"',
+            null: None,
+        }
+    }
+}
+
 impl CsvOptions {
     /// The csv options of `spec` for `part` (`key.csv.*` for a Kafka key).
     pub fn from_spec(spec: &TableSpec, part: Part) -> Result<Self> {

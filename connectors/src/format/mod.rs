@@ -7,6 +7,8 @@ pub mod cloudevents;
 pub mod csv;
 pub mod decode;
 pub mod encode;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod raw;
 
 use vigil_engine::connector::TableSpec;

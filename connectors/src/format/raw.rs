@@ -41,10 +41,11 @@ pub fn check_schema(connector: &str, spec: &TableSpec) -> Result<()> {
 
 /// Each line of `chunk` (whose first line is `first_line`) as a row.
 pub fn decode_lines(schema: &SchemaRef, chunk: &[u8], first_line: u64) -> Decoded {
-    let body = chunk.strip_suffix(b"\n").unwrap_or(chunk);
-    if body.is_empty() {
+    if chunk.is_empty() {
         return Decoded::default();
     }
+    // Every line is a value, an empty one too.
+    let body = chunk.strip_suffix(b"\n").unwrap_or(chunk);
     let text = is_text(schema);
     let mut bad = vec![];
     let column: ArrayRef = if text {
