@@ -114,8 +114,10 @@ async fn child(engine: &str, q: &str, path: &str, rows: u64) {
     let t0 = Instant::now();
     match engine {
         "vigil" => {
+            // Two instances of keyed operators, as Flink's runs (parallelism 2).
             let script = format!(
-                "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, \
+                "SET 'parallelism.default' = '2';\n\
+                 CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, \
                  `dateTime` TIMESTAMP(3), extra STRING, WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND) \
                  WITH ('connector'='filesystem','path'='{path}','format'='json');\n\
                  CREATE TABLE sink ({}) WITH ('connector'='blackhole');\n\

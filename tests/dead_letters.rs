@@ -177,3 +177,22 @@ fn a_malformed_corpus_loses_no_record() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The README's alert pipeline (Kafka to a webhook, dead letters on both
+/// ends) plans as written.
+#[test]
+fn the_alert_pipeline_example_plans() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/alert_pipeline.sql");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["explain", example])
+        .output()
+        .expect("vigil");
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(plan.starts_with("Webhook(pager)"), "{plan}");
+    assert!(plan.contains("Kafka(topics=sensor-readings"), "{plan}");
+}

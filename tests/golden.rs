@@ -164,6 +164,15 @@ fn window_aggregation_cases() -> Vec<PathBuf> {
     queries
 }
 
+fn assert_none_failed(failures: &[String], of: usize, what: &str) {
+    assert!(
+        failures.is_empty(),
+        "{} of {of} {what} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// The window aggregations again with a window-state cache of one byte:
 /// every batch spills every open window to RocksDB, and the rows must still
 /// be Flink's.
@@ -175,13 +184,7 @@ fn window_golden_queries_match_flink_when_state_spills() {
         "SET 'state.backend.cache-size' = '1';\n",
         Some("spilling to RocksDB"),
     );
-    assert!(
-        failures.is_empty(),
-        "{} of {} window cases failed with spilling:\n{}",
-        failures.len(),
-        queries.len(),
-        failures.join("\n")
-    );
+    assert_none_failed(&failures, queries.len(), "window cases with spilling");
 }
 
 /// The window aggregations again with three parallel instances per
@@ -203,13 +206,35 @@ fn window_golden_queries_match_flink_in_parallel() {
         "SET 'parallelism.default' = '3';\n",
         Some("running parallel instances"),
     );
+    assert_none_failed(&failures, queries.len(), "window cases at parallelism 3");
+}
+
+/// The MATCH_RECOGNIZE cases with PARTITION BY again over three parallel
+/// instances (partitions split by key): the same rows as Flink's.
+#[test]
+fn pattern_golden_queries_match_flink_in_parallel() {
+    let queries: Vec<PathBuf> = cases(&root().join("queries"))
+        .into_iter()
+        .filter(|q| {
+            let text = std::fs::read_to_string(q).unwrap_or_default();
+            let code: String = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect();
+            code.contains("MATCH_RECOGNIZE") && code.contains("PARTITION BY")
+        })
+        .collect();
     assert!(
-        failures.is_empty(),
-        "{} of {} window cases failed at parallelism 3:\n{}",
-        failures.len(),
-        queries.len(),
-        failures.join("\n")
+        queries.len() >= 10,
+        "expected at least 10 pattern cases, found {}",
+        queries.len()
     );
+    let failures = check_golden(
+        &queries,
+        "SET 'parallelism.default' = '3';\n",
+        Some("running parallel instances"),
+    );
+    assert_none_failed(&failures, queries.len(), "pattern cases at parallelism 3");
 }
 
 #[test]

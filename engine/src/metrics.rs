@@ -18,6 +18,14 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+    /// Adds `d` (which may be negative; the value stays at or above zero).
+    pub fn add_signed(&self, d: i64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_add_signed(d))
+            });
+    }
 }
 
 /// A value that goes up and down (a duration, a size). Shares the registry
@@ -33,6 +41,14 @@ impl Gauge {
     /// The current value.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+    /// Adds `d` (which may be negative; the value stays at or above zero).
+    pub fn add_signed(&self, d: i64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_add_signed(d))
+            });
     }
 }
 

@@ -530,7 +530,11 @@ impl<'a> Translator<'a> {
         );
         let op = MatchRecognize::new(spec, key_types, order_types, derived_types, late, gauges)
             .map_err(|e| SqlError::at(self.pos, e.to_string()))?;
-        Ok(self.graph.add_operator(input, Box::new(op), schema))
+        let parallelism =
+            parallelism_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?;
+        let id = self.graph.add_operator(input, Box::new(op), schema);
+        self.graph.nodes[id].parallelism = parallelism;
+        Ok(id)
     }
 
     async fn window_tvf(&mut self, node: &WindowTvfNode) -> Result<NodeId> {

@@ -226,6 +226,12 @@ pub struct MatchRecognize {
     pub(super) touched: Vec<usize>,
     /// Partial matches, their runs and retained rows, over all partitions.
     pub(super) totals: (usize, usize, usize),
+    /// The open partial matches last added to the shared gauge.
+    pub(super) reported: u64,
+    /// The key, ORDER BY and derived column types (for another instance).
+    types: (Vec<DataType>, Vec<DataType>, Vec<DataType>),
+    /// Key groups written at the last checkpoint.
+    pub(super) stored_groups: Vec<u16>,
 }
 
 impl MatchRecognize {
@@ -257,6 +263,11 @@ impl MatchRecognize {
         {
             fields.push(Field::new(format!("__in{i}"), t.clone(), true));
         }
+        let types = (
+            key_types.clone(),
+            order_types.clone(),
+            derived_types.clone(),
+        );
         let keys = RowConverter::new(key_types.into_iter().map(SortField::new).collect())
             .context("MATCH_RECOGNIZE partition keys")?;
         Ok(Self {
@@ -272,6 +283,9 @@ impl MatchRecognize {
             deadlines: BinaryHeap::new(),
             touched: vec![],
             totals: (0, 0, 0),
+            reported: 0,
+            types,
+            stored_groups: vec![],
         })
     }
 
@@ -602,6 +616,23 @@ impl Operator for MatchRecognize {
 
     fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
         self.load(entries)
+    }
+
+    /// Partitions are independent: instances split them by key.
+    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        (!self.spec.partition_by.is_empty()).then(|| self.spec.partition_by.clone())
+    }
+
+    fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
+        let (keys, order, derived) = self.types.clone();
+        Ok(Some(Box::new(MatchRecognize::new(
+            self.spec.clone(),
+            keys,
+            order,
+            derived,
+            self.late.clone(),
+            self.gauges.clone(),
+        )?)))
     }
 
     fn state_size(&self) -> u64 {

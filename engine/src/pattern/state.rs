@@ -1,11 +1,13 @@
 //! MATCH_RECOGNIZE state in checkpoints: the watermark, the rows waiting for
 //! it, and per partition its retained rows, partial matches and matches
-//! waiting to be emitted. Written whole at each checkpoint: partial matches
-//! are short-lived, and the rows they hold are few.
+//! waiting to be emitted, by key group (parallel instances each own some).
+//! Written whole at each checkpoint: partial matches are short-lived, and
+//! the rows they hold are few.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
 use serde::{Deserialize, Serialize};
 
@@ -13,8 +15,11 @@ use super::matcher::Matcher;
 use super::operator::{MatchRecognize, Partition, Rows};
 use crate::error::ResultExt;
 use crate::message::EventTime;
+use crate::state::arrow_state::split_by_key_group;
 use crate::state::arrow_state::{decode_batch, encode_batch};
-use crate::state::{entry_value, saved_meta, StateEntry, StateWriter, OPERATOR_STATE};
+use crate::state::{
+    entry_value, key_group_of, saved_meta, StateEntry, StateWriter, OPERATOR_STATE,
+};
 use crate::{EngineError, Result};
 
 /// A partition as checkpointed.
@@ -39,21 +44,17 @@ struct Saved {
 }
 
 impl MatchRecognize {
-    /// The whole state at each checkpoint (partial matches are short-lived):
-    /// the watermark, the rows waiting for it, and per partition its retained
-    /// rows and its partial and waiting matches.
+    /// The whole state at each checkpoint (partial matches are short-lived),
+    /// by key group so that a job can resume at another parallelism: per
+    /// group, the watermark, its partitions' retained rows, partial and
+    /// waiting matches, and its rows waiting for the watermark.
     pub(super) fn save(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
-        let staged = if self.staged.is_empty() {
-            None
-        } else {
-            Some(
-                concat_batches(&self.staged_schema, self.staged.iter().map(|b| &b.0))
-                    .context("MATCH_RECOGNIZE state")?,
-            )
-        };
-        let mut parts = vec![];
-        let mut slices = vec![];
+        let groups = w.key_groups();
+        let keyed = !self.spec.partition_by.is_empty();
+        let group_of = |key: &[u8]| if keyed { key_group_of(key, groups) } else { 0 };
+        let mut by_group: BTreeMap<u16, (Vec<SavedPartition>, Vec<RecordBatch>)> = BTreeMap::new();
         for p in &self.partitions {
+            let (parts, slices) = by_group.entry(group_of(&p.key_bytes)).or_default();
             parts.push(SavedPartition {
                 key: Some(p.key_bytes.to_vec()),
                 first_seq: p.rows.rows.front().map_or(p.rows.next_seq, |r| r.0),
@@ -66,27 +67,72 @@ impl MatchRecognize {
                 slices.push(batch.slice(*i, 1));
             }
         }
-        let rows = concat_batches(&self.staged_schema, &slices).context("MATCH_RECOGNIZE state")?;
-        let meta = serde_json::to_vec(&Saved {
-            watermark: self.watermark,
-            partitions: parts,
-        })
-        .map_err(|e| EngineError::State(format!("MATCH_RECOGNIZE state: {e}")))?;
-        w.put(OPERATOR_STATE, b"meta", meta);
-        w.put(OPERATOR_STATE, b"rows", encode_batch(&rows)?);
-        match staged {
-            Some(b) => w.put(OPERATOR_STATE, b"staged", encode_batch(&b)?),
-            None => w.delete(OPERATOR_STATE, b"staged"),
+        let mut staged: BTreeMap<u16, RecordBatch> = BTreeMap::new();
+        if !self.staged.is_empty() {
+            let all = concat_batches(&self.staged_schema, self.staged.iter().map(|b| &b.0))
+                .context("MATCH_RECOGNIZE state")?;
+            let keys: Vec<ArrayRef> = (0..self.spec.partition_by.len())
+                .map(|i| all.column(self.key_start() + i).clone())
+                .collect();
+            for (g, b) in split_by_key_group(&all, &keys, groups)? {
+                by_group.entry(g).or_default();
+                staged.insert(g, b);
+            }
         }
+        let mut written = vec![];
+        for (g, (parts, slices)) in by_group {
+            let rows =
+                concat_batches(&self.staged_schema, &slices).context("MATCH_RECOGNIZE state")?;
+            let meta = serde_json::to_vec(&Saved {
+                watermark: self.watermark,
+                partitions: parts,
+            })
+            .map_err(|e| EngineError::State(format!("MATCH_RECOGNIZE state: {e}")))?;
+            w.put(g, b"meta", meta);
+            w.put(g, b"rows", encode_batch(&rows)?);
+            match staged.remove(&g) {
+                Some(b) => w.put(g, b"staged", encode_batch(&b)?),
+                None => w.delete(g, b"staged"),
+            }
+            written.push(g);
+        }
+        // Groups stored before and empty now; and the state of checkpoints
+        // written before it was kept by key group.
+        for g in std::mem::take(&mut self.stored_groups)
+            .into_iter()
+            .chain([OPERATOR_STATE])
+        {
+            if !written.contains(&g) {
+                for k in [&b"meta"[..], b"rows", b"staged"] {
+                    w.delete(g, k);
+                }
+            }
+        }
+        self.stored_groups = written;
         Ok(())
     }
 
-    pub(super) fn load(&mut self, entries: Vec<StateEntry>) -> Result<()> {
-        let find = |k: &[u8]| entry_value(&entries, k);
-        let Some(saved) = saved_meta::<Saved>(&entries, "MATCH_RECOGNIZE")? else {
+    /// Restores the key groups in `entries` (each group's partitions and
+    /// waiting rows).
+    pub(super) fn load(&mut self, mut entries: Vec<StateEntry>) -> Result<()> {
+        entries.sort_by_key(|e| e.key_group);
+        for group in entries.chunk_by(|a, b| a.key_group == b.key_group) {
+            self.load_group(group)?;
+            let g = group[0].key_group;
+            if g != OPERATOR_STATE {
+                self.stored_groups.push(g);
+            }
+        }
+        self.upkeep();
+        Ok(())
+    }
+
+    fn load_group(&mut self, entries: &[StateEntry]) -> Result<()> {
+        let find = |k: &[u8]| entry_value(entries, k);
+        let Some(saved) = saved_meta::<Saved>(entries, "MATCH_RECOGNIZE")? else {
             return Ok(());
         };
-        self.watermark = saved.watermark;
+        self.watermark = self.watermark.max(saved.watermark);
         if let Some(b) = find(b"staged") {
             self.stage(decode_batch(b)?);
         }
@@ -133,7 +179,6 @@ impl MatchRecognize {
             self.arm(p);
             self.touched.push(p);
         }
-        self.upkeep();
         Ok(())
     }
 }

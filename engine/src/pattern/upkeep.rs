@@ -94,12 +94,14 @@ impl MatchRecognize {
         Ok(())
     }
 
-    /// Sets the partial-match gauges: how many are open, and the bytes each
-    /// holds (its runs of mapped rows, plus its share of the rows retained
-    /// for them).
-    pub(super) fn report(&self) {
+    /// Updates the partial-match gauges: how many are open (parallel
+    /// instances share the gauge, so each adds its change), and the bytes
+    /// each holds (its runs of mapped rows, plus its share of the rows
+    /// retained for them; an instance's own average).
+    pub(super) fn report(&mut self) {
         let (open, runs, retained) = self.totals;
-        self.gauges.0.set(open as u64);
+        let was = std::mem::replace(&mut self.reported, open as u64);
+        self.gauges.0.add_signed(open as i64 - was as i64);
         let row_bytes = self.staged_schema.fields().len() * 16;
         let bytes = runs * std::mem::size_of::<(u32, u32)>() + retained * row_bytes;
         self.gauges

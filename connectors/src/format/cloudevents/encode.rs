@@ -33,8 +33,8 @@ pub struct EventEncoder {
     /// The columns that form `data`.
     data_cols: Vec<usize>,
     data_schema: SchemaRef,
-    source: Option<String>,
-    kind: Option<String>,
+    source: String,
+    kind: String,
     ids: RowIds,
 }
 
@@ -65,23 +65,15 @@ impl EventEncoder {
                 None => data_cols.push(i),
             }
         }
-        let source = crate::format::option(spec, part, "cloudevents.source").map(str::to_string);
-        let kind = crate::format::option(spec, part, "cloudevents.type").map(str::to_string);
-        for (attr, fallback, option) in [
-            (SOURCE, &source, "cloudevents.source"),
-            (TYPE, &kind, "cloudevents.type"),
-        ] {
-            if columns[attr].is_none() && fallback.is_none() {
-                return Err(connector_error(
-                    "cloudevents",
-                    spec,
-                    format!(
-                        "every event needs a '{}': add a column '{}' or the option '{option}'",
-                        ATTRIBUTES[attr], ATTRIBUTES[attr]
-                    ),
-                ));
-            }
-        }
+        // As the webhook sink's events: `vigil/<job>` and `vigil.<table>`.
+        let job = spec
+            .job_options
+            .get("pipeline.name")
+            .map_or("vigil", String::as_str);
+        let source = crate::format::option(spec, part, "cloudevents.source")
+            .map_or_else(|| format!("vigil/{job}"), str::to_string);
+        let kind = crate::format::option(spec, part, "cloudevents.type")
+            .map_or_else(|| format!("vigil.{}", spec.name), str::to_string);
         let data_schema = std::sync::Arc::new(
             spec.schema
                 .project(&data_cols)
@@ -155,8 +147,8 @@ impl EventEncoder {
             for (attr, value) in [
                 (SPECVERSION, Some("1.0")),
                 (DATACONTENTTYPE, Some("application/json")),
-                (SOURCE, self.source.as_deref()),
-                (TYPE, self.kind.as_deref()),
+                (SOURCE, Some(self.source.as_str())),
+                (TYPE, Some(self.kind.as_str())),
             ] {
                 if let (None, Some(v)) = (&event.attributes[attr], value) {
                     let s = out.text.len();
@@ -304,14 +296,19 @@ mod tests {
     }
 
     #[test]
-    fn an_event_needs_a_source_and_a_type() {
+    fn source_and_type_default_as_the_webhook_s() {
         let schema = Schema::new(vec![Field::new("temp", DataType::Float64, true)]);
-        let e = EventEncoder::new(
-            &spec(schema, &[("cloudevents.source", "/s")]),
-            Part::Table,
-            RowIds::new("j", "t"),
+        let spec = spec(schema.clone(), &[]);
+        let enc = EventEncoder::new(&spec, Part::Table, RowIds::new("j", "t")).unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![Arc::new(Float64Array::from(vec![1.0]))],
         )
-        .unwrap_err();
-        assert!(e.to_string().contains("cloudevents.type"), "{e}");
+        .unwrap();
+        let mut events = Events::default();
+        enc.encode(&batch, &mut events).unwrap();
+        let attrs: Vec<(&str, &str)> = events.attributes(0).collect();
+        assert!(attrs.contains(&("source", "vigil/vigil")), "{attrs:?}");
+        assert!(attrs.contains(&("type", "vigil.alerts")), "{attrs:?}");
     }
 }

@@ -13,8 +13,9 @@
 //!
 //! A sink takes `id` from a column if the table has one, else a deterministic
 //! id of the row (so a receiver can drop duplicates after a restart);
-//! `source` and `type` from columns or from `'cloudevents.source'` and
-//! `'cloudevents.type'`; `time` as RFC 3339 in UTC.
+//! `source` and `type` from columns, else `'cloudevents.source'` and
+//! `'cloudevents.type'`, else `vigil/<job>` and `vigil.<table>`; `time` as
+//! RFC 3339 in UTC.
 
 pub mod binary;
 pub mod encode;
