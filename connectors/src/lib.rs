@@ -1,7 +1,10 @@
 //! Vigil's connectors: sources, sinks and formats.
 //!
-//! - `filesystem`: bounded JSON-lines source (a file or a directory of files) and
-//!   JSON-lines sink, as Flink's filesystem connector with `'format' = 'json'`.
+//! - `filesystem`: bounded source (a file or a directory of files) and sink, a
+//!   record a line, as Flink's filesystem connector.
+//! - formats ([`format`]): `json`, `csv`, `raw` and CloudEvents, for files and
+//!   Kafka values and keys.
+//! - dead letters ([`dlq`]) for records a source cannot decode.
 //! - `print`: writes rows to stdout as Flink's print connector does.
 //! - `blackhole`: discards rows (for benchmarks).
 //! - `kafka`: topics as sources and sinks, with Flink's options; `upsert-kafka`.
