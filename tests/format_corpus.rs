@@ -29,27 +29,35 @@ fn json() -> Corpus {
         br#"{"id":1,"name":"ok"}"#.to_vec(),
         br#"{"id":2,"name":"trunc"#.to_vec(),
         br#"{"id":"three","name":"wrong type"}"#.to_vec(),
+        br#"{"id":4,"name":5}"#.to_vec(),
         b"\xc3\x28\xa0\xa1 not utf-8".to_vec(),
         br#"[1,2,3]"#.to_vec(),
-        br#"{"id":6,"name":"\ud800"}"#.to_vec(),
+        br#"{"id":7,"name":null}"#.to_vec(),
+        br#"{"id":8}"#.to_vec(),
+        br#"{"id":9,"name":"x","extra":{"deep":[[[[[[1]]]]]]}}"#.to_vec(),
+        b"{}".to_vec(),
+        b"null".to_vec(),
+        br#"{"id":12,"name":"\ud800"}"#.to_vec(),
+        b"{\"id\":13,\"name\":\"tab\tinside\"}".to_vec(),
         br#"{"id":99999999999999999999,"name":"overflow"}"#.to_vec(),
     ];
     records.push(
         format!(
-            "{{\"id\":8,\"name\":\"n\",\"x\":{}1{}}}",
+            "{{\"id\":15,\"name\":\"n\",\"x\":{}1{}}}",
             "[".repeat(5000),
             "]".repeat(5000)
         )
         .into_bytes(),
     );
-    records.push(format!("{{\"id\":9,\"name\":\"{}\"}}", "a".repeat(MB)).into_bytes());
-    records.push(format!("{{\"id\":10,\"name\":\"{}\"", "b".repeat(10 * MB)).into_bytes());
+    records.push(format!("{{\"id\":16,\"name\":\"{}\"}}", "a".repeat(MB)).into_bytes());
+    records.push(format!("{{\"id\":17,\"name\":\"{}\"", "b".repeat(10 * MB)).into_bytes());
     Corpus {
         format: "json",
         columns: "id BIGINT, name STRING",
         options: "",
         records,
-        min_dead: 4,
+        // The truncated, mistyped, non-UTF-8, array and 10 MB records.
+        min_dead: 5,
     }
 }
 

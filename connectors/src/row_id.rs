@@ -13,6 +13,14 @@
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::hash::Hasher;
 
+/// The job's name as row ids and default event sources use it
+/// (`pipeline.name`, else `vigil`).
+pub fn job_name(spec: &vigil_engine::connector::TableSpec) -> &str {
+    spec.job_options
+        .get("pipeline.name")
+        .map_or("vigil", String::as_str)
+}
+
 /// The Kafka header (and, for other sinks, the field) that carries the id.
 pub const ROW_ID_HEADER: &str = "vigil-row-id";
 

@@ -87,7 +87,7 @@ impl ConnectorFactory for FilesystemConnector {
         check_options("filesystem", spec, OPTIONS)?;
         check_format("filesystem", spec, SOURCE_FORMATS)?;
         if spec.option("format") == Some("raw") {
-            crate::format::raw::check_schema("filesystem", spec)?;
+            crate::format::raw::check_schema("filesystem", spec, &spec.schema)?;
         }
         Ok(Box::new(source::FileSource::new(spec, metrics)?))
     }
@@ -102,7 +102,7 @@ impl ConnectorFactory for FilesystemConnector {
         check_options("filesystem", spec, OPTIONS)?;
         check_format("filesystem", spec, SINK_FORMATS)?;
         if spec.option("format") == Some("raw") {
-            crate::format::raw::check_schema("filesystem", spec)?;
+            crate::format::raw::check_schema("filesystem", spec, &spec.schema)?;
         }
         Ok(Box::new(sink::FileSink::new(spec, metrics)?))
     }

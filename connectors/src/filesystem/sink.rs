@@ -64,21 +64,7 @@ impl Txn {
 fn encoder(spec: &TableSpec) -> Result<RecordEncoder> {
     let format = Format::from_spec("filesystem", spec, Part::Table, super::SINK_FORMATS)?
         .unwrap_or(Format::Json);
-    let events = match format {
-        Format::CloudEvents { .. } => {
-            let job = spec
-                .job_options
-                .get("pipeline.name")
-                .map_or("vigil", String::as_str);
-            Some(crate::format::cloudevents::encode::EventEncoder::new(
-                spec,
-                Part::Table,
-                crate::row_id::RowIds::new(job, &spec.name),
-            )?)
-        }
-        _ => None,
-    };
-    Ok(RecordEncoder::new(format, events))
+    RecordEncoder::new(format, spec, Part::Table)
 }
 
 /// A name for this run's files: time and process id, in hex.

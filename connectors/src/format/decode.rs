@@ -1,7 +1,8 @@
-//! Decoding JSON lines into Arrow batches with arrow-json, vectorised. A chunk
-//! that fails to decode is decoded again line by line to find the bad lines,
-//! which are skipped and reported with their line numbers; the good lines of
-//! the chunk are kept.
+//! Decoding records of a table's format into Arrow batches, vectorised: the
+//! lines of a file (JSON with arrow-json here; csv and raw in their modules) or
+//! the records of a Kafka chunk. A chunk that fails to decode is decoded again
+//! record by record to find the bad ones, which are skipped and reported with
+//! their position; the good records of the chunk are kept.
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json::reader::{Decoder, ReaderBuilder};
@@ -32,6 +33,15 @@ pub struct Decoded {
     pub bad: Vec<BadRecord>,
 }
 
+/// Why a non-empty JSON record cannot be one object, if it visibly cannot
+/// (not UTF-8, or not starting with `{`): checked before decoding it alone.
+fn not_an_object(trimmed: &[u8]) -> Option<String> {
+    if let Err(e) = std::str::from_utf8(trimmed) {
+        return Some(format!("not UTF-8: {e}"));
+    }
+    (trimmed[0] != b'{').then(|| "not a JSON object".to_string())
+}
+
 /// Decodes records of one format into batches of a table's schema.
 #[derive(Debug, Clone)]
 pub struct RecordDecoder {
@@ -58,11 +68,6 @@ impl RecordDecoder {
             format,
             events,
         }
-    }
-
-    /// The schema of the rows.
-    pub fn schema(&self) -> &SchemaRef {
-        &self.schema
     }
 
     fn decoder(&self, batch_size: usize) -> datafusion::arrow::error::Result<Decoder> {
@@ -168,11 +173,8 @@ impl RecordDecoder {
                 if trimmed.is_empty() {
                     return Some("empty record".into());
                 }
-                if let Err(e) = std::str::from_utf8(trimmed) {
-                    return Some(format!("not UTF-8: {e}"));
-                }
-                if trimmed[0] != b'{' {
-                    return Some("not a JSON object".into());
+                if let Some(reason) = not_an_object(trimmed) {
+                    return Some(reason);
                 }
             }
         }
@@ -191,11 +193,8 @@ impl RecordDecoder {
             if trimmed.is_empty() {
                 continue;
             }
-            let reason = match std::str::from_utf8(trimmed) {
-                Err(e) => Some(format!("not UTF-8: {e}")),
-                Ok(_) if trimmed[0] != b'{' => Some("not a JSON object".to_string()),
-                Ok(_) => self.decode_all(trimmed, 1).err().map(|e| e.to_string()),
-            };
+            let reason = not_an_object(trimmed)
+                .or_else(|| self.decode_all(trimmed, 1).err().map(|e| e.to_string()));
             match reason {
                 Some(reason) => bad.push(BadRecord {
                     line: first_line + i as u64,

@@ -6,8 +6,11 @@
 use datafusion::arrow::array::Array;
 use datafusion::arrow::record_batch::RecordBatch;
 
+use vigil_engine::connector::TableSpec;
+use vigil_engine::Result;
+
 use super::cloudevents::encode::{EventEncoder, Events};
-use super::Format;
+use super::{Format, Part};
 
 /// Encoded records.
 #[derive(Debug, Default)]
@@ -36,8 +39,8 @@ impl Records {
         if self.nulls.get(i).copied().unwrap_or(false) {
             return None;
         }
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        Some(&self.buf[start..self.ends[i].saturating_sub(1).max(start)])
+        let record = super::record_at(&self.buf, &self.ends, i);
+        Some(record.strip_suffix(b"\n").unwrap_or(record))
     }
 
     fn clear(&mut self) {
@@ -64,23 +67,33 @@ pub struct RecordEncoder {
 }
 
 impl RecordEncoder {
-    /// An encoder of `format`; `events` is needed for CloudEvents.
-    pub fn new(format: Format, events: Option<EventEncoder>) -> Self {
-        Self {
+    /// An encoder of `format` for rows of `spec`'s table (`part` tells which
+    /// format options apply).
+    pub fn new(format: Format, spec: &TableSpec, part: Part) -> Result<Self> {
+        let events = match format {
+            Format::CloudEvents { .. } => Some(EventEncoder::new(spec, part)?),
+            _ => None,
+        };
+        Ok(Self {
             format,
             events,
             scratch: String::new(),
             encoded_events: Events::default(),
-        }
+        })
     }
 
-    /// The format.
-    pub fn format(&self) -> &Format {
-        &self.format
+    /// Binary-mode CloudEvents: the events last encoded, whose attributes go
+    /// in headers (each record is the event's `data`). None in other formats.
+    pub fn binary_events(&self) -> Option<&Events> {
+        matches!(self.format, Format::CloudEvents { binary: true }).then_some(&self.encoded_events)
     }
 
     /// Encodes the rows of `batch` into `out` (cleared first).
-    pub fn encode(&mut self, batch: &RecordBatch, out: &mut Records) -> Result<(), String> {
+    pub fn encode(
+        &mut self,
+        batch: &RecordBatch,
+        out: &mut Records,
+    ) -> std::result::Result<(), String> {
         out.clear();
         let n = batch.num_rows();
         match &self.format {
@@ -112,16 +125,20 @@ impl RecordEncoder {
                     }
                 }
             }
-            Format::CloudEvents { .. } => {
+            Format::CloudEvents { binary } => {
                 let Some(enc) = &self.events else {
                     return Err("CloudEvents need an event encoder".into());
                 };
                 let events = &mut self.encoded_events;
                 enc.encode(batch, events)?;
                 for i in 0..events.len() {
-                    self.scratch.clear();
-                    events.write_structured(i, &mut self.scratch);
-                    out.buf.extend_from_slice(self.scratch.as_bytes());
+                    if *binary {
+                        out.buf.extend_from_slice(events.data(i).as_bytes());
+                    } else {
+                        self.scratch.clear();
+                        events.write_structured(i, &mut self.scratch);
+                        out.buf.extend_from_slice(self.scratch.as_bytes());
+                    }
                     out.buf.push(b'\n');
                     out.ends.push(out.buf.len());
                 }

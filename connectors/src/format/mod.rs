@@ -57,6 +57,16 @@ impl Part {
     }
 }
 
+/// Record `i` of records stored back to back in `buf`, record `i` ending at
+/// `ends[i]` (empty when there are no ends: the part was not collected).
+pub fn record_at<'a>(buf: &'a [u8], ends: &[usize], i: usize) -> &'a [u8] {
+    let Some(&end) = ends.get(i) else {
+        return &[];
+    };
+    let start = if i == 0 { 0 } else { ends[i - 1] };
+    &buf[start..end]
+}
+
 /// The options each format takes (without a `key.`/`value.` prefix).
 pub const FORMAT_OPTIONS: &[&str] = &[
     "csv.field-delimiter",

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, StringArray};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use vigil_engine::connector::TableSpec;
 use vigil_engine::Result;
@@ -14,9 +14,10 @@ use vigil_engine::Result;
 use crate::error::connector_error;
 use crate::format::decode::{BadRecord, Decoded};
 
-/// Fails unless `spec` has exactly one column, of type STRING or BYTES.
-pub fn check_schema(connector: &str, spec: &TableSpec) -> Result<()> {
-    let fields = spec.schema.fields();
+/// Fails unless `schema` (`spec`'s columns, or those of its Kafka value) has
+/// exactly one column, of type STRING or BYTES.
+pub fn check_schema(connector: &str, spec: &TableSpec, schema: &Schema) -> Result<()> {
+    let fields = schema.fields();
     let ok = fields.len() == 1
         && matches!(
             fields[0].data_type(),
@@ -85,9 +86,8 @@ pub fn decode_records(
     ends: &[usize],
     nulls: &[bool],
 ) -> Result<RecordBatch, String> {
-    let records = ends.iter().enumerate().map(|(i, &end)| {
-        let start = if i == 0 { 0 } else { ends[i - 1] };
-        let record = &buf[start..end];
+    let records = (0..ends.len()).map(|i| {
+        let record = super::record_at(buf, ends, i);
         let record = record.strip_suffix(b"\n").unwrap_or(record);
         (!nulls.get(i).copied().unwrap_or(false)).then_some(record)
     });

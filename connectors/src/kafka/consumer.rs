@@ -19,7 +19,7 @@ use vigil_engine::message::{SplitEvent, SplitId};
 
 use super::client::{client_config, topic_partitions, with_retries, Attempt, LogContext};
 use super::options::{BoundedMode, KafkaOptions, StartupMode};
-use crate::format::cloudevents;
+use crate::format::{cloudevents, record_at};
 
 /// Records per chunk before it is handed over.
 const CHUNK_ROWS: usize = 4096;
@@ -92,30 +92,17 @@ impl RawChunk {
 
     /// The bytes of value `i`.
     pub fn value(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.value_ends[i - 1] };
-        &self.values[start..self.value_ends[i]]
+        record_at(&self.values, &self.value_ends, i)
     }
 
     /// The binary-mode CloudEvents attributes of record `i` (empty if none).
     pub fn event_attributes(&self, i: usize) -> &[u8] {
-        if self.event_attribute_ends.is_empty() {
-            return &[];
-        }
-        let start = if i == 0 {
-            0
-        } else {
-            self.event_attribute_ends[i - 1]
-        };
-        &self.event_attributes[start..self.event_attribute_ends[i]]
+        record_at(&self.event_attributes, &self.event_attribute_ends, i)
     }
 
     /// The bytes of key `i` (empty when keys are not read).
     pub fn key(&self, i: usize) -> &[u8] {
-        if self.key_ends.is_empty() {
-            return &[];
-        }
-        let start = if i == 0 { 0 } else { self.key_ends[i - 1] };
-        &self.keys[start..self.key_ends[i]]
+        record_at(&self.keys, &self.key_ends, i)
     }
 }
 

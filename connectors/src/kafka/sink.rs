@@ -35,10 +35,7 @@ use super::client::{client_config, LogContext};
 use super::layout::Meta;
 use super::options::{KafkaOptions, ValueFields};
 use super::transactional::{decode_pending, encode_pending, Pending, Transactions, TXN_TIMEOUT};
-use crate::format::cloudevents::{
-    self,
-    encode::{EventEncoder, Events},
-};
+use crate::format::cloudevents;
 use crate::format::encode::{RecordEncoder, Records};
 use crate::format::{Format, Part};
 use crate::row_id::{RowIds, ROW_ID_HEADER};
@@ -90,8 +87,6 @@ pub struct KafkaSink {
     key_encoder: Option<RecordEncoder>,
     values: Records,
     keys: Records,
-    /// `'cloudevents.mode' = 'binary'`: attributes as headers, `data` as the value.
-    binary_events: Option<(EventEncoder, Events)>,
     /// Set for at-least-once delivery.
     row_ids: Option<RowIds>,
     /// Set for exactly-once delivery.
@@ -171,14 +166,8 @@ impl KafkaSink {
         let guarantee = spec
             .option("sink.delivery-guarantee")
             .unwrap_or("at-least-once");
-        let row_ids = (guarantee == "at-least-once").then(|| {
-            let job = spec
-                .job_options
-                .get("pipeline.name")
-                .map(String::as_str)
-                .unwrap_or("vigil");
-            RowIds::new(job, &spec.name)
-        });
+        let row_ids = (guarantee == "at-least-once")
+            .then(|| RowIds::new(crate::row_id::job_name(spec), &spec.name));
         if guarantee != "none" {
             config.set(
                 "acks",
@@ -215,31 +204,19 @@ impl KafkaSink {
             failed: AtomicU64::new(0),
             last_error: Mutex::new(None),
         };
-        let job = spec
-            .job_options
-            .get("pipeline.name")
-            .map_or("vigil", String::as_str);
         let value_spec = TableSpec {
             schema: value_schema.clone(),
             ..spec.clone()
         };
-        let events = match opts.value_format {
-            Format::CloudEvents { .. } => Some(EventEncoder::new(
-                &value_spec,
-                Part::Value,
-                RowIds::new(job, &spec.name),
-            )?),
-            _ => None,
-        };
         if matches!(opts.value_format, Format::Raw) {
-            crate::format::raw::check_schema("kafka", &value_spec)?;
+            crate::format::raw::check_schema("kafka", spec, &value_schema)?;
         }
-        let binary_events = match (&opts.value_format, &events) {
-            (Format::CloudEvents { binary: true }, Some(e)) => Some((e.clone(), Events::default())),
-            _ => None,
+        let value_encoder =
+            RecordEncoder::new(opts.value_format.clone(), &value_spec, Part::Value)?;
+        let key_encoder = match opts.key_format.clone() {
+            Some(f) => Some(RecordEncoder::new(f, spec, Part::Key)?),
+            None => None,
         };
-        let value_encoder = RecordEncoder::new(opts.value_format.clone(), events);
-        let key_encoder = opts.key_format.clone().map(|f| RecordEncoder::new(f, None));
         if matches!(opts.key_format, Some(Format::Raw)) && key_fields.len() != 1 {
             return Err(err(
                 "'key.format' = 'raw' needs exactly one key field".into()
@@ -264,7 +241,6 @@ impl KafkaSink {
             key_encoder,
             values: Records::default(),
             keys: Records::default(),
-            binary_events,
             row_ids,
             txn,
             rows: metrics.counter(names::SINK_ROWS, &spec.name),
@@ -496,11 +472,9 @@ impl KafkaSink {
                 .collect(),
         )
         .map_err(|e| self.error(e.to_string()))?;
-        match &mut self.binary_events {
-            Some((encoder, events)) => encoder.encode(&values, events),
-            None => self.value_encoder.encode(&values, &mut self.values),
+        if let Err(e) = self.value_encoder.encode(&values, &mut self.values) {
+            return Err(self.error(format!("cannot encode rows: {e}")));
         }
-        .map_err(|e| self.error(format!("cannot encode rows: {e}")))?;
         if self.key_encoder.is_some() {
             let keys = RecordBatch::try_new(
                 self.key_schema.clone(),
@@ -534,10 +508,7 @@ impl KafkaSink {
             let deleted = deletes
                 .as_ref()
                 .is_some_and(|d| d.value(row) == RowKind::Delete as i8);
-            let value = match &self.binary_events {
-                Some((_, events)) => Some(events.data(row).as_bytes()),
-                None => self.values.get(row),
-            };
+            let value = self.values.get(row);
             let key = if self.key_encoder.is_some() {
                 self.keys.get(row)
             } else {
@@ -566,7 +537,8 @@ impl KafkaSink {
                     &mut id_buf,
                 )
             });
-            let events = self.binary_events.as_ref().map(|(_, e)| e);
+            // Binary-mode CloudEvents: the attributes as `ce_*` headers.
+            let events = self.value_encoder.binary_events();
             if user_headers.is_some() || row_id.is_some() || events.is_some() {
                 let n = user_headers.as_ref().map_or(0, |e| e.len()) + 1 + 8;
                 let mut owned = OwnedHeaders::new_with_capacity(n);

@@ -21,7 +21,7 @@ use super::layout::{Layout, Meta, Origin};
 use super::options::{KafkaOptions, ResumePoint};
 use crate::format::cloudevents;
 use crate::format::decode::RecordDecoder;
-use crate::format::Format;
+use crate::format::{record_at, Format};
 
 /// The next completed checkpoint (pends forever without checkpointing).
 async fn next_completed(
@@ -42,12 +42,6 @@ const WARN_LIMIT: u64 = 100;
 /// A chunk's record without the newline the chunk puts after it.
 fn trim_nl(b: &[u8]) -> &[u8] {
     b.strip_suffix(b"\n").unwrap_or(b)
-}
-
-/// Record `i` of records back to back ending at `ends`.
-fn slice<'a>(buf: &'a [u8], ends: &[usize], i: usize) -> &'a [u8] {
-    let start = if i == 0 { 0 } else { ends[i - 1] };
-    &buf[start..ends[i]]
 }
 
 /// The structured events of a chunk holding binary-mode CloudEvents (None
@@ -108,11 +102,7 @@ impl KafkaSource {
     pub fn new(spec: &TableSpec, opts: KafkaOptions, metrics: &Metrics) -> Result<Self> {
         let layout = Layout::new(spec, &opts)?;
         if matches!(opts.value_format, Format::Raw) {
-            let value_spec = TableSpec {
-                schema: layout.value_schema.clone(),
-                ..spec.clone()
-            };
-            crate::format::raw::check_schema("kafka", &value_spec)?;
+            crate::format::raw::check_schema("kafka", spec, &layout.value_schema)?;
         }
         Ok(Self {
             table: spec.name.clone(),
@@ -172,7 +162,7 @@ impl KafkaSource {
         let mut kept_key_ends = Vec::new();
         let mut dead: Vec<(usize, String)> = vec![];
         for i in 0..n {
-            let record = slice(values, value_ends, i);
+            let record = record_at(values, value_ends, i);
             let null = chunk.value_nulls.get(i).copied().unwrap_or(false);
             let reason = if null {
                 None

@@ -147,11 +147,7 @@ impl ConnectorFactory for MetricsConnector {
             .collect::<Result<Vec<_>>>()?;
         Ok(Box::new(MetricsSink {
             table: spec.name.clone(),
-            job: spec
-                .job_options
-                .get("pipeline.name")
-                .cloned()
-                .unwrap_or_else(|| "vigil".into()),
+            job: crate::row_id::job_name(spec).to_string(),
             help: spec
                 .option("metric.help")
                 .map(str::to_string)

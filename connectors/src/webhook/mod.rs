@@ -368,11 +368,7 @@ impl ConnectorFactory for WebhookConnector {
                 "'url' = '{url}' is not an http:// or https:// URL"
             )));
         }
-        let job = spec
-            .job_options
-            .get("pipeline.name")
-            .cloned()
-            .unwrap_or_else(|| "vigil".into());
+        let job = crate::row_id::job_name(spec).to_string();
         let body = match (
             spec.option("body.template"),
             spec.option("format").unwrap_or("json"),

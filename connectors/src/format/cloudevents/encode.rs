@@ -17,7 +17,7 @@ use super::ATTRIBUTES;
 use crate::error::connector_error;
 use crate::format::Part;
 use crate::json::encode::{encode_json_lines, write_json_string};
-use crate::row_id::RowIds;
+use crate::row_id::{job_name, RowIds};
 
 const ID: usize = 0;
 const SOURCE: usize = 1;
@@ -54,8 +54,9 @@ struct Event {
 
 impl EventEncoder {
     /// The encoder for rows of `spec`'s table (`part` tells which options
-    /// apply: a Kafka value's may be prefixed with `value.`).
-    pub fn new(spec: &TableSpec, part: Part, ids: RowIds) -> Result<Self> {
+    /// apply: a Kafka value's may be prefixed with `value.`); ids are the
+    /// rows' ids for the job and table (see [`RowIds`]).
+    pub fn new(spec: &TableSpec, part: Part) -> Result<Self> {
         let width = changelog::data_width(&spec.schema);
         let mut columns = [None; ATTRIBUTES.len()];
         let mut data_cols = vec![];
@@ -66,10 +67,7 @@ impl EventEncoder {
             }
         }
         // As the webhook sink's events: `vigil/<job>` and `vigil.<table>`.
-        let job = spec
-            .job_options
-            .get("pipeline.name")
-            .map_or("vigil", String::as_str);
+        let job = job_name(spec);
         let source = crate::format::option(spec, part, "cloudevents.source")
             .map_or_else(|| format!("vigil/{job}"), str::to_string);
         let kind = crate::format::option(spec, part, "cloudevents.type")
@@ -85,7 +83,7 @@ impl EventEncoder {
             data_schema,
             source,
             kind,
-            ids,
+            ids: RowIds::new(job, &spec.name),
         })
     }
 
@@ -265,7 +263,7 @@ mod tests {
                 ("cloudevents.type", "alert"),
             ],
         );
-        let enc = EventEncoder::new(&spec, Part::Table, RowIds::new("job", "alerts")).unwrap();
+        let enc = EventEncoder::new(&spec, Part::Table).unwrap();
         let batch = RecordBatch::try_new(
             Arc::new(schema),
             vec![
@@ -299,7 +297,7 @@ mod tests {
     fn source_and_type_default_as_the_webhook_s() {
         let schema = Schema::new(vec![Field::new("temp", DataType::Float64, true)]);
         let spec = spec(schema.clone(), &[]);
-        let enc = EventEncoder::new(&spec, Part::Table, RowIds::new("j", "t")).unwrap();
+        let enc = EventEncoder::new(&spec, Part::Table).unwrap();
         let batch = RecordBatch::try_new(
             Arc::new(schema),
             vec![Arc::new(Float64Array::from(vec![1.0]))],
