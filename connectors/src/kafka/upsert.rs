@@ -56,12 +56,18 @@ impl ConnectorFactory for UpsertKafkaConnector {
                 "'key.fields' is not an upsert-kafka option: the key is the PRIMARY KEY",
             ));
         }
-        for required in ["key.format", "value.format"] {
+        for (required, formats) in [
+            ("key.format", super::options::KEY_FORMATS),
+            ("value.format", super::options::FORMATS),
+        ] {
             if spec.option(required).is_none() {
                 return Err(connector_error(
                     "upsert-kafka",
                     spec,
-                    format!("missing required option '{required}'; supported: json"),
+                    format!(
+                        "missing required option '{required}'; supported: {}",
+                        formats.join(", ")
+                    ),
                 ));
             }
         }
