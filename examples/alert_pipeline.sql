@@ -30,8 +30,8 @@ CREATE TABLE pager (
   'format' = 'cloudevents',
   'cloudevents.type' = 'com.example.sensor.overheating',
   'timeout' = '5 s',
-  'dlq.connector' = 'filesystem',
-  'dlq.path' = 'dead-letters/'
+  'sink.dlq.connector' = 'filesystem',
+  'sink.dlq.path' = 'dead-letters/'
 );
 
 INSERT INTO pager

@@ -11,7 +11,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::FormatOptions;
 use datafusion::arrow::util::pretty::pretty_format_batches_with_options;
 use tokio::io::AsyncWriteExt;
-use vigil_connectors::json::encode::encode_json_lines;
+use vigil_connectors::json::encode::{encode_json_lines, NonFinite};
 use vigil_engine::changelog;
 use vigil_engine::connector::Sink;
 use vigil_engine::{EngineError, Result};
@@ -84,7 +84,14 @@ impl Sink for StdoutSink {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         self.buf.clear();
         match self.format {
-            OutputFormat::Json => encode_json_lines(&batch, &mut self.buf).map_err(io_err)?,
+            OutputFormat::Json => {
+                // As the Flink oracle prints rows: NaN and infinities bare.
+                let failed =
+                    encode_json_lines(&batch, &mut self.buf, NonFinite::Bare).map_err(io_err)?;
+                for (row, error) in failed {
+                    tracing::warn!(row, "a result row cannot be printed as JSON: {error}");
+                }
+            }
             OutputFormat::Table => {
                 let options = FormatOptions::default()
                     .with_null("NULL")

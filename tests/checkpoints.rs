@@ -9,7 +9,7 @@ mod kafka;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use kafka::{produce_batched, Rec};
+use kafka::{produce, Rec};
 use rdkafka::mocking::MockCluster;
 use vigil::engine::control::stop_channel;
 use vigil::{OutputFormat, RunOptions, RunSummary, Vigil};
@@ -83,7 +83,7 @@ fn produce_events(bs: &str) {
             .to((i % 2) as i32)
         })
         .collect();
-    produce_batched(bs, "ev", &recs);
+    produce(bs, "ev", &recs);
 }
 
 /// A mock cluster (kept alive by the caller) whose topic `ev` holds the events.

@@ -1,13 +1,17 @@
-//! The Kafka sink's exactly-once protocol against librdkafka's mock cluster:
-//! rows become visible only when their checkpoint commits, a crash between
-//! pre-commit and commit is resolved by the next run's restore (the rows
-//! appear once), a second restore of the same checkpoint adds nothing, and
-//! rows after the last checkpoint are dropped on stop (they are replayed).
-//!
-//! The mock cluster accepts the transaction calls but does not hide aborted
-//! records from `read_committed` readers, so these tests only commit; the
-//! end-to-end no-loss/no-duplicate proof is the crash harness (tests/crash.rs).
+//! The Kafka sink's exactly-once protocol against Apache Kafka (support/broker.rs),
+//! read back by `read_committed` consumers: rows become visible only when
+//! their checkpoint commits, a crash between pre-commit and commit is resolved
+//! by the next run's restore (the rows appear once), a second restore of the
+//! same checkpoint adds nothing, rows after the last checkpoint are dropped on
+//! stop (they are replayed); a sink that starts fences the producer of the run
+//! before it, whose open transaction is aborted and never seen; and Vigil's
+//! Kafka source reads only committed records. The end-to-end
+//! no-loss/no-duplicate proof under kill -9 is the crash harness (tests/crash.rs).
 
+#[path = "support/broker.rs"]
+mod broker;
+#[path = "support/collect.rs"]
+mod collect;
 #[path = "support/kafka.rs"]
 mod kafka;
 
@@ -22,7 +26,11 @@ use vigil::connectors::kafka::KafkaConnector;
 use vigil::engine::connector::{ConnectorFactory, Sink, TableSpec};
 use vigil::engine::metrics::Metrics;
 
+use broker::Kafka;
 use kafka::runtime;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use std::time::Duration;
 
 fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
@@ -67,12 +75,12 @@ fn spec(bootstrap: &str, extra: &[(&str, &str)], checkpointing: bool) -> TableSp
 }
 
 fn sink(bootstrap: &str) -> Box<dyn Sink> {
+    sink_with_prefix(bootstrap, "alerts")
+}
+
+fn sink_with_prefix(bootstrap: &str, prefix: &str) -> Box<dyn Sink> {
     match KafkaConnector.create_sink(
-        &spec(
-            bootstrap,
-            &[("sink.transactional-id-prefix", "alerts")],
-            true,
-        ),
+        &spec(bootstrap, &[("sink.transactional-id-prefix", prefix)], true),
         &Metrics::new(),
     ) {
         Ok(s) => s,
@@ -80,11 +88,21 @@ fn sink(bootstrap: &str) -> Box<dyn Sink> {
     }
 }
 
+/// The ids a `read_committed` consumer sees in topic `out`, sorted.
 fn ids_in_topic(bootstrap: &str) -> Vec<i64> {
-    let mut ids: Vec<i64> = kafka::consume_all(bootstrap, "out")
+    ids_of(kafka::consume_records(bootstrap, "out"))
+}
+
+/// The ids of every record written to `out`, committed or not, sorted.
+fn ids_written(bootstrap: &str) -> Vec<i64> {
+    ids_of(kafka::consume_uncommitted(bootstrap, "out"))
+}
+
+fn ids_of(records: Vec<kafka::Consumed>) -> Vec<i64> {
+    let mut ids: Vec<i64> = records
         .iter()
-        .map(|(_, _, v)| {
-            serde_json::from_str::<serde_json::Value>(v).expect("json")["id"]
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.value).expect("json")["id"]
                 .as_i64()
                 .expect("id")
         })
@@ -93,11 +111,26 @@ fn ids_in_topic(bootstrap: &str) -> Vec<i64> {
     ids
 }
 
+/// A transactional producer with the sink's transactional id (`<prefix>-0`),
+/// standing for the process of a run that died mid-transaction.
+fn predecessor(
+    bootstrap: &str,
+    prefix: &str,
+) -> ThreadedProducer<rdkafka::producer::DefaultProducerContext> {
+    let p: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("transactional.id", format!("{prefix}-0"))
+        .create()
+        .expect("producer");
+    p.init_transactions(Duration::from_secs(30)).expect("init");
+    p
+}
+
 #[test]
 fn rows_appear_when_their_checkpoint_commits_and_a_crash_before_commit_is_resolved_once() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let bs = cluster.bootstrap_servers();
-    cluster.create_topic("out", 1, 1).expect("topic");
+    let broker = Kafka::start();
+    let bs = broker.bootstrap.clone();
+    kafka::create_topics(&bs, &[("out", 1)]);
     runtime().block_on(async {
         // Run 1: checkpoint 1 commits; checkpoint 2 is pre-committed, then the
         // process dies before the commit notification.
@@ -105,8 +138,8 @@ fn rows_appear_when_their_checkpoint_commits_and_a_crash_before_commit_is_resolv
         s.write(rows(0, 10)).await.expect("write");
         s.pre_commit(1).await.expect("pre-commit 1");
         assert!(
-            ids_in_topic(&bs).is_empty(),
-            "rows were visible before their checkpoint completed"
+            ids_written(&bs).is_empty(),
+            "rows were written before their checkpoint completed"
         );
         s.commit(1).await.expect("commit 1");
         assert_eq!(ids_in_topic(&bs), (0..10).collect::<Vec<_>>());
@@ -116,7 +149,7 @@ fn rows_appear_when_their_checkpoint_commits_and_a_crash_before_commit_is_resolv
             .await
             .expect("write after the barrier");
         drop(s);
-        assert_eq!(ids_in_topic(&bs).len(), 10, "pre-committed rows leaked");
+        assert_eq!(ids_written(&bs).len(), 10, "pre-committed rows leaked");
 
         // Run 2 resumes from checkpoint 2: its pre-committed rows commit now;
         // rows after the barrier are not written (the job replays them).
@@ -140,6 +173,93 @@ fn rows_appear_when_their_checkpoint_commits_and_a_crash_before_commit_is_resolv
         s.finish().await.expect("finish");
     });
     assert_eq!(ids_in_topic(&bs), (0..45).collect::<Vec<_>>());
+    assert_eq!(
+        ids_written(&bs),
+        (0..45).collect::<Vec<_>>(),
+        "no transaction was aborted"
+    );
+}
+
+/// A run that died inside a transaction leaves it open. The next run's sink,
+/// as soon as it starts writing, takes over its transactional id: the old
+/// producer is fenced (its commit fails), its records stay invisible to
+/// `read_committed` readers, and only the new run's rows are seen.
+#[test]
+fn a_starting_sink_fences_its_predecessor_whose_open_transaction_is_never_visible() {
+    let broker = Kafka::start();
+    let bs = broker.bootstrap.clone();
+    kafka::create_topics(&bs, &[("out", 1)]);
+    let zombie = predecessor(&bs, "fenced");
+    zombie.begin_transaction().expect("begin");
+    for id in 100..105 {
+        let value = format!(r#"{{"id":{id},"name":"zombie"}}"#);
+        zombie
+            .send(BaseRecord::<(), str>::to("out").payload(&value))
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+    zombie.flush(Duration::from_secs(30)).expect("flush");
+    assert_eq!(ids_written(&bs), (100..105).collect::<Vec<_>>());
+    assert!(
+        ids_in_topic(&bs).is_empty(),
+        "an open transaction was visible"
+    );
+    runtime().block_on(async {
+        let mut s = sink_with_prefix(&bs, "fenced");
+        s.write(rows(0, 10)).await.expect("write");
+        // The new run's first write fenced the old producer.
+        let err = zombie
+            .commit_transaction(Duration::from_secs(30))
+            .expect_err("the fenced producer committed");
+        assert!(
+            err.to_string().to_lowercase().contains("fenced"),
+            "the old producer failed for another reason: {err}"
+        );
+        s.pre_commit(1).await.expect("pre-commit");
+        s.commit(1).await.expect("commit");
+    });
+    assert_eq!(ids_in_topic(&bs), (0..10).collect::<Vec<_>>());
+}
+
+/// Vigil's Kafka source reads only committed records: of a topic holding an
+/// aborted transaction, a committed one and plain records, it sees the last two.
+#[test]
+fn the_source_skips_aborted_transactions() {
+    let broker = Kafka::start();
+    let bs = broker.bootstrap.clone();
+    kafka::create_topics(&bs, &[("mixed", 1)]);
+    let p = predecessor(&bs, "writer");
+    let send = |ids: std::ops::Range<i64>| {
+        for id in ids {
+            let value = format!(r#"{{"id":{id}}}"#);
+            p.send(BaseRecord::<(), str>::to("mixed").payload(&value))
+                .map_err(|(e, _)| e)
+                .expect("send");
+        }
+    };
+    p.begin_transaction().expect("begin");
+    send(0..5);
+    p.abort_transaction(Duration::from_secs(30)).expect("abort");
+    p.begin_transaction().expect("begin");
+    send(5..8);
+    p.commit_transaction(Duration::from_secs(30))
+        .expect("commit");
+    kafka::produce(&bs, "mixed", &[kafka::Rec::value(r#"{"id":8}"#)]);
+    let script = format!(
+        "CREATE TABLE t (id BIGINT) WITH ('connector' = 'kafka', 'topic' = 'mixed', 'properties.bootstrap.servers' = '{bs}',
+           'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
+         CREATE TABLE o (id BIGINT) WITH ('connector' = 'collect', 'name' = 'committed_only');
+         INSERT INTO o SELECT id FROM t;"
+    );
+    runtime()
+        .block_on(collect::vigil().run_script(&script, vigil::OutputFormat::Json))
+        .expect("run");
+    let mut ids: Vec<i64> = collect::rows("committed_only")
+        .iter()
+        .map(|r| r["id"].as_i64().expect("id"))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![5, 6, 7, 8]);
 }
 
 #[test]

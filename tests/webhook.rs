@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kafka::{produce_batched, runtime, Rec};
+use kafka::{produce, runtime, Rec};
 use rdkafka::mocking::MockCluster;
 use vigil::engine::control::{stop_channel, StopSignal};
 use vigil::{OutputFormat, RunOptions, Vigil};
@@ -108,7 +108,7 @@ fn every_alert_arrives_exactly_once_after_dedup_through_failures_and_restarts() 
     let recs: Vec<Rec> = (0..ALERTS)
         .map(|i| Rec::value(format!(r#"{{"id":{i},"sensor":"s{}"}}"#, i % 7)))
         .collect();
-    produce_batched(&bs, "readings", &recs);
+    produce(&bs, "readings", &recs);
     let state = temp("state");
     let dead = temp("dead");
     let script = |bounded: bool| {
@@ -118,7 +118,7 @@ fn every_alert_arrives_exactly_once_after_dedup_through_failures_and_restarts() 
                'properties.bootstrap.servers' = '{bs}', 'scan.startup.mode' = 'earliest-offset', {}'format' = 'json');
              CREATE TABLE hook (id BIGINT, sensor STRING) WITH ('connector' = 'webhook', 'url' = 'http://{addr}/hook',
                'format' = 'cloudevents', 'sink.batch.size' = '20', 'timeout' = '300 ms', 'sink.retry.max-backoff' = '100 ms',
-               'dlq.connector' = 'filesystem', 'dlq.path' = '{}/');
+               'sink.dlq.connector' = 'filesystem', 'sink.dlq.path' = '{}/');
              INSERT INTO hook SELECT id, sensor FROM readings;",
             if bounded { "'scan.bounded.mode' = 'latest-offset', " } else { "" },
             dead.display()
@@ -201,4 +201,66 @@ fn every_alert_arrives_exactly_once_after_dedup_through_failures_and_restarts() 
     for d in [state, dead] {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+/// The delivery task belongs to its job: a job stopped while its receiver
+/// keeps failing stops calling the receiver (it used to retry for ever in the
+/// background, from a server whose job was stopped).
+#[test]
+fn a_stopped_job_stops_calling_a_failing_receiver() {
+    let rt = runtime();
+    let calls = Arc::new(AtomicU64::new(0));
+    let app = {
+        let calls = calls.clone();
+        axum::Router::new().route(
+            "/down",
+            axum::routing::post(move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { StatusCode::SERVICE_UNAVAILABLE }
+            }),
+        )
+    };
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    rt.spawn(async move { axum::serve(listener, app).await });
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let bs = cluster.bootstrap_servers();
+    cluster.create_topic("down", 1, 1).expect("topic");
+    produce(&bs, "down", &[Rec::value(r#"{"id":1}"#)]);
+    let script = format!(
+        "CREATE TABLE src (id BIGINT) WITH ('connector' = 'kafka', 'topic' = 'down',
+           'properties.bootstrap.servers' = '{bs}', 'scan.startup.mode' = 'earliest-offset', 'format' = 'json');
+         CREATE TABLE hook (id BIGINT) WITH ('connector' = 'webhook', 'url' = 'http://{addr}/down',
+           'sink.retry.max-backoff' = '50 ms');
+         INSERT INTO hook SELECT id FROM src;"
+    );
+    let (handle, signal) = stop_channel();
+    rt.block_on(async {
+        let vigil = Vigil::new();
+        let job = vigil.run_script_until(&script, OutputFormat::Json, signal);
+        tokio::pin!(job);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            tokio::select! {
+                r = &mut job => break r,
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {
+                    if calls.load(Ordering::SeqCst) >= 3 || Instant::now() > deadline {
+                        handle.stop();
+                    }
+                }
+            }
+        }
+    })
+    .expect("the job stops");
+    assert!(calls.load(Ordering::SeqCst) >= 3, "the receiver was called");
+    let after_stop = calls.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1000));
+    let later = calls.load(Ordering::SeqCst);
+    assert!(
+        later <= after_stop + 1,
+        "the receiver was called {} more times after the job stopped",
+        later - after_stop
+    );
 }

@@ -5,6 +5,12 @@
 //! goes on. Without a dead-letter output they are logged and counted as
 //! malformed, never dropped silently.
 //!
+//! Sinks have the same output under `sink.dlq.*` (so one table can have
+//! both): a row a sink's format cannot carry (a CloudEvent without a
+//! source, a timestamp no calendar holds, a string that is no timestamp for
+//! Kafka's `timestamp` metadata) goes there, shown as Flink prints rows, as
+//! does a request a webhook refused; the other rows are delivered.
+//!
 //! - `'dlq.connector' = 'filesystem'`, `'dlq.path' = '/dir/or/file.jsonl'`: one
 //!   JSON object per line: `{"source", "position", "error", "record"}` (the
 //!   record as text, or `"record_base64"` when it is not UTF-8).
@@ -18,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use vigil_engine::connector::TableSpec;
 use vigil_engine::metrics::{names, Counter, Metrics};
 use vigil_engine::{EngineError, Result};
@@ -28,9 +34,17 @@ use crate::error::connector_error;
 /// The options a source table may carry for its dead letters.
 pub const DLQ_OPTIONS: &[&str] = &["dlq.connector", "dlq.path", "dlq.topic"];
 
-/// Whether `key` is a dead-letter option (for a connector's option check).
+/// The prefix of a sink's dead-letter options (`sink.dlq.connector`, ...).
+pub const SINK_PREFIX: &str = "sink.";
+
+/// Whether `key` is a source's dead-letter option (for a connector's option check).
 pub fn is_dlq_option(key: &str) -> bool {
     DLQ_OPTIONS.contains(&key) || key.starts_with("dlq.properties.")
+}
+
+/// Whether `key` is a sink's dead-letter option (`sink.dlq.*`).
+pub fn is_sink_dlq_option(key: &str) -> bool {
+    key.strip_prefix(SINK_PREFIX).is_some_and(is_dlq_option)
 }
 
 /// Where a bad record was.
@@ -50,6 +64,11 @@ pub enum Position {
         /// The answer's status.
         status: u16,
     },
+    /// A row a sink could not encode.
+    Row {
+        /// The sink table.
+        sink: String,
+    },
     /// A Kafka record.
     Offset {
         /// Its topic.
@@ -66,6 +85,7 @@ impl Position {
         match self {
             Position::Line { file, line } => serde_json::json!({"file": file, "line": line}),
             Position::Request { url, status } => serde_json::json!({"url": url, "status": status}),
+            Position::Row { sink } => serde_json::json!({ "sink": sink }),
             Position::Offset {
                 topic,
                 partition,
@@ -78,6 +98,7 @@ impl Position {
         match self {
             Position::Line { file, line } => format!("{file}:{line}"),
             Position::Request { url, status } => format!("{url} ({status})"),
+            Position::Row { sink } => format!("sink {sink}"),
             Position::Offset {
                 topic,
                 partition,
@@ -111,7 +132,7 @@ enum Target {
         topic: String,
         config: rdkafka::ClientConfig,
         /// Created at the first dead letter (most jobs never have one).
-        producer: Option<ThreadedProducer<DefaultProducerContext>>,
+        producer: Option<FutureProducer>,
     },
 }
 
@@ -123,14 +144,29 @@ pub struct DeadLetters {
 }
 
 impl DeadLetters {
-    /// The output `spec`'s `dlq.*` options ask for, if any.
+    /// The output a source's `dlq.*` options ask for, if any.
     pub fn from_spec(spec: &TableSpec, metrics: &Metrics) -> Result<Option<Self>> {
-        let Some(connector) = spec.option("dlq.connector") else {
-            if spec.options.keys().any(|k| is_dlq_option(k)) {
+        Self::with_prefix(spec, metrics, "")
+    }
+
+    /// The output a sink's `sink.dlq.*` options ask for, if any.
+    pub fn for_sink(spec: &TableSpec, metrics: &Metrics) -> Result<Option<Self>> {
+        Self::with_prefix(spec, metrics, SINK_PREFIX)
+    }
+
+    fn with_prefix(spec: &TableSpec, metrics: &Metrics, prefix: &str) -> Result<Option<Self>> {
+        let key = |k: &str| format!("{prefix}dlq.{k}");
+        let option = |k: &str| spec.option(&key(k));
+        let Some(connector) = option("connector") else {
+            let ours = |k: &String| k.strip_prefix(prefix).is_some_and(is_dlq_option);
+            if spec.options.keys().any(ours) {
                 return Err(connector_error(
                     "dlq",
                     spec,
-                    "'dlq.*' options need 'dlq.connector' = 'filesystem' or 'kafka'",
+                    format!(
+                        "'{prefix}dlq.*' options need '{}' = 'filesystem' or 'kafka'",
+                        key("connector")
+                    ),
                 ));
             }
             return Ok(None);
@@ -138,9 +174,13 @@ impl DeadLetters {
         let err = |m: String| connector_error("dlq", spec, m);
         let target = match connector {
             "filesystem" => {
-                let raw = spec
-                    .option("dlq.path")
-                    .ok_or_else(|| err("'dlq.connector' = 'filesystem' needs 'dlq.path'".into()))?;
+                let raw = option("path").ok_or_else(|| {
+                    err(format!(
+                        "'{}' = 'filesystem' needs '{}'",
+                        key("connector"),
+                        key("path")
+                    ))
+                })?;
                 let mut path = PathBuf::from(raw.strip_prefix("file://").unwrap_or(raw));
                 if path.is_dir() || raw.ends_with('/') {
                     path = path.join(format!("{}.dlq.jsonl", spec.name));
@@ -148,29 +188,37 @@ impl DeadLetters {
                 Target::File { path, out: None }
             }
             "kafka" => {
-                let topic = spec
-                    .option("dlq.topic")
-                    .ok_or_else(|| err("'dlq.connector' = 'kafka' needs 'dlq.topic'".into()))?
+                let topic = option("topic")
+                    .ok_or_else(|| {
+                        err(format!(
+                            "'{}' = 'kafka' needs '{}'",
+                            key("connector"),
+                            key("topic")
+                        ))
+                    })?
                     .to_string();
                 let mut config = rdkafka::ClientConfig::new();
                 let mut servers = false;
+                let properties = key("properties.");
                 for (k, v) in &spec.options {
-                    if let Some(p) = k.strip_prefix("dlq.properties.") {
+                    if let Some(p) = k.strip_prefix(properties.as_str()) {
                         servers |= p == "bootstrap.servers";
                         config.set(p, v);
                     }
                 }
                 if !servers {
-                    return Err(err(
-                        "'dlq.connector' = 'kafka' needs 'dlq.properties.bootstrap.servers'".into(),
-                    ));
+                    return Err(err(format!(
+                        "'{}' = 'kafka' needs '{}bootstrap.servers'",
+                        key("connector"),
+                        properties
+                    )));
                 }
                 config.set("acks", "all");
                 // A dead letter is the record unchanged, however large the
                 // source let it be; the broker's own limit still applies.
                 if !spec
                     .options
-                    .contains_key("dlq.properties.message.max.bytes")
+                    .contains_key(&format!("{properties}message.max.bytes"))
                 {
                     config.set("message.max.bytes", "1000000000");
                 }
@@ -182,7 +230,8 @@ impl DeadLetters {
             }
             other => {
                 return Err(err(format!(
-                    "'dlq.connector' = '{other}' is not supported; use 'filesystem' or 'kafka'"
+                    "'{}' = '{other}' is not supported; use 'filesystem' or 'kafka'",
+                    key("connector")
                 )))
             }
         };
@@ -194,8 +243,10 @@ impl DeadLetters {
     }
 
     /// Writes `letters` and waits until they are stored (a failure to store
-    /// a dead letter fails the job: it must not vanish).
-    pub fn send(&mut self, letters: &[DeadLetter<'_>]) -> Result<()> {
+    /// a dead letter fails the job: it must not vanish). Kafka's
+    /// acknowledgements are awaited, not blocked on, so a source's task goes
+    /// on serving its runtime meanwhile.
+    pub async fn send(&mut self, letters: &[DeadLetter<'_>]) -> Result<()> {
         if letters.is_empty() {
             return Ok(());
         }
@@ -272,6 +323,12 @@ impl DeadLetters {
                 let Some(producer) = producer.as_ref() else {
                     return Ok(());
                 };
+                let fail = |message: String| EngineError::Connector {
+                    connector: "dlq".into(),
+                    table: table.clone(),
+                    message,
+                };
+                let mut deliveries = Vec::with_capacity(letters.len());
                 for l in letters {
                     let position = l.position.text();
                     let mut headers = OwnedHeaders::new_with_capacity(3 + l.headers.len());
@@ -294,40 +351,53 @@ impl DeadLetters {
                             key: "vigil-dlq-position",
                             value: Some(position.as_str()),
                         });
-                    let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+                    let mut record = FutureRecord::<[u8], [u8]>::to(topic)
                         .payload(l.record)
                         .headers(headers);
                     if let Some(k) = l.key {
                         record = record.key(k);
                     }
-                    let mut record = Some(record);
-                    while let Some(r) = record.take() {
-                        if let Err((e, r)) = producer.send(r) {
-                            if matches!(
-                                e,
+                    loop {
+                        match producer.send_result(record) {
+                            Ok(delivery) => {
+                                deliveries.push(delivery);
+                                break;
+                            }
+                            Err((
                                 rdkafka::error::KafkaError::MessageProduction(
-                                    rdkafka::types::RDKafkaErrorCode::QueueFull
-                                )
-                            ) {
-                                producer.poll(Duration::from_millis(10));
-                                record = Some(r);
-                            } else {
-                                return Err(EngineError::Connector {
-                                    connector: "dlq".into(),
-                                    table: table.clone(),
-                                    message: format!("cannot send a dead letter to '{topic}': {e}"),
-                                });
+                                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                                ),
+                                r,
+                            )) => {
+                                record = r;
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            Err((e, _)) => {
+                                return Err(fail(format!(
+                                    "cannot send a dead letter to '{topic}': {e}"
+                                )))
                             }
                         }
                     }
                 }
-                producer
-                    .flush(Duration::from_secs(30))
-                    .map_err(|e| EngineError::Connector {
-                        connector: "dlq".into(),
-                        table: table.clone(),
-                        message: format!("dead letters were not acknowledged by '{topic}': {e}"),
-                    })?;
+                for delivery in deliveries {
+                    match tokio::time::timeout(Duration::from_secs(30), delivery).await {
+                        Ok(Ok(Ok(_))) => {}
+                        Ok(Ok(Err((e, _)))) => {
+                            return Err(fail(format!(
+                                "a dead letter was not stored in '{topic}': {e}"
+                            )))
+                        }
+                        Ok(Err(_)) => {
+                            return Err(fail(format!("a dead letter to '{topic}' was cancelled")))
+                        }
+                        Err(_) => {
+                            return Err(fail(format!(
+                                "dead letters were not acknowledged by '{topic}' within 30 s"
+                            )))
+                        }
+                    }
+                }
             }
         }
         self.count.add(letters.len() as u64);

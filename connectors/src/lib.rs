@@ -22,6 +22,7 @@ pub mod nexmark;
 pub mod options;
 pub mod print;
 pub mod row_id;
+pub mod sink_rejects;
 pub mod webhook;
 
 use std::sync::Arc;

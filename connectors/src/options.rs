@@ -12,8 +12,10 @@ pub fn check_options(connector: &str, spec: &TableSpec, allowed: &[&str]) -> Res
         .keys()
         .map(String::as_str)
         .filter(|k| *k != "connector" && !allowed.contains(k))
-        // A source that takes dead letters takes every `dlq.*` option.
+        // A source that takes dead letters takes every `dlq.*` option, a sink
+        // every `sink.dlq.*` option.
         .filter(|k| !(allowed.contains(&"dlq.connector") && crate::dlq::is_dlq_option(k)))
+        .filter(|k| !(allowed.contains(&"sink.dlq.connector") && crate::dlq::is_sink_dlq_option(k)))
         .collect();
     if unknown.is_empty() {
         return Ok(());

@@ -3,9 +3,19 @@
 //! as one checkpoint, and announces its completion (sinks commit, sources commit
 //! their offsets).
 //!
-//! One checkpoint is in flight at a time. Once a source has ended, no further
-//! checkpoint is started: the ended part of the graph could not acknowledge it.
+//! One checkpoint is in flight at a time. Checkpoints go on after part of the
+//! graph has finished (Flink's FLIP-147): a source or task that reaches the
+//! end of its input says so, and is no longer waited for; its "finished"
+//! marker goes into the first checkpoint it did not acknowledge, which is the
+//! first whose state holds everything it emitted (downstream tasks align a
+//! barrier with the end of an input). A restore does not run a finished
+//! source again nor restore a finished operator. A sink whose input ended
+//! asks for a checkpoint at once and commits its last rows when that
+//! checkpoint completes (Flink's final checkpoint). A participant that goes
+//! away without finishing (a stop, a failure) abandons the checkpoint in
+//! flight and ends the checkpoints.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,17 +49,44 @@ pub struct CheckpointConfig {
     pub key_groups: u16,
 }
 
+/// The marker of a node that reached the end of its input.
+pub(crate) const FINISHED_KEY: &[u8] = b"finished";
+
+/// Identifies a source or task to the coordinator.
+pub(crate) type Participant = usize;
+
 /// What a source or task hands the coordinator.
 pub(crate) enum Ack {
     /// Its writes for checkpoint `id` (sources and tasks acknowledge once each).
-    Snapshot { id: CheckpointId, ops: Vec<StateOp> },
-    /// A source ended: checkpoints stop.
-    SourceEnded,
+    Snapshot {
+        id: CheckpointId,
+        from: Participant,
+        ops: Vec<StateOp>,
+    },
+    /// A sink's input ended: it waits for a checkpoint to commit its last rows.
+    Finishing,
+    /// It reached the end of its input; `ops` (its finished markers) belong in
+    /// the first checkpoint it did not acknowledge.
+    Finished {
+        from: Participant,
+        ops: Vec<StateOp>,
+    },
+    /// It went away without finishing (stopped or failed): checkpoints end.
+    Gone,
+}
+
+/// The finished markers of `nodes`.
+pub(crate) fn finished_markers(nodes: impl IntoIterator<Item = NodeId>) -> Vec<StateOp> {
+    nodes
+        .into_iter()
+        .map(|n| StateOp::Put(store_key(n, OPERATOR_STATE, FINISHED_KEY), vec![1]))
+        .collect()
 }
 
 /// A source's link to the coordinator.
 pub struct SourceCheckpoint {
     node: NodeId,
+    from: Participant,
     trigger: watch::Receiver<CheckpointId>,
     completed: watch::Receiver<CheckpointId>,
     acks: mpsc::UnboundedSender<Ack>,
@@ -78,11 +115,12 @@ impl SourceCheckpoint {
             store_key(self.node, OPERATOR_STATE, CONNECTOR_STATE_KEY),
             state,
         )];
-        // The coordinator stops taking checkpoints once any source ends; in a
-        // job with several sources another one may still answer a checkpoint
-        // it had requested. That checkpoint is abandoned, not an error (tasks
-        // ignore the same case).
-        let _ = self.acks.send(Ack::Snapshot { id, ops });
+        // The coordinator is gone once the job stops; a late answer is no error.
+        let _ = self.acks.send(Ack::Snapshot {
+            id,
+            from: self.from,
+            ops,
+        });
     }
 
     pub(crate) fn completed(&self) -> watch::Receiver<CheckpointId> {
@@ -94,8 +132,19 @@ impl SourceCheckpoint {
 #[derive(Clone)]
 pub(crate) struct TaskCheckpoint {
     pub key_groups: u16,
+    /// Who it is to the coordinator.
+    pub from: Participant,
     pub acks: mpsc::UnboundedSender<Ack>,
+    /// The newest checkpoint triggered (a finishing sink answers it itself).
+    pub trigger: watch::Receiver<CheckpointId>,
     pub completed: watch::Receiver<CheckpointId>,
+}
+
+impl TaskCheckpoint {
+    /// Sends `ack`; the coordinator may be gone if the job is shutting down.
+    pub fn send(&self, ack: Ack) {
+        let _ = self.acks.send(ack);
+    }
 }
 
 /// The coordinator's end of the channels, before it runs.
@@ -139,9 +188,10 @@ impl Coordinator {
         }
     }
 
-    pub fn source(&self, node: NodeId) -> SourceCheckpoint {
+    pub fn source(&self, node: NodeId, from: Participant) -> SourceCheckpoint {
         SourceCheckpoint {
             node,
+            from,
             trigger: self.trigger.subscribe(),
             completed: self.completed.subscribe(),
             acks: self.acks_tx.clone(),
@@ -149,10 +199,12 @@ impl Coordinator {
         }
     }
 
-    pub fn task(&self) -> TaskCheckpoint {
+    pub fn task(&self, from: Participant) -> TaskCheckpoint {
         TaskCheckpoint {
             key_groups: self.config.key_groups,
+            from,
             acks: self.acks_tx.clone(),
+            trigger: self.trigger.subscribe(),
             completed: self.completed.subscribe(),
         }
     }
@@ -161,88 +213,169 @@ impl Coordinator {
         self.checkpoints.clone()
     }
 
-    /// Runs until a source ends or every participant is gone. `participants`
-    /// is the number of acknowledgements a checkpoint needs.
+    /// Runs until every participant has finished, or one went away without
+    /// finishing. `participants` are numbered `0..participants`.
     pub async fn run(mut self, participants: usize) {
-        let count = self.metrics.counter(names::CHECKPOINTS_COMPLETED, "job");
-        let failed = self.metrics.counter(names::CHECKPOINTS_FAILED, "job");
-        let duration = self.metrics.gauge(names::CHECKPOINT_DURATION_MS, "job");
-        let size = self.metrics.gauge(names::CHECKPOINT_SIZE_BYTES, "job");
-        let incremental = self
-            .metrics
-            .gauge(names::CHECKPOINT_INCREMENTAL_BYTES, "job");
-        drop(self.acks_tx);
+        // Let go of our own sender, so that `recv` ends once every participant has.
+        let (unused, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.acks_tx, unused));
+        let mut round = Round {
+            live: (0..participants).collect(),
+            carry: vec![],
+            urgent: false,
+        };
         let mut id = self.last_id;
         loop {
-            // Acks that arrive between checkpoints can only be stale or an end.
+            // Between checkpoints: the interval, or at once for a finishing sink.
             let sleep = tokio::time::sleep(self.config.interval);
             tokio::pin!(sleep);
-            loop {
+            while !round.urgent {
                 tokio::select! {
                     _ = &mut sleep => break,
-                    ack = self.acks.recv() => match ack {
-                        None | Some(Ack::SourceEnded) => return,
-                        Some(Ack::Snapshot { .. }) => {}
+                    ack = self.acks.recv() => match round.between(ack) {
+                        Flow::Go => {}
+                        Flow::End => return,
                     },
                 }
             }
+            if round.live.is_empty() {
+                return;
+            }
+            round.urgent = false;
             id += 1;
             let started = Instant::now();
             self.trigger.send_replace(id);
-            let mut ops = vec![];
-            let mut acked = 0;
-            while acked < participants {
-                match self.acks.recv().await {
-                    None | Some(Ack::SourceEnded) => {
-                        tracing::info!(
-                            checkpoint = id,
-                            "a source ended: checkpoint {id} abandoned, no further checkpoints"
-                        );
-                        return;
-                    }
-                    Some(Ack::Snapshot { id: a, ops: o }) if a == id => {
-                        ops.extend(o);
-                        acked += 1;
-                    }
-                    Some(Ack::Snapshot { .. }) => {}
-                }
-            }
-            let (store, checkpoints, plan) = (
-                self.store.clone(),
-                self.checkpoints.clone(),
-                self.plan.clone(),
-            );
-            let key_groups = self.config.key_groups;
-            let written = tokio::task::spawn_blocking(move || {
-                store.apply(ops)?;
-                checkpoints.write(&store, id, &plan, key_groups)
-            })
-            .await;
-            match written {
-                Ok(Ok(meta)) => {
-                    let ms = started.elapsed().as_millis() as u64;
-                    count.add(1);
-                    duration.set(ms);
-                    size.set(meta.total_bytes());
-                    incremental.set(meta.incremental_bytes);
+            let mut pending = round.live.clone();
+            let mut ops = std::mem::take(&mut round.carry);
+            while !pending.is_empty() {
+                if round.during(self.acks.recv().await, id, &mut pending, &mut ops) == Flow::End {
                     tracing::info!(
                         checkpoint = id,
-                        ms,
-                        bytes = meta.total_bytes(),
-                        incremental = meta.incremental_bytes,
-                        "checkpoint completed"
+                        "the job is stopping: checkpoint {id} abandoned"
                     );
-                    self.completed.send_replace(id);
+                    return;
                 }
-                Ok(Err(e)) => {
-                    failed.add(1);
-                    tracing::warn!(checkpoint = id, "checkpoint failed: {e}");
-                }
-                Err(e) => {
-                    failed.add(1);
-                    tracing::warn!(checkpoint = id, "checkpoint failed: {e}");
+            }
+            self.write(id, ops, started).await;
+            if round.live.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Stores checkpoint `id` and announces its completion.
+    async fn write(&self, id: CheckpointId, ops: Vec<StateOp>, started: Instant) {
+        let (store, checkpoints, plan) = (
+            self.store.clone(),
+            self.checkpoints.clone(),
+            self.plan.clone(),
+        );
+        let key_groups = self.config.key_groups;
+        let written = tokio::task::spawn_blocking(move || {
+            store.apply(ops)?;
+            checkpoints.write(&store, id, &plan, key_groups)
+        })
+        .await;
+        let m = &self.metrics;
+        match written {
+            Ok(Ok(meta)) => {
+                let ms = started.elapsed().as_millis() as u64;
+                m.counter(names::CHECKPOINTS_COMPLETED, "job").add(1);
+                m.gauge(names::CHECKPOINT_DURATION_MS, "job").set(ms);
+                m.gauge(names::CHECKPOINT_SIZE_BYTES, "job")
+                    .set(meta.total_bytes());
+                m.gauge(names::CHECKPOINT_INCREMENTAL_BYTES, "job")
+                    .set(meta.incremental_bytes);
+                tracing::info!(
+                    checkpoint = id,
+                    ms,
+                    bytes = meta.total_bytes(),
+                    incremental = meta.incremental_bytes,
+                    "checkpoint completed"
+                );
+                self.completed.send_replace(id);
+            }
+            Ok(Err(e)) => {
+                m.counter(names::CHECKPOINTS_FAILED, "job").add(1);
+                tracing::warn!(checkpoint = id, "checkpoint failed: {e}");
+            }
+            Err(e) => {
+                m.counter(names::CHECKPOINTS_FAILED, "job").add(1);
+                tracing::warn!(checkpoint = id, "checkpoint failed: {e}");
+            }
+        }
+    }
+}
+
+/// Whether the coordinator goes on.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Go,
+    End,
+}
+
+/// Who is still running, and what finished participants left for the next checkpoint.
+struct Round {
+    live: BTreeSet<Participant>,
+    /// Finished markers of participants that had acknowledged the checkpoint
+    /// in flight when they finished: they belong to the next one.
+    carry: Vec<StateOp>,
+    /// A sink waits for a checkpoint to commit its last rows.
+    urgent: bool,
+}
+
+impl Round {
+    /// An acknowledgement between checkpoints (a stale snapshot, or an end).
+    fn between(&mut self, ack: Option<Ack>) -> Flow {
+        match ack {
+            None | Some(Ack::Gone) => Flow::End,
+            Some(Ack::Snapshot { .. }) => Flow::Go,
+            Some(Ack::Finishing) => {
+                self.urgent = true;
+                Flow::Go
+            }
+            Some(Ack::Finished { from, ops }) => {
+                self.live.remove(&from);
+                self.carry.extend(ops);
+                if self.live.is_empty() {
+                    Flow::End
+                } else {
+                    Flow::Go
                 }
             }
         }
+    }
+
+    /// An acknowledgement while checkpoint `id` waits for `pending`.
+    fn during(
+        &mut self,
+        ack: Option<Ack>,
+        id: CheckpointId,
+        pending: &mut BTreeSet<Participant>,
+        ops: &mut Vec<StateOp>,
+    ) -> Flow {
+        match ack {
+            None | Some(Ack::Gone) => return Flow::End,
+            Some(Ack::Snapshot {
+                id: a,
+                from,
+                ops: o,
+            }) if a == id && pending.remove(&from) => {
+                ops.extend(o);
+            }
+            Some(Ack::Snapshot { .. }) => {}
+            Some(Ack::Finishing) => self.urgent = true,
+            Some(Ack::Finished { from, ops: o }) => {
+                self.live.remove(&from);
+                if pending.remove(&from) {
+                    // It ended before this checkpoint's barrier reached it:
+                    // everything it emitted is in this checkpoint.
+                    ops.extend(o);
+                } else {
+                    self.carry.extend(o);
+                }
+            }
+        }
+        Flow::Go
     }
 }

@@ -43,14 +43,30 @@ pub enum EngineError {
     /// State or checkpoint storage failed, or a checkpoint cannot be restored.
     #[error("state: {0}")]
     State(String),
-    /// A task of the job stopped unexpectedly.
-    #[error("task '{task}' failed: {message}")]
+    /// A task of the job failed in one of its operators, its source or its sink.
+    #[error("task '{task}' failed in {at}: {source}")]
     Task {
         /// The task name.
         task: String,
+        /// The operator (`Name#node`), source or sink that failed.
+        at: String,
         /// What went wrong.
-        message: String,
+        source: Box<EngineError>,
     },
+    /// A task panicked (a bug: please report it).
+    #[error("a task panicked: {0}")]
+    Panic(String),
+}
+
+impl EngineError {
+    /// `self`, as the failure of task `task` in `at`.
+    pub fn in_task(self, task: &str, at: &str) -> Self {
+        EngineError::Task {
+            task: task.to_string(),
+            at: at.to_string(),
+            source: Box::new(self),
+        }
+    }
 }
 
 /// Result with [`EngineError`].

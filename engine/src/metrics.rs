@@ -136,6 +136,8 @@ pub mod names {
     pub const SINK_RETRIES: &str = "vigil_sink_retries_total";
     /// Records a source sent to its dead-letter output.
     pub const DEAD_LETTERS: &str = "vigil_dead_letters_total";
+    /// Rows a sink could not encode (sent to its dead-letter output, or logged).
+    pub const SINK_REJECTED_ROWS: &str = "vigil_sink_rejected_rows_total";
     /// Rows an operator received.
     pub const OPERATOR_ROWS_IN: &str = "vigil_operator_rows_in_total";
     /// Rows an operator emitted.
@@ -182,7 +184,8 @@ pub mod names {
             }
             STATE_SIZE_BYTES => "In-memory state of an operator at its last checkpoint.",
             SINK_RETRIES => "Requests a sink sent again after an error, a timeout, 5xx or 429.",
-            DEAD_LETTERS => "Records a source could not decode and sent to its dead-letter output.",
+            DEAD_LETTERS => "Records a source could not decode (or a sink could not deliver) sent to a dead-letter output.",
+            SINK_REJECTED_ROWS => "Rows a sink could not encode, sent to its dead-letter output or logged.",
             OPERATOR_ROWS_IN => "Rows an operator received.",
             OPERATOR_ROWS_OUT => "Rows an operator emitted.",
             OPERATOR_BATCHES_IN => "Batches an operator received.",

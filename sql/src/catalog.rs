@@ -150,6 +150,65 @@ pub fn check_metadata(factory: &dyn ConnectorFactory, def: &TableDef) -> Result<
     Ok(())
 }
 
+/// Checks the types of the table's metadata columns as Flink does when the
+/// table is read (`writing` false: the connector's type must cast to the
+/// column's) or written (`writing`: the column's type must cast to the
+/// connector's; VIRTUAL columns are not written). The connectors convert
+/// with a cast at run time, so a type checked here is one they can handle.
+pub fn check_metadata_types(
+    factory: &dyn ConnectorFactory,
+    def: &TableDef,
+    writing: bool,
+) -> Result<()> {
+    let declared = if writing {
+        factory.writable_metadata()
+    } else {
+        factory.readable_metadata()
+    };
+    for c in &def.columns {
+        let ColumnKind::Physical {
+            data_type,
+            metadata: Some(m),
+            ..
+        } = &c.kind
+        else {
+            continue;
+        };
+        if writing && m.is_virtual {
+            continue;
+        }
+        let Some((_, text)) = declared.iter().find(|(k, _)| *k == m.key) else {
+            continue;
+        };
+        let expected = crate::types::parse_type_text(text)?;
+        let (from, to) = if writing {
+            (data_type, &expected)
+        } else {
+            (&expected, data_type)
+        };
+        if crate::types::castable(from, to) {
+            continue;
+        }
+        let direction = if writing { "to" } else { "from" };
+        return Err(SqlError::at(
+            m.pos,
+            format!(
+                "invalid data type for metadata column '{}' of table '{}': the column cannot be declared as '{}' because the type must be castable {direction} metadata type '{}'",
+                c.name,
+                def.name,
+                crate::types::flink_name(data_type),
+                crate::types::flink_name(&expected),
+            ),
+        )
+        .with_help(format!(
+            "declare the column as {} METADATA FROM '{}'",
+            crate::types::flink_name(&expected),
+            m.key
+        )));
+    }
+    Ok(())
+}
+
 /// Plans an expression written in a table definition, mapping error positions
 /// back into the script.
 fn plan_expr(state: &SessionState, text: &str, schema: &DFSchema, pos: Pos) -> Result<Expr> {

@@ -505,6 +505,7 @@ impl ScriptPlanner {
             Box::new(Project::new(exprs, sink_schema_nullable.clone())),
             sink_schema_nullable,
         );
+        crate::catalog::check_metadata_types(factory.as_ref(), &entry.def, true)?;
         let metadata = entry.metadata_columns(true);
         for (col, key) in &metadata {
             if !factory.writable_metadata().iter().any(|(k, _)| k == key) {

@@ -349,6 +349,7 @@ impl<'a> Translator<'a> {
             primary_key: entry.def.primary_key.clone(),
         };
         let factory = connector_factory(self.registry, &entry.def)?;
+        crate::catalog::check_metadata_types(factory.as_ref(), &entry.def, false)?;
         let source = factory
             .create_source(&spec, self.metrics)
             .map_err(|e| SqlError::at(entry.def.options_pos, e.to_string()))?;

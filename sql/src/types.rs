@@ -141,3 +141,143 @@ pub fn parse_type(c: &mut Cursor) -> Result<(DataType, bool)> {
     }
     Ok((dt, nullable))
 }
+
+/// Parses a type written as text, such as a connector's declared metadata
+/// type (`TIMESTAMP_LTZ(3) NOT NULL`).
+pub fn parse_type_text(text: &str) -> Result<DataType> {
+    let statements = crate::script::split_statements(text)?;
+    let tokens = statements
+        .first()
+        .map(|s| s.tokens.as_slice())
+        .unwrap_or(&[]);
+    let mut c = Cursor::new(tokens);
+    Ok(parse_type(&mut c)?.0)
+}
+
+/// The Flink name of an Arrow type, for messages.
+pub fn flink_name(t: &DataType) -> String {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Decimal128(p, s) => format!("DECIMAL({p}, {s})"),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BYTES".into(),
+        DataType::Date32 => "DATE".into(),
+        DataType::Time64(_) => "TIME".into(),
+        DataType::Timestamp(unit, tz) => {
+            let p = match unit {
+                TimeUnit::Second => 0,
+                TimeUnit::Millisecond => 3,
+                TimeUnit::Microsecond => 6,
+                TimeUnit::Nanosecond => 9,
+            };
+            if tz.is_some() {
+                format!("TIMESTAMP_LTZ({p})")
+            } else {
+                format!("TIMESTAMP({p})")
+            }
+        }
+        DataType::List(f) => format!("ARRAY<{}>", flink_name(f.data_type())),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!(
+                "MAP<{}, {}>",
+                flink_name(kv[0].data_type()),
+                flink_name(kv[1].data_type())
+            ),
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Whether Flink's explicit `CAST` takes a value of type `from` to `to`, by
+/// the type families of Flink's `LogicalTypeCasts` (the rule Flink applies to
+/// metadata columns): anything to STRING; STRING to any predefined type;
+/// numbers and BOOLEAN among themselves; date-times among themselves; numbers
+/// to and from TIMESTAMP_LTZ; STRING and BYTES both ways; ARRAY and MAP
+/// element-wise.
+pub fn castable(from: &DataType, to: &DataType) -> bool {
+    use DataType as T;
+    let numeric = |t: &T| t.is_numeric() || matches!(t, T::Boolean);
+    let string = |t: &T| matches!(t, T::Utf8 | T::LargeUtf8 | T::Utf8View);
+    let binary = |t: &T| matches!(t, T::Binary | T::LargeBinary | T::BinaryView);
+    let datetime = |t: &T| {
+        matches!(
+            t,
+            T::Date32 | T::Date64 | T::Time32(_) | T::Time64(_) | T::Timestamp(..)
+        )
+    };
+    let ltz = |t: &T| matches!(t, T::Timestamp(_, Some(_)));
+    let constructed = |t: &T| matches!(t, T::List(_) | T::Map(..) | T::Struct(_));
+    if from == to || string(to) {
+        return true;
+    }
+    match (from, to) {
+        (T::List(a), T::List(b)) => castable(a.data_type(), b.data_type()),
+        (T::Map(a, _), T::Map(b, _)) => match (a.data_type(), b.data_type()) {
+            (T::Struct(x), T::Struct(y)) if x.len() == 2 && y.len() == 2 => {
+                castable(x[0].data_type(), y[0].data_type())
+                    && castable(x[1].data_type(), y[1].data_type())
+            }
+            _ => false,
+        },
+        _ if string(from) => !constructed(to),
+        _ if numeric(from) && numeric(to) => true,
+        _ if datetime(from) && datetime(to) => true,
+        _ if numeric(from) && ltz(to) => !matches!(from, T::Boolean),
+        _ if ltz(from) && numeric(to) => !matches!(to, T::Boolean),
+        _ => binary(from) && binary(to),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(text: &str) -> DataType {
+        parse_type_text(text).expect("type")
+    }
+
+    #[test]
+    fn connector_type_texts_parse() {
+        assert_eq!(t("TIMESTAMP_LTZ(3) NOT NULL"), timestamp_ltz());
+        assert_eq!(
+            t("MAP<STRING, BYTES>"),
+            map_type(DataType::Utf8, DataType::Binary, true)
+        );
+        assert_eq!(flink_name(&t("MAP<STRING, BYTES>")), "MAP<STRING, BYTES>");
+    }
+
+    /// Cases from Flink's LogicalTypeCastsTest (explicit casts).
+    #[test]
+    fn castability_follows_flink_explicit_casts() {
+        let yes = [
+            ("TIMESTAMP_LTZ(3)", "STRING"),
+            ("STRING", "TIMESTAMP_LTZ(3)"),
+            ("BIGINT", "TIMESTAMP_LTZ(3)"),
+            ("TIMESTAMP(3)", "TIMESTAMP_LTZ(3)"),
+            ("INT", "BIGINT"),
+            ("MAP<STRING, STRING>", "MAP<STRING, BYTES>"),
+            ("MAP<STRING, BYTES>", "STRING"),
+        ];
+        let no = [
+            ("TIMESTAMP(3)", "BOOLEAN"),
+            ("BOOLEAN", "TIMESTAMP_LTZ(3)"),
+            ("STRING", "MAP<STRING, BYTES>"),
+            ("MAP<STRING, BYTES>", "BIGINT"),
+            ("BYTES", "TIMESTAMP_LTZ(3)"),
+            ("ARRAY<INT>", "MAP<STRING, BYTES>"),
+        ];
+        for (a, b) in yes {
+            assert!(castable(&t(a), &t(b)), "{a} -> {b}");
+        }
+        for (a, b) in no {
+            assert!(!castable(&t(a), &t(b)), "{a} -> {b}");
+        }
+    }
+}

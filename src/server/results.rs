@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
-use vigil_connectors::json::encode::encode_json_lines;
+use vigil_connectors::json::encode::{encode_json_lines, NonFinite};
 use vigil_engine::connector::Sink;
 use vigil_engine::{EngineError, Result};
 
@@ -50,11 +50,16 @@ impl Sink for ResultsSink {
 
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         self.buf.clear();
-        encode_json_lines(&batch, &mut self.buf).map_err(|e| EngineError::Connector {
-            connector: "results".into(),
-            table: "query".into(),
-            message: e.to_string(),
+        let failed = encode_json_lines(&batch, &mut self.buf, NonFinite::Quoted).map_err(|e| {
+            EngineError::Connector {
+                connector: "results".into(),
+                table: "query".into(),
+                message: e.to_string(),
+            }
         })?;
+        for (row, error) in failed {
+            tracing::warn!(row, "a result row cannot be shown as JSON: {error}");
+        }
         let width = vigil_engine::changelog::data_width(batch.schema_ref());
         let mut r = self.results.lock().unwrap_or_else(|p| p.into_inner());
         if r.columns.is_empty() {

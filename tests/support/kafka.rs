@@ -1,11 +1,8 @@
-//! Kafka helpers for tests: producing and consuming records, creating topics
-//! through the admin API, and a tansu broker started on a free loopback port.
+//! Kafka helpers for tests: producing and consuming records and creating
+//! topics through the admin API (brokers: `broker.rs`, or rdkafka's mock cluster).
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -63,26 +60,15 @@ impl Rec {
 }
 
 /// Produces `records` to `topic` and waits until all are acknowledged.
-///
-/// One record per produce batch: tansu 0.6 reports a partition's end offset
-/// (ListOffsets latest) as the last batch's base offset + 1, so multi-record
-/// batches would hide records from a bounded `latest-offset` read.
 pub fn produce(bootstrap: &str, topic: &str, records: &[Rec]) {
-    produce_with(bootstrap, topic, records, "1", false);
+    produce_with(bootstrap, topic, records, false);
 }
 
-/// As [`produce`], batching records as the producer likes (for brokers that
-/// report end offsets correctly, such as the mock cluster).
-pub fn produce_batched(bootstrap: &str, topic: &str, records: &[Rec]) {
-    produce_with(bootstrap, topic, records, "10000", false);
-}
-
-fn produce_with(bootstrap: &str, topic: &str, records: &[Rec], batch: &str, large: bool) {
+fn produce_with(bootstrap: &str, topic: &str, records: &[Rec], large: bool) {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "1")
-        .set("batch.num.messages", batch);
+        .set("linger.ms", "1");
     if large {
         config
             .set("message.max.bytes", "20000000")
@@ -149,7 +135,7 @@ pub fn produce_bytes(bootstrap: &str, topic: &str, records: &[BytesRecord<'_>]) 
             ..Default::default()
         })
         .collect();
-    produce_with(bootstrap, topic, &recs, "10000", true);
+    produce_with(bootstrap, topic, &recs, true);
 }
 
 /// Keeps the delivery errors of a producer.
@@ -169,7 +155,7 @@ impl rdkafka::producer::ProducerContext for FailureContext {
     }
 }
 
-/// Creates topics through the admin API (tansu creates none by itself).
+/// Creates topics through the admin API (the test brokers create none by themselves).
 pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -224,12 +210,23 @@ impl Consumed {
     }
 }
 
-/// Every record of `topic` with its headers. The end is found by reading to
-/// end-of-partition, not from ListOffsets, which tansu 0.6 under-reports.
+/// Every committed record of `topic` with its headers, read to the end of each
+/// partition (`read_committed`: records of open or aborted transactions are not
+/// returned).
 pub fn consume_records(bootstrap: &str, topic: &str) -> Vec<Consumed> {
+    consume_isolated(bootstrap, topic, "read_committed")
+}
+
+/// As [`consume_records`], also returning records of open and aborted transactions.
+pub fn consume_uncommitted(bootstrap: &str, topic: &str) -> Vec<Consumed> {
+    consume_isolated(bootstrap, topic, "read_uncommitted")
+}
+
+fn consume_isolated(bootstrap: &str, topic: &str, isolation: &str) -> Vec<Consumed> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "vigil-test-reader")
+        .set("isolation.level", isolation)
         .set("enable.auto.commit", "false")
         // The mock cluster returns nothing larger than the fetch limits.
         .set("max.partition.fetch.bytes", "30000000")
@@ -281,61 +278,31 @@ pub fn consume_records(bootstrap: &str, topic: &str) -> Vec<Consumed> {
     out
 }
 
-/// A tansu broker on a free loopback port, with in-memory storage; killed on drop.
-pub struct Tansu {
-    child: Child,
-    pub bootstrap: String,
-}
-
-fn tansu_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("TANSU") {
-        return PathBuf::from(p);
+/// The offsets `group` committed for partitions `0..partitions` of `topic`
+/// (`None` where it committed none).
+pub fn committed_offsets(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<Option<i64>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
     }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let cargo_bin = PathBuf::from(home).join(".cargo/bin/tansu");
-    if cargo_bin.exists() {
-        return cargo_bin;
-    }
-    PathBuf::from("tansu")
-}
-
-impl Tansu {
-    pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let bin = tansu_binary();
-        let child = Command::new(&bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start tansu ({}): {e}; install it with `cargo install tansu --version 0.6.0 --locked --features libsql,dynostore` (.ci/run does)",
-                    bin.display()
-                )
-            });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on port {port} within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Tansu {
-            child,
-            bootstrap: format!("127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    (0..partitions)
+        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => Some(o),
+            _ => None,
+        })
+        .collect()
 }

@@ -26,6 +26,7 @@ const OPTIONS: &[&str] = &[
     "sink.delivery-guarantee",
     "lookup.join.cache.ttl",
     "dlq.connector",
+    "sink.dlq.connector",
     "csv.field-delimiter",
     "csv.quote-character",
     "csv.null-literal",

@@ -24,6 +24,7 @@ use super::local_path;
 use crate::error::connector_error;
 use crate::format::encode::{RecordEncoder, Records};
 use crate::format::{Format, Part};
+use crate::sink_rejects::SinkRejects;
 
 /// Writes rows as lines of the table's format.
 pub struct FileSink {
@@ -33,8 +34,15 @@ pub struct FileSink {
     encoder: RecordEncoder,
     records: Records,
     rows: Counter,
+    /// Rows the format cannot carry: to `sink.dlq.*`, or logged.
+    rejects: SinkRejects,
     /// Two-phase commit state; None writes `part-0.json` directly.
     txn: Option<Txn>,
+    /// Starts the names of this job's and table's in-progress files, whatever
+    /// the run (see [`FileSink::sweep_orphans`]).
+    job_key: String,
+    /// Whether the in-progress files of earlier runs were removed.
+    swept: bool,
 }
 
 /// What a checkpoint stores of a transactional file sink.
@@ -67,13 +75,27 @@ fn encoder(spec: &TableSpec) -> Result<RecordEncoder> {
     RecordEncoder::new(format, spec, Part::Table)
 }
 
-/// A name for this run's files: time and process id, in hex.
-fn run_id() -> String {
+/// A name for this run's files: the job's key, then time and process id, in hex.
+fn run_id(job_key: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{:x}{:x}", nanos & 0xffff_ffff_ffff, std::process::id())
+    format!(
+        "{job_key}{:x}{:x}",
+        nanos & 0xffff_ffff_ffff,
+        std::process::id()
+    )
+}
+
+/// 8 hex digits naming the job (`pipeline.name`) and table, stable across runs.
+fn job_key(spec: &TableSpec) -> String {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new();
+    h.write(crate::row_id::job_name(spec).as_bytes());
+    h.write_u8(0);
+    h.write(spec.name.as_bytes());
+    format!("{:08x}", h.finish() as u32)
 }
 
 impl FileSink {
@@ -94,6 +116,7 @@ impl FileSink {
                 ))
             }
         };
+        let job_key = job_key(spec);
         Ok(Self {
             table: spec.name.clone(),
             dir: local_path(spec)?,
@@ -101,12 +124,15 @@ impl FileSink {
             encoder: encoder(spec)?,
             records: Records::default(),
             rows: metrics.counter(names::SINK_ROWS, &spec.name),
+            rejects: SinkRejects::new(spec, metrics)?,
             txn: (checkpointing || exactly_once).then(|| Txn {
-                run: run_id(),
+                run: run_id(&job_key),
                 next_part: 0,
                 current: None,
                 pending: vec![],
             }),
+            job_key,
+            swept: false,
         })
     }
 
@@ -118,10 +144,37 @@ impl FileSink {
         }
     }
 
+    /// Removes the in-progress files that earlier runs of this job left for
+    /// this table: rows written after their last checkpoint (replayed by this
+    /// run), or by a run killed before its first checkpoint. Once, before the
+    /// run writes or pre-commits anything; files it restored were committed.
+    async fn sweep_orphans(&mut self) -> Result<()> {
+        if self.swept || self.txn.is_none() {
+            return Ok(());
+        }
+        self.swept = true;
+        let prefix = format!(".part-{}", self.job_key);
+        let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
+            return Ok(());
+        };
+        while let Ok(Some(e)) = entries.next_entry().await {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".inprogress") {
+                tracing::info!(table = %self.table, file = %name, "removing rows an earlier run wrote after its last checkpoint");
+                tokio::fs::remove_file(e.path()).await.map_err(|err| {
+                    self.error(format!("cannot remove '{}': {err}", e.path().display()))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     async fn open(&mut self) -> Result<()> {
         if self.file.is_some() {
             return Ok(());
         }
+        self.sweep_orphans().await?;
         tokio::fs::create_dir_all(&self.dir).await.map_err(|e| {
             self.error(format!(
                 "cannot create directory '{}': {e}",
@@ -201,8 +254,9 @@ impl Sink for FileSink {
             None => Ok(()),
         };
         res.map_err(|e| self.error(format!("cannot write: {e}")))?;
-        self.rows.add(batch.num_rows() as u64);
-        Ok(())
+        let failed = self.records.failed();
+        self.rows.add((batch.num_rows() - failed.len()) as u64);
+        self.rejects.reject(&batch, failed).await
     }
 
     async fn finish(&mut self) -> Result<()> {
@@ -230,6 +284,7 @@ impl Sink for FileSink {
     }
 
     async fn pre_commit(&mut self, id: CheckpointId) -> Result<Vec<u8>> {
+        self.sweep_orphans().await?;
         if self.txn.is_none() {
             self.close().await?;
             return Ok(vec![]);
@@ -268,21 +323,8 @@ impl Sink for FileSink {
         self.txn = Some(t);
         // The checkpoint completed, so what it pre-committed is final.
         self.commit_parts(&parts).await?;
-        // Anything else in progress was written after it and will be replayed.
-        let Some(t) = &self.txn else { return Ok(()) };
-        let prefix = format!(".part-{}-", t.run);
-        if let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await {
-            while let Ok(Some(e)) = entries.next_entry().await {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                if name.starts_with(&prefix) && name.ends_with(".inprogress") {
-                    tracing::info!(table = %self.table, file = %name, "discarding rows written after the restored checkpoint");
-                    tokio::fs::remove_file(e.path()).await.map_err(|err| {
-                        self.error(format!("cannot remove '{}': {err}", e.path().display()))
-                    })?;
-                }
-            }
-        }
+        // Anything else in progress was written after it: removed before
+        // this run writes (see `sweep_orphans`), as it is replayed.
         Ok(())
     }
 }

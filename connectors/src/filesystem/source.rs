@@ -32,7 +32,7 @@ pub struct FileSource {
     /// Where a restored job resumes.
     resume: Option<Position>,
     /// Where records that cannot be decoded go, if the table names a place.
-    dlq: Option<std::sync::Mutex<crate::dlq::DeadLetters>>,
+    dlq: Option<tokio::sync::Mutex<crate::dlq::DeadLetters>>,
 }
 
 /// How far the source has read: the next byte and line of a file. This is
@@ -82,7 +82,7 @@ impl FileSource {
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),
             resume: None,
-            dlq: crate::dlq::DeadLetters::from_spec(spec, metrics)?.map(std::sync::Mutex::new),
+            dlq: crate::dlq::DeadLetters::from_spec(spec, metrics)?.map(tokio::sync::Mutex::new),
         })
     }
 
@@ -166,10 +166,7 @@ impl FileSource {
                         headers: vec![],
                     })
                     .collect();
-                let mut dlq = dlq
-                    .lock()
-                    .map_err(|_| self.error("the dead-letter output failed before".into()))?;
-                dlq.send(&letters)?;
+                dlq.lock().await.send(&letters).await?;
             }
             if let Some(batch) = res.batch {
                 self.rows.add(batch.num_rows() as u64);

@@ -11,6 +11,7 @@ use vigil_engine::Result;
 
 use super::cloudevents::encode::{EventEncoder, Events};
 use super::{Format, Part};
+use crate::json::encode::{encode_json_lines, NonFinite, RowError};
 
 /// Encoded records.
 #[derive(Debug, Default)]
@@ -21,6 +22,9 @@ pub struct Records {
     ends: Vec<usize>,
     /// Records that are NULL (a `raw` NULL: a Kafka tombstone).
     nulls: Vec<bool>,
+    /// Rows that could not be encoded, with the error, in row order; their
+    /// records are empty (no bytes, not even a newline).
+    failed: Vec<RowError>,
 }
 
 impl Records {
@@ -34,7 +38,13 @@ impl Records {
         self.ends.is_empty()
     }
 
-    /// Record `i`, without its newline; None for a NULL record.
+    /// The rows that could not be encoded, with the error, in row order.
+    pub fn failed(&self) -> &[RowError] {
+        &self.failed
+    }
+
+    /// Record `i`, without its newline; None for a NULL record. A failed
+    /// row's record is empty.
     pub fn get(&self, i: usize) -> Option<&[u8]> {
         if self.nulls.get(i).copied().unwrap_or(false) {
             return None;
@@ -47,12 +57,21 @@ impl Records {
         self.buf.clear();
         self.ends.clear();
         self.nulls.clear();
+        self.failed.clear();
     }
 
-    /// Marks the records written since `from` bytes, one per line.
+    /// Marks the records written since `from` bytes, one per line, with an
+    /// empty record for each failed row (which wrote no line).
     fn split_lines(&mut self, from: usize) {
+        let mut failed = self.failed.iter().map(|(row, _)| *row).peekable();
         for nl in memchr::memchr_iter(b'\n', &self.buf[from..]) {
+            while failed.next_if_eq(&self.ends.len()).is_some() {
+                self.ends.push(self.ends.last().copied().unwrap_or(from));
+            }
             self.ends.push(from + nl + 1);
+        }
+        while failed.next_if_eq(&self.ends.len()).is_some() {
+            self.ends.push(self.ends.last().copied().unwrap_or(from));
         }
     }
 }
@@ -99,7 +118,7 @@ impl RecordEncoder {
         match &self.format {
             Format::Json => {
                 self.scratch.clear();
-                crate::json::encode::encode_json_lines(batch, &mut self.scratch)
+                out.failed = encode_json_lines(batch, &mut self.scratch, NonFinite::Quoted)
                     .map_err(|e| e.to_string())?;
                 out.buf.extend_from_slice(self.scratch.as_bytes());
                 out.split_lines(0);
@@ -131,7 +150,13 @@ impl RecordEncoder {
                 };
                 let events = &mut self.encoded_events;
                 enc.encode(batch, events)?;
+                out.failed = events.failed().to_vec();
+                let mut failed = out.failed.iter().map(|(row, _)| *row).peekable();
                 for i in 0..events.len() {
+                    if failed.next_if_eq(&i).is_some() {
+                        out.ends.push(out.buf.len());
+                        continue;
+                    }
                     if *binary {
                         out.buf.extend_from_slice(events.data(i).as_bytes());
                     } else {

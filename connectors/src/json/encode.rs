@@ -32,21 +32,36 @@ fn normalise(array: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     }
 }
 
-/// Formats an event time in milliseconds as Flink does (`.SSS` only when non-zero).
-pub fn format_timestamp_ms(ms: i64, out: &mut String) {
+/// Formats an event time in milliseconds as Flink does (`.SSS` only when
+/// non-zero); false (nothing written) for an instant no calendar date holds.
+pub fn format_timestamp_ms(ms: i64, out: &mut String) -> bool {
     use std::fmt::Write;
     match datafusion::arrow::temporal_conversions::timestamp_ms_to_datetime(ms) {
         Some(dt) if ms.rem_euclid(1000) == 0 => {
             let _ = write!(out, "{}", dt.format("%Y-%m-%d %H:%M:%S"));
+            true
         }
         Some(dt) => {
             let _ = write!(out, "{}", dt.format("%Y-%m-%d %H:%M:%S%.3f"));
+            true
         }
-        None => {
-            let _ = write!(out, "{ms}");
-        }
+        None => false,
     }
 }
+
+/// How NaN and ±Infinity are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonFinite {
+    /// Unquoted `NaN`, `Infinity`, `-Infinity`, as the Flink oracle prints
+    /// rows (Python's `json`); not strict JSON.
+    Bare,
+    /// As the strings `"NaN"`, `"Infinity"`, `"-Infinity"`, as Flink's `json`
+    /// format writes them (Jackson's default): strict JSON.
+    Quoted,
+}
+
+/// A row that could not be encoded: its index in the batch and why.
+pub type RowError = (usize, String);
 
 /// Appends `s` as a JSON string (quoted, escaped).
 pub fn write_json_string(s: &str, out: &mut String) {
@@ -68,12 +83,20 @@ pub fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-fn write_float(v: f64, out: &mut String) {
+fn write_float(v: f64, non_finite: NonFinite, out: &mut String) {
     use std::fmt::Write;
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "Infinity" } else { "-Infinity" });
+    if !v.is_finite() {
+        let text = if v.is_nan() {
+            "NaN"
+        } else if v > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        };
+        match non_finite {
+            NonFinite::Bare => out.push_str(text),
+            NonFinite::Quoted => write_json_string(text, out),
+        }
     } else if v == v.trunc() && v.abs() < 1e15 {
         let _ = write!(out, "{v:.1}");
     } else {
@@ -85,7 +108,15 @@ fn write_float(v: f64, out: &mut String) {
 ///
 /// Rows of an updating result carry their change kind as `"_op"` when it is
 /// not an insert (`"-U"`, `"+U"`, `"-D"`), as the Flink oracle prints them.
-pub fn encode_json_lines(batch: &RecordBatch, out: &mut String) -> Result<(), ArrowError> {
+/// A row holding a value JSON cannot carry (a timestamp no calendar date
+/// holds) writes nothing, not even its newline, and is returned with the
+/// error: the caller dead-letters it, and the other rows go on.
+pub fn encode_json_lines(
+    batch: &RecordBatch,
+    out: &mut String,
+    non_finite: NonFinite,
+) -> Result<Vec<RowError>, ArrowError> {
+    let mut failed = vec![];
     let options = FormatOptions::default();
     let kinds = changelog::kinds(batch);
     let width = changelog::data_width(batch.schema_ref());
@@ -130,7 +161,8 @@ pub fn encode_json_lines(batch: &RecordBatch, out: &mut String) -> Result<(), Ar
         })
         .collect::<Result<_, ArrowError>>()?;
     let mut scratch = String::new();
-    for row in 0..batch.num_rows() {
+    'rows: for row in 0..batch.num_rows() {
+        let row_start = out.len();
         out.push('{');
         for (c, (col, array)) in columns.iter().zip(&arrays).enumerate() {
             if c > 0 {
@@ -162,14 +194,22 @@ pub fn encode_json_lines(batch: &RecordBatch, out: &mut String) -> Result<(), Ar
                             .as_primitive::<Float64Type>()
                             .value(0),
                     };
-                    write_float(v, out);
+                    write_float(v, non_finite, out);
                 }
                 Column::Timestamp(a) => {
                     out.push('"');
-                    format_timestamp_ms(
-                        a.as_primitive::<TimestampMillisecondType>().value(row),
-                        out,
-                    );
+                    let ms = a.as_primitive::<TimestampMillisecondType>().value(row);
+                    if !format_timestamp_ms(ms, out) {
+                        out.truncate(row_start);
+                        let name = batch.schema_ref().field(c).name().clone();
+                        failed.push((
+                            row,
+                            format!(
+                                "column '{name}': the timestamp {ms} ms since 1970 is out of range"
+                            ),
+                        ));
+                        continue 'rows;
+                    }
                     out.push('"');
                 }
             }
@@ -182,7 +222,7 @@ pub fn encode_json_lines(batch: &RecordBatch, out: &mut String) -> Result<(), Ar
         }
         out.push_str("}\n");
     }
-    Ok(())
+    Ok(failed)
 }
 
 /// Appends each row as Flink's print connector shows it: `+I[v1, v2, ...]`
@@ -213,10 +253,13 @@ pub fn encode_print_rows(
                 out.push_str(", ");
             }
             match a.data_type() {
-                DataType::Timestamp(_, _) if a.is_valid(row) => format_timestamp_ms(
-                    a.as_primitive::<TimestampMillisecondType>().value(row),
-                    out,
-                ),
+                DataType::Timestamp(_, _) if a.is_valid(row) => {
+                    let ms = a.as_primitive::<TimestampMillisecondType>().value(row);
+                    if !format_timestamp_ms(ms, out) {
+                        // Shown, not written anywhere: the number itself.
+                        let _ = write!(out, "{ms}");
+                    }
+                }
                 _ => {
                     let _ = write!(out, "{}", f.value(row));
                 }

@@ -197,8 +197,9 @@ pub fn parse(spec: &TableSpec, source: bool) -> Result<KafkaOptions> {
                 && !is_format_option(k, Part::Value)
                 && !is_format_option(k, Part::Key)
         })
-        // A source also takes its dead-letter options.
-        .filter(|k| !(source && crate::dlq::is_dlq_option(k)))
+        // Dead-letter options: `dlq.*` for the table as a source, `sink.dlq.*`
+        // as a sink (one table may be both).
+        .filter(|k| !crate::dlq::is_dlq_option(k) && !crate::dlq::is_sink_dlq_option(k))
         .collect();
     if !unknown.is_empty() {
         return Err(connector_error(

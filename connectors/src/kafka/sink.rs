@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::compute::{cast, cast_with_options, filter_record_batch, CastOptions};
 use datafusion::arrow::datatypes::{
     DataType, Field, Int8Type, Schema, TimeUnit, TimestampMillisecondType,
 };
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -32,13 +33,15 @@ use vigil_engine::metrics::{names, Counter, Metrics};
 use vigil_engine::{EngineError, Result};
 
 use super::client::{client_config, LogContext};
-use super::layout::Meta;
+use super::layout::{headers_type, Meta};
 use super::options::{KafkaOptions, ValueFields};
 use super::transactional::{decode_pending, encode_pending, Pending, Transactions, TXN_TIMEOUT};
 use crate::format::cloudevents;
 use crate::format::encode::{RecordEncoder, Records};
 use crate::format::{Format, Part};
+use crate::json::encode::RowError;
 use crate::row_id::{RowIds, ROW_ID_HEADER};
+use crate::sink_rejects::{merge, SinkRejects};
 
 /// Counts failed deliveries (after librdkafka's own retries).
 struct DeliveryContext {
@@ -92,6 +95,8 @@ pub struct KafkaSink {
     /// Set for exactly-once delivery.
     txn: Option<Transactions>,
     rows: Counter,
+    /// Rows the formats cannot carry: to `sink.dlq.*`, or logged.
+    rejects: SinkRejects,
     /// Failed deliveries, as a metric (the context counts them as they come).
     failures: Counter,
     failures_seen: u64,
@@ -244,6 +249,7 @@ impl KafkaSink {
             row_ids,
             txn,
             rows: metrics.counter(names::SINK_ROWS, &spec.name),
+            rejects: SinkRejects::new(spec, metrics)?,
             failures: metrics.counter(names::SINK_DELIVERY_FAILURES, &spec.name),
             failures_seen: 0,
         })
@@ -289,13 +295,14 @@ impl Sink for KafkaSink {
 
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         self.check_failures()?;
-        match &mut self.txn {
-            Some(t) => {
-                t.buffer.push(batch);
-                Ok(())
-            }
-            None => self.produce(&batch).await,
+        if self.txn.is_none() {
+            return self.produce(&batch).await;
         }
+        self.init_transactions()?;
+        if let Some(t) = &mut self.txn {
+            t.buffer.push(batch);
+        }
+        Ok(())
     }
 
     async fn finish(&mut self) -> Result<()> {
@@ -346,6 +353,10 @@ impl Sink for KafkaSink {
         if state.is_empty() {
             return Ok(());
         }
+        if self.txn.is_none() {
+            return Ok(());
+        }
+        self.init_transactions()?;
         let Some(t) = &self.txn else {
             return Ok(());
         };
@@ -372,22 +383,30 @@ impl Sink for KafkaSink {
 }
 
 impl KafkaSink {
+    /// Registers the transactional id with the brokers, once, when the job
+    /// starts writing (not at plan time, so `explain` does not connect). This
+    /// fences the producer of an earlier run with the same id and aborts the
+    /// transaction it left open, as Flink's writer does when it starts.
+    fn init_transactions(&mut self) -> Result<()> {
+        let Some(t) = &self.txn else { return Ok(()) };
+        if t.initialised {
+            return Ok(());
+        }
+        self.producer
+            .init_transactions(TXN_TIMEOUT)
+            .map_err(|e| self.error(format!("cannot start Kafka transactions: {e}")))?;
+        if let Some(t) = &mut self.txn {
+            t.initialised = true;
+        }
+        Ok(())
+    }
+
     /// Produces `rows` and the marker for checkpoint `id` in one transaction.
     async fn commit_rows(&mut self, rows: Vec<RecordBatch>, id: CheckpointId) -> Result<()> {
-        if rows.iter().all(|b| b.num_rows() == 0) {
+        if rows.iter().all(|b| b.num_rows() == 0) || self.txn.is_none() {
             return Ok(());
         }
-        let Some(initialised) = self.txn.as_ref().map(|t| t.initialised) else {
-            return Ok(());
-        };
-        if !initialised {
-            self.producer
-                .init_transactions(TXN_TIMEOUT)
-                .map_err(|e| self.error(format!("cannot start Kafka transactions: {e}")))?;
-            if let Some(t) = &mut self.txn {
-                t.initialised = true;
-            }
-        }
+        self.init_transactions()?;
         self.producer
             .begin_transaction()
             .map_err(|e| self.error(format!("cannot begin a Kafka transaction: {e}")))?;
@@ -490,21 +509,34 @@ impl KafkaSink {
                 }
             }
         }
-        let timestamps = match self.timestamp_col {
-            Some(i) => Some(
-                cast(
-                    batch.column(i),
-                    &DataType::Timestamp(TimeUnit::Millisecond, None),
-                )
-                .map_err(|e| self.error(e.to_string()))?,
-            ),
-            None => None,
+        let (timestamps, bad_timestamps) = match self.timestamp_col {
+            Some(i) => {
+                let (ts, bad) = record_timestamps(batch, i).map_err(|e| self.error(e))?;
+                (Some(ts), bad)
+            }
+            None => (None, vec![]),
         };
         let timestamps = timestamps
             .as_ref()
             .map(|t| t.as_primitive::<TimestampMillisecondType>());
-        let headers = self.headers_col.map(|i| batch.column(i).as_map());
+        let failed = merge(&[self.values.failed(), self.keys.failed(), &bad_timestamps]);
+        // Row indexes, not an iterator over `failed`: held across awaits.
+        let skip: Vec<usize> = failed.iter().map(|(row, _)| *row).collect();
+        let mut skipped = 0;
+        // The planner checked that the column casts to MAP<STRING, BYTES>.
+        let headers = match self.headers_col {
+            Some(i) => Some(
+                cast(batch.column(i), &headers_type())
+                    .map_err(|e| self.error(format!("cannot write the headers: {e}")))?,
+            ),
+            None => None,
+        };
+        let headers = headers.as_ref().map(|h| h.as_map());
         for row in 0..n {
+            if skip.get(skipped) == Some(&row) {
+                skipped += 1;
+                continue;
+            }
             let deleted = deletes
                 .as_ref()
                 .is_some_and(|d| d.value(row) == RowKind::Delete as i8);
@@ -586,7 +618,46 @@ impl KafkaSink {
                 }
             }
         }
-        self.rows.add(n as u64);
-        Ok(())
+        self.rows.add((n - failed.len()) as u64);
+        self.rejects.reject(batch, &failed).await
     }
+}
+
+/// The record timestamps of column `i` (the `timestamp` metadata, whose type
+/// the planner checked casts to TIMESTAMP_LTZ(3)), and the rows whose value
+/// is no timestamp (a STRING that does not parse), which Flink's cast would
+/// fail the job for.
+fn record_timestamps(
+    batch: &RecordBatch,
+    i: usize,
+) -> std::result::Result<(datafusion::arrow::array::ArrayRef, Vec<RowError>), String> {
+    let column = batch.column(i);
+    let options = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    let ts = cast_with_options(
+        column,
+        &DataType::Timestamp(TimeUnit::Millisecond, None),
+        &options,
+    )
+    .map_err(|e| format!("cannot write the record timestamps: {e}"))?;
+    let mut bad = vec![];
+    if ts.null_count() > column.null_count() {
+        let shown = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default())
+            .map_err(|e| e.to_string())?;
+        let name = batch.schema_ref().field(i).name().clone();
+        for row in 0..batch.num_rows() {
+            if column.is_valid(row) && ts.is_null(row) {
+                bad.push((
+                    row,
+                    format!(
+                        "column '{name}' ('timestamp' metadata): '{}' is not a timestamp",
+                        shown.value(row)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok((ts, bad))
 }

@@ -40,6 +40,9 @@ async fn next_completed(
 const WARN_LIMIT: u64 = 100;
 
 /// A chunk's record without the newline the chunk puts after it.
+/// A decoded chunk's rows, and its bad records (index, error).
+type Decoded = (Option<RecordBatch>, Vec<(usize, String)>);
+
 fn trim_nl(b: &[u8]) -> &[u8] {
     b.strip_suffix(b"\n").unwrap_or(b)
 }
@@ -94,7 +97,7 @@ pub struct KafkaSource {
     rows: Counter,
     malformed: Counter,
     /// Where records that cannot be decoded go, if the table names a place.
-    dlq: Option<std::sync::Mutex<crate::dlq::DeadLetters>>,
+    dlq: Option<tokio::sync::Mutex<crate::dlq::DeadLetters>>,
 }
 
 impl KafkaSource {
@@ -120,7 +123,7 @@ impl KafkaSource {
             opts,
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),
-            dlq: crate::dlq::DeadLetters::from_spec(spec, metrics)?.map(std::sync::Mutex::new),
+            dlq: crate::dlq::DeadLetters::from_spec(spec, metrics)?.map(tokio::sync::Mutex::new),
         })
     }
 
@@ -133,8 +136,9 @@ impl KafkaSource {
     }
 
     /// Decodes a chunk; bad records are skipped, counted and logged with their
-    /// topic, partition and offset, and sent to the dead-letter output.
-    fn decode(&self, chunk: &RawChunk) -> Result<Option<RecordBatch>> {
+    /// topic, partition and offset, and returned (index, error) for the
+    /// dead-letter output.
+    fn decode(&self, chunk: &RawChunk) -> Result<Decoded> {
         let n = chunk.len();
         // Binary-mode CloudEvents are decoded as the structured events they stand for.
         let envelopes = envelopes(chunk);
@@ -151,7 +155,8 @@ impl KafkaSource {
             .map(|k| k.decode_records(&chunk.keys, &chunk.key_ends, &[]));
         if let (Ok(value), None | Some(Ok(_))) = (&value, &key) {
             let key = key.and_then(|k| k.ok());
-            return self.assemble(chunk, value, key.as_ref(), None).map(Some);
+            let batch = self.assemble(chunk, value, key.as_ref(), None)?;
+            return Ok((Some(batch), vec![]));
         }
         // Some record is bad: find which, then decode the good ones.
         let mut good = Vec::with_capacity(n);
@@ -203,29 +208,8 @@ impl KafkaSource {
                 }
             }
         }
-        if let Some(dlq) = &self.dlq {
-            let letters: Vec<crate::dlq::DeadLetter<'_>> = dead
-                .iter()
-                .map(|(i, reason)| crate::dlq::DeadLetter {
-                    position: crate::dlq::Position::Offset {
-                        topic: chunk.topic.to_string(),
-                        partition: chunk.partition,
-                        offset: chunk.offsets[*i],
-                    },
-                    error: reason,
-                    // Keys are at hand when the table reads them.
-                    key: Some(trim_nl(chunk.key(*i))).filter(|k| !k.is_empty() && *k != b"{}"),
-                    record: trim_nl(chunk.value(*i)),
-                    headers: event_headers(chunk.event_attributes(*i)),
-                })
-                .collect();
-            let mut dlq = dlq
-                .lock()
-                .map_err(|_| self.error("the dead-letter output failed before"))?;
-            dlq.send(&letters)?;
-        }
         if kept_value_ends.is_empty() {
-            return Ok(None);
+            return Ok((None, dead));
         }
         let value = self
             .value
@@ -238,8 +222,31 @@ impl KafkaSource {
             ),
             None => None,
         };
-        self.assemble(chunk, &value, key.as_ref(), Some(&BooleanArray::from(good)))
-            .map(Some)
+        let batch = self.assemble(chunk, &value, key.as_ref(), Some(&BooleanArray::from(good)))?;
+        Ok((Some(batch), dead))
+    }
+
+    /// Sends the `dead` records of `chunk` to the dead-letter output, if any.
+    async fn dead_letters(&self, chunk: &RawChunk, dead: &[(usize, String)]) -> Result<()> {
+        let (Some(dlq), false) = (&self.dlq, dead.is_empty()) else {
+            return Ok(());
+        };
+        let letters: Vec<crate::dlq::DeadLetter<'_>> = dead
+            .iter()
+            .map(|(i, reason)| crate::dlq::DeadLetter {
+                position: crate::dlq::Position::Offset {
+                    topic: chunk.topic.to_string(),
+                    partition: chunk.partition,
+                    offset: chunk.offsets[*i],
+                },
+                error: reason,
+                // Keys are at hand when the table reads them.
+                key: Some(trim_nl(chunk.key(*i))).filter(|k| !k.is_empty() && *k != b"{}"),
+                record: trim_nl(chunk.value(*i)),
+                headers: event_headers(chunk.event_attributes(*i)),
+            })
+            .collect();
+        dlq.lock().await.send(&letters).await
     }
 
     fn assemble(
@@ -406,7 +413,9 @@ impl Source for KafkaSource {
                         current = Some(chunk.split);
                         ctx.emit_split(SplitEvent::Current(chunk.split)).await?;
                     }
-                    if let Some(batch) = self.decode(&chunk)? {
+                    let (batch, dead) = self.decode(&chunk)?;
+                    self.dead_letters(&chunk, &dead).await?;
+                    if let Some(batch) = batch {
                         self.rows.add(batch.num_rows() as u64);
                         ctx.emit(batch).await?;
                     }

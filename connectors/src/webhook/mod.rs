@@ -5,7 +5,8 @@
 //! - requests are sent in order by a delivery task; network errors, timeouts,
 //!   5xx and 429 (honouring `Retry-After`) are retried with exponential
 //!   backoff and full jitter; other 4xx answers go to the sink's dead-letter
-//!   output (`dlq.*`, as for sources) or, without one, are logged and counted;
+//!   output (`sink.dlq.*`, see [`crate::dlq`]) or, without one, are logged and
+//!   counted; so does a row JSON cannot carry, the other rows going on;
 //! - requests not yet acknowledged are the sink's outbox: stored with every
 //!   checkpoint (in the state directory) and sent again after a restart;
 //! - every request carries a deterministic `Idempotency-Key` (and each
@@ -30,9 +31,10 @@ use vigil_engine::time::parse_duration;
 use vigil_engine::{EngineError, Result};
 
 use self::body::{encode_rows, Body};
-use crate::dlq::{is_dlq_option, DeadLetter, DeadLetters, Position};
+use crate::dlq::{is_sink_dlq_option, DeadLetter, Position};
 use crate::error::connector_error;
 use crate::row_id::RowIds;
+use crate::sink_rejects::SinkRejects;
 
 /// Factory for `'connector' = 'webhook'`.
 pub struct WebhookConnector;
@@ -145,8 +147,11 @@ impl Delivery {
     }
 }
 
+/// The sink's rejected rows and requests, shared with its delivery task.
+type Rejects = Arc<tokio::sync::Mutex<SinkRejects>>;
+
 /// Sends the outbox's requests in order until the outbox is dropped.
-async fn deliver(outbox: Arc<Outbox>, d: Delivery, mut dlq: Option<DeadLetters>) {
+async fn deliver(outbox: Arc<Outbox>, d: Delivery, rejects: Rejects) {
     loop {
         let next = outbox.lock().front().cloned();
         let Some(req) = next else {
@@ -181,21 +186,20 @@ async fn deliver(outbox: Arc<Outbox>, d: Delivery, mut dlq: Option<DeadLetters>)
             d.failures.add(1);
             let error = format!("rejected with {status}: {text}");
             tracing::error!(table = %d.table, url = %d.url, "webhook request {error}");
-            if let Some(q) = dlq.as_mut() {
-                let letter = DeadLetter {
-                    position: Position::Request {
-                        url: d.url.clone(),
-                        status,
-                    },
-                    error: &error,
-                    key: Some(req.key.as_bytes()),
-                    record: req.body.as_bytes(),
-                    headers: vec![],
-                };
-                if let Err(e) = q.send(&[letter]) {
-                    *outbox.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-                    return;
-                }
+            let letter = DeadLetter {
+                position: Position::Request {
+                    url: d.url.clone(),
+                    status,
+                },
+                error: &error,
+                key: Some(req.key.as_bytes()),
+                record: req.body.as_bytes(),
+                headers: vec![],
+            };
+            let sent = rejects.lock().await.send(&[letter]).await;
+            if let Err(e) = sent {
+                *outbox.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                return;
             }
         }
         outbox.lock().pop_front();
@@ -210,8 +214,20 @@ struct WebhookSink {
     ids: RowIds,
     batch: usize,
     outbox: Arc<Outbox>,
-    delivery: Option<(Delivery, Option<DeadLetters>)>,
+    delivery: Option<Delivery>,
+    /// The delivery task, once started: it belongs to the job, so it is
+    /// stopped with the sink (a stopped job must not keep calling the receiver).
+    task: Option<tokio::task::AbortHandle>,
+    rejects: Rejects,
     rows: Counter,
+}
+
+impl Drop for WebhookSink {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
 }
 
 impl WebhookSink {
@@ -225,8 +241,9 @@ impl WebhookSink {
 
     /// Starts the delivery task (once, inside the job's runtime).
     fn start(&mut self) {
-        if let Some((d, dlq)) = self.delivery.take() {
-            tokio::spawn(deliver(self.outbox.clone(), d, dlq));
+        if let Some(d) = self.delivery.take() {
+            let task = tokio::spawn(deliver(self.outbox.clone(), d, self.rejects.clone()));
+            self.task = Some(task.abort_handle());
         }
     }
 
@@ -269,7 +286,8 @@ impl Sink for WebhookSink {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         self.start();
         self.check()?;
-        let rows = encode_rows(&batch, &self.ids).map_err(|e| self.error(e))?;
+        let (rows, failed) = encode_rows(&batch, &self.ids).map_err(|e| self.error(e))?;
+        self.rejects.lock().await.reject(&batch, &failed).await?;
         {
             let mut q = self.outbox.lock();
             for chunk in rows.chunks(self.batch.max(1)) {
@@ -301,6 +319,9 @@ impl Sink for WebhookSink {
     async fn stop(&mut self) -> Result<()> {
         // What is not delivered is in the last checkpoint's outbox, or is
         // written again when the job replays from it.
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
         Ok(())
     }
 
@@ -353,12 +374,12 @@ impl ConnectorFactory for WebhookConnector {
                 *k != "connector"
                     && !OPTIONS.contains(&k.as_str())
                     && !k.starts_with("headers.")
-                    && !is_dlq_option(k)
+                    && !is_sink_dlq_option(k)
             })
             .collect();
         if !unknown.is_empty() {
             return Err(err(format!(
-                "unsupported option(s) {unknown:?}; supported: {}, headers.<Name>, dlq.*",
+                "unsupported option(s) {unknown:?}; supported: {}, headers.<Name>, sink.dlq.*",
                 OPTIONS.join(", ")
             )));
         }
@@ -424,14 +445,16 @@ impl ConnectorFactory for WebhookConnector {
             retries: metrics.counter(names::SINK_RETRIES, &spec.name),
             failures: metrics.counter(names::SINK_DELIVERY_FAILURES, &spec.name),
         };
-        let dlq = DeadLetters::from_spec(spec, metrics)?;
+        let rejects = Arc::new(tokio::sync::Mutex::new(SinkRejects::new(spec, metrics)?));
         Ok(Box::new(WebhookSink {
             table: spec.name.clone(),
             body,
             ids: RowIds::new(&job, &spec.name),
             batch: number("sink.batch.size", 1)?.max(1) as usize,
             outbox: Arc::new(Outbox::default()),
-            delivery: Some((delivery, dlq)),
+            delivery: Some(delivery),
+            task: None,
+            rejects,
             rows: metrics.counter(names::SINK_ROWS, &spec.name),
         }))
     }

@@ -1,8 +1,6 @@
 //! Merging the inputs of a task: watermarks by minimum, idleness, the end of
 //! input, and the alignment of checkpoint barriers.
 
-use std::collections::VecDeque;
-
 use crate::message::{CheckpointId, EventTime, Message};
 use crate::time::MIN_WATERMARK;
 
@@ -11,9 +9,10 @@ use crate::time::MIN_WATERMARK;
 /// (`Stop` if any of them was stopped).
 ///
 /// Barriers are aligned as in Flink's exactly-once mode: once an input has
-/// delivered the barrier of a checkpoint, its further messages are held back
-/// until every other input has delivered it too; then the barrier goes on and
-/// the held messages are released, in order, through [`Merge::take_released`].
+/// delivered the barrier of a checkpoint, it is blocked ([`Merge::blocked`]):
+/// the task stops reading it, so its messages wait in its bounded channel and
+/// its upstream is backpressured (nothing is buffered here), until every other
+/// input has delivered the barrier too (or ended); then the barrier goes on.
 pub(super) struct Merge {
     watermarks: Vec<EventTime>,
     ended: Vec<bool>,
@@ -22,8 +21,6 @@ pub(super) struct Merge {
     emitted: EventTime,
     barrier: Option<CheckpointId>,
     blocked: Vec<bool>,
-    held: VecDeque<(usize, Message)>,
-    released: VecDeque<(usize, Message)>,
 }
 
 impl Merge {
@@ -36,23 +33,19 @@ impl Merge {
             emitted: MIN_WATERMARK,
             barrier: None,
             blocked: vec![false; n],
-            held: VecDeque::new(),
-            released: VecDeque::new(),
         }
     }
 
-    /// Messages held during an alignment that completed; the caller feeds them
-    /// back through [`Merge::on`] before reading its inputs again.
-    pub fn take_released(&mut self) -> Option<(usize, Message)> {
-        self.released.pop_front()
+    /// The inputs not to read until the barrier in alignment has come on
+    /// every other input.
+    pub fn blocked(&self) -> &[bool] {
+        &self.blocked
     }
 
-    /// Takes a message of input `idx`; returns what goes down the chain.
+    /// Takes a message of input `idx` (which must not be blocked); returns
+    /// what goes down the chain.
     pub fn on(&mut self, idx: usize, msg: Message, out: &mut Vec<Message>) {
-        if self.blocked[idx] {
-            self.held.push_back((idx, msg));
-            return;
-        }
+        debug_assert!(!self.blocked[idx], "a blocked input was read");
         match msg {
             Message::Batch(b) => {
                 self.idle[idx] = false;
@@ -112,7 +105,6 @@ impl Merge {
             self.barrier = None;
             self.blocked.iter_mut().for_each(|b| *b = false);
             out.push(Message::Barrier(id));
-            self.released.extend(self.held.drain(..));
         }
     }
 
@@ -147,24 +139,22 @@ mod tests {
     }
 
     #[test]
-    fn barriers_align_and_hold_the_early_input() {
+    fn barriers_align_and_block_the_early_input() {
         let mut m = Merge::new(2);
         let mut out = vec![];
         m.on(0, Message::Barrier(1), &mut out);
         assert!(out.is_empty(), "input 1 has not delivered the barrier yet");
-        // Input 0 is blocked: its watermark waits.
-        m.on(0, Message::Watermark(10), &mut out);
+        assert_eq!(m.blocked(), &[true, false], "input 0 is not read now");
         m.on(1, Message::Watermark(5), &mut out);
         assert!(
             out.is_empty(),
-            "input 0's watermark is held, so no minimum yet"
+            "input 0 has no watermark yet, so no minimum"
         );
         m.on(1, Message::Barrier(1), &mut out);
         assert_eq!(kinds(&out), vec!["b1"]);
+        assert_eq!(m.blocked(), &[false, false]);
         out.clear();
-        while let Some((i, msg)) = m.take_released() {
-            m.on(i, msg, &mut out);
-        }
+        m.on(0, Message::Watermark(10), &mut out);
         assert_eq!(kinds(&out), vec!["wm5"]);
     }
 

@@ -13,6 +13,7 @@
 //! coordinator task triggers the next checkpoints (see [`crate::checkpoint`]).
 
 mod exchange;
+mod inputs;
 mod merge;
 mod source;
 mod task;
@@ -23,7 +24,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::checkpoint::{CheckpointConfig, Coordinator, CONNECTOR_STATE_KEY};
+use crate::checkpoint::{CheckpointConfig, Coordinator, CONNECTOR_STATE_KEY, FINISHED_KEY};
 use crate::control::StopSignal;
 use crate::graph::{JobGraph, NodeId, NodeKind};
 use crate::metrics::{names, Metrics};
@@ -238,12 +239,15 @@ pub async fn run_job_with(
 
     let mut set: JoinSet<Result<()>> = JoinSet::new();
     let participants = sources.len() + tasks.len();
-    for s in sources {
-        let link = coordinator.as_ref().map(|c| (c.source(s.node), c.task()));
+    let first_task = sources.len();
+    for (p, s) in sources.into_iter().enumerate() {
+        let link = coordinator
+            .as_ref()
+            .map(|c| (c.source(s.node, p), c.task(p)));
         set.spawn(run_source(s, metrics.clone(), stop.clone(), link));
     }
-    for t in tasks {
-        let link = coordinator.as_ref().map(|c| c.task());
+    for (p, t) in tasks.into_iter().enumerate() {
+        let link = coordinator.as_ref().map(|c| c.task(first_task + p));
         set.spawn(run_task(t, link, metrics.clone()));
     }
     let checkpoint_store = coordinator.as_ref().map(|c| c.checkpoints());
@@ -253,10 +257,7 @@ pub async fn run_job_with(
         let res = match joined {
             Ok(r) => r,
             Err(e) if e.is_cancelled() => Ok(()),
-            Err(e) => Err(EngineError::Task {
-                task: "runtime".into(),
-                message: e.to_string(),
-            }),
+            Err(e) => Err(EngineError::Panic(e.to_string())),
         };
         if let Err(e) = res {
             if first_err.is_none() {
@@ -354,6 +355,15 @@ async fn restore_nodes(
 ) -> Result<()> {
     for (id, node) in graph.nodes.iter_mut().enumerate() {
         let mine = entries.remove(&id).unwrap_or_default();
+        // A node that had reached the end of its input: its source is not
+        // read again, its operators start empty (what they emitted is in the
+        // state downstream); a sink still completes its pending commit.
+        let finished = mine
+            .iter()
+            .any(|e| e.key_group == OPERATOR_STATE && e.key == FINISHED_KEY);
+        if finished {
+            tracing::info!(node = %node.name, "finished before the checkpoint: not run again");
+        }
         let connector_state = || {
             mine.iter()
                 .find(|e| e.key_group == OPERATOR_STATE && e.key == CONNECTOR_STATE_KEY)
@@ -362,6 +372,7 @@ async fn restore_nodes(
         let wrap =
             |e: EngineError| EngineError::State(format!("cannot restore '{}': {e}", node.name));
         match &mut node.kind {
+            NodeKind::Source(s) if finished => *s = Box::new(source::Finished),
             NodeKind::Source(s) => {
                 if let Some(state) = connector_state() {
                     s.restore(&state).map_err(wrap)?;
@@ -372,6 +383,7 @@ async fn restore_nodes(
                     s.restore(&state).await.map_err(wrap)?;
                 }
             }
+            NodeKind::Operator(_) if finished => {}
             NodeKind::Operator(op) => match forks.get_mut(&id) {
                 None => op.restore(mine).map_err(wrap)?,
                 Some(extra) => {

@@ -3,19 +3,38 @@
 use tokio::sync::mpsc;
 
 use super::CHANNEL_CAPACITY;
-use crate::checkpoint::{Ack, SourceCheckpoint, TaskCheckpoint};
+use crate::checkpoint::{finished_markers, Ack, SourceCheckpoint, TaskCheckpoint};
 use crate::connector::{Source, SourceContext};
 use crate::control::StopSignal;
 use crate::graph::NodeId;
 use crate::message::Message;
 use crate::metrics::Metrics;
-use crate::{EngineError, Result};
+use crate::Result;
 
 pub(super) struct SourceTask {
     pub node: NodeId,
     pub name: String,
     pub source: Box<dyn Source>,
     pub outputs: Vec<mpsc::Sender<Message>>,
+}
+
+/// A source that had reached the end of its input before the checkpoint the
+/// job resumed from: it ends at once.
+pub(super) struct Finished;
+
+#[async_trait::async_trait]
+impl Source for Finished {
+    fn describe(&self) -> String {
+        "Finished".into()
+    }
+
+    async fn run(self: Box<Self>, _ctx: SourceContext) -> Result<()> {
+        Ok(())
+    }
+
+    fn supports_checkpoints(&self) -> bool {
+        true
+    }
 }
 
 fn end_message(stop: &StopSignal) -> Message {
@@ -33,28 +52,36 @@ pub(super) async fn run_source(
     checkpoint: Option<(SourceCheckpoint, TaskCheckpoint)>,
 ) -> Result<()> {
     let SourceTask {
+        node,
         name,
         source,
         mut outputs,
-        ..
     } = task;
-    let (link, ended) = match checkpoint {
-        Some((l, t)) => (Some(l), Some(t.acks)),
+    let (link, coordinator) = match checkpoint {
+        Some((l, t)) => (Some(l), Some(t)),
         None => (None, None),
     };
-    let announce_end = move || {
-        if let Some(acks) = ended {
-            let _ = acks.send(Ack::SourceEnded);
+    // The end of a bounded input finishes the source (checkpoints go on
+    // without it); a stop or a failure ends the checkpoints.
+    let end_stop = stop.clone();
+    let announce_end = move |ok: bool| {
+        if let Some(c) = coordinator {
+            c.send(if ok && !end_stop.is_stopped() {
+                Ack::Finished {
+                    from: c.from,
+                    ops: finished_markers([node]),
+                }
+            } else {
+                Ack::Gone
+            });
         }
     };
     if outputs.len() == 1 {
         let tx = outputs.remove(0);
         let ctx = SourceContext::new(tx.clone(), metrics, stop.clone()).with_checkpoints(link);
-        let r = source.run(ctx).await.map_err(|e| EngineError::Task {
-            task: name.clone(),
-            message: e.to_string(),
-        });
-        announce_end();
+        let at = source.describe();
+        let r = source.run(ctx).await.map_err(|e| e.in_task(&name, &at));
+        announce_end(r.is_ok());
         r?;
         // Downstream may already be gone if the job is shutting down.
         let _ = tx.send(end_message(&stop)).await;
@@ -78,12 +105,10 @@ pub(super) async fn run_source(
     };
     let run = async move {
         let ctx = SourceContext::new(tx, metrics, stop).with_checkpoints(link);
+        let at = source.describe();
         let r = source.run(ctx).await;
-        announce_end();
-        r.map_err(|e| EngineError::Task {
-            task: name.clone(),
-            message: e.to_string(),
-        })
+        announce_end(r.is_ok());
+        r.map_err(|e| e.in_task(&name, &at))
     };
     let (r, ()) = tokio::join!(run, relay);
     r

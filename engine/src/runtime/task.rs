@@ -1,14 +1,12 @@
 //! A task: a chain of operators fused with the sink (or the channels) at its
 //! end, fed by the merge of its inputs.
 
-use std::pin::Pin;
-
-use futures::stream::{self, Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
 
 use super::exchange::Output;
+use super::inputs::Inputs;
 use super::merge::Merge;
-use crate::checkpoint::{Ack, TaskCheckpoint, CONNECTOR_STATE_KEY};
+use crate::checkpoint::{finished_markers, Ack, TaskCheckpoint, CONNECTOR_STATE_KEY};
 use crate::connector::Sink;
 use crate::graph::NodeId;
 use crate::message::{CheckpointId, Message};
@@ -25,14 +23,6 @@ pub(super) struct Task {
     pub outputs: Vec<Output>,
 }
 
-type Tagged = Pin<Box<dyn Stream<Item = (usize, Message)> + Send>>;
-
-fn tagged(idx: usize, rx: mpsc::Receiver<Message>) -> Tagged {
-    Box::pin(stream::unfold(rx, move |mut rx| async move {
-        rx.recv().await.map(|m| ((idx, m), rx))
-    }))
-}
-
 /// The next completed checkpoint (pends forever without one to wait for).
 async fn next_completed(rx: &mut Option<watch::Receiver<CheckpointId>>) -> CheckpointId {
     match rx {
@@ -42,6 +32,69 @@ async fn next_completed(rx: &mut Option<watch::Receiver<CheckpointId>>) -> Check
         },
         None => std::future::pending().await,
     }
+}
+
+/// Tells the coordinator that a task went away without finishing (stopped,
+/// failed, or its inputs closed), unless it finished.
+struct Farewell<'a> {
+    checkpoint: Option<&'a TaskCheckpoint>,
+    finished: bool,
+}
+
+impl Drop for Farewell<'_> {
+    fn drop(&mut self) {
+        if let (Some(c), false) = (self.checkpoint, self.finished) {
+            c.send(Ack::Gone);
+        }
+    }
+}
+
+/// A sink's input ended while the job checkpoints: its last rows are committed
+/// by a checkpoint, as every other row (Flink's final checkpoint), so that a
+/// crash before that checkpoint replays them rather than writing them twice.
+/// The sink answers every checkpoint triggered from now on itself (its input
+/// brings no more barriers) until one completes, then commits and finishes.
+async fn finish_with_checkpoint(
+    node: NodeId,
+    sink: &mut Box<dyn Sink>,
+    c: &TaskCheckpoint,
+    last_acked: CheckpointId,
+    markers: &[StateOp],
+) -> Result<()> {
+    c.send(Ack::Finishing);
+    let (mut trigger, mut completed) = (c.trigger.clone(), c.completed.clone());
+    let mut answered = None;
+    loop {
+        let due = *trigger.borrow_and_update();
+        if due > answered.unwrap_or(last_acked) {
+            let state = sink.pre_commit(due).await?;
+            let mut ops = vec![StateOp::Put(
+                crate::state::store_key(node, OPERATOR_STATE, CONNECTOR_STATE_KEY),
+                state,
+            )];
+            ops.extend(markers.iter().cloned());
+            c.send(Ack::Snapshot {
+                id: due,
+                from: c.from,
+                ops,
+            });
+            answered = Some(due);
+        }
+        let done = *completed.borrow_and_update();
+        if answered.is_some_and(|a| done >= a) {
+            sink.commit(done).await?;
+            break;
+        }
+        let open = tokio::select! {
+            r = trigger.changed() => r.is_ok(),
+            r = completed.changed() => r.is_ok(),
+        };
+        if !open {
+            // The coordinator is gone: what is left is final.
+            break;
+        }
+    }
+    sink.finish().await
 }
 
 /// Runs the task until its inputs end (or are stopped) or an error.
@@ -57,8 +110,19 @@ pub(super) async fn run_task(
         mut sink,
         mut outputs,
     } = task;
+    let nodes: Vec<NodeId> = ops
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(sink.as_ref().map(|(n, _)| *n))
+        .collect();
+    let markers = finished_markers(nodes);
+    let mut farewell = Farewell {
+        checkpoint: checkpoint.as_ref(),
+        finished: false,
+    };
+    let mut last_acked: CheckpointId = 0;
     let mut merge = Merge::new(inputs.len());
-    let mut input = stream::select_all(inputs.into_iter().enumerate().map(|(i, rx)| tagged(i, rx)));
+    let mut inputs = Inputs::new(inputs);
     let mut completed = match (&checkpoint, &sink) {
         (Some(c), Some(_)) => Some(c.completed.clone()),
         _ => None,
@@ -104,31 +168,40 @@ pub(super) async fn run_task(
     let mut next: Vec<Message> = Vec::new();
     let mut emitter = Emitter::new();
     let mut merged: Vec<Message> = Vec::new();
-    let wrap = |e: EngineError| EngineError::Task {
-        task: name.clone(),
-        message: e.to_string(),
+    // Where an error came from: the operator (as labelled in the metrics),
+    // the sink (which names its table), or the task's outputs.
+    let labels: Vec<String> = ops
+        .iter()
+        .map(|(node, op)| op_label(node, op.as_ref()))
+        .collect();
+    let sink_label = sink.as_ref().map(|(_, s)| s.describe()).unwrap_or_default();
+    let at_op = |stage: usize| {
+        let (name, label) = (&name, &labels[stage]);
+        move |e: EngineError| e.in_task(name, label)
     };
+    let wrap = |e: EngineError| e.in_task(&name, &sink_label);
     loop {
-        let (idx, msg) = match merge.take_released() {
-            Some(m) => m,
-            None => tokio::select! {
-                id = next_completed(&mut completed) => {
-                    if let Some((_, s)) = sink.as_mut() {
-                        s.commit(id).await.map_err(wrap)?;
-                    }
-                    continue;
+        let (idx, msg) = tokio::select! {
+            id = next_completed(&mut completed) => {
+                if let Some((_, s)) = sink.as_mut() {
+                    s.commit(id).await.map_err(wrap)?;
                 }
-                m = input.next() => match m {
-                    Some(m) => m,
-                    // Inputs closed without End: an upstream task failed; its
-                    // error is reported there.
-                    None => return Ok(()),
-                },
+                continue;
+            }
+            m = inputs.recv(merge.blocked()) => match m {
+                Some(m) => m,
+                // Inputs closed without End: an upstream task failed; its
+                // error is reported there.
+                None => return Ok(()),
             },
         };
         merge.on(idx, msg, &mut merged);
         for msg in merged.drain(..) {
-            let is_end = matches!(msg, Message::End | Message::Stop);
+            let is_end = match msg {
+                Message::End => Some(Message::End),
+                Message::Stop => Some(Message::Stop),
+                _ => None,
+            };
             let barrier = match msg {
                 Message::Barrier(id) => Some(id),
                 _ => None,
@@ -143,22 +216,24 @@ pub(super) async fn run_task(
                         Message::Batch(b) => {
                             rows_in[stage].add(b.num_rows() as u64);
                             batches_in[stage].add(1);
-                            op.on_batch(b, &mut emitter).map_err(wrap)?
+                            op.on_batch(b, &mut emitter).map_err(at_op(stage))?
                         }
                         Message::Watermark(wm) => {
-                            op.on_watermark(wm, &mut emitter).map_err(wrap)?
+                            op.on_watermark(wm, &mut emitter).map_err(at_op(stage))?
                         }
-                        Message::Split(ev) => op.on_split(ev, &mut emitter).map_err(wrap)?,
-                        Message::Idle => op.on_idle(&mut emitter).map_err(wrap)?,
+                        Message::Split(ev) => {
+                            op.on_split(ev, &mut emitter).map_err(at_op(stage))?
+                        }
+                        Message::Idle => op.on_idle(&mut emitter).map_err(at_op(stage))?,
                         Message::Barrier(id) => {
                             let key_groups = checkpoint.as_ref().map_or(1, |c| c.key_groups);
                             let mut w = StateWriter::new(*node, key_groups, &mut writes);
-                            op.snapshot(&mut w).map_err(wrap)?;
+                            op.snapshot(&mut w).map_err(at_op(stage))?;
                             state_gauges[stage].set(op.state_size());
                             terminal = Some(Message::Barrier(id));
                         }
                         Message::End => {
-                            op.on_end(&mut emitter).map_err(wrap)?;
+                            op.on_end(&mut emitter).map_err(at_op(stage))?;
                             terminal = Some(Message::End);
                         }
                         Message::Stop => terminal = Some(Message::Stop),
@@ -194,13 +269,22 @@ pub(super) async fn run_task(
                                 state,
                             ));
                         }
-                        Message::End => sink.finish().await.map_err(wrap)?,
+                        Message::End => match &checkpoint {
+                            Some(c) => finish_with_checkpoint(*node, sink, c, last_acked, &markers)
+                                .await
+                                .map_err(wrap)?,
+                            None => sink.finish().await.map_err(wrap)?,
+                        },
                         Message::Stop => sink.stop().await.map_err(wrap)?,
                     },
                     None => {
                         let started = std::time::Instant::now();
                         for out in outputs.iter_mut() {
-                            if !out.send(&m).await.map_err(wrap)? {
+                            if !out
+                                .send(&m)
+                                .await
+                                .map_err(|e| e.in_task(&name, "its output"))?
+                            {
                                 return Ok(());
                             }
                         }
@@ -212,10 +296,21 @@ pub(super) async fn run_task(
                 }
             }
             if let (Some(id), Some(c)) = (barrier, &checkpoint) {
-                // The coordinator may be gone if the job is shutting down.
-                let _ = c.acks.send(Ack::Snapshot { id, ops: writes });
+                c.send(Ack::Snapshot {
+                    id,
+                    from: c.from,
+                    ops: writes,
+                });
+                last_acked = id;
             }
-            if is_end {
+            if let Some(end) = is_end {
+                if let (Message::End, Some(c)) = (end, &checkpoint) {
+                    c.send(Ack::Finished {
+                        from: c.from,
+                        ops: markers.clone(),
+                    });
+                    farewell.finished = true;
+                }
                 return Ok(());
             }
         }

@@ -16,7 +16,7 @@ use vigil_engine::Result;
 use super::ATTRIBUTES;
 use crate::error::connector_error;
 use crate::format::Part;
-use crate::json::encode::{encode_json_lines, write_json_string};
+use crate::json::encode::{encode_json_lines, write_json_string, NonFinite, RowError};
 use crate::row_id::{job_name, RowIds};
 
 const ID: usize = 0;
@@ -43,6 +43,8 @@ pub struct EventEncoder {
 pub struct Events {
     text: String,
     rows: Vec<Event>,
+    /// Rows that make no valid event, with the error, in row order.
+    failed: Vec<RowError>,
 }
 
 /// Where one event's parts are in [`Events::text`].
@@ -91,6 +93,7 @@ impl EventEncoder {
     pub fn encode(&self, batch: &RecordBatch, out: &mut Events) -> Result<(), String> {
         out.text.clear();
         out.rows.clear();
+        out.failed.clear();
         let n = batch.num_rows();
         let data = RecordBatch::try_new(
             self.data_schema.clone(),
@@ -100,17 +103,28 @@ impl EventEncoder {
                 .collect(),
         )
         .map_err(|e| e.to_string())?;
-        encode_json_lines(&data, &mut out.text).map_err(|e| e.to_string())?;
+        out.failed = encode_json_lines(&data, &mut out.text, NonFinite::Quoted)
+            .map_err(|e| e.to_string())?;
+        let mut failed = out.failed.iter().map(|(row, _)| *row).peekable();
+        let mut lines = memchr::memchr_iter(b'\n', out.text.as_bytes());
         let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', out.text.as_bytes()) {
+        for row in 0..n {
+            // A row whose data failed wrote no line: its event stays empty.
+            if failed.next_if_eq(&row).is_some() {
+                out.rows.push(Event {
+                    data: start..start,
+                    attributes: Default::default(),
+                });
+                continue;
+            }
+            let end = lines
+                .next()
+                .ok_or_else(|| format!("encoded fewer events than the {n} rows"))?;
             out.rows.push(Event {
                 data: start..end,
                 attributes: Default::default(),
             });
             start = end + 1;
-        }
-        if out.rows.len() != n {
-            return Err(format!("encoded {} events for {n} rows", out.rows.len()));
         }
         let options = FormatOptions::default();
         for (attr, col) in self.columns.iter().enumerate() {
@@ -123,7 +137,12 @@ impl EventEncoder {
                 for (row, event) in out.rows.iter_mut().enumerate() {
                     if ms.is_valid(row) {
                         let s = out.text.len();
-                        rfc3339(ms.value(row), &mut out.text);
+                        if !rfc3339(ms.value(row), &mut out.text) {
+                            out.failed.push((
+                                row,
+                                format!("attribute '{}': the timestamp {} ms since 1970 is out of range", ATTRIBUTES[attr], ms.value(row)),
+                            ));
+                        }
                         event.attributes[attr] = Some(s..out.text.len());
                     }
                 }
@@ -169,24 +188,48 @@ impl EventEncoder {
                 event.attributes[ID] = Some(s..out.text.len());
             }
         }
+        // CloudEvents 1.0: id, source, type and specversion are non-empty strings.
+        for (row, event) in out.rows.iter().enumerate() {
+            for attr in [ID, SOURCE, TYPE, SPECVERSION] {
+                if event.attributes[attr]
+                    .as_ref()
+                    .is_some_and(|r| r.is_empty())
+                {
+                    out.failed.push((
+                        row,
+                        format!(
+                            "attribute '{}' is empty; a CloudEvent needs a non-empty id, source, type and specversion",
+                            ATTRIBUTES[attr]
+                        ),
+                    ));
+                }
+            }
+        }
+        out.failed.sort_by_key(|(row, _)| *row);
+        out.failed.dedup_by_key(|(row, _)| *row);
         Ok(())
     }
 }
 
-/// `ms` since the epoch as RFC 3339 in UTC, with milliseconds.
-fn rfc3339(ms: i64, out: &mut String) {
+/// `ms` since the epoch as RFC 3339 in UTC, with milliseconds; false
+/// (nothing written) for an instant no calendar date holds.
+fn rfc3339(ms: i64, out: &mut String) -> bool {
     use std::fmt::Write;
     match chrono::DateTime::from_timestamp_millis(ms) {
         Some(t) => {
             let _ = write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+            true
         }
-        None => {
-            let _ = write!(out, "{ms}");
-        }
+        None => false,
     }
 }
 
 impl Events {
+    /// The rows that make no valid event, with the error, in row order.
+    pub fn failed(&self) -> &[RowError] {
+        &self.failed
+    }
+
     /// The number of events.
     pub fn len(&self) -> usize {
         self.rows.len()

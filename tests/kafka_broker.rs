@@ -1,8 +1,12 @@
-//! End to end against a real Kafka-protocol broker (tansu 0.6, started on a
-//! free loopback port): golden cases produced into a topic, run Kafka -> Kafka
-//! by `vigil run`, and the output topic compared with the rows Flink 2.3
-//! produced for the same events and query (tests/golden/).
+//! End to end against Apache Kafka (a KRaft node started from Maven Central's
+//! jars on loopback, see support/broker.rs): golden cases produced into a
+//! topic, run Kafka -> Kafka by `vigil run`, and the output topic compared with
+//! the rows Flink 2.3 produced for the same events and query (tests/golden/);
+//! startup and bounded modes through real ListOffsets; consumer-group offsets
+//! committed with completed checkpoints and on stop.
 
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/compare.rs"]
 mod compare;
 #[path = "support/kafka.rs"]
@@ -12,7 +16,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kafka::{create_topics, produce, Rec, Tansu};
+use broker::Kafka;
+use kafka::{create_topics, produce, Rec};
 
 fn tests_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests")
@@ -66,7 +71,7 @@ fn run_vigil(script: &str, limit: Duration) -> (bool, String) {
 /// Produces the golden case's data into `partitions` partitions (round robin,
 /// in file order), runs the Kafka version of its query, and compares the output
 /// topic with Flink's rows.
-fn golden_through_kafka(broker: &Tansu, case: &str, data: &str, partitions: i32) {
+fn golden_through_kafka(broker: &Kafka, case: &str, data: &str, partitions: i32) {
     let golden_sql =
         std::fs::read_to_string(tests_dir().join("queries").join(format!("{case}.sql")))
             .expect("golden query");
@@ -113,7 +118,7 @@ fn golden_through_kafka(broker: &Tansu, case: &str, data: &str, partitions: i32)
 
 #[test]
 fn golden_windows_kafka_to_kafka_match_flink() {
-    let broker = Tansu::start();
+    let broker = Kafka::start();
     golden_through_kafka(&broker, "tumble_out_of_order", "sensors.jsonl", 1);
     // Spread over three partitions: per-partition watermarks hold back no row here.
     golden_through_kafka(&broker, "tumble_out_of_order", "sensors.jsonl", 3);
@@ -122,7 +127,7 @@ fn golden_windows_kafka_to_kafka_match_flink() {
 
 #[test]
 fn a_missing_topic_fails_fast_with_its_name() {
-    let broker = Tansu::start();
+    let broker = Kafka::start();
     let script = std::fs::read_to_string(tests_dir().join("kafka/tumble_out_of_order.sql"))
         .expect("script")
         .replace("{{BROKERS}}", &broker.bootstrap)
@@ -138,7 +143,7 @@ fn a_missing_topic_fails_fast_with_its_name() {
 
 #[test]
 fn timestamp_startup_and_bounded_modes_select_by_record_time() {
-    let broker = Tansu::start();
+    let broker = Kafka::start();
     create_topics(&broker.bootstrap, &[("timed", 1), ("timed-out", 1)]);
     let base = 1_700_000_000_000i64;
     let records: Vec<Rec> = (0..10)
@@ -174,7 +179,7 @@ fn timestamp_startup_and_bounded_modes_select_by_record_time() {
 /// of the same group reads only what came after.
 #[test]
 fn sigterm_flushes_commits_and_exits_zero() {
-    let broker = Tansu::start();
+    let broker = Kafka::start();
     create_topics(
         &broker.bootstrap,
         &[("live", 2), ("live-out", 1), ("live-out-2", 1)],
@@ -262,4 +267,105 @@ fn sigterm_flushes_commits_and_exits_zero() {
         vec![r#"{"id":6}"#, r#"{"id":7}"#],
         "the second run starts after the committed offsets\n{stderr}"
     );
+}
+
+/// Starts `vigil run --state-dir STATE SCRIPT` in the background.
+fn spawn_vigil(script: &str, dir: &std::path::Path) -> std::process::Child {
+    std::fs::create_dir_all(dir).expect("job dir");
+    let path = dir.join("job.sql");
+    std::fs::write(&path, script).expect("write script");
+    let log = std::fs::File::create(dir.join("vigil.log")).expect("log");
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["-v", "run", "--state-dir"])
+        .arg(dir.join("state"))
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start vigil")
+}
+
+/// Waits up to `within` for `done`, failing with `what` and the job's log.
+fn wait_until(within: Duration, what: &str, dir: &std::path::Path, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} within {within:?}; vigil's log:\n{}",
+            std::fs::read_to_string(dir.join("vigil.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// With checkpointing, a source commits its group's offsets when a checkpoint
+/// completes, never for records merely read: a job whose first checkpoint is
+/// an hour away has copied every record yet committed nothing when it is
+/// killed; with a checkpoint every 200 ms the group's offsets reach the end of
+/// each partition while the job still runs.
+#[test]
+fn group_offsets_are_committed_only_with_completed_checkpoints() {
+    let broker = Kafka::start();
+    let bs = broker.bootstrap.clone();
+    create_topics(&bs, &[("ck", 2), ("ck-out", 1), ("ck-out-2", 1)]);
+    produce(
+        &bs,
+        "ck",
+        &(0..40)
+            .map(|i| Rec::value(format!(r#"{{"id":{i}}}"#)).to(i % 2))
+            .collect::<Vec<_>>(),
+    );
+    let script = |out: &str, interval: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '{interval}';
+             CREATE TABLE t (id BIGINT) WITH ('connector' = 'kafka', 'topic' = 'ck', 'properties.bootstrap.servers' = '{bs}',
+               'properties.group.id' = 'ck-group', 'properties.auto.offset.reset' = 'earliest', 'format' = 'json');
+             CREATE TABLE o (id BIGINT) WITH ('connector' = 'kafka', 'topic' = '{out}', 'properties.bootstrap.servers' = '{bs}', 'format' = 'json');
+             INSERT INTO o SELECT id FROM t;"
+        )
+    };
+    let base = std::env::temp_dir().join(format!("vigil-group-offsets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+
+    let first = base.join("no-checkpoint");
+    let mut child = spawn_vigil(&script("ck-out", "1 h"), &first);
+    wait_until(
+        Duration::from_secs(60),
+        "the job did not copy 40 records",
+        &first,
+        || kafka::consume_all(&bs, "ck-out").len() >= 40,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the job keeps running"
+    );
+    assert_eq!(
+        kafka::committed_offsets(&bs, "ck-group", "ck", 2),
+        vec![None, None],
+        "offsets were committed without a completed checkpoint"
+    );
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    assert_eq!(
+        kafka::committed_offsets(&bs, "ck-group", "ck", 2),
+        vec![None, None]
+    );
+
+    let second = base.join("checkpointing");
+    let mut child = spawn_vigil(&script("ck-out-2", "200 ms"), &second);
+    wait_until(
+        Duration::from_secs(60),
+        "the group's offsets did not reach the end with checkpoints",
+        &second,
+        || kafka::committed_offsets(&bs, "ck-group", "ck", 2) == vec![Some(20), Some(20)],
+    );
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the job keeps running"
+    );
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    assert_eq!(kafka::consume_all(&bs, "ck-out-2").len(), 40);
+    let _ = std::fs::remove_dir_all(&base);
 }

@@ -1,0 +1,86 @@
+//! Checks made when a script is planned rather than when it runs: the types
+//! of metadata columns against the connector's (Flink's rule: the metadata
+//! type must cast to a source column's type, a sink column's type to the
+//! metadata type), with the line and column of the offending `METADATA`.
+
+use vigil::engine::metrics::Metrics;
+
+/// Plans `script`; the error's message with its help, line and column.
+fn plan_error(script: &str) -> (String, u64, u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match rt.block_on(vigil::Vigil::new().plan(script, &Metrics::new())) {
+        Ok(_) => panic!("planned, but should not have:\n{script}"),
+        Err(e) => {
+            let pos = e.pos.expect("an error position");
+            (
+                format!("{e}\nhelp: {}", e.help.clone().unwrap_or_default()),
+                pos.line,
+                pos.column,
+            )
+        }
+    }
+}
+
+fn plans(script: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if let Err(e) = rt.block_on(vigil::Vigil::new().plan(script, &Metrics::new())) {
+        panic!("{e}\n{script}");
+    }
+}
+
+const KAFKA: &str = "'connector' = 'kafka', 'topic' = 't', 'properties.bootstrap.servers' = '127.0.0.1:9', 'scan.startup.mode' = 'earliest-offset', 'format' = 'json'";
+
+#[test]
+fn a_source_metadata_column_must_be_castable_from_the_metadata_type() {
+    let script = format!(
+        "CREATE TABLE s (id BIGINT,\n  ts BOOLEAN METADATA FROM 'timestamp') WITH ({KAFKA});\n\
+         CREATE TABLE o (id BIGINT) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO o SELECT id FROM s WHERE ts;"
+    );
+    let (msg, line, column) = plan_error(&script);
+    assert!(
+        msg.contains("metadata column 'ts' of table 's'")
+            && msg.contains("'BOOLEAN'")
+            && msg.contains("castable from metadata type 'TIMESTAMP_LTZ(3)'"),
+        "{msg}"
+    );
+    assert_eq!((line, column), (2, 14), "{msg}");
+    assert!(
+        msg.contains("TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'"),
+        "help: {msg}"
+    );
+}
+
+#[test]
+fn a_sink_metadata_column_must_be_castable_to_the_metadata_type() {
+    let script = format!(
+        "CREATE TABLE s (id BIGINT) WITH ({KAFKA});\n\
+         CREATE TABLE o (id BIGINT, h STRING METADATA FROM 'headers') WITH ({KAFKA});\n\
+         INSERT INTO o SELECT id, 'x' FROM s;"
+    );
+    let (msg, line, _) = plan_error(&script);
+    assert!(
+        msg.contains("metadata column 'h' of table 'o'")
+            && msg.contains("castable to metadata type 'MAP<STRING, BYTES>'"),
+        "{msg}"
+    );
+    assert_eq!(line, 2, "{msg}");
+}
+
+/// As in Flink, a type that casts is accepted: a STRING read from the
+/// timestamp, a STRING written to it, headers with STRING values.
+#[test]
+fn castable_metadata_types_are_accepted_both_ways() {
+    plans(&format!(
+        "CREATE TABLE s (id BIGINT, ts STRING METADATA FROM 'timestamp', p BIGINT METADATA FROM 'partition' VIRTUAL,\n\
+           h MAP<STRING, STRING> METADATA FROM 'headers') WITH ({KAFKA});\n\
+         CREATE TABLE o (id BIGINT, ts STRING METADATA FROM 'timestamp', headers MAP<STRING, STRING> METADATA) WITH ({KAFKA});\n\
+         INSERT INTO o SELECT id + p, ts, h FROM s;"
+    ));
+}
