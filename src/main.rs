@@ -67,6 +67,16 @@ enum Command {
         /// The bearer token every API call must carry.
         #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Serve plain HTTP on an address other than loopback (behind a proxy
+        /// that terminates TLS).
+        #[arg(long)]
+        insecure_no_tls: bool,
     },
     /// Submit a script to a server as a job.
     Submit {
@@ -300,15 +310,21 @@ async fn run(cli: Cli) -> Result<(), String> {
             listen,
             state_dir,
             token,
+            tls_cert,
+            tls_key,
+            insecure_no_tls,
         } => {
             let config = vigil::server::ServeConfig {
                 listen,
                 state_dir,
                 token,
+                tls: tls_cert.zip(tls_key),
+                insecure_no_tls,
             };
             let server = vigil::server::start(vigil, config).await?;
             eprintln!(
-                "vigil: serving on http://{} (API, /metrics, /healthz, dashboard at /); Ctrl-C stops",
+                "vigil: serving on {}://{} (API, /metrics, /healthz, dashboard at /); Ctrl-C stops",
+                if server.tls { "https" } else { "http" },
                 server.addr
             );
             let _ = wait_for_signal().await;

@@ -225,3 +225,31 @@ fn a_kafka_timestamp_that_does_not_parse_is_a_dead_letter() {
     let error = letters[0].header("vigil-dlq-error").expect("error header");
     assert!(error.contains("'yesterday' is not a timestamp"), "{error}");
 }
+
+/// A number that does not fit the sink's DECIMAL(5, 2) is written as NULL, as
+/// Flink's cast makes it (tests/golden/decimal_overflow_is_null.jsonl holds
+/// Flink's rows for the same cast); it used to fail the job in the projection
+/// before the sink, losing every row.
+#[test]
+fn a_decimal_beyond_the_sink_column_is_null_and_the_rest_are_written() {
+    let dir = temp("decimal");
+    let input = readings(&dir);
+    let out = dir.join("out");
+    run(&format!(
+        "{}CREATE TABLE o (k STRING, d DECIMAL(5, 2)) WITH ('connector' = 'filesystem', 'path' = '{}/', 'format' = 'json');
+         INSERT INTO o SELECT k, CAST(v AS DECIMAL(10, 2)) * 300 FROM src;",
+        source(&input),
+        out.display()
+    ));
+    let mut rows = lines_in(&out);
+    rows.sort_by_key(|r| r["k"].as_str().unwrap_or_default().to_string());
+    assert_eq!(
+        rows,
+        vec![
+            json!({"k": "a", "d": 300.0}),
+            json!({"k": "b", "d": 0.0}),
+            json!({"k": "c", "d": 600.0}),
+            json!({"k": "d", "d": null}),
+        ]
+    );
+}

@@ -27,6 +27,8 @@ fn config(state: &std::path::Path, token: Option<&str>) -> ServeConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         state_dir: state.to_path_buf(),
         token: token.map(str::to_string),
+        tls: None,
+        insecure_no_tls: false,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod analyzer;
 pub mod catalog;
 pub mod cursor;
 pub mod ddl;
+mod decimal_cast;
 pub mod error;
 pub mod functions;
 pub mod join;

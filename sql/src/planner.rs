@@ -450,15 +450,7 @@ impl ScriptPlanner {
             .into_iter()
             .zip(sink_schema.fields())
             .map(|(col, f): (Column, &Arc<Field>)| {
-                let e = datafusion::logical_expr::Expr::Column(col);
-                let e = datafusion::logical_expr::cast(e, f.data_type().clone());
-                datafusion::physical_expr::create_physical_expr(
-                    &e,
-                    &out,
-                    &datafusion::physical_expr::execution_props::ExecutionProps::new(),
-                    &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(),
-                )
-                .map_err(|e| SqlError::from_datafusion(e, name_pos))
+                crate::decimal_cast::sink_cast(col, &out, f.data_type(), name_pos)
             })
             .collect::<Result<Vec<_>>>()?;
         let mut sink_schema_nullable: SchemaRef = Arc::new(Schema::new(

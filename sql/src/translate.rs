@@ -110,6 +110,7 @@ impl<'a> Translator<'a> {
 
     pub(crate) fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
         create_physical_expr(e, schema, &self.props, &PhysicalPlanningContext::default())
+            .and_then(|p| crate::decimal_cast::flink_decimal_casts(p, schema.as_arrow()))
             .map_err(|e| self.df_err(e))
     }
 

@@ -1,7 +1,8 @@
 //! The HTTP API of `vigil serve` (JSON), `/metrics`, `/healthz` and the
 //! dashboard. Every `/api` call needs the bearer token when the server has
-//! one; `/metrics`, `/healthz` and the dashboard page never do (the page asks
-//! for the token and sends it with its API calls).
+//! one; `/metrics`, `/healthz`, `/api/openapi.json` (the API's description,
+//! generated from these handlers, see [`super::openapi`]) and the dashboard
+//! page never do (the page asks for the token and sends it with its API calls).
 
 use std::sync::Arc;
 
@@ -13,10 +14,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::jobs::{JobError, Jobs};
+use super::jobs::{JobError, JobInfo, Jobs};
+use super::results::Results;
 
 /// A job submission.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Submit {
     /// The job's name.
     pub name: String,
@@ -28,7 +30,7 @@ pub struct Submit {
 }
 
 /// An error answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiError {
     /// What is wrong, rendered for a terminal.
     pub error: String,
@@ -96,6 +98,7 @@ pub fn router(jobs: Arc<Jobs>, token: Option<String>) -> Router {
         .route("/", get(dashboard))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi))
         .merge(api)
         .with_state(state)
 }
@@ -124,11 +127,21 @@ async fn auth(State(s): State<AppState>, headers: HeaderMap, req: Request, next:
     next.run(req).await
 }
 
-async fn list(State(s): State<AppState>) -> Response {
+/// The jobs.
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs",
+    responses((status = 200, description = "Every job", body = [JobInfo]),
+        (status = 401, description = "No or a wrong token", body = ApiError)))]
+pub(crate) async fn list(State(s): State<AppState>) -> Response {
     Json(s.jobs.list()).into_response()
 }
 
-async fn submit(State(s): State<AppState>, Json(req): Json<Submit>) -> Response {
+/// Submits a script as a job; a script that does not plan is refused with its line and column.
+#[utoipa::path(post, path = "/api/jobs", tag = "jobs", request_body = Submit,
+    responses((status = 201, description = "The job, running", body = JobInfo),
+        (status = 400, description = "The script does not plan", body = ApiError),
+        (status = 409, description = "A name in use or not a job name", body = ApiError),
+        (status = 401, description = "No or a wrong token", body = ApiError)))]
+pub(crate) async fn submit(State(s): State<AppState>, Json(req): Json<Submit>) -> Response {
     let file = req
         .file
         .clone()
@@ -139,28 +152,48 @@ async fn submit(State(s): State<AppState>, Json(req): Json<Submit>) -> Response 
     }
 }
 
-async fn status(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+/// One job.
+#[utoipa::path(get, path = "/api/jobs/{name}", tag = "jobs", params(("name" = String, Path, description = "The job's name")),
+    responses((status = 200, description = "The job", body = JobInfo),
+        (status = 404, description = "No such job", body = ApiError),
+        (status = 401, description = "No or a wrong token", body = ApiError)))]
+pub(crate) async fn status(State(s): State<AppState>, Path(name): Path<String>) -> Response {
     match s.jobs.info(&name) {
         Ok(i) => Json(i).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn stop(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+/// Stops a job (`DELETE /api/jobs/{name}` does the same).
+#[utoipa::path(post, path = "/api/jobs/{name}/stop", tag = "jobs", params(("name" = String, Path, description = "The job's name")),
+    responses((status = 200, description = "The job, stopping", body = JobInfo),
+        (status = 404, description = "No such job", body = ApiError),
+        (status = 401, description = "No or a wrong token", body = ApiError)))]
+pub(crate) async fn stop(State(s): State<AppState>, Path(name): Path<String>) -> Response {
     match s.jobs.stop(&name) {
         Ok(i) => Json(i).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn results(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+/// The latest result rows of a job's bare SELECTs.
+#[utoipa::path(get, path = "/api/jobs/{name}/results", tag = "jobs", params(("name" = String, Path, description = "The job's name")),
+    responses((status = 200, description = "The latest rows", body = Results),
+        (status = 404, description = "No such job", body = ApiError),
+        (status = 401, description = "No or a wrong token", body = ApiError)))]
+pub(crate) async fn results(State(s): State<AppState>, Path(name): Path<String>) -> Response {
     match s.jobs.results(&name) {
         Ok(r) => Json(r).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn logs(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+/// A job's latest log lines.
+#[utoipa::path(get, path = "/api/jobs/{name}/logs", tag = "jobs", params(("name" = String, Path, description = "The job's name")),
+    responses((status = 200, description = "Log lines, oldest first", body = [String]),
+        (status = 404, description = "No such job", body = ApiError),
+        (status = 401, description = "No or a wrong token", body = ApiError)))]
+pub(crate) async fn logs(State(s): State<AppState>, Path(name): Path<String>) -> Response {
     match s.jobs.logs(&name) {
         Ok(l) => Json(l).into_response(),
         Err(e) => e.into_response(),
@@ -168,15 +201,25 @@ async fn logs(State(s): State<AppState>, Path(name): Path<String>) -> Response {
 }
 
 /// A `metrics` sink's series, for the dashboard's charts.
-#[derive(Serialize)]
-struct SeriesOut {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SeriesOut {
+    /// The metric's name.
     metric: String,
+    /// Its labels, as `[name, value]` pairs.
+    #[schema(value_type = Vec<Vec<String>>)]
     labels: Vec<(String, String)>,
+    /// The latest value.
     value: f64,
+    /// Recent points, as `[ms since 1970, value]`.
+    #[schema(value_type = Vec<Vec<f64>>)]
     points: Vec<(i64, f64)>,
 }
 
-async fn series() -> Response {
+/// The `metrics` sinks' recent points.
+#[utoipa::path(get, path = "/api/series", tag = "metrics",
+    responses((status = 200, description = "Every series", body = [SeriesOut]),
+        (status = 401, description = "No or a wrong token", body = ApiError)))]
+pub(crate) async fn series() -> Response {
     let out: Vec<SeriesOut> = vigil_connectors::metrics::series_store()
         .snapshot()
         .into_iter()
@@ -198,6 +241,14 @@ async fn metrics(State(s): State<AppState>) -> Response {
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         text,
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::document(),
     )
         .into_response()
 }

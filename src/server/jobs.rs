@@ -20,7 +20,7 @@ use crate::{Error, RunOptions, Vigil};
 const LOG_LINES: usize = 500;
 
 /// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     /// Running (or resuming).
@@ -34,7 +34,7 @@ pub enum JobState {
 }
 
 /// What the API shows of a job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobInfo {
     /// Its name.
     pub name: String,

@@ -4,8 +4,10 @@
 
 pub mod api;
 pub mod jobs;
+pub mod openapi;
 pub mod prometheus;
 pub mod results;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,12 +29,19 @@ pub struct ServeConfig {
     pub state_dir: PathBuf,
     /// The bearer token API calls must carry (required off loopback).
     pub token: Option<String>,
+    /// HTTPS: the certificate chain and private key, PEM files (required
+    /// off loopback unless `insecure_no_tls`).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Serve plain HTTP off loopback (behind a proxy that terminates TLS).
+    pub insecure_no_tls: bool,
 }
 
 /// A server that is listening.
 pub struct RunningServer {
     /// The address it listens on (the port chosen when 0 was asked).
     pub addr: SocketAddr,
+    /// Whether it serves HTTPS.
+    pub tls: bool,
     jobs: Arc<Jobs>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -101,12 +110,23 @@ pub async fn serve_metrics(
 /// Starts a server: checks the address and token, resumes the jobs kept in
 /// the state directory, and listens.
 pub async fn start(vigil: Vigil, config: ServeConfig) -> Result<RunningServer, String> {
-    if !config.listen.ip().is_loopback() && config.token.as_deref().is_none_or(str::is_empty) {
+    let exposed = !config.listen.ip().is_loopback();
+    if exposed && config.token.as_deref().is_none_or(str::is_empty) {
         return Err(format!(
             "error: listening on {} (not a loopback address) needs a bearer token: pass --token or set VIGIL_TOKEN",
             config.listen
         ));
     }
+    if exposed && config.tls.is_none() && !config.insecure_no_tls {
+        return Err(format!(
+            "error: listening on {} (not a loopback address) needs TLS, or the token crosses the network in clear: pass --tls-cert and --tls-key, or --insecure-no-tls behind a proxy that terminates TLS",
+            config.listen
+        ));
+    }
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tls::server_config(cert, key)?),
+        None => None,
+    };
     let jobs = Jobs::open(vigil, &config.state_dir).map_err(|e| {
         format!(
             "error: cannot use state directory '{}': {e}",
@@ -122,15 +142,28 @@ pub async fn start(vigil: Vigil, config: ServeConfig) -> Result<RunningServer, S
     jobs.resume().await;
     let app = api::router(jobs.clone(), config.token.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
+    let shutdown = async {
+        let _ = rx.await;
+    };
+    let task = match tls.clone() {
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls)
+                .map_err(|e| format!("error: cannot listen on {}: {e}", config.listen))?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
             })
-            .await
-    });
+        }
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }),
+    };
     Ok(RunningServer {
         addr,
+        tls: tls.is_some(),
         jobs,
         shutdown: tx,
         task,

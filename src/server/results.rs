@@ -15,12 +15,13 @@ use vigil_engine::{EngineError, Result};
 pub const KEPT: usize = 200;
 
 /// A job's latest result rows.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Results {
     /// Column names, in order.
     pub columns: Vec<String>,
     /// The latest rows, oldest first (JSON objects; a change other than an
     /// insert has `"_op"`).
+    #[schema(value_type = Vec<Object>)]
     pub rows: VecDeque<serde_json::Value>,
     /// Rows seen in all.
     pub total: u64,
