@@ -74,7 +74,7 @@ impl IntoResponse for JobError {
 }
 
 #[derive(Clone)]
-struct AppState {
+pub(crate) struct AppState {
     jobs: Arc<Jobs>,
     token: Option<Arc<str>>,
 }
