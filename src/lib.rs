@@ -195,8 +195,9 @@ impl Vigil {
         let mut job = self.plan_with(script, metrics, run).await?;
         let checkpoints =
             checkpointing::checkpoint_config(&job.settings, run).map_err(Error::Options)?;
-        for q in std::mem::take(&mut job.queries) {
-            job.graph.add_sink(q.node, query_sink());
+        for (i, q) in std::mem::take(&mut job.queries).into_iter().enumerate() {
+            job.graph
+                .add_sink(&format!("query {i}"), q.node, query_sink());
         }
         run_job_with(job.graph, metrics.clone(), stop, checkpoints).await?;
         Ok(RunSummary {

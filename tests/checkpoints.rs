@@ -222,6 +222,60 @@ fn stopped_and_resumed_job_equals_a_straight_run() {
     }
 }
 
+/// State is restored by operator identity, not by the plan's text: the
+/// broker's address spelled differently and a new statement in front (which
+/// shifts every node) still resume the job to the straight run's rows; a
+/// changed window size is refused, naming the window aggregation.
+#[test]
+fn a_resumed_job_keeps_its_state_when_addresses_and_statement_order_change() {
+    let (_cluster, bs) = cluster_with_events();
+    let (rt, vigil) = (runtime(), Vigil::new());
+    let (expected, straight_out, straight_state) = straight_run(&rt, &vigil, &bs, "ids");
+
+    let (out, state) = (temp("ids-out"), temp("ids-state"));
+    run_until_checkpoint(&rt, &vigil, &script(&bs, &out, "1"), &state);
+    let partial = rows(&out).len();
+    assert!(partial < expected.len(), "stopped before the end");
+
+    let moved = if bs.contains("127.0.0.1") {
+        bs.replace("127.0.0.1", "localhost")
+    } else {
+        bs.replace("localhost", "127.0.0.1")
+    };
+    assert_ne!(moved, bs, "the address is spelled differently");
+    // A second reader of the topic, planned before the job's own nodes.
+    let extra = format!(
+        "CREATE TABLE ev2 (v BIGINT) WITH ('connector' = 'kafka', 'topic' = 'ev',
+  'properties.bootstrap.servers' = '{moved}', 'scan.startup.mode' = 'earliest-offset',
+  'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
+CREATE TABLE unused (v BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO unused SELECT v FROM ev2;
+"
+    );
+    // After the SET line, before the job's own statements.
+    let with_extra = |window: &str| {
+        let text = script(&moved, &out, window);
+        let (set, rest) = text.split_once('\n').expect("a SET line first");
+        format!("{set}\n{extra}{rest}")
+    };
+    let err = rt
+        .block_on(vigil.run_script_with(
+            &with_extra("3"),
+            OutputFormat::Json,
+            vigil::engine::control::StopSignal::never(),
+            &opts(&state),
+        ))
+        .expect_err("a changed window size is refused");
+    let msg = err.to_string();
+    assert!(msg.contains("operator WindowAggregate"), "{msg}");
+
+    run_to_end(&rt, &vigil, &with_extra("1"), &state);
+    assert_eq!(rows(&out), expected);
+    for d in [straight_out, straight_state, out, state] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
 /// With a cache of one byte every window spills after every batch: the
 /// spilled parts go into the checkpoint and come back on restore, and the
 /// output equals the in-memory straight run's.

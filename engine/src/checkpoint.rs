@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::graph::NodeId;
+use crate::graph::{NodeId, StateUid};
 use crate::message::CheckpointId;
 use crate::metrics::{names, Metrics};
 use crate::state::checkpoints::CheckpointStore;
@@ -152,7 +152,9 @@ pub(crate) struct Coordinator {
     config: CheckpointConfig,
     store: Arc<StateStore>,
     checkpoints: Arc<CheckpointStore>,
-    plan: Arc<str>,
+    /// Each node's identity and name, by node index: what its state is
+    /// stored under.
+    identities: Arc<Vec<(StateUid, String)>>,
     trigger: watch::Sender<CheckpointId>,
     completed: watch::Sender<CheckpointId>,
     acks_tx: mpsc::UnboundedSender<Ack>,
@@ -167,7 +169,7 @@ impl Coordinator {
         config: CheckpointConfig,
         store: StateStore,
         checkpoints: CheckpointStore,
-        plan: String,
+        identities: Vec<(StateUid, String)>,
         last_id: CheckpointId,
         metrics: Metrics,
     ) -> Self {
@@ -178,7 +180,7 @@ impl Coordinator {
             config,
             store: Arc::new(store),
             checkpoints: Arc::new(checkpoints),
-            plan: Arc::from(plan),
+            identities: Arc::new(identities),
             trigger,
             completed,
             acks_tx,
@@ -265,15 +267,20 @@ impl Coordinator {
 
     /// Stores checkpoint `id` and announces its completion.
     async fn write(&self, id: CheckpointId, ops: Vec<StateOp>, started: Instant) {
-        let (store, checkpoints, plan) = (
+        let (store, checkpoints, identities) = (
             self.store.clone(),
             self.checkpoints.clone(),
-            self.plan.clone(),
+            self.identities.clone(),
         );
         let key_groups = self.config.key_groups;
         let written = tokio::task::spawn_blocking(move || {
+            let uids: Vec<StateUid> = identities.iter().map(|(u, _)| *u).collect();
+            let ops = ops
+                .into_iter()
+                .map(|op| op.under_uids(&uids))
+                .collect::<crate::Result<Vec<_>>>()?;
             store.apply(ops)?;
-            checkpoints.write(&store, id, &plan, key_groups)
+            checkpoints.write(&store, id, &identities, key_groups)
         })
         .await;
         let m = &self.metrics;

@@ -8,6 +8,14 @@ use crate::operator::Operator;
 /// Index of a node in a [`JobGraph`].
 pub type NodeId = usize;
 
+/// A node's stable identity, under which its state is checkpointed: a hash of
+/// what the node is (its kind, the table it reads or writes, its state-shaping
+/// parameters, its schema) and of its inputs' identities, so that it survives
+/// changes of connector addresses, paths, node order and expression printing,
+/// and changes with anything that would make the stored state mean something
+/// else (as Flink's operator uids, but derived from the query's structure).
+pub type StateUid = u32;
+
 /// What a node does.
 pub enum NodeKind {
     /// Produces rows.
@@ -35,6 +43,8 @@ pub struct Node {
     /// keyed state is stored by key group, so a job can resume at another
     /// parallelism.
     pub parallelism: usize,
+    /// Its stable identity (see [`StateUid`]).
+    pub uid: StateUid,
 }
 
 /// A dataflow graph, built by the SQL planner or by hand, run by [`crate::runtime`].
@@ -53,24 +63,63 @@ impl JobGraph {
     fn push(
         &mut self,
         name: String,
+        signature: &str,
         kind: NodeKind,
         inputs: Vec<NodeId>,
         schema: SchemaRef,
     ) -> NodeId {
+        // A sink's state (its pending commit) is its table's, whatever
+        // computes its rows; every other node's depends on its inputs'.
+        let hashed: &[NodeId] = if matches!(kind, NodeKind::Sink(_)) {
+            &[]
+        } else {
+            &inputs
+        };
+        let uid = self.new_uid(signature, hashed, &schema);
         self.nodes.push(Node {
             name,
             kind,
             inputs,
             schema,
             parallelism: 1,
+            uid,
         });
         self.nodes.len() - 1
     }
 
-    /// Adds a source producing `schema`.
-    pub fn add_source(&mut self, source: Box<dyn Source>, schema: SchemaRef) -> NodeId {
+    /// The identity of a node with `signature`, `inputs` and `schema`; two
+    /// nodes alike in all of them (two scans of one table) are told apart by
+    /// their order.
+    fn new_uid(&self, signature: &str, inputs: &[NodeId], schema: &SchemaRef) -> StateUid {
+        let mut h = Fnv::new();
+        h.write(signature.as_bytes());
+        for f in schema.fields() {
+            h.write(f.name().as_bytes());
+            h.write(f.data_type().to_string().as_bytes());
+        }
+        for &i in inputs {
+            h.write(&self.nodes[i].uid.to_be_bytes());
+        }
+        let mut uid = h.finish();
+        while self.nodes.iter().any(|n| n.uid == uid) {
+            let mut again = Fnv::new();
+            again.write(&uid.to_be_bytes());
+            uid = again.finish();
+        }
+        uid
+    }
+
+    /// Adds a source reading table `table` (its name in the script: the
+    /// source's identity, whatever its connector's address) producing `schema`.
+    pub fn add_source(
+        &mut self,
+        table: &str,
+        source: Box<dyn Source>,
+        schema: SchemaRef,
+    ) -> NodeId {
         let name = source.describe();
-        self.push(name, NodeKind::Source(source), vec![], schema)
+        let signature = format!("source {} {table}", kind_of(&name));
+        self.push(name, &signature, NodeKind::Source(source), vec![], schema)
     }
 
     /// Adds an operator after `input`, emitting `schema`.
@@ -81,19 +130,34 @@ impl JobGraph {
         schema: SchemaRef,
     ) -> NodeId {
         let name = op.name();
-        self.push(name, NodeKind::Operator(op), vec![input], schema)
+        let signature = format!("operator {}", op.state_signature());
+        self.push(
+            name,
+            &signature,
+            NodeKind::Operator(op),
+            vec![input],
+            schema,
+        )
     }
 
     /// Adds a union of `inputs`.
     pub fn add_union(&mut self, inputs: Vec<NodeId>, schema: SchemaRef) -> NodeId {
-        self.push("Union".into(), NodeKind::Union, inputs, schema)
+        self.push("Union".into(), "union", NodeKind::Union, inputs, schema)
     }
 
-    /// Adds a sink after `input`.
-    pub fn add_sink(&mut self, input: NodeId, sink: Box<dyn Sink>) -> NodeId {
+    /// Adds a sink writing table `table` (its identity, as for sources) after
+    /// `input`.
+    pub fn add_sink(&mut self, table: &str, input: NodeId, sink: Box<dyn Sink>) -> NodeId {
         let schema = self.nodes[input].schema.clone();
         let name = sink.describe();
-        self.push(name, NodeKind::Sink(sink), vec![input], schema)
+        let signature = format!("sink {} {table}", kind_of(&name));
+        self.push(name, &signature, NodeKind::Sink(sink), vec![input], schema)
+    }
+
+    /// Every node's identity and name, for a checkpoint's record of what
+    /// its state belongs to.
+    pub fn identities(&self) -> Vec<(StateUid, String)> {
+        self.nodes.iter().map(|n| (n.uid, n.name.clone())).collect()
     }
 
     /// The schema emitted by `node`.
@@ -136,5 +200,98 @@ impl JobGraph {
         for &i in &n.inputs {
             self.explain_node(i, depth + 1, out);
         }
+    }
+}
+
+/// The kind of a connector from its description (`Kafka(topic=...)` is
+/// `Kafka`): part of its identity, unlike its options.
+fn kind_of(describe: &str) -> &str {
+    describe.split('(').next().unwrap_or(describe).trim()
+}
+
+/// A stable hash of several byte strings (identities are stored in
+/// checkpoints).
+struct Fnv(u32);
+
+impl Fnv {
+    fn new() -> Self {
+        Self(crate::state::FNV_OFFSET)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // A separator after each, so that ("ab", "c") and ("a", "bc") differ.
+        self.0 = crate::state::fnv1a(self.0, bytes);
+        self.0 = crate::state::fnv1a(self.0, &[0xff]);
+    }
+    fn finish(&self) -> StateUid {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+
+    use super::*;
+    use crate::memory::MemorySource;
+    use crate::operator::Emitter;
+
+    /// An operator whose name carries text that is not part of its state.
+    struct Agg(&'static str);
+
+    impl Operator for Agg {
+        fn name(&self) -> String {
+            format!("Agg({})", self.0)
+        }
+        fn on_batch(&mut self, _: RecordBatch, _: &mut Emitter) -> crate::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]))
+    }
+
+    /// A source of table `table` with `rows` rows (its description differs
+    /// with them) and an aggregate named `expr` after it: their identities.
+    fn job(table: &str, rows: i64, expr: &'static str) -> (StateUid, StateUid) {
+        let batch = RecordBatch::try_new(
+            schema(),
+            vec![Arc::new(Int64Array::from_iter_values(0..rows))],
+        )
+        .expect("batch");
+        let mut g = JobGraph::new();
+        let s = g.add_source(
+            table,
+            Box::new(MemorySource::new(vec![batch], schema())),
+            schema(),
+        );
+        let a = g.add_operator(s, Box::new(Agg(expr)), schema());
+        (g.nodes[s].uid, g.nodes[a].uid)
+    }
+
+    #[test]
+    fn identities_follow_structure_not_descriptions() {
+        let base = job("t", 3, "x + 1");
+        // Another description (address, path, expression text): the same.
+        assert_eq!(job("t", 5, "x+1"), base);
+        // Another table: both change (the operator's input changed).
+        let other = job("u", 3, "x + 1");
+        assert_ne!(other.0, base.0);
+        assert_ne!(other.1, base.1);
+    }
+
+    #[test]
+    fn twin_nodes_get_distinct_identities() {
+        let mut g = JobGraph::new();
+        let a = g.add_source("t", Box::new(MemorySource::new(vec![], schema())), schema());
+        let b = g.add_source("t", Box::new(MemorySource::new(vec![], schema())), schema());
+        assert_ne!(g.nodes[a].uid, g.nodes[b].uid);
+        let ids = g.identities();
+        assert_eq!(ids.len(), 2);
+        assert!(ids[0].1.starts_with("MemorySource"), "{ids:?}");
     }
 }

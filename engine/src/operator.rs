@@ -55,6 +55,16 @@ pub trait Operator: Send {
     /// A short name for logs and `explain`.
     fn name(&self) -> String;
 
+    /// What shapes the operator's state, for its identity
+    /// ([`crate::graph::StateUid`]): by default its kind (its name up to the
+    /// first parenthesis). An operator whose stored state means something
+    /// only under its parameters (a window's size, an aggregate's functions,
+    /// a pattern) adds them; never expression text or connector options.
+    fn state_signature(&self) -> String {
+        let name = self.name();
+        name.split('(').next().unwrap_or(&name).trim().to_string()
+    }
+
     /// Processes a batch.
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()>;
 

@@ -519,7 +519,7 @@ impl ScriptPlanner {
         let sink = factory
             .create_sink(&spec, &self.metrics)
             .map_err(|e| SqlError::at(entry.def.options_pos, e.to_string()))?;
-        graph.add_sink(node, sink);
+        graph.add_sink(&name.to_string(), node, sink);
         Ok(())
     }
 

@@ -277,9 +277,11 @@ impl<'a> Translator<'a> {
             .map_err(|e| self.df_err(e))?;
         let batches = df.collect().await.map_err(|e| self.df_err(e))?;
         let schema = arrow_schema(plan.schema());
-        Ok(self
-            .graph
-            .add_source(Box::new(MemorySource::new(batches, schema.clone())), schema))
+        Ok(self.graph.add_source(
+            "VALUES",
+            Box::new(MemorySource::new(batches, schema.clone())),
+            schema,
+        ))
     }
 
     fn scan(&mut self, scan: &TableScan) -> Result<NodeId> {
@@ -354,7 +356,9 @@ impl<'a> Translator<'a> {
         let source = factory
             .create_source(&spec, self.metrics)
             .map_err(|e| SqlError::at(entry.def.options_pos, e.to_string()))?;
-        let mut node = self.graph.add_source(source, source_schema.clone());
+        let mut node = self
+            .graph
+            .add_source(&name.to_string(), source, source_schema.clone());
 
         // Compute the needed columns in declaration order.
         let needed_idx: Vec<usize> = needed.iter().copied().collect();

@@ -287,6 +287,19 @@ impl Operator for GroupAggregate {
         format!("GroupAggregate({})", self.spec.describe)
     }
 
+    fn state_signature(&self) -> String {
+        format!(
+            "GroupAggregate({} keys, {}{})",
+            self.spec.keys.len(),
+            crate::window::aggregate::aggregates_signature(&self.spec.aggregates),
+            if self.spec.input_updating {
+                ", retracting"
+            } else {
+                ""
+            }
+        )
+    }
+
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         self.expire();
         let n = batch.num_rows();

@@ -547,6 +547,16 @@ impl MatchRecognize {
 }
 
 impl Operator for MatchRecognize {
+    /// Partial matches are states of the compiled pattern: a different
+    /// pattern cannot continue them.
+    fn state_signature(&self) -> String {
+        let s = &self.spec;
+        format!(
+            "MatchRecognize(vars={:?}, nfa={:?} from {}, skip={:?}, within={:?}, absent={:?})",
+            s.vars, s.nfa.states, s.nfa.start, s.skip, s.within, s.absent
+        )
+    }
+
     fn name(&self) -> String {
         format!(
             "MatchRecognize(vars=[{}], {})",

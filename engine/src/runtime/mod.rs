@@ -300,16 +300,16 @@ async fn prepare_checkpoints(
             }
         }
     }
-    let plan = graph.explain();
+    let identities = graph.identities();
     let started = Instant::now();
     let checkpoints = CheckpointStore::new(
         config.job_dir.clone(),
         config.checkpoints_dir.clone(),
         config.retained,
     );
-    let (checkpoints, plan, restored) = tokio::task::spawn_blocking(move || {
-        let r = checkpoints.restore_latest(&plan);
-        (checkpoints, plan, r)
+    let (checkpoints, identities, restored) = tokio::task::spawn_blocking(move || {
+        let r = checkpoints.restore_latest(&identities);
+        (checkpoints, identities, r)
     })
     .await
     .map_err(|e| EngineError::State(e.to_string()))?;
@@ -341,7 +341,7 @@ async fn prepare_checkpoints(
         config,
         store,
         checkpoints,
-        plan,
+        identities,
         last_id,
         metrics.clone(),
     ))

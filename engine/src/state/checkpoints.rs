@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::store::StateStore;
 use super::StateEntry;
-use crate::graph::NodeId;
+use crate::graph::{NodeId, StateUid};
 use crate::message::CheckpointId;
 use crate::{EngineError, Result};
 
@@ -29,8 +29,13 @@ const METADATA: &str = "_metadata";
 pub struct CheckpointMeta {
     /// Its id (increasing within a job, across restarts).
     pub id: CheckpointId,
-    /// The job's plan when it was taken; a restore requires the same plan.
-    pub plan: String,
+    /// The name of every node of the job's graph by its identity, when it
+    /// was taken: a restore hands each node the state stored under its
+    /// identity and refuses state whose node the new graph lacks. (`None` in a
+    /// checkpoint of a Vigil from before stable identities.)
+    /// In graph order (each node after its inputs).
+    #[serde(default)]
+    pub operators: Option<Vec<(StateUid, String)>>,
     /// The number of key groups keyed state is spread over.
     pub key_groups: u16,
     /// When it completed (ms since the epoch).
@@ -143,10 +148,15 @@ impl CheckpointStore {
         Ok(meta)
     }
 
-    /// The newest checkpoint that validates, rebuilt into the working store.
-    /// Torn or corrupt checkpoints are skipped with a warning; one taken with a
-    /// different plan is an error (its state cannot be mapped onto this one).
-    pub fn restore_latest(&self, plan: &str) -> Result<(StateStore, Option<Restored>)> {
+    /// The newest checkpoint that validates, rebuilt into the working store,
+    /// its entries handed to the nodes of `identities` (each node's identity
+    /// and name, by node index). Torn or corrupt checkpoints are skipped with
+    /// a warning; one holding state of a node this graph lacks is an error
+    /// (that state cannot be mapped onto this graph).
+    pub fn restore_latest(
+        &self,
+        identities: &[(StateUid, String)],
+    ) -> Result<(StateStore, Option<Restored>)> {
         for id in self.ids() {
             let meta = match self.read_meta(id) {
                 Ok(m) => m,
@@ -155,14 +165,20 @@ impl CheckpointStore {
                     continue;
                 }
             };
-            if meta.plan != plan {
-                return Err(EngineError::State(plan_mismatch(
-                    &self.dir, id, &meta.plan, plan,
+            let Some(stored) = &meta.operators else {
+                return Err(EngineError::State(format!(
+                    "checkpoint {id} in '{}' was taken by an older Vigil that named operators by position; finish the job with that version, or start afresh with another --state-dir (or remove that directory)",
+                    self.dir.display()
                 )));
-            }
+            };
             match self.rebuild_from(id) {
                 Ok(store) => match store.entries() {
-                    Ok(entries) => return Ok((store, Some(Restored { meta, entries }))),
+                    Ok(by_uid) => {
+                        let entries = by_node(by_uid, identities).map_err(|missing| {
+                            EngineError::State(unmatched(&self.dir, id, stored, &missing))
+                        })?;
+                        return Ok((store, Some(Restored { meta, entries })));
+                    }
                     Err(e) => tracing::warn!(
                         "checkpoint {id} is corrupt: {e}; trying the previous checkpoint"
                     ),
@@ -217,7 +233,7 @@ impl CheckpointStore {
         &self,
         store: &StateStore,
         id: CheckpointId,
-        plan: &str,
+        identities: &[(StateUid, String)],
         key_groups: u16,
     ) -> Result<CheckpointMeta> {
         let dir = self.chk_dir(id);
@@ -253,7 +269,7 @@ impl CheckpointStore {
             .sum();
         let meta = CheckpointMeta {
             id,
-            plan: plan.to_string(),
+            operators: Some(identities.to_vec()),
             key_groups,
             completed_ms: chrono_now_ms(),
             files,
@@ -298,22 +314,51 @@ fn chrono_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Explains which operator differs between the stored plan and the new one.
-fn plan_mismatch(dir: &Path, id: CheckpointId, stored: &str, new: &str) -> String {
-    let diff = stored
-        .lines()
-        .zip(new.lines())
-        .find(|(a, b)| a != b)
-        .map(|(a, b)| {
-            format!(
-                "\n  stored: {}\n  now:    {}",
-                a.trim_start(),
-                b.trim_start()
-            )
-        })
-        .unwrap_or_else(|| "\n  the plans have different numbers of operators".into());
+/// Stored entries (by node identity) by node index of the graph of
+/// `identities`; the identities of stored nodes the graph lacks are the error.
+fn by_node(
+    by_uid: BTreeMap<usize, Vec<StateEntry>>,
+    identities: &[(StateUid, String)],
+) -> std::result::Result<BTreeMap<NodeId, Vec<StateEntry>>, Vec<StateUid>> {
+    let index: BTreeMap<StateUid, NodeId> = identities
+        .iter()
+        .enumerate()
+        .map(|(node, (uid, _))| (*uid, node))
+        .collect();
+    let mut out = BTreeMap::new();
+    let mut missing = vec![];
+    for (uid, entries) in by_uid {
+        // Read back from the 4-byte prefix, so it fits.
+        let uid = uid as StateUid;
+        match index.get(&uid) {
+            Some(node) => {
+                out.insert(*node, entries);
+            }
+            None => missing.push(uid),
+        }
+    }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(missing)
+    }
+}
+
+/// Explains which stored operator has no counterpart in the new graph: the
+/// first in graph order (a change upstream also changes what follows it).
+fn unmatched(
+    dir: &Path,
+    id: CheckpointId,
+    stored: &[(StateUid, String)],
+    missing: &[StateUid],
+) -> String {
+    let name = stored
+        .iter()
+        .find(|(uid, _)| missing.contains(uid))
+        .map(|(_, name)| name.clone())
+        .unwrap_or_else(|| format!("#{:08x}", missing.first().copied().unwrap_or(0)));
     format!(
-        "checkpoint {id} in '{}' was taken by a different plan, so its state cannot be restored into this script:{diff}\nrestore the script as it was, or start afresh with another --state-dir (or remove that directory)",
+        "checkpoint {id} in '{}' was taken by a different plan, so its state cannot be restored into this script: the state of operator {name} has no counterpart in it (that operator, its parameters or what feeds it changed)\nrestore the script as it was, or start afresh with another --state-dir (or remove that directory)",
         dir.display()
     )
 }
@@ -322,6 +367,11 @@ fn plan_mismatch(dir: &Path, id: CheckpointId, stored: &str, new: &str) -> Strin
 mod tests {
     use super::*;
     use crate::state::{store_key, StateOp};
+
+    /// One node, whose identity is 0xabc.
+    fn plan() -> Vec<(StateUid, String)> {
+        vec![(0xabc, "Agg(x)".into())]
+    }
 
     fn temp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("vigil-chk-{name}-{}", std::process::id()));
@@ -333,19 +383,25 @@ mod tests {
     fn restores_the_newest_valid_checkpoint_and_skips_torn_ones() {
         let root = temp("torn");
         let cs = CheckpointStore::new(root.join("job"), root.join("chk"), 3);
-        let (store, restored) = cs.restore_latest("plan").expect("fresh");
+        let (store, restored) = cs.restore_latest(&plan()).expect("fresh");
         assert!(restored.is_none());
         store
-            .apply(vec![StateOp::Put(store_key(0, 1, b"k"), b"v1".to_vec())])
+            .apply(vec![StateOp::Put(
+                store_key(0xabc, 1, b"k"),
+                b"v1".to_vec(),
+            )])
             .expect("apply");
-        cs.write(&store, 1, "plan", 128).expect("chk 1");
+        cs.write(&store, 1, &plan(), 128).expect("chk 1");
         store
-            .apply(vec![StateOp::Put(store_key(0, 1, b"k"), b"v2".to_vec())])
+            .apply(vec![StateOp::Put(
+                store_key(0xabc, 1, b"k"),
+                b"v2".to_vec(),
+            )])
             .expect("apply");
-        cs.write(&store, 2, "plan", 128).expect("chk 2");
+        cs.write(&store, 2, &plan(), 128).expect("chk 2");
         drop(store);
 
-        let (_, r) = cs.restore_latest("plan").expect("restore");
+        let (_, r) = cs.restore_latest(&plan()).expect("restore");
         let r = r.expect("a checkpoint");
         assert_eq!(r.meta.id, 2);
         assert_eq!(r.entries[&0][0].value, b"v2");
@@ -354,19 +410,24 @@ mod tests {
         let meta = cs.chk_dir(2).join(METADATA);
         let text = std::fs::read_to_string(&meta).expect("read");
         std::fs::write(&meta, &text[..text.len() / 2]).expect("truncate");
-        let (_, r) = cs.restore_latest("plan").expect("restore");
+        let (_, r) = cs.restore_latest(&plan()).expect("restore");
         let r = r.expect("the previous checkpoint");
         assert_eq!(r.meta.id, 1);
         assert_eq!(r.entries[&0][0].value, b"v1");
 
-        // A changed plan is refused, naming the differing line.
+        // Another node order takes the state (by identity, not position).
+        let reordered = vec![(0x123, "Filter".into()), (0xabc, "Agg(y)".into())];
+        let (_, r) = cs.restore_latest(&reordered).expect("restore");
+        assert_eq!(r.expect("a checkpoint").entries[&1][0].value, b"v1");
+
+        // A graph without the stored node is refused, naming it.
         let err = cs
-            .restore_latest("other plan")
+            .restore_latest(&[(0xdef, "Other".into())])
             .err()
             .expect("plan mismatch")
             .to_string();
         assert!(err.contains("different plan"), "{err}");
-        assert!(err.contains("stored: plan"), "{err}");
+        assert!(err.contains("operator Agg(x)"), "{err}");
         let _ = std::fs::remove_dir_all(&root);
     }
 
@@ -374,15 +435,15 @@ mod tests {
     fn keeps_only_the_retained_number() {
         let root = temp("retain");
         let cs = CheckpointStore::new(root.join("job"), root.join("chk"), 2);
-        let (store, _) = cs.restore_latest("p").expect("fresh");
+        let (store, _) = cs.restore_latest(&plan()).expect("fresh");
         for id in 1..=4 {
             store
                 .apply(vec![StateOp::Put(
-                    store_key(0, 0, &[id as u8]),
+                    store_key(0xabc, 0, &[id as u8]),
                     vec![0; 100],
                 )])
                 .expect("apply");
-            cs.write(&store, id, "p", 128).expect("write");
+            cs.write(&store, id, &plan(), 128).expect("write");
         }
         assert_eq!(cs.ids(), vec![4, 3]);
         let _ = std::fs::remove_dir_all(&root);

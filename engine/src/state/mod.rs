@@ -9,6 +9,11 @@
 //! unchanged SST files are shared between checkpoints.
 //!
 //! Keys are laid out as `node (u32 BE) | key group (u16 BE) | operator key`.
+//! Tasks write under their node's index in the graph; the coordinator stores
+//! each key under its node's stable identity instead ([`StateUid`], derived
+//! from the query's structure), and a restore maps identities back to the
+//! nodes of the graph being started, so that state survives a change of node
+//! order, connector addresses or paths.
 //! Keyed state goes to the key group of its key (a hash of the key, modulo a
 //! fixed number of groups per job, as Flink's max parallelism), so that a later
 //! change can restore a checkpoint group by group on a different parallelism;
@@ -19,7 +24,7 @@ pub mod arrow_state;
 pub mod checkpoints;
 pub mod store;
 
-use crate::graph::NodeId;
+use crate::graph::{NodeId, StateUid};
 
 /// The number of key groups when `pipeline.max-parallelism` is not set (Flink's
 /// default lower bound).
@@ -72,6 +77,29 @@ pub enum StateOp {
     Put(Vec<u8>, Vec<u8>),
     /// Removes a key.
     Delete(Vec<u8>),
+}
+
+impl StateOp {
+    /// The same change with its node index replaced by that node's identity
+    /// (`uids[node]`).
+    pub fn under_uids(self, uids: &[StateUid]) -> crate::Result<Self> {
+        let rekey = |mut key: Vec<u8>| -> crate::Result<Vec<u8>> {
+            let uid = split_store_key(&key)
+                .and_then(|(node, _, _)| uids.get(node))
+                .ok_or_else(|| {
+                    crate::EngineError::State(format!(
+                        "a state key names no node of the graph ({} bytes)",
+                        key.len()
+                    ))
+                })?;
+            key[..4].copy_from_slice(&uid.to_be_bytes());
+            Ok(key)
+        };
+        Ok(match self {
+            StateOp::Put(k, v) => StateOp::Put(rekey(k)?, v),
+            StateOp::Delete(k) => StateOp::Delete(rekey(k)?),
+        })
+    }
 }
 
 /// One stored entry of an operator, as handed back on restore.
@@ -146,17 +174,26 @@ pub fn split_store_key(key: &[u8]) -> Option<(NodeId, u16, &[u8])> {
 /// encoding). MurmurHash3's 32-bit finalizer over FNV-1a: stable across runs,
 /// versions and machines, unlike the hashers of the standard library.
 pub fn key_group_of(key: &[u8], groups: u16) -> u16 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in key {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
+    let mut h = fnv1a(FNV_OFFSET, key);
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
     h ^= h >> 13;
     h = h.wrapping_mul(0xc2b2_ae35);
     h ^= h >> 16;
     (h % u32::from(groups.max(1))) as u16
+}
+
+/// FNV-1a's initial value.
+pub(crate) const FNV_OFFSET: u32 = 0x811c_9dc5;
+
+/// 32-bit FNV-1a of `bytes` continued from `h`: stable across runs, versions
+/// and machines (what it hashes is stored), unlike the standard library's.
+pub(crate) fn fnv1a(mut h: u32, bytes: &[u8]) -> u32 {
+    for b in bytes {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
 }
 
 /// The parallel instance (of `parallelism`) that owns `key_group` of

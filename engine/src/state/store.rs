@@ -71,7 +71,8 @@ impl StateStore {
             .map_err(|e| state_err(dir, "cannot create checkpoint", e))
     }
 
-    /// Every entry, by node; reading verifies the blocks' checksums.
+    /// Every entry, by the node identity it is stored under (see
+    /// [`crate::graph::StateUid`]); reading verifies the blocks' checksums.
     pub fn entries(&self) -> Result<BTreeMap<NodeId, Vec<StateEntry>>> {
         let mut out: BTreeMap<NodeId, Vec<StateEntry>> = BTreeMap::new();
         for item in self.db.iterator(IteratorMode::Start) {

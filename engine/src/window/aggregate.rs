@@ -37,6 +37,29 @@ pub struct AggregateSpec {
     pub filter: Option<Arc<dyn PhysicalExpr>>,
 }
 
+/// The functions of `aggregates` with their result types, DISTINCT and
+/// FILTER: what their stored accumulators mean (not their argument text).
+pub fn aggregates_signature(aggregates: &[AggregateSpec]) -> String {
+    let each: Vec<String> = aggregates
+        .iter()
+        .map(|a| {
+            format!(
+                "{}{}({} args){}: {}",
+                a.expr.fun().name(),
+                if a.expr.is_distinct() {
+                    " DISTINCT"
+                } else {
+                    ""
+                },
+                a.expr.expressions().len(),
+                if a.filter.is_some() { " FILTER" } else { "" },
+                a.expr.field().data_type()
+            )
+        })
+        .collect();
+    format!("aggregates=[{}]", each.join(", "))
+}
+
 /// The grouping of a window aggregation.
 #[derive(Debug, Clone)]
 pub struct GroupingSpec {
@@ -152,6 +175,14 @@ impl WindowAggregate {
 }
 
 impl Operator for WindowAggregate {
+    fn state_signature(&self) -> String {
+        format!(
+            "WindowAggregate({} keys, {})",
+            self.grouping.exprs.len(),
+            aggregates_signature(&self.aggregates)
+        )
+    }
+
     fn name(&self) -> String {
         let aggs: Vec<String> = self
             .aggregates

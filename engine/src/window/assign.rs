@@ -52,6 +52,11 @@ impl Operator for WindowAssigner {
         format!("WindowAssign({})", self.kind)
     }
 
+    /// The window's kind and sizes decide which window each stored row is in.
+    fn state_signature(&self) -> String {
+        self.name()
+    }
+
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         let ts = to_millis(batch.column(self.time_idx), "window time column")?;
         let ts = ts.as_primitive::<TimestampMillisecondType>();

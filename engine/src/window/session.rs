@@ -192,6 +192,15 @@ impl SessionAssigner {
 }
 
 impl Operator for SessionAssigner {
+    /// The gap decides which session each stored row is in.
+    fn state_signature(&self) -> String {
+        format!(
+            "SessionAssign(gap={}ms, {} keys)",
+            self.gap,
+            self.keys.len()
+        )
+    }
+
     fn name(&self) -> String {
         let keys: Vec<String> = self.keys.iter().map(|k| k.to_string()).collect();
         format!(
