@@ -1,6 +1,8 @@
 //! Updating results (Flink's changelog): a stream whose rows insert, update
 //! or delete rows of a result table carries each row's kind in a trailing
-//! `__row_kind` column (Flink's `RowKind` byte values). Operators that produce
+//! `__row_kind` column (Flink's `RowKind` byte values). What makes a stream
+//! updating is that column's field metadata ([`ROW_KIND_MARKER`]), a property
+//! of the schema: a column a user happens to name `__row_kind` is data. Operators that produce
 //! one (non-window GROUP BY, regular joins, deduplication, Top-N) live here;
 //! sinks read the column to print the kind or to upsert.
 
@@ -18,6 +20,10 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 /// The name of the column holding each row's [`RowKind`] in an updating stream.
 pub const ROW_KIND: &str = "__row_kind";
+
+/// The field metadata key that marks the row-kind column of an updating
+/// stream (Arrow keeps field metadata through batches, IPC and projections).
+pub const ROW_KIND_MARKER: &str = "vigil.changelog.row_kind";
 
 /// What a row of an updating stream does to the result table (Flink's `RowKind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,17 +66,21 @@ impl RowKind {
     }
 }
 
-/// The `__row_kind` field.
+/// The `__row_kind` field, marked as such.
 pub fn row_kind_field() -> Field {
-    Field::new(ROW_KIND, DataType::Int8, false)
+    Field::new(ROW_KIND, DataType::Int8, false).with_metadata(
+        [(ROW_KIND_MARKER.to_string(), "true".to_string())]
+            .into_iter()
+            .collect(),
+    )
 }
 
-/// Whether rows of `schema` form an updating stream.
+/// Whether rows of `schema` form an updating stream: its last field is the
+/// marked row-kind column.
 pub fn is_updating(schema: &Schema) -> bool {
-    schema
-        .fields()
-        .last()
-        .is_some_and(|f| f.name() == ROW_KIND && f.data_type() == &DataType::Int8)
+    schema.fields().last().is_some_and(|f| {
+        f.metadata().contains_key(ROW_KIND_MARKER) && f.data_type() == &DataType::Int8
+    })
 }
 
 /// `schema` with the `__row_kind` column appended.
