@@ -84,3 +84,38 @@ fn castable_metadata_types_are_accepted_both_ways() {
          INSERT INTO o SELECT id + p, ts, h FROM s;"
     ));
 }
+
+/// With `parallelism.default` above one, `explain` shows how many instances
+/// each operator runs as, and says of one that runs once why it does.
+#[test]
+fn explain_says_which_operators_run_in_parallel_and_why_others_do_not() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let script = "SET 'parallelism.default' = '2';
+CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+  WITH ('connector' = 'filesystem', 'path' = '{DATA}', 'format' = 'json');
+SELECT k, COUNT(*) AS n FROM ev WHERE v > 0 GROUP BY k;
+SELECT COUNT(*) AS n FROM ev;";
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/orders.jsonl");
+    let script = script.replace("{DATA}", data);
+    let job = rt
+        .block_on(vigil::Vigil::new().plan(&script, &Metrics::new()))
+        .expect("plans");
+    let text = job.graph.explain();
+    let line = |kind: &str, nth: usize| {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with(kind))
+            .nth(nth)
+            .unwrap_or_else(|| panic!("no {kind} #{nth} in:\n{text}"))
+            .to_string()
+    };
+    let keyed = line("GroupAggregate", 0);
+    assert!(keyed.ends_with(" x2"), "{keyed}");
+    let global = line("GroupAggregate", 1);
+    assert!(
+        global.contains("(runs once: no GROUP BY key: one instance sees the whole stream)"),
+        "{global}"
+    );
+    // A stateless step runs in its input's task: nothing to say.
+    let filter = line("Filter", 0);
+    assert!(!filter.contains("runs once"), "{filter}");
+}

@@ -52,6 +52,19 @@ pub struct Node {
 pub struct JobGraph {
     /// The nodes, each after its inputs.
     pub nodes: Vec<Node>,
+    /// The instances the job asks for (`parallelism.default`; 0 or 1: one):
+    /// `explain` says of each operator that runs once anyway why it does.
+    pub parallelism: usize,
+}
+
+/// How many instances an operator runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instances {
+    /// Its parallelism, one instance per range of key groups.
+    Many(usize),
+    /// One, for the reason given (`None`: a stateless step, which runs in
+    /// its input's task).
+    Once(Option<&'static str>),
 }
 
 impl JobGraph {
@@ -165,6 +178,42 @@ impl JobGraph {
         self.nodes[node].schema.clone()
     }
 
+    /// How many instances each node runs as (by node index; sources, unions
+    /// and sinks run once). An operator runs as several when it asks for
+    /// more than one, is keyed, and is fed by a task of its own input (the
+    /// exchange to the instances sits at the end of a task).
+    pub fn instances(&self) -> Vec<Instances> {
+        let mut out: Vec<Instances> = Vec::with_capacity(self.nodes.len());
+        for n in &self.nodes {
+            let NodeKind::Operator(op) = &n.kind else {
+                out.push(Instances::Once(None));
+                continue;
+            };
+            let input = match n.inputs.as_slice() {
+                [i] => Some(*i),
+                _ => None,
+            };
+            let fed_by_source =
+                input.is_some_and(|i| matches!(self.nodes[i].kind, NodeKind::Source(_)));
+            let fed_by_parallel = input.is_some_and(|i| matches!(out[i], Instances::Many(_)));
+            let runs = if input.is_none() {
+                Instances::Once(Some("it has several inputs"))
+            } else if op.key_exprs().is_none() {
+                Instances::Once(op.unkeyed_reason())
+            } else if n.parallelism < 2 {
+                Instances::Once(Some("planned as one instance"))
+            } else if fed_by_source {
+                Instances::Once(Some("it reads a source directly (no exchange before it)"))
+            } else if fed_by_parallel {
+                Instances::Once(Some("its input runs in parallel (one exchange per chain)"))
+            } else {
+                Instances::Many(n.parallelism)
+            };
+            out.push(runs);
+        }
+        out
+    }
+
     /// A readable rendering of the graph, one node a line, sinks first, inputs
     /// indented below their consumer.
     pub fn explain(&self) -> String {
@@ -174,16 +223,17 @@ impl JobGraph {
                 consumers[i] += 1;
             }
         }
+        let instances = self.instances();
         let mut out = String::new();
         for (id, n) in consumers.iter().enumerate() {
             if *n == 0 {
-                self.explain_node(id, 0, &mut out);
+                self.explain_node(id, 0, &instances, &mut out);
             }
         }
         out
     }
 
-    fn explain_node(&self, id: NodeId, depth: usize, out: &mut String) {
+    fn explain_node(&self, id: NodeId, depth: usize, instances: &[Instances], out: &mut String) {
         let n = &self.nodes[id];
         let cols: Vec<String> = n
             .schema
@@ -191,14 +241,19 @@ impl JobGraph {
             .iter()
             .map(|f| format!("{}: {}", f.name(), f.data_type()))
             .collect();
+        let runs = match instances[id] {
+            Instances::Many(p) => format!(" x{p}"),
+            Instances::Once(Some(why)) if self.parallelism > 1 => format!(" (runs once: {why})"),
+            Instances::Once(_) => String::new(),
+        };
         out.push_str(&format!(
-            "{}{} [{}]\n",
+            "{}{} [{}]{runs}\n",
             "  ".repeat(depth),
             n.name,
             cols.join(", ")
         ));
         for &i in &n.inputs {
-            self.explain_node(i, depth + 1, out);
+            self.explain_node(i, depth + 1, instances, out);
         }
     }
 }

@@ -117,6 +117,12 @@ pub trait Operator: Send {
         None
     }
 
+    /// Why a stateful operator's [`Operator::key_exprs`] is `None`, for
+    /// `explain`; `None` for a stateless step (it runs in its input's task).
+    fn unkeyed_reason(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Another instance with the same configuration and empty state (for
     /// operators that return [`Operator::key_exprs`]).
     fn fork(&self) -> Result<Option<Box<dyn Operator>>> {

@@ -22,6 +22,7 @@ use vigil_engine::connector::{ConnectorRegistry, TableSpec};
 use vigil_engine::graph::{JobGraph, NodeId};
 use vigil_engine::metrics::Metrics;
 use vigil_engine::operators::project::Project;
+use vigil_engine::state::parallelism_setting;
 use vigil_engine::window::ROWTIME_METADATA_KEY;
 
 use crate::catalog::{check_metadata, connector_factory, resolve_table, StreamTable, TableEntry};
@@ -154,6 +155,9 @@ impl ScriptPlanner {
             self.plan_statement(&stmt, &offsets, &mut graph, &mut queries)
                 .await?;
         }
+        // A bad value was refused where a keyed operator was planned; without
+        // one, the setting changes nothing.
+        graph.parallelism = parallelism_setting(&self.settings).unwrap_or(1);
         Ok(PlannedJob {
             graph,
             queries,

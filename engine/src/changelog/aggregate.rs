@@ -443,6 +443,10 @@ impl Operator for GroupAggregate {
         (!self.spec.keys.is_empty()).then(|| self.spec.keys.clone())
     }
 
+    fn unkeyed_reason(&self) -> Option<&'static str> {
+        Some("no GROUP BY key: one instance sees the whole stream")
+    }
+
     fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
         Ok(Some(Box::new(GroupAggregate::new(self.spec.clone())?)))
     }

@@ -257,6 +257,10 @@ impl Operator for RegularJoin {
         format!("RegularJoin({})", self.spec.describe)
     }
 
+    fn unkeyed_reason(&self) -> Option<&'static str> {
+        Some("no parallel form yet")
+    }
+
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         self.expire();
         let mut changes = vec![];

@@ -367,6 +367,10 @@ impl Operator for StreamRank {
         (!self.spec.partition_by.is_empty()).then(|| self.spec.partition_by.clone())
     }
 
+    fn unkeyed_reason(&self) -> Option<&'static str> {
+        Some("no PARTITION BY: one instance ranks the whole stream")
+    }
+
     fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
         Ok(Some(Box::new(StreamRank::new(self.spec.clone())?)))
     }

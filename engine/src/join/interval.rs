@@ -402,6 +402,10 @@ impl Operator for IntervalJoin {
         format!("IntervalJoin({})", self.spec.describe)
     }
 
+    fn unkeyed_reason(&self) -> Option<&'static str> {
+        Some("no parallel form yet")
+    }
+
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         for (side, own) in split_sides(&batch, &self.spec.schemas)? {
             let a = self.arrival(side, own)?;

@@ -159,6 +159,10 @@ impl Operator for LookupJoin {
         format!("LookupJoin({})", self.spec.describe)
     }
 
+    fn unkeyed_reason(&self) -> Option<&'static str> {
+        Some("no parallel form yet")
+    }
+
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         self.refresh()?;
         let kinds = changelog::kinds(&batch).cloned();

@@ -274,6 +274,10 @@ impl Operator for WindowJoin {
         format!("WindowJoin({})", self.spec.describe)
     }
 
+    fn unkeyed_reason(&self) -> Option<&'static str> {
+        Some("no parallel form yet")
+    }
+
     fn on_batch(&mut self, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
         for (side, own) in split_sides(&batch, &self.spec.schemas)? {
             self.keep(side, own, false)?;

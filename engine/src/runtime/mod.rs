@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::checkpoint::{CheckpointConfig, Coordinator, CONNECTOR_STATE_KEY, FINISHED_KEY};
 use crate::control::StopSignal;
-use crate::graph::{JobGraph, NodeId, NodeKind};
+use crate::graph::{Instances, JobGraph, NodeId, NodeKind};
 use crate::metrics::{names, Metrics};
 use crate::operator::Operator;
 use crate::state::checkpoints::CheckpointStore;
@@ -49,30 +49,22 @@ enum Placement {
 /// The extra instances (beyond the graph's own) of each parallel operator.
 type Forks = BTreeMap<NodeId, Vec<Box<dyn Operator>>>;
 
-/// Creates the extra instances of the keyed operators that ask for more than
-/// one. An operator fed directly by a source or by another parallel operator
-/// runs once (the exchange sits at the end of a task).
+/// Creates the extra instances of the operators that run as several
+/// ([`JobGraph::instances`]).
 fn fork_parallel(graph: &JobGraph) -> Result<Forks> {
     let mut forks = Forks::new();
-    for (id, node) in graph.nodes.iter().enumerate() {
-        let NodeKind::Operator(op) = &node.kind else {
+    for (id, (node, runs)) in graph.nodes.iter().zip(graph.instances()).enumerate() {
+        let (NodeKind::Operator(op), Instances::Many(parallelism)) = (&node.kind, runs) else {
             continue;
         };
-        let fed_by_task = match node.inputs.as_slice() {
-            [i] => !forks.contains_key(i) && !matches!(graph.nodes[*i].kind, NodeKind::Source(_)),
-            _ => false,
-        };
-        if node.parallelism < 2 || !fed_by_task || op.key_exprs().is_none() {
-            continue;
-        }
         let mut extra = vec![];
-        for _ in 1..node.parallelism {
+        for _ in 1..parallelism {
             match op.fork()? {
                 Some(f) => extra.push(f),
                 None => break,
             }
         }
-        if extra.len() + 1 == node.parallelism {
+        if extra.len() + 1 == parallelism {
             forks.insert(id, extra);
         }
     }

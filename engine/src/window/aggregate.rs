@@ -430,6 +430,10 @@ impl Operator for WindowAggregate {
             .then(|| self.grouping.exprs.clone())
     }
 
+    fn unkeyed_reason(&self) -> Option<&'static str> {
+        Some("grouping sets give a row one key per set (not partitioned yet)")
+    }
+
     fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
         let mut op = WindowAggregate::new(
             self.grouping.clone(),

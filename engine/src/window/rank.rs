@@ -198,6 +198,10 @@ impl Operator for WindowRank {
         format!("WindowRank({})", self.spec.describe)
     }
 
+    fn unkeyed_reason(&self) -> Option<&'static str> {
+        Some("no parallel form yet")
+    }
+
     fn on_batch(&mut self, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
         self.keep(batch, false)
     }

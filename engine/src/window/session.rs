@@ -192,6 +192,10 @@ impl SessionAssigner {
 }
 
 impl Operator for SessionAssigner {
+    fn unkeyed_reason(&self) -> Option<&'static str> {
+        Some("no parallel form yet")
+    }
+
     /// The gap decides which session each stored row is in.
     fn state_signature(&self) -> String {
         format!(
