@@ -265,6 +265,19 @@ impl Coordinator {
         }
     }
 
+    /// `vigil_state_bytes{scope="Kind#node"}`: each node's state as the
+    /// backend holds it (nodes that never stored any are left out).
+    fn report_state_bytes(&self, bytes: &[u64]) {
+        for (node, ((_, name), b)) in self.identities.iter().zip(bytes).enumerate() {
+            if *b > 0 {
+                let kind = name.split('(').next().unwrap_or(name).trim();
+                self.metrics
+                    .gauge(names::STATE_BYTES, &format!("{kind}#{node}"))
+                    .set(*b);
+            }
+        }
+    }
+
     /// Stores checkpoint `id` and announces its completion.
     async fn write(&self, id: CheckpointId, ops: Vec<StateOp>, started: Instant) {
         let (store, checkpoints, identities) = (
@@ -280,12 +293,14 @@ impl Coordinator {
                 .map(|op| op.under_uids(&uids))
                 .collect::<crate::Result<Vec<_>>>()?;
             store.apply(ops)?;
-            checkpoints.write(&store, id, &identities, key_groups)
+            let meta = checkpoints.write(&store, id, &identities, key_groups)?;
+            Ok::<_, crate::EngineError>((meta, store.bytes_by_uid(&uids)))
         })
         .await;
         let m = &self.metrics;
         match written {
-            Ok(Ok(meta)) => {
+            Ok(Ok((meta, bytes))) => {
+                self.report_state_bytes(&bytes);
                 let ms = started.elapsed().as_millis() as u64;
                 m.counter(names::CHECKPOINTS_COMPLETED, "job").add(1);
                 m.gauge(names::CHECKPOINT_DURATION_MS, "job").set(ms);

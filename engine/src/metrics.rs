@@ -156,6 +156,9 @@ pub mod names {
     pub const METRIC_SERIES_DROPPED: &str = "vigil_metric_series_dropped_total";
     /// Gauge: in-memory state of an operator, by operator, at its last checkpoint.
     pub const STATE_SIZE_BYTES: &str = "vigil_state_size_bytes";
+    /// Gauge: an operator's, source's or sink's state as the state backend
+    /// holds it (on disk, compressed; RocksDB's estimate after each checkpoint).
+    pub const STATE_BYTES: &str = "vigil_state_bytes";
 
     /// The help text of metric `name` (its doc comment, for Prometheus).
     pub fn help(name: &str) -> Option<&'static str> {
@@ -183,6 +186,7 @@ pub mod names {
                 "Series a metrics sink dropped to stay within metrics.max-series."
             }
             STATE_SIZE_BYTES => "In-memory state of an operator at its last checkpoint.",
+            STATE_BYTES => "State of an operator in the state backend (on disk, compressed), after the last checkpoint.",
             SINK_RETRIES => "Requests a sink sent again after an error, a timeout, 5xx or 429.",
             DEAD_LETTERS => "Records a source could not decode (or a sink could not deliver) sent to a dead-letter output.",
             SINK_REJECTED_ROWS => "Rows a sink could not encode, sent to its dead-letter output or logged.",
