@@ -165,6 +165,18 @@ fn run_to_end(rt: &tokio::runtime::Runtime, vigil: &Vigil, text: &str, state: &P
         .expect("run to the end")
 }
 
+/// The error with which `text` refuses to resume from the checkpoint in `state`.
+fn refused(rt: &tokio::runtime::Runtime, vigil: &Vigil, text: &str, state: &Path) -> String {
+    rt.block_on(vigil.run_script_with(
+        text,
+        OutputFormat::Json,
+        vigil::engine::control::StopSignal::never(),
+        &opts(state),
+    ))
+    .expect_err("the stored state is refused")
+    .to_string()
+}
+
 /// The job run straight through (in memory): its rows, output and state dirs.
 fn straight_run(
     rt: &tokio::runtime::Runtime,
@@ -202,15 +214,7 @@ fn stopped_and_resumed_job_equals_a_straight_run() {
     assert!(partial < expected.len(), "stopped before the end");
 
     // A changed plan cannot take the stored state.
-    let err = rt
-        .block_on(vigil.run_script_with(
-            &script(&bs, &out, "3"),
-            OutputFormat::Json,
-            vigil::engine::control::StopSignal::never(),
-            &opts(&state),
-        ))
-        .expect_err("plan mismatch");
-    let msg = err.to_string();
+    let msg = refused(&rt, &vigil, &script(&bs, &out, "3"), &state);
     assert!(msg.contains("different plan"), "{msg}");
     assert!(msg.contains("--state-dir"), "{msg}");
 
@@ -258,15 +262,8 @@ INSERT INTO unused SELECT v FROM ev2;
         let (set, rest) = text.split_once('\n').expect("a SET line first");
         format!("{set}\n{extra}{rest}")
     };
-    let err = rt
-        .block_on(vigil.run_script_with(
-            &with_extra("3"),
-            OutputFormat::Json,
-            vigil::engine::control::StopSignal::never(),
-            &opts(&state),
-        ))
-        .expect_err("a changed window size is refused");
-    let msg = err.to_string();
+    // A changed window size is refused.
+    let msg = refused(&rt, &vigil, &with_extra("3"), &state);
     assert!(msg.contains("operator WindowAggregate"), "{msg}");
 
     run_to_end(&rt, &vigil, &with_extra("1"), &state);

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::graph::{NodeId, StateUid};
+use crate::graph::{scope_label, NodeId, StateUid};
 use crate::message::CheckpointId;
 use crate::metrics::{names, Metrics};
 use crate::state::checkpoints::CheckpointStore;
@@ -270,9 +270,8 @@ impl Coordinator {
     fn report_state_bytes(&self, bytes: &[u64]) {
         for (node, ((_, name), b)) in self.identities.iter().zip(bytes).enumerate() {
             if *b > 0 {
-                let kind = name.split('(').next().unwrap_or(name).trim();
                 self.metrics
-                    .gauge(names::STATE_BYTES, &format!("{kind}#{node}"))
+                    .gauge(names::STATE_BYTES, &scope_label(name, node))
                     .set(*b);
             }
         }

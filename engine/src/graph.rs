@@ -258,10 +258,16 @@ impl JobGraph {
     }
 }
 
-/// The kind of a connector from its description (`Kafka(topic=...)` is
-/// `Kafka`): part of its identity, unlike its options.
-fn kind_of(describe: &str) -> &str {
-    describe.split('(').next().unwrap_or(describe).trim()
+/// The kind of a node from its name or description (`Kafka(topic=...)` is
+/// `Kafka`): part of a connector's identity, unlike its options, and of the
+/// labels of a node's metrics.
+pub fn kind_of(name: &str) -> &str {
+    name.split('(').next().unwrap_or(name).trim()
+}
+
+/// The `scope` label of a node's metrics: `Kind#node`.
+pub fn scope_label(name: &str, node: NodeId) -> String {
+    format!("{}#{node}", kind_of(name))
 }
 
 /// A stable hash of several byte strings (identities are stored in

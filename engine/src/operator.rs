@@ -61,8 +61,7 @@ pub trait Operator: Send {
     /// only under its parameters (a window's size, an aggregate's functions,
     /// a pattern) adds them; never expression text or connector options.
     fn state_signature(&self) -> String {
-        let name = self.name();
-        name.split('(').next().unwrap_or(&name).trim().to_string()
+        crate::graph::kind_of(&self.name()).to_string()
     }
 
     /// Processes a batch.

@@ -8,7 +8,7 @@ use super::inputs::Inputs;
 use super::merge::Merge;
 use crate::checkpoint::{finished_markers, Ack, TaskCheckpoint, CONNECTOR_STATE_KEY};
 use crate::connector::Sink;
-use crate::graph::NodeId;
+use crate::graph::{kind_of, scope_label, NodeId};
 use crate::message::{CheckpointId, Message};
 use crate::metrics::{names, Counter, Gauge, Metrics};
 use crate::operator::{Emitter, Operator};
@@ -129,19 +129,12 @@ pub(super) async fn run_task(
     };
     let state_gauges: Vec<Gauge> = ops
         .iter()
-        .map(|(node, op)| {
-            let n = op.name();
-            let short = n.split('(').next().unwrap_or(&n);
-            metrics.gauge(names::STATE_SIZE_BYTES, &format!("{short}#{node}"))
-        })
+        .map(|(node, op)| metrics.gauge(names::STATE_SIZE_BYTES, &scope_label(&op.name(), *node)))
         .collect();
     // Per operator: rows in and out, batches in (labelled `Name#node` as the
     // state gauges are); and the time spent handing messages to the next
     // task, which grows when it cannot keep up (backpressure).
-    let op_label = |node: &NodeId, op: &dyn Operator| {
-        let n = op.name();
-        format!("{}#{node}", n.split('(').next().unwrap_or(&n))
-    };
+    let op_label = |node: &NodeId, op: &dyn Operator| scope_label(&op.name(), *node);
     let rows_in: Vec<Counter> = ops
         .iter()
         .map(|(node, op)| metrics.counter(names::OPERATOR_ROWS_IN, &op_label(node, op.as_ref())))
@@ -154,10 +147,7 @@ pub(super) async fn run_task(
         .iter()
         .map(|(node, op)| metrics.counter(names::OPERATOR_BATCHES_IN, &op_label(node, op.as_ref())))
         .collect();
-    let backpressure = metrics.counter(
-        names::BACKPRESSURE_US,
-        name.split('(').next().unwrap_or(&name),
-    );
+    let backpressure = metrics.counter(names::BACKPRESSURE_US, kind_of(&name));
     let sink_watermark = sink.as_ref().map(|(node, s)| {
         metrics.gauge(
             names::SINK_WATERMARK_MS,
