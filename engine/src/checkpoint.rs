@@ -132,6 +132,8 @@ impl SourceCheckpoint {
 #[derive(Clone)]
 pub(crate) struct TaskCheckpoint {
     pub key_groups: u16,
+    /// Where checkpoints go (instances write their keyed state there).
+    pub checkpoints_dir: PathBuf,
     /// Who it is to the coordinator.
     pub from: Participant,
     pub acks: mpsc::UnboundedSender<Ack>,
@@ -204,6 +206,7 @@ impl Coordinator {
     pub fn task(&self, from: Participant) -> TaskCheckpoint {
         TaskCheckpoint {
             key_groups: self.config.key_groups,
+            checkpoints_dir: self.config.checkpoints_dir.clone(),
             from,
             acks: self.acks_tx.clone(),
             trigger: self.trigger.subscribe(),
@@ -293,7 +296,19 @@ impl Coordinator {
                 .collect::<crate::Result<Vec<_>>>()?;
             store.apply(ops)?;
             let meta = checkpoints.write(&store, id, &identities, key_groups)?;
-            Ok::<_, crate::EngineError>((meta, store.bytes_by_uid(&uids)))
+            let mut bytes = store.bytes_by_uid(&uids);
+            // Keyed state: the files of each instance's database.
+            for (name, size) in &meta.files {
+                let uid = name
+                    .strip_prefix("keyed/")
+                    .and_then(|rest| rest.split('/').next())
+                    .and_then(crate::state::keyed::backend::parse_part_name)
+                    .map(|(uid, _)| uid);
+                if let Some(i) = uid.and_then(|u| uids.iter().position(|x| *x == u)) {
+                    bytes[i] += size;
+                }
+            }
+            Ok::<_, crate::EngineError>((meta, bytes))
         })
         .await;
         let m = &self.metrics;

@@ -55,6 +55,8 @@ pub struct JobGraph {
     /// The instances the job asks for (`parallelism.default`; 0 or 1: one):
     /// `explain` says of each operator that runs once anyway why it does.
     pub parallelism: usize,
+    /// Where and how much keyed state is cached and spilled.
+    pub state: crate::state::keyed::StateSettings,
 }
 
 /// How many instances an operator runs as.

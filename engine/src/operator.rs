@@ -7,6 +7,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::message::{EventTime, Message, SplitEvent};
+use crate::state::keyed::{StateContext, StateTable};
 use crate::state::{StateEntry, StateWriter};
 use crate::Result;
 
@@ -92,8 +93,21 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// Called once before the job runs (after a restore has placed its
+    /// checkpointed keyed state): declares the operator's keyed tables.
+    fn open(&mut self, _state: &mut StateContext) -> Result<()> {
+        Ok(())
+    }
+
+    /// Every table [`Operator::open`] declared, for the runtime to flush at
+    /// each checkpoint barrier (what changed is tracked by the tables).
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        vec![]
+    }
+
     /// A checkpoint barrier reached the operator: write what changed in its
-    /// state since the previous checkpoint (stateless operators write nothing).
+    /// state kept outside declared tables since the previous checkpoint
+    /// (stateless operators write nothing).
     fn snapshot(&mut self, _state: &mut StateWriter<'_>) -> Result<()> {
         Ok(())
     }

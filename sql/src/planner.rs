@@ -158,6 +158,12 @@ impl ScriptPlanner {
         // A bad value was refused where a keyed operator was planned; without
         // one, the setting changes nothing.
         graph.parallelism = parallelism_setting(&self.settings).unwrap_or(1);
+        if let Ok(spill) = vigil_engine::window::spill::SpillConfig::from_settings(&self.settings) {
+            graph.state = vigil_engine::state::keyed::StateSettings {
+                cache_size: spill.budget,
+                tmp_dir: spill.dir,
+            };
+        }
         Ok(PlannedJob {
             graph,
             queries,

@@ -38,7 +38,11 @@ impl Translator<'_> {
         .with_help("apply it to the append-only stream first, or aggregate over a window TVF so that each result row is final"))
     }
 
+    /// `table.exec.state.ttl`; also checks `state.backend.cache-size` and
+    /// `io.tmp.dirs`, which every operator with keyed state uses.
     fn state_ttl(&self) -> Result<Option<std::time::Duration>> {
+        vigil_engine::window::spill::SpillConfig::from_settings(&self.settings)
+            .map_err(|e| SqlError::at(self.pos, e))?;
         ttl_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))
     }
 

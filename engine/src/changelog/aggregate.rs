@@ -5,27 +5,25 @@
 //! state TTL is set), `-D` when retractions empty it. Retractions in the
 //! input (`-U`, `-D`) are taken back from the accumulators.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, Int8Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::{HashMap, ScalarValue};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::retract::{RetractableAvg, RetractableMinMax};
+use super::group_state::{new_accumulators, Group, GroupCodec};
 use super::ttl::{now_ms, sweep, Ttl};
 use super::{kind_at, kinds, RowKind};
 use crate::error::ResultExt;
 use crate::operator::{Emitter, Operator};
 use crate::operators::eval;
-use crate::state::arrow_state::{decode_batch, encode_batch};
-use crate::state::{key_group_of, StateEntry, StateWriter};
+use crate::state::keyed::{KeyedTable, StateContext, StateTable};
 use crate::window::aggregate::AggregateSpec;
 use crate::{EngineError, Result};
 
@@ -48,16 +46,6 @@ pub struct GroupAggregateSpec {
     pub describe: String,
 }
 
-struct Group {
-    key: Vec<ScalarValue>,
-    accs: Vec<Box<dyn Accumulator>>,
-    /// Rows accumulated minus rows retracted.
-    count: i64,
-    /// The aggregates as last emitted.
-    value: Vec<ScalarValue>,
-    touched: u64,
-}
-
 /// Rows emitted by one batch, column by column.
 struct Changes {
     kinds: Vec<i8>,
@@ -73,13 +61,13 @@ impl Changes {
     }
 }
 
-/// Runs a non-window GROUP BY, emitting a changelog.
+/// Runs a non-window GROUP BY, emitting a changelog. Its groups live in a
+/// declared keyed table (cached, spilled to RocksDB, checkpointed by the
+/// state layer).
 pub struct GroupAggregate {
     spec: GroupAggregateSpec,
     converter: RowConverter,
-    groups: HashMap<Box<[u8]>, Group>,
-    /// Keys changed or gone since the last checkpoint.
-    dirty: HashSet<Box<[u8]>>,
+    groups: KeyedTable<Group, GroupCodec>,
     ttl: Option<Ttl>,
 }
 
@@ -91,11 +79,11 @@ impl GroupAggregate {
             RowConverter::new(spec.key_types.iter().cloned().map(SortField::new).collect())
                 .context("group keys")?;
         let ttl = spec.ttl.map(Ttl::new);
+        let groups = Self::declare(&spec, &mut StateContext::detached())?;
         let op = Self {
             spec,
             converter,
-            groups: HashMap::new(),
-            dirty: HashSet::new(),
+            groups,
             ttl,
         };
         for (a, acc) in op.spec.aggregates.iter().zip(op.accumulators()?) {
@@ -109,33 +97,16 @@ impl GroupAggregate {
         Ok(op)
     }
 
+    fn declare(
+        spec: &GroupAggregateSpec,
+        ctx: &mut StateContext,
+    ) -> Result<KeyedTable<Group, GroupCodec>> {
+        let codec = GroupCodec::new(&spec.key_types, &spec.aggregates, spec.input_updating)?;
+        ctx.table("groups", codec, spec.ttl)
+    }
+
     fn accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>> {
-        self.spec
-            .aggregates
-            .iter()
-            .map(|a| {
-                let f = a.expr.fun().name().to_ascii_lowercase();
-                if self.spec.input_updating && (f == "min" || f == "max") {
-                    return Ok(Box::new(RetractableMinMax::new(
-                        f == "max",
-                        a.expr.field().data_type().clone(),
-                    )) as Box<dyn Accumulator>);
-                }
-                // `avg_truncated`: Vigil's AVG over integers (Flink's truncating AVG).
-                if self.spec.input_updating && (f == "avg" || f == "avg_truncated") {
-                    let result = a.expr.field().data_type().clone();
-                    if let Some(avg) = RetractableAvg::new(result, f == "avg_truncated") {
-                        return Ok(Box::new(avg) as Box<dyn Accumulator>);
-                    }
-                }
-                if self.spec.input_updating {
-                    a.expr.create_sliding_accumulator()
-                } else {
-                    a.expr.create_accumulator()
-                }
-                .context("group aggregate")
-            })
-            .collect()
+        new_accumulators(&self.spec.aggregates, self.spec.input_updating)
     }
 
     fn key_columns(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
@@ -154,14 +125,15 @@ impl GroupAggregate {
             .collect()
     }
 
-    fn key_bytes(&self, cols: &[ArrayRef], rows: usize) -> Result<Vec<Box<[u8]>>> {
+    /// The keys of a batch in Arrow's row format (`None` without GROUP BY
+    /// columns: one group, the empty key).
+    fn key_rows(&self, cols: &[ArrayRef]) -> Result<Option<Rows>> {
         if cols.is_empty() {
-            return Ok(vec![Box::from(&[][..]); rows]);
+            return Ok(None);
         }
-        let converted = self.converter.convert_columns(cols).context("group key")?;
-        Ok((0..rows)
-            .map(|i| Box::from(converted.row(i).data()))
-            .collect())
+        Ok(Some(
+            self.converter.convert_columns(cols).context("group key")?,
+        ))
     }
 
     fn evaluate(accs: &mut [Box<dyn Accumulator>]) -> Result<Vec<ScalarValue>> {
@@ -170,19 +142,12 @@ impl GroupAggregate {
             .collect()
     }
 
-    /// Drops groups untouched for the TTL.
+    /// Drops cached groups untouched for the TTL (the table skips expired
+    /// ones it reads back).
     fn expire(&mut self) {
-        let Some(expired) = sweep(&mut self.ttl) else {
-            return;
-        };
-        let dirty = &mut self.dirty;
-        self.groups.retain(|k, g| {
-            let live = !expired(g.touched);
-            if !live {
-                dirty.insert(k.clone());
-            }
-            live
-        });
+        if sweep(&mut self.ttl).is_some() {
+            self.groups.expire(now_ms());
+        }
     }
 
     fn output(&self, changes: Changes) -> Result<RecordBatch> {
@@ -202,83 +167,6 @@ impl GroupAggregate {
         columns.push(Arc::new(Int8Array::from(changes.kinds)));
         RecordBatch::try_new(self.spec.output_schema.clone(), columns)
             .context("group aggregate output")
-    }
-
-    /// The checkpointed layout of one key group's groups.
-    fn state_batch(key_types: &[DataType], groups: &mut [&mut Group]) -> Result<RecordBatch> {
-        let mut fields = vec![];
-        let mut columns: Vec<ArrayRef> = vec![];
-        for (k, t) in key_types.iter().enumerate() {
-            let a = ScalarValue::iter_to_array(groups.iter().map(|g| g.key[k].clone()))
-                .context("group state")?;
-            let a = if a.data_type() == t {
-                a
-            } else {
-                cast(&a, t).context("group state")?
-            };
-            fields.push(Field::new(format!("k{k}"), t.clone(), true));
-            columns.push(a);
-        }
-        fields.push(Field::new("count", DataType::Int64, false));
-        columns.push(Arc::new(Int64Array::from_iter_values(
-            groups.iter().map(|g| g.count),
-        )));
-        let mut states: Vec<Vec<ScalarValue>> = vec![];
-        for g in groups.iter_mut() {
-            let mut row = vec![];
-            for acc in g.accs.iter_mut() {
-                row.extend(acc.state().context("group state")?);
-            }
-            states.push(row);
-        }
-        let width = states.first().map_or(0, Vec::len);
-        for s in 0..width {
-            let a = ScalarValue::iter_to_array(states.iter().map(|r| r[s].clone()))
-                .context("group state")?;
-            fields.push(Field::new(format!("s{s}"), a.data_type().clone(), true));
-            columns.push(a);
-        }
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).context("group state")
-    }
-
-    fn load(&mut self, batch: &RecordBatch) -> Result<()> {
-        let nk = self.spec.key_types.len();
-        let keys: Vec<ArrayRef> = batch.columns()[..nk].to_vec();
-        let bytes = self.key_bytes(&keys, batch.num_rows())?;
-        let counts = batch
-            .column(nk)
-            .as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>()
-            .ok_or_else(|| EngineError::State("group state without counts".into()))?;
-        let states = &batch.columns()[nk + 1..];
-        let now = now_ms();
-        for (i, key) in bytes.into_iter().enumerate() {
-            let mut accs = self.accumulators()?;
-            let mut at = 0;
-            for acc in accs.iter_mut() {
-                let n = acc.state().context("restoring group state")?.len();
-                let slices: Vec<ArrayRef> =
-                    states[at..at + n].iter().map(|c| c.slice(i, 1)).collect();
-                acc.merge_batch(&slices).context("restoring group state")?;
-                at += n;
-            }
-            let key_values = keys
-                .iter()
-                .map(|c| ScalarValue::try_from_array(c, i))
-                .collect::<datafusion::error::Result<Vec<_>>>()
-                .context("restoring group state")?;
-            let value = Self::evaluate(&mut accs)?;
-            self.groups.insert(
-                key,
-                Group {
-                    key: key_values,
-                    accs,
-                    count: counts.value(i),
-                    value,
-                    touched: now,
-                },
-            );
-        }
-        Ok(())
     }
 }
 
@@ -305,7 +193,7 @@ impl Operator for GroupAggregate {
         let n = batch.num_rows();
         let kinds = kinds(&batch).cloned();
         let key_cols = self.key_columns(&batch)?;
-        let keys = self.key_bytes(&key_cols, n)?;
+        let keys = self.key_rows(&key_cols)?;
         let mut args: Vec<Vec<ArrayRef>> = vec![];
         let mut filters: Vec<Option<BooleanArray>> = vec![];
         for a in &self.spec.aggregates {
@@ -332,31 +220,28 @@ impl Operator for GroupAggregate {
             columns: vec![vec![]; width],
         };
         let now = now_ms();
-        for (i, key) in keys.into_iter().enumerate() {
+        for i in 0..n {
+            let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
             let retract = kind_at(kinds.as_ref(), i).is_retraction();
-            if !self.groups.contains_key(&key) {
+            let (aggregates, updating) = (&self.spec.aggregates, self.spec.input_updating);
+            let make = || -> Result<Option<Group>> {
                 // A retraction for a group never seen (or expired) is ignored.
                 if retract {
-                    continue;
+                    return Ok(None);
                 }
-                let key_values = key_cols
+                let key = key_cols
                     .iter()
                     .map(|c| ScalarValue::try_from_array(c, i))
                     .collect::<datafusion::error::Result<Vec<_>>>()
                     .context("group key")?;
-                let accs = self.accumulators()?;
-                self.groups.insert(
-                    key.clone(),
-                    Group {
-                        key: key_values,
-                        accs,
-                        count: 0,
-                        value: vec![],
-                        touched: now,
-                    },
-                );
-            }
-            let Some(g) = self.groups.get_mut(&key) else {
+                Ok(Some(Group {
+                    key,
+                    accs: new_accumulators(aggregates, updating)?,
+                    count: 0,
+                    value: vec![],
+                }))
+            };
+            let Some(g) = self.groups.get_mut_or(key, now, make)? else {
                 continue;
             };
             let first = g.count == 0;
@@ -373,7 +258,6 @@ impl Operator for GroupAggregate {
                 .context("group aggregate")?;
             }
             g.count += if retract { -1 } else { 1 };
-            g.touched = now;
             if g.count > 0 {
                 let value = Self::evaluate(&mut g.accs)?;
                 if first {
@@ -387,9 +271,8 @@ impl Operator for GroupAggregate {
                 if !first {
                     changes.push(RowKind::Delete, &g.key, &g.value);
                 }
-                self.groups.remove(&key);
+                self.groups.remove(key);
             }
-            self.dirty.insert(key);
         }
         if !changes.kinds.is_empty() {
             out.batch(self.output(changes)?);
@@ -397,46 +280,13 @@ impl Operator for GroupAggregate {
         Ok(())
     }
 
-    fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
-        let kgs = w.key_groups();
-        let dirty: HashSet<u16> = self.dirty.drain().map(|k| key_group_of(&k, kgs)).collect();
-        if dirty.is_empty() {
-            return Ok(());
-        }
-        let mut by_group: HashMap<u16, Vec<&mut Group>> = HashMap::new();
-        for (k, g) in self.groups.iter_mut() {
-            let kg = key_group_of(k, kgs);
-            if dirty.contains(&kg) {
-                by_group.entry(kg).or_default().push(g);
-            }
-        }
-        for kg in dirty {
-            match by_group.get_mut(&kg) {
-                Some(groups) => {
-                    let batch = Self::state_batch(&self.spec.key_types, groups)?;
-                    w.put(kg, b"groups", encode_batch(&batch)?);
-                }
-                None => w.delete(kg, b"groups"),
-            }
-        }
+    fn open(&mut self, state: &mut StateContext) -> Result<()> {
+        self.groups = Self::declare(&self.spec, state)?;
         Ok(())
     }
 
-    fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
-        for e in entries {
-            if e.key == b"groups" {
-                let batch = decode_batch(&e.value)?;
-                self.load(&batch)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn state_size(&self) -> u64 {
-        self.groups
-            .values()
-            .map(|g| g.accs.iter().map(|a| a.size()).sum::<usize>() as u64)
-            .sum()
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        vec![&mut self.groups]
     }
 
     fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {

@@ -5,25 +5,22 @@
 //! when its first partner arrives the padded row is deleted (`-D`) before the
 //! pairs are inserted, as in Flink, so an outer join is an updating result.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int8Array, RecordBatch, UInt32Array};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::HashMap;
+use datafusion::arrow::array::{Array, AsArray, Int8Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
 
+use super::join_state::{Entry, RowsCodec};
 use super::ttl::{now_ms, sweep, Ttl};
 use super::RowKind;
-use crate::error::ResultExt;
 use crate::join::keys::JoinKeys;
 use crate::join::rows::{gather, split_sides, RowRef};
 use crate::join::{JoinKind, Side};
 use crate::operator::{Emitter, Operator};
 use crate::operators::{batch_of, eval};
-use crate::state::arrow_state::{decode_batch, encode_batch};
-use crate::state::{key_group_of, StateEntry, StateWriter};
+use crate::state::keyed::{KeyedTable, StateContext, StateTable};
 use crate::{EngineError, Result};
 
 /// What a regular join computes, as planned.
@@ -51,26 +48,24 @@ pub struct RegularJoinSpec {
     pub describe: String,
 }
 
-struct Entry {
-    row: RowRef,
-    /// Partners found so far (an outer row with none is out null-padded).
-    partners: u32,
-    touched: u64,
-}
-
 /// One emitted row: kind, left row, right row (`None`: NULLs).
 type Change = (RowKind, Option<RowRef>, Option<RowRef>);
 
-/// Runs a regular join over a side-tagged input.
+/// The kept rows of one side, by key.
+type Kept = KeyedTable<Vec<Entry>, RowsCodec>;
+
+/// Runs a regular join over a side-tagged input. Each side's rows live in a
+/// declared keyed table (cached, spilled to RocksDB, checkpointed by the
+/// state layer).
 pub struct RegularJoin {
     spec: RegularJoinSpec,
     keys: JoinKeys,
-    kept: [HashMap<Box<[u8]>, Vec<Entry>>; 2],
-    /// Keys whose rows changed since the last checkpoint, per side.
-    dirty: [HashSet<Box<[u8]>>; 2],
+    kept: [Kept; 2],
     ttl: Option<Ttl>,
     updating: bool,
 }
+
+const TABLES: [&str; 2] = ["left", "right"];
 
 impl RegularJoin {
     /// The operator for `spec`.
@@ -78,48 +73,77 @@ impl RegularJoin {
         let keys = JoinKeys::new(spec.key_types.clone(), spec.null_equal)?;
         let ttl = spec.ttl.map(Ttl::new);
         let updating = super::is_updating(&spec.output_schema);
+        let kept = Self::declare(&spec, &mut StateContext::detached())?;
         Ok(Self {
             spec,
             keys,
-            kept: [HashMap::new(), HashMap::new()],
-            dirty: [HashSet::new(), HashSet::new()],
+            kept,
             ttl,
             updating,
         })
+    }
+
+    fn declare(spec: &RegularJoinSpec, ctx: &mut StateContext) -> Result<[Kept; 2]> {
+        let left = ctx.table(
+            TABLES[0],
+            RowsCodec::new(spec.schemas[0].clone())?,
+            spec.ttl,
+        )?;
+        let right = ctx.table(
+            TABLES[1],
+            RowsCodec::new(spec.schemas[1].clone())?,
+            spec.ttl,
+        )?;
+        Ok([left, right])
     }
 
     fn arrive(&mut self, side: Side, batch: RecordBatch, out: &mut Vec<Change>) -> Result<()> {
         let (s, o) = (side.index(), side.other().index());
         let batch = Arc::new(batch);
         let keys = self.keys.of(&self.spec.keys[s], &batch)?;
-        // Candidate partners: (arriving row, index in the other side's list).
-        let mut pairs: Vec<(usize, usize)> = vec![];
+        let now = now_ms();
+        // Candidate partners: (arriving row, index in the other side's list,
+        // that row).
+        let mut pairs: Vec<(usize, usize, RowRef)> = vec![];
         for (i, k) in keys.iter().enumerate() {
-            if let Some(list) = k.as_ref().and_then(|k| self.kept[o].get(k)) {
-                pairs.extend((0..list.len()).map(|j| (i, j)));
+            let Some(k) = k else { continue };
+            let ttl = self.ttl.clone();
+            if let Some(list) = self.kept[o].get(k, now)? {
+                for (j, e) in list.iter().enumerate() {
+                    if ttl.as_ref().is_none_or(|t| !t.expired(e.touched, now)) {
+                        pairs.push((i, j, e.row.clone()));
+                    }
+                }
             }
         }
-        let pass = self.check(side, &batch, &keys, &pairs)?;
-        let now = now_ms();
+        let pass = self.check(side, &batch, &pairs)?;
         let mut at = 0;
         for (i, key) in keys.into_iter().enumerate() {
             let mine: RowRef = (batch.clone(), i);
             let mut partners: Vec<RowRef> = vec![];
             let mut deleted: Vec<RowRef> = vec![];
             if let Some(k) = &key {
+                let first = at;
                 while at < pairs.len() && pairs[at].0 == i {
-                    let j = pairs[at].1;
-                    if pass[at] {
-                        if let Some(e) = self.kept[o].get_mut(k).and_then(|l| l.get_mut(j)) {
-                            if e.partners == 0 && self.spec.kind.keeps(side.other()) {
-                                deleted.push(e.row.clone());
-                            }
-                            e.partners += 1;
-                            e.touched = now;
-                            partners.push(e.row.clone());
-                        }
-                    }
                     at += 1;
+                }
+                if (first..at).any(|p| pass[p]) {
+                    let keeps_other = self.spec.kind.keeps(side.other());
+                    let ttl = self.ttl.clone();
+                    if let Some(list) = self.kept[o].get_mut(k, now)? {
+                        for p in (first..at).filter(|p| pass[*p]) {
+                            if let Some(e) = list.get_mut(pairs[p].1) {
+                                if e.partners == 0 && keeps_other {
+                                    deleted.push(e.row.clone());
+                                }
+                                e.partners += 1;
+                                e.touched = now;
+                                partners.push(e.row.clone());
+                            }
+                        }
+                        // Rows past the TTL are gone (silently, as in Flink).
+                        list.retain(|e| ttl.as_ref().is_none_or(|t| !t.expired(e.touched, now)));
+                    }
                 }
             }
             for d in deleted {
@@ -132,12 +156,15 @@ impl RegularJoin {
                 out.push(pair(side, mine.clone(), p.clone()));
             }
             if let Some(k) = key {
-                self.kept[s].entry(k.clone()).or_default().push(Entry {
-                    row: mine,
-                    partners: partners.len() as u32,
-                    touched: now,
-                });
-                self.dirty[s].insert(k);
+                let ttl = self.ttl.clone();
+                if let Some(list) = self.kept[s].get_mut_or(&k, now, || Ok(Some(vec![])))? {
+                    list.retain(|e| ttl.as_ref().is_none_or(|t| !t.expired(e.touched, now)));
+                    list.push(Entry {
+                        row: mine,
+                        partners: partners.len() as u32,
+                        touched: now,
+                    });
+                }
             }
         }
         Ok(())
@@ -148,8 +175,7 @@ impl RegularJoin {
         &self,
         side: Side,
         batch: &Arc<RecordBatch>,
-        keys: &[Option<Box<[u8]>>],
-        pairs: &[(usize, usize)],
+        pairs: &[(usize, usize, RowRef)],
     ) -> Result<Vec<bool>> {
         let Some(filter) = &self.spec.filter else {
             return Ok(vec![true; pairs.len()]);
@@ -157,18 +183,8 @@ impl RegularJoin {
         if pairs.is_empty() {
             return Ok(vec![]);
         }
-        let o = side.other().index();
-        let mut mine: Vec<RowRef> = vec![];
-        let mut theirs: Vec<RowRef> = vec![];
-        for &(i, j) in pairs {
-            let e = keys[i]
-                .as_ref()
-                .and_then(|k| self.kept[o].get(k))
-                .and_then(|l| l.get(j))
-                .ok_or_else(|| EngineError::Graph("join: a kept row vanished".into()))?;
-            mine.push((batch.clone(), i));
-            theirs.push(e.row.clone());
-        }
+        let mine: Vec<RowRef> = pairs.iter().map(|(i, _, _)| (batch.clone(), *i)).collect();
+        let theirs: Vec<RowRef> = pairs.iter().map(|(_, _, r)| r.clone()).collect();
         let (l, r) = match side {
             Side::Left => (&mine, &theirs),
             Side::Right => (&theirs, &mine),
@@ -198,39 +214,15 @@ impl RegularJoin {
         batch_of(&self.spec.output_schema, columns, "join output")
     }
 
-    /// Drops rows untouched for the TTL (silently, as Flink does).
+    /// Drops cached keys untouched for the TTL (silently, as Flink does;
+    /// rows past it are dropped when their key is next used).
     fn expire(&mut self) {
-        let Some(expired) = sweep(&mut self.ttl) else {
-            return;
-        };
-        for (kept, dirty) in self.kept.iter_mut().zip(self.dirty.iter_mut()) {
-            kept.retain(|k, rows| {
-                let before = rows.len();
-                rows.retain(|e| !expired(e.touched));
-                if rows.len() != before {
-                    dirty.insert(k.clone());
-                }
-                !rows.is_empty()
-            });
+        if sweep(&mut self.ttl).is_some() {
+            let now = now_ms();
+            for kept in self.kept.iter_mut() {
+                kept.expire(now);
+            }
         }
-    }
-
-    /// One key group's kept rows of a side, with their partner counts last.
-    fn state_batch(&self, s: usize, keys: &[&[u8]]) -> Result<RecordBatch> {
-        let entries: Vec<&Entry> = keys
-            .iter()
-            .filter_map(|k| self.kept[s].get(*k))
-            .flatten()
-            .collect();
-        let refs: Vec<Option<&RowRef>> = entries.iter().map(|e| Some(&e.row)).collect();
-        let schema = &self.spec.schemas[s];
-        let mut columns = gather(schema, &refs)?;
-        columns.push(Arc::new(UInt32Array::from_iter_values(
-            entries.iter().map(|e| e.partners),
-        )));
-        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(Field::new("__partners", DataType::UInt32, false));
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).context("join state")
     }
 }
 
@@ -249,8 +241,6 @@ fn pair(side: Side, mine: RowRef, theirs: RowRef) -> Change {
         Side::Right => (RowKind::Insert, Some(theirs), Some(mine)),
     }
 }
-
-const STATE_KEYS: [&[u8]; 2] = [b"left", b"right"];
 
 impl Operator for RegularJoin {
     fn name(&self) -> String {
@@ -273,71 +263,13 @@ impl Operator for RegularJoin {
         Ok(())
     }
 
-    fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
-        let kgs = w.key_groups();
-        for (s, state_key) in STATE_KEYS.iter().enumerate() {
-            let dirty: HashSet<u16> = self.dirty[s]
-                .drain()
-                .map(|k| key_group_of(&k, kgs))
-                .collect();
-            if dirty.is_empty() {
-                continue;
-            }
-            let mut by_group: HashMap<u16, Vec<&[u8]>> = HashMap::new();
-            for k in self.kept[s].keys() {
-                let kg = key_group_of(k, kgs);
-                if dirty.contains(&kg) {
-                    by_group.entry(kg).or_default().push(&k[..]);
-                }
-            }
-            for kg in dirty {
-                match by_group.get(&kg) {
-                    Some(keys) => {
-                        let batch = self.state_batch(s, keys)?;
-                        w.put(kg, state_key, encode_batch(&batch)?);
-                    }
-                    None => w.delete(kg, state_key),
-                }
-            }
-        }
+    fn open(&mut self, state: &mut StateContext) -> Result<()> {
+        self.kept = Self::declare(&self.spec, state)?;
         Ok(())
     }
 
-    fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
-        let now = now_ms();
-        for e in entries {
-            let Some(s) = STATE_KEYS.iter().position(|k| *k == e.key.as_slice()) else {
-                continue;
-            };
-            let stored = decode_batch(&e.value)?;
-            let width = stored.num_columns() - 1;
-            let partners = stored
-                .column(width)
-                .as_primitive_opt::<datafusion::arrow::datatypes::UInt32Type>()
-                .ok_or_else(|| EngineError::State("join state without partner counts".into()))?
-                .clone();
-            let columns: Vec<ArrayRef> = stored.columns()[..width].to_vec();
-            let batch = Arc::new(batch_of(&self.spec.schemas[s], columns, "join state")?);
-            let keys = self.keys.of(&self.spec.keys[s], &batch)?;
-            for (i, k) in keys.into_iter().enumerate() {
-                if let Some(k) = k {
-                    self.kept[s].entry(k).or_default().push(Entry {
-                        row: (batch.clone(), i),
-                        partners: partners.value(i),
-                        touched: now,
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn state_size(&self) -> u64 {
-        let rows: usize = self
-            .kept
-            .iter()
-            .map(|k| k.values().map(Vec::len).sum::<usize>())
-            .sum();
-        (rows * std::mem::size_of::<Entry>()) as u64
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        let [left, right] = &mut self.kept;
+        vec![left, right]
     }
 }

@@ -7,7 +7,9 @@
 //! sinks read the column to print the kind or to upsert.
 
 pub mod aggregate;
+pub mod group_state;
 pub mod join;
+pub mod join_state;
 pub mod rank;
 pub mod retract;
 pub mod ttl;

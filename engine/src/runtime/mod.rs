@@ -16,6 +16,7 @@ mod exchange;
 mod inputs;
 mod merge;
 mod source;
+mod state;
 mod task;
 
 use std::collections::BTreeMap;
@@ -30,10 +31,12 @@ use crate::graph::{Instances, JobGraph, NodeId, NodeKind};
 use crate::metrics::{names, Metrics};
 use crate::operator::Operator;
 use crate::state::checkpoints::CheckpointStore;
+use crate::state::keyed::backend::Part;
 use crate::state::{instance_of, StateEntry, DEFAULT_KEY_GROUPS, OPERATOR_STATE};
 use crate::{EngineError, Result};
 use exchange::{KeyRouter, Output};
 use source::{run_source, SourceTask};
+use state::StateSetup;
 use task::{run_task, Task};
 
 /// Messages buffered on an edge between two tasks.
@@ -110,9 +113,17 @@ pub async fn run_job_with(
         .as_ref()
         .map_or(DEFAULT_KEY_GROUPS, |c| c.key_groups);
     let mut forks = fork_parallel(&graph)?;
-    let coordinator = match checkpoints {
-        Some(config) => Some(prepare_checkpoints(&mut graph, &mut forks, config, &metrics).await?),
-        None => None,
+    let (coordinator, setup) = match checkpoints {
+        Some(config) => {
+            let (c, keyed) = prepare_checkpoints(&mut graph, &mut forks, config, &metrics).await?;
+            let working = c.checkpoints().keyed_working_dir();
+            let setup = StateSetup::new(&graph.state, key_groups, Some(working), keyed);
+            (Some(c), setup)
+        }
+        None => (
+            None,
+            StateSetup::new(&graph.state, key_groups, None, BTreeMap::new()),
+        ),
     };
     let mut placement: Vec<Option<Placement>> = (0..n).map(|_| None).collect();
     let mut tasks: Vec<Task> = vec![];
@@ -154,7 +165,7 @@ pub async fn run_job_with(
                 tasks.push(Task {
                     name: format!("{} [{}/{n}]", node.name, i + 1),
                     inputs: vec![rx],
-                    ops: vec![(id, op)],
+                    ops: vec![setup.stage(id, node.uid, i, n, op)?],
                     sink: None,
                     outputs: vec![],
                 });
@@ -222,7 +233,7 @@ pub async fn run_job_with(
             }
         };
         match node.kind {
-            NodeKind::Operator(op) => tasks[t].ops.push((id, op)),
+            NodeKind::Operator(op) => tasks[t].ops.push(setup.stage(id, node.uid, 0, 1, op)?),
             NodeKind::Sink(sink) => tasks[t].sink = Some((id, sink)),
             NodeKind::Union | NodeKind::Source(_) => {}
         }
@@ -281,7 +292,7 @@ async fn prepare_checkpoints(
     forks: &mut Forks,
     config: CheckpointConfig,
     metrics: &Metrics,
-) -> Result<Coordinator> {
+) -> Result<(Coordinator, BTreeMap<NodeId, Vec<Part>>)> {
     for node in &graph.nodes {
         if let NodeKind::Source(s) = &node.kind {
             if !s.supports_checkpoints() {
@@ -307,6 +318,7 @@ async fn prepare_checkpoints(
     .map_err(|e| EngineError::State(e.to_string()))?;
     let (store, restored) = restored?;
     let mut last_id = 0;
+    let mut keyed = BTreeMap::new();
     if let Some(r) = restored {
         if r.meta.key_groups != config.key_groups {
             return Err(EngineError::State(format!(
@@ -319,6 +331,7 @@ async fn prepare_checkpoints(
             )));
         }
         restore_nodes(graph, forks, r.entries, config.key_groups).await?;
+        keyed = r.keyed;
         last_id = r.meta.id;
         let ms = started.elapsed().as_millis() as u64;
         metrics.gauge(names::RESTORE_DURATION_MS, "job").set(ms);
@@ -329,14 +342,15 @@ async fn prepare_checkpoints(
             "resumed from checkpoint"
         );
     }
-    Ok(Coordinator::new(
+    let coordinator = Coordinator::new(
         config,
         store,
         checkpoints,
         identities,
         last_id,
         metrics.clone(),
-    ))
+    );
+    Ok((coordinator, keyed))
 }
 
 async fn restore_nodes(

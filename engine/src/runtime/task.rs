@@ -6,6 +6,7 @@ use tokio::sync::{mpsc, watch};
 use super::exchange::Output;
 use super::inputs::Inputs;
 use super::merge::Merge;
+use super::state::Stage;
 use crate::checkpoint::{finished_markers, Ack, TaskCheckpoint, CONNECTOR_STATE_KEY};
 use crate::connector::Sink;
 use crate::graph::{kind_of, scope_label, NodeId};
@@ -18,7 +19,7 @@ use crate::{EngineError, Result};
 pub(super) struct Task {
     pub name: String,
     pub inputs: Vec<mpsc::Receiver<Message>>,
-    pub ops: Vec<(NodeId, Box<dyn Operator>)>,
+    pub ops: Vec<Stage>,
     pub sink: Option<(NodeId, Box<dyn Sink>)>,
     pub outputs: Vec<Output>,
 }
@@ -97,6 +98,36 @@ async fn finish_with_checkpoint(
     sink.finish().await
 }
 
+/// Checkpoints an operator's declared tables at barrier `id`: each writes
+/// what changed to the instance's database, which then goes into the
+/// checkpoint's directory as a RocksDB checkpoint (hard links to its files).
+/// Returns the bytes its tables cache.
+fn checkpoint_keyed(
+    op: &mut dyn Operator,
+    state: &Option<super::state::InstanceState>,
+    checkpoint: Option<&TaskCheckpoint>,
+    id: CheckpointId,
+) -> Result<u64> {
+    let mut cached = 0;
+    for t in op.state_tables() {
+        t.flush()?;
+        cached += t.cached_bytes();
+    }
+    if let (Some(st), Some(c)) = (state, checkpoint) {
+        let dir = crate::state::checkpoints::keyed_dir(&c.checkpoints_dir, id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| EngineError::State(format!("cannot create '{}': {e}", dir.display())))?;
+        let part = dir.join(&st.part);
+        if part.exists() {
+            std::fs::remove_dir_all(&part).map_err(|e| {
+                EngineError::State(format!("cannot clear '{}': {e}", part.display()))
+            })?;
+        }
+        st.backend.checkpoint_to(&part)?;
+    }
+    Ok(cached)
+}
+
 /// Runs the task until its inputs end (or are stopped) or an error.
 pub(super) async fn run_task(
     task: Task,
@@ -112,7 +143,7 @@ pub(super) async fn run_task(
     } = task;
     let nodes: Vec<NodeId> = ops
         .iter()
-        .map(|(n, _)| *n)
+        .map(|s| s.node)
         .chain(sink.as_ref().map(|(n, _)| *n))
         .collect();
     let markers = finished_markers(nodes);
@@ -129,7 +160,7 @@ pub(super) async fn run_task(
     };
     let state_gauges: Vec<Gauge> = ops
         .iter()
-        .map(|(node, op)| metrics.gauge(names::STATE_SIZE_BYTES, &scope_label(&op.name(), *node)))
+        .map(|s| metrics.gauge(names::STATE_SIZE_BYTES, &scope_label(&s.op.name(), s.node)))
         .collect();
     // Per operator: rows in and out, batches in (labelled `Name#node` as the
     // state gauges are); and the time spent handing messages to the next
@@ -137,15 +168,20 @@ pub(super) async fn run_task(
     let op_label = |node: &NodeId, op: &dyn Operator| scope_label(&op.name(), *node);
     let rows_in: Vec<Counter> = ops
         .iter()
-        .map(|(node, op)| metrics.counter(names::OPERATOR_ROWS_IN, &op_label(node, op.as_ref())))
+        .map(|s| metrics.counter(names::OPERATOR_ROWS_IN, &op_label(&s.node, s.op.as_ref())))
         .collect();
     let rows_out: Vec<Counter> = ops
         .iter()
-        .map(|(node, op)| metrics.counter(names::OPERATOR_ROWS_OUT, &op_label(node, op.as_ref())))
+        .map(|s| metrics.counter(names::OPERATOR_ROWS_OUT, &op_label(&s.node, s.op.as_ref())))
         .collect();
     let batches_in: Vec<Counter> = ops
         .iter()
-        .map(|(node, op)| metrics.counter(names::OPERATOR_BATCHES_IN, &op_label(node, op.as_ref())))
+        .map(|s| {
+            metrics.counter(
+                names::OPERATOR_BATCHES_IN,
+                &op_label(&s.node, s.op.as_ref()),
+            )
+        })
         .collect();
     let backpressure = metrics.counter(names::BACKPRESSURE_US, kind_of(&name));
     let sink_watermark = sink.as_ref().map(|(node, s)| {
@@ -162,7 +198,7 @@ pub(super) async fn run_task(
     // the sink (which names its table), or the task's outputs.
     let labels: Vec<String> = ops
         .iter()
-        .map(|(node, op)| op_label(node, op.as_ref()))
+        .map(|s| op_label(&s.node, s.op.as_ref()))
         .collect();
     let sink_label = sink.as_ref().map(|(_, s)| s.describe()).unwrap_or_default();
     let at_op = |stage: usize| {
@@ -199,7 +235,8 @@ pub(super) async fn run_task(
             let mut writes: Vec<StateOp> = vec![];
             queue.push(msg);
             // Push the message through the chain of operators, one stage at a time.
-            for (stage, (node, op)) in ops.iter_mut().enumerate() {
+            for (stage, st) in ops.iter_mut().enumerate() {
+                let (node, op) = (&st.node, &mut st.op);
                 for m in queue.drain(..) {
                     let mut terminal = None;
                     match m {
@@ -219,7 +256,10 @@ pub(super) async fn run_task(
                             let key_groups = checkpoint.as_ref().map_or(1, |c| c.key_groups);
                             let mut w = StateWriter::new(*node, key_groups, &mut writes);
                             op.snapshot(&mut w).map_err(at_op(stage))?;
-                            state_gauges[stage].set(op.state_size());
+                            let cached =
+                                checkpoint_keyed(op.as_mut(), &st.state, checkpoint.as_ref(), id)
+                                    .map_err(at_op(stage))?;
+                            state_gauges[stage].set(op.state_size() + cached);
                             terminal = Some(Message::Barrier(id));
                         }
                         Message::End => {

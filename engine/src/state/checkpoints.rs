@@ -1,10 +1,18 @@
 //! Where a job's checkpoints live and how they are validated, kept and restored.
 //!
 //! ```text
-//! <job dir>/db/                          working copy of the state (rebuilt at start)
-//! <checkpoints dir>/chk-<id>/db/         RocksDB checkpoint (hard links to SST files)
+//! <job dir>/db/                          working copy of operator-wide state (rebuilt at start)
+//! <job dir>/keyed/<part>/                working databases of keyed state, one per instance
+//! <checkpoints dir>/chk-<id>/db/         RocksDB checkpoint of operator-wide state
+//! <checkpoints dir>/chk-<id>/keyed/<uid>-<first>-<last>/
+//!                                        RocksDB checkpoint of one instance's keyed
+//!                                        state (its key groups first..=last), written
+//!                                        by the instance at its barrier
 //! <checkpoints dir>/chk-<id>/_metadata   written last: JSON, then a CRC32 line
 //! ```
+//!
+//! RocksDB checkpoints hard-link the SST files, so files unchanged since the
+//! previous checkpoint are shared and a checkpoint adds what changed.
 //!
 //! A checkpoint without a valid `_metadata`, or whose files do not match the
 //! sizes it lists, is torn (the process died while writing it) and is skipped
@@ -16,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::keyed::backend::{link_dir, parse_part_name, Part};
 use super::store::StateStore;
 use super::StateEntry;
 use crate::graph::{NodeId, StateUid};
@@ -24,11 +33,24 @@ use crate::{EngineError, Result};
 
 const METADATA: &str = "_metadata";
 
+/// The layout of checkpoints this version writes: 2 = keyed state in
+/// per-instance databases under `keyed/`, file names relative to the
+/// checkpoint's directory.
+pub const FORMAT: u32 = 2;
+
+/// The directory of checkpoint `id`'s keyed state in `checkpoints_dir`.
+pub fn keyed_dir(checkpoints_dir: &Path, id: CheckpointId) -> PathBuf {
+    checkpoints_dir.join(format!("chk-{id}")).join("keyed")
+}
+
 /// What a completed checkpoint records about itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckpointMeta {
     /// Its id (increasing within a job, across restarts).
     pub id: CheckpointId,
+    /// Its layout ([`FORMAT`]; 0 for a Vigil from before keyed state).
+    #[serde(default)]
+    pub format: u32,
     /// The name of every node of the job's graph by its identity, when it
     /// was taken: a restore hands each node the state stored under its
     /// identity and refuses state whose node the new graph lacks. (`None` in a
@@ -40,7 +62,7 @@ pub struct CheckpointMeta {
     pub key_groups: u16,
     /// When it completed (ms since the epoch).
     pub completed_ms: i64,
-    /// Files of the RocksDB checkpoint with their sizes.
+    /// Its files (relative to its directory) with their sizes.
     pub files: BTreeMap<String, u64>,
     /// Bytes of files that the previous checkpoint did not have (what this one
     /// added on disk).
@@ -61,6 +83,8 @@ pub struct Restored {
     pub meta: CheckpointMeta,
     /// Entries by node.
     pub entries: BTreeMap<NodeId, Vec<StateEntry>>,
+    /// The checkpointed keyed-state databases of each node's instances.
+    pub keyed: BTreeMap<NodeId, Vec<Part>>,
 }
 
 /// The checkpoints of one job.
@@ -133,7 +157,7 @@ impl CheckpointStore {
         let meta: CheckpointMeta =
             serde_json::from_str(json).map_err(|e| torn(&format!("bad metadata: {e}")))?;
         for (name, size) in &meta.files {
-            let f = dir.join("db").join(name);
+            let f = dir.join(name);
             match std::fs::metadata(&f) {
                 Ok(m) if m.len() == *size => {}
                 Ok(m) => {
@@ -165,19 +189,33 @@ impl CheckpointStore {
                     continue;
                 }
             };
-            let Some(stored) = &meta.operators else {
-                return Err(EngineError::State(format!(
-                    "checkpoint {id} in '{}' was taken by an older Vigil that named operators by position; finish the job with that version, or start afresh with another --state-dir (or remove that directory)",
-                    self.dir.display()
-                )));
+            let stored = match &meta.operators {
+                Some(stored) if meta.format == FORMAT => stored,
+                _ => {
+                    return Err(EngineError::State(format!(
+                        "checkpoint {id} in '{}' was taken by an older Vigil that stored state another way; finish the job with that version, or start afresh with another --state-dir (or remove that directory)",
+                        self.dir.display()
+                    )))
+                }
             };
             match self.rebuild_from(id) {
                 Ok(store) => match store.entries() {
                     Ok(by_uid) => {
-                        let entries = by_node(by_uid, identities).map_err(|missing| {
+                        let parts = self.keyed_parts(id)?;
+                        let unmatched_err = |missing: Vec<StateUid>| {
                             EngineError::State(unmatched(&self.dir, id, stored, &missing))
-                        })?;
-                        return Ok((store, Some(Restored { meta, entries })));
+                        };
+                        let entries = by_node(by_uid, identities).map_err(unmatched_err)?;
+                        let keyed = keyed_by_node(parts, identities).map_err(unmatched_err)?;
+                        self.remove_newer_than(id);
+                        return Ok((
+                            store,
+                            Some(Restored {
+                                meta,
+                                entries,
+                                keyed,
+                            }),
+                        ));
                     }
                     Err(e) => tracing::warn!(
                         "checkpoint {id} is corrupt: {e}; trying the previous checkpoint"
@@ -190,10 +228,56 @@ impl CheckpointStore {
                 }
             }
         }
+        self.remove_newer_than(0);
         Ok((self.fresh()?, None))
     }
 
+    /// Removes the checkpoint directories after `id` (torn or corrupt ones:
+    /// the next checkpoint reuses their ids).
+    fn remove_newer_than(&self, id: CheckpointId) {
+        for newer in self.ids().into_iter().filter(|n| *n > id) {
+            let d = self.chk_dir(newer);
+            if let Err(e) = std::fs::remove_dir_all(&d) {
+                tracing::warn!("cannot remove torn checkpoint '{}': {e}", d.display());
+            }
+        }
+    }
+
+    /// The keyed-state databases in checkpoint `id`, by operator identity.
+    fn keyed_parts(&self, id: CheckpointId) -> Result<BTreeMap<StateUid, Vec<Part>>> {
+        let dir = keyed_dir(&self.dir, id);
+        let mut out: BTreeMap<StateUid, Vec<Part>> = BTreeMap::new();
+        if !dir.exists() {
+            return Ok(out);
+        }
+        for entry in std::fs::read_dir(&dir).map_err(|e| io_err(&dir, "cannot list", e))? {
+            let entry = entry.map_err(|e| io_err(&dir, "cannot list", e))?;
+            let name = entry.file_name();
+            let Some((uid, key_groups)) = name.to_str().and_then(parse_part_name) else {
+                return Err(EngineError::State(format!(
+                    "checkpoint {id} holds an unknown entry '{}' in '{}'",
+                    name.to_string_lossy(),
+                    dir.display()
+                )));
+            };
+            out.entry(uid).or_default().push(Part {
+                dir: entry.path(),
+                key_groups,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Where the instances' working databases of keyed state go.
+    pub fn keyed_working_dir(&self) -> PathBuf {
+        self.job_dir.join("keyed")
+    }
+
     fn reset_working(&self) -> Result<PathBuf> {
+        let keyed = self.keyed_working_dir();
+        if keyed.exists() {
+            std::fs::remove_dir_all(&keyed).map_err(|e| io_err(&keyed, "cannot clear", e))?;
+        }
         let w = self.working_dir();
         if w.exists() {
             std::fs::remove_dir_all(&w).map_err(|e| io_err(&w, "cannot clear", e))?;
@@ -212,18 +296,8 @@ impl CheckpointStore {
     /// file system allows, copies otherwise; the checkpoint stays untouched).
     fn rebuild_from(&self, id: CheckpointId) -> Result<StateStore> {
         let w = self.reset_working()?;
-        let src = self.chk_dir(id).join("db");
-        for entry in std::fs::read_dir(&src).map_err(|e| io_err(&src, "cannot list", e))? {
-            let entry = entry.map_err(|e| io_err(&src, "cannot list", e))?;
-            let from = entry.path();
-            let to = w.join(entry.file_name());
-            // SST files are immutable: sharing them is safe. The others (MANIFEST,
-            // OPTIONS, CURRENT) are rewritten by RocksDB, so they are copied.
-            let is_sst = from.extension().is_some_and(|e| e == "sst");
-            if !(is_sst && std::fs::hard_link(&from, &to).is_ok()) {
-                std::fs::copy(&from, &to).map_err(|e| io_err(&from, "cannot copy", e))?;
-            }
-        }
+        std::fs::remove_dir(&w).map_err(|e| io_err(&w, "cannot clear", e))?;
+        link_dir(&self.chk_dir(id).join("db"), &w)?;
         StateStore::open(&w)
     }
 
@@ -236,23 +310,22 @@ impl CheckpointStore {
         identities: &[(StateUid, String)],
         key_groups: u16,
     ) -> Result<CheckpointMeta> {
+        // The instances have written their keyed state into it already.
         let dir = self.chk_dir(id);
-        if dir.exists() {
-            // Left by a crash during an earlier attempt at this id.
-            std::fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, "cannot clear", e))?;
-        }
         std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, "cannot create", e))?;
         let db = dir.join("db");
+        if db.exists() {
+            // Left by a crash during an earlier attempt at this id.
+            std::fs::remove_dir_all(&db).map_err(|e| io_err(&db, "cannot clear", e))?;
+        }
         store.checkpoint_to(&db)?;
         let mut files = BTreeMap::new();
-        for entry in std::fs::read_dir(&db).map_err(|e| io_err(&db, "cannot list", e))? {
-            let entry = entry.map_err(|e| io_err(&db, "cannot list", e))?;
-            let len = entry
-                .metadata()
-                .map_err(|e| io_err(&entry.path(), "cannot stat", e))?
-                .len();
-            if let Some(name) = entry.file_name().to_str() {
-                files.insert(name.to_string(), len);
+        list_files(&dir, &db, &mut files)?;
+        let keyed = dir.join("keyed");
+        if keyed.exists() {
+            for part in std::fs::read_dir(&keyed).map_err(|e| io_err(&keyed, "cannot list", e))? {
+                let part = part.map_err(|e| io_err(&keyed, "cannot list", e))?;
+                list_files(&dir, &part.path(), &mut files)?;
             }
         }
         let previous = self
@@ -269,6 +342,7 @@ impl CheckpointStore {
             .sum();
         let meta = CheckpointMeta {
             id,
+            format: FORMAT,
             operators: Some(identities.to_vec()),
             key_groups,
             completed_ms: chrono_now_ms(),
@@ -304,6 +378,46 @@ impl CheckpointStore {
             }
         }
         Ok(())
+    }
+}
+
+/// Adds the files of `sub` (a directory in checkpoint directory `dir`) to
+/// `files`, named relative to `dir`.
+fn list_files(dir: &Path, sub: &Path, files: &mut BTreeMap<String, u64>) -> Result<()> {
+    for entry in std::fs::read_dir(sub).map_err(|e| io_err(sub, "cannot list", e))? {
+        let entry = entry.map_err(|e| io_err(sub, "cannot list", e))?;
+        let path = entry.path();
+        let len = entry
+            .metadata()
+            .map_err(|e| io_err(&path, "cannot stat", e))?
+            .len();
+        if let Some(name) = path.strip_prefix(dir).ok().and_then(|p| p.to_str()) {
+            files.insert(name.to_string(), len);
+        }
+    }
+    Ok(())
+}
+
+/// The keyed-state databases of each node of the graph of `identities`; the
+/// identities of stored operators the graph lacks are the error.
+fn keyed_by_node(
+    parts: BTreeMap<StateUid, Vec<Part>>,
+    identities: &[(StateUid, String)],
+) -> std::result::Result<BTreeMap<NodeId, Vec<Part>>, Vec<StateUid>> {
+    let mut out = BTreeMap::new();
+    let mut missing = vec![];
+    for (uid, p) in parts {
+        match identities.iter().position(|(u, _)| *u == uid) {
+            Some(node) => {
+                out.insert(node, p);
+            }
+            None => missing.push(uid),
+        }
+    }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(missing)
     }
 }
 

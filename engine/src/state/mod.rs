@@ -22,6 +22,7 @@
 
 pub mod arrow_state;
 pub mod checkpoints;
+pub mod keyed;
 pub mod store;
 
 use crate::graph::{NodeId, StateUid};

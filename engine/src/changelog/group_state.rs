@@ -1,0 +1,178 @@
+//! The state of one group of a non-window GROUP BY, and how it is stored in
+//! a keyed table: the row count, then the accumulators' states in Arrow's row
+//! format (compact, and typed by the accumulators themselves); the key is
+//! the table's key, and the last emitted aggregates are evaluated again from
+//! the accumulators when a group is read back.
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::Accumulator;
+
+use super::retract::{RetractableAvg, RetractableMinMax};
+use crate::error::ResultExt;
+use crate::state::keyed::StateCodec;
+use crate::window::aggregate::AggregateSpec;
+use crate::{EngineError, Result};
+
+/// One group.
+pub struct Group {
+    /// Its key's values.
+    pub key: Vec<ScalarValue>,
+    /// One accumulator per aggregate call.
+    pub accs: Vec<Box<dyn Accumulator>>,
+    /// Rows accumulated minus rows retracted.
+    pub count: i64,
+    /// The aggregates as last emitted.
+    pub value: Vec<ScalarValue>,
+}
+
+/// The accumulators of a new group: retractable ones over an updating input
+/// (Vigil's own MIN/MAX/AVG where DataFusion's cannot take back any value).
+pub fn new_accumulators(
+    aggregates: &[AggregateSpec],
+    input_updating: bool,
+) -> Result<Vec<Box<dyn Accumulator>>> {
+    aggregates
+        .iter()
+        .map(|a| {
+            let f = a.expr.fun().name().to_ascii_lowercase();
+            if input_updating && (f == "min" || f == "max") {
+                return Ok(Box::new(RetractableMinMax::new(
+                    f == "max",
+                    a.expr.field().data_type().clone(),
+                )) as Box<dyn Accumulator>);
+            }
+            // `avg_truncated`: Vigil's AVG over integers (Flink's truncating AVG).
+            if input_updating && (f == "avg" || f == "avg_truncated") {
+                let result = a.expr.field().data_type().clone();
+                if let Some(avg) = RetractableAvg::new(result, f == "avg_truncated") {
+                    return Ok(Box::new(avg) as Box<dyn Accumulator>);
+                }
+            }
+            if input_updating {
+                a.expr.create_sliding_accumulator()
+            } else {
+                a.expr.create_accumulator()
+            }
+            .context("group aggregate")
+        })
+        .collect()
+}
+
+/// Stores [`Group`]s.
+pub struct GroupCodec {
+    aggregates: Vec<AggregateSpec>,
+    input_updating: bool,
+    keys: RowConverter,
+    key_count: usize,
+    /// The types of the accumulators' states, in order.
+    state_types: Vec<DataType>,
+    /// How many state values each accumulator has.
+    widths: Vec<usize>,
+    states: RowConverter,
+}
+
+impl GroupCodec {
+    /// The codec of groups with keys of `key_types` and these aggregates.
+    pub fn new(
+        key_types: &[DataType],
+        aggregates: &[AggregateSpec],
+        input_updating: bool,
+    ) -> Result<Self> {
+        let keys = RowConverter::new(key_types.iter().cloned().map(SortField::new).collect())
+            .context("group keys")?;
+        // A fresh accumulator's state names its types (also for Vigil's own
+        // retractable ones, whose state differs from DataFusion's).
+        let mut state_types = vec![];
+        let mut widths = vec![];
+        for mut acc in new_accumulators(aggregates, input_updating)? {
+            let state = acc.state().context("group state")?;
+            widths.push(state.len());
+            state_types.extend(state.iter().map(ScalarValue::data_type));
+        }
+        let states = RowConverter::new(state_types.iter().cloned().map(SortField::new).collect())
+            .context("group state layout")?;
+        Ok(Self {
+            aggregates: aggregates.to_vec(),
+            input_updating,
+            keys,
+            key_count: key_types.len(),
+            state_types,
+            widths,
+            states,
+        })
+    }
+}
+
+impl StateCodec<Group> for GroupCodec {
+    fn encode(&mut self, group: &mut Group, out: &mut Vec<u8>) -> Result<()> {
+        out.extend_from_slice(&group.count.to_le_bytes());
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.state_types.len());
+        for acc in group.accs.iter_mut() {
+            for v in acc.state().context("group state")? {
+                columns.push(v.to_array().context("group state")?);
+            }
+        }
+        for (c, t) in columns.iter_mut().zip(&self.state_types) {
+            if c.data_type() != t {
+                *c = cast(c, t).context("group state")?;
+            }
+        }
+        let rows = self
+            .states
+            .convert_columns(&columns)
+            .context("group state")?;
+        out.extend_from_slice(rows.row(0).data());
+        Ok(())
+    }
+
+    fn decode(&mut self, key: &[u8], bytes: &[u8]) -> Result<Group> {
+        let corrupt = || EngineError::State("a stored group is corrupt".into());
+        let (count, body) = bytes.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let count = i64::from_le_bytes(*count);
+        let parser = self.states.parser();
+        let columns = self
+            .states
+            .convert_rows([parser.parse(body)])
+            .context("restoring group state")?;
+        let mut accs = new_accumulators(&self.aggregates, self.input_updating)?;
+        let mut at = 0;
+        for (acc, n) in accs.iter_mut().zip(&self.widths) {
+            acc.merge_batch(&columns[at..at + n])
+                .context("restoring group state")?;
+            at += n;
+        }
+        let key_values = if self.key_count == 0 {
+            vec![]
+        } else {
+            let parser = self.keys.parser();
+            let cols = self
+                .keys
+                .convert_rows([parser.parse(key)])
+                .context("restoring group key")?;
+            cols.iter()
+                .map(|c| ScalarValue::try_from_array(c, 0))
+                .collect::<datafusion::error::Result<Vec<_>>>()
+                .context("restoring group key")?
+        };
+        let value = accs
+            .iter_mut()
+            .map(|a| a.evaluate().context("group aggregate"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Group {
+            key: key_values,
+            accs,
+            count,
+            value,
+        })
+    }
+
+    fn size(&self, group: &Group) -> usize {
+        let accs: usize = group.accs.iter().map(|a| a.size()).sum();
+        let key: usize = group.key.iter().map(ScalarValue::size).sum();
+        accs + key + group.value.iter().map(ScalarValue::size).sum::<usize>()
+    }
+}

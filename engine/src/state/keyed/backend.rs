@@ -1,0 +1,362 @@
+//! The RocksDB database of one operator instance's keyed state.
+//!
+//! Each instance of a keyed operator has a database of its own (as each
+//! subtask has in Flink's RocksDB backend), so that it can checkpoint at its
+//! barrier without waiting for the rest of the job: its tables flush what
+//! changed, and a RocksDB checkpoint (a memtable flush and hard links to the
+//! SST files) goes into the checkpoint's directory. Unchanged SST files are
+//! shared with the previous checkpoint, so a checkpoint costs what changed.
+//!
+//! Keys are `key group (u16 BE) | table (u8) | the table's key`, so that the
+//! state of a range of key groups is a range of keys: a restore at another
+//! parallelism copies just the ranges an instance owns.
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use rocksdb::{
+    checkpoint::Checkpoint, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
+
+use crate::{EngineError, Result};
+
+fn state_err(path: &Path, what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::State(format!("{what} '{}': {e}", path.display()))
+}
+
+/// The store key of `key` in `table` and `key_group`.
+pub(crate) fn db_key(key_group: u16, table: u8, key: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&key_group.to_be_bytes());
+    out.push(table);
+    out.extend_from_slice(key);
+}
+
+/// Options of every keyed-state database: small memtables (the write-back
+/// cache in front of them is where hot state lives), LZ4, checksums checked
+/// when files are opened so that a corrupt checkpoint fails on restore.
+fn options() -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    opts.set_paranoid_checks(true);
+    opts.set_write_buffer_size(8 << 20);
+    opts.set_max_write_buffer_number(2);
+    opts.set_max_open_files(256);
+    // Most reads of a growing key space miss: a Bloom filter answers those
+    // without reading a block.
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    opts.set_block_based_table_factory(&table);
+    opts
+}
+
+/// One instance's keyed-state database, opened when first needed: an
+/// operator whose state fits its cache and that is never checkpointed never
+/// opens one.
+pub struct KeyedBackend {
+    path: PathBuf,
+    db: OnceLock<DB>,
+    /// Removed when the backend is dropped (a job without checkpoints keeps
+    /// spilled state in a temporary directory).
+    temporary: bool,
+}
+
+impl std::fmt::Debug for KeyedBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedBackend")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl KeyedBackend {
+    /// A backend at `path` (created, emptied, when first written). With
+    /// `temporary`, the directory goes when the backend does.
+    pub fn new(path: PathBuf, temporary: bool) -> Self {
+        Self {
+            path,
+            db: OnceLock::new(),
+            temporary,
+        }
+    }
+
+    /// A backend over the database already at `path` (a restored one).
+    pub fn restored(path: PathBuf) -> Result<Self> {
+        let db = DB::open(&options(), &path)
+            .map_err(|e| state_err(&path, "cannot open restored state in", e))?;
+        let cell = OnceLock::new();
+        let _ = cell.set(db);
+        Ok(Self {
+            path,
+            db: cell,
+            temporary: false,
+        })
+    }
+
+    /// Where its database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether its database is open (anything was ever written to it, or it
+    /// was restored).
+    pub fn is_open(&self) -> bool {
+        self.db.get().is_some()
+    }
+
+    fn opened(&self) -> Option<&DB> {
+        self.db.get()
+    }
+
+    fn db(&self) -> Result<&DB> {
+        if let Some(db) = self.db.get() {
+            return Ok(db);
+        }
+        if self.path.exists() {
+            std::fs::remove_dir_all(&self.path)
+                .map_err(|e| state_err(&self.path, "cannot clear", e))?;
+        }
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| state_err(&self.path, "cannot create", e))?;
+        let db = DB::open(&options(), &self.path)
+            .map_err(|e| state_err(&self.path, "cannot open state in", e))?;
+        if self.temporary {
+            tracing::info!(dir = %self.path.display(), "keyed state exceeds the cache; spilling to RocksDB");
+        }
+        Ok(self.db.get_or_init(|| db))
+    }
+
+    /// The value stored under `key` (a full store key), if any.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.opened() {
+            None => Ok(None),
+            Some(db) => db
+                .get(key)
+                .map_err(|e| state_err(&self.path, "cannot read state from", e)),
+        }
+    }
+
+    /// Writes `batch` (no write-ahead log: a crash restores the last
+    /// checkpoint, never this working copy).
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut wo = WriteOptions::default();
+        wo.disable_wal(true);
+        self.db()?
+            .write_opt(batch, &wo)
+            .map_err(|e| state_err(&self.path, "cannot write state to", e))
+    }
+
+    /// Visits every entry of `table` in `key_groups`, in key order, with the
+    /// table's key (after the group and table bytes) and the value.
+    pub fn scan(
+        &self,
+        table: u8,
+        key_groups: RangeInclusive<u16>,
+        mut f: impl FnMut(u16, &[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let Some(db) = self.opened() else {
+            return Ok(());
+        };
+        for group in key_groups {
+            let mut prefix = Vec::with_capacity(3);
+            db_key(group, table, &[], &mut prefix);
+            let iter = db.iterator(IteratorMode::From(&prefix, Direction::Forward));
+            for item in iter {
+                let (k, v) =
+                    item.map_err(|e| state_err(&self.path, "cannot read state from", e))?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                f(group, &k[3..], &v)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a RocksDB checkpoint into `dir` (which must not exist). Returns
+    /// false, writing nothing, when the instance never stored anything.
+    pub fn checkpoint_to(&self, dir: &Path) -> Result<bool> {
+        let Some(db) = self.opened() else {
+            return Ok(false);
+        };
+        let cp = Checkpoint::new(db).map_err(|e| state_err(&self.path, "cannot checkpoint", e))?;
+        cp.create_checkpoint(dir)
+            .map_err(|e| state_err(dir, "cannot create checkpoint", e))?;
+        Ok(true)
+    }
+
+    /// The bytes on disk of its state (RocksDB's estimate).
+    pub fn bytes_on_disk(&self) -> u64 {
+        self.opened()
+            .and_then(|db| {
+                db.property_int_value("rocksdb.total-sst-files-size")
+                    .ok()
+                    .flatten()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for KeyedBackend {
+    fn drop(&mut self) {
+        if self.temporary {
+            drop(self.db.take());
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A checkpointed instance database: where it is and the key groups its
+/// instance owned.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// Its directory in the checkpoint.
+    pub dir: PathBuf,
+    /// The key groups of the instance that wrote it.
+    pub key_groups: RangeInclusive<u16>,
+}
+
+/// The directory name of an instance's database in a checkpoint.
+pub fn part_name(uid: u32, key_groups: &RangeInclusive<u16>) -> String {
+    format!("{uid:08x}-{}-{}", key_groups.start(), key_groups.end())
+}
+
+/// Parses [`part_name`].
+pub fn parse_part_name(name: &str) -> Option<(u32, RangeInclusive<u16>)> {
+    let mut it = name.split('-');
+    let uid = u32::from_str_radix(it.next()?, 16).ok()?;
+    let lo = it.next()?.parse().ok()?;
+    let hi = it.next()?.parse().ok()?;
+    (it.next().is_none() && lo <= hi).then_some((uid, lo..=hi))
+}
+
+/// Builds the working database of an instance owning `mine` at `target`
+/// from the checkpointed `parts` of its operator: when one part is exactly
+/// its key groups (same parallelism), its files are linked (SST files are
+/// immutable) and nothing is read; otherwise (rescaling) the entries of the
+/// key groups it owns are copied over from each part, range by range, without
+/// holding them in memory.
+pub fn assemble(target: &Path, parts: &[Part], mine: &RangeInclusive<u16>) -> Result<KeyedBackend> {
+    if target.exists() {
+        std::fs::remove_dir_all(target).map_err(|e| state_err(target, "cannot clear", e))?;
+    }
+    if let [only] = parts {
+        if only.key_groups == *mine {
+            link_dir(&only.dir, target)?;
+            return KeyedBackend::restored(target.to_path_buf());
+        }
+    }
+    std::fs::create_dir_all(target).map_err(|e| state_err(target, "cannot create", e))?;
+    let backend = KeyedBackend::restored(target.to_path_buf())?;
+    for part in parts {
+        let lo = (*part.key_groups.start()).max(*mine.start());
+        let hi = (*part.key_groups.end()).min(*mine.end());
+        if lo > hi {
+            continue;
+        }
+        let src = DB::open_for_read_only(&options(), &part.dir, false)
+            .map_err(|e| state_err(&part.dir, "cannot open checkpointed state in", e))?;
+        let start = lo.to_be_bytes();
+        let mut batch = WriteBatch::default();
+        for item in src.iterator(IteratorMode::From(&start, Direction::Forward)) {
+            let (k, v) = item.map_err(|e| state_err(&part.dir, "cannot read state from", e))?;
+            if k.len() < 3 || u16::from_be_bytes([k[0], k[1]]) > hi {
+                break;
+            }
+            batch.put(&k, &v);
+            if batch.size_in_bytes() > 4 << 20 {
+                backend.write(std::mem::take(&mut batch))?;
+            }
+        }
+        backend.write(batch)?;
+    }
+    Ok(backend)
+}
+
+/// Copies a checkpointed database directory: SST files as hard links where
+/// the file system allows (they are immutable), the rest (which RocksDB
+/// rewrites) as copies.
+pub(crate) fn link_dir(src: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| state_err(to, "cannot create", e))?;
+    for entry in std::fs::read_dir(src).map_err(|e| state_err(src, "cannot list", e))? {
+        let entry = entry.map_err(|e| state_err(src, "cannot list", e))?;
+        let from = entry.path();
+        let dest = to.join(entry.file_name());
+        let is_sst = from.extension().is_some_and(|e| e == "sst");
+        if !(is_sst && std::fs::hard_link(&from, &dest).is_ok()) {
+            std::fs::copy(&from, &dest).map_err(|e| state_err(&from, "cannot copy", e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vigil-keyed-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn put(b: &KeyedBackend, group: u16, key: &str) {
+        let mut k = vec![];
+        db_key(group, 1, key.as_bytes(), &mut k);
+        let mut batch = WriteBatch::default();
+        batch.put(&k, key.as_bytes());
+        b.write(batch).expect("write");
+    }
+
+    fn keys(b: &KeyedBackend, groups: RangeInclusive<u16>) -> Vec<String> {
+        let mut out = vec![];
+        b.scan(1, groups, |_, k, _| {
+            out.push(String::from_utf8_lossy(k).to_string());
+            Ok(())
+        })
+        .expect("scan");
+        out
+    }
+
+    #[test]
+    fn rescaling_hands_each_instance_only_its_key_groups() {
+        let root = temp("rescale");
+        // Two instances of 0..=9, checkpointed.
+        let a = KeyedBackend::new(root.join("a"), false);
+        let b = KeyedBackend::new(root.join("b"), false);
+        for g in 0..5u16 {
+            put(&a, g, &format!("a{g}"));
+        }
+        for g in 5..10u16 {
+            put(&b, g, &format!("b{g}"));
+        }
+        let parts = vec![
+            Part {
+                dir: root.join("chk").join(part_name(7, &(0..=4))),
+                key_groups: 0..=4,
+            },
+            Part {
+                dir: root.join("chk").join(part_name(7, &(5..=9))),
+                key_groups: 5..=9,
+            },
+        ];
+        std::fs::create_dir_all(root.join("chk")).expect("dir");
+        assert!(a.checkpoint_to(&parts[0].dir).expect("checkpoint"));
+        assert!(b.checkpoint_to(&parts[1].dir).expect("checkpoint"));
+        // Three instances now: the middle one takes from both.
+        let mid = assemble(&root.join("mid"), &parts, &(3..=6)).expect("assemble");
+        assert_eq!(keys(&mid, 0..=9), vec!["a3", "a4", "b5", "b6"]);
+        // Same parallelism: linked, all there.
+        let same = assemble(&root.join("same"), &parts[..1], &(0..=4)).expect("assemble");
+        assert_eq!(keys(&same, 0..=9).len(), 5);
+        assert_eq!(parse_part_name(&part_name(7, &(5..=9))), Some((7, 5..=9)));
+        let never = KeyedBackend::new(root.join("never"), false);
+        assert!(!never.checkpoint_to(&root.join("x")).expect("checkpoint"));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

@@ -1,0 +1,545 @@
+//! A declared keyed table: a write-back cache in front of the instance's
+//! RocksDB database.
+//!
+//! Reads and writes go to the cache; a key not cached is read from the
+//! database (and decoded) on first use. When the cache holds more than its
+//! share of `state.backend.cache-size`, the entries not used since the last
+//! sweep are evicted (CLOCK), written to the database first if they changed.
+//! The table remembers the keys that changed since the last checkpoint, so a
+//! checkpoint writes just those: O(changed), not O(state).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use datafusion::common::HashMap;
+use rocksdb::WriteBatch;
+
+use super::backend::{db_key, KeyedBackend};
+use crate::state::key_group_of;
+use crate::Result;
+
+/// How a table's values become bytes and back.
+pub trait StateCodec<V>: Send {
+    /// Appends the bytes of `value` to `out`.
+    fn encode(&mut self, value: &mut V, out: &mut Vec<u8>) -> Result<()>;
+    /// The value of `key` stored as `bytes`.
+    fn decode(&mut self, key: &[u8], bytes: &[u8]) -> Result<V>;
+    /// Its approximate size in memory, for the cache's budget.
+    fn size(&self, value: &V) -> usize;
+}
+
+/// The cache budget shared by the tables of a job: each table gets an equal
+/// share of `state.backend.cache-size`.
+#[derive(Debug)]
+pub struct CacheBudget {
+    total: usize,
+    tables: AtomicUsize,
+}
+
+impl CacheBudget {
+    /// A budget of `total` bytes.
+    pub fn new(total: usize) -> Arc<Self> {
+        Arc::new(Self {
+            total,
+            tables: AtomicUsize::new(0),
+        })
+    }
+
+    fn share(&self) -> usize {
+        self.total / self.tables.load(Ordering::Relaxed).max(1)
+    }
+}
+
+/// What a table flushes and reports, whatever its values are (for the
+/// runtime, which checkpoints every declared table of an operator).
+pub trait StateTable: Send {
+    /// Writes what changed since the last flush to the database.
+    fn flush(&mut self) -> Result<()>;
+    /// The bytes its cache holds (approximate).
+    fn cached_bytes(&self) -> u64;
+}
+
+struct Slot<V> {
+    /// `None`: deleted, and the database may still hold it.
+    value: Option<V>,
+    dirty: bool,
+    /// Used since the last sweep.
+    hot: bool,
+    /// Processing time of the last write (for the TTL).
+    touched: u64,
+    cost: usize,
+}
+
+/// What a lookup found in the cache.
+enum Found {
+    /// A slot, holding a value or not (deleted).
+    Cached(bool),
+    /// A value past its TTL.
+    Expired,
+    Missing,
+}
+
+/// Whether an entry written at `touched` is past `ttl` at `now`.
+fn expired(ttl: Option<u64>, touched: u64, now: u64) -> bool {
+    ttl.is_some_and(|ttl| now.saturating_sub(touched) >= ttl)
+}
+
+/// Marks `slot` (of `key`) used and changed at `now`; a slot turning dirty
+/// is remembered in `dirty` (when the table is checkpointed).
+fn touch<V>(slot: &mut Slot<V>, key: &[u8], now: u64, dirty: Option<&mut Vec<Box<[u8]>>>) {
+    slot.hot = true;
+    slot.touched = now;
+    if !slot.dirty {
+        slot.dirty = true;
+        if let Some(d) = dirty {
+            d.push(Box::from(key));
+        }
+    }
+}
+
+/// Per-entry overhead of the cache's map, in bytes.
+const SLOT_OVERHEAD: usize = 64;
+
+/// A keyed table of values `V` (see the module documentation).
+pub struct KeyedTable<V, C> {
+    id: u8,
+    key_groups: u16,
+    backend: Arc<KeyedBackend>,
+    codec: C,
+    slots: HashMap<Box<[u8]>, Slot<V>>,
+    /// Keys that turned dirty since the last flush (only when checkpointed).
+    dirty: Vec<Box<[u8]>>,
+    checkpointed: bool,
+    bytes: usize,
+    budget: Arc<CacheBudget>,
+    ttl_ms: Option<u64>,
+    scratch: Vec<u8>,
+}
+
+impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
+    pub(super) fn new(
+        id: u8,
+        key_groups: u16,
+        backend: Arc<KeyedBackend>,
+        codec: C,
+        budget: Arc<CacheBudget>,
+        checkpointed: bool,
+        ttl_ms: Option<u64>,
+    ) -> Self {
+        budget.tables.fetch_add(1, Ordering::Relaxed);
+        Self {
+            id,
+            key_groups,
+            backend,
+            codec,
+            slots: HashMap::new(),
+            dirty: vec![],
+            checkpointed,
+            bytes: 0,
+            budget,
+            ttl_ms,
+            scratch: vec![],
+        }
+    }
+
+    fn store_key(&mut self, key: &[u8]) -> Vec<u8> {
+        let mut k = std::mem::take(&mut self.scratch);
+        db_key(key_group_of(key, self.key_groups), self.id, key, &mut k);
+        k
+    }
+
+    /// Reads `key` from the database into the cache. Returns whether it holds
+    /// a value (an expired one does not).
+    fn load(&mut self, key: &[u8], now: u64) -> Result<bool> {
+        let sk = self.store_key(key);
+        let stored = self.backend.get(&sk)?;
+        self.scratch = sk;
+        let (value, touched) = match stored {
+            None => (None, 0),
+            Some(bytes) => {
+                let (touched, body) = match self.ttl_ms {
+                    Some(_) if bytes.len() >= 8 => {
+                        let mut t = [0u8; 8];
+                        t.copy_from_slice(&bytes[..8]);
+                        (u64::from_be_bytes(t), &bytes[8..])
+                    }
+                    _ => (now, &bytes[..]),
+                };
+                if expired(self.ttl_ms, touched, now) {
+                    (None, touched)
+                } else {
+                    (Some(self.codec.decode(key, body)?), touched)
+                }
+            }
+        };
+        let Some(value) = value else {
+            return Ok(false);
+        };
+        let cost = key.len() + SLOT_OVERHEAD + self.codec.size(&value);
+        self.make_room(cost)?;
+        self.bytes += cost;
+        self.slots.insert(
+            Box::from(key),
+            Slot {
+                value: Some(value),
+                dirty: false,
+                hot: true,
+                touched,
+                cost,
+            },
+        );
+        Ok(true)
+    }
+
+    fn mark(&mut self, key: &[u8], now: u64) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            let dirty = self.checkpointed.then_some(&mut self.dirty);
+            touch(slot, key, now, dirty);
+        }
+    }
+
+    /// Looks `key` up in the cache; a live value found is marked changed.
+    fn probe_mut(&mut self, key: &[u8], now: u64) -> Found {
+        let ttl = self.ttl_ms;
+        match self.slots.get_mut(key) {
+            Some(slot) if slot.value.is_some() && expired(ttl, slot.touched, now) => Found::Expired,
+            Some(slot) => {
+                if slot.value.is_some() {
+                    let dirty = self.checkpointed.then_some(&mut self.dirty);
+                    touch(slot, key, now, dirty);
+                }
+                Found::Cached(slot.value.is_some())
+            }
+            None => Found::Missing,
+        }
+    }
+
+    /// The value of `key` to change (it is written back at the next
+    /// checkpoint or eviction); when there is none, the one `make` gives (if
+    /// any) is inserted.
+    pub fn get_mut_or(
+        &mut self,
+        key: &[u8],
+        now: u64,
+        make: impl FnOnce() -> Result<Option<V>>,
+    ) -> Result<Option<&mut V>> {
+        let found = self.probe_mut(key, now);
+        let live = match found {
+            Found::Cached(live) => live,
+            Found::Expired => {
+                // Gone, as if never there.
+                self.remove(key);
+                false
+            }
+            Found::Missing => {
+                let loaded = self.load(key, now)?;
+                if loaded {
+                    self.mark(key, now);
+                }
+                loaded
+            }
+        };
+        if !live {
+            let Some(v) = make()? else {
+                return Ok(None);
+            };
+            return self.insert(key, v, now).map(Some);
+        }
+        Ok(self.slots.get_mut(key).and_then(|s| s.value.as_mut()))
+    }
+
+    /// The value of `key` to change (it is written back at the next
+    /// checkpoint or eviction), if there is one.
+    pub fn get_mut(&mut self, key: &[u8], now: u64) -> Result<Option<&mut V>> {
+        self.get_mut_or(key, now, || Ok(None))
+    }
+
+    /// The value of `key` to read, if there is one (not marked changed).
+    pub fn get(&mut self, key: &[u8], now: u64) -> Result<Option<&V>> {
+        let ttl = self.ttl_ms;
+        let found = match self.slots.get_mut(key) {
+            Some(slot) if slot.value.is_some() && expired(ttl, slot.touched, now) => Found::Expired,
+            Some(slot) => {
+                slot.hot = true;
+                Found::Cached(slot.value.is_some())
+            }
+            None => Found::Missing,
+        };
+        match found {
+            Found::Cached(false) | Found::Expired => return Ok(None),
+            Found::Missing if !self.load(key, now)? => return Ok(None),
+            _ => {}
+        }
+        Ok(self.slots.get(key).and_then(|s| s.value.as_ref()))
+    }
+
+    /// Sets `key` to `value`.
+    pub fn insert(&mut self, key: &[u8], value: V, now: u64) -> Result<&mut V> {
+        let cost = key.len() + SLOT_OVERHEAD + self.codec.size(&value);
+        if let Some(old) = self.slots.get(key) {
+            self.bytes = self.bytes.saturating_sub(old.cost);
+        } else {
+            self.make_room(cost)?;
+            self.slots.insert(
+                Box::from(key),
+                Slot {
+                    value: None,
+                    dirty: false,
+                    hot: true,
+                    touched: now,
+                    cost: 0,
+                },
+            );
+        }
+        self.bytes += cost;
+        self.mark(key, now);
+        let slot = self
+            .slots
+            .get_mut(key)
+            .ok_or_else(|| crate::EngineError::State("a cached entry vanished".into()))?;
+        slot.cost = cost;
+        Ok(slot.value.insert(value))
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: &[u8]) {
+        if !self.backend.is_open() {
+            // Nothing of it can be in the database: forget it.
+            if let Some(old) = self.slots.remove(key) {
+                self.bytes = self.bytes.saturating_sub(old.cost);
+            }
+            return;
+        }
+        let now = self.slots.get(key).map_or(0, |s| s.touched);
+        if !self.slots.contains_key(key) {
+            self.slots.insert(
+                Box::from(key),
+                Slot {
+                    value: None,
+                    dirty: false,
+                    hot: false,
+                    touched: now,
+                    cost: key.len() + SLOT_OVERHEAD,
+                },
+            );
+            self.bytes += key.len() + SLOT_OVERHEAD;
+        }
+        self.mark(key, now);
+        if let Some(slot) = self.slots.get_mut(key) {
+            slot.value = None;
+        }
+    }
+
+    /// Drops the cached entries not written for the TTL (as if never there;
+    /// expired entries in the database are skipped when read).
+    pub fn expire(&mut self, now: u64) {
+        let Some(ttl) = self.ttl_ms else {
+            return;
+        };
+        let mut gone = vec![];
+        for (k, s) in &self.slots {
+            if s.value.is_some() && now.saturating_sub(s.touched) >= ttl {
+                gone.push(k.clone());
+            }
+        }
+        for k in gone {
+            self.remove(&k);
+        }
+    }
+
+    /// Encodes `slot`'s value for the database (`None`: delete).
+    fn encoded(&mut self, key: &[u8], batch: &mut WriteBatch) -> Result<()> {
+        let sk = self.store_key(key);
+        let Some(slot) = self.slots.get_mut(key) else {
+            self.scratch = sk;
+            return Ok(());
+        };
+        match slot.value.as_mut() {
+            None => batch.delete(&sk),
+            Some(v) => {
+                let mut bytes = Vec::with_capacity(64);
+                if self.ttl_ms.is_some() {
+                    bytes.extend_from_slice(&slot.touched.to_be_bytes());
+                }
+                self.codec.encode(v, &mut bytes)?;
+                batch.put(&sk, &bytes);
+            }
+        }
+        slot.dirty = false;
+        self.scratch = sk;
+        Ok(())
+    }
+
+    /// Evicts entries until `incoming` more bytes fit the table's share.
+    fn make_room(&mut self, incoming: usize) -> Result<()> {
+        let share = self.budget.share();
+        if self.bytes + incoming <= share {
+            return Ok(());
+        }
+        // Aim below the share, so that sweeps are not one per entry.
+        let target = (share - share.min(incoming)) / 4 * 3;
+        let mut victims: Vec<Box<[u8]>> = vec![];
+        let mut total = 0usize;
+        for _pass in 0..2 {
+            let mut freed = 0usize;
+            total = 0;
+            for (k, s) in self.slots.iter_mut() {
+                if let Some(v) = &s.value {
+                    s.cost = k.len() + SLOT_OVERHEAD + self.codec.size(v);
+                }
+                total += s.cost;
+                if total.saturating_sub(freed) <= target {
+                    continue;
+                }
+                if s.hot {
+                    s.hot = false;
+                } else {
+                    freed += s.cost;
+                    victims.push(k.clone());
+                }
+            }
+            if total.saturating_sub(freed) <= target || self.slots.len() == victims.len() {
+                break;
+            }
+        }
+        let mut batch = WriteBatch::default();
+        let mut freed = 0;
+        for k in victims {
+            if self.slots.get(&k).is_some_and(|s| s.dirty) {
+                self.encoded(&k, &mut batch)?;
+            }
+            if let Some(s) = self.slots.remove(&k) {
+                freed += s.cost;
+            }
+        }
+        self.backend.write(batch)?;
+        self.bytes = total.saturating_sub(freed);
+        Ok(())
+    }
+
+    /// Entries cached now.
+    pub fn cached(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+impl<V: Send, C: StateCodec<V>> StateTable for KeyedTable<V, C> {
+    fn flush(&mut self) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        let dirty = std::mem::take(&mut self.dirty);
+        for k in &dirty {
+            if self.slots.get(k).is_some_and(|s| s.dirty) {
+                self.encoded(k, &mut batch)?;
+                if batch.size_in_bytes() > 8 << 20 {
+                    self.backend.write(std::mem::take(&mut batch))?;
+                }
+            }
+        }
+        self.backend.write(batch)?;
+        // Tombstones have reached the database: they can go.
+        self.slots.retain(|_, s| s.value.is_some() || s.dirty);
+        Ok(())
+    }
+
+    fn cached_bytes(&self) -> u64 {
+        self.bytes as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::keyed::StateContext;
+
+    struct U64;
+    impl StateCodec<u64> for U64 {
+        fn encode(&mut self, v: &mut u64, out: &mut Vec<u8>) -> Result<()> {
+            out.extend_from_slice(&v.to_le_bytes());
+            Ok(())
+        }
+        fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<u64> {
+            let b: [u8; 8] = bytes
+                .try_into()
+                .map_err(|_| crate::EngineError::State("bad".into()))?;
+            Ok(u64::from_le_bytes(b))
+        }
+        fn size(&self, _v: &u64) -> usize {
+            8
+        }
+    }
+
+    fn context(dir: &str, budget: usize, checkpointed: bool) -> StateContext {
+        let path = std::env::temp_dir().join(format!("vigil-table-{}-{dir}", std::process::id()));
+        StateContext::new(
+            Arc::new(KeyedBackend::new(path, true)),
+            128,
+            CacheBudget::new(budget),
+            checkpointed,
+        )
+    }
+
+    fn count(t: &mut KeyedTable<u64, U64>, key: &[u8]) {
+        let v = t
+            .get_mut_or(key, 0, || Ok(Some(0)))
+            .expect("get")
+            .expect("value");
+        *v += 1;
+    }
+
+    #[test]
+    fn a_one_byte_cache_spills_every_entry_and_reads_it_back() {
+        let mut ctx = context("tiny", 1, false);
+        let mut t = ctx.table("counts", U64, None).expect("table");
+        for round in 0..3 {
+            for k in 0..100u32 {
+                count(&mut t, &k.to_be_bytes());
+            }
+            assert!(t.cached() <= 1, "round {round}: {} cached", t.cached());
+        }
+        for k in 0..100u32 {
+            assert_eq!(t.get(&k.to_be_bytes(), 0).expect("get"), Some(&3));
+        }
+        t.remove(&7u32.to_be_bytes());
+        assert_eq!(t.get(&7u32.to_be_bytes(), 0).expect("get"), None);
+        assert!(ctx.backend().is_open(), "evictions went to RocksDB");
+    }
+
+    #[test]
+    fn a_flush_writes_only_what_changed_and_a_cache_that_fits_never_opens_the_database() {
+        let mut ctx = context("flush", 1 << 20, true);
+        let mut t = ctx.table("counts", U64, None).expect("table");
+        count(&mut t, b"a");
+        count(&mut t, b"b");
+        assert_eq!(t.dirty.len(), 2);
+        assert!(!ctx.backend().is_open());
+        t.flush().expect("flush");
+        assert!(t.dirty.is_empty());
+        count(&mut t, b"a");
+        assert_eq!(t.dirty.len(), 1, "b did not change");
+        t.remove(b"b");
+        t.flush().expect("flush");
+        let mut stored = vec![];
+        ctx.backend()
+            .scan(0, 0..=127, |_, k, v| {
+                stored.push((k.to_vec(), v.to_vec()));
+                Ok(())
+            })
+            .expect("scan");
+        assert_eq!(stored, vec![(b"a".to_vec(), 2u64.to_le_bytes().to_vec())]);
+    }
+
+    #[test]
+    fn entries_past_their_ttl_are_gone_in_the_cache_and_in_the_database() {
+        let mut ctx = context("ttl", 1, false);
+        let mut t = ctx
+            .table("counts", U64, Some(std::time::Duration::from_millis(10)))
+            .expect("table");
+        t.insert(b"a", 1, 100).expect("insert");
+        t.insert(b"b", 1, 100).expect("insert");
+        // One is in RocksDB now, the other cached; both expire.
+        assert_eq!(t.get(b"a", 105).expect("get"), Some(&1));
+        assert_eq!(t.get(b"a", 110).expect("get"), None);
+        assert_eq!(t.get(b"b", 110).expect("get"), None);
+        assert_eq!(t.get_mut(b"b", 111).expect("get"), None);
+    }
+}
