@@ -19,8 +19,7 @@ use std::time::Duration;
 use datafusion::arrow::array::{ArrayRef, Int8Array, RecordBatch, UInt64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::HashMap;
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 
 use super::ttl::{now_ms, sweep, Ttl};
@@ -29,8 +28,8 @@ use crate::error::ResultExt;
 use crate::join::rows::{gather, RowRef};
 use crate::operator::{Emitter, Operator};
 use crate::operators::{batch_of, eval};
-use crate::state::arrow_state::{decode_batch, encode_batch};
-use crate::state::{key_group_of, StateEntry, StateWriter};
+use crate::state::keyed::rows::RowList;
+use crate::state::keyed::{KeyedTable, StateCodec, StateContext, StateTable};
 use crate::Result;
 
 /// Which rows a stream rank keeps.
@@ -78,26 +77,49 @@ struct Ranked {
     row: RowRef,
 }
 
-#[derive(Default)]
-struct Partition {
-    /// Best first; a tie after the rows it ties with.
-    rows: Vec<Ranked>,
-    touched: u64,
+/// A partition's kept rows: best first; a tie after the rows it ties with.
+type Partition = Vec<Ranked>;
+
+/// Stores a partition's rows with their sort keys.
+struct PartitionCodec {
+    list: RowList,
 }
 
-/// A key in Arrow's row format.
-type Key = Box<[u8]>;
+impl StateCodec<Partition> for PartitionCodec {
+    fn encode(&mut self, p: &mut Partition, out: &mut Vec<u8>) -> Result<()> {
+        self.list
+            .encode(p.iter().map(|r| (&r.row, &r.sort[..])), out)
+    }
+
+    fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<Partition> {
+        let (batch, sorts) = self.list.decode(bytes)?;
+        Ok(sorts
+            .into_iter()
+            .enumerate()
+            .map(|(i, sort)| Ranked {
+                sort: Box::from(sort),
+                row: (batch.clone(), i),
+            })
+            .collect())
+    }
+
+    fn size(&self, p: &Partition) -> usize {
+        p.iter()
+            .map(|r| r.sort.len() + 32 + RowList::row_size(&r.row))
+            .sum()
+    }
+}
 
 /// One emitted row: kind, the row, its rank.
 type Change = (RowKind, RowRef, u64);
 
-/// Runs a deduplication or Top-N over an append-only stream.
+/// Runs a deduplication or Top-N over an append-only stream. Each
+/// partition's kept rows live in a declared keyed table.
 pub struct StreamRank {
     spec: StreamRankSpec,
     keys: RowConverter,
     sorts: RowConverter,
-    partitions: HashMap<Box<[u8]>, Partition>,
-    dirty: std::collections::HashSet<Box<[u8]>>,
+    partitions: KeyedTable<Partition, PartitionCodec>,
     ttl: Option<Ttl>,
 }
 
@@ -119,14 +141,24 @@ impl StreamRank {
             .context("rank order")?;
         let sorts = RowConverter::new(sort_fields).context("rank order")?;
         let ttl = spec.ttl.map(Ttl::new);
+        let partitions = Self::declare(&spec, &mut StateContext::detached())?;
         Ok(Self {
             spec,
             keys,
             sorts,
-            partitions: HashMap::new(),
-            dirty: Default::default(),
+            partitions,
             ttl,
         })
+    }
+
+    fn declare(
+        spec: &StreamRankSpec,
+        ctx: &mut StateContext,
+    ) -> Result<KeyedTable<Partition, PartitionCodec>> {
+        let codec = PartitionCodec {
+            list: RowList::new(spec.input_schema.clone())?,
+        };
+        ctx.table("partitions", codec, spec.ttl)
     }
 
     fn columns(
@@ -145,9 +177,9 @@ impl StreamRank {
             .collect()
     }
 
-    /// Each row's partition key and sort key.
-    fn keys_of(&self, batch: &RecordBatch) -> Result<(Vec<Key>, Vec<Key>)> {
-        let n = batch.num_rows();
+    /// The rows' partition keys and sort keys in Arrow's row format (`None`:
+    /// no such columns, every row's key is empty).
+    fn keys_of(&self, batch: &RecordBatch) -> Result<(Option<Rows>, Option<Rows>)> {
         let kcols = self.columns(
             self.spec
                 .partition_by
@@ -157,20 +189,18 @@ impl StreamRank {
             batch,
         )?;
         let keys = if kcols.is_empty() {
-            vec![Box::from(&[][..]); n]
+            None
         } else {
-            let rows = self.keys.convert_columns(&kcols).context("rank key")?;
-            (0..n).map(|i| Box::from(rows.row(i).data())).collect()
+            Some(self.keys.convert_columns(&kcols).context("rank key")?)
         };
         let scols = self.columns(
             self.spec.order_by.iter().map(|s| (s.expr.clone(), None)),
             batch,
         )?;
         let sorts = if scols.is_empty() {
-            vec![Box::from(&[][..]); n]
+            None
         } else {
-            let rows = self.sorts.convert_columns(&scols).context("rank order")?;
-            (0..n).map(|i| Box::from(rows.row(i).data())).collect()
+            Some(self.sorts.convert_columns(&scols).context("rank order")?)
         };
         Ok((keys, sorts))
     }
@@ -179,19 +209,19 @@ impl StreamRank {
     fn arrive(
         p: &mut Partition,
         kind: StreamRankKind,
-        sort: Box<[u8]>,
+        sort: &[u8],
         row: RowRef,
         out: &mut Vec<Change>,
     ) {
         match kind {
             StreamRankKind::Dedup { keep_last } => {
-                let replace = match p.rows.first() {
+                let replace = match p.first() {
                     None => None,
                     // Keeping the last: ORDER BY DESC, so a time not earlier
                     // sorts lower or equal.
-                    Some(old) if keep_last && sort <= old.sort => Some(old.row.clone()),
+                    Some(old) if keep_last && sort <= &old.sort[..] => Some(old.row.clone()),
                     // Keeping the first: ORDER BY ASC, so an earlier time sorts lower.
-                    Some(old) if !keep_last && sort < old.sort => Some(old.row.clone()),
+                    Some(old) if !keep_last && sort < &old.sort[..] => Some(old.row.clone()),
                     Some(_) => return,
                 };
                 match replace {
@@ -201,20 +231,23 @@ impl StreamRank {
                         out.push((RowKind::UpdateAfter, row.clone(), 1));
                     }
                 }
-                p.rows = vec![Ranked { sort, row }];
+                *p = vec![Ranked {
+                    sort: Box::from(sort),
+                    row,
+                }];
             }
             StreamRankKind::TopN { n, rank_number } => {
-                let full = p.rows.len() >= n;
-                if full && p.rows.last().is_some_and(|w| sort >= w.sort) {
+                let full = p.len() >= n;
+                if full && p.last().is_some_and(|w| sort >= &w.sort[..]) {
                     return;
                 }
                 // After every row it ties with.
-                let at = p.rows.partition_point(|r| r.sort <= sort);
-                let before = p.rows.len();
-                p.rows.insert(
+                let at = p.partition_point(|r| &r.sort[..] <= sort);
+                let before = p.len();
+                p.insert(
                     at,
                     Ranked {
-                        sort,
+                        sort: Box::from(sort),
                         row: row.clone(),
                     },
                 );
@@ -222,7 +255,7 @@ impl StreamRank {
                     // Ranks at..n shift down by one.
                     let mut current = row;
                     let mut rank = at + 1;
-                    for r in p.rows[at + 1..].iter() {
+                    for r in p[at + 1..].iter() {
                         if rank > n {
                             break;
                         }
@@ -239,14 +272,14 @@ impl StreamRank {
                     // partition key: the new row, without the old one.
                     out.push((RowKind::UpdateAfter, row, 1));
                 } else if before >= n {
-                    if let Some(last) = p.rows.last() {
+                    if let Some(last) = p.last() {
                         out.push((RowKind::Delete, last.row.clone(), n as u64));
                     }
                     out.push((RowKind::Insert, row, (at + 1) as u64));
                 } else {
                     out.push((RowKind::Insert, row, (at + 1) as u64));
                 }
-                p.rows.truncate(n);
+                p.truncate(n);
             }
         }
     }
@@ -263,18 +296,12 @@ impl StreamRank {
         batch_of(&self.spec.output_schema, columns, "rank output")
     }
 
+    /// Drops cached partitions untouched for the TTL (the table skips
+    /// expired ones it reads back).
     fn expire(&mut self) {
-        let Some(expired) = sweep(&mut self.ttl) else {
-            return;
-        };
-        let dirty = &mut self.dirty;
-        self.partitions.retain(|k, p| {
-            let live = !expired(p.touched);
-            if !live {
-                dirty.insert(k.clone());
-            }
-            live
-        });
+        if sweep(&mut self.ttl).is_some() {
+            self.partitions.expire(now_ms());
+        }
     }
 }
 
@@ -289,11 +316,12 @@ impl Operator for StreamRank {
         let batch = Arc::new(batch);
         let now = now_ms();
         let mut changes = vec![];
-        for (i, (key, sort)) in keys.into_iter().zip(sorts).enumerate() {
-            let p = self.partitions.entry(key.clone()).or_default();
-            p.touched = now;
-            Self::arrive(p, self.spec.kind, sort, (batch.clone(), i), &mut changes);
-            self.dirty.insert(key);
+        for i in 0..batch.num_rows() {
+            let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
+            let sort: &[u8] = sorts.as_ref().map_or(&[], |s| s.row(i).data());
+            if let Some(p) = self.partitions.get_mut_or(key, now, || Ok(Some(vec![])))? {
+                Self::arrive(p, self.spec.kind, sort, (batch.clone(), i), &mut changes);
+            }
         }
         if !changes.is_empty() {
             out.batch(self.output(&changes)?);
@@ -301,66 +329,13 @@ impl Operator for StreamRank {
         Ok(())
     }
 
-    fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
-        let kgs = w.key_groups();
-        let dirty: std::collections::HashSet<u16> =
-            self.dirty.drain().map(|k| key_group_of(&k, kgs)).collect();
-        if dirty.is_empty() {
-            return Ok(());
-        }
-        let mut by_group: HashMap<u16, Vec<&RowRef>> = HashMap::new();
-        for (k, p) in &self.partitions {
-            let kg = key_group_of(k, kgs);
-            if dirty.contains(&kg) {
-                by_group
-                    .entry(kg)
-                    .or_default()
-                    .extend(p.rows.iter().map(|r| &r.row));
-            }
-        }
-        for kg in dirty {
-            match by_group.get(&kg) {
-                Some(rows) => {
-                    // Rows in rank order per partition; ranks are rebuilt on restore.
-                    let refs: Vec<Option<&RowRef>> = rows.iter().map(|r| Some(*r)).collect();
-                    let columns = gather(&self.spec.input_schema, &refs)?;
-                    let batch = batch_of(&self.spec.input_schema, columns, "rank state")?;
-                    w.put(kg, b"rows", encode_batch(&batch)?);
-                }
-                None => w.delete(kg, b"rows"),
-            }
-        }
+    fn open(&mut self, state: &mut StateContext) -> Result<()> {
+        self.partitions = Self::declare(&self.spec, state)?;
         Ok(())
     }
 
-    fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
-        let now = now_ms();
-        for e in entries.into_iter().filter(|e| e.key == b"rows") {
-            let batch = decode_batch(&e.value)?;
-            let batch = batch_of(
-                &self.spec.input_schema,
-                batch.columns().to_vec(),
-                "rank state",
-            )?;
-            let (keys, sorts) = self.keys_of(&batch)?;
-            let batch = Arc::new(batch);
-            for (i, (key, sort)) in keys.into_iter().zip(sorts).enumerate() {
-                let p = self.partitions.entry(key).or_default();
-                p.touched = now;
-                p.rows.push(Ranked {
-                    sort,
-                    row: (batch.clone(), i),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn state_size(&self) -> u64 {
-        self.partitions
-            .values()
-            .map(|p| p.rows.iter().map(|r| r.sort.len() + 16).sum::<usize>() as u64)
-            .sum()
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        vec![&mut self.partitions]
     }
 
     fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {

@@ -14,6 +14,7 @@
 //! state tables.
 
 pub mod backend;
+pub mod rows;
 pub mod table;
 
 use std::ops::RangeInclusive;
