@@ -63,7 +63,10 @@ fn check_golden_as(
     must_log: Option<&str>,
     fold: bool,
 ) -> Vec<String> {
-    let tmp = tmpdir(if settings.is_empty() { "ok" } else { "set" });
+    // A directory per call: the tests run at once and write the same names.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = tmpdir(&format!("run{call}"));
     let mut failures = vec![];
     for q in queries {
         let name = q

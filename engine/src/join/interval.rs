@@ -8,14 +8,11 @@
 //! watermark is held back by the larger bound, so that joined rows are not
 //! late downstream.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimestampMillisecondType};
-use datafusion::common::HashMap;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::keys::JoinKeys;
@@ -26,6 +23,8 @@ use crate::message::EventTime;
 use crate::operator::{Emitter, Operator};
 use crate::operators::watermark::to_millis;
 use crate::operators::{batch_of, eval};
+use crate::state::keyed::rows::RowList;
+use crate::state::keyed::{KeyedTable, StateCodec, StateContext, StateTable, Timers};
 use crate::state::{StateEntry, StateWriter};
 use crate::time::{MAX_WATERMARK, MIN_WATERMARK};
 use crate::{EngineError, Result};
@@ -71,91 +70,121 @@ impl IntervalJoinSpec {
 }
 
 /// A row kept for later partners.
-struct Entry {
+pub(super) struct Entry {
     row: RowRef,
     time: i64,
     matched: bool,
 }
 
-/// A key's kept rows, and the deadline it is registered under.
-#[derive(Default)]
-struct KeyRows {
+/// A key's kept rows, and the deadline its timer is registered for (the
+/// watermark at which its earliest row can meet no partner).
+pub(super) struct KeyRows {
     rows: Vec<Entry>,
     armed: i64,
 }
 
-/// A key's registered deadline in the heap. Ordered by time alone: keys
-/// with equal deadlines need no order among themselves, and comparing their
-/// bytes cost as much as the rest of expiry.
-struct Deadline(i64, Arc<[u8]>);
-
-impl PartialEq for Deadline {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-impl Eq for Deadline {}
-impl PartialOrd for Deadline {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Deadline {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.cmp(&other.0)
-    }
+/// Stores a key's kept rows: its deadline, then per row its time and
+/// whether it found a partner, with the row.
+pub(super) struct KeyRowsCodec {
+    list: RowList,
 }
 
-/// The rows one side keeps, by key, with a heap of each key's earliest
-/// deadline (the watermark at which its first row can meet no partner), so
-/// that a watermark visits only the keys it expires. The heap shares the
-/// map's key allocations.
-#[derive(Default)]
+impl StateCodec<KeyRows> for KeyRowsCodec {
+    fn encode(&mut self, k: &mut KeyRows, out: &mut Vec<u8>) -> Result<()> {
+        out.extend_from_slice(&k.armed.to_le_bytes());
+        let meta: Vec<[u8; 9]> = k
+            .rows
+            .iter()
+            .map(|e| {
+                let mut m = [0u8; 9];
+                m[..8].copy_from_slice(&e.time.to_le_bytes());
+                m[8] = u8::from(e.matched);
+                m
+            })
+            .collect();
+        self.list
+            .encode(k.rows.iter().zip(&meta).map(|(e, m)| (&e.row, &m[..])), out)
+    }
+
+    fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<KeyRows> {
+        let corrupt = || EngineError::State("stored join rows are corrupt".into());
+        let (armed, body) = bytes.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let (batch, metas) = self.list.decode(body)?;
+        let rows = metas
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let (t, flag) = m.split_first_chunk::<8>().ok_or_else(corrupt)?;
+                Ok(Entry {
+                    row: (batch.clone(), i),
+                    time: i64::from_le_bytes(*t),
+                    matched: flag.first() == Some(&1),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(KeyRows {
+            rows,
+            armed: i64::from_le_bytes(*armed),
+        })
+    }
+
+    fn size(&self, k: &KeyRows) -> usize {
+        k.rows
+            .iter()
+            .map(|e| std::mem::size_of::<Entry>() + RowList::row_size(&e.row))
+            .sum()
+    }
+}
+
+/// The rows one side keeps, by key, in a declared keyed table, with a timer
+/// per key at its earliest deadline, so that a watermark visits only the
+/// keys it expires.
 pub(super) struct Kept {
-    by_key: HashMap<Arc<[u8]>, KeyRows>,
-    deadlines: BinaryHeap<Reverse<Deadline>>,
-    rows: usize,
+    by_key: KeyedTable<KeyRows, KeyRowsCodec>,
+    deadlines: Timers,
 }
 
 impl Kept {
+    fn declare(
+        ctx: &mut StateContext,
+        names: [&'static str; 2],
+        schema: &SchemaRef,
+    ) -> Result<Self> {
+        let codec = KeyRowsCodec {
+            list: RowList::new(schema.clone())?,
+        };
+        Ok(Self {
+            by_key: ctx.table(names[0], codec, None)?,
+            deadlines: ctx.timers(names[1])?,
+        })
+    }
+
     /// Keeps `entry` under `key`; it can meet no partner once the watermark
     /// reaches `last`.
-    fn push(&mut self, key: Box<[u8]>, entry: Entry, last: i64) {
-        self.rows += 1;
-        match self.by_key.get_key_value_mut(&key[..]) {
-            Some((shared, k)) => {
-                k.rows.push(entry);
-                if last < k.armed {
-                    k.armed = last;
-                    self.deadlines.push(Reverse(Deadline(last, shared.clone())));
-                }
-            }
-            None => {
-                let shared: Arc<[u8]> = Arc::from(key);
-                self.deadlines.push(Reverse(Deadline(last, shared.clone())));
-                self.by_key.insert(
-                    shared,
-                    KeyRows {
-                        rows: vec![entry],
-                        armed: last,
-                    },
-                );
-            }
+    fn push(&mut self, key: &[u8], entry: Entry, last: i64) -> Result<()> {
+        let make = || {
+            Ok(Some(KeyRows {
+                rows: vec![],
+                armed: i64::MAX,
+            }))
+        };
+        let Some(k) = self.by_key.get_mut_or(key, 0, make)? else {
+            return Ok(());
+        };
+        k.rows.push(entry);
+        if last < k.armed {
+            k.armed = last;
+            self.deadlines.register(last, key)?;
         }
+        Ok(())
     }
 
     /// Removes the rows whose `last(time)` the watermark `wm` has reached.
-    fn expire(&mut self, wm: i64, last: impl Fn(i64) -> i64) -> Vec<Entry> {
+    fn expire(&mut self, wm: i64, last: impl Fn(i64) -> i64) -> Result<Vec<Entry>> {
         let mut gone = vec![];
-        while let Some(Reverse(Deadline(deadline, _))) = self.deadlines.peek() {
-            if *deadline > wm {
-                break;
-            }
-            let Some(Reverse(Deadline(deadline, key))) = self.deadlines.pop() else {
-                break;
-            };
+        for (deadline, key) in self.deadlines.pop_due(wm)? {
             // A key gone, or registered again since, is skipped.
-            let Some(k) = self.by_key.get_mut(&key[..]) else {
+            let Some(k) = self.by_key.get_mut(&key, 0)? else {
                 continue;
             };
             if k.armed != deadline {
@@ -165,15 +194,12 @@ impl Kept {
             match k.rows.iter().map(|e| last(e.time)).min() {
                 Some(next) => {
                     k.armed = next;
-                    self.deadlines.push(Reverse(Deadline(next, key)));
+                    self.deadlines.register(next, &key)?;
                 }
-                None => {
-                    self.by_key.remove(&key[..]);
-                }
+                None => self.by_key.remove(&key),
             }
         }
-        self.rows -= gone.len();
-        gone
+        Ok(gone)
     }
 }
 
@@ -181,9 +207,11 @@ impl Kept {
 pub struct IntervalJoin {
     pub(super) spec: IntervalJoinSpec,
     keys: JoinKeys,
-    pub(super) kept: [Kept; 2],
+    kept: [Kept; 2],
     pub(super) watermark: EventTime,
 }
+
+const TABLES: [[&str; 2]; 2] = [["left", "left deadlines"], ["right", "right deadlines"]];
 
 /// A side's rows as they arrive: times, keys, and the batch.
 struct Arrival {
@@ -196,20 +224,35 @@ impl IntervalJoin {
     /// The operator for `spec`.
     pub fn new(spec: IntervalJoinSpec) -> Result<Self> {
         let keys = JoinKeys::new(spec.key_types.clone(), spec.null_equal)?;
+        let kept = Self::declare(&spec, &mut StateContext::detached())?;
         Ok(Self {
             spec,
             keys,
-            kept: [Kept::default(), Kept::default()],
+            kept,
             watermark: MIN_WATERMARK,
         })
     }
 
+    fn declare(spec: &IntervalJoinSpec, ctx: &mut StateContext) -> Result<[Kept; 2]> {
+        Ok([
+            Kept::declare(ctx, TABLES[0], &spec.schemas[0])?,
+            Kept::declare(ctx, TABLES[1], &spec.schemas[1])?,
+        ])
+    }
+
     /// Keeps a row of `side` for later partners; it can meet none once the
     /// watermark reaches its last partner time.
-    fn keep(&mut self, side: Side, row: RowRef, time: i64, key: Box<[u8]>, matched: bool) {
+    fn keep(
+        &mut self,
+        side: Side,
+        row: RowRef,
+        time: i64,
+        key: &[u8],
+        matched: bool,
+    ) -> Result<()> {
         let last = self.spec.partner_range(side, time).1;
         let entry = Entry { row, time, matched };
-        self.kept[side.index()].push(key, entry, last);
+        self.kept[side.index()].push(key, entry, last)
     }
 
     /// How far the output watermark trails the input's.
@@ -254,40 +297,32 @@ impl IntervalJoin {
     fn arrive(&mut self, side: Side, a: Arrival, out: &mut Emitter) -> Result<()> {
         let other = side.other();
         let n = a.batch.num_rows();
-        // Candidate pairs: (arriving row, index in the other side's list).
-        let mut pairs: Vec<(usize, usize)> = vec![];
+        // Candidate pairs: (arriving row, index in the other side's list,
+        // that row).
+        let mut pairs: Vec<(usize, usize, RowRef)> = vec![];
         for i in 0..n {
             let (Some(t), Some(k)) = (a.times[i], &a.keys[i]) else {
                 continue;
             };
-            let Some(list) = self.kept[other.index()].by_key.get(&k[..]).map(|k| &k.rows) else {
+            let (lo, hi) = self.spec.partner_range(side, t);
+            let Some(list) = self.kept[other.index()].by_key.get(k, 0)? else {
                 continue;
             };
-            let (lo, hi) = self.spec.partner_range(side, t);
             pairs.extend(
-                list.iter()
+                list.rows
+                    .iter()
                     .enumerate()
                     .filter(|(_, e)| e.time >= lo && e.time <= hi)
-                    .map(|(j, _)| (i, j)),
+                    .map(|(j, e)| (i, j, e.row.clone())),
             );
         }
         let mut matched = vec![false; n];
         if !pairs.is_empty() {
-            let mine: Vec<RowRef> = pairs.iter().map(|&(i, _)| (a.batch.clone(), i)).collect();
-            let theirs: Vec<RowRef> = pairs
+            let mine: Vec<RowRef> = pairs
                 .iter()
-                .map(|&(i, j)| {
-                    let k = a.keys[i]
-                        .as_ref()
-                        .ok_or_else(|| EngineError::Graph("join: a pair without a key".into()))?;
-                    let e = self.kept[other.index()]
-                        .by_key
-                        .get(&k[..])
-                        .and_then(|l| l.rows.get(j))
-                        .ok_or_else(|| EngineError::Graph("join: a kept row vanished".into()))?;
-                    Ok(e.row.clone())
-                })
-                .collect::<Result<_>>()?;
+                .map(|(i, _, _)| (a.batch.clone(), *i))
+                .collect();
+            let theirs: Vec<RowRef> = pairs.iter().map(|(_, _, r)| r.clone()).collect();
             let mine_refs: Vec<Option<&RowRef>> = mine.iter().map(Some).collect();
             let theirs_refs: Vec<Option<&RowRef>> = theirs.iter().map(Some).collect();
             let joined = match side {
@@ -304,16 +339,16 @@ impl IntervalJoin {
                     (0..b.len()).map(|k| b.is_valid(k) && b.value(k)).collect()
                 }
             };
-            for (&(i, j), &ok) in pairs.iter().zip(&pass) {
+            for ((i, j, _), &ok) in pairs.iter().zip(&pass) {
                 if !ok {
                     continue;
                 }
-                matched[i] = true;
-                if let Some(k) = &a.keys[i] {
+                matched[*i] = true;
+                if let Some(k) = &a.keys[*i] {
                     if let Some(e) = self.kept[other.index()]
                         .by_key
-                        .get_mut(&k[..])
-                        .and_then(|l| l.rows.get_mut(j))
+                        .get_mut(k, 0)?
+                        .and_then(|l| l.rows.get_mut(*j))
                     {
                         e.matched = true;
                     }
@@ -336,7 +371,7 @@ impl IntervalJoin {
                 _ => None,
             };
             match keep {
-                Some((time, k)) => self.keep(side, (a.batch.clone(), i), time, k, matched[i]),
+                Some((time, k)) => self.keep(side, (a.batch.clone(), i), time, &k, matched[i])?,
                 None if !matched[i] && self.spec.kind.keeps(side) => pad.push((a.batch.clone(), i)),
                 None => {}
             }
@@ -352,7 +387,7 @@ impl IntervalJoin {
     fn expire(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
         for side in Side::BOTH {
             let spec = &self.spec;
-            let gone = self.kept[side.index()].expire(wm, |t| spec.partner_range(side, t).1);
+            let gone = self.kept[side.index()].expire(wm, |t| spec.partner_range(side, t).1)?;
             let keeps = self.spec.kind.keeps(side);
             let pad: Vec<RowRef> = gone
                 .into_iter()
@@ -361,36 +396,6 @@ impl IntervalJoin {
                 .collect();
             if !pad.is_empty() {
                 out.batch(self.padded(side, &pad)?);
-            }
-        }
-        Ok(())
-    }
-
-    /// The kept rows of `side` as one batch, with their match flags.
-    pub(super) fn kept_rows(&self, side: Side) -> Result<(RecordBatch, Vec<bool>)> {
-        let entries: Vec<&Entry> = self.kept[side.index()]
-            .by_key
-            .values()
-            .flat_map(|k| &k.rows)
-            .collect();
-        let refs: Vec<Option<&RowRef>> = entries.iter().map(|e| Some(&e.row)).collect();
-        let columns = gather(&self.spec.schemas[side.index()], &refs)?;
-        let batch = batch_of(&self.spec.schemas[side.index()], columns, "join state")?;
-        Ok((batch, entries.iter().map(|e| e.matched).collect()))
-    }
-
-    /// Keeps restored rows of `side` with their match flags.
-    pub(super) fn keep_restored(
-        &mut self,
-        side: Side,
-        batch: RecordBatch,
-        matched: &[bool],
-    ) -> Result<()> {
-        let a = self.arrival(side, batch)?;
-        for (i, (t, k)) in a.times.iter().zip(a.keys).enumerate() {
-            if let (Some(time), Some(k)) = (t, k) {
-                let was_matched = matched.get(i).copied().unwrap_or(false);
-                self.keep(side, (a.batch.clone(), i), *time, k, was_matched);
             }
         }
         Ok(())
@@ -433,16 +438,26 @@ impl Operator for IntervalJoin {
         self.expire(MAX_WATERMARK, out)
     }
 
+    fn open(&mut self, state: &mut StateContext) -> Result<()> {
+        self.kept = Self::declare(&self.spec, state)?;
+        Ok(())
+    }
+
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        let [left, right] = &mut self.kept;
+        vec![
+            &mut left.by_key,
+            &mut left.deadlines,
+            &mut right.by_key,
+            &mut right.deadlines,
+        ]
+    }
+
     fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
-        self.save(w)
+        self.save_watermark(w)
     }
 
     fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
-        self.load(entries)
-    }
-
-    fn state_size(&self) -> u64 {
-        let rows = self.kept[0].rows + self.kept[1].rows;
-        (rows * std::mem::size_of::<Entry>()) as u64
+        self.load_watermark(entries)
     }
 }

@@ -107,6 +107,7 @@ impl StateSetup {
         let mut ctx = StateContext::new(
             backend.clone(),
             self.key_groups,
+            mine,
             self.budget.clone(),
             self.working.is_some(),
         );

@@ -151,13 +151,14 @@ impl KeyedBackend {
             .map_err(|e| state_err(&self.path, "cannot write state to", e))
     }
 
-    /// Visits every entry of `table` in `key_groups`, in key order, with the
-    /// table's key (after the group and table bytes) and the value.
+    /// Visits the entries of `table` in `key_groups`, in key order, with the
+    /// table's key (after the group and table bytes) and the value, while
+    /// `f` returns true.
     pub fn scan(
         &self,
         table: u8,
         key_groups: RangeInclusive<u16>,
-        mut f: impl FnMut(u16, &[u8], &[u8]) -> Result<()>,
+        mut f: impl FnMut(u16, &[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let Some(db) = self.opened() else {
             return Ok(());
@@ -172,7 +173,9 @@ impl KeyedBackend {
                 if !k.starts_with(&prefix) {
                     break;
                 }
-                f(group, &k[3..], &v)?;
+                if !f(group, &k[3..], &v)? {
+                    return Ok(());
+                }
             }
         }
         Ok(())
@@ -317,7 +320,7 @@ mod tests {
         let mut out = vec![];
         b.scan(1, groups, |_, k, _| {
             out.push(String::from_utf8_lossy(k).to_string());
-            Ok(())
+            Ok(true)
         })
         .expect("scan");
         out

@@ -16,6 +16,7 @@
 pub mod backend;
 pub mod rows;
 pub mod table;
+pub mod timers;
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 pub use backend::KeyedBackend;
 pub use table::{CacheBudget, KeyedTable, StateCodec, StateTable};
+pub use timers::Timers;
 
 use crate::{EngineError, Result};
 
@@ -67,6 +69,7 @@ pub fn key_group_range(
 pub struct StateContext {
     backend: Arc<KeyedBackend>,
     key_groups: u16,
+    owned: RangeInclusive<u16>,
     budget: Arc<CacheBudget>,
     checkpointed: bool,
     declared: Vec<&'static str>,
@@ -79,12 +82,14 @@ impl StateContext {
     pub fn new(
         backend: Arc<KeyedBackend>,
         key_groups: u16,
+        owned: RangeInclusive<u16>,
         budget: Arc<CacheBudget>,
         checkpointed: bool,
     ) -> Self {
         Self {
             backend,
             key_groups,
+            owned,
             budget,
             checkpointed,
             declared: vec![],
@@ -99,9 +104,11 @@ impl StateContext {
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("vigil-detached-{}-{seq}", std::process::id()));
+        let groups = crate::state::DEFAULT_KEY_GROUPS;
         Self::new(
             Arc::new(KeyedBackend::new(dir, true)),
-            crate::state::DEFAULT_KEY_GROUPS,
+            groups,
+            0..=groups - 1,
             CacheBudget::new(DEFAULT_CACHE_SIZE),
             false,
         )
@@ -115,14 +122,7 @@ impl StateContext {
         codec: C,
         ttl: Option<Duration>,
     ) -> Result<KeyedTable<V, C>> {
-        if self.declared.contains(&name) {
-            return Err(EngineError::State(format!(
-                "table '{name}' is declared twice"
-            )));
-        }
-        let id = u8::try_from(self.declared.len())
-            .map_err(|_| EngineError::State("an operator declares at most 256 tables".into()))?;
-        self.declared.push(name);
+        let id = self.declare(name)?;
         Ok(KeyedTable::new(
             id,
             self.key_groups,
@@ -132,6 +132,29 @@ impl StateContext {
             self.checkpointed,
             ttl.map(|d| (d.as_millis() as u64).max(1)),
         ))
+    }
+
+    /// Declares event-time timers `name` (see [`Timers`]).
+    pub fn timers(&mut self, name: &'static str) -> Result<Timers> {
+        let id = self.declare(name)?;
+        Timers::new(
+            id,
+            self.key_groups,
+            self.owned.clone(),
+            self.backend.clone(),
+        )
+    }
+
+    fn declare(&mut self, name: &'static str) -> Result<u8> {
+        if self.declared.contains(&name) {
+            return Err(EngineError::State(format!(
+                "table '{name}' is declared twice"
+            )));
+        }
+        let id = u8::try_from(self.declared.len())
+            .map_err(|_| EngineError::State("an operator declares at most 256 tables".into()))?;
+        self.declared.push(name);
+        Ok(id)
     }
 
     /// The tables declared so far.

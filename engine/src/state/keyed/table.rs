@@ -473,6 +473,7 @@ mod tests {
         StateContext::new(
             Arc::new(KeyedBackend::new(path, true)),
             128,
+            0..=127,
             CacheBudget::new(budget),
             checkpointed,
         )
@@ -522,7 +523,7 @@ mod tests {
         ctx.backend()
             .scan(0, 0..=127, |_, k, v| {
                 stored.push((k.to_vec(), v.to_vec()));
-                Ok(())
+                Ok(true)
             })
             .expect("scan");
         assert_eq!(stored, vec![(b"a".to_vec(), 2u64.to_le_bytes().to_vec())]);
