@@ -5,6 +5,9 @@
 //! for outer joins, and for semi and anti joins the left rows with and
 //! without a partner. Rows of a window the watermark has passed are late and
 //! dropped, as in Flink.
+//!
+//! Each side's waiting rows are keyed state: a list per (key, window) in a
+//! declared table, with a timer at the window's end.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,10 +24,11 @@ use crate::metrics::Counter;
 use crate::operator::{Emitter, Operator};
 use crate::operators::watermark::to_millis;
 use crate::operators::{batch_of, eval};
-use crate::state::arrow_state::{decode_batch, encode_batch};
-use crate::state::{entry_value, put_meta, saved_meta, StateEntry, StateWriter, OPERATOR_STATE};
+use crate::state::keyed::rows::RowList;
+use crate::state::keyed::{KeyedTable, StateCodec, StateContext, StateTable, Timers};
+use crate::state::{put_meta, saved_meta, StateEntry, StateWriter};
 use crate::time::{MAX_WATERMARK, MIN_WATERMARK};
-use crate::window::{has_fired, take_fired};
+use crate::window::has_fired;
 use crate::{EngineError, Result};
 
 /// What a window join outputs.
@@ -72,34 +76,101 @@ pub struct WindowJoinSpec {
 /// A window's rows of one side, by (window start, key); NULL keys apart.
 type Groups = HashMap<(i64, Option<Box<[u8]>>), Vec<RowRef>>;
 
+/// The rows of one (key, window) of one side.
+struct WaitingCodec {
+    list: RowList,
+}
+
+impl StateCodec<Vec<RowRef>> for WaitingCodec {
+    fn encode(&mut self, rows: &mut Vec<RowRef>, out: &mut Vec<u8>) -> Result<()> {
+        self.list.encode(rows.iter().map(|r| (r, &[][..])), out)
+    }
+
+    fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<Vec<RowRef>> {
+        let (batch, extras) = self.list.decode(bytes)?;
+        Ok((0..extras.len()).map(|i| (batch.clone(), i)).collect())
+    }
+
+    fn size(&self, rows: &Vec<RowRef>) -> usize {
+        rows.iter().map(|r| 16 + RowList::row_size(r)).sum()
+    }
+}
+
+/// Bytes a waiting key adds after the join key: the window's end and start.
+const WINDOW_BYTES: usize = 16;
+
+/// The table key of a group: whether the join key is NULL, the key, then
+/// the window (left out of the key group).
+fn group_key(key: &Option<Box<[u8]>>, start: i64, end: i64) -> Vec<u8> {
+    let k = key.as_deref().unwrap_or_default();
+    let mut out = Vec::with_capacity(1 + k.len() + WINDOW_BYTES);
+    out.push(u8::from(key.is_some()));
+    out.extend_from_slice(k);
+    out.extend_from_slice(&end.to_be_bytes());
+    out.extend_from_slice(&start.to_be_bytes());
+    out
+}
+
+/// The (window end, window start, key) of a table key.
+fn parse_group_key(k: &[u8]) -> Option<(i64, i64, Option<Box<[u8]>>)> {
+    let (flag, rest) = k.split_first()?;
+    let (key, window) = rest.split_at_checked(rest.len().checked_sub(WINDOW_BYTES)?)?;
+    let (end, start) = window.split_first_chunk::<8>()?;
+    let start: [u8; 8] = start.try_into().ok()?;
+    let key = (*flag == 1).then(|| Box::from(key));
+    Some((i64::from_be_bytes(*end), i64::from_be_bytes(start), key))
+}
+
+/// One side's waiting rows and the timers of their windows' ends.
+struct Waiting {
+    groups: KeyedTable<Vec<RowRef>, WaitingCodec>,
+    ends: Timers,
+}
+
 /// Runs a window join over a side-tagged input.
 pub struct WindowJoin {
     spec: WindowJoinSpec,
     keys: JoinKeys,
-    /// Per side, the waiting rows by window end.
-    waiting: [BTreeMap<i64, Groups>; 2],
-    rows: usize,
+    waiting: [Waiting; 2],
     watermark: EventTime,
     late: Counter,
 }
+
+const TABLES: [[&str; 2]; 2] = [["left", "left ends"], ["right", "right ends"]];
 
 impl WindowJoin {
     /// The operator for `spec`; `late` counts rows of windows already joined.
     pub fn new(spec: WindowJoinSpec, late: Counter) -> Result<Self> {
         let keys = JoinKeys::new(spec.key_types.clone(), spec.null_equal)?;
+        let waiting = Self::declare(&spec, &mut StateContext::detached())?;
         Ok(Self {
             spec,
             keys,
-            waiting: [BTreeMap::new(), BTreeMap::new()],
-            rows: 0,
+            waiting,
             watermark: MIN_WATERMARK,
             late,
         })
     }
 
-    /// Keeps `batch`'s rows of `side` in their windows (dropping late ones
-    /// unless `restoring`).
-    fn keep(&mut self, side: Side, batch: RecordBatch, restoring: bool) -> Result<()> {
+    fn declare(spec: &WindowJoinSpec, ctx: &mut StateContext) -> Result<[Waiting; 2]> {
+        let mut side = |s: usize| -> Result<Waiting> {
+            let codec = WaitingCodec {
+                list: RowList::new(spec.schemas[s].clone())?,
+            };
+            Ok(Waiting {
+                groups: ctx
+                    .table(TABLES[s][0], codec, None)?
+                    .grouped_without_suffix(WINDOW_BYTES),
+                ends: ctx
+                    .timers(TABLES[s][1])?
+                    .grouped_without_suffix(WINDOW_BYTES),
+            })
+        };
+        Ok([side(0)?, side(1)?])
+    }
+
+    /// Keeps `batch`'s rows of `side` in their windows, dropping late ones.
+    fn keep(&mut self, side: Side, batch: RecordBatch) -> Result<()> {
         let s = side.index();
         let (ws, we) = self.spec.windows[s];
         let starts = to_millis(batch.column(ws), "window_start")?;
@@ -115,17 +186,24 @@ impl WindowJoin {
             }
             let (start, end) = (starts.value(i), ends.value(i));
             // The window's rows were joined when the watermark passed its end.
-            if !restoring && has_fired(end, self.watermark) {
+            if has_fired(end, self.watermark) {
                 late += 1;
                 continue;
             }
-            self.waiting[s]
-                .entry(end)
-                .or_default()
-                .entry((start, key))
-                .or_default()
-                .push((batch.clone(), i));
-            self.rows += 1;
+            let k = group_key(&key, start, end);
+            let w = &mut self.waiting[s];
+            let mut new = false;
+            let make = || {
+                new = true;
+                Ok(Some(vec![]))
+            };
+            if let Some(rows) = w.groups.get_mut_or(&k, 0, make)? {
+                rows.push((batch.clone(), i));
+            }
+            if new {
+                // Fired once the watermark reaches `end - 1`.
+                w.ends.register(end - 1, &k)?;
+            }
         }
         if late > 0 {
             self.late.add(late);
@@ -133,9 +211,30 @@ impl WindowJoin {
         Ok(())
     }
 
+    /// The groups of `side` whose windows fired at `wm`, removed from its
+    /// state, by window end.
+    fn take_fired(&mut self, side: usize, wm: EventTime) -> Result<BTreeMap<i64, Groups>> {
+        let w = &mut self.waiting[side];
+        let mut out: BTreeMap<i64, Groups> = BTreeMap::new();
+        for (_, k) in w.ends.pop_due(wm)? {
+            let Some((end, start, key)) = parse_group_key(&k) else {
+                return Err(EngineError::State(
+                    "a stored window join key is corrupt".into(),
+                ));
+            };
+            if let Some(rows) = w.groups.get_mut(&k, 0)? {
+                let rows = std::mem::take(rows);
+                out.entry(end).or_default().insert((start, key), rows);
+            }
+            w.groups.remove(&k);
+        }
+        Ok(out)
+    }
+
     /// Joins the windows that end at or before `wm + 1` and drops them.
     fn fire(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
-        let [left, right] = [0, 1].map(|s| take_fired(&mut self.waiting[s], wm));
+        let left = self.take_fired(0, wm)?;
+        let right = self.take_fired(1, wm)?;
         let mut ends: Vec<i64> = left.keys().chain(right.keys()).copied().collect();
         ends.sort_unstable();
         ends.dedup();
@@ -233,13 +332,6 @@ impl WindowJoin {
                 }
             }
         }
-        let gone: usize = left
-            .values()
-            .chain(right.values())
-            .flat_map(|g| g.values())
-            .map(Vec::len)
-            .sum();
-        self.rows -= gone;
         Ok(())
     }
 
@@ -280,7 +372,7 @@ impl Operator for WindowJoin {
 
     fn on_batch(&mut self, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
         for (side, own) in split_sides(&batch, &self.spec.schemas)? {
-            self.keep(side, own, false)?;
+            self.keep(side, own)?;
         }
         Ok(())
     }
@@ -298,37 +390,30 @@ impl Operator for WindowJoin {
         self.fire(MAX_WATERMARK, out)
     }
 
+    fn open(&mut self, state: &mut StateContext) -> Result<()> {
+        self.waiting = Self::declare(&self.spec, state)?;
+        Ok(())
+    }
+
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        let [left, right] = &mut self.waiting;
+        vec![
+            &mut left.groups,
+            &mut left.ends,
+            &mut right.groups,
+            &mut right.ends,
+        ]
+    }
+
+    /// The watermark (the waiting rows are keyed state).
     fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
-        for side in Side::BOTH {
-            let rows: Vec<Option<&RowRef>> = self.waiting[side.index()]
-                .values()
-                .flat_map(|g| g.values())
-                .flatten()
-                .map(Some)
-                .collect();
-            let schema = &self.spec.schemas[side.index()];
-            let batch = batch_of(schema, gather(schema, &rows)?, "window join state")?;
-            w.put(OPERATOR_STATE, SIDES[side.index()], encode_batch(&batch)?);
-        }
         put_meta(w, &self.watermark, "window join")
     }
 
     fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
-        let Some(wm) = saved_meta::<EventTime>(&entries, "window join")? else {
-            return Ok(());
-        };
-        self.watermark = wm;
-        for side in Side::BOTH {
-            if let Some(b) = entry_value(&entries, SIDES[side.index()]) {
-                self.keep(side, decode_batch(b)?, true)?;
-            }
+        if let Some(wm) = saved_meta::<EventTime>(&entries, "window join")? {
+            self.watermark = wm;
         }
         Ok(())
     }
-
-    fn state_size(&self) -> u64 {
-        (self.rows * std::mem::size_of::<RowRef>()) as u64
-    }
 }
-
-const SIDES: [&[u8]; 2] = [b"left", b"right"];

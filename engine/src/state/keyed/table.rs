@@ -113,7 +113,14 @@ pub struct KeyedTable<V, C> {
     bytes: usize,
     budget: Arc<CacheBudget>,
     ttl_ms: Option<u64>,
+    /// Trailing bytes of a key that do not decide its key group.
+    suffix: usize,
     scratch: Vec<u8>,
+}
+
+/// The key group of `key` without its last `suffix` bytes.
+pub(super) fn group_of(key: &[u8], suffix: usize, groups: u16) -> u16 {
+    key_group_of(&key[..key.len().saturating_sub(suffix)], groups)
 }
 
 impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
@@ -138,13 +145,27 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
             bytes: 0,
             budget,
             ttl_ms,
+            suffix: 0,
             scratch: vec![],
         }
     }
 
+    /// The same table, its keys' last `suffix` bytes left out of their key
+    /// group (keys that add, say, a window to the operator's key stay in
+    /// the key group of that key).
+    pub fn grouped_without_suffix(mut self, suffix: usize) -> Self {
+        self.suffix = suffix;
+        self
+    }
+
     fn store_key(&mut self, key: &[u8]) -> Vec<u8> {
         let mut k = std::mem::take(&mut self.scratch);
-        db_key(key_group_of(key, self.key_groups), self.id, key, &mut k);
+        db_key(
+            group_of(key, self.suffix, self.key_groups),
+            self.id,
+            key,
+            &mut k,
+        );
         k
     }
 

@@ -16,8 +16,7 @@ use std::sync::Arc;
 use rocksdb::WriteBatch;
 
 use super::backend::{db_key, KeyedBackend};
-use super::table::StateTable;
-use crate::state::key_group_of;
+use super::table::{group_of, StateTable};
 use crate::Result;
 
 /// Timers waiting in memory beyond which they are written to the database.
@@ -42,6 +41,8 @@ pub struct Timers {
     pending: BTreeSet<(i64, Box<[u8]>)>,
     /// The earliest stored time per owned key group (`i64::MAX`: none).
     stored_next: Vec<i64>,
+    /// Trailing bytes of a key that do not decide its key group.
+    suffix: usize,
     scratch: Vec<u8>,
 }
 
@@ -59,6 +60,7 @@ impl Timers {
             owned,
             backend,
             pending: BTreeSet::new(),
+            suffix: 0,
             scratch: vec![],
         };
         // A restored database: each key group's first timer.
@@ -76,6 +78,13 @@ impl Timers {
             Ok(false)
         })?;
         Ok(first)
+    }
+
+    /// The same timers, their keys' last `suffix` bytes left out of their
+    /// key group (as the table's they belong to).
+    pub fn grouped_without_suffix(mut self, suffix: usize) -> Self {
+        self.suffix = suffix;
+        self
     }
 
     /// Registers a timer for `key` at `time` (once per time and key).
@@ -135,7 +144,7 @@ impl Timers {
         let mut batch = WriteBatch::default();
         let start = *self.owned.start();
         for (t, key) in std::mem::take(&mut self.pending) {
-            let group = key_group_of(&key, self.key_groups);
+            let group = group_of(&key, self.suffix, self.key_groups);
             let mut k = Vec::with_capacity(8 + key.len());
             k.extend_from_slice(&time_bytes(t));
             k.extend_from_slice(&key);
