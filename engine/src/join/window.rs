@@ -111,8 +111,11 @@ fn group_key(key: &Option<Box<[u8]>>, start: i64, end: i64) -> Vec<u8> {
     out
 }
 
+/// A waiting group's window end, window start and join key (`None`: NULL).
+type GroupOf = (i64, i64, Option<Box<[u8]>>);
+
 /// The (window end, window start, key) of a table key.
-fn parse_group_key(k: &[u8]) -> Option<(i64, i64, Option<Box<[u8]>>)> {
+fn parse_group_key(k: &[u8]) -> Option<GroupOf> {
     let (flag, rest) = k.split_first()?;
     let (key, window) = rest.split_at_checked(rest.len().checked_sub(WINDOW_BYTES)?)?;
     let (end, start) = window.split_first_chunk::<8>()?;
