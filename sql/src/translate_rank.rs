@@ -101,9 +101,15 @@ impl Translator<'_> {
         let late = self
             .metrics
             .counter(names::LATE_ROWS_DROPPED, "window_rank");
-        Ok(self
-            .graph
-            .add_operator(input, Box::new(WindowRank::new(spec, late)), output))
+        let keyed = !spec.partition_by.is_empty();
+        let op = WindowRank::new(spec, late).map_err(|e| SqlError::at(self.pos, e.to_string()))?;
+        let parallelism =
+            parallelism_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?;
+        let id = self.graph.add_operator(input, Box::new(op), output);
+        if keyed {
+            self.graph.nodes[id].parallelism = parallelism;
+        }
+        Ok(id)
     }
 }
 

@@ -110,6 +110,10 @@ impl GroupCodec {
 impl StateCodec<Group> for GroupCodec {
     fn encode(&mut self, group: &mut Group, out: &mut Vec<u8>) -> Result<()> {
         out.extend_from_slice(&group.count.to_le_bytes());
+        if self.state_types.is_empty() {
+            // No aggregate (SELECT DISTINCT): the count is the state.
+            return Ok(());
+        }
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.state_types.len());
         for acc in group.accs.iter_mut() {
             for v in acc.state().context("group state")? {
@@ -133,11 +137,14 @@ impl StateCodec<Group> for GroupCodec {
         let corrupt = || EngineError::State("a stored group is corrupt".into());
         let (count, body) = bytes.split_first_chunk::<8>().ok_or_else(corrupt)?;
         let count = i64::from_le_bytes(*count);
-        let parser = self.states.parser();
-        let columns = self
-            .states
-            .convert_rows([parser.parse(body)])
-            .context("restoring group state")?;
+        let columns = if self.state_types.is_empty() {
+            vec![]
+        } else {
+            let parser = self.states.parser();
+            self.states
+                .convert_rows([parser.parse(body)])
+                .context("restoring group state")?
+        };
         let mut accs = new_accumulators(&self.aggregates, self.input_updating)?;
         let mut at = 0;
         for (acc, n) in accs.iter_mut().zip(&self.widths) {

@@ -4,28 +4,31 @@
 //! watermark passes its end; then they are ranked within their partition and
 //! emitted with their ranks (a filter after it keeps the top N). Rows of a
 //! window already ranked are late: dropped and counted.
+//!
+//! The waiting rows are keyed state: a list per (partition key, window) in a
+//! declared table, with a timer at the window's end.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array, UInt64Array};
-use datafusion::arrow::compute::{
-    concat_batches, lexsort_to_indices, take_record_batch, SortColumn,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
+use datafusion::arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
 use datafusion::arrow::datatypes::{SchemaRef, TimestampMillisecondType};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 
 use crate::error::ResultExt;
+use crate::join::rows::{gather, RowRef};
 use crate::message::EventTime;
 use crate::metrics::Counter;
 use crate::operator::{Emitter, Operator};
 use crate::operators::watermark::to_millis;
 use crate::operators::{batch_of, eval};
-use crate::state::arrow_state::{decode_batch, encode_batch};
-use crate::state::{entry_value, put_meta, saved_meta, StateEntry, StateWriter, OPERATOR_STATE};
+use crate::state::keyed::rows::RowList;
+use crate::state::keyed::{KeyedTable, StateCodec, StateContext, StateTable, Timers};
+use crate::state::{put_meta, saved_meta, StateEntry, StateWriter};
 use crate::time::{MAX_WATERMARK, MIN_WATERMARK};
-use crate::window::{has_fired, take_fired};
+use crate::window::has_fired;
 use crate::Result;
 
 /// A ranking function.
@@ -58,59 +61,146 @@ pub struct WindowRankSpec {
     pub describe: String,
 }
 
+/// The rows of one (partition, window).
+struct WaitingCodec {
+    list: RowList,
+}
+
+impl StateCodec<Vec<RowRef>> for WaitingCodec {
+    fn encode(&mut self, rows: &mut Vec<RowRef>, out: &mut Vec<u8>) -> Result<()> {
+        self.list.encode(rows.iter().map(|r| (r, &[][..])), out)
+    }
+
+    fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<Vec<RowRef>> {
+        let (batch, extras) = self.list.decode(bytes)?;
+        Ok((0..extras.len()).map(|i| (batch.clone(), i)).collect())
+    }
+
+    fn size(&self, rows: &Vec<RowRef>) -> usize {
+        rows.iter().map(|r| 16 + RowList::row_size(r)).sum()
+    }
+}
+
+/// Bytes a waiting key adds after the partition key: the window's end and
+/// start (left out of its key group).
+const WINDOW_BYTES: usize = 16;
+
 /// Ranks the rows of each window once the watermark passes its end.
 pub struct WindowRank {
     spec: WindowRankSpec,
-    /// Waiting rows by window end.
-    waiting: BTreeMap<i64, Vec<RecordBatch>>,
+    keys: RowConverter,
+    /// Waiting rows by (partition key, window).
+    waiting: KeyedTable<Vec<RowRef>, WaitingCodec>,
+    ends: Timers,
     watermark: EventTime,
     late: Counter,
 }
 
 impl WindowRank {
     /// The operator for `spec`; `late` counts rows of windows already ranked.
-    pub fn new(spec: WindowRankSpec, late: Counter) -> Self {
-        Self {
+    pub fn new(spec: WindowRankSpec, late: Counter) -> Result<Self> {
+        let types = spec
+            .partition_by
+            .iter()
+            .map(|e| e.data_type(&spec.input_schema).map(SortField::new))
+            .collect::<datafusion::error::Result<Vec<_>>>()
+            .context("window rank keys")?;
+        let keys = RowConverter::new(types).context("window rank keys")?;
+        let (waiting, ends) = Self::declare(&spec, &mut StateContext::detached())?;
+        Ok(Self {
             spec,
-            waiting: BTreeMap::new(),
+            keys,
+            waiting,
+            ends,
             watermark: MIN_WATERMARK,
             late,
-        }
+        })
     }
 
-    /// Keeps `batch`'s rows by window end (dropping late ones unless
-    /// `restoring`).
-    fn keep(&mut self, batch: RecordBatch, restoring: bool) -> Result<()> {
-        let ends = to_millis(batch.column(self.spec.windows.1), "window_end")?;
+    fn declare(
+        spec: &WindowRankSpec,
+        ctx: &mut StateContext,
+    ) -> Result<(KeyedTable<Vec<RowRef>, WaitingCodec>, Timers)> {
+        let codec = WaitingCodec {
+            list: RowList::new(spec.input_schema.clone())?,
+        };
+        let waiting = ctx
+            .table("rows", codec, None)?
+            .grouped_without_suffix(WINDOW_BYTES);
+        let ends = ctx.timers("ends")?.grouped_without_suffix(WINDOW_BYTES);
+        Ok((waiting, ends))
+    }
+
+    /// Keeps `batch`'s rows by partition and window, dropping late ones.
+    fn keep(&mut self, batch: RecordBatch) -> Result<()> {
+        let (ws, we) = self.spec.windows;
+        let starts = to_millis(batch.column(ws), "window_start")?;
+        let starts = starts.as_primitive::<TimestampMillisecondType>();
+        let ends = to_millis(batch.column(we), "window_end")?;
         let ends = ends.as_primitive::<TimestampMillisecondType>();
-        let mut by_end: HashMap<i64, Vec<u32>> = HashMap::new();
+        let cols = self
+            .spec
+            .partition_by
+            .iter()
+            .map(|e| eval(e.as_ref(), &batch, "PARTITION BY"))
+            .collect::<Result<Vec<_>>>()?;
+        let keys = if cols.is_empty() {
+            None
+        } else {
+            Some(
+                self.keys
+                    .convert_columns(&cols)
+                    .context("window rank keys")?,
+            )
+        };
+        let batch = Arc::new(batch);
         let mut late = 0;
+        let mut k = Vec::new();
         for i in 0..batch.num_rows() {
-            if ends.is_null(i) {
+            if ends.is_null(i) || starts.is_null(i) {
                 continue;
             }
             let end = ends.value(i);
-            if !restoring && has_fired(end, self.watermark) {
+            if has_fired(end, self.watermark) {
                 late += 1;
                 continue;
             }
-            by_end.entry(end).or_default().push(i as u32);
+            k.clear();
+            k.extend_from_slice(keys.as_ref().map_or(&[], |r| r.row(i).data()));
+            k.extend_from_slice(&end.to_be_bytes());
+            k.extend_from_slice(&starts.value(i).to_be_bytes());
+            let mut new = false;
+            let make = || {
+                new = true;
+                Ok(Some(vec![]))
+            };
+            if let Some(rows) = self.waiting.get_mut_or(&k, 0, make)? {
+                rows.push((batch.clone(), i));
+            }
+            if new {
+                // Ranked once the watermark reaches `end - 1`.
+                self.ends.register(end - 1, &k)?;
+            }
         }
         if late > 0 {
             self.late.add(late);
-        }
-        for (end, rows) in by_end {
-            let rows =
-                take_record_batch(&batch, &UInt32Array::from(rows)).context("window rank")?;
-            self.waiting.entry(end).or_default().push(rows);
         }
         Ok(())
     }
 
     /// Ranks and emits the windows that end at or before `wm + 1`.
     fn fire(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
-        for batches in take_fired(&mut self.waiting, wm).into_values() {
-            let batch = concat_batches(&self.spec.input_schema, &batches).context("window rank")?;
+        let mut by_end: BTreeMap<i64, Vec<RowRef>> = BTreeMap::new();
+        for (t, k) in self.ends.pop_due(wm)? {
+            if let Some(rows) = self.waiting.get_mut(&k, 0)? {
+                by_end.entry(t).or_default().append(rows);
+            }
+            self.waiting.remove(&k);
+        }
+        for rows in by_end.into_values() {
+            let refs: Vec<Option<&RowRef>> = rows.iter().map(Some).collect();
+            let columns = gather(&self.spec.input_schema, &refs)?;
+            let batch = batch_of(&self.spec.input_schema, columns, "window rank")?;
             if batch.num_rows() > 0 {
                 out.batch(self.rank(&batch)?);
             }
@@ -198,12 +288,23 @@ impl Operator for WindowRank {
         format!("WindowRank({})", self.spec.describe)
     }
 
+    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        (!self.spec.partition_by.is_empty()).then(|| self.spec.partition_by.clone())
+    }
+
     fn unkeyed_reason(&self) -> Option<&'static str> {
-        Some("no parallel form yet")
+        Some("no PARTITION BY beyond the window: one instance ranks each window")
+    }
+
+    fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
+        Ok(Some(Box::new(WindowRank::new(
+            self.spec.clone(),
+            self.late.clone(),
+        )?)))
     }
 
     fn on_batch(&mut self, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
-        self.keep(batch, false)
+        self.keep(batch)
     }
 
     fn on_watermark(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
@@ -219,31 +320,24 @@ impl Operator for WindowRank {
         self.fire(MAX_WATERMARK, out)
     }
 
+    fn open(&mut self, state: &mut StateContext) -> Result<()> {
+        (self.waiting, self.ends) = Self::declare(&self.spec, state)?;
+        Ok(())
+    }
+
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        vec![&mut self.waiting, &mut self.ends]
+    }
+
+    /// The watermark (the waiting rows are keyed state).
     fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
-        let all: Vec<&RecordBatch> = self.waiting.values().flatten().collect();
-        let batch = concat_batches(&self.spec.input_schema, all).context("window rank state")?;
-        w.put(OPERATOR_STATE, b"rows", encode_batch(&batch)?);
         put_meta(w, &self.watermark, "window rank")
     }
 
     fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
-        let Some(wm) = saved_meta::<EventTime>(&entries, "window rank")? else {
-            return Ok(());
-        };
-        self.watermark = wm;
-        if let Some(b) = entry_value(&entries, b"rows") {
-            self.keep(decode_batch(b)?, true)?;
+        if let Some(wm) = saved_meta::<EventTime>(&entries, "window rank")? {
+            self.watermark = wm;
         }
         Ok(())
-    }
-
-    fn state_size(&self) -> u64 {
-        let bytes: usize = self
-            .waiting
-            .values()
-            .flatten()
-            .map(|b| b.get_array_memory_size())
-            .sum();
-        bytes as u64
     }
 }
