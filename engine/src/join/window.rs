@@ -25,7 +25,7 @@ use crate::operator::{Emitter, Operator};
 use crate::operators::watermark::to_millis;
 use crate::operators::{batch_of, eval};
 use crate::state::keyed::rows::RowList;
-use crate::state::keyed::{KeyedTable, StateCodec, StateContext, StateTable, Timers};
+use crate::state::keyed::{KeyedTable, StateContext, StateTable, Timers};
 use crate::state::{put_meta, saved_meta, StateEntry, StateWriter};
 use crate::time::{MAX_WATERMARK, MIN_WATERMARK};
 use crate::window::has_fired;
@@ -76,26 +76,6 @@ pub struct WindowJoinSpec {
 /// A window's rows of one side, by (window start, key); NULL keys apart.
 type Groups = HashMap<(i64, Option<Box<[u8]>>), Vec<RowRef>>;
 
-/// The rows of one (key, window) of one side.
-struct WaitingCodec {
-    list: RowList,
-}
-
-impl StateCodec<Vec<RowRef>> for WaitingCodec {
-    fn encode(&mut self, rows: &mut Vec<RowRef>, out: &mut Vec<u8>) -> Result<()> {
-        self.list.encode(rows.iter().map(|r| (r, &[][..])), out)
-    }
-
-    fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<Vec<RowRef>> {
-        let (batch, extras) = self.list.decode(bytes)?;
-        Ok((0..extras.len()).map(|i| (batch.clone(), i)).collect())
-    }
-
-    fn size(&self, rows: &Vec<RowRef>) -> usize {
-        rows.iter().map(|r| 16 + RowList::row_size(r)).sum()
-    }
-}
-
 /// Bytes a waiting key adds after the join key: the window's end and start.
 const WINDOW_BYTES: usize = 16;
 
@@ -126,7 +106,7 @@ fn parse_group_key(k: &[u8]) -> Option<GroupOf> {
 
 /// One side's waiting rows and the timers of their windows' ends.
 struct Waiting {
-    groups: KeyedTable<Vec<RowRef>, WaitingCodec>,
+    groups: KeyedTable<Vec<RowRef>, RowList>,
     ends: Timers,
 }
 
@@ -157,9 +137,7 @@ impl WindowJoin {
 
     fn declare(spec: &WindowJoinSpec, ctx: &mut StateContext) -> Result<[Waiting; 2]> {
         let mut side = |s: usize| -> Result<Waiting> {
-            let codec = WaitingCodec {
-                list: RowList::new(spec.schemas[s].clone())?,
-            };
+            let codec = RowList::new(spec.schemas[s].clone())?;
             Ok(Waiting {
                 groups: ctx
                     .table(TABLES[s][0], codec, None)?

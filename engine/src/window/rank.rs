@@ -25,7 +25,7 @@ use crate::operator::{Emitter, Operator};
 use crate::operators::watermark::to_millis;
 use crate::operators::{batch_of, eval};
 use crate::state::keyed::rows::RowList;
-use crate::state::keyed::{KeyedTable, StateCodec, StateContext, StateTable, Timers};
+use crate::state::keyed::{KeyedTable, StateContext, StateTable, Timers};
 use crate::state::{put_meta, saved_meta, StateEntry, StateWriter};
 use crate::time::{MAX_WATERMARK, MIN_WATERMARK};
 use crate::window::has_fired;
@@ -61,26 +61,6 @@ pub struct WindowRankSpec {
     pub describe: String,
 }
 
-/// The rows of one (partition, window).
-struct WaitingCodec {
-    list: RowList,
-}
-
-impl StateCodec<Vec<RowRef>> for WaitingCodec {
-    fn encode(&mut self, rows: &mut Vec<RowRef>, out: &mut Vec<u8>) -> Result<()> {
-        self.list.encode(rows.iter().map(|r| (r, &[][..])), out)
-    }
-
-    fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<Vec<RowRef>> {
-        let (batch, extras) = self.list.decode(bytes)?;
-        Ok((0..extras.len()).map(|i| (batch.clone(), i)).collect())
-    }
-
-    fn size(&self, rows: &Vec<RowRef>) -> usize {
-        rows.iter().map(|r| 16 + RowList::row_size(r)).sum()
-    }
-}
-
 /// Bytes a waiting key adds after the partition key: the window's end and
 /// start (left out of its key group).
 const WINDOW_BYTES: usize = 16;
@@ -90,7 +70,7 @@ pub struct WindowRank {
     spec: WindowRankSpec,
     keys: RowConverter,
     /// Waiting rows by (partition key, window).
-    waiting: KeyedTable<Vec<RowRef>, WaitingCodec>,
+    waiting: KeyedTable<Vec<RowRef>, RowList>,
     ends: Timers,
     watermark: EventTime,
     late: Counter,
@@ -120,10 +100,8 @@ impl WindowRank {
     fn declare(
         spec: &WindowRankSpec,
         ctx: &mut StateContext,
-    ) -> Result<(KeyedTable<Vec<RowRef>, WaitingCodec>, Timers)> {
-        let codec = WaitingCodec {
-            list: RowList::new(spec.input_schema.clone())?,
-        };
+    ) -> Result<(KeyedTable<Vec<RowRef>, RowList>, Timers)> {
+        let codec = RowList::new(spec.input_schema.clone())?;
         let waiting = ctx
             .table("rows", codec, None)?
             .grouped_without_suffix(WINDOW_BYTES);

@@ -12,6 +12,7 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use crate::error::ResultExt;
 use crate::join::rows::{gather, RowRef};
 use crate::operators::batch_of;
+use crate::state::keyed::StateCodec;
 use crate::{EngineError, Result};
 
 /// Encodes and decodes lists of rows of one schema.
@@ -94,6 +95,22 @@ impl RowList {
     pub fn row_size(row: &RowRef) -> usize {
         let (b, _) = row;
         b.get_array_memory_size() / b.num_rows().max(1)
+    }
+}
+
+/// A plain list of rows (nothing of their own besides).
+impl StateCodec<Vec<RowRef>> for RowList {
+    fn encode(&mut self, rows: &mut Vec<RowRef>, out: &mut Vec<u8>) -> Result<()> {
+        RowList::encode(self, rows.iter().map(|r| (r, &[][..])), out)
+    }
+
+    fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<Vec<RowRef>> {
+        let (batch, extras) = RowList::decode(self, bytes)?;
+        Ok((0..extras.len()).map(|i| (batch.clone(), i)).collect())
+    }
+
+    fn size(&self, rows: &Vec<RowRef>) -> usize {
+        rows.iter().map(|r| 16 + Self::row_size(r)).sum()
     }
 }
 
