@@ -583,7 +583,14 @@ impl<'a> Translator<'a> {
                     null_time,
                 )
                 .map_err(|e| SqlError::at(self.pos, e.to_string()))?;
-                Ok(self.graph.add_operator(input, Box::new(op), schema))
+                let keyed = !node.partition_by.is_empty();
+                let parallelism =
+                    parallelism_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?;
+                let id = self.graph.add_operator(input, Box::new(op), schema);
+                if keyed {
+                    self.graph.nodes[id].parallelism = parallelism;
+                }
+                Ok(id)
             }
             ref kind => {
                 let op = WindowAssigner::new(

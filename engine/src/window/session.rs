@@ -4,39 +4,107 @@
 //! emitted with `window_start` (first row), `window_end` (last row + gap) and
 //! `window_time`, in front of the watermark that closed them. As in Flink,
 //! sessions that touch (`end == start`) merge.
+//!
+//! A key's open sessions and their rows are keyed state (a declared table),
+//! with a timer at the earliest end among them.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::compute::interleave;
-use datafusion::arrow::datatypes::{DataType, SchemaRef, TimestampMillisecondType};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef, TimestampMillisecondType};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::{has_fired, window_arrays};
 use crate::error::ResultExt;
+use crate::join::rows::{gather, RowRef};
 use crate::message::EventTime;
 use crate::metrics::Counter;
 use crate::operator::{Emitter, Operator};
 use crate::operators::eval;
 use crate::operators::watermark::to_millis;
-use crate::state::arrow_state::{decode_batch, encode_batch, split_by_key_group};
+use crate::state::keyed::rows::RowList;
+use crate::state::keyed::{KeyedTable, StateCodec, StateContext, StateTable, Timers};
 use crate::state::{StateEntry, StateWriter, OPERATOR_STATE};
 use crate::time::{format_event_time, MAX_WATERMARK, MIN_WATERMARK};
 use crate::window::aggregate::read_i64;
-use crate::Result;
+use crate::{EngineError, Result};
 
 struct Session {
     start: EventTime,
     end: EventTime,
-    rows: Vec<(u32, u32)>,
+    rows: Vec<RowRef>,
 }
 
-struct Buffered {
-    batch: RecordBatch,
-    live: usize,
+/// A key's open sessions, and the end its timer is registered for.
+struct KeySessions {
+    sessions: Vec<Session>,
+    armed: EventTime,
+}
+
+/// Stores a key's sessions: the armed end, each session's bounds, then its
+/// rows, each with the index of its session.
+struct SessionsCodec {
+    list: RowList,
+}
+
+impl StateCodec<KeySessions> for SessionsCodec {
+    fn encode(&mut self, k: &mut KeySessions, out: &mut Vec<u8>) -> Result<()> {
+        out.extend_from_slice(&k.armed.to_le_bytes());
+        out.extend_from_slice(&(k.sessions.len() as u32).to_le_bytes());
+        for s in &k.sessions {
+            out.extend_from_slice(&s.start.to_le_bytes());
+            out.extend_from_slice(&s.end.to_le_bytes());
+        }
+        let index: Vec<[u8; 4]> = k
+            .sessions
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| std::iter::repeat_n((i as u32).to_le_bytes(), s.rows.len()))
+            .collect();
+        let rows = k.sessions.iter().flat_map(|s| &s.rows);
+        self.list
+            .encode(rows.zip(&index).map(|(r, i)| (r, &i[..])), out)
+    }
+
+    fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<KeySessions> {
+        let corrupt = || EngineError::State("stored sessions are corrupt".into());
+        let (armed, rest) = bytes.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let (n, mut rest) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
+        let mut sessions = vec![];
+        for _ in 0..u32::from_le_bytes(*n) {
+            let (start, r) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
+            let (end, r) = r.split_first_chunk::<8>().ok_or_else(corrupt)?;
+            sessions.push(Session {
+                start: i64::from_le_bytes(*start),
+                end: i64::from_le_bytes(*end),
+                rows: vec![],
+            });
+            rest = r;
+        }
+        let (batch, index) = self.list.decode(rest)?;
+        for (row, i) in index.into_iter().enumerate() {
+            let i: [u8; 4] = i.try_into().map_err(|_| corrupt())?;
+            let s = sessions
+                .get_mut(u32::from_le_bytes(i) as usize)
+                .ok_or_else(corrupt)?;
+            s.rows.push((batch.clone(), row));
+        }
+        Ok(KeySessions {
+            sessions,
+            armed: i64::from_le_bytes(*armed),
+        })
+    }
+
+    fn size(&self, k: &KeySessions) -> usize {
+        k.sessions
+            .iter()
+            .flat_map(|s| &s.rows)
+            .map(|r| 16 + RowList::row_size(r))
+            .sum::<usize>()
+            + k.sessions.len() * std::mem::size_of::<Session>()
+    }
 }
 
 /// Assigns rows to session windows per partition key.
@@ -44,20 +112,17 @@ pub struct SessionAssigner {
     gap: EventTime,
     time_idx: usize,
     keys: Vec<Arc<dyn PhysicalExpr>>,
+    key_types: Vec<DataType>,
     converter: Option<RowConverter>,
     rowtime_type: DataType,
     schema: SchemaRef,
-    sessions: HashMap<Box<[u8]>, Vec<Session>>,
-    batches: HashMap<u32, Buffered>,
-    next_batch: u32,
+    /// The input's columns (the schema without the window columns).
+    input_schema: SchemaRef,
+    sessions: KeyedTable<KeySessions, SessionsCodec>,
+    ends: Timers,
     watermark: EventTime,
-    min_end: EventTime,
     late: Counter,
     null_time: Counter,
-    /// Changed since the last checkpoint.
-    dirty: bool,
-    /// Key groups holding stored rows.
-    stored_groups: Vec<u16>,
 }
 
 impl SessionAssigner {
@@ -78,122 +143,158 @@ impl SessionAssigner {
             None
         } else {
             Some(
-                RowConverter::new(key_types.into_iter().map(SortField::new).collect())
+                RowConverter::new(key_types.iter().cloned().map(SortField::new).collect())
                     .context("session keys")?,
             )
         };
+        let ncols = schema.fields().len().saturating_sub(3);
+        let input_schema = Arc::new(Schema::new(schema.fields()[..ncols].to_vec()));
+        let (sessions, ends) = Self::declare(&input_schema, &mut StateContext::detached())?;
         Ok(Self {
             gap,
             time_idx,
             keys,
+            key_types,
             converter,
             rowtime_type,
             schema,
-            sessions: HashMap::new(),
-            batches: HashMap::new(),
-            next_batch: 0,
+            input_schema,
+            sessions,
+            ends,
             watermark: MIN_WATERMARK,
-            min_end: MAX_WATERMARK,
             late,
             null_time,
-            dirty: false,
-            stored_groups: vec![],
         })
     }
 
-    /// Every buffered row, as the input columns.
-    fn buffered_rows(&self) -> Result<Option<RecordBatch>> {
-        let mut ids: Vec<u32> = self.batches.keys().copied().collect();
-        ids.sort_unstable();
-        let pos: HashMap<u32, usize> = ids.iter().enumerate().map(|(p, id)| (*id, p)).collect();
-        let mut indices = vec![];
-        for list in self.sessions.values() {
-            for s in list {
-                indices.extend(s.rows.iter().map(|&(b, r)| (pos[&b], r as usize)));
-            }
-        }
-        if indices.is_empty() {
-            return Ok(None);
-        }
-        let ncols = self.schema.fields().len() - 3;
-        let input_schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
-            self.schema.fields()[..ncols].to_vec(),
-        ));
-        let mut columns = Vec::with_capacity(ncols);
-        for c in 0..ncols {
-            let arrays: Vec<&dyn Array> = ids
-                .iter()
-                .map(|id| self.batches[id].batch.column(c).as_ref())
-                .collect();
-            columns.push(interleave(&arrays, &indices).context("session state")?);
-        }
-        Ok(Some(
-            RecordBatch::try_new(input_schema, columns).context("session state")?,
-        ))
+    fn declare(
+        input_schema: &SchemaRef,
+        ctx: &mut StateContext,
+    ) -> Result<(KeyedTable<KeySessions, SessionsCodec>, Timers)> {
+        let codec = SessionsCodec {
+            list: RowList::new(input_schema.clone())?,
+        };
+        Ok((ctx.table("sessions", codec, None)?, ctx.timers("ends")?))
     }
 
+    /// Emits the sessions the watermark has closed, by end then start.
     fn emit_closed(&mut self, out: &mut Emitter) -> Result<()> {
-        if self.min_end == MAX_WATERMARK || !has_fired(self.min_end, self.watermark) {
-            return Ok(());
-        }
         let wm = self.watermark;
         let mut closed: Vec<Session> = vec![];
-        let mut min_end = MAX_WATERMARK;
-        self.sessions.retain(|_, list| {
-            let (done, open): (Vec<Session>, Vec<Session>) =
-                list.drain(..).partition(|s| has_fired(s.end, wm));
-            closed.extend(done);
-            for s in &open {
-                min_end = min_end.min(s.end);
+        for (t, key) in self.ends.pop_due(wm)? {
+            let Some(k) = self.sessions.get_mut(&key, 0)? else {
+                continue;
+            };
+            // A key registered again since (its sessions grew) is skipped.
+            if k.armed - 1 != t {
+                continue;
             }
-            *list = open;
-            !list.is_empty()
-        });
-        self.min_end = min_end;
+            let (done, open): (Vec<Session>, Vec<Session>) = std::mem::take(&mut k.sessions)
+                .into_iter()
+                .partition(|s| has_fired(s.end, wm));
+            closed.extend(done);
+            k.sessions = open;
+            match k.sessions.iter().map(|s| s.end).min() {
+                Some(next) => {
+                    k.armed = next;
+                    self.ends.register(next - 1, &key)?;
+                }
+                None => self.sessions.remove(&key),
+            }
+        }
+        if closed.is_empty() {
+            return Ok(());
+        }
         closed.sort_by_key(|s| (s.end, s.start));
-        let mut ids: Vec<u32> = self.batches.keys().copied().collect();
-        ids.sort_unstable();
-        let pos: HashMap<u32, usize> = ids.iter().enumerate().map(|(p, id)| (*id, p)).collect();
-        let mut indices = vec![];
-        let mut starts = vec![];
-        let mut ends = vec![];
+        let mut rows: Vec<Option<&RowRef>> = vec![];
+        let (mut starts, mut ends) = (vec![], vec![]);
         for s in &closed {
-            for &(b, r) in &s.rows {
-                indices.push((pos[&b], r as usize));
+            for r in &s.rows {
+                rows.push(Some(r));
                 starts.push(s.start);
                 ends.push(s.end);
             }
         }
-        if indices.is_empty() {
-            return Ok(());
-        }
-        let ncols = self.schema.fields().len() - 3;
-        let mut columns = Vec::with_capacity(ncols + 3);
-        for c in 0..ncols {
-            let arrays: Vec<&dyn Array> = ids
-                .iter()
-                .map(|id| self.batches[id].batch.column(c).as_ref())
-                .collect();
-            columns.push(interleave(&arrays, &indices).context("session output")?);
-        }
+        let mut columns = gather(&self.input_schema, &rows)?;
         columns.extend(window_arrays(starts, ends, &self.rowtime_type));
         out.batch(RecordBatch::try_new(self.schema.clone(), columns).context("session output")?);
-        for s in &closed {
-            for &(b, _) in &s.rows {
-                if let Some(buf) = self.batches.get_mut(&b) {
-                    buf.live -= 1;
-                }
-            }
-        }
-        self.batches.retain(|_, b| b.live > 0);
-        self.dirty = true;
         Ok(())
+    }
+
+    /// Puts row `row` at time `t` of partition `key` into its session;
+    /// false if the row is late (its session would already have closed).
+    fn assign(&mut self, key: &[u8], t: EventTime, row: RowRef) -> Result<bool> {
+        let make = || {
+            Ok(Some(KeySessions {
+                sessions: vec![],
+                armed: MAX_WATERMARK,
+            }))
+        };
+        let Some(k) = self.sessions.get_mut_or(key, 0, make)? else {
+            return Ok(false);
+        };
+        let (start, end) = (t, t + self.gap);
+        let touches = |s: &Session, start: i64, end: i64| s.start <= end && start <= s.end;
+        let list = &mut k.sessions;
+        let grown = match list.iter().position(|s| touches(s, start, end)) {
+            None if has_fired(end, self.watermark) => {
+                if list.is_empty() {
+                    self.sessions.remove(key);
+                }
+                return Ok(false);
+            }
+            None => Session {
+                start,
+                end,
+                rows: vec![row],
+            },
+            Some(first) => {
+                // Grow the session the row touches, then absorb any other
+                // session the grown one now reaches.
+                let mut grown = list.swap_remove(first);
+                grown.start = grown.start.min(start);
+                grown.end = grown.end.max(end);
+                grown.rows.push(row);
+                while let Some(j) = list.iter().position(|s| touches(s, grown.start, grown.end)) {
+                    let other = list.swap_remove(j);
+                    grown.start = grown.start.min(other.start);
+                    grown.end = grown.end.max(other.end);
+                    grown.rows.extend(other.rows);
+                }
+                grown
+            }
+        };
+        let end = grown.end;
+        list.push(grown);
+        let earliest = list.iter().map(|s| s.end).min().unwrap_or(end);
+        if earliest < k.armed {
+            k.armed = earliest;
+            self.ends.register(earliest - 1, key)?;
+        }
+        Ok(true)
     }
 }
 
 impl Operator for SessionAssigner {
+    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        (!self.keys.is_empty()).then(|| self.keys.clone())
+    }
+
     fn unkeyed_reason(&self) -> Option<&'static str> {
-        Some("no parallel form yet")
+        Some("no PARTITION BY: one instance holds every session")
+    }
+
+    fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
+        Ok(Some(Box::new(SessionAssigner::new(
+            self.gap,
+            self.time_idx,
+            self.keys.clone(),
+            self.key_types.clone(),
+            self.rowtime_type.clone(),
+            self.schema.clone(),
+            self.late.clone(),
+            self.null_time.clone(),
+        )?)))
     }
 
     /// The gap decides which session each stored row is in.
@@ -228,58 +329,20 @@ impl Operator for SessionAssigner {
             }
             None => None,
         };
-        let id = self.next_batch;
-        self.next_batch = self.next_batch.wrapping_add(1);
-        let mut live = 0usize;
+        let batch = Arc::new(batch);
         let (mut late, mut nulls) = (0u64, 0u64);
         for i in 0..batch.num_rows() {
             if ts.is_null(i) {
                 nulls += 1;
                 continue;
             }
-            let t = ts.value(i);
             let key: &[u8] = match &rows {
                 Some(r) => r.row(i).data(),
                 None => &[],
             };
-            let list = match self.sessions.get_mut(key) {
-                Some(l) => l,
-                None => self.sessions.entry(Box::from(key)).or_default(),
-            };
-            let (start, end) = (t, t + self.gap);
-            let touches = |s: &Session, start: i64, end: i64| s.start <= end && start <= s.end;
-            let Some(first) = list.iter().position(|s| touches(s, start, end)) else {
-                if has_fired(end, self.watermark) {
-                    late += 1;
-                    if list.is_empty() {
-                        self.sessions.remove(key);
-                    }
-                    continue;
-                }
-                live += 1;
-                self.min_end = self.min_end.min(end);
-                list.push(Session {
-                    start,
-                    end,
-                    rows: vec![(id, i as u32)],
-                });
-                continue;
-            };
-            // Grow the session the row touches (no allocation in the common case),
-            // then absorb any other session the grown one now reaches.
-            let mut grown = list.swap_remove(first);
-            grown.start = grown.start.min(start);
-            grown.end = grown.end.max(end);
-            grown.rows.push((id, i as u32));
-            while let Some(j) = list.iter().position(|s| touches(s, grown.start, grown.end)) {
-                let other = list.swap_remove(j);
-                grown.start = grown.start.min(other.start);
-                grown.end = grown.end.max(other.end);
-                grown.rows.extend(other.rows);
+            if !self.assign(key, ts.value(i), (batch.clone(), i))? {
+                late += 1;
             }
-            live += 1;
-            self.min_end = self.min_end.min(grown.end);
-            list.push(grown);
         }
         if nulls > 0 {
             self.null_time.add(nulls);
@@ -292,62 +355,34 @@ impl Operator for SessionAssigner {
             self.late.add(late);
             tracing::warn!(rows = late, watermark = %format_event_time(self.watermark), "dropped late rows: their session has already closed");
         }
-        if live > 0 {
-            self.batches.insert(id, Buffered { batch, live });
-            self.dirty = true;
-        }
         Ok(())
     }
 
-    /// Sessions are written whole at a checkpoint that follows a change: the
-    /// buffered rows by key group (a session is rebuilt from its rows on restore).
+    fn open(&mut self, state: &mut StateContext) -> Result<()> {
+        (self.sessions, self.ends) = Self::declare(&self.input_schema, state)?;
+        Ok(())
+    }
+
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        vec![&mut self.sessions, &mut self.ends]
+    }
+
+    /// The watermark (sessions are keyed state).
     fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
         w.put(
             OPERATOR_STATE,
             b"watermark",
             self.watermark.to_be_bytes().to_vec(),
         );
-        if !self.dirty {
-            return Ok(());
-        }
-        let mut now = vec![];
-        if let Some(rows) = self.buffered_rows()? {
-            let keys = self
-                .keys
-                .iter()
-                .map(|k| eval(k.as_ref(), &rows, "session key"))
-                .collect::<Result<Vec<_>>>()?;
-            for (g, part) in split_by_key_group(&rows, &keys, w.key_groups())? {
-                w.put(g, b"rows", encode_batch(&part)?);
-                now.push(g);
-            }
-        }
-        for g in &self.stored_groups {
-            if !now.contains(g) {
-                w.delete(*g, b"rows");
-            }
-        }
-        self.stored_groups = now;
-        self.dirty = false;
         Ok(())
     }
 
     fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
-        let mut watermark = MIN_WATERMARK;
-        let mut sink = Emitter::new();
         for e in entries {
-            if e.key_group == OPERATOR_STATE {
-                if e.key == b"watermark" {
-                    watermark = read_i64(&e.value)?;
-                }
-                continue;
+            if e.key_group == OPERATOR_STATE && e.key == b"watermark" {
+                self.watermark = read_i64(&e.value)?;
             }
-            // Replayed before the watermark is set, so no row counts as late.
-            self.on_batch(decode_batch(&e.value)?, &mut sink)?;
-            self.stored_groups.push(e.key_group);
         }
-        self.watermark = watermark;
-        self.dirty = false;
         Ok(())
     }
 
