@@ -15,7 +15,7 @@
 //! away without finishing (a stop, a failure) abandons the checkpoint in
 //! flight and ends the checkpoints.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -62,6 +62,8 @@ pub(crate) enum Ack {
         id: CheckpointId,
         from: Participant,
         ops: Vec<StateOp>,
+        /// The live bytes of each of its operator instances' keyed state.
+        keyed_bytes: Vec<(NodeId, u64)>,
     },
     /// A sink's input ended: it waits for a checkpoint to commit its last rows.
     Finishing,
@@ -120,6 +122,7 @@ impl SourceCheckpoint {
             id,
             from: self.from,
             ops,
+            keyed_bytes: vec![],
         });
     }
 
@@ -252,8 +255,11 @@ impl Coordinator {
             self.trigger.send_replace(id);
             let mut pending = round.live.clone();
             let mut ops = std::mem::take(&mut round.carry);
+            let mut keyed_bytes: BTreeMap<NodeId, u64> = BTreeMap::new();
             while !pending.is_empty() {
-                if round.during(self.acks.recv().await, id, &mut pending, &mut ops) == Flow::End {
+                let ack = self.acks.recv().await;
+                let flow = round.during(ack, id, &mut pending, &mut ops, &mut keyed_bytes);
+                if flow == Flow::End {
                     tracing::info!(
                         checkpoint = id,
                         "the job is stopping: checkpoint {id} abandoned"
@@ -261,7 +267,7 @@ impl Coordinator {
                     return;
                 }
             }
-            self.write(id, ops, started).await;
+            self.write(id, ops, keyed_bytes, started).await;
             if round.live.is_empty() {
                 return;
             }
@@ -281,7 +287,13 @@ impl Coordinator {
     }
 
     /// Stores checkpoint `id` and announces its completion.
-    async fn write(&self, id: CheckpointId, ops: Vec<StateOp>, started: Instant) {
+    async fn write(
+        &self,
+        id: CheckpointId,
+        ops: Vec<StateOp>,
+        keyed_bytes: BTreeMap<NodeId, u64>,
+        started: Instant,
+    ) {
         let (store, checkpoints, identities) = (
             self.store.clone(),
             self.checkpoints.clone(),
@@ -297,24 +309,21 @@ impl Coordinator {
             store.apply(ops)?;
             let meta = checkpoints.write(&store, id, &identities, key_groups)?;
             let mut bytes = store.bytes_by_uid(&uids);
-            // Keyed state: the files of each instance's database.
-            for (name, size) in &meta.files {
-                let uid = name
-                    .strip_prefix("keyed/")
-                    .and_then(|rest| rest.split('/').next())
-                    .and_then(crate::state::keyed::backend::parse_part_name)
-                    .map(|(uid, _)| uid);
-                if let Some(i) = uid.and_then(|u| uids.iter().position(|x| *x == u)) {
-                    bytes[i] += size;
+            // Keyed state: the live data of each instance's database.
+            for (node, b) in keyed_bytes {
+                if let Some(total) = bytes.get_mut(node) {
+                    *total += b;
                 }
             }
             Ok::<_, crate::EngineError>((meta, bytes))
         })
         .await;
+        if let Ok(Ok((_, bytes))) = &written {
+            self.report_state_bytes(bytes);
+        }
         let m = &self.metrics;
         match written {
-            Ok(Ok((meta, bytes))) => {
-                self.report_state_bytes(&bytes);
+            Ok(Ok((meta, _))) => {
                 let ms = started.elapsed().as_millis() as u64;
                 m.counter(names::CHECKPOINTS_COMPLETED, "job").add(1);
                 m.gauge(names::CHECKPOINT_DURATION_MS, "job").set(ms);
@@ -389,6 +398,7 @@ impl Round {
         id: CheckpointId,
         pending: &mut BTreeSet<Participant>,
         ops: &mut Vec<StateOp>,
+        keyed_bytes: &mut BTreeMap<NodeId, u64>,
     ) -> Flow {
         match ack {
             None | Some(Ack::Gone) => return Flow::End,
@@ -396,8 +406,12 @@ impl Round {
                 id: a,
                 from,
                 ops: o,
+                keyed_bytes: k,
             }) if a == id && pending.remove(&from) => {
                 ops.extend(o);
+                for (node, b) in k {
+                    *keyed_bytes.entry(node).or_default() += b;
+                }
             }
             Some(Ack::Snapshot { .. }) => {}
             Some(Ack::Finishing) => self.urgent = true,

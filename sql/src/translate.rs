@@ -692,7 +692,9 @@ impl<'a> Translator<'a> {
             .counter(names::STATE_SPILLED_BYTES, "window_aggregate");
         let op = WindowAggregate::new(spec, aggregates, out_schema.clone(), late)
             .map_err(|e| SqlError::at(self.pos, e.to_string()))?
-            .with_spill(Spill::new(spill, spilled));
+            .with_spill(
+                Spill::new(spill, spilled).map_err(|e| SqlError::at(self.pos, e.to_string()))?,
+            );
         let parallelism =
             parallelism_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?;
         let id = self.graph.add_operator(input, Box::new(op), out_schema);

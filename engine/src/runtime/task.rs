@@ -78,6 +78,7 @@ async fn finish_with_checkpoint(
                 id: due,
                 from: c.from,
                 ops,
+                keyed_bytes: vec![],
             });
             answered = Some(due);
         }
@@ -233,6 +234,7 @@ pub(super) async fn run_task(
                 _ => None,
             };
             let mut writes: Vec<StateOp> = vec![];
+            let mut keyed_bytes: Vec<(NodeId, u64)> = vec![];
             queue.push(msg);
             // Push the message through the chain of operators, one stage at a time.
             for (stage, st) in ops.iter_mut().enumerate() {
@@ -259,6 +261,9 @@ pub(super) async fn run_task(
                             let cached =
                                 checkpoint_keyed(op.as_mut(), &st.state, checkpoint.as_ref(), id)
                                     .map_err(at_op(stage))?;
+                            if let Some(state) = &st.state {
+                                keyed_bytes.push((*node, state.backend.live_bytes()));
+                            }
                             state_gauges[stage].set(op.state_size() + cached);
                             terminal = Some(Message::Barrier(id));
                         }
@@ -330,6 +335,7 @@ pub(super) async fn run_task(
                     id,
                     from: c.from,
                     ops: writes,
+                    keyed_bytes,
                 });
                 last_acked = id;
             }

@@ -15,7 +15,7 @@ use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::has_fired;
-use super::spill::{parse_checkpoint_key, Spill};
+use super::spill::Spill;
 use super::window_state::{parse_window_key, window_key, WindowState};
 use crate::error::ResultExt;
 use crate::message::EventTime;
@@ -24,6 +24,7 @@ use crate::operator::{Emitter, Operator};
 use crate::operators::eval;
 use crate::operators::watermark::to_millis;
 use crate::state::arrow_state::{decode_batch, encode_batch, split_by_key_group};
+use crate::state::keyed::{RawBatch, RawTable, StateContext, StateTable};
 use crate::state::{StateEntry, StateWriter, OPERATOR_STATE};
 use crate::time::{format_event_time, MIN_WATERMARK};
 use crate::{EngineError, Result};
@@ -88,9 +89,10 @@ pub struct WindowAggregate {
     /// Group columns and each accumulator's state columns: a window's state as
     /// it is checkpointed.
     pub(super) state_schema: SchemaRef,
-    /// Keys to delete from the checkpoint at the next snapshot (state of
-    /// windows that fired since the last one).
-    pub(super) deletes: Vec<(u16, Vec<u8>)>,
+    /// Open windows' in-memory state as of the last checkpoint, by key
+    /// group and window (written at each checkpoint for the windows that
+    /// changed).
+    pub(super) stored: RawTable,
     /// Where state beyond the cache goes, if the job bounds it.
     pub(super) spill: Option<Spill>,
 }
@@ -133,7 +135,7 @@ impl WindowAggregate {
             grouping,
             aggregates,
             state_schema: Arc::new(Schema::new(state_fields)),
-            deletes: vec![],
+            stored: StateContext::detached().raw_table("windows")?,
             spill: None,
             group_schema: Arc::new(Schema::new(group_fields)),
             output_schema,
@@ -343,13 +345,54 @@ impl Operator for WindowAggregate {
         Ok(())
     }
 
-    fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
-        for (g, key) in self.deletes.drain(..) {
-            w.delete(g, &key);
-        }
+    fn open(&mut self, state: &mut StateContext) -> Result<()> {
+        self.stored = state.raw_table("windows")?;
         if let Some(spill) = &mut self.spill {
-            spill.snapshot(w)?;
+            spill.open(state.raw_table("spilled")?)?;
         }
+        // A restored checkpoint's open windows come back into memory (they
+        // were there when it was taken); spilled parts stay where they are.
+        let mut found: Vec<(u16, EventTime, Vec<u8>)> = vec![];
+        self.stored.scan(|g, k, v| {
+            found.push((g, parse_window_key(k)?, v.to_vec()));
+            Ok(true)
+        })?;
+        for (g, end, value) in found {
+            let batch = decode_batch(&value)?;
+            if batch.schema().fields().len() != self.state_schema.fields().len() {
+                return Err(EngineError::State(format!(
+                    "window state has {} columns, {} expected",
+                    batch.num_columns(),
+                    self.state_schema.fields().len()
+                )));
+            }
+            self.merge_state(end, &batch)?;
+            if let Some(s) = self.windows.get_mut(&end) {
+                s.stored_groups.push(g);
+            }
+        }
+        // A window whose state is all spilled is still open.
+        let spilled: Vec<EventTime> = self.spill.as_ref().map(|s| s.ends()).unwrap_or_default();
+        for end in spilled {
+            if !self.windows.contains_key(&end) {
+                let state = self.new_window()?;
+                self.windows.insert(end, state);
+            }
+        }
+        Ok(())
+    }
+
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        let mut tables: Vec<&mut dyn StateTable> = vec![&mut self.stored];
+        if let Some(spill) = &mut self.spill {
+            tables.push(spill.table_mut());
+        }
+        tables
+    }
+
+    /// Writes the windows changed since the last checkpoint into its table,
+    /// by key group; the watermark is operator state.
+    fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
         w.put(
             OPERATOR_STATE,
             WATERMARK_KEY,
@@ -362,63 +405,35 @@ impl Operator for WindowAggregate {
             .map(|(e, _)| *e)
             .collect();
         let n_groups = self.group_schema.fields().len();
+        let mut batch = RawBatch::default();
         for end in dirty {
-            let batch = self.state_batch(end)?;
-            let keys = batch.columns()[..n_groups].to_vec();
-            let parts = split_by_key_group(&batch, &keys, w.key_groups())?;
+            let state_batch = self.state_batch(end)?;
+            let keys = state_batch.columns()[..n_groups].to_vec();
+            let parts = split_by_key_group(&state_batch, &keys, w.key_groups())?;
             let Some(state) = self.windows.get_mut(&end) else {
                 continue;
             };
             // Key groups stored before and empty now (spilled) are deleted.
             for g in &state.stored_groups {
                 if !parts.iter().any(|(p, _)| p == g) {
-                    w.delete(*g, &window_key(end));
+                    self.stored.delete(&mut batch, *g, &window_key(end));
                 }
             }
             state.stored_groups.clear();
             for (g, part) in parts {
-                w.put(g, &window_key(end), encode_batch(&part)?);
+                self.stored
+                    .put(&mut batch, g, &window_key(end), &encode_batch(&part)?);
                 state.stored_groups.push(g);
             }
             state.dirty = false;
         }
-        Ok(())
+        self.stored.write(batch)
     }
 
     fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
         for e in entries {
-            if e.key_group == OPERATOR_STATE {
-                if e.key == WATERMARK_KEY {
-                    self.watermark = read_i64(&e.value)?;
-                }
-                continue;
-            }
-            if let Some((end, seq)) = parse_checkpoint_key(&e.key) {
-                let Some(spill) = &mut self.spill else {
-                    return Err(EngineError::State(
-                        "the checkpoint holds spilled window state, and this job sets no 'state.backend.cache-size'".into(),
-                    ));
-                };
-                spill.restore(end, seq, e.key_group, &e.value)?;
-                // The window exists even if nothing of it is in memory.
-                if !self.windows.contains_key(&end) {
-                    let state = self.new_window()?;
-                    self.windows.insert(end, state);
-                }
-                continue;
-            }
-            let end = parse_window_key(&e.key)?;
-            let batch = decode_batch(&e.value)?;
-            if batch.schema().fields().len() != self.state_schema.fields().len() {
-                return Err(EngineError::State(format!(
-                    "window state has {} columns, {} expected",
-                    batch.num_columns(),
-                    self.state_schema.fields().len()
-                )));
-            }
-            self.merge_state(end, &batch)?;
-            if let Some(s) = self.windows.get_mut(&end) {
-                s.stored_groups.push(e.key_group);
+            if e.key_group == OPERATOR_STATE && e.key == WATERMARK_KEY {
+                self.watermark = read_i64(&e.value)?;
             }
         }
         Ok(())
@@ -442,7 +457,7 @@ impl Operator for WindowAggregate {
             self.late.clone(),
         )?;
         if let Some(s) = &self.spill {
-            op = op.with_spill(s.fork());
+            op = op.with_spill(s.fork()?);
         }
         Ok(Some(Box::new(op)))
     }

@@ -10,22 +10,21 @@
 //! group's spilled parts — and the result equals the in-memory one while at
 //! most one key group's state is held at once.
 //!
-//! Spilled parts are immutable: a checkpoint stores each one once, under its
-//! window and sequence number, and a restore puts them back into the spill
-//! database instead of memory. The database itself is scratch space (under
-//! `io.tmp.dirs` or the system's temporary directory), removed on drop.
+//! Spilled parts go to a raw table of the instance's keyed-state database
+//! (see [`crate::state::keyed`]), under their key group, window and sequence
+//! number: immutable, they are in every checkpoint of that database until
+//! their window fires, without being copied, and a restore finds them there
+//! (only their index is rebuilt).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::record_batch::RecordBatch;
-use rocksdb::{Options, WriteBatch, WriteOptions, DB};
 
 use crate::message::EventTime;
 use crate::metrics::Counter;
 use crate::state::arrow_state::{decode_batch, encode_batch};
-use crate::state::StateWriter;
+use crate::state::keyed::{RawBatch, RawTable, StateContext};
 use crate::{EngineError, Result};
 
 /// When and where a window operator spills.
@@ -100,70 +99,85 @@ pub fn parse_memory_size(text: &str) -> Option<usize> {
 struct Part {
     seq: u64,
     groups: Vec<u16>,
-    /// Already stored by a checkpoint.
-    checkpointed: bool,
 }
 
 /// The spilled parts of a window operator.
 pub struct Spill {
     config: SpillConfig,
-    db: Option<(DB, PathBuf)>,
+    table: RawTable,
     next_seq: u64,
     parts: BTreeMap<EventTime, Vec<Part>>,
     spilled_bytes: Counter,
+    logged: bool,
 }
-
-/// Distinguishes the spill directories of one process.
-static SPILL_DIRS: AtomicU64 = AtomicU64::new(0);
 
 fn spill_err(what: &str, e: impl std::fmt::Display) -> EngineError {
     EngineError::State(format!("window state spill: {what}: {e}"))
 }
 
-/// A part's key in the spill database: window end, key group, sequence.
-fn db_key(end: EventTime, group: u16, seq: u64) -> [u8; 18] {
-    let mut k = [0u8; 18];
+/// A part's key within its key group: window end (ordered), sequence.
+pub fn part_key(end: EventTime, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
     k[..8].copy_from_slice(&((end as u64) ^ (1 << 63)).to_be_bytes());
-    k[8..10].copy_from_slice(&group.to_be_bytes());
-    k[10..].copy_from_slice(&seq.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
     k
 }
 
-/// A part's key in a checkpoint (within its key group): `s`, window end, sequence.
-pub fn checkpoint_key(end: EventTime, seq: u64) -> [u8; 17] {
-    let mut k = [b's'; 17];
-    k[1..9].copy_from_slice(&((end as u64) ^ (1 << 63)).to_be_bytes());
-    k[9..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
-
-/// The window end and sequence of a checkpoint key, if it is a spilled part's.
-pub fn parse_checkpoint_key(k: &[u8]) -> Option<(EventTime, u64)> {
-    match k {
-        [b's', rest @ ..] if rest.len() == 16 => {
-            let end = u64::from_be_bytes(rest[..8].try_into().ok()?) ^ (1 << 63);
-            let seq = u64::from_be_bytes(rest[8..].try_into().ok()?);
-            Some((end as i64, seq))
-        }
-        _ => None,
-    }
+/// The window end and sequence of a part's key.
+pub fn parse_part_key(k: &[u8]) -> Option<(EventTime, u64)> {
+    let end = u64::from_be_bytes(k.get(..8)?.try_into().ok()?) ^ (1 << 63);
+    let seq = u64::from_be_bytes(k.get(8..16)?.try_into().ok()?);
+    Some((end as i64, seq))
 }
 
 impl Spill {
-    /// Nothing spilled yet; the database is created on the first spill.
-    pub fn new(config: SpillConfig, spilled_bytes: Counter) -> Self {
-        Self {
+    /// Nothing spilled yet (the table is the operator's own once it opens).
+    pub fn new(config: SpillConfig, spilled_bytes: Counter) -> Result<Self> {
+        let table = StateContext::detached().raw_table("spilled")?;
+        Ok(Self {
             config,
-            db: None,
+            table,
             next_seq: 0,
             parts: BTreeMap::new(),
             spilled_bytes,
-        }
+            logged: false,
+        })
     }
 
     /// An empty spill with the same configuration (for a parallel instance).
-    pub fn fork(&self) -> Self {
+    pub fn fork(&self) -> Result<Self> {
         Self::new(self.config.clone(), self.spilled_bytes.clone())
+    }
+
+    /// Moves to `table` (the instance's, declared when the operator opens)
+    /// and indexes the parts a restored checkpoint holds there.
+    pub fn open(&mut self, table: RawTable) -> Result<()> {
+        self.table = table;
+        self.parts.clear();
+        let mut found: Vec<(EventTime, u64, u16)> = vec![];
+        self.table.scan(|g, k, _| {
+            let (end, seq) =
+                parse_part_key(k).ok_or_else(|| spill_err("stored part", "malformed key"))?;
+            found.push((end, seq, g));
+            Ok(true)
+        })?;
+        for (end, seq, g) in found {
+            self.next_seq = self.next_seq.max(seq + 1);
+            let parts = self.parts.entry(end).or_default();
+            match parts.iter_mut().find(|p| p.seq == seq) {
+                Some(p) => p.groups.push(g),
+                None => parts.push(Part {
+                    seq,
+                    groups: vec![g],
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Its table, for the runtime's checkpoints.
+    pub fn table_mut(&mut self) -> &mut RawTable {
+        &mut self.table
     }
 
     /// The in-memory budget in bytes.
@@ -176,63 +190,39 @@ impl Spill {
         self.config.key_groups
     }
 
-    fn db(&mut self) -> Result<&DB> {
-        if self.db.is_none() {
-            let dir = self.config.dir.join(format!(
-                "vigil-spill-{}-{}",
-                std::process::id(),
-                SPILL_DIRS.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            let mut opts = Options::default();
-            opts.create_if_missing(true);
-            opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-            let db = DB::open(&opts, &dir)
-                .map_err(|e| spill_err(&format!("cannot open '{}'", dir.display()), e))?;
-            tracing::info!(dir = %dir.display(), budget = self.config.budget, "window state exceeds the cache; spilling to RocksDB");
-            self.db = Some((db, dir));
-        }
-        match &self.db {
-            Some((db, _)) => Ok(db),
-            None => Err(spill_err("database", "not open")),
-        }
-    }
-
-    fn write(&mut self, end: EventTime, seq: u64, parts: &[(u16, Vec<u8>)]) -> Result<()> {
-        let mut batch = WriteBatch::default();
-        let mut bytes = 0;
-        for (g, value) in parts {
-            bytes += value.len();
-            batch.put(db_key(end, *g, seq), value);
-        }
-        let mut wo = WriteOptions::default();
-        // Scratch space: a crash rebuilds it from the checkpoint.
-        wo.disable_wal(true);
-        self.db()?
-            .write_opt(batch, &wo)
-            .map_err(|e| spill_err("cannot write", e))?;
-        self.spilled_bytes.add(bytes as u64);
-        Ok(())
-    }
-
     /// Spills a window's partial state, split by key group.
     pub fn spill(&mut self, end: EventTime, parts: Vec<(u16, RecordBatch)>) -> Result<()> {
         if parts.is_empty() {
             return Ok(());
         }
+        if !self.logged {
+            self.logged = true;
+            tracing::info!(
+                budget = self.config.budget,
+                "window state exceeds the cache; spilling to RocksDB"
+            );
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let encoded = parts
-            .iter()
-            .map(|(g, b)| Ok((*g, encode_batch(b)?)))
-            .collect::<Result<Vec<_>>>()?;
-        self.write(end, seq, &encoded)?;
+        let mut batch = RawBatch::default();
+        let mut bytes = 0;
+        for (g, b) in &parts {
+            let value = encode_batch(b)?;
+            bytes += value.len();
+            self.table.put(&mut batch, *g, &part_key(end, seq), &value);
+        }
+        self.table.write(batch)?;
+        self.spilled_bytes.add(bytes as u64);
         self.parts.entry(end).or_default().push(Part {
             seq,
             groups: parts.iter().map(|(g, _)| *g).collect(),
-            checkpointed: false,
         });
         Ok(())
+    }
+
+    /// The windows with spilled parts.
+    pub fn ends(&self) -> Vec<EventTime> {
+        self.parts.keys().copied().collect()
     }
 
     /// Whether window `end` has spilled parts.
@@ -260,105 +250,29 @@ impl Spill {
             .filter(|p| p.groups.contains(&group))
             .map(|p| p.seq)
             .collect();
-        let db = self.db()?;
         let mut out = Vec::with_capacity(seqs.len());
         for seq in seqs {
-            let bytes = db
-                .get_pinned(db_key(end, group, seq))
-                .map_err(|e| spill_err("cannot read", e))?
+            let bytes = self
+                .table
+                .get(group, &part_key(end, seq))?
                 .ok_or_else(|| spill_err("missing part", format!("window {end}, seq {seq}")))?;
             out.push(decode_batch(&bytes)?);
         }
         Ok(out)
     }
 
-    /// Forgets window `end` (it fired): removes its parts and returns the
-    /// checkpoint keys of those a checkpoint stored, to delete there.
-    pub fn remove(&mut self, end: EventTime) -> Result<Vec<(u16, Vec<u8>)>> {
+    /// Forgets window `end` (it fired): removes its parts.
+    pub fn remove(&mut self, end: EventTime) -> Result<()> {
         let Some(parts) = self.parts.remove(&end) else {
-            return Ok(vec![]);
+            return Ok(());
         };
-        let mut stored = vec![];
-        let mut batch = WriteBatch::default();
+        let mut batch = RawBatch::default();
         for p in &parts {
             for g in &p.groups {
-                batch.delete(db_key(end, *g, p.seq));
-                if p.checkpointed {
-                    stored.push((*g, checkpoint_key(end, p.seq).to_vec()));
-                }
+                self.table.delete(&mut batch, *g, &part_key(end, p.seq));
             }
         }
-        let mut wo = WriteOptions::default();
-        wo.disable_wal(true);
-        self.db()?
-            .write_opt(batch, &wo)
-            .map_err(|e| spill_err("cannot delete", e))?;
-        Ok(stored)
-    }
-
-    /// Writes the parts spilled since the last checkpoint into it.
-    pub fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
-        if w.key_groups() != self.config.key_groups {
-            return Err(EngineError::State(format!(
-                "window state spill: {} key groups, the checkpoint has {}",
-                self.config.key_groups,
-                w.key_groups()
-            )));
-        }
-        let todo: Vec<(EventTime, u64, Vec<u16>)> = self
-            .parts
-            .iter()
-            .flat_map(|(end, parts)| {
-                parts
-                    .iter()
-                    .filter(|p| !p.checkpointed)
-                    .map(|p| (*end, p.seq, p.groups.clone()))
-            })
-            .collect();
-        if todo.is_empty() {
-            return Ok(());
-        }
-        let db = self.db()?;
-        for (end, seq, groups) in &todo {
-            for g in groups {
-                let bytes = db
-                    .get(db_key(*end, *g, *seq))
-                    .map_err(|e| spill_err("cannot read", e))?
-                    .ok_or_else(|| spill_err("missing part", format!("window {end}, seq {seq}")))?;
-                w.put(*g, &checkpoint_key(*end, *seq), bytes);
-            }
-        }
-        for parts in self.parts.values_mut() {
-            for p in parts.iter_mut() {
-                p.checkpointed = true;
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes back a part a checkpoint stored.
-    pub fn restore(&mut self, end: EventTime, seq: u64, group: u16, value: &[u8]) -> Result<()> {
-        self.write(end, seq, &[(group, value.to_vec())])?;
-        self.next_seq = self.next_seq.max(seq + 1);
-        let parts = self.parts.entry(end).or_default();
-        match parts.iter_mut().find(|p| p.seq == seq) {
-            Some(p) => p.groups.push(group),
-            None => parts.push(Part {
-                seq,
-                groups: vec![group],
-                checkpointed: true,
-            }),
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Spill {
-    fn drop(&mut self) {
-        if let Some((db, dir)) = self.db.take() {
-            drop(db);
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        self.table.write(batch)
     }
 }
 
@@ -379,10 +293,10 @@ mod tests {
     }
 
     #[test]
-    fn checkpoint_keys_round_trip_and_differ_from_window_keys() {
-        let k = checkpoint_key(-5, 7);
-        assert_eq!(parse_checkpoint_key(&k), Some((-5, 7)));
-        assert_eq!(parse_checkpoint_key(b"w12345678"), None);
-        assert!(checkpoint_key(1, 0) < checkpoint_key(2, 0));
+    fn part_keys_round_trip_in_window_order() {
+        let k = part_key(-5, 7);
+        assert_eq!(parse_part_key(&k), Some((-5, 7)));
+        assert_eq!(parse_part_key(b"short"), None);
+        assert!(part_key(-1, 9) < part_key(1, 0));
     }
 }

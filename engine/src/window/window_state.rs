@@ -19,6 +19,7 @@ use crate::message::EventTime;
 use crate::operator::Emitter;
 use crate::operators::batch_of;
 use crate::state::arrow_state::split_by_key_group;
+use crate::state::keyed::RawBatch;
 use crate::{EngineError, Result};
 
 /// One open window's groups and accumulators.
@@ -152,18 +153,14 @@ impl WindowAggregate {
             let Some(state) = self.windows.remove(&end) else {
                 return Ok(());
             };
-            for g in &state.stored_groups {
-                self.deletes.push((*g, window_key(end).to_vec()));
-            }
+            self.forget_stored(end, &state.stored_groups)?;
             return self.emit(state, out);
         }
         // Key group by key group: the in-memory part and the spilled parts.
         let n_groups = self.group_schema.fields().len();
         let (batch, stored_groups) = self.take_state(end)?;
         self.windows.remove(&end);
-        for g in stored_groups {
-            self.deletes.push((g, window_key(end).to_vec()));
-        }
+        self.forget_stored(end, &stored_groups)?;
         let Some(spill) = &mut self.spill else {
             return Ok(());
         };
@@ -193,9 +190,18 @@ impl WindowAggregate {
             self.emit(state, out)?;
         }
         if let Some(spill) = &mut self.spill {
-            self.deletes.extend(spill.remove(end)?);
+            spill.remove(end)?;
         }
         Ok(())
+    }
+
+    /// Removes a fired window's stored in-memory state (its key groups).
+    fn forget_stored(&mut self, end: EventTime, groups: &[u16]) -> Result<()> {
+        let mut batch = RawBatch::default();
+        for g in groups {
+            self.stored.delete(&mut batch, *g, &window_key(end));
+        }
+        self.stored.write(batch)
     }
 
     /// Evaluates a window's state and emits its rows.

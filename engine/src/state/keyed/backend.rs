@@ -193,11 +193,12 @@ impl KeyedBackend {
         Ok(true)
     }
 
-    /// The bytes on disk of its state (RocksDB's estimate).
-    pub fn bytes_on_disk(&self) -> u64 {
+    /// The bytes of live data in its files (RocksDB's estimate, without
+    /// the overwritten and deleted entries compaction has yet to drop).
+    pub fn live_bytes(&self) -> u64 {
         self.opened()
             .and_then(|db| {
-                db.property_int_value("rocksdb.total-sst-files-size")
+                db.property_int_value("rocksdb.estimate-live-data-size")
                     .ok()
                     .flatten()
             })
@@ -358,6 +359,11 @@ mod tests {
         let same = assemble(&root.join("same"), &parts[..1], &(0..=4)).expect("assemble");
         assert_eq!(keys(&same, 0..=9).len(), 5);
         assert_eq!(parse_part_name(&part_name(7, &(5..=9))), Some((7, 5..=9)));
+        assert!(
+            a.live_bytes() > 0,
+            "flushed by its checkpoint: {}",
+            a.live_bytes()
+        );
         let never = KeyedBackend::new(root.join("never"), false);
         assert!(!never.checkpoint_to(&root.join("x")).expect("checkpoint"));
         let _ = std::fs::remove_dir_all(&root);

@@ -14,6 +14,7 @@
 //! state tables.
 
 pub mod backend;
+pub mod raw;
 pub mod rows;
 pub mod table;
 pub mod timers;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use backend::KeyedBackend;
+pub use raw::{RawBatch, RawTable};
 pub use table::{CacheBudget, KeyedTable, StateCodec, StateTable};
 pub use timers::Timers;
 
@@ -143,6 +145,12 @@ impl StateContext {
             self.owned.clone(),
             self.backend.clone(),
         )
+    }
+
+    /// Declares raw table `name` (see [`RawTable`]).
+    pub fn raw_table(&mut self, name: &'static str) -> Result<RawTable> {
+        let id = self.declare(name)?;
+        Ok(RawTable::new(id, self.owned.clone(), self.backend.clone()))
     }
 
     fn declare(&mut self, name: &'static str) -> Result<u8> {
