@@ -1,10 +1,13 @@
 //! Throughput benchmark over Nexmark-style bids (../shared/bench/gen_bids.py):
-//! q0 (projection), q2 (filter), a keyed 10-second TUMBLE and the Nexmark CEP
-//! queries cep1 (`A+ B` with AVG in DEFINE) and cep3 (`A B* C` WITHIN 5 s),
+//! q0 (projection), q2 (filter), a keyed 10-second TUMBLE, Nexmark q5 (a
+//! window join), q7 (an interval join), q15 (a GROUP BY without a window with
+//! COUNT DISTINCT and FILTER, mini-batch on in both engines) and the Nexmark
+//! CEP queries cep1 (`A+ B` with AVG in DEFINE) and cep3 (`A B* C` WITHIN 5 s),
 //! each from the JSON file into a blackhole sink. Beside Vigil it measures, in
 //! the same run: DataFusion's batch execution of the same SELECT over the same
 //! file (the JSON-decode floor; not for the CEP queries) and Apache Flink 2.3
-//! (../shared/bench/flink_bench.py). `VIGIL_BENCH_QUERIES=q2,cep1` picks some.
+//! (../shared/bench/flink_bench.py, and benches/support/flink_more.py for the
+//! queries it lacks). `VIGIL_BENCH_QUERIES=q2,cep1` picks some.
 //!
 //!     cargo bench --bench nexmark                  # 1M bids, generated on first use
 //!     VIGIL_BENCH_ROWS=200000 cargo bench --bench nexmark
@@ -26,7 +29,7 @@ use bids::ensure_data;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const QUERIES: [&str; 7] = ["q0", "q2", "tumble", "q5", "q7", "cep1", "cep3"];
+const QUERIES: [&str; 8] = ["q0", "q2", "tumble", "q5", "q7", "q15", "cep1", "cep3"];
 
 /// The queries to run: `VIGIL_BENCH_QUERIES` (comma-separated) or all.
 fn queries() -> Vec<&'static str> {
@@ -63,6 +66,19 @@ fn vigil_sql(q: &str) -> &'static str {
               JOIN (SELECT MAX(price) AS maxprice, window_end AS `dateTime` FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND)) \
               GROUP BY window_start, window_end) B1 \
               ON B.price = B1.maxprice WHERE B.`dateTime` BETWEEN B1.`dateTime` - INTERVAL '10' SECOND AND B1.`dateTime`",
+        "q15" => "SELECT DATE_FORMAT(`dateTime`, 'yyyy-MM-dd') AS `day`, count(*) AS total_bids, \
+              count(*) FILTER (WHERE price < 10000) AS rank1_bids, \
+              count(*) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bids, \
+              count(*) FILTER (WHERE price >= 1000000) AS rank3_bids, \
+              count(DISTINCT bidder) AS total_bidders, \
+              count(DISTINCT bidder) FILTER (WHERE price < 10000) AS rank1_bidders, \
+              count(DISTINCT bidder) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bidders, \
+              count(DISTINCT bidder) FILTER (WHERE price >= 1000000) AS rank3_bidders, \
+              count(DISTINCT auction) AS total_auctions, \
+              count(DISTINCT auction) FILTER (WHERE price < 10000) AS rank1_auctions, \
+              count(DISTINCT auction) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_auctions, \
+              count(DISTINCT auction) FILTER (WHERE price >= 1000000) AS rank3_auctions \
+              FROM bid GROUP BY DATE_FORMAT(`dateTime`, 'yyyy-MM-dd')",
         "cep3" => "SELECT * FROM bid MATCH_RECOGNIZE (PARTITION BY auction, bidder ORDER BY `dateTime` \
               MEASURES C.`dateTime` AS drop_time, A.price - C.price AS drop_diff \
               ONE ROW PER MATCH AFTER MATCH SKIP PAST LAST ROW PATTERN (A B* C) WITHIN INTERVAL '5' SECOND \
@@ -80,6 +96,9 @@ fn sink_columns(q: &str) -> &'static str {
         "cep3" => "auction BIGINT, bidder BIGINT, drop_time TIMESTAMP(3), drop_diff BIGINT",
         "q5" => "auction BIGINT, num BIGINT",
         "q7" => "auction BIGINT, price BIGINT, bidder BIGINT, `dateTime` TIMESTAMP(3), extra STRING",
+        "q15" => "`day` STRING, total_bids BIGINT, rank1_bids BIGINT, rank2_bids BIGINT, rank3_bids BIGINT, \
+              total_bidders BIGINT, rank1_bidders BIGINT, rank2_bidders BIGINT, rank3_bidders BIGINT, \
+              total_auctions BIGINT, rank1_auctions BIGINT, rank2_auctions BIGINT, rank3_auctions BIGINT",
         _ => "auction BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), n BIGINT, top BIGINT, avgp BIGINT",
     }
 }
@@ -114,9 +133,17 @@ async fn child(engine: &str, q: &str, path: &str, rows: u64) {
     let t0 = Instant::now();
     match engine {
         "vigil" => {
-            // Two instances of keyed operators, as Flink's runs (parallelism 2).
+            // Two instances of keyed operators, as Flink's runs (parallelism
+            // 2); mini-batch where Flink's run has it.
+            let mini_batch = if q == "q15" {
+                "SET 'table.exec.mini-batch.enabled' = 'true';\n\
+                 SET 'table.exec.mini-batch.allow-latency' = '2 s';\n\
+                 SET 'table.exec.mini-batch.size' = '5000';\n"
+            } else {
+                ""
+            };
             let script = format!(
-                "SET 'parallelism.default' = '2';\n\
+                "{mini_batch}SET 'parallelism.default' = '2';\n\
                  CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, \
                  `dateTime` TIMESTAMP(3), extra STRING, WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND) \
                  WITH ('connector'='filesystem','path'='{path}','format'='json');\n\
@@ -173,9 +200,11 @@ fn parse_result(out: &str, key: &str) -> Option<f64> {
     })
 }
 
+/// Flink's figures: the shared benchmark script for the queries it has, the
+/// repository's own for the others.
 fn flink(path: &Path) -> Vec<(String, f64)> {
-    let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/flink-oracle/setup.sh");
-    let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/flink_bench.py");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let setup = root.join("../shared/flink-oracle/setup.sh");
     let Ok(out) = Command::new("bash").arg(&setup).output() else {
         return vec![];
     };
@@ -183,16 +212,24 @@ fn flink(path: &Path) -> Vec<(String, f64)> {
     if py.is_empty() {
         return vec![];
     }
-    let Ok(out) = Command::new(&py)
-        .arg(&bench)
-        .arg(path)
-        .args(queries())
-        .output()
-    else {
-        return vec![];
-    };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
+    let (more, shared): (Vec<&str>, Vec<&str>) = queries().into_iter().partition(|q| *q == "q15");
+    let mut results = vec![];
+    for (script, qs) in [
+        (root.join("../shared/bench/flink_bench.py"), shared),
+        (root.join("benches/support/flink_more.py"), more),
+    ] {
+        if qs.is_empty() {
+            continue;
+        }
+        if let Ok(out) = Command::new(&py).arg(&script).arg(path).args(&qs).output() {
+            results.extend(flink_results(&String::from_utf8_lossy(&out.stdout)));
+        }
+    }
+    results
+}
+
+fn flink_results(out: &str) -> Vec<(String, f64)> {
+    out.lines()
         .filter_map(|l| {
             Some((
                 l.split_whitespace().next()?.to_string(),
@@ -263,8 +300,9 @@ fn main() {
             )
         };
         let (v, vm) = run("vigil");
-        // DataFusion has no MATCH_RECOGNIZE, and its joins are not streaming.
-        let (d, dm) = if q.starts_with("cep") || q == "q5" || q == "q7" {
+        // DataFusion has no MATCH_RECOGNIZE, its joins are not streaming,
+        // and it has no DISTINCT aggregate with FILTER.
+        let (d, dm) = if q.starts_with("cep") || q == "q5" || q == "q7" || q == "q15" {
             (f64::NAN, f64::NAN)
         } else {
             run("datafusion")

@@ -84,6 +84,8 @@ impl Translator<'_> {
             input_updating,
             output_schema: output_schema.clone(),
             ttl: self.state_ttl()?,
+            mini_batch: vigil_engine::changelog::mini_batch::mini_batch_setting(&self.settings)
+                .map_err(|e| SqlError::at(self.pos, e))?,
         };
         let op = GroupAggregate::new(spec)
             .map_err(|e| SqlError::at((self.locate)("GROUP"), e.to_string()))?;

@@ -42,12 +42,16 @@ pub struct GroupAggregateSpec {
     pub output_schema: SchemaRef,
     /// `table.exec.state.ttl`.
     pub ttl: Option<Duration>,
+    /// With `table.exec.mini-batch.enabled`: at most this many rows
+    /// (`table.exec.mini-batch.size`) change each group at once, and a group
+    /// emits one change per mini-batch (Flink's `MiniBatchGroupAggFunction`).
+    pub mini_batch: Option<usize>,
     /// The plan as text.
     pub describe: String,
 }
 
 /// Rows emitted by one batch, column by column.
-struct Changes {
+pub(super) struct Changes {
     kinds: Vec<i8>,
     columns: Vec<Vec<ScalarValue>>,
 }
@@ -65,10 +69,10 @@ impl Changes {
 /// declared keyed table (cached, spilled to RocksDB, checkpointed by the
 /// state layer).
 pub struct GroupAggregate {
-    spec: GroupAggregateSpec,
+    pub(super) spec: GroupAggregateSpec,
     converter: RowConverter,
-    groups: KeyedTable<Group, GroupCodec>,
-    ttl: Option<Ttl>,
+    pub(super) groups: KeyedTable<Group, GroupCodec>,
+    pub(super) ttl: Option<Ttl>,
 }
 
 impl GroupAggregate {
@@ -170,6 +174,150 @@ impl GroupAggregate {
     }
 }
 
+/// A batch's keys, aggregate arguments and FILTER masks, evaluated once.
+pub(super) struct Inputs {
+    pub(super) kinds: Option<Int8Array>,
+    pub(super) key_cols: Vec<ArrayRef>,
+    pub(super) keys: Option<Rows>,
+    pub(super) args: Vec<Vec<ArrayRef>>,
+    pub(super) filters: Vec<Option<BooleanArray>>,
+}
+
+impl Inputs {
+    /// Row `i`'s key (Arrow's row format).
+    pub(super) fn key(&self, i: usize) -> &[u8] {
+        self.keys.as_ref().map_or(&[], |k| k.row(i).data())
+    }
+
+    /// The values of row `i`'s key.
+    pub(super) fn key_values(&self, i: usize) -> Result<Vec<ScalarValue>> {
+        self.key_cols
+            .iter()
+            .map(|c| ScalarValue::try_from_array(c, i))
+            .collect::<datafusion::error::Result<Vec<_>>>()
+            .context("group key")
+    }
+}
+
+impl GroupAggregate {
+    fn inputs(&self, batch: &RecordBatch) -> Result<Inputs> {
+        let key_cols = self.key_columns(batch)?;
+        let keys = self.key_rows(&key_cols)?;
+        let mut args: Vec<Vec<ArrayRef>> = vec![];
+        let mut filters: Vec<Option<BooleanArray>> = vec![];
+        for a in &self.spec.aggregates {
+            args.push(
+                a.expr
+                    .expressions()
+                    .iter()
+                    .map(|e| eval(e.as_ref(), batch, "aggregate argument"))
+                    .collect::<Result<_>>()?,
+            );
+            filters.push(match &a.filter {
+                Some(f) => Some(
+                    eval(f.as_ref(), batch, "aggregate filter")?
+                        .as_boolean_opt()
+                        .ok_or_else(|| EngineError::Graph("FILTER is not boolean".into()))?
+                        .clone(),
+                ),
+                None => None,
+            });
+        }
+        Ok(Inputs {
+            kinds: kinds(batch).cloned(),
+            key_cols,
+            keys,
+            args,
+            filters,
+        })
+    }
+
+    /// A new, empty group for row `i` of `input`.
+    pub(super) fn new_group(spec: &GroupAggregateSpec, input: &Inputs, i: usize) -> Result<Group> {
+        Ok(Group {
+            key: input.key_values(i)?,
+            accs: new_accumulators(&spec.aggregates, spec.input_updating)?,
+            count: 0,
+            value: vec![],
+        })
+    }
+
+    /// Flink's per-record changelog: each row changes its group at once.
+    fn row_by_row(&mut self, input: &Inputs, n: usize) -> Result<Changes> {
+        let mut changes = self.changes();
+        let now = now_ms();
+        for i in 0..n {
+            let key = input.key(i);
+            let retract = kind_at(input.kinds.as_ref(), i).is_retraction();
+            let spec = &self.spec;
+            let make = || -> Result<Option<Group>> {
+                // A retraction for a group never seen (or expired) is ignored.
+                if retract {
+                    return Ok(None);
+                }
+                Self::new_group(spec, input, i).map(Some)
+            };
+            let Some(group) = self.groups.get_mut_or(key, now, make)? else {
+                continue;
+            };
+            let first = group.count == 0;
+            for ((acc, a), f) in group.accs.iter_mut().zip(&input.args).zip(&input.filters) {
+                if f.as_ref().is_some_and(|f| !(f.is_valid(i) && f.value(i))) {
+                    continue;
+                }
+                let row: Vec<ArrayRef> = a.iter().map(|c| c.slice(i, 1)).collect();
+                if retract {
+                    acc.retract_batch(&row)
+                } else {
+                    acc.update_batch(&row)
+                }
+                .context("group aggregate")?;
+            }
+            group.count += if retract { -1 } else { 1 };
+            let ttl = self.ttl.is_some();
+            if !Self::settle(group, first, ttl, &mut changes)? {
+                self.groups.remove(key);
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The changes of a group after an update (`first`: it was new): `+I`,
+    /// `-U`/`+U` if its aggregates changed (always with a TTL, as Flink), or
+    /// `-D` once retractions empty it. False when the group is gone.
+    pub(super) fn settle(
+        g: &mut Group,
+        first: bool,
+        ttl: bool,
+        changes: &mut Changes,
+    ) -> Result<bool> {
+        if g.count > 0 {
+            let value = Self::evaluate(&mut g.accs)?;
+            if first {
+                changes.push(RowKind::Insert, &g.key, &value);
+            } else if ttl || value != g.value {
+                changes.push(RowKind::UpdateBefore, &g.key, &g.value);
+                changes.push(RowKind::UpdateAfter, &g.key, &value);
+            }
+            g.value = value;
+            Ok(true)
+        } else {
+            if !first {
+                changes.push(RowKind::Delete, &g.key, &g.value);
+            }
+            Ok(false)
+        }
+    }
+
+    pub(super) fn changes(&self) -> Changes {
+        let width = self.spec.output_schema.fields().len() - 1;
+        Changes {
+            kinds: vec![],
+            columns: vec![vec![]; width],
+        }
+    }
+}
+
 impl Operator for GroupAggregate {
     fn name(&self) -> String {
         format!("GroupAggregate({})", self.spec.describe)
@@ -190,90 +338,11 @@ impl Operator for GroupAggregate {
 
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         self.expire();
-        let n = batch.num_rows();
-        let kinds = kinds(&batch).cloned();
-        let key_cols = self.key_columns(&batch)?;
-        let keys = self.key_rows(&key_cols)?;
-        let mut args: Vec<Vec<ArrayRef>> = vec![];
-        let mut filters: Vec<Option<BooleanArray>> = vec![];
-        for a in &self.spec.aggregates {
-            args.push(
-                a.expr
-                    .expressions()
-                    .iter()
-                    .map(|e| eval(e.as_ref(), &batch, "aggregate argument"))
-                    .collect::<Result<_>>()?,
-            );
-            filters.push(match &a.filter {
-                Some(f) => Some(
-                    eval(f.as_ref(), &batch, "aggregate filter")?
-                        .as_boolean_opt()
-                        .ok_or_else(|| EngineError::Graph("FILTER is not boolean".into()))?
-                        .clone(),
-                ),
-                None => None,
-            });
-        }
-        let width = self.spec.output_schema.fields().len() - 1;
-        let mut changes = Changes {
-            kinds: vec![],
-            columns: vec![vec![]; width],
+        let input = self.inputs(&batch)?;
+        let changes = match self.spec.mini_batch {
+            Some(size) => self.mini_batches(&input, batch.num_rows(), size)?,
+            None => self.row_by_row(&input, batch.num_rows())?,
         };
-        let now = now_ms();
-        for i in 0..n {
-            let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
-            let retract = kind_at(kinds.as_ref(), i).is_retraction();
-            let (aggregates, updating) = (&self.spec.aggregates, self.spec.input_updating);
-            let make = || -> Result<Option<Group>> {
-                // A retraction for a group never seen (or expired) is ignored.
-                if retract {
-                    return Ok(None);
-                }
-                let key = key_cols
-                    .iter()
-                    .map(|c| ScalarValue::try_from_array(c, i))
-                    .collect::<datafusion::error::Result<Vec<_>>>()
-                    .context("group key")?;
-                Ok(Some(Group {
-                    key,
-                    accs: new_accumulators(aggregates, updating)?,
-                    count: 0,
-                    value: vec![],
-                }))
-            };
-            let Some(g) = self.groups.get_mut_or(key, now, make)? else {
-                continue;
-            };
-            let first = g.count == 0;
-            for ((acc, a), f) in g.accs.iter_mut().zip(&args).zip(&filters) {
-                if f.as_ref().is_some_and(|f| !(f.is_valid(i) && f.value(i))) {
-                    continue;
-                }
-                let row: Vec<ArrayRef> = a.iter().map(|c| c.slice(i, 1)).collect();
-                if retract {
-                    acc.retract_batch(&row)
-                } else {
-                    acc.update_batch(&row)
-                }
-                .context("group aggregate")?;
-            }
-            g.count += if retract { -1 } else { 1 };
-            if g.count > 0 {
-                let value = Self::evaluate(&mut g.accs)?;
-                if first {
-                    changes.push(RowKind::Insert, &g.key, &value);
-                } else if self.ttl.is_some() || value != g.value {
-                    changes.push(RowKind::UpdateBefore, &g.key, &g.value);
-                    changes.push(RowKind::UpdateAfter, &g.key, &value);
-                }
-                g.value = value;
-            } else {
-                if !first {
-                    changes.push(RowKind::Delete, &g.key, &g.value);
-                }
-                self.groups.remove(key);
-            }
-        }
         if !changes.kinds.is_empty() {
             out.batch(self.output(changes)?);
         }

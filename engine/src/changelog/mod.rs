@@ -10,6 +10,7 @@ pub mod aggregate;
 pub mod group_state;
 pub mod join;
 pub mod join_state;
+pub mod mini_batch;
 pub mod rank;
 pub mod retract;
 pub mod ttl;
