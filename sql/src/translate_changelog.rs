@@ -130,6 +130,6 @@ impl Translator<'_> {
             ttl: self.state_ttl()?,
         };
         let op = RegularJoin::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
-        Ok(self.graph.add_operator(union, Box::new(op), output_schema))
+        self.add_join(union, Box::new(op), output_schema)
     }
 }

@@ -72,7 +72,7 @@ impl Translator<'_> {
             describe,
         };
         let op = IntervalJoin::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
-        Ok(self.graph.add_operator(union, Box::new(op), output))
+        self.add_join(union, Box::new(op), output)
     }
 
     /// The join's condition beyond its equalities, over left columns then
@@ -123,6 +123,24 @@ impl Translator<'_> {
 
     /// Both inputs of `j`, each tagged with its side and padded to one
     /// layout, in a union; and each input's own schema.
+    /// Adds a join operator over the side-tagged `union`: as parallel
+    /// instances by its equality keys when the job asks for parallelism.
+    pub(crate) fn add_join(
+        &mut self,
+        union: NodeId,
+        op: Box<dyn vigil_engine::operator::Operator>,
+        output: SchemaRef,
+    ) -> Result<NodeId> {
+        let keyed = op.key_exprs().is_some();
+        let parallelism = vigil_engine::state::parallelism_setting(&self.settings)
+            .map_err(|e| SqlError::at(self.pos, e))?;
+        let id = self.graph.add_operator(union, op, output);
+        if keyed {
+            self.graph.nodes[id].parallelism = parallelism;
+        }
+        Ok(id)
+    }
+
     pub(crate) async fn tagged_inputs(&mut self, j: &Join) -> Result<(NodeId, [SchemaRef; 2])> {
         let sides = [
             arrow_schema(j.left.schema()),
@@ -204,6 +222,6 @@ impl Translator<'_> {
             .metrics
             .counter(names::LATE_ROWS_DROPPED, "window_join");
         let op = WindowJoin::new(spec, late).map_err(|e| SqlError::at(at, e.to_string()))?;
-        Ok(self.graph.add_operator(union, Box::new(op), output))
+        self.add_join(union, Box::new(op), output)
     }
 }

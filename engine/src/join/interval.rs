@@ -407,8 +407,20 @@ impl Operator for IntervalJoin {
         format!("IntervalJoin({})", self.spec.describe)
     }
 
+    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        if self.spec.keys[0].is_empty() {
+            return None;
+        }
+        let width = self.spec.schemas[0].fields().len();
+        super::tagged_key_exprs(&self.spec.keys, &self.spec.key_types, width).ok()
+    }
+
     fn unkeyed_reason(&self) -> Option<&'static str> {
-        Some("no parallel form yet")
+        Some("no equality key: one instance sees both inputs whole")
+    }
+
+    fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
+        Ok(Some(Box::new(IntervalJoin::new(self.spec.clone())?)))
     }
 
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {

@@ -2,6 +2,17 @@
 //! union, each row tagged with its side (column 0), so the union's watermark —
 //! the minimum of the two — drives the join as a two-input operator's would.
 
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::Operator as BinaryOp;
+use datafusion::physical_expr::expressions::{BinaryExpr, CaseExpr, CastExpr, Column, Literal};
+use datafusion::physical_expr::PhysicalExpr;
+
+use crate::error::ResultExt;
+
 pub mod interval;
 pub(crate) mod keys;
 pub mod lookup;
@@ -60,4 +71,52 @@ impl Side {
             Side::Right => Side::Left,
         }
     }
+}
+
+/// `expr` over a side's own columns, read from the side-tagged layout where
+/// that side's columns start at `offset`.
+fn shifted(expr: &Arc<dyn PhysicalExpr>, offset: usize) -> crate::Result<Arc<dyn PhysicalExpr>> {
+    expr.clone()
+        .transform(|e| {
+            Ok(match e.downcast_ref::<Column>() {
+                Some(c) => {
+                    Transformed::yes(Arc::new(Column::new(c.name(), c.index() + offset))
+                        as Arc<dyn PhysicalExpr>)
+                }
+                None => Transformed::no(e),
+            })
+        })
+        .map(|t| t.data)
+        .context("join key")
+}
+
+/// The join key of every row of a side-tagged batch (tag, left columns of
+/// `left_width`, right columns): per key, `CASE WHEN tag = 0 THEN left key
+/// ELSE right key END`, cast to the keys' common type, so that equal keys of
+/// both sides land in the same key group (the exchange in front of parallel
+/// join instances routes by these).
+pub fn tagged_key_exprs(
+    keys: &[Vec<Arc<dyn PhysicalExpr>>; 2],
+    key_types: &[DataType],
+    left_width: usize,
+) -> crate::Result<Vec<Arc<dyn PhysicalExpr>>> {
+    let tag: Arc<dyn PhysicalExpr> = Arc::new(Column::new("__side", 0));
+    let is_left: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+        tag,
+        BinaryOp::Eq,
+        Arc::new(Literal::new(ScalarValue::Int8(Some(0)))),
+    ));
+    keys[0]
+        .iter()
+        .zip(&keys[1])
+        .zip(key_types)
+        .map(|((l, r), t)| {
+            let l: Arc<dyn PhysicalExpr> = Arc::new(CastExpr::new(shifted(l, 1)?, t.clone(), None));
+            let r: Arc<dyn PhysicalExpr> =
+                Arc::new(CastExpr::new(shifted(r, 1 + left_width)?, t.clone(), None));
+            let case =
+                CaseExpr::try_new(None, vec![(is_left.clone(), l)], Some(r)).context("join key")?;
+            Ok(Arc::new(case) as Arc<dyn PhysicalExpr>)
+        })
+        .collect()
 }

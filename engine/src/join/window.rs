@@ -76,16 +76,17 @@ pub struct WindowJoinSpec {
 /// A window's rows of one side, by (window start, key); NULL keys apart.
 type Groups = HashMap<(i64, Option<Box<[u8]>>), Vec<RowRef>>;
 
-/// Bytes a waiting key adds after the join key: the window's end and start.
-const WINDOW_BYTES: usize = 16;
+/// Bytes a waiting key adds after the join key: whether the key is NULL,
+/// the window's end and start (all left out of the key group, which is the
+/// join key's, as the exchange routes rows).
+const WINDOW_BYTES: usize = 17;
 
-/// The table key of a group: whether the join key is NULL, the key, then
-/// the window (left out of the key group).
+/// The table key of a group: the join key, whether it is NULL, the window.
 fn group_key(key: &Option<Box<[u8]>>, start: i64, end: i64) -> Vec<u8> {
     let k = key.as_deref().unwrap_or_default();
-    let mut out = Vec::with_capacity(1 + k.len() + WINDOW_BYTES);
-    out.push(u8::from(key.is_some()));
+    let mut out = Vec::with_capacity(k.len() + WINDOW_BYTES);
     out.extend_from_slice(k);
+    out.push(u8::from(key.is_some()));
     out.extend_from_slice(&end.to_be_bytes());
     out.extend_from_slice(&start.to_be_bytes());
     out
@@ -96,8 +97,8 @@ type GroupOf = (i64, i64, Option<Box<[u8]>>);
 
 /// The (window end, window start, key) of a table key.
 fn parse_group_key(k: &[u8]) -> Option<GroupOf> {
-    let (flag, rest) = k.split_first()?;
-    let (key, window) = rest.split_at_checked(rest.len().checked_sub(WINDOW_BYTES)?)?;
+    let (key, rest) = k.split_at_checked(k.len().checked_sub(WINDOW_BYTES)?)?;
+    let (flag, window) = rest.split_first()?;
     let (end, start) = window.split_first_chunk::<8>()?;
     let start: [u8; 8] = start.try_into().ok()?;
     let key = (*flag == 1).then(|| Box::from(key));
@@ -347,8 +348,23 @@ impl Operator for WindowJoin {
         format!("WindowJoin({})", self.spec.describe)
     }
 
+    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        if self.spec.keys[0].is_empty() {
+            return None;
+        }
+        let width = self.spec.schemas[0].fields().len();
+        super::tagged_key_exprs(&self.spec.keys, &self.spec.key_types, width).ok()
+    }
+
     fn unkeyed_reason(&self) -> Option<&'static str> {
-        Some("no parallel form yet")
+        Some("no equality key: one instance sees both inputs whole")
+    }
+
+    fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
+        Ok(Some(Box::new(WindowJoin::new(
+            self.spec.clone(),
+            self.late.clone(),
+        )?)))
     }
 
     fn on_batch(&mut self, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
