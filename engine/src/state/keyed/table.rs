@@ -551,6 +551,39 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_table_reads_from_the_checkpoint_files_not_memory() {
+        let root = std::env::temp_dir().join(format!("vigil-table-restore-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let backend = Arc::new(KeyedBackend::new(root.join("live"), false));
+        let ctx = |b: Arc<KeyedBackend>| {
+            StateContext::new(b, 128, 0..=127, CacheBudget::new(1 << 20), true)
+        };
+        let mut t = ctx(backend.clone())
+            .table("counts", U64, None)
+            .expect("table");
+        for k in 0..1000u32 {
+            count(&mut t, &k.to_be_bytes());
+        }
+        t.flush().expect("flush");
+        let part = root.join("chk");
+        assert!(backend.checkpoint_to(&part).expect("checkpoint"));
+        let parts = [crate::state::keyed::backend::Part {
+            dir: part,
+            key_groups: 0..=127,
+        }];
+        let restored =
+            crate::state::keyed::backend::assemble(&root.join("again"), &parts, &(0..=127))
+                .expect("assemble");
+        let mut again = ctx(Arc::new(restored))
+            .table("counts", U64, None)
+            .expect("table");
+        assert_eq!(again.cached(), 0, "nothing is loaded by a restore");
+        assert_eq!(again.get(&7u32.to_be_bytes(), 0).expect("get"), Some(&1));
+        assert_eq!(again.cached(), 1, "an entry is read when used");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
     fn entries_past_their_ttl_are_gone_in_the_cache_and_in_the_database() {
         let mut ctx = context("ttl", 1, false);
         let mut t = ctx
