@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Int64Array, TimestampMillisecondArray};
+use datafusion::arrow::array::{ArrayRef, Int64Array, TimestampMillisecondArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use vigil::engine::connector::{ConnectorFactory, Sink, Source, SourceContext, TableSpec};
 use vigil::engine::metrics::Metrics;
@@ -77,14 +77,26 @@ impl Source for GenSource {
         while self.next < self.rows && !ctx.stop.is_stopped() {
             let n = BATCH.min(self.rows - self.next);
             let i0 = self.next;
-            let k = Int64Array::from_iter_values((i0..i0 + n).map(|i| (i % self.keys) as i64));
-            let v = Int64Array::from_iter_values((i0..i0 + n).map(|i| (i % 1000) as i64));
-            let ts = TimestampMillisecondArray::from_iter_values(
-                (i0..i0 + n).map(|i| BASE_MS + (i / self.per_ms) as i64),
-            );
-            let batch =
-                RecordBatch::try_new(schema.clone(), vec![Arc::new(k), Arc::new(v), Arc::new(ts)])
-                    .map_err(|e| EngineError::Graph(e.to_string()))?;
+            // The columns the query reads (the planner may leave some out).
+            let columns: Vec<ArrayRef> = schema
+                .fields()
+                .iter()
+                .map(|f| -> ArrayRef {
+                    match f.name().as_str() {
+                        "k" => Arc::new(Int64Array::from_iter_values(
+                            (i0..i0 + n).map(|i| (i % self.keys) as i64),
+                        )),
+                        "v" => Arc::new(Int64Array::from_iter_values(
+                            (i0..i0 + n).map(|i| (i % 1000) as i64),
+                        )),
+                        _ => Arc::new(TimestampMillisecondArray::from_iter_values(
+                            (i0..i0 + n).map(|i| BASE_MS + (i / self.per_ms) as i64),
+                        )),
+                    }
+                })
+                .collect();
+            let batch = RecordBatch::try_new(schema.clone(), columns)
+                .map_err(|e| EngineError::Graph(e.to_string()))?;
             ctx.emit(batch).await?;
             self.next += n;
             if let Some(id) = ctx.checkpoint_due() {

@@ -144,6 +144,7 @@ impl StateContext {
             self.key_groups,
             self.owned.clone(),
             self.backend.clone(),
+            self.budget.clone(),
         )
     }
 

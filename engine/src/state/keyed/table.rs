@@ -45,7 +45,13 @@ impl CacheBudget {
         })
     }
 
-    fn share(&self) -> usize {
+    /// Counts one more table sharing the budget.
+    pub(super) fn join(&self) {
+        self.tables.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A table's share, in bytes.
+    pub(super) fn share(&self) -> usize {
         self.total / self.tables.load(Ordering::Relaxed).max(1)
     }
 }
@@ -133,7 +139,7 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         checkpointed: bool,
         ttl_ms: Option<u64>,
     ) -> Self {
-        budget.tables.fetch_add(1, Ordering::Relaxed);
+        budget.join();
         Self {
             id,
             key_groups,

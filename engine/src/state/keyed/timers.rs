@@ -16,11 +16,11 @@ use std::sync::Arc;
 use rocksdb::WriteBatch;
 
 use super::backend::{db_key, KeyedBackend};
-use super::table::{group_of, StateTable};
+use super::table::{group_of, CacheBudget, StateTable};
 use crate::Result;
 
-/// Timers waiting in memory beyond which they are written to the database.
-const MAX_PENDING: usize = 256 * 1024;
+/// Bytes a waiting timer takes besides its key.
+const TIMER_OVERHEAD: usize = 48;
 
 /// Time in bytes that sort as the times do (sign bit flipped, big-endian).
 fn time_bytes(t: i64) -> [u8; 8] {
@@ -39,6 +39,9 @@ pub struct Timers {
     owned: RangeInclusive<u16>,
     backend: Arc<KeyedBackend>,
     pending: BTreeSet<(i64, Box<[u8]>)>,
+    /// What the waiting timers take in memory (they share the cache budget).
+    pending_bytes: usize,
+    budget: Arc<CacheBudget>,
     /// The earliest stored time per owned key group (`i64::MAX`: none).
     stored_next: Vec<i64>,
     /// Trailing bytes of a key that do not decide its key group.
@@ -52,8 +55,12 @@ impl Timers {
         key_groups: u16,
         owned: RangeInclusive<u16>,
         backend: Arc<KeyedBackend>,
+        budget: Arc<CacheBudget>,
     ) -> Result<Self> {
+        budget.join();
         let mut t = Self {
+            pending_bytes: 0,
+            budget,
             id,
             key_groups,
             stored_next: vec![i64::MAX; owned.clone().count()],
@@ -89,8 +96,10 @@ impl Timers {
 
     /// Registers a timer for `key` at `time` (once per time and key).
     pub fn register(&mut self, time: i64, key: &[u8]) -> Result<()> {
-        self.pending.insert((time, Box::from(key)));
-        if self.pending.len() > MAX_PENDING {
+        if self.pending.insert((time, Box::from(key))) {
+            self.pending_bytes += key.len() + TIMER_OVERHEAD;
+        }
+        if self.pending_bytes > self.budget.share() {
             self.write_pending()?;
         }
         Ok(())
@@ -143,6 +152,7 @@ impl Timers {
         }
         let mut batch = WriteBatch::default();
         let start = *self.owned.start();
+        self.pending_bytes = 0;
         for (t, key) in std::mem::take(&mut self.pending) {
             let group = group_of(&key, self.suffix, self.key_groups);
             let mut k = Vec::with_capacity(8 + key.len());
@@ -172,7 +182,7 @@ impl StateTable for Timers {
     }
 
     fn cached_bytes(&self) -> u64 {
-        self.pending.iter().map(|(_, k)| k.len() as u64 + 40).sum()
+        self.pending_bytes as u64
     }
 }
 
@@ -184,7 +194,8 @@ mod tests {
     fn timers_fire_in_time_order_from_memory_and_from_the_database() {
         let dir = std::env::temp_dir().join(format!("vigil-timers-{}", std::process::id()));
         let backend = Arc::new(KeyedBackend::new(dir, true));
-        let mut t = Timers::new(3, 8, 0..=7, backend.clone()).expect("timers");
+        let mut t =
+            Timers::new(3, 8, 0..=7, backend.clone(), CacheBudget::new(1 << 20)).expect("timers");
         t.register(30, b"c").expect("register");
         t.register(-5, b"a").expect("register");
         t.flush().expect("flush");
@@ -200,7 +211,8 @@ mod tests {
         assert!(t.pop_due(49).expect("pop").is_empty());
         t.flush().expect("flush");
         // Restored: the stored timers are found again.
-        let mut again = Timers::new(3, 8, 0..=7, backend).expect("timers");
+        let mut again =
+            Timers::new(3, 8, 0..=7, backend, CacheBudget::new(1 << 20)).expect("timers");
         let due = again.pop_due(i64::MAX).expect("pop");
         assert_eq!(due.len(), 1);
         assert_eq!(&due[0].1[..], b"d");
