@@ -70,7 +70,8 @@ const TABLES: [&str; 2] = ["left", "right"];
 impl RegularJoin {
     /// The operator for `spec`.
     pub fn new(spec: RegularJoinSpec) -> Result<Self> {
-        let keys = JoinKeys::new(spec.key_types.clone(), spec.null_equal)?;
+        let width = spec.schemas[0].fields().len();
+        let keys = JoinKeys::tagged(&spec.keys, spec.key_types.clone(), width, spec.null_equal)?;
         let ttl = spec.ttl.map(Ttl::new);
         let updating = super::is_updating(&spec.output_schema);
         let kept = Self::declare(&spec, &mut StateContext::detached())?;
@@ -248,15 +249,11 @@ impl Operator for RegularJoin {
     }
 
     fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
-        if self.spec.keys[0].is_empty() {
-            return None;
-        }
-        let width = self.spec.schemas[0].fields().len();
-        crate::join::tagged_key_exprs(&self.spec.keys, &self.spec.key_types, width).ok()
+        self.keys.exchange()
     }
 
     fn unkeyed_reason(&self) -> Option<&'static str> {
-        Some("no equality key: one instance sees both inputs whole")
+        Some(crate::join::UNKEYED_JOIN)
     }
 
     fn fork(&self) -> Result<Option<Box<dyn Operator>>> {

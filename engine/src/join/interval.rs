@@ -223,7 +223,8 @@ struct Arrival {
 impl IntervalJoin {
     /// The operator for `spec`.
     pub fn new(spec: IntervalJoinSpec) -> Result<Self> {
-        let keys = JoinKeys::new(spec.key_types.clone(), spec.null_equal)?;
+        let width = spec.schemas[0].fields().len();
+        let keys = JoinKeys::tagged(&spec.keys, spec.key_types.clone(), width, spec.null_equal)?;
         let kept = Self::declare(&spec, &mut StateContext::detached())?;
         Ok(Self {
             spec,
@@ -408,15 +409,11 @@ impl Operator for IntervalJoin {
     }
 
     fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
-        if self.spec.keys[0].is_empty() {
-            return None;
-        }
-        let width = self.spec.schemas[0].fields().len();
-        super::tagged_key_exprs(&self.spec.keys, &self.spec.key_types, width).ok()
+        self.keys.exchange()
     }
 
     fn unkeyed_reason(&self) -> Option<&'static str> {
-        Some("no equality key: one instance sees both inputs whole")
+        Some(super::UNKEYED_JOIN)
     }
 
     fn fork(&self) -> Result<Option<Box<dyn Operator>>> {

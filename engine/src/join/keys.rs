@@ -18,6 +18,9 @@ pub struct JoinKeys {
     types: Vec<DataType>,
     converter: RowConverter,
     null_equal: bool,
+    /// For a two-input join, the keys of the side-tagged rows the exchange
+    /// in front of its parallel instances routes by (`None`: no key).
+    exchange: Option<Vec<Arc<dyn PhysicalExpr>>>,
 }
 
 impl JoinKeys {
@@ -30,7 +33,34 @@ impl JoinKeys {
             types,
             converter,
             null_equal,
+            exchange: None,
         })
+    }
+
+    /// The keys of a join over a side-tagged input (tag, `left_width` left
+    /// columns, right columns) whose sides' key expressions are `sides`; with
+    /// at least one key, the join can run as parallel instances.
+    pub fn tagged(
+        sides: &[Vec<Arc<dyn PhysicalExpr>>; 2],
+        types: Vec<DataType>,
+        left_width: usize,
+        null_equal: bool,
+    ) -> Result<Self> {
+        let exchange = if sides[0].is_empty() {
+            None
+        } else {
+            Some(super::tagged_key_exprs(sides, &types, left_width)?)
+        };
+        Ok(Self {
+            exchange,
+            ..Self::new(types, null_equal)?
+        })
+    }
+
+    /// What the exchange in front of parallel instances routes rows by
+    /// (`None`: the join has no equality key and runs once).
+    pub fn exchange(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        self.exchange.clone()
     }
 
     /// Each row's key (`None`: a NULL key, which joins nothing).

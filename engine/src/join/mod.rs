@@ -90,12 +90,15 @@ fn shifted(expr: &Arc<dyn PhysicalExpr>, offset: usize) -> crate::Result<Arc<dyn
         .context("join key")
 }
 
+/// Why a join without an equality key runs once, for `explain`.
+pub const UNKEYED_JOIN: &str = "no equality key: one instance sees both inputs whole";
+
 /// The join key of every row of a side-tagged batch (tag, left columns of
 /// `left_width`, right columns): per key, `CASE WHEN tag = 0 THEN left key
 /// ELSE right key END`, cast to the keys' common type, so that equal keys of
 /// both sides land in the same key group (the exchange in front of parallel
 /// join instances routes by these).
-pub fn tagged_key_exprs(
+pub(crate) fn tagged_key_exprs(
     keys: &[Vec<Arc<dyn PhysicalExpr>>; 2],
     key_types: &[DataType],
     left_width: usize,

@@ -125,7 +125,8 @@ const TABLES: [[&str; 2]; 2] = [["left", "left ends"], ["right", "right ends"]];
 impl WindowJoin {
     /// The operator for `spec`; `late` counts rows of windows already joined.
     pub fn new(spec: WindowJoinSpec, late: Counter) -> Result<Self> {
-        let keys = JoinKeys::new(spec.key_types.clone(), spec.null_equal)?;
+        let width = spec.schemas[0].fields().len();
+        let keys = JoinKeys::tagged(&spec.keys, spec.key_types.clone(), width, spec.null_equal)?;
         let waiting = Self::declare(&spec, &mut StateContext::detached())?;
         Ok(Self {
             spec,
@@ -349,15 +350,11 @@ impl Operator for WindowJoin {
     }
 
     fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
-        if self.spec.keys[0].is_empty() {
-            return None;
-        }
-        let width = self.spec.schemas[0].fields().len();
-        super::tagged_key_exprs(&self.spec.keys, &self.spec.key_types, width).ok()
+        self.keys.exchange()
     }
 
     fn unkeyed_reason(&self) -> Option<&'static str> {
-        Some("no equality key: one instance sees both inputs whole")
+        Some(super::UNKEYED_JOIN)
     }
 
     fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
