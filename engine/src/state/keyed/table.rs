@@ -407,9 +407,11 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         let target = (share - share.min(incoming)) / 4 * 3;
         let mut victims: Vec<Box<[u8]>> = vec![];
         let mut total = 0usize;
+        // A second pass (the first cleared the hot bits) picks a superset.
         for _pass in 0..2 {
             let mut freed = 0usize;
             total = 0;
+            victims.clear();
             for (k, s) in self.slots.iter_mut() {
                 if let Some(v) = &s.value {
                     s.cost = k.len() + SLOT_OVERHEAD + self.codec.size(v);
