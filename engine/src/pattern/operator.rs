@@ -3,8 +3,6 @@
 //! partition's matcher over them in order and emits one row per match
 //! (partition columns, then measures).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
@@ -20,12 +18,14 @@ use datafusion::physical_expr::PhysicalExpr;
 use super::matcher::{Match, MatchConfig, Matcher, Skip, Step, Work};
 use super::nav::{evaluate, Candidate, NavExpr, RowSource};
 use super::nfa::Nfa;
+use super::state::PartitionCodec;
 use crate::error::ResultExt;
 use crate::message::EventTime;
 use crate::metrics::{Counter, Gauge};
 use crate::operator::{Emitter, Operator};
 use crate::operators::watermark::to_millis;
 use crate::operators::{batch_of, eval};
+use crate::state::keyed::{KeyedTable, StateContext, StateTable, Timers};
 use crate::state::{StateEntry, StateWriter};
 use crate::time::MIN_WATERMARK;
 use crate::{EngineError, Result};
@@ -211,17 +211,19 @@ pub struct MatchRecognize {
     pub(super) staged: Vec<(RecordBatch, i64, i64)>,
     pub(super) staged_schema: SchemaRef,
     pub(super) keys: RowConverter,
-    /// Partitions with state, and where each is by key.
+    /// The partitions a watermark works on, taken out of `table` while it
+    /// does (and put back after), and where each is by key.
     pub(super) partitions: Vec<Partition>,
-    /// The key bytes are shared with the partition and the deadline heap.
     pub(super) index: HashMap<Arc<[u8]>, usize>,
+    /// Every partition with state, by key.
+    pub(super) table: KeyedTable<Partition, PartitionCodec>,
     pub(super) watermark: EventTime,
     pub(super) late: Counter,
     /// Open partial matches, and state bytes per open partial match.
     pub(super) gauges: (Gauge, Gauge),
-    /// WITHIN deadlines of partitions with partial matches (earliest
-    /// first), so a watermark visits only the partitions it expires.
-    pub(super) deadlines: BinaryHeap<Reverse<(i64, Arc<[u8]>)>>,
+    /// WITHIN deadlines of partitions with partial matches, so a watermark
+    /// visits only the partitions it expires.
+    pub(super) deadlines: Timers,
     /// Partitions a step or an expiry touched since the last upkeep.
     pub(super) touched: Vec<usize>,
     /// Partial matches, their runs and retained rows, over all partitions.
@@ -230,9 +232,12 @@ pub struct MatchRecognize {
     pub(super) reported: u64,
     /// The key, ORDER BY and derived column types (for another instance).
     types: (Vec<DataType>, Vec<DataType>, Vec<DataType>),
-    /// Key groups written at the last checkpoint.
+    /// Key groups whose waiting rows were written at the last checkpoint.
     pub(super) stored_groups: Vec<u16>,
 }
+
+/// The keyed tables of the operator.
+const TABLES: [&str; 2] = ["partitions", "deadlines"];
 
 impl MatchRecognize {
     /// The operator for `spec`; `key_types` are the PARTITION BY types and
@@ -270,23 +275,62 @@ impl MatchRecognize {
         );
         let keys = RowConverter::new(key_types.into_iter().map(SortField::new).collect())
             .context("MATCH_RECOGNIZE partition keys")?;
+        let staged_schema = Arc::new(Schema::new(fields));
+        let (table, deadlines) = Self::declare(&staged_schema, &mut StateContext::detached())?;
         Ok(Self {
             spec,
             staged: vec![],
-            staged_schema: Arc::new(Schema::new(fields)),
+            staged_schema,
             keys,
             partitions: vec![],
             index: HashMap::new(),
+            table,
             watermark: MIN_WATERMARK,
             late,
             gauges,
-            deadlines: BinaryHeap::new(),
+            deadlines,
             touched: vec![],
             totals: (0, 0, 0),
             reported: 0,
             types,
             stored_groups: vec![],
         })
+    }
+
+    fn declare(
+        schema: &SchemaRef,
+        ctx: &mut StateContext,
+    ) -> Result<(KeyedTable<Partition, PartitionCodec>, Timers)> {
+        let table = ctx.table(TABLES[0], PartitionCodec::new(schema.clone())?, None)?;
+        Ok((table, ctx.timers(TABLES[1])?))
+    }
+
+    /// The working-set index of the partition of `key`: taken from the
+    /// table, or new when `create` (else `None` if it has no state).
+    pub(super) fn fetch(&mut self, key: &[u8], create: bool) -> Result<Option<usize>> {
+        if let Some(&p) = self.index.get(key) {
+            return Ok(Some(p));
+        }
+        let part = match self.table.take(key, 0)? {
+            Some(p) => p,
+            None if create => Partition::new(Arc::from(key), Matcher::new(), Rows::default(), 0),
+            None => return Ok(None),
+        };
+        self.index
+            .insert(part.key_bytes.clone(), self.partitions.len());
+        self.partitions.push(part);
+        Ok(Some(self.partitions.len() - 1))
+    }
+
+    /// Puts the working set back into the table (the partitions upkeep
+    /// dropped are gone already).
+    pub(super) fn park(&mut self) -> Result<()> {
+        self.index.clear();
+        for p in std::mem::take(&mut self.partitions) {
+            let key = p.key_bytes.clone();
+            self.table.insert(&key, p, 0)?;
+        }
+        Ok(())
     }
 
     pub(super) fn key_start(&self) -> usize {
@@ -387,21 +431,12 @@ impl MatchRecognize {
         let mut row_list: Vec<usize> = Vec::with_capacity(n);
         for i in 0..n {
             let key: &[u8] = key_rows.as_ref().map_or(&[], |k| k.row(i).data());
-            let p = match self.index.get(key) {
-                Some(p) => *p,
-                None => {
-                    let shared: Arc<[u8]> = Arc::from(key);
-                    self.partitions.push(Partition::new(
-                        shared.clone(),
-                        Matcher::new(),
-                        Rows::default(),
-                        0,
-                    ));
-                    self.index.insert(shared, self.partitions.len() - 1);
-                    list_of.push(usize::MAX);
-                    self.partitions.len() - 1
-                }
-            };
+            let p = self.fetch(key, true)?.ok_or_else(|| {
+                EngineError::State("MATCH_RECOGNIZE: a partition vanished".into())
+            })?;
+            if list_of.len() < self.partitions.len() {
+                list_of.resize(self.partitions.len(), usize::MAX);
+            }
             if list_of[p] == usize::MAX {
                 list_of[p] = parts_of_list.len();
                 parts_of_list.push(p);
@@ -486,7 +521,7 @@ impl MatchRecognize {
         self.emit_matches(matched, out)?;
         for p in parts_of_list {
             self.touched.push(p);
-            self.arm(p);
+            self.arm(p)?;
         }
         self.upkeep();
         Ok(())
@@ -548,11 +583,12 @@ impl MatchRecognize {
 
 impl Operator for MatchRecognize {
     /// Partial matches are states of the compiled pattern: a different
-    /// pattern cannot continue them.
+    /// pattern cannot continue them. (`keyed`: partitions in keyed tables;
+    /// checkpoints of the whole-state layout before it are not read.)
     fn state_signature(&self) -> String {
         let s = &self.spec;
         format!(
-            "MatchRecognize(vars={:?}, nfa={:?} from {}, skip={:?}, within={:?}, absent={:?})",
+            "MatchRecognize[keyed](vars={:?}, nfa={:?} from {}, skip={:?}, within={:?}, absent={:?})",
             s.vars, s.nfa.states, s.nfa.start, s.skip, s.within, s.absent
         )
     }
@@ -608,6 +644,7 @@ impl Operator for MatchRecognize {
             self.release(wm, out)?;
             self.expire(wm, out)?;
             self.upkeep();
+            self.park()?;
             self.report();
         }
         out.watermark(wm);
@@ -617,7 +654,17 @@ impl Operator for MatchRecognize {
     fn on_end(&mut self, out: &mut Emitter) -> Result<()> {
         // As in Flink, matches still held back by an earlier partial match
         // when the input ends are not emitted (the Nexmark CEP goldens show it).
-        self.release(EventTime::MAX, out)
+        self.release(EventTime::MAX, out)?;
+        self.park()
+    }
+
+    fn open(&mut self, state: &mut StateContext) -> Result<()> {
+        (self.table, self.deadlines) = Self::declare(&self.staged_schema, state)?;
+        Ok(())
+    }
+
+    fn state_tables(&mut self) -> Vec<&mut dyn StateTable> {
+        vec![&mut self.table, &mut self.deadlines]
     }
 
     fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
@@ -652,6 +699,6 @@ impl Operator for MatchRecognize {
             .map(|b| b.0.get_array_memory_size())
             .sum();
         let rows: usize = self.partitions.iter().map(|p| p.rows.rows.len() * 24).sum();
-        (staged + rows) as u64
+        (staged + rows) as u64 + self.table.cached_bytes()
     }
 }

@@ -1,184 +1,229 @@
-//! MATCH_RECOGNIZE state in checkpoints: the watermark, the rows waiting for
-//! it, and per partition its retained rows, partial matches and matches
-//! waiting to be emitted, by key group (parallel instances each own some).
-//! Written whole at each checkpoint: partial matches are short-lived, and
-//! the rows they hold are few.
+//! MATCH_RECOGNIZE state: each partition (its partial matches, the rows they
+//! may still read, its match count) is a value of the keyed table
+//! `partitions`, and each WITHIN deadline a timer, so partitions beyond the
+//! cache live in RocksDB and a checkpoint writes the partitions that changed.
+//! What stays operator state is small: the watermark, and the rows waiting
+//! for it (by key group, so a job can resume at another parallelism).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 
 use super::matcher::Matcher;
 use super::operator::{MatchRecognize, Partition, Rows};
 use crate::error::ResultExt;
+use crate::join::rows::RowRef;
 use crate::message::EventTime;
-use crate::state::arrow_state::split_by_key_group;
-use crate::state::arrow_state::{decode_batch, encode_batch};
-use crate::state::{
-    entry_value, key_group_of, saved_meta, StateEntry, StateWriter, OPERATOR_STATE,
-};
+use crate::state::arrow_state::{decode_batch, encode_batch, split_by_key_group};
+use crate::state::keyed::rows::RowList;
+use crate::state::keyed::StateCodec;
+use crate::state::{entry_value, put_meta, saved_meta, StateEntry, StateWriter, OPERATOR_STATE};
 use crate::{EngineError, Result};
 
-/// A partition as checkpointed.
+/// A partition as stored, besides its rows.
 #[derive(Serialize, Deserialize)]
-struct SavedPartition {
-    /// The partition key (Arrow's row format): a partition kept for its match
-    /// numbers or its `^` anchor may hold no row to take it from.
-    #[serde(default)]
-    key: Option<Vec<u8>>,
+struct StoredPartition {
     first_seq: u64,
     next_seq: u64,
-    rows: usize,
     matches: u64,
+    armed: Option<i64>,
+    counted: (usize, usize, usize),
     matcher: Matcher,
 }
 
-/// The operator's checkpointed metadata.
+/// Encodes a partition: its header as JSON, then its retained rows in
+/// Arrow's row format.
+pub(super) struct PartitionCodec {
+    rows: RowList,
+}
+
+impl PartitionCodec {
+    /// A codec for partitions whose rows have the staged layout `schema`.
+    pub(super) fn new(schema: SchemaRef) -> Result<Self> {
+        Ok(Self {
+            rows: RowList::new(schema)?,
+        })
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> EngineError {
+    EngineError::State(format!("MATCH_RECOGNIZE state is corrupt: {e}"))
+}
+
+impl StateCodec<Partition> for PartitionCodec {
+    fn encode(&mut self, p: &mut Partition, out: &mut Vec<u8>) -> Result<()> {
+        let header = StoredPartition {
+            first_seq: p.rows.rows.front().map_or(p.rows.next_seq, |r| r.0),
+            next_seq: p.rows.next_seq,
+            matches: p.matches,
+            armed: p.armed,
+            counted: p.counted,
+            matcher: p.matcher.clone(),
+        };
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        serde_json::to_writer(&mut *out, &header).map_err(corrupt)?;
+        let len = (out.len() - at - 4) as u32;
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        let refs: Vec<RowRef> = p
+            .rows
+            .rows
+            .iter()
+            .map(|(_, b, i)| (b.clone(), *i))
+            .collect();
+        self.rows.encode(refs.iter().map(|r| (r, &[][..])), out)
+    }
+
+    fn decode(&mut self, key: &[u8], bytes: &[u8]) -> Result<Partition> {
+        let (len, rest) = bytes
+            .split_first_chunk::<4>()
+            .ok_or_else(|| corrupt("no header"))?;
+        let (header, rows) = rest
+            .split_at_checked(u32::from_le_bytes(*len) as usize)
+            .ok_or_else(|| corrupt("short header"))?;
+        let h: StoredPartition = serde_json::from_slice(header).map_err(corrupt)?;
+        let (batch, extras) = self.rows.decode(rows)?;
+        let mut r = Rows {
+            rows: Default::default(),
+            next_seq: h.next_seq,
+        };
+        for i in 0..extras.len() {
+            r.rows.push_back((h.first_seq + i as u64, batch.clone(), i));
+        }
+        let mut p = Partition::new(Arc::from(key), h.matcher, r, h.matches);
+        p.armed = h.armed;
+        p.counted = h.counted;
+        Ok(p)
+    }
+
+    fn size(&self, p: &Partition) -> usize {
+        let rows: usize = p
+            .rows
+            .rows
+            .iter()
+            .map(|(_, b, i)| 8 + RowList::row_size(&(b.clone(), *i)))
+            .sum();
+        let (threads, runs) = p.matcher.open();
+        128 + rows + threads * 64 + runs * 8
+    }
+}
+
+/// The operator-wide part of the state.
 #[derive(Serialize, Deserialize)]
 struct Saved {
     watermark: EventTime,
-    partitions: Vec<SavedPartition>,
 }
 
 impl MatchRecognize {
-    /// The whole state at each checkpoint (partial matches are short-lived),
-    /// by key group so that a job can resume at another parallelism: per
-    /// group, the watermark, its partitions' retained rows, partial and
-    /// waiting matches, and its rows waiting for the watermark.
+    /// The watermark, and the rows waiting for it by key group (the
+    /// partitions are in the keyed table).
     pub(super) fn save(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
-        let groups = w.key_groups();
-        let keyed = !self.spec.partition_by.is_empty();
-        let group_of = |key: &[u8]| if keyed { key_group_of(key, groups) } else { 0 };
-        let mut by_group: BTreeMap<u16, (Vec<SavedPartition>, Vec<RecordBatch>)> = BTreeMap::new();
-        for p in &self.partitions {
-            let (parts, slices) = by_group.entry(group_of(&p.key_bytes)).or_default();
-            parts.push(SavedPartition {
-                key: Some(p.key_bytes.to_vec()),
-                first_seq: p.rows.rows.front().map_or(p.rows.next_seq, |r| r.0),
-                next_seq: p.rows.next_seq,
-                rows: p.rows.rows.len(),
-                matches: p.matches,
-                matcher: p.matcher.clone(),
-            });
-            for (_, batch, i) in &p.rows.rows {
-                slices.push(batch.slice(*i, 1));
-            }
-        }
-        let mut staged: BTreeMap<u16, RecordBatch> = BTreeMap::new();
+        put_meta(
+            w,
+            &Saved {
+                watermark: self.watermark,
+            },
+            "MATCH_RECOGNIZE",
+        )?;
+        let mut written = vec![];
         if !self.staged.is_empty() {
             let all = concat_batches(&self.staged_schema, self.staged.iter().map(|b| &b.0))
                 .context("MATCH_RECOGNIZE state")?;
             let keys: Vec<ArrayRef> = (0..self.spec.partition_by.len())
                 .map(|i| all.column(self.key_start() + i).clone())
                 .collect();
-            for (g, b) in split_by_key_group(&all, &keys, groups)? {
-                by_group.entry(g).or_default();
-                staged.insert(g, b);
+            for (g, b) in split_by_key_group(&all, &keys, w.key_groups())? {
+                w.put(g, b"staged", encode_batch(&b)?);
+                written.push(g);
             }
         }
-        let mut written = vec![];
-        for (g, (parts, slices)) in by_group {
-            let rows =
-                concat_batches(&self.staged_schema, &slices).context("MATCH_RECOGNIZE state")?;
-            let meta = serde_json::to_vec(&Saved {
-                watermark: self.watermark,
-                partitions: parts,
-            })
-            .map_err(|e| EngineError::State(format!("MATCH_RECOGNIZE state: {e}")))?;
-            w.put(g, b"meta", meta);
-            w.put(g, b"rows", encode_batch(&rows)?);
-            match staged.remove(&g) {
-                Some(b) => w.put(g, b"staged", encode_batch(&b)?),
-                None => w.delete(g, b"staged"),
-            }
-            written.push(g);
-        }
-        // Groups stored before and empty now; and the state of checkpoints
-        // written before it was kept by key group.
-        for g in std::mem::take(&mut self.stored_groups)
-            .into_iter()
-            .chain([OPERATOR_STATE])
-        {
+        for g in std::mem::take(&mut self.stored_groups) {
             if !written.contains(&g) {
-                for k in [&b"meta"[..], b"rows", b"staged"] {
-                    w.delete(g, k);
-                }
+                w.delete(g, b"staged");
             }
         }
         self.stored_groups = written;
         Ok(())
     }
 
-    /// Restores the key groups in `entries` (each group's partitions and
-    /// waiting rows).
+    /// Restores the watermark and the waiting rows of the key groups in
+    /// `entries`.
     pub(super) fn load(&mut self, mut entries: Vec<StateEntry>) -> Result<()> {
         entries.sort_by_key(|e| e.key_group);
         for group in entries.chunk_by(|a, b| a.key_group == b.key_group) {
-            self.load_group(group)?;
             let g = group[0].key_group;
-            if g != OPERATOR_STATE {
+            if g == OPERATOR_STATE {
+                if let Some(saved) = saved_meta::<Saved>(group, "MATCH_RECOGNIZE")? {
+                    self.watermark = self.watermark.max(saved.watermark);
+                }
+                continue;
+            }
+            if let Some(b) = entry_value(group, b"staged") {
+                self.stage(decode_batch(b)?);
                 self.stored_groups.push(g);
             }
         }
-        self.upkeep();
         Ok(())
     }
+}
 
-    fn load_group(&mut self, entries: &[StateEntry]) -> Result<()> {
-        let find = |k: &[u8]| entry_value(entries, k);
-        let Some(saved) = saved_meta::<Saved>(entries, "MATCH_RECOGNIZE")? else {
-            return Ok(());
-        };
-        self.watermark = self.watermark.max(saved.watermark);
-        if let Some(b) = find(b"staged") {
-            self.stage(decode_batch(b)?);
-        }
-        let rows = match find(b"rows") {
-            Some(b) => Arc::new(decode_batch(b)?),
-            None => return Ok(()),
-        };
-        let key_cols: Vec<ArrayRef> = (0..self.spec.partition_by.len())
-            .map(|i| rows.column(self.key_start() + i).clone())
-            .collect();
-        let key_rows = if key_cols.is_empty() || rows.num_rows() == 0 {
-            None
-        } else {
-            Some(
-                self.keys
-                    .convert_columns(&key_cols)
-                    .context("MATCH_RECOGNIZE state")?,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, Int64Array, RecordBatch, TimestampMillisecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    #[test]
+    fn a_partition_round_trips_with_its_rows_and_sequence_numbers() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "__time",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                true,
+            ),
+            Field::new("__d0", DataType::Int64, true),
+        ]));
+        let batch = Arc::new(
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(TimestampMillisecondArray::from(vec![10, 20, 30])),
+                    Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])),
+                ],
             )
+            .expect("batch"),
+        );
+        let mut rows = Rows {
+            rows: Default::default(),
+            next_seq: 9,
         };
-        let mut at = 0;
-        for sp in saved.partitions {
-            if at + sp.rows > rows.num_rows() || (sp.key.is_none() && sp.rows == 0) {
-                return Err(EngineError::State(
-                    "MATCH_RECOGNIZE state: a partition without rows".into(),
-                ));
-            }
-            let key: Arc<[u8]> = match &sp.key {
-                Some(k) => Arc::from(&k[..]),
-                None => Arc::from(key_rows.as_ref().map_or(&[][..], |k| k.row(at).data())),
-            };
-            let mut r = Rows {
-                rows: Default::default(),
-                next_seq: sp.next_seq,
-            };
-            for j in 0..sp.rows {
-                r.rows
-                    .push_back((sp.first_seq + j as u64, rows.clone(), at + j));
-            }
-            at += sp.rows;
-            let p = self.partitions.len();
-            self.index.insert(key.clone(), p);
-            self.partitions
-                .push(Partition::new(key, sp.matcher, r, sp.matches));
-            self.arm(p);
-            self.touched.push(p);
-        }
-        Ok(())
+        rows.rows.push_back((7, batch.clone(), 1));
+        rows.rows.push_back((8, batch.clone(), 2));
+        let mut p = Partition::new(Arc::from(&b"k"[..]), Matcher::new(), rows, 4);
+        p.armed = Some(99);
+        let mut codec = PartitionCodec::new(schema).expect("codec");
+        let mut bytes = vec![];
+        codec.encode(&mut p, &mut bytes).expect("encode");
+        let back = codec.decode(b"k", &bytes).expect("decode");
+        assert_eq!(&*back.key_bytes, b"k");
+        assert_eq!(
+            (back.matches, back.armed, back.rows.next_seq),
+            (4, Some(99), 9)
+        );
+        let seqs: Vec<u64> = back.rows.rows.iter().map(|r| r.0).collect();
+        assert_eq!(seqs, vec![7, 8]);
+        let (b, i) = back.rows.cell(8).expect("row 8");
+        let d = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("ints");
+        assert_eq!(d.value(i), 3);
+        let (b, i) = back.rows.cell(7).expect("row 7");
+        assert!(b.column(1).is_null(i));
+        assert!(codec.decode(b"k", &bytes[..3]).is_err());
     }
 }

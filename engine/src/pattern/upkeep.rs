@@ -1,10 +1,8 @@
 //! Per-partition upkeep of the MATCH_RECOGNIZE operator, done only where
 //! needed so that a watermark costs what it changes, not the number of
-//! partitions: WITHIN deadlines in a heap, the partitions a step touched
+//! partitions: WITHIN deadlines as timers, the partitions a step touched
 //! (whose rows no partial match reads any more are released, and which are
 //! dropped once empty), and running totals for the gauges.
-
-use std::cmp::Reverse;
 
 use super::operator::MatchRecognize;
 use crate::message::EventTime;
@@ -15,20 +13,22 @@ use crate::Result;
 impl MatchRecognize {
     /// Registers partition `p`'s earliest WITHIN deadline, unless one is
     /// (deadlines only move later, so an earlier registration stays valid).
-    pub(super) fn arm(&mut self, p: usize) {
-        let Some(w) = self.spec.within else { return };
+    pub(super) fn arm(&mut self, p: usize) -> Result<()> {
+        let Some(w) = self.spec.within else {
+            return Ok(());
+        };
         let Some(part) = self.partitions.get_mut(p) else {
-            return;
+            return Ok(());
         };
         if part.armed.is_some() {
-            return;
+            return Ok(());
         }
         if let Some(start) = part.matcher.oldest_start_time() {
             let deadline = start.saturating_add(w);
             part.armed = Some(deadline);
-            self.deadlines
-                .push(Reverse((deadline, part.key_bytes.clone())));
+            self.deadlines.register(deadline, &part.key_bytes)?;
         }
+        Ok(())
     }
 
     /// Ends partial matches whose WITHIN interval the watermark `wm` has
@@ -40,23 +40,22 @@ impl MatchRecognize {
         // No row at or before the watermark can come any more.
         let now = wm.saturating_add(1);
         let due: Vec<usize> = if end {
-            self.deadlines.clear();
+            // Every partition: the timers are moot.
+            self.deadlines.pop_due(i64::MAX)?;
+            for key in self.table.keys()? {
+                self.fetch(&key, false)?;
+            }
             (0..self.partitions.len()).collect()
         } else {
             let mut due = vec![];
-            while let Some(Reverse((deadline, _))) = self.deadlines.peek() {
-                if *deadline > now {
-                    break;
-                }
-                let Some(Reverse((deadline, key))) = self.deadlines.pop() else {
-                    break;
-                };
+            for (deadline, key) in self.deadlines.pop_due(now)? {
                 // A partition gone, or registered again since, is skipped.
-                if let Some(&p) = self.index.get(&key) {
-                    if self.partitions[p].armed == Some(deadline) {
-                        self.partitions[p].armed = None;
-                        due.push(p);
-                    }
+                let Some(p) = self.fetch(&key, false)? else {
+                    continue;
+                };
+                if self.partitions[p].armed == Some(deadline) {
+                    self.partitions[p].armed = None;
+                    due.push(p);
                 }
             }
             due
@@ -88,7 +87,7 @@ impl MatchRecognize {
         for i in due {
             self.touched.push(i);
             if !end {
-                self.arm(i);
+                self.arm(i)?;
             }
         }
         Ok(())
@@ -134,15 +133,18 @@ impl MatchRecognize {
             let (open, runs) = p.matcher.open();
             let now = (open, runs, p.rows.rows.len());
             let before = std::mem::replace(&mut p.counted, now);
-            self.totals.0 = self.totals.0 + now.0 - before.0;
-            self.totals.1 = self.totals.1 + now.1 - before.1;
-            self.totals.2 = self.totals.2 + now.2 - before.2;
+            // Saturating: partitions restored from a checkpoint were
+            // counted by the run before.
+            self.totals.0 = (self.totals.0 + now.0).saturating_sub(before.0);
+            self.totals.1 = (self.totals.1 + now.1).saturating_sub(before.1);
+            self.totals.2 = (self.totals.2 + now.2).saturating_sub(before.2);
             // A partition with nothing pending and no rows to look back on
             // needs no state, unless the query numbers its matches or
             // anchors them at its start.
             if keep || !p.matcher.is_idle() || !p.rows.rows.is_empty() {
                 continue;
             }
+            // Taken out of the table, it is gone once not put back.
             let gone = self.partitions.swap_remove(i);
             self.index.remove(&gone.key_bytes);
             if let Some(moved) = self.partitions.get(i) {

@@ -128,6 +128,7 @@ impl StateContext {
         Ok(KeyedTable::new(
             id,
             self.key_groups,
+            self.owned.clone(),
             self.backend.clone(),
             codec,
             self.budget.clone(),

@@ -110,6 +110,8 @@ const SLOT_OVERHEAD: usize = 64;
 pub struct KeyedTable<V, C> {
     id: u8,
     key_groups: u16,
+    /// The key groups of the instance (what [`KeyedTable::keys`] reads).
+    owned: std::ops::RangeInclusive<u16>,
     backend: Arc<KeyedBackend>,
     codec: C,
     slots: HashMap<Box<[u8]>, Slot<V>>,
@@ -130,9 +132,11 @@ pub(super) fn group_of(key: &[u8], suffix: usize, groups: u16) -> u16 {
 }
 
 impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         id: u8,
         key_groups: u16,
+        owned: std::ops::RangeInclusive<u16>,
         backend: Arc<KeyedBackend>,
         codec: C,
         budget: Arc<CacheBudget>,
@@ -143,6 +147,7 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         Self {
             id,
             key_groups,
+            owned,
             backend,
             codec,
             slots: HashMap::new(),
@@ -328,6 +333,49 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         Ok(slot.value.insert(value))
     }
 
+    /// Takes the value of `key` out of the table, if there is one: the
+    /// table holds nothing for it until it is inserted again (an operator
+    /// works on a value it took, then puts it back or lets it go).
+    pub fn take(&mut self, key: &[u8], now: u64) -> Result<Option<V>> {
+        if self.get_mut(key, now)?.is_none() {
+            return Ok(None);
+        }
+        let Some(slot) = self.slots.get_mut(key) else {
+            return Ok(None);
+        };
+        let value = slot.value.take();
+        let left = key.len() + SLOT_OVERHEAD;
+        self.bytes = self.bytes.saturating_sub(slot.cost.saturating_sub(left));
+        slot.cost = left;
+        if !self.backend.is_open() {
+            // Nothing of it can be in the database: forget it.
+            self.slots.remove(key);
+            self.bytes = self.bytes.saturating_sub(left);
+        }
+        Ok(value)
+    }
+
+    /// Every key holding a value, cached or stored (it writes what changed
+    /// first, then reads the instance's key groups of the table: for a
+    /// rare full visit, such as the end of the input).
+    pub fn keys(&mut self) -> Result<Vec<Box<[u8]>>> {
+        if !self.backend.is_open() {
+            return Ok(self
+                .slots
+                .iter()
+                .filter(|(_, s)| s.value.is_some())
+                .map(|(k, _)| k.clone())
+                .collect());
+        }
+        self.write_changed()?;
+        let mut keys = vec![];
+        self.backend.scan(self.id, self.owned.clone(), |_, k, _| {
+            keys.push(Box::from(k));
+            Ok(true)
+        })?;
+        Ok(keys)
+    }
+
     /// Removes `key`.
     pub fn remove(&mut self, key: &[u8]) {
         if !self.backend.is_open() {
@@ -446,16 +494,18 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         Ok(())
     }
 
-    /// Entries cached now.
-    pub fn cached(&self) -> usize {
-        self.slots.len()
-    }
-}
-
-impl<V: Send, C: StateCodec<V>> StateTable for KeyedTable<V, C> {
-    fn flush(&mut self) -> Result<()> {
+    /// Writes every changed entry to the database.
+    fn write_changed(&mut self) -> Result<()> {
         let mut batch = WriteBatch::default();
-        let dirty = std::mem::take(&mut self.dirty);
+        let dirty: Vec<Box<[u8]>> = if self.checkpointed {
+            std::mem::take(&mut self.dirty)
+        } else {
+            self.slots
+                .iter()
+                .filter(|(_, s)| s.dirty)
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
         for k in &dirty {
             if self.slots.get(k).is_some_and(|s| s.dirty) {
                 self.encoded(k, &mut batch)?;
@@ -468,6 +518,17 @@ impl<V: Send, C: StateCodec<V>> StateTable for KeyedTable<V, C> {
         // Tombstones have reached the database: they can go.
         self.slots.retain(|_, s| s.value.is_some() || s.dirty);
         Ok(())
+    }
+
+    /// Entries cached now.
+    pub fn cached(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+impl<V: Send, C: StateCodec<V>> StateTable for KeyedTable<V, C> {
+    fn flush(&mut self) -> Result<()> {
+        self.write_changed()
     }
 
     fn cached_bytes(&self) -> u64 {
