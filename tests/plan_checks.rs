@@ -85,22 +85,31 @@ fn castable_metadata_types_are_accepted_both_ways() {
     ));
 }
 
+/// The `explain` text of `queries` over an `ev` table of the orders file,
+/// planned with `parallelism.default` = 2.
+fn explain_at_parallelism_two(queries: &str) -> String {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/orders.jsonl");
+    let script = format!(
+        "SET 'parallelism.default' = '2';
+CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+  WITH ('connector' = 'filesystem', 'path' = '{data}', 'format' = 'json');
+{queries}"
+    );
+    let job = rt
+        .block_on(vigil::Vigil::new().plan(&script, &Metrics::new()))
+        .expect("plans");
+    job.graph.explain()
+}
+
 /// With `parallelism.default` above one, `explain` shows how many instances
 /// each operator runs as, and says of one that runs once why it does.
 #[test]
 fn explain_says_which_operators_run_in_parallel_and_why_others_do_not() {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let script = "SET 'parallelism.default' = '2';
-CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
-  WITH ('connector' = 'filesystem', 'path' = '{DATA}', 'format' = 'json');
-SELECT k, COUNT(*) AS n FROM ev WHERE v > 0 GROUP BY k;
-SELECT COUNT(*) AS n FROM ev;";
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/orders.jsonl");
-    let script = script.replace("{DATA}", data);
-    let job = rt
-        .block_on(vigil::Vigil::new().plan(&script, &Metrics::new()))
-        .expect("plans");
-    let text = job.graph.explain();
+    let text = explain_at_parallelism_two(
+        "SELECT k, COUNT(*) AS n FROM ev WHERE v > 0 GROUP BY k;
+SELECT COUNT(*) AS n FROM ev;",
+    );
     let line = |kind: &str, nth: usize| {
         text.lines()
             .filter(|l| l.trim_start().starts_with(kind))
@@ -118,4 +127,29 @@ SELECT COUNT(*) AS n FROM ev;";
     // A stateless step runs in its input's task: nothing to say.
     let filter = line("Filter", 0);
     assert!(!filter.contains("runs once"), "{filter}");
+}
+
+/// Keyed stages follow each other in parallel (each exchange routes from
+/// every instance of the stage before), and a stateless step after a
+/// parallel stage runs in each of its instances rather than once.
+#[test]
+fn explain_shows_consecutive_keyed_stages_and_their_stateless_steps_in_parallel() {
+    let text = explain_at_parallelism_two(
+        "SELECT n, COUNT(*) AS keys FROM (
+  SELECT k, COUNT(*) AS n FROM ev GROUP BY k
+) WHERE n > 1 GROUP BY n;",
+    );
+    let aggs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("GroupAggregate"))
+        .collect();
+    assert_eq!(aggs.len(), 2, "{text}");
+    for a in &aggs {
+        assert!(a.ends_with(" x2"), "{a}\n{text}");
+    }
+    let filter = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Filter"))
+        .unwrap_or_else(|| panic!("no filter in:\n{text}"));
+    assert!(filter.ends_with(" x2"), "{filter}\n{text}");
 }

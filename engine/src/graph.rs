@@ -67,6 +67,19 @@ pub enum Instances {
     /// One, for the reason given (`None`: a stateless step, which runs in
     /// its input's task).
     Once(Option<&'static str>),
+    /// A stateless step in each of its input's parallel instances (fused
+    /// into their tasks: no exchange).
+    Each(usize),
+}
+
+impl Instances {
+    /// How many instances run.
+    pub fn width(&self) -> usize {
+        match self {
+            Instances::Many(p) | Instances::Each(p) => *p,
+            Instances::Once(_) => 1,
+        }
+    }
 }
 
 impl JobGraph {
@@ -185,6 +198,14 @@ impl JobGraph {
     /// more than one, is keyed, and is fed by a task of its own input (the
     /// exchange to the instances sits at the end of a task).
     pub fn instances(&self) -> Vec<Instances> {
+        let mut consumers = vec![0usize; self.nodes.len()];
+        for n in &self.nodes {
+            for &i in &n.inputs {
+                if let Some(c) = consumers.get_mut(i) {
+                    *c += 1;
+                }
+            }
+        }
         let mut out: Vec<Instances> = Vec::with_capacity(self.nodes.len());
         for n in &self.nodes {
             let NodeKind::Operator(op) = &n.kind else {
@@ -192,22 +213,23 @@ impl JobGraph {
                 continue;
             };
             let input = match n.inputs.as_slice() {
-                [i] => Some(*i),
+                [i] if *i < out.len() => Some(*i),
                 _ => None,
             };
-            let fed_by_source =
-                input.is_some_and(|i| matches!(self.nodes[i].kind, NodeKind::Source(_)));
-            let fed_by_parallel = input.is_some_and(|i| matches!(out[i], Instances::Many(_)));
+            let input_width = input.map_or(1, |i| out[i].width());
             let runs = if input.is_none() {
                 Instances::Once(Some("it has several inputs"))
             } else if op.key_exprs().is_none() {
-                Instances::Once(op.unkeyed_reason())
+                // A stateless step runs in each task of its input (a chain
+                // per instance); one whose input others read too runs once.
+                let alone = input.is_some_and(|i| consumers[i] == 1);
+                if op.runs_per_input() && input_width > 1 && alone {
+                    Instances::Each(input_width)
+                } else {
+                    Instances::Once(op.unkeyed_reason())
+                }
             } else if n.parallelism < 2 {
                 Instances::Once(Some("planned as one instance"))
-            } else if fed_by_source {
-                Instances::Once(Some("it reads a source directly (no exchange before it)"))
-            } else if fed_by_parallel {
-                Instances::Once(Some("its input runs in parallel (one exchange per chain)"))
             } else {
                 Instances::Many(n.parallelism)
             };
@@ -244,7 +266,7 @@ impl JobGraph {
             .map(|f| format!("{}: {}", f.name(), f.data_type()))
             .collect();
         let runs = match instances[id] {
-            Instances::Many(p) => format!(" x{p}"),
+            Instances::Many(p) | Instances::Each(p) => format!(" x{p}"),
             Instances::Once(Some(why)) if self.parallelism > 1 => format!(" (runs once: {why})"),
             Instances::Once(_) => String::new(),
         };

@@ -137,8 +137,16 @@ pub trait Operator: Send {
     }
 
     /// Another instance with the same configuration and empty state (for
-    /// operators that return [`Operator::key_exprs`]).
+    /// operators that return [`Operator::key_exprs`], and stateless steps
+    /// that [`Operator::runs_per_input`]).
     fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
         Ok(None)
+    }
+
+    /// A stateless step (each batch on its own) that may run in every
+    /// parallel instance of its input, [`Operator::fork`]ed once per
+    /// instance, instead of once after them.
+    fn runs_per_input(&self) -> bool {
+        false
     }
 }

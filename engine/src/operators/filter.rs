@@ -14,6 +14,7 @@ use crate::operator::{Emitter, Operator};
 use crate::{EngineError, Result};
 
 /// Keeps the rows where `predicate` is TRUE.
+#[derive(Clone)]
 pub struct Filter {
     predicate: Arc<dyn PhysicalExpr>,
 }
@@ -26,6 +27,14 @@ impl Filter {
 }
 
 impl Operator for Filter {
+    fn runs_per_input(&self) -> bool {
+        true
+    }
+
+    fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
+        Ok(Some(Box::new(self.clone())))
+    }
+
     fn name(&self) -> String {
         format!("Filter({})", self.predicate)
     }

@@ -12,6 +12,7 @@ use crate::operator::{Emitter, Operator};
 use crate::Result;
 
 /// Computes `exprs` for every row; the output has `schema`.
+#[derive(Clone)]
 pub struct Project {
     exprs: Vec<Arc<dyn PhysicalExpr>>,
     schema: SchemaRef,
@@ -25,6 +26,14 @@ impl Project {
 }
 
 impl Operator for Project {
+    fn runs_per_input(&self) -> bool {
+        true
+    }
+
+    fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
+        Ok(Some(Box::new(self.clone())))
+    }
+
     fn name(&self) -> String {
         let exprs: Vec<String> = self.exprs.iter().map(|e| e.to_string()).collect();
         format!("Project({})", exprs.join(", "))

@@ -57,7 +57,11 @@ type Forks = BTreeMap<NodeId, Vec<Box<dyn Operator>>>;
 fn fork_parallel(graph: &JobGraph) -> Result<Forks> {
     let mut forks = Forks::new();
     for (id, (node, runs)) in graph.nodes.iter().zip(graph.instances()).enumerate() {
-        let (NodeKind::Operator(op), Instances::Many(parallelism)) = (&node.kind, runs) else {
+        let parallelism = match runs {
+            Instances::Many(p) | Instances::Each(p) => p,
+            Instances::Once(_) => continue,
+        };
+        let NodeKind::Operator(op) = &node.kind else {
             continue;
         };
         let mut extra = vec![];
@@ -72,6 +76,56 @@ fn fork_parallel(graph: &JobGraph) -> Result<Forks> {
         }
     }
     Ok(forks)
+}
+
+/// Places the instances of keyed operator `node` (one task each, `ops`):
+/// every upstream task or source routes its rows to them by key group.
+#[allow(clippy::too_many_arguments)]
+fn place_keyed(
+    node: &crate::graph::Node,
+    id: NodeId,
+    ops: Vec<Box<dyn Operator>>,
+    upstream: &[Placement],
+    keys: Vec<std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
+    key_groups: u16,
+    setup: &StateSetup,
+    tasks: &mut Vec<Task>,
+    sources: &mut [SourceTask],
+) -> Result<Vec<usize>> {
+    let n = ops.len();
+    let mut inputs: Vec<Vec<mpsc::Receiver<crate::message::Message>>> =
+        (0..n).map(|_| vec![]).collect();
+    for up in upstream {
+        let mut senders = vec![];
+        for ins in inputs.iter_mut() {
+            let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+            senders.push(tx);
+            ins.push(rx);
+        }
+        let out = Output::Keyed(KeyRouter::new(keys.clone(), key_groups), senders);
+        match up {
+            Placement::Task(t) => tasks[*t].outputs.push(out),
+            Placement::Source(s) => sources[*s].outputs.push(out),
+            Placement::Parallel(_) => {
+                return Err(EngineError::Graph(format!(
+                    "'{}': nested parallel input",
+                    node.name
+                )))
+            }
+        }
+    }
+    let mut instances = vec![];
+    for (i, (op, inputs)) in ops.into_iter().zip(inputs).enumerate() {
+        tasks.push(Task {
+            name: format!("{} [{}/{n}]", node.name, i + 1),
+            inputs,
+            ops: vec![setup.stage(id, node.uid, i, n, op)?],
+            sink: None,
+            outputs: vec![],
+        });
+        instances.push(tasks.len() - 1);
+    }
+    Ok(instances)
 }
 
 /// Runs the job until every source is exhausted and every sink has flushed, or
@@ -152,37 +206,52 @@ pub async fn run_job_with(
                     node.name
                 )));
             };
-            let Some(keys) = op.key_exprs() else {
-                return Err(EngineError::Graph(format!("'{}' has no key", node.name)));
-            };
-            let n = extra.len() + 1;
-            tracing::info!(operator = %node.name, instances = n, "running parallel instances, rows exchanged by key group");
-            let mut senders = vec![];
-            let mut instances = vec![];
-            for (i, op) in std::iter::once(op).chain(extra).enumerate() {
-                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-                senders.push(tx);
-                tasks.push(Task {
-                    name: format!("{} [{}/{n}]", node.name, i + 1),
-                    inputs: vec![rx],
-                    ops: vec![setup.stage(id, node.uid, i, n, op)?],
-                    sink: None,
-                    outputs: vec![],
-                });
-                instances.push(tasks.len() - 1);
-            }
-            match node.inputs.first().and_then(|i| placement[*i].as_ref()) {
-                Some(Placement::Task(t)) => tasks[*t]
-                    .outputs
-                    .push(Output::Keyed(KeyRouter::new(keys, key_groups), senders)),
-                _ => {
+            let upstream = match node.inputs.first().and_then(|i| placement[*i].as_ref()) {
+                Some(Placement::Task(t)) => vec![Placement::Task(*t)],
+                Some(Placement::Source(s)) => vec![Placement::Source(*s)],
+                Some(Placement::Parallel(ts)) => ts.iter().map(|t| Placement::Task(*t)).collect(),
+                None => {
                     return Err(EngineError::Graph(format!(
-                        "parallel '{}' must follow a task",
+                        "parallel '{}' has no input",
                         node.name
                     )))
                 }
-            }
-            placement[id] = Some(Placement::Parallel(instances));
+            };
+            let ops: Vec<Box<dyn Operator>> = std::iter::once(op).chain(extra).collect();
+            placement[id] = Some(match ops[0].key_exprs() {
+                Some(keys) => {
+                    let n = ops.len();
+                    tracing::info!(operator = %node.name, instances = n, "running parallel instances, rows exchanged by key group");
+                    let instances = place_keyed(
+                        &node,
+                        id,
+                        ops,
+                        &upstream,
+                        keys,
+                        key_groups,
+                        &setup,
+                        &mut tasks,
+                        &mut sources,
+                    )?;
+                    Placement::Parallel(instances)
+                }
+                None => {
+                    // A stateless step in each instance of its input.
+                    let n = ops.len();
+                    let mut ts = vec![];
+                    for (i, (op, up)) in ops.into_iter().zip(&upstream).enumerate() {
+                        let Placement::Task(t) = up else {
+                            return Err(EngineError::Graph(format!(
+                                "'{}' must follow parallel tasks",
+                                node.name
+                            )));
+                        };
+                        tasks[*t].ops.push(setup.stage(id, node.uid, i, n, op)?);
+                        ts.push(*t);
+                    }
+                    Placement::Parallel(ts)
+                }
+            });
             continue;
         }
         if let NodeKind::Source(source) = node.kind {
@@ -215,7 +284,7 @@ pub async fn run_job_with(
                     for up in upstream {
                         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
                         match up {
-                            Placement::Source(s) => sources[s].outputs.push(tx),
+                            Placement::Source(s) => sources[s].outputs.push(Output::Forward(tx)),
                             Placement::Task(t) => tasks[t].outputs.push(Output::Forward(tx)),
                             Placement::Parallel(_) => {}
                         }

@@ -2,6 +2,7 @@
 
 use tokio::sync::mpsc;
 
+use super::exchange::Output;
 use super::CHANNEL_CAPACITY;
 use crate::checkpoint::{finished_markers, Ack, SourceCheckpoint, TaskCheckpoint};
 use crate::connector::{Source, SourceContext};
@@ -15,7 +16,7 @@ pub(super) struct SourceTask {
     pub node: NodeId,
     pub name: String,
     pub source: Box<dyn Source>,
-    pub outputs: Vec<mpsc::Sender<Message>>,
+    pub outputs: Vec<Output>,
 }
 
 /// A source that had reached the end of its input before the checkpoint the
@@ -76,8 +77,8 @@ pub(super) async fn run_source(
             });
         }
     };
-    if outputs.len() == 1 {
-        let tx = outputs.remove(0);
+    if let [Output::Forward(tx)] = outputs.as_slice() {
+        let tx = tx.clone();
         let ctx = SourceContext::new(tx.clone(), metrics, stop.clone()).with_checkpoints(link);
         let at = source.describe();
         let r = source.run(ctx).await.map_err(|e| e.in_task(&name, &at));
@@ -87,21 +88,22 @@ pub(super) async fn run_source(
         let _ = tx.send(end_message(&stop)).await;
         return Ok(());
     }
-    // Several consumers: relay every message to each of them.
+    // Several consumers, or a keyed exchange: relay every message to each.
     let (tx, mut rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
     let relay_stop = stop.clone();
     let relay = async move {
         while let Some(msg) = rx.recv().await {
-            for out in &outputs {
-                if out.send(msg.clone()).await.is_err() {
-                    return;
+            for out in outputs.iter_mut() {
+                if !out.send(&msg).await? {
+                    return Ok(());
                 }
             }
         }
         let end = end_message(&relay_stop);
-        for out in &outputs {
-            let _ = out.send(end.clone()).await;
+        for out in outputs.iter_mut() {
+            let _ = out.send(&end).await;
         }
+        Ok(())
     };
     let run = async move {
         let ctx = SourceContext::new(tx, metrics, stop).with_checkpoints(link);
@@ -110,6 +112,7 @@ pub(super) async fn run_source(
         announce_end(r.is_ok());
         r.map_err(|e| e.in_task(&name, &at))
     };
-    let (r, ()) = tokio::join!(run, relay);
-    r
+    let (r, relayed): (Result<()>, Result<()>) = tokio::join!(run, relay);
+    // A routing error stops the relay, and so the source: report the cause.
+    relayed.and(r)
 }

@@ -15,6 +15,7 @@ use crate::time::floor_mod;
 use crate::{EngineError, Result};
 
 /// Assigns rows to TUMBLE, HOP or CUMULATE windows.
+#[derive(Clone)]
 pub struct WindowAssigner {
     kind: WindowKind,
     time_idx: usize,
@@ -48,6 +49,14 @@ impl WindowAssigner {
 }
 
 impl Operator for WindowAssigner {
+    fn runs_per_input(&self) -> bool {
+        true
+    }
+
+    fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
+        Ok(Some(Box::new(self.clone())))
+    }
+
     fn name(&self) -> String {
         format!("WindowAssign({})", self.kind)
     }
