@@ -12,6 +12,7 @@
 //!     cargo bench --bench nexmark                  # 1M bids, generated on first use
 //!     VIGIL_BENCH_ROWS=200000 cargo bench --bench nexmark
 //!     VIGIL_BENCH_FLINK=0 cargo bench --bench nexmark   # skip Flink
+//!     VIGIL_BENCH_PARALLELISM=1 cargo bench --bench nexmark  # Vigil at P=1 (default 2)
 //!
 //! Each engine runs in a child process so that its peak memory (VmHWM) is its own.
 
@@ -142,8 +143,10 @@ async fn child(engine: &str, q: &str, path: &str, rows: u64) {
             } else {
                 ""
             };
+            let parallelism =
+                std::env::var("VIGIL_BENCH_PARALLELISM").unwrap_or_else(|_| "2".into());
             let script = format!(
-                "{mini_batch}SET 'parallelism.default' = '2';\n\
+                "{mini_batch}SET 'parallelism.default' = '{parallelism}';\n\
                  CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, \
                  `dateTime` TIMESTAMP(3), extra STRING, WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND) \
                  WITH ('connector'='filesystem','path'='{path}','format'='json');\n\

@@ -1,4 +1,5 @@
-//! State larger than memory: a GROUP BY and a regular join over many keys,
+//! State larger than memory: a GROUP BY, a regular join and a MATCH_RECOGNIZE
+//! (a partial match open per key until its key's second row) over many keys,
 //! each run twice in a process of its own, with `state.backend.cache-size`
 //! = 64 MB and with a cache large enough to hold everything; prints the
 //! throughput, the peak RSS of each run and whether their results agree (an
@@ -7,6 +8,7 @@
 //!
 //!     cargo bench --bench state_memory                      # 10M keys
 //!     VIGIL_BENCH_KEYS=20000000 cargo bench --bench state_memory
+//!     VIGIL_BENCH_STATE_QUERIES=pattern cargo bench --bench state_memory
 
 #[path = "support/gen.rs"]
 mod gen;
@@ -85,11 +87,21 @@ WITH ('connector' = 'bench-gen', 'rows' = '{}', 'keys' = '{keys}', 'events-per-m
         )
     };
     let body = match which {
-        "group-by" => "SELECT k, COUNT(*) AS n, SUM(v) AS total FROM a GROUP BY k;".to_string(),
-        _ => "SELECT a.k, a.v, b.v FROM a JOIN b ON a.k = b.k;".to_string(),
+        "group-by" => "SELECT k, COUNT(*) AS n, SUM(v) AS total FROM a GROUP BY k;",
+        "pattern" => {
+            "SELECT * FROM p MATCH_RECOGNIZE (PARTITION BY k ORDER BY ts
+  MEASURES A.v AS av, B.v AS bv ONE ROW PER MATCH AFTER MATCH SKIP PAST LAST ROW
+  PATTERN (A B) DEFINE B AS B.v >= 0);"
+        }
+        _ => "SELECT a.k, a.v, b.v FROM a JOIN b ON a.k = b.k;",
     };
+    // The pattern's input needs event time; the others do without.
+    let timed = table("p").replace(
+        "ts TIMESTAMP(3))",
+        "ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)",
+    );
     format!(
-        "SET 'state.backend.cache-size' = '{cache}';\n{}{}{body}\n",
+        "SET 'state.backend.cache-size' = '{cache}';\n{}{}{timed}{body}\n",
         table("a"),
         table("b")
     )
@@ -146,7 +158,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000_000);
     let exe = std::env::current_exe().expect("own path");
-    for which in ["group-by", "join"] {
+    // `VIGIL_BENCH_STATE_QUERIES=pattern` (comma-separated) picks some.
+    let picked = std::env::var("VIGIL_BENCH_STATE_QUERIES").unwrap_or_default();
+    for which in ["group-by", "join", "pattern"] {
+        if !picked.is_empty() && !picked.split(',').any(|p| p.trim() == which) {
+            continue;
+        }
         println!("{which} over {keys} keys ({} rows per input)", keys * 2);
         let mut results = vec![];
         for cache in ["64 mb", "100 gb"] {

@@ -70,9 +70,6 @@ impl StateCodec<Vec<Entry>> for RowsCodec {
     }
 
     fn size(&self, entries: &Vec<Entry>) -> usize {
-        entries
-            .iter()
-            .map(|e| std::mem::size_of::<Entry>() + RowList::row_size(&e.row))
-            .sum()
+        entries.len() * (std::mem::size_of::<Entry>() + self.list.row_size())
     }
 }

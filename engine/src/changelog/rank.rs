@@ -105,7 +105,7 @@ impl StateCodec<Partition> for PartitionCodec {
 
     fn size(&self, p: &Partition) -> usize {
         p.iter()
-            .map(|r| r.sort.len() + 32 + RowList::row_size(&r.row))
+            .map(|r| r.sort.len() + 32 + self.list.row_size())
             .sum()
     }
 }

@@ -129,10 +129,7 @@ impl StateCodec<KeyRows> for KeyRowsCodec {
     }
 
     fn size(&self, k: &KeyRows) -> usize {
-        k.rows
-            .iter()
-            .map(|e| std::mem::size_of::<Entry>() + RowList::row_size(&e.row))
-            .sum()
+        k.rows.len() * (std::mem::size_of::<Entry>() + self.list.row_size())
     }
 }
 

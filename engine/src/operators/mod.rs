@@ -10,6 +10,7 @@ use datafusion::arrow::array::{new_null_array, Array, ArrayRef};
 use datafusion::arrow::compute::interleave;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::HashMap;
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::error::ResultExt;
@@ -49,25 +50,34 @@ pub fn gather_cells<'a>(
     // Source 0 is one NULL, for cells that are not there.
     let null = new_null_array(t, 1);
     let mut sources: Vec<&dyn Array> = vec![null.as_ref()];
-    let mut seen: Vec<&ArrayRef> = vec![];
+    // Each distinct array once, found by address (rows read back from state
+    // may each be in an array of their own: a linear search would be
+    // quadratic); consecutive cells of one array skip the lookup.
+    let mut index: HashMap<usize, usize> = HashMap::new();
+    let mut last: Option<(usize, usize)> = None;
     let mut at: Vec<(usize, usize)> = vec![];
     for cell in cells {
         let Some((a, i)) = cell else {
             at.push((0, 0));
             continue;
         };
-        let k = match seen.iter().rposition(|s| Arc::ptr_eq(s, a)) {
-            Some(k) => k,
-            None => {
-                if a.data_type() != t {
-                    return Ok(None);
+        let addr = Arc::as_ptr(a) as *const () as usize;
+        let k = match last {
+            Some((l, k)) if l == addr => k,
+            _ => match index.get(&addr) {
+                Some(k) => *k,
+                None => {
+                    if a.data_type() != t {
+                        return Ok(None);
+                    }
+                    sources.push(a.as_ref());
+                    index.insert(addr, sources.len() - 1);
+                    sources.len() - 1
                 }
-                seen.push(a);
-                sources.push(a.as_ref());
-                seen.len() - 1
-            }
+            },
         };
-        at.push((k + 1, i));
+        last = Some((addr, k));
+        at.push((k, i));
     }
     interleave(&sources, &at)
         .map(Some)

@@ -217,6 +217,10 @@ pub struct MatchRecognize {
     pub(super) index: HashMap<Arc<[u8]>, usize>,
     /// Every partition with state, by key.
     pub(super) table: KeyedTable<Partition, PartitionCodec>,
+    /// How many partitions have state (`None`: unknown, after a restore), so
+    /// that the end of the input reads the table only when some are not in
+    /// the working set (a full read walks every deleted entry too).
+    pub(super) live: Option<usize>,
     pub(super) watermark: EventTime,
     pub(super) late: Counter,
     /// Open partial matches, and state bytes per open partial match.
@@ -285,6 +289,7 @@ impl MatchRecognize {
             partitions: vec![],
             index: HashMap::new(),
             table,
+            live: Some(0),
             watermark: MIN_WATERMARK,
             late,
             gauges,
@@ -313,7 +318,12 @@ impl MatchRecognize {
         }
         let part = match self.table.take(key, 0)? {
             Some(p) => p,
-            None if create => Partition::new(Arc::from(key), Matcher::new(), Rows::default(), 0),
+            None if create => {
+                if let Some(live) = &mut self.live {
+                    *live += 1;
+                }
+                Partition::new(Arc::from(key), Matcher::new(), Rows::default(), 0)
+            }
             None => return Ok(None),
         };
         self.index

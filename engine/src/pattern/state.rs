@@ -100,12 +100,7 @@ impl StateCodec<Partition> for PartitionCodec {
     }
 
     fn size(&self, p: &Partition) -> usize {
-        let rows: usize = p
-            .rows
-            .rows
-            .iter()
-            .map(|(_, b, i)| 8 + RowList::row_size(&(b.clone(), *i)))
-            .sum();
+        let rows = p.rows.rows.len() * (24 + self.rows.row_size());
         let (threads, runs) = p.matcher.open();
         128 + rows + threads * 64 + runs * 8
     }
@@ -152,6 +147,8 @@ impl MatchRecognize {
     /// Restores the watermark and the waiting rows of the key groups in
     /// `entries`.
     pub(super) fn load(&mut self, mut entries: Vec<StateEntry>) -> Result<()> {
+        // The restored table's partitions are not counted.
+        self.live = None;
         entries.sort_by_key(|e| e.key_group);
         for group in entries.chunk_by(|a, b| a.key_group == b.key_group) {
             let g = group[0].key_group;

@@ -42,8 +42,10 @@ impl MatchRecognize {
         let due: Vec<usize> = if end {
             // Every partition: the timers are moot.
             self.deadlines.pop_due(i64::MAX)?;
-            for key in self.table.keys()? {
-                self.fetch(&key, false)?;
+            if self.live != Some(self.partitions.len()) {
+                for key in self.table.keys()? {
+                    self.fetch(&key, false)?;
+                }
             }
             (0..self.partitions.len()).collect()
         } else {
@@ -144,9 +146,13 @@ impl MatchRecognize {
             if keep || !p.matcher.is_idle() || !p.rows.rows.is_empty() {
                 continue;
             }
-            // Taken out of the table, it is gone once not put back.
+            // Taken out of the table: gone once not put back.
             let gone = self.partitions.swap_remove(i);
             self.index.remove(&gone.key_bytes);
+            self.table.remove(&gone.key_bytes);
+            if let Some(live) = &mut self.live {
+                *live = live.saturating_sub(1);
+            }
             if let Some(moved) = self.partitions.get(i) {
                 self.index.insert(moved.key_bytes.clone(), i);
             }

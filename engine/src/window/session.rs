@@ -101,7 +101,7 @@ impl StateCodec<KeySessions> for SessionsCodec {
         k.sessions
             .iter()
             .flat_map(|s| &s.rows)
-            .map(|r| 16 + RowList::row_size(r))
+            .map(|_| 16 + self.list.row_size())
             .sum::<usize>()
             + k.sessions.len() * std::mem::size_of::<Session>()
     }

@@ -19,6 +19,8 @@ use crate::{EngineError, Result};
 pub struct RowList {
     schema: SchemaRef,
     rows: RowConverter,
+    /// What a kept row takes in memory, estimated from the schema.
+    row_bytes: usize,
 }
 
 fn corrupt() -> EngineError {
@@ -51,7 +53,18 @@ impl RowList {
                 .collect(),
         )
         .context("row state layout")?;
-        Ok(Self { schema, rows })
+        // Fixed-width values at their width, others at a typical string's
+        // (a cached value's size is asked at every write: it must be cheap).
+        let row_bytes = schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().primitive_width().unwrap_or(24) + 1)
+            .sum();
+        Ok(Self {
+            schema,
+            rows,
+            row_bytes,
+        })
     }
 
     /// Appends `rows`, each with its own bytes from `extra`, to `out`.
@@ -91,10 +104,10 @@ impl RowList {
         Ok((batch, extras))
     }
 
-    /// The approximate memory a kept row holds (its share of its batch).
-    pub fn row_size(row: &RowRef) -> usize {
-        let (b, _) = row;
-        b.get_array_memory_size() / b.num_rows().max(1)
+    /// The approximate memory a kept row holds (from the schema, not
+    /// measured: measuring a batch walks all its buffers).
+    pub fn row_size(&self) -> usize {
+        self.row_bytes
     }
 }
 
@@ -110,7 +123,7 @@ impl StateCodec<Vec<RowRef>> for RowList {
     }
 
     fn size(&self, rows: &Vec<RowRef>) -> usize {
-        rows.iter().map(|r| 16 + Self::row_size(r)).sum()
+        rows.len() * (16 + self.row_bytes)
     }
 }
 

@@ -335,7 +335,9 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
 
     /// Takes the value of `key` out of the table, if there is one: the
     /// table holds nothing for it until it is inserted again (an operator
-    /// works on a value it took, then puts it back or lets it go).
+    /// works on a value it took, then puts it back with
+    /// [`KeyedTable::insert`] or lets it go with [`KeyedTable::remove`]; the
+    /// slot stays for either, so that neither allocates).
     pub fn take(&mut self, key: &[u8], now: u64) -> Result<Option<V>> {
         if self.get_mut(key, now)?.is_none() {
             return Ok(None);
@@ -347,11 +349,6 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         let left = key.len() + SLOT_OVERHEAD;
         self.bytes = self.bytes.saturating_sub(slot.cost.saturating_sub(left));
         slot.cost = left;
-        if !self.backend.is_open() {
-            // Nothing of it can be in the database: forget it.
-            self.slots.remove(key);
-            self.bytes = self.bytes.saturating_sub(left);
-        }
         Ok(value)
     }
 
@@ -593,6 +590,33 @@ mod tests {
         t.remove(&7u32.to_be_bytes());
         assert_eq!(t.get(&7u32.to_be_bytes(), 0).expect("get"), None);
         assert!(ctx.backend().is_open(), "evictions went to RocksDB");
+    }
+
+    /// A value taken out is gone until put back, whether it was cached or
+    /// stored; `keys` lists what holds a value in the cache and on disk.
+    #[test]
+    fn a_taken_value_is_gone_until_put_back_and_keys_lists_cached_and_stored() {
+        let mut ctx = context("take", 1, true);
+        let mut t = ctx.table("counts", U64, None).expect("table");
+        for k in 0..10u32 {
+            count(&mut t, &k.to_be_bytes());
+        }
+        let three = 3u32.to_be_bytes();
+        assert_eq!(t.take(&three, 0).expect("take"), Some(1));
+        assert_eq!(t.get(&three, 0).expect("get"), None);
+        assert_eq!(t.take(&three, 0).expect("take"), None);
+        let mut keys = t.keys().expect("keys");
+        keys.sort();
+        assert_eq!(keys.len(), 9, "{keys:?}");
+        assert!(!keys.contains(&Box::from(&three[..])));
+        t.insert(&three, 5, 0).expect("insert");
+        assert_eq!(t.get(&three, 0).expect("get"), Some(&5));
+        assert_eq!(t.keys().expect("keys").len(), 10);
+        t.take(&three, 0).expect("take");
+        t.remove(&three);
+        t.flush().expect("flush");
+        assert_eq!(t.get(&three, 0).expect("get"), None);
+        assert_eq!(t.keys().expect("keys").len(), 9);
     }
 
     #[test]
