@@ -709,6 +709,6 @@ impl Operator for MatchRecognize {
             .map(|b| b.0.get_array_memory_size())
             .sum();
         let rows: usize = self.partitions.iter().map(|p| p.rows.rows.len() * 24).sum();
-        (staged + rows) as u64 + self.table.cached_bytes()
+        (staged + rows) as u64
     }
 }
