@@ -193,11 +193,9 @@ impl JobGraph {
         self.nodes[node].schema.clone()
     }
 
-    /// How many instances each node runs as (by node index; sources, unions
-    /// and sinks run once). An operator runs as several when it asks for
-    /// more than one, is keyed, and is fed by a task of its own input (the
-    /// exchange to the instances sits at the end of a task).
-    pub fn instances(&self) -> Vec<Instances> {
+    /// How many nodes read each node (by node index; inputs that name no
+    /// node are not counted).
+    pub fn consumers(&self) -> Vec<usize> {
         let mut consumers = vec![0usize; self.nodes.len()];
         for n in &self.nodes {
             for &i in &n.inputs {
@@ -206,6 +204,16 @@ impl JobGraph {
                 }
             }
         }
+        consumers
+    }
+
+    /// How many instances each node runs as (by node index; sources, unions
+    /// and sinks run once). A keyed operator runs as several when it asks
+    /// for more than one (every instance of its input routes rows to them
+    /// by key group); a stateless step that can runs in each instance of a
+    /// parallel input it alone reads.
+    pub fn instances(&self) -> Vec<Instances> {
+        let consumers = self.consumers();
         let mut out: Vec<Instances> = Vec::with_capacity(self.nodes.len());
         for n in &self.nodes {
             let NodeKind::Operator(op) = &n.kind else {
@@ -241,12 +249,7 @@ impl JobGraph {
     /// A readable rendering of the graph, one node a line, sinks first, inputs
     /// indented below their consumer.
     pub fn explain(&self) -> String {
-        let mut consumers = vec![0usize; self.nodes.len()];
-        for n in &self.nodes {
-            for &i in &n.inputs {
-                consumers[i] += 1;
-            }
-        }
+        let consumers = self.consumers();
         let instances = self.instances();
         let mut out = String::new();
         for (id, n) in consumers.iter().enumerate() {

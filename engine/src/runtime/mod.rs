@@ -49,6 +49,31 @@ enum Placement {
     Parallel(Vec<usize>),
 }
 
+/// A source or task that emits a node's rows (one per instance of the node).
+#[derive(Clone, Copy)]
+enum Producer {
+    Source(usize),
+    Task(usize),
+}
+
+impl Placement {
+    fn producers(&self) -> Vec<Producer> {
+        match self {
+            Placement::Source(s) => vec![Producer::Source(*s)],
+            Placement::Task(t) => vec![Producer::Task(*t)],
+            Placement::Parallel(ts) => ts.iter().map(|t| Producer::Task(*t)).collect(),
+        }
+    }
+}
+
+/// Adds `out` to the outputs of `p`.
+fn add_output(p: Producer, out: Output, tasks: &mut [Task], sources: &mut [SourceTask]) {
+    match p {
+        Producer::Source(s) => sources[s].outputs.push(out),
+        Producer::Task(t) => tasks[t].outputs.push(out),
+    }
+}
+
 /// The extra instances (beyond the graph's own) of each parallel operator.
 type Forks = BTreeMap<NodeId, Vec<Box<dyn Operator>>>;
 
@@ -85,7 +110,7 @@ fn place_keyed(
     node: &crate::graph::Node,
     id: NodeId,
     ops: Vec<Box<dyn Operator>>,
-    upstream: &[Placement],
+    upstream: &[Producer],
     keys: Vec<std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
     key_groups: u16,
     setup: &StateSetup,
@@ -95,7 +120,7 @@ fn place_keyed(
     let n = ops.len();
     let mut inputs: Vec<Vec<mpsc::Receiver<crate::message::Message>>> =
         (0..n).map(|_| vec![]).collect();
-    for up in upstream {
+    for &up in upstream {
         let mut senders = vec![];
         for ins in inputs.iter_mut() {
             let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
@@ -103,16 +128,7 @@ fn place_keyed(
             ins.push(rx);
         }
         let out = Output::Keyed(KeyRouter::new(keys.clone(), key_groups), senders);
-        match up {
-            Placement::Task(t) => tasks[*t].outputs.push(out),
-            Placement::Source(s) => sources[*s].outputs.push(out),
-            Placement::Parallel(_) => {
-                return Err(EngineError::Graph(format!(
-                    "'{}': nested parallel input",
-                    node.name
-                )))
-            }
-        }
+        add_output(up, out, tasks, sources);
     }
     let mut instances = vec![];
     for (i, (op, inputs)) in ops.into_iter().zip(inputs).enumerate() {
@@ -151,18 +167,15 @@ pub async fn run_job_with(
     checkpoints: Option<CheckpointConfig>,
 ) -> Result<()> {
     let n = graph.nodes.len();
-    let mut consumers = vec![0usize; n];
     for node in &graph.nodes {
-        for &i in &node.inputs {
-            if i >= n {
-                return Err(EngineError::Graph(format!(
-                    "node '{}' reads from unknown node {i}",
-                    node.name
-                )));
-            }
-            consumers[i] += 1;
+        if let Some(i) = node.inputs.iter().find(|&&i| i >= n) {
+            return Err(EngineError::Graph(format!(
+                "node '{}' reads from unknown node {i}",
+                node.name
+            )));
         }
     }
+    let consumers = graph.consumers();
     let key_groups = checkpoints
         .as_ref()
         .map_or(DEFAULT_KEY_GROUPS, |c| c.key_groups);
@@ -207,9 +220,7 @@ pub async fn run_job_with(
                 )));
             };
             let upstream = match node.inputs.first().and_then(|i| placement[*i].as_ref()) {
-                Some(Placement::Task(t)) => vec![Placement::Task(*t)],
-                Some(Placement::Source(s)) => vec![Placement::Source(*s)],
-                Some(Placement::Parallel(ts)) => ts.iter().map(|t| Placement::Task(*t)).collect(),
+                Some(p) => p.producers(),
                 None => {
                     return Err(EngineError::Graph(format!(
                         "parallel '{}' has no input",
@@ -240,7 +251,7 @@ pub async fn run_job_with(
                     let n = ops.len();
                     let mut ts = vec![];
                     for (i, (op, up)) in ops.into_iter().zip(&upstream).enumerate() {
-                        let Placement::Task(t) = up else {
+                        let Producer::Task(t) = up else {
                             return Err(EngineError::Graph(format!(
                                 "'{}' must follow parallel tasks",
                                 node.name
@@ -269,25 +280,14 @@ pub async fn run_job_with(
             None => {
                 let mut inputs = vec![];
                 for &i in &node.inputs {
-                    let upstream: Vec<Placement> = match &placement[i] {
-                        Some(Placement::Parallel(ts)) => {
-                            ts.iter().map(|t| Placement::Task(*t)).collect()
-                        }
-                        Some(Placement::Source(s)) => vec![Placement::Source(*s)],
-                        Some(Placement::Task(t)) => vec![Placement::Task(*t)],
-                        None => {
-                            return Err(EngineError::Graph(format!(
-                                "node {i} is used before it is defined"
-                            )))
-                        }
+                    let Some(upstream) = placement[i].as_ref().map(Placement::producers) else {
+                        return Err(EngineError::Graph(format!(
+                            "node {i} is used before it is defined"
+                        )));
                     };
                     for up in upstream {
                         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-                        match up {
-                            Placement::Source(s) => sources[s].outputs.push(Output::Forward(tx)),
-                            Placement::Task(t) => tasks[t].outputs.push(Output::Forward(tx)),
-                            Placement::Parallel(_) => {}
-                        }
+                        add_output(up, Output::Forward(tx), &mut tasks, &mut sources);
                         inputs.push(rx);
                     }
                 }

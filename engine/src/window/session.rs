@@ -98,12 +98,8 @@ impl StateCodec<KeySessions> for SessionsCodec {
     }
 
     fn size(&self, k: &KeySessions) -> usize {
-        k.sessions
-            .iter()
-            .flat_map(|s| &s.rows)
-            .map(|_| 16 + self.list.row_size())
-            .sum::<usize>()
-            + k.sessions.len() * std::mem::size_of::<Session>()
+        let rows: usize = k.sessions.iter().map(|s| s.rows.len()).sum();
+        rows * (16 + self.list.row_size()) + k.sessions.len() * std::mem::size_of::<Session>()
     }
 }
 
