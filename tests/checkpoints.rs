@@ -1,7 +1,9 @@
 //! Checkpoints in process, against rdkafka's mock cluster: a job stopped after
 //! a checkpoint and resumed from it writes exactly what a straight run writes
 //! (golden smoke test in Arroyo's manner), a changed plan is refused, and a
-//! finished job leaves no checkpoint behind.
+//! finished job leaves no checkpoint behind. Every stop-and-resume test runs
+//! its stopped job twice (see [`VARIANTS`]): as written, and at parallelism 3
+//! with a one-byte state cache.
 
 #[path = "support/kafka.rs"]
 mod kafka;
@@ -17,6 +19,18 @@ use vigil::{OutputFormat, RunOptions, RunSummary, Vigil};
 use kafka::runtime;
 
 const EVENTS: usize = 40_000;
+
+/// The settings every stop-and-resume test runs its stopped and resumed job
+/// under, each against the same straight run (default settings): as they
+/// are, and with three instances of every keyed operator and a one-byte
+/// state cache (every key read back from RocksDB).
+const VARIANTS: [(&str, &str); 2] = [
+    ("", ""),
+    (
+        "-p3-spill",
+        "SET 'parallelism.default' = '3';\nSET 'state.backend.cache-size' = '1';\n",
+    ),
+];
 
 fn script(bootstrap: &str, out: &Path, window: &str) -> String {
     script_with(bootstrap, out, window, "")
@@ -207,26 +221,34 @@ fn stopped_and_resumed_job_equals_a_straight_run() {
 
     let (expected, straight_out, straight_state) = straight_run(&rt, &vigil, &bs, "straight");
 
-    // Stopped once its first checkpoint is complete.
-    let (out, state) = (temp("resumed-out"), temp("resumed-state"));
-    let text = script(&bs, &out, "1");
-    let checkpoints = run_until_checkpoint(&rt, &vigil, &text, &state).checkpoints;
-    let partial = rows(&out).len();
-    eprintln!(
-        "stopped after {checkpoints} checkpoint(s) with {partial} of {} rows committed",
-        expected.len()
-    );
-    assert!(partial < expected.len(), "stopped before the end");
+    for (variant, settings) in VARIANTS {
+        // Stopped once its first checkpoint is complete.
+        let (out, state) = (
+            temp(&format!("resumed{variant}-out")),
+            temp(&format!("resumed{variant}-state")),
+        );
+        let text = script_with(&bs, &out, "1", settings);
+        let checkpoints = run_until_checkpoint(&rt, &vigil, &text, &state).checkpoints;
+        let partial = rows(&out).len();
+        eprintln!(
+            "{variant}: stopped after {checkpoints} checkpoint(s) with {partial} of {} rows committed",
+            expected.len()
+        );
+        assert!(partial < expected.len(), "stopped before the end");
 
-    // A changed plan cannot take the stored state.
-    let msg = refused(&rt, &vigil, &script(&bs, &out, "3"), &state);
-    assert!(msg.contains("different plan"), "{msg}");
-    assert!(msg.contains("--state-dir"), "{msg}");
+        // A changed plan cannot take the stored state.
+        let msg = refused(&rt, &vigil, &script_with(&bs, &out, "3", settings), &state);
+        assert!(msg.contains("different plan"), "{msg}");
+        assert!(msg.contains("--state-dir"), "{msg}");
 
-    // Resumed to the end.
-    run_to_end(&rt, &vigil, &text, &state);
-    assert_eq!(rows(&out), expected);
-    for d in [straight_out, straight_state, out, state] {
+        // Resumed to the end.
+        run_to_end(&rt, &vigil, &text, &state);
+        assert_eq!(rows(&out), expected, "{variant}");
+        for d in [out, state] {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    for d in [straight_out, straight_state] {
         let _ = std::fs::remove_dir_all(d);
     }
 }
@@ -517,29 +539,37 @@ fn stop_and_resume(
             "no row with {kind}"
         );
     }
-    let (out, state) = (temp(&format!("{name}-out")), temp(&format!("{name}-state")));
-    let text = script(&bs, &out);
-    let first =
-        run_until_checkpoint_with_output(&rt, &vigil, &unbounded(&text), &state, Some(&out));
-    assert!(
-        !pattern || first.partial_matches > 0,
-        "partial matches were open when the job stopped, the gauge says none ({first:?}, {} rows out)",
-        rows(&out).len()
-    );
-    // The first part follows the topic, so it may have emitted every match
-    // before it stopped; the partial matches it held (above) are what the
-    // restore must carry.
-    let partial = rows(&out).len();
-    assert!(partial <= expected.len(), "more rows than the straight run");
-    run_to_end(&rt, &vigil, &text, &state);
-    let actual = rows(&out);
-    assert!(
-        actual == expected,
-        "{} matches after a resume, {} straight (first committed part: {partial})",
-        actual.len(),
-        expected.len()
-    );
-    for d in [straight_out, straight_state, out, state] {
+    for (variant, settings) in VARIANTS {
+        let (out, state) = (
+            temp(&format!("{name}{variant}-out")),
+            temp(&format!("{name}{variant}-state")),
+        );
+        let text = format!("{settings}{}", script(&bs, &out));
+        let first =
+            run_until_checkpoint_with_output(&rt, &vigil, &unbounded(&text), &state, Some(&out));
+        assert!(
+            !pattern || first.partial_matches > 0,
+            "{variant}: partial matches were open when the job stopped, the gauge says none ({first:?}, {} rows out)",
+            rows(&out).len()
+        );
+        // The first part follows the topic, so it may have emitted every match
+        // before it stopped; the partial matches it held (above) are what the
+        // restore must carry.
+        let partial = rows(&out).len();
+        assert!(partial <= expected.len(), "more rows than the straight run");
+        run_to_end(&rt, &vigil, &text, &state);
+        let actual = rows(&out);
+        assert!(
+            actual == expected,
+            "{variant}: {} matches after a resume, {} straight (first committed part: {partial})",
+            actual.len(),
+            expected.len()
+        );
+        for d in [out, state] {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    for d in [straight_out, straight_state] {
         let _ = std::fs::remove_dir_all(d);
     }
 }
@@ -717,7 +747,7 @@ fn cluster_with_updating_topics(
 
 #[test]
 fn updating_results_stopped_and_resumed_equal_a_straight_run() {
-    let (_cluster, bs) = cluster_with_updating_topics(&["_straight", "_resumed"]);
+    let (_cluster, bs) = cluster_with_updating_topics(&["_straight", "_resumed", "_resumed_p3"]);
     let (rt, vigil) = (runtime(), Vigil::new());
     let straight_state = temp("updating-straight-state");
     run_to_end(
@@ -729,17 +759,21 @@ fn updating_results_stopped_and_resumed_equal_a_straight_run() {
     let expected = folded_tables(&bs, "_straight");
     assert_eq!(expected[0].len(), 17, "one row per key: {:?}", expected[0]);
     assert_eq!(expected[2].len(), 17 * 3, "three ranks per key");
-    let state = temp("updating-state");
-    let text = updating_script(&bs, "_resumed");
-    run_until_checkpoint(&rt, &vigil, &unbounded(&text), &state);
-    run_to_end(&rt, &vigil, &text, &state);
-    let actual = folded_tables(&bs, "_resumed");
-    for ((name, e), a) in UPDATING_SINKS.iter().zip(&expected).zip(&actual) {
-        assert!(e == a, "{name}: after a resume\n{a:?}\nstraight\n{e:?}");
+    for ((variant, settings), sfx) in VARIANTS.into_iter().zip(["_resumed", "_resumed_p3"]) {
+        let state = temp(&format!("updating{variant}-state"));
+        let text = format!("{settings}{}", updating_script(&bs, sfx));
+        run_until_checkpoint(&rt, &vigil, &unbounded(&text), &state);
+        run_to_end(&rt, &vigil, &text, &state);
+        let actual = folded_tables(&bs, sfx);
+        for ((name, e), a) in UPDATING_SINKS.iter().zip(&expected).zip(&actual) {
+            assert!(
+                e == a,
+                "{name}{variant}: after a resume\n{a:?}\nstraight\n{e:?}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(state);
     }
-    for d in [straight_state, state] {
-        let _ = std::fs::remove_dir_all(d);
-    }
+    let _ = std::fs::remove_dir_all(straight_state);
 }
 
 /// The keyed state of the GROUP BY, the regular join and the ranks is in

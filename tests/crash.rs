@@ -7,7 +7,8 @@
 //! one uninterrupted run (nothing lost, nothing duplicated); so must what a
 //! `read_committed` consumer reads of the exactly-once topic, as it is; and so
 //! must the at-least-once topic once deduplicated by the records'
-//! `vigil-row-id` headers.
+//! `vigil-row-id` headers. The harness runs twice: with the job as written,
+//! and with it at parallelism 3 and a one-byte state cache.
 //!
 //! The short version (10 kills) runs in `.ci/run`. The long version:
 //! `VIGIL_CRASH_KILLS=100 cargo test --test crash -- --nocapture`
@@ -334,24 +335,50 @@ fn broker_outage(broker: &mut Kafka, runs: &mut Runs, down: Duration) -> Duratio
     }
 }
 
+/// The harnesses run one at a time: each starts a broker and a job that keeps
+/// both cores busy, and their timeouts assume the machine to themselves.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn killed_and_restarted_job_equals_an_uninterrupted_run() {
+    harness("run", "");
+}
+
+/// The same, with three instances of the window aggregation and a one-byte
+/// state cache: every window is read back from RocksDB, and every restore
+/// hands each instance its key groups.
+#[test]
+fn killed_and_restarted_job_at_parallelism_three_with_a_one_byte_cache_equals_an_uninterrupted_run()
+{
+    harness(
+        "p3-spill",
+        "SET 'parallelism.default' = '3';\nSET 'state.backend.cache-size' = '1';\n",
+    );
+}
+
+/// Kills and restarts the job (written with `settings` first) while events
+/// arrive; its outputs must equal the reference run's (default settings).
+fn harness(name: &str, settings: &str) {
+    let _alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let kills: usize = std::env::var("VIGIL_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     let seed = seed();
-    eprintln!("crash harness: {kills} kills, VIGIL_CRASH_SEED={seed}");
+    eprintln!("crash harness {name}: {kills} kills, VIGIL_CRASH_SEED={seed}");
     let mut rng = Lcg(seed);
     let mut broker = Kafka::start();
     create_topics(
         &broker.bootstrap,
         &[("events", 2), (ALERTS, 1), (ALERTS_EO, 2)],
     );
-    let dir = temp_dir("run");
+    let dir = temp_dir(name);
     let (out, state, log) = (dir.join("out"), dir.join("state"), dir.join("vigil.log"));
     let job = dir.join("crashy.sql");
-    std::fs::write(&job, script(&broker.bootstrap, "events", &out, false, true)).expect("script");
+    let text = script(&broker.bootstrap, "events", &out, false, true);
+    std::fs::write(&job, format!("{settings}{text}")).expect("script");
 
     // Events keep arriving while the job is killed and restarted, and while
     // the broker is down (its restart comes half-way through the kills).
@@ -434,7 +461,7 @@ fn killed_and_restarted_job_equals_an_uninterrupted_run() {
         .filter(|r| !eo_rows.contains_key(r.as_str()))
         .count();
     eprintln!(
-        "crash harness: {kills} kills, 1 broker kill+restart (new exactly-once output {:?} after the broker was back), {} runs failed by themselves, {restores} restores from a checkpoint; final run caught up in {caught_up:?}; {} rows; exactly-once topic: {} records, {eo_duplicates} duplicates, {missing} missing; at-least-once topic: {} records, {} distinct row ids",
+        "crash harness {name}: {kills} kills, 1 broker kill+restart (new exactly-once output {:?} after the broker was back), {} runs failed by themselves, {restores} restores from a checkpoint; final run caught up in {caught_up:?}; {} rows; exactly-once topic: {} records, {eo_duplicates} duplicates, {missing} missing; at-least-once topic: {} records, {} distinct row ids",
         recovery.unwrap_or_default(),
         runs.failed,
         expected.len(),
