@@ -65,11 +65,15 @@ impl Source for GenSource {
     fn supports_checkpoints(&self) -> bool {
         true
     }
-    fn restore(&mut self, state: &[u8]) -> Result<()> {
-        let b: [u8; 8] = state
-            .try_into()
-            .map_err(|_| EngineError::State("bad position".into()))?;
-        self.next = u64::from_be_bytes(b);
+    /// It runs once: one stored position.
+    fn restore(&mut self, states: &[Vec<u8>]) -> Result<()> {
+        for state in states {
+            let b: [u8; 8] = state
+                .as_slice()
+                .try_into()
+                .map_err(|_| EngineError::State("bad position".into()))?;
+            self.next = u64::from_be_bytes(b);
+        }
         Ok(())
     }
     async fn run(mut self: Box<Self>, ctx: SourceContext) -> Result<()> {

@@ -52,6 +52,26 @@ pub struct CheckpointConfig {
 /// The marker of a node that reached the end of its input.
 pub(crate) const FINISHED_KEY: &[u8] = b"finished";
 
+/// The key of a source's position: [`CONNECTOR_STATE_KEY`] for a source
+/// that runs once, `connector/<i>` for subtask `i` of several.
+pub(crate) fn connector_key(subtask: Option<usize>) -> Vec<u8> {
+    match subtask {
+        None => CONNECTOR_STATE_KEY.to_vec(),
+        Some(i) => format!("connector/{i}").into_bytes(),
+    }
+}
+
+/// The marker of subtask `i` of a source that runs as several and reached
+/// the end of its splits: `finished/<i>`, its value the number of subtasks.
+pub(crate) fn subtask_finished_key(i: usize) -> Vec<u8> {
+    format!("finished/{i}").into_bytes()
+}
+
+/// Whether `key` is one of a source's positions (of any subtask).
+pub(crate) fn is_connector_key(key: &[u8]) -> bool {
+    key == CONNECTOR_STATE_KEY || key.starts_with(b"connector/")
+}
+
 /// Identifies a source or task to the coordinator.
 pub(crate) type Participant = usize;
 
@@ -88,6 +108,8 @@ pub(crate) fn finished_markers(nodes: impl IntoIterator<Item = NodeId>) -> Vec<S
 /// A source's link to the coordinator.
 pub struct SourceCheckpoint {
     node: NodeId,
+    /// Its subtask, when the source runs as several.
+    subtask: Option<usize>,
     from: Participant,
     trigger: watch::Receiver<CheckpointId>,
     completed: watch::Receiver<CheckpointId>,
@@ -114,7 +136,7 @@ impl SourceCheckpoint {
     pub(crate) fn acknowledge(&self, id: CheckpointId, state: Vec<u8>) {
         self.last.fetch_max(id, Ordering::Relaxed);
         let ops = vec![StateOp::Put(
-            store_key(self.node, OPERATOR_STATE, CONNECTOR_STATE_KEY),
+            store_key(self.node, OPERATOR_STATE, &connector_key(self.subtask)),
             state,
         )];
         // The coordinator is gone once the job stops; a late answer is no error.
@@ -166,6 +188,9 @@ pub(crate) struct Coordinator {
     acks: mpsc::UnboundedReceiver<Ack>,
     last_id: CheckpointId,
     metrics: Metrics,
+    /// Changes for the first checkpoint (restored per-subtask keys that the
+    /// subtasks of this run write anew).
+    first: Vec<StateOp>,
 }
 
 impl Coordinator {
@@ -192,12 +217,26 @@ impl Coordinator {
             acks,
             last_id,
             metrics,
+            first: vec![],
         }
     }
 
-    pub fn source(&self, node: NodeId, from: Participant) -> SourceCheckpoint {
+    /// Adds changes to the first checkpoint, before what its participants write.
+    pub fn with_first(mut self, ops: Vec<StateOp>) -> Self {
+        self.first = ops;
+        self
+    }
+
+    /// The link of source `node` (of its `subtask`, when it runs as several).
+    pub fn source(
+        &self,
+        node: NodeId,
+        subtask: Option<usize>,
+        from: Participant,
+    ) -> SourceCheckpoint {
         SourceCheckpoint {
             node,
+            subtask,
             from,
             trigger: self.trigger.subscribe(),
             completed: self.completed.subscribe(),
@@ -229,7 +268,7 @@ impl Coordinator {
         drop(std::mem::replace(&mut self.acks_tx, unused));
         let mut round = Round {
             live: (0..participants).collect(),
-            carry: vec![],
+            carry: std::mem::take(&mut self.first),
             urgent: false,
         };
         let mut id = self.last_id;

@@ -68,6 +68,10 @@ impl TableSpec {
     }
 }
 
+/// The position a source subtask reached at the end of its input (see
+/// [`SourceContext::finished_at`]), shared with the runtime.
+pub(crate) type FinalPosition = Arc<std::sync::Mutex<Option<Vec<u8>>>>;
+
 /// Where a source sends its batches.
 pub struct SourceContext {
     tx: mpsc::Sender<Message>,
@@ -76,6 +80,7 @@ pub struct SourceContext {
     /// Fires when the job is asked to stop; an unbounded source then returns.
     pub stop: StopSignal,
     checkpoint: Option<SourceCheckpoint>,
+    final_position: FinalPosition,
 }
 
 impl SourceContext {
@@ -86,7 +91,31 @@ impl SourceContext {
             metrics,
             stop,
             checkpoint: None,
+            final_position: FinalPosition::default(),
         }
+    }
+
+    /// Shares the slot in which [`SourceContext::finished_at`] leaves the
+    /// final position with the runtime.
+    pub(crate) fn with_final_position(mut self, slot: FinalPosition) -> Self {
+        self.final_position = slot;
+        self
+    }
+
+    /// Records the position at the end of the input, just before `run`
+    /// returns: a subtask of a source that runs as several stores it with its
+    /// "finished" marker, so that a restore (at any parallelism) does not
+    /// read its splits again while the other subtasks go on.
+    pub fn finished_at(&self, state: Vec<u8>) {
+        if let Ok(mut slot) = self.final_position.lock() {
+            *slot = Some(state);
+        }
+    }
+
+    /// Tells downstream that this source has nothing to read for now (a
+    /// subtask without splits): its watermark does not hold others back.
+    pub async fn emit_idle(&self) -> Result<()> {
+        self.send(Message::Idle).await
     }
 
     /// Attaches the job's checkpointing.
@@ -182,10 +211,28 @@ pub trait Source: Send {
     fn supports_checkpoints(&self) -> bool {
         false
     }
-    /// Called before `run` with the position the source stored at the
-    /// checkpoint the job resumes from.
-    fn restore(&mut self, _state: &[u8]) -> Result<()> {
+    /// Called before `run` with the positions the source stored at the
+    /// checkpoint the job resumes from: one per subtask that stored one
+    /// (union redistribution, as Flink's split state): every subtask gets
+    /// them all and resumes the splits that are now its own.
+    fn restore(&mut self, _states: &[Vec<u8>]) -> Result<()> {
         Ok(())
+    }
+    /// Whether the source can run as several subtasks
+    /// ([`Source::subtasks`]), each reading its own splits.
+    fn splits(&self) -> bool {
+        false
+    }
+    /// The source as `n` subtasks reading disjoint splits of the input
+    /// (Kafka partitions, parts of files), each in its own task. A subtask
+    /// that finishes must call [`SourceContext::finished_at`]; one without
+    /// splits of an unbounded input calls [`SourceContext::emit_idle`].
+    /// Called only when [`Source::splits`] says it can.
+    fn subtasks(self: Box<Self>, _n: usize) -> Result<Vec<Box<dyn Source>>> {
+        Err(EngineError::Graph(format!(
+            "{} cannot run as several subtasks",
+            self.describe()
+        )))
     }
 }
 

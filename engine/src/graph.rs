@@ -207,8 +207,9 @@ impl JobGraph {
         consumers
     }
 
-    /// How many instances each node runs as (by node index; sources, unions
-    /// and sinks run once). A keyed operator runs as several when it asks
+    /// How many instances each node runs as (by node index; unions and
+    /// sinks run once). A source that splits its input runs as
+    /// `parallelism` subtasks. A keyed operator runs as several when it asks
     /// for more than one (every instance of its input routes rows to them
     /// by key group); a stateless step that can runs in each instance of a
     /// parallel input it alone reads.
@@ -216,9 +217,17 @@ impl JobGraph {
         let consumers = self.consumers();
         let mut out: Vec<Instances> = Vec::with_capacity(self.nodes.len());
         for n in &self.nodes {
-            let NodeKind::Operator(op) = &n.kind else {
-                out.push(Instances::Once(None));
-                continue;
+            let op = match &n.kind {
+                NodeKind::Operator(op) => op,
+                // A source that splits runs as one subtask per instance.
+                NodeKind::Source(s) if s.splits() && self.parallelism > 1 => {
+                    out.push(Instances::Many(self.parallelism));
+                    continue;
+                }
+                _ => {
+                    out.push(Instances::Once(None));
+                    continue;
+                }
             };
             let input = match n.inputs.as_slice() {
                 [i] if *i < out.len() => Some(*i),

@@ -143,9 +143,10 @@ pub trait Operator: Send {
         Ok(None)
     }
 
-    /// A stateless step (each batch on its own) that may run in every
-    /// parallel instance of its input, [`Operator::fork`]ed once per
-    /// instance, instead of once after them.
+    /// A step that keeps no keyed state (each batch on its own, or state of
+    /// its input's instance alone, as a watermark assigner's per-split
+    /// watermarks) that may run in every parallel instance of its input,
+    /// [`Operator::fork`]ed once per instance, instead of once after them.
     fn runs_per_input(&self) -> bool {
         false
     }

@@ -273,10 +273,12 @@ impl Source for FileSource {
         true
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<()> {
-        let pos: Position = serde_json::from_slice(state)
-            .map_err(|e| self.error(format!("cannot read the stored position: {e}")))?;
-        self.resume = Some(pos);
+    fn restore(&mut self, states: &[Vec<u8>]) -> Result<()> {
+        for state in states {
+            let pos: Position = serde_json::from_slice(state)
+                .map_err(|e| self.error(format!("cannot read the stored position: {e}")))?;
+            self.resume = Some(pos);
+        }
         Ok(())
     }
 

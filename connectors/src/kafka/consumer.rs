@@ -621,7 +621,18 @@ fn plan_assignment(
     brokers: &str,
 ) -> Result<Vec<(String, i32, i64, Option<i64>)>, Attempt> {
     let timeout = Duration::from_secs(10);
-    let topics = topic_partitions(consumer, &opts.topics, brokers)?;
+    // This subtask's partitions only (all of them when the table is read once).
+    let (me, subtasks) = opts.subtask;
+    let topics: Vec<_> = topic_partitions(consumer, &opts.topics, brokers)?
+        .into_iter()
+        .map(|(topic, parts)| {
+            let mine = parts
+                .into_iter()
+                .filter(|p| super::options::owner(&topic, *p, subtasks) == me)
+                .collect::<Vec<_>>();
+            (topic, mine)
+        })
+        .collect();
     let mut all = TopicPartitionList::new();
     let mut marks = HashMap::new();
     for (topic, parts) in &topics {

@@ -110,6 +110,25 @@ pub struct KafkaOptions {
     /// Positions restored from a checkpoint; they override the startup and
     /// bounded modes for the partitions they name.
     pub resume: Vec<ResumePoint>,
+    /// Which subtask of how many reads the table: it reads the partitions
+    /// [`owner`] gives it.
+    pub subtask: (usize, usize),
+}
+
+/// The subtask of `n` that reads `partition` of `topic`: Flink's
+/// `KafkaSourceEnumerator.getSplitOwner` (a topic's partitions go round
+/// the subtasks from a start its name's Java hash picks), so a job moved
+/// from Flink spreads partitions as Flink did.
+pub fn owner(topic: &str, partition: i32, n: usize) -> usize {
+    let n = n.max(1) as i64;
+    let start = (java_hash(topic).wrapping_mul(31) & 0x7FFF_FFFF) as i64 % n;
+    ((start + partition as i64) % n) as usize
+}
+
+/// Java's `String.hashCode`: over UTF-16 code units, wrapping.
+fn java_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
 }
 
 /// Where a partition resumes after a restore.
@@ -356,12 +375,24 @@ pub fn parse(spec: &TableSpec, source: bool) -> Result<KafkaOptions> {
         key_format,
         idle_timeout,
         resume: vec![],
+        subtask: (0, 1),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_go_round_the_subtasks_from_where_the_topic_hash_says() {
+        // Java prints 99162322 for "hello".hashCode(); "orders" wraps negative.
+        assert_eq!(java_hash("hello"), 99_162_322);
+        assert_eq!(java_hash("orders"), -1_008_770_331);
+        // ((-1008770331 * 31) & 0x7FFFFFFF) % 4 = 3: partition 0 goes to subtask 3.
+        let owners: Vec<usize> = (0..8).map(|p| owner("orders", p, 4)).collect();
+        assert_eq!(owners, vec![3, 0, 1, 2, 3, 0, 1, 2]);
+        assert!((0..8).all(|p| owner("orders", p, 1) == 0));
+    }
 
     #[test]
     fn durations_parse_as_flink_writes_them() {

@@ -98,6 +98,9 @@ pub struct KafkaSource {
     malformed: Counter,
     /// Where records that cannot be decoded go, if the table names a place.
     dlq: Option<tokio::sync::Mutex<crate::dlq::DeadLetters>>,
+    /// What it was made from, to make its subtasks.
+    spec: TableSpec,
+    metrics: Metrics,
 }
 
 impl KafkaSource {
@@ -124,6 +127,8 @@ impl KafkaSource {
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),
             dlq: crate::dlq::DeadLetters::from_spec(spec, metrics)?.map(tokio::sync::Mutex::new),
+            spec: spec.clone(),
+            metrics: metrics.clone(),
         })
     }
 
@@ -326,10 +331,43 @@ impl Source for KafkaSource {
         true
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<()> {
-        self.opts.resume = serde_json::from_slice(state)
-            .map_err(|e| self.error(format!("cannot read the stored offsets: {e}")))?;
+    /// Every subtask's stored offsets: each subtask resumes those of the
+    /// partitions it now owns (a partition named twice resumes from the
+    /// furthest position).
+    fn restore(&mut self, states: &[Vec<u8>]) -> Result<()> {
+        let mut resume: Vec<ResumePoint> = vec![];
+        for state in states {
+            let points: Vec<ResumePoint> = serde_json::from_slice(state)
+                .map_err(|e| self.error(format!("cannot read the stored offsets: {e}")))?;
+            for p in points {
+                match resume
+                    .iter_mut()
+                    .find(|r| r.topic == p.topic && r.partition == p.partition)
+                {
+                    Some(r) if r.next >= p.next => {}
+                    Some(r) => *r = p,
+                    None => resume.push(p),
+                }
+            }
+        }
+        self.opts.resume = resume;
         Ok(())
+    }
+
+    fn splits(&self) -> bool {
+        true
+    }
+
+    /// One consumer per subtask, each assigned the partitions
+    /// [`super::options::owner`] gives it.
+    fn subtasks(self: Box<Self>, n: usize) -> Result<Vec<Box<dyn Source>>> {
+        (0..n)
+            .map(|i| {
+                let mut opts = self.opts.clone();
+                opts.subtask = (i, n);
+                Ok(Box::new(KafkaSource::new(&self.spec, opts, &self.metrics)?) as Box<dyn Source>)
+            })
+            .collect()
     }
 
     async fn run(self: Box<Self>, ctx: SourceContext) -> Result<()> {
@@ -349,7 +387,7 @@ impl Source for KafkaSource {
         let (commit_tx, commit_rx) = std::sync::mpsc::channel::<Commit>();
         let commits = ctx.checkpointing().then_some(commit_rx);
         let thread = std::thread::Builder::new()
-            .name(format!("kafka-{}", self.table))
+            .name(format!("kafka-{}-{}", self.table, self.opts.subtask.0))
             .spawn({
                 let metrics = ctx.metrics.clone();
                 move || consumer::run(table, opts, wants, tx, stop, commits, metrics)
@@ -392,6 +430,12 @@ impl Source for KafkaSource {
             match item {
                 Item::Assigned(splits) => {
                     assigned = true;
+                    if splits.is_empty() && self.opts.bounded.is_none() {
+                        // More subtasks than partitions: this one reads
+                        // nothing and must not hold the watermark back.
+                        tracing::info!(table = %self.table, subtask = self.opts.subtask.0, "no partition to read: idle");
+                        ctx.emit_idle().await?;
+                    }
                     positions = splits
                         .into_iter()
                         .map(|(_, topic, partition, next, stop)| ResumePoint {
@@ -431,6 +475,11 @@ impl Source for KafkaSource {
         let joined = tokio::task::spawn_blocking(move || thread.join())
             .await
             .map_err(|e| self.error(format!("consumer thread: {e}")))?;
+        if !ctx.stop.is_stopped() {
+            let state = serde_json::to_vec(&positions)
+                .map_err(|e| self.error(format!("cannot encode offsets: {e}")))?;
+            ctx.finished_at(state);
+        }
         match joined {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(self.error(e)),

@@ -26,6 +26,7 @@ use super::eval;
 use crate::error::ResultExt;
 use crate::message::{EventTime, SplitEvent, SplitId};
 use crate::operator::{Emitter, Operator};
+use crate::state::keyed::StateContext;
 use crate::state::{StateEntry, StateWriter, OPERATOR_STATE};
 use crate::time::{format_event_time, MAX_WATERMARK, MIN_WATERMARK};
 use crate::{EngineError, Result};
@@ -54,6 +55,31 @@ pub struct WatermarkAssigner {
     /// Whether the idle status was sent downstream (every split idle).
     idle_sent: bool,
     emitted: EventTime,
+    /// Which subtask of the source it follows, of how many.
+    subtask: (usize, usize),
+    /// What a restore handed it, read once its subtask is known (`open`).
+    restored: Vec<StateEntry>,
+    /// Stored keys of another parallelism, deleted at the next checkpoint.
+    stale: Vec<Vec<u8>>,
+}
+
+/// The key of subtask `i` of `n`'s split watermarks (`splits` when the
+/// source runs once), and that key read back.
+fn splits_key((i, n): (usize, usize)) -> Vec<u8> {
+    if n == 1 {
+        b"splits".to_vec()
+    } else {
+        format!("splits/{i}/{n}").into_bytes()
+    }
+}
+
+fn parse_splits_key(key: &[u8]) -> Option<(usize, usize)> {
+    if key == b"splits" {
+        return Some((0, 1));
+    }
+    let rest = std::str::from_utf8(key.strip_prefix(b"splits/")?).ok()?;
+    let (i, n) = rest.split_once('/')?;
+    Some((i.parse().ok()?, n.parse().ok()?))
 }
 
 impl WatermarkAssigner {
@@ -68,7 +94,33 @@ impl WatermarkAssigner {
             current_split: 0,
             idle_sent: false,
             emitted: MIN_WATERMARK,
+            subtask: (0, 1),
+            restored: vec![],
+            stale: vec![],
         }
+    }
+
+    /// Reads the split watermarks stored as `v`.
+    fn read_splits(&mut self, v: &[u8]) -> Result<()> {
+        let bad = || EngineError::State("malformed watermark state".into());
+        if v.len() < 12 || !(v.len() - 12).is_multiple_of(13) {
+            return Err(bad());
+        }
+        self.emitted = i64::from_be_bytes(v[0..8].try_into().map_err(|_| bad())?);
+        self.current_split = u32::from_be_bytes(v[8..12].try_into().map_err(|_| bad())?);
+        for rec in v[12..].chunks_exact(13) {
+            let id = u32::from_be_bytes(rec[0..4].try_into().map_err(|_| bad())?);
+            let watermark = i64::from_be_bytes(rec[4..12].try_into().map_err(|_| bad())?);
+            self.splits.insert(
+                id,
+                SplitState {
+                    watermark,
+                    idle: rec[12] & 1 != 0,
+                    finished: rec[12] & 2 != 0,
+                },
+            );
+        }
+        Ok(())
     }
 
     fn split_mut(&mut self, id: SplitId) -> &mut SplitState {
@@ -205,7 +257,44 @@ impl Operator for WatermarkAssigner {
         Ok(())
     }
 
+    fn open(&mut self, state: &mut StateContext) -> Result<()> {
+        self.subtask = state.subtask();
+        let entries = std::mem::take(&mut self.restored);
+        let stored: Vec<((usize, usize), &StateEntry)> = entries
+            .iter()
+            .filter_map(|e| parse_splits_key(&e.key).map(|s| (s, e)))
+            .collect();
+        // The same subtask of the same parallelism: its splits are the same
+        // (a source spreads splits by their ids and the parallelism).
+        if let Some((_, e)) = stored.iter().find(|(s, _)| *s == self.subtask) {
+            self.read_splits(&e.value)?;
+        } else if !stored.is_empty() {
+            // Rescaled: splits moved between subtasks; none may go back
+            // behind the watermark every subtask had passed.
+            let mut emitted = EventTime::MAX;
+            for (_, e) in &stored {
+                let mut other = WatermarkAssigner::new(
+                    self.table.clone(),
+                    self.rowtime_idx,
+                    self.watermark_expr.clone(),
+                );
+                other.read_splits(&e.value)?;
+                emitted = emitted.min(other.emitted);
+            }
+            self.emitted = emitted;
+        }
+        self.stale = stored
+            .iter()
+            .filter(|(s, _)| s.1 != self.subtask.1)
+            .map(|(_, e)| e.key.clone())
+            .collect();
+        Ok(())
+    }
+
     fn snapshot(&mut self, w: &mut StateWriter<'_>) -> Result<()> {
+        for key in self.stale.drain(..) {
+            w.delete(OPERATOR_STATE, &key);
+        }
         // emitted, current split, then per split: id, watermark, flags.
         let mut v = Vec::with_capacity(12 + self.splits.len() * 13);
         v.extend_from_slice(&self.emitted.to_be_bytes());
@@ -215,36 +304,28 @@ impl Operator for WatermarkAssigner {
             v.extend_from_slice(&s.watermark.to_be_bytes());
             v.push(u8::from(s.idle) | (u8::from(s.finished) << 1));
         }
-        w.put(OPERATOR_STATE, b"splits", v);
+        w.put(OPERATOR_STATE, &splits_key(self.subtask), v);
         Ok(())
     }
 
+    /// Kept until `open` says which subtask this instance is.
     fn restore(&mut self, entries: Vec<StateEntry>) -> Result<()> {
-        let bad = || EngineError::State("malformed watermark state".into());
-        for e in entries {
-            if e.key != b"splits" {
-                continue;
-            }
-            let v = &e.value;
-            if v.len() < 12 || (v.len() - 12) % 13 != 0 {
-                return Err(bad());
-            }
-            self.emitted = i64::from_be_bytes(v[0..8].try_into().map_err(|_| bad())?);
-            self.current_split = u32::from_be_bytes(v[8..12].try_into().map_err(|_| bad())?);
-            for rec in v[12..].chunks_exact(13) {
-                let id = u32::from_be_bytes(rec[0..4].try_into().map_err(|_| bad())?);
-                let watermark = i64::from_be_bytes(rec[4..12].try_into().map_err(|_| bad())?);
-                self.splits.insert(
-                    id,
-                    SplitState {
-                        watermark,
-                        idle: rec[12] & 1 != 0,
-                        finished: rec[12] & 2 != 0,
-                    },
-                );
-            }
-        }
+        self.restored = entries;
         Ok(())
+    }
+
+    /// One per subtask of a source that runs as several, each with the
+    /// watermarks of its own splits.
+    fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
+        Ok(Some(Box::new(WatermarkAssigner::new(
+            self.table.clone(),
+            self.rowtime_idx,
+            self.watermark_expr.clone(),
+        ))))
+    }
+
+    fn runs_per_input(&self) -> bool {
+        true
     }
 
     fn on_end(&mut self, out: &mut Emitter) -> Result<()> {
@@ -370,5 +451,67 @@ mod tests {
             })
             .collect();
         assert_eq!(msgs, vec!["batch1", "wm100", "batch2", "wm120"]);
+    }
+
+    /// The entries a checkpoint holds after `a` (subtask `i` of `n`) wrote
+    /// its state, and the keys it deleted.
+    fn stored(a: &mut WatermarkAssigner, (i, n): (usize, usize)) -> (Vec<StateEntry>, usize) {
+        a.subtask = (i, n);
+        let mut ops = vec![];
+        a.snapshot(&mut StateWriter::new(0, 1, &mut ops))
+            .expect("snapshot");
+        let mut entries = vec![];
+        let mut deleted = 0;
+        for op in ops {
+            match op {
+                crate::state::StateOp::Put(k, v) => {
+                    let (_, group, key) = crate::state::split_store_key(&k).expect("key");
+                    entries.push(StateEntry {
+                        key_group: group,
+                        key: key.to_vec(),
+                        value: v,
+                    });
+                }
+                crate::state::StateOp::Delete(_) => deleted += 1,
+            }
+        }
+        (entries, deleted)
+    }
+
+    fn reopened(entries: Vec<StateEntry>, subtask: (usize, usize)) -> WatermarkAssigner {
+        let mut a = assigner();
+        a.restore(entries).expect("restore");
+        let mut ctx = StateContext::detached().for_subtask(subtask.0, subtask.1);
+        a.open(&mut ctx).expect("open");
+        a
+    }
+
+    #[test]
+    fn each_subtask_restores_its_own_splits_and_a_rescale_keeps_the_slowest_watermark() {
+        let mut out = Emitter::new();
+        let (mut first, mut second) = (assigner(), assigner());
+        first
+            .on_split(SplitEvent::Current(1), &mut out)
+            .expect("split");
+        feed(&mut first, 0, &[100], &mut out);
+        feed(&mut first, 1, &[70], &mut out);
+        feed(&mut second, 0, &[40], &mut out);
+        let (mut entries, _) = stored(&mut first, (0, 2));
+        entries.extend(stored(&mut second, (1, 2)).0);
+        assert_eq!(entries.len(), 2, "one key per subtask");
+
+        // The same parallelism: subtask 0 gets its two splits back.
+        let mut again = reopened(entries.clone(), (0, 2));
+        assert_eq!(again.emitted, 70);
+        assert_eq!(again.splits.len(), 2);
+        assert_eq!(stored(&mut again, (0, 2)).1, 0, "nothing stale");
+
+        // Another parallelism: no split state (splits moved), the watermark
+        // of the slowest subtask, and the old keys deleted once.
+        let mut rescaled = reopened(entries, (0, 3));
+        assert_eq!(rescaled.emitted, 40);
+        assert!(rescaled.splits.is_empty());
+        assert_eq!(stored(&mut rescaled, (0, 3)).1, 2);
+        assert_eq!(stored(&mut rescaled, (0, 3)).1, 0);
     }
 }

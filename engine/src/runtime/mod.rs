@@ -25,14 +25,19 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::checkpoint::{CheckpointConfig, Coordinator, CONNECTOR_STATE_KEY, FINISHED_KEY};
+use crate::checkpoint::{
+    is_connector_key, CheckpointConfig, Coordinator, CONNECTOR_STATE_KEY, FINISHED_KEY,
+};
+use crate::connector::Source;
 use crate::control::StopSignal;
 use crate::graph::{Instances, JobGraph, NodeId, NodeKind};
 use crate::metrics::{names, Metrics};
 use crate::operator::Operator;
 use crate::state::checkpoints::CheckpointStore;
 use crate::state::keyed::backend::Part;
-use crate::state::{instance_of, StateEntry, DEFAULT_KEY_GROUPS, OPERATOR_STATE};
+use crate::state::{
+    instance_of, store_key, StateEntry, StateOp, DEFAULT_KEY_GROUPS, OPERATOR_STATE,
+};
 use crate::{EngineError, Result};
 use exchange::{KeyRouter, Output};
 use source::{run_source, SourceTask};
@@ -44,6 +49,8 @@ const CHANNEL_CAPACITY: usize = 16;
 
 enum Placement {
     Source(usize),
+    /// The tasks of a source's subtasks.
+    Sources(Vec<usize>),
     Task(usize),
     /// The tasks of a parallel operator's instances.
     Parallel(Vec<usize>),
@@ -60,6 +67,7 @@ impl Placement {
     fn producers(&self) -> Vec<Producer> {
         match self {
             Placement::Source(s) => vec![Producer::Source(*s)],
+            Placement::Sources(ss) => ss.iter().map(|s| Producer::Source(*s)).collect(),
             Placement::Task(t) => vec![Producer::Task(*t)],
             Placement::Parallel(ts) => ts.iter().map(|t| Producer::Task(*t)).collect(),
         }
@@ -77,15 +85,43 @@ fn add_output(p: Producer, out: Output, tasks: &mut [Task], sources: &mut [Sourc
 /// The extra instances (beyond the graph's own) of each parallel operator.
 type Forks = BTreeMap<NodeId, Vec<Box<dyn Operator>>>;
 
-/// Creates the extra instances of the operators that run as several
-/// ([`JobGraph::instances`]).
-fn fork_parallel(graph: &JobGraph) -> Result<Forks> {
+/// The extra subtasks (beyond the graph's own) of each source that runs as several.
+type SourceForks = BTreeMap<NodeId, Vec<Box<dyn Source>>>;
+
+/// Creates the extra instances of the operators, and the subtasks of the
+/// sources, that run as several ([`JobGraph::instances`]).
+fn fork_parallel(graph: &mut JobGraph) -> Result<(Forks, SourceForks)> {
     let mut forks = Forks::new();
-    for (id, (node, runs)) in graph.nodes.iter().zip(graph.instances()).enumerate() {
+    let mut source_forks = SourceForks::new();
+    let instances = graph.instances();
+    for (id, (node, runs)) in graph.nodes.iter_mut().zip(instances).enumerate() {
         let parallelism = match runs {
             Instances::Many(p) | Instances::Each(p) => p,
             Instances::Once(_) => continue,
         };
+        if matches!(node.kind, NodeKind::Source(_)) {
+            let NodeKind::Source(source) = std::mem::replace(&mut node.kind, NodeKind::Union)
+            else {
+                continue;
+            };
+            let mut subtasks = source.subtasks(parallelism)?.into_iter();
+            let (Some(first), rest) = (subtasks.next(), subtasks.collect::<Vec<_>>()) else {
+                return Err(EngineError::Graph(format!(
+                    "'{}' made no subtask",
+                    node.name
+                )));
+            };
+            if rest.len() + 1 != parallelism {
+                return Err(EngineError::Graph(format!(
+                    "'{}' made {} subtasks of {parallelism}",
+                    node.name,
+                    rest.len() + 1
+                )));
+            }
+            node.kind = NodeKind::Source(first);
+            source_forks.insert(id, rest);
+            continue;
+        }
         let NodeKind::Operator(op) = &node.kind else {
             continue;
         };
@@ -100,7 +136,7 @@ fn fork_parallel(graph: &JobGraph) -> Result<Forks> {
             forks.insert(id, extra);
         }
     }
-    Ok(forks)
+    Ok((forks, source_forks))
 }
 
 /// Places the instances of keyed operator `node` (one task each, `ops`):
@@ -179,10 +215,11 @@ pub async fn run_job_with(
     let key_groups = checkpoints
         .as_ref()
         .map_or(DEFAULT_KEY_GROUPS, |c| c.key_groups);
-    let mut forks = fork_parallel(&graph)?;
+    let (mut forks, mut source_forks) = fork_parallel(&mut graph)?;
     let (coordinator, setup) = match checkpoints {
         Some(config) => {
-            let (c, keyed) = prepare_checkpoints(&mut graph, &mut forks, config, &metrics).await?;
+            let mut forked = (&mut forks, &mut source_forks);
+            let (c, keyed) = prepare_checkpoints(&mut graph, &mut forked, config, &metrics).await?;
             let working = c.checkpoints().keyed_working_dir();
             let setup = StateSetup::new(&graph.state, key_groups, Some(working), keyed);
             (Some(c), setup)
@@ -247,18 +284,28 @@ pub async fn run_job_with(
                     Placement::Parallel(instances)
                 }
                 None => {
-                    // A stateless step in each instance of its input.
+                    // A stateless step in each instance of its input (after
+                    // a source's subtask: in a task of its own).
                     let n = ops.len();
                     let mut ts = vec![];
                     for (i, (op, up)) in ops.into_iter().zip(&upstream).enumerate() {
-                        let Producer::Task(t) = up else {
-                            return Err(EngineError::Graph(format!(
-                                "'{}' must follow parallel tasks",
-                                node.name
-                            )));
+                        let t = match *up {
+                            Producer::Task(t) => t,
+                            Producer::Source(s) => {
+                                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+                                sources[s].outputs.push(Output::Forward(tx));
+                                tasks.push(Task {
+                                    name: format!("{} [{}/{n}]", node.name, i + 1),
+                                    inputs: vec![rx],
+                                    ops: vec![],
+                                    sink: None,
+                                    outputs: vec![],
+                                });
+                                tasks.len() - 1
+                            }
                         };
-                        tasks[*t].ops.push(setup.stage(id, node.uid, i, n, op)?);
-                        ts.push(*t);
+                        tasks[t].ops.push(setup.stage(id, node.uid, i, n, op)?);
+                        ts.push(t);
                     }
                     Placement::Parallel(ts)
                 }
@@ -266,13 +313,31 @@ pub async fn run_job_with(
             continue;
         }
         if let NodeKind::Source(source) = node.kind {
-            sources.push(SourceTask {
-                node: id,
-                name: node.name,
-                source,
-                outputs: vec![],
-            });
-            placement[id] = Some(Placement::Source(sources.len() - 1));
+            let Some(extra) = source_forks.remove(&id) else {
+                sources.push(SourceTask {
+                    node: id,
+                    name: node.name,
+                    source,
+                    outputs: vec![],
+                    subtask: None,
+                });
+                placement[id] = Some(Placement::Source(sources.len() - 1));
+                continue;
+            };
+            let n = extra.len() + 1;
+            tracing::info!(source = %node.name, subtasks = n, "reading in parallel subtasks");
+            let mut placed = vec![];
+            for (i, source) in std::iter::once(source).chain(extra).enumerate() {
+                sources.push(SourceTask {
+                    node: id,
+                    name: format!("{} [{}/{n}]", node.name, i + 1),
+                    source,
+                    outputs: vec![],
+                    subtask: Some((i, n)),
+                });
+                placed.push(sources.len() - 1);
+            }
+            placement[id] = Some(Placement::Sources(placed));
             continue;
         }
         let t = match fused {
@@ -315,7 +380,7 @@ pub async fn run_job_with(
     for (p, s) in sources.into_iter().enumerate() {
         let link = coordinator
             .as_ref()
-            .map(|c| (c.source(s.node, p), c.task(p)));
+            .map(|c| (c.source(s.node, s.subtask.map(|(i, _)| i), p), c.task(p)));
         set.spawn(run_source(s, metrics.clone(), stop.clone(), link));
     }
     for (p, t) in tasks.into_iter().enumerate() {
@@ -358,7 +423,7 @@ pub async fn run_job_with(
 /// the coordinator for the checkpoints to come.
 async fn prepare_checkpoints(
     graph: &mut JobGraph,
-    forks: &mut Forks,
+    forks: &mut (&mut Forks, &mut SourceForks),
     config: CheckpointConfig,
     metrics: &Metrics,
 ) -> Result<(Coordinator, BTreeMap<NodeId, Vec<Part>>)> {
@@ -388,6 +453,7 @@ async fn prepare_checkpoints(
     let (store, restored) = restored?;
     let mut last_id = 0;
     let mut keyed = BTreeMap::new();
+    let mut first = vec![];
     if let Some(r) = restored {
         if r.meta.key_groups != config.key_groups {
             return Err(EngineError::State(format!(
@@ -399,7 +465,7 @@ async fn prepare_checkpoints(
                 r.meta.key_groups
             )));
         }
-        restore_nodes(graph, forks, r.entries, config.key_groups).await?;
+        first = restore_nodes(graph, forks, r.entries, config.key_groups).await?;
         keyed = r.keyed;
         last_id = r.meta.id;
         let ms = started.elapsed().as_millis() as u64;
@@ -418,16 +484,65 @@ async fn prepare_checkpoints(
         identities,
         last_id,
         metrics.clone(),
-    );
+    )
+    .with_first(first);
     Ok((coordinator, keyed))
+}
+
+/// Restores a source (its subtasks: `first` and `extra`) from its entries;
+/// returns the changes for the first checkpoint: the stored positions and
+/// markers of subtasks are deleted there, since this run's subtasks store
+/// their own (which cover every split they were handed).
+fn restore_source(
+    id: NodeId,
+    first: &mut Box<dyn Source>,
+    extra: Option<&mut Vec<Box<dyn Source>>>,
+    mine: &[StateEntry],
+) -> Result<Vec<StateOp>> {
+    let ours = || mine.iter().filter(|e| e.key_group == OPERATOR_STATE);
+    let subtasks_done: Vec<(usize, u32)> = ours()
+        .filter_map(|e| {
+            let i = std::str::from_utf8(e.key.strip_prefix(b"finished/")?)
+                .ok()?
+                .parse()
+                .ok()?;
+            Some((i, u32::from_be_bytes(e.value.as_slice().try_into().ok()?)))
+        })
+        .collect();
+    let every_subtask_done = subtasks_done
+        .first()
+        .is_some_and(|(_, n)| subtasks_done.len() == *n as usize);
+    let mut all: Vec<&mut Box<dyn Source>> = std::iter::once(first)
+        .chain(extra.into_iter().flatten())
+        .collect();
+    if ours().any(|e| e.key == FINISHED_KEY) || every_subtask_done {
+        for s in all {
+            *s = Box::new(source::Finished);
+        }
+        return Ok(vec![]);
+    }
+    let states: Vec<Vec<u8>> = ours()
+        .filter(|e| is_connector_key(&e.key))
+        .map(|e| e.value.clone())
+        .collect();
+    if !states.is_empty() {
+        for s in all.iter_mut() {
+            s.restore(&states)?;
+        }
+    }
+    Ok(ours()
+        .filter(|e| is_connector_key(&e.key) || e.key.starts_with(b"finished/"))
+        .map(|e| StateOp::Delete(store_key(id, OPERATOR_STATE, &e.key)))
+        .collect())
 }
 
 async fn restore_nodes(
     graph: &mut JobGraph,
-    forks: &mut Forks,
+    (forks, source_forks): &mut (&mut Forks, &mut SourceForks),
     mut entries: BTreeMap<NodeId, Vec<StateEntry>>,
     key_groups: u16,
-) -> Result<()> {
+) -> Result<Vec<StateOp>> {
+    let mut first = vec![];
     for (id, node) in graph.nodes.iter_mut().enumerate() {
         let mine = entries.remove(&id).unwrap_or_default();
         // A node that had reached the end of its input: its source is not
@@ -447,11 +562,9 @@ async fn restore_nodes(
         let wrap =
             |e: EngineError| EngineError::State(format!("cannot restore '{}': {e}", node.name));
         match &mut node.kind {
-            NodeKind::Source(s) if finished => *s = Box::new(source::Finished),
             NodeKind::Source(s) => {
-                if let Some(state) = connector_state() {
-                    s.restore(&state).map_err(wrap)?;
-                }
+                let cleanup = restore_source(id, s, source_forks.get_mut(&id), &mine);
+                first.extend(cleanup.map_err(wrap)?);
             }
             NodeKind::Sink(s) => {
                 if let Some(state) = connector_state() {
@@ -485,5 +598,5 @@ async fn restore_nodes(
             NodeKind::Union => {}
         }
     }
-    Ok(())
+    Ok(first)
 }

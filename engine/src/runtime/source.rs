@@ -4,12 +4,15 @@ use tokio::sync::mpsc;
 
 use super::exchange::Output;
 use super::CHANNEL_CAPACITY;
-use crate::checkpoint::{finished_markers, Ack, SourceCheckpoint, TaskCheckpoint};
-use crate::connector::{Source, SourceContext};
+use crate::checkpoint::{
+    connector_key, finished_markers, subtask_finished_key, Ack, SourceCheckpoint, TaskCheckpoint,
+};
+use crate::connector::{FinalPosition, Source, SourceContext};
 use crate::control::StopSignal;
 use crate::graph::NodeId;
 use crate::message::Message;
 use crate::metrics::Metrics;
+use crate::state::{store_key, StateOp, OPERATOR_STATE};
 use crate::Result;
 
 pub(super) struct SourceTask {
@@ -17,6 +20,32 @@ pub(super) struct SourceTask {
     pub name: String,
     pub source: Box<dyn Source>,
     pub outputs: Vec<Output>,
+    /// Which subtask of how many, when the source runs as several.
+    pub subtask: Option<(usize, usize)>,
+}
+
+/// What a source that reached the end leaves for the checkpoints: the
+/// node's marker, or, for one subtask of several, its own marker and the
+/// position it ended at.
+fn end_markers(
+    node: NodeId,
+    subtask: Option<(usize, usize)>,
+    last: &FinalPosition,
+) -> Vec<StateOp> {
+    let Some((i, n)) = subtask else {
+        return finished_markers([node]);
+    };
+    let mut ops = vec![StateOp::Put(
+        store_key(node, OPERATOR_STATE, &subtask_finished_key(i)),
+        (n as u32).to_be_bytes().to_vec(),
+    )];
+    if let Some(state) = last.lock().ok().and_then(|mut s| s.take()) {
+        ops.push(StateOp::Put(
+            store_key(node, OPERATOR_STATE, &connector_key(Some(i))),
+            state,
+        ));
+    }
+    ops
 }
 
 /// A source that had reached the end of its input before the checkpoint the
@@ -57,7 +86,9 @@ pub(super) async fn run_source(
         name,
         source,
         mut outputs,
+        subtask,
     } = task;
+    let last = FinalPosition::default();
     let (link, coordinator) = match checkpoint {
         Some((l, t)) => (Some(l), Some(t)),
         None => (None, None),
@@ -65,12 +96,13 @@ pub(super) async fn run_source(
     // The end of a bounded input finishes the source (checkpoints go on
     // without it); a stop or a failure ends the checkpoints.
     let end_stop = stop.clone();
+    let end_position = last.clone();
     let announce_end = move |ok: bool| {
         if let Some(c) = coordinator {
             c.send(if ok && !end_stop.is_stopped() {
                 Ack::Finished {
                     from: c.from,
-                    ops: finished_markers([node]),
+                    ops: end_markers(node, subtask, &end_position),
                 }
             } else {
                 Ack::Gone
@@ -79,7 +111,9 @@ pub(super) async fn run_source(
     };
     if let [Output::Forward(tx)] = outputs.as_slice() {
         let tx = tx.clone();
-        let ctx = SourceContext::new(tx.clone(), metrics, stop.clone()).with_checkpoints(link);
+        let ctx = SourceContext::new(tx.clone(), metrics, stop.clone())
+            .with_checkpoints(link)
+            .with_final_position(last);
         let at = source.describe();
         let r = source.run(ctx).await.map_err(|e| e.in_task(&name, &at));
         announce_end(r.is_ok());
@@ -106,7 +140,9 @@ pub(super) async fn run_source(
         Ok(())
     };
     let run = async move {
-        let ctx = SourceContext::new(tx, metrics, stop).with_checkpoints(link);
+        let ctx = SourceContext::new(tx, metrics, stop)
+            .with_checkpoints(link)
+            .with_final_position(last);
         let at = source.describe();
         let r = source.run(ctx).await;
         announce_end(r.is_ok());

@@ -110,7 +110,8 @@ impl StateSetup {
             mine,
             self.budget.clone(),
             self.working.is_some(),
-        );
+        )
+        .for_subtask(instance, parallelism);
         op.open(&mut ctx).map_err(|e| {
             EngineError::State(format!("cannot open the state of '{}': {e}", op.name()))
         })?;

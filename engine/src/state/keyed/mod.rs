@@ -75,6 +75,7 @@ pub struct StateContext {
     budget: Arc<CacheBudget>,
     checkpointed: bool,
     declared: Vec<&'static str>,
+    subtask: (usize, usize),
 }
 
 impl StateContext {
@@ -95,7 +96,20 @@ impl StateContext {
             budget,
             checkpointed,
             declared: vec![],
+            subtask: (0, 1),
         }
+    }
+
+    /// The same context for instance `index` of `of`.
+    pub fn for_subtask(mut self, index: usize, of: usize) -> Self {
+        self.subtask = (index, of);
+        self
+    }
+
+    /// Which instance of how many the operator is (operator state that is
+    /// per instance, not per key, is stored under it).
+    pub fn subtask(&self) -> (usize, usize) {
+        self.subtask
     }
 
     /// A context for an operator used outside a job's runtime (built, or
