@@ -862,3 +862,101 @@ fn state_bytes_are_measured_per_operator_from_the_backend() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// Lines of the file read in splits: `k`, `v` (the line's index, so each
+/// window's sum is its own) and `ts` (10 ms apart).
+const FILE_LINES: usize = 90_000;
+
+/// A file of [`FILE_LINES`] events (about 5 MB: several splits) and the
+/// windows a one-second TUMBLE per key makes of it, computed here: (k,
+/// count, sum) sorted.
+fn split_file(dir: &Path) -> (PathBuf, Vec<(String, i64, i64)>) {
+    std::fs::create_dir_all(dir).expect("dir");
+    let path = dir.join("events.jsonl");
+    let mut text = String::with_capacity(FILE_LINES * 60);
+    let mut windows: std::collections::BTreeMap<(String, usize), (i64, i64)> = Default::default();
+    for i in 0..FILE_LINES {
+        let ms = i * 10;
+        let k = format!("k{}", i % 7);
+        text.push_str(&format!(
+            "{{\"k\":\"{k}\",\"v\":{i},\"ts\":\"2026-01-01 {:02}:{:02}:{:02}.{:03}\"}}\n",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000
+        ));
+        let w = windows.entry((k, ms / 1000)).or_default();
+        w.0 += 1;
+        w.1 += i as i64;
+    }
+    std::fs::write(&path, text).expect("write");
+    let mut expected: Vec<(String, i64, i64)> = windows
+        .into_iter()
+        .map(|((k, _), (n, total))| (k, n, total))
+        .collect();
+    expected.sort();
+    (path, expected)
+}
+
+/// The rows of a filesystem sink as (k, n, total), sorted.
+fn windows_out(dir: &Path) -> Vec<(String, i64, i64)> {
+    let mut out: Vec<(String, i64, i64)> = rows(dir)
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(r).expect("json row");
+            (
+                v["k"].as_str().unwrap_or_default().to_string(),
+                v["n"].as_i64().unwrap_or(-1),
+                v["total"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A file read by three subtasks, each its own split, gives the windows of
+/// the whole file; stopped at a checkpoint and resumed by two subtasks
+/// (the three stored splits dealt out again), it gives them again.
+#[test]
+fn a_file_read_in_splits_resumes_at_another_parallelism() {
+    let dir = temp("file-splits");
+    let (data, expected) = split_file(&dir.join("in"));
+    let script = |p: usize, out: &Path| {
+        format!(
+            "SET 'parallelism.default' = '{p}';
+SET 'execution.checkpointing.interval' = '20 ms';
+CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json', 'source.decode-parallelism' = '1');
+CREATE TABLE out_t (k STRING, window_end TIMESTAMP(3), n BIGINT, total BIGINT)
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+INSERT INTO out_t SELECT k, window_end, COUNT(*), SUM(v)
+FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;
+",
+            data.display(),
+            out.display()
+        )
+    };
+    let (rt, vigil) = (runtime(), Vigil::new());
+    let (out, state) = (dir.join("straight-out"), dir.join("straight-state"));
+    let text = script(3, &out);
+    let metrics = vigil::engine::metrics::Metrics::new();
+    let plan = rt
+        .block_on(vigil.plan(&text, &metrics))
+        .expect("plans")
+        .graph
+        .explain();
+    assert!(
+        plan.contains("FileSource(ev") && plan.contains("x3"),
+        "{plan}"
+    );
+    run_to_end(&rt, &vigil, &text, &state);
+    assert_eq!(windows_out(&out), expected, "three subtasks, straight");
+
+    let (out, state) = (dir.join("resumed-out"), dir.join("resumed-state"));
+    let first = run_until_checkpoint(&rt, &vigil, &script(3, &out), &state);
+    eprintln!("stopped after {} checkpoint(s)", first.checkpoints);
+    run_to_end(&rt, &vigil, &script(2, &out), &state);
+    assert_eq!(windows_out(&out), expected, "three subtasks, then two");
+    let _ = std::fs::remove_dir_all(&dir);
+}

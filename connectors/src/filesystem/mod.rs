@@ -5,6 +5,7 @@
 pub mod lookup;
 pub mod sink;
 pub mod source;
+pub mod splits;
 
 use std::path::PathBuf;
 

@@ -1,8 +1,9 @@
-//! Bounded JSON-lines file source. One thread reads the file in chunks cut at
-//! line ends; chunks are decoded in parallel and emitted in file order.
+//! Bounded JSON-lines file source. Each subtask reads its splits (see
+//! [`super::splits`]) one after another: a thread reads a split in chunks
+//! cut at line ends; chunks are decoded in parallel and emitted in order.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::stream::StreamExt;
@@ -11,17 +12,17 @@ use vigil_engine::connector::{Source, SourceContext, TableSpec};
 use vigil_engine::metrics::{names, Counter, Metrics};
 use vigil_engine::{EngineError, Result};
 
+use super::splits::{self, Chunk, Split};
 use super::{data_files, local_path};
 use crate::error::connector_error;
 use crate::format::decode::RecordDecoder;
 use crate::format::{Format, Part};
 
-/// Bytes per chunk handed to a decoder.
-const CHUNK_BYTES: usize = 1 << 21;
 /// Malformed lines logged one by one before the rest are only counted.
 const LOGGED_BAD_LINES: u64 = 20;
 
-/// Reads JSON lines from a file, or from every file of a directory in name order.
+/// Reads JSON lines from a file, or from every file of a directory in name
+/// order; as several subtasks, each reads its splits.
 pub struct FileSource {
     table: String,
     path: PathBuf,
@@ -29,19 +30,16 @@ pub struct FileSource {
     parallelism: usize,
     rows: Counter,
     malformed: Counter,
-    /// Where a restored job resumes.
-    resume: Option<Position>,
-    /// Where records that cannot be decoded go, if the table names a place.
-    dlq: Option<tokio::sync::Mutex<crate::dlq::DeadLetters>>,
-}
-
-/// How far the source has read: the next byte and line of a file. This is
-/// what a checkpoint stores.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct Position {
-    file: String,
-    offset: u64,
-    line: u64,
+    /// The positions a restore handed it (read once the files are listed).
+    restored: Vec<Vec<u8>>,
+    /// Which subtask of how many it is.
+    subtask: (usize, usize),
+    /// Where records that cannot be decoded go, if the table names a place
+    /// (one for all subtasks).
+    dlq: Option<Arc<tokio::sync::Mutex<crate::dlq::DeadLetters>>>,
+    /// What it was made from, to make its subtasks.
+    spec: TableSpec,
+    metrics: Metrics,
 }
 
 impl FileSource {
@@ -81,9 +79,26 @@ impl FileSource {
             parallelism,
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),
-            resume: None,
-            dlq: crate::dlq::DeadLetters::from_spec(spec, metrics)?.map(tokio::sync::Mutex::new),
+            restored: vec![],
+            subtask: (0, 1),
+            dlq: crate::dlq::DeadLetters::from_spec(spec, metrics)?
+                .map(|d| Arc::new(tokio::sync::Mutex::new(d))),
+            spec: spec.clone(),
+            metrics: metrics.clone(),
         })
+    }
+
+    /// The data files with their sizes.
+    fn sized_files(&self) -> Result<Vec<(String, u64)>> {
+        self.files()?
+            .into_iter()
+            .map(|f| {
+                let size = std::fs::metadata(&f)
+                    .map_err(|e| self.error(format!("cannot read '{}': {e}", f.display())))?
+                    .len();
+                Ok((f.display().to_string(), size))
+            })
+            .collect()
     }
 
     fn files(&self) -> Result<Vec<PathBuf>> {
@@ -103,23 +118,28 @@ impl FileSource {
         }
     }
 
-    /// Injects a checkpoint barrier if one is due, at position `pos`.
-    async fn maybe_barrier(&self, ctx: &SourceContext, pos: &Position) -> Result<()> {
+    /// Injects a checkpoint barrier if one is due, with the positions of
+    /// the subtask's splits.
+    async fn maybe_barrier(&self, ctx: &SourceContext, splits: &[Split]) -> Result<()> {
         if let Some(id) = ctx.checkpoint_due() {
-            let state = serde_json::to_vec(pos)
+            let state = serde_json::to_vec(splits)
                 .map_err(|e| self.error(format!("cannot encode the position: {e}")))?;
             ctx.barrier(id, state).await?;
         }
         Ok(())
     }
 
-    async fn read_file(&self, file: &Path, from: (u64, u64), ctx: &SourceContext) -> Result<()> {
+    /// Reads split `at` of `splits` from where it was left.
+    async fn read_split(&self, splits: &mut [Split], at: usize, ctx: &SourceContext) -> Result<()> {
         let (tx, rx) = mpsc::channel::<Chunk>(self.parallelism * 2);
         // Decoded chunks' buffers go back to the reader: fresh 2 MiB buffers per
         // chunk would cost a page fault per 4 KiB.
         let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        let path = file.to_path_buf();
-        let reader = tokio::task::spawn_blocking(move || read_chunks(&path, from, tx, recycle_rx));
+        let name = splits[at].file.clone();
+        let split = splits[at].clone();
+        let path = PathBuf::from(&name);
+        let reader =
+            tokio::task::spawn_blocking(move || splits::read_split(&path, &split, tx, recycle_rx));
         let decoder = self.decoder.clone();
         let chunks =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
@@ -135,131 +155,60 @@ impl FileSource {
             })
             .buffered(self.parallelism)
             .boxed();
-        let name = file.display().to_string();
         while let Some(res) = decoded.next().await {
             let (res, end, next_line) =
                 res.map_err(|e| self.error(format!("decoder task failed: {e}")))?;
-            for bad in &res.bad {
-                let seen = self.malformed.get();
-                self.malformed.add(1);
-                if seen < LOGGED_BAD_LINES {
-                    let to = if self.dlq.is_some() {
-                        "sent to the dead-letter output"
-                    } else {
-                        "skipped"
-                    };
-                    tracing::warn!(table = %self.table, "{name}:{}: {to} a malformed record: {} ({})", bad.line, bad.reason, bad.excerpt);
-                }
-            }
-            if let (Some(dlq), false) = (&self.dlq, res.bad.is_empty()) {
-                let letters: Vec<crate::dlq::DeadLetter<'_>> = res
-                    .bad
-                    .iter()
-                    .map(|b| crate::dlq::DeadLetter {
-                        position: crate::dlq::Position::Line {
-                            file: name.clone(),
-                            line: b.line,
-                        },
-                        error: &b.reason,
-                        key: None,
-                        record: &b.raw,
-                        headers: vec![],
-                    })
-                    .collect();
-                dlq.lock().await.send(&letters).await?;
-            }
+            self.bad_records(&name, &res.bad).await?;
             if let Some(batch) = res.batch {
                 self.rows.add(batch.num_rows() as u64);
                 ctx.emit(batch).await?;
             }
-            let pos = Position {
-                file: name.clone(),
-                offset: end,
-                line: next_line,
-            };
-            self.maybe_barrier(ctx, &pos).await?;
+            splits[at].offset = end;
+            splits[at].line = next_line;
+            self.maybe_barrier(ctx, splits).await?;
         }
         reader
             .await
             .map_err(|e| self.error(format!("reader task failed: {e}")))?
             .map_err(|e| self.error(format!("cannot read '{name}': {e}")))
     }
-}
 
-/// Whole lines of a file, with where they end.
-struct Chunk {
-    bytes: Vec<u8>,
-    first_line: u64,
-    /// The offset just past the chunk.
-    end: u64,
-    /// The number of the line after it.
-    next_line: u64,
-}
-
-/// Reads `path` in chunks of whole lines from `(byte offset, line number)`.
-fn read_chunks(
-    path: &Path,
-    (start_offset, first_line): (u64, u64),
-    tx: mpsc::Sender<Chunk>,
-    recycled: std::sync::mpsc::Receiver<Vec<u8>>,
-) -> std::io::Result<()> {
-    use std::io::Seek;
-    let mut file = std::fs::File::open(path)?;
-    file.seek(std::io::SeekFrom::Start(start_offset))?;
-    let mut carry: Vec<u8> = Vec::new();
-    let mut line = first_line;
-    let mut offset = start_offset;
-    loop {
-        let mut buf = recycled
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(2 * CHUNK_BYTES));
-        buf.clear();
-        buf.extend_from_slice(&carry);
-        carry.clear();
-        let start = buf.len();
-        buf.resize(start + CHUNK_BYTES, 0);
-        let mut filled = start;
-        while filled < buf.len() {
-            let n = file.read(&mut buf[filled..])?;
-            if n == 0 {
-                break;
+    /// Counts and logs the malformed records of a chunk of file `name`, and
+    /// sends them to the dead-letter output if there is one.
+    async fn bad_records(
+        &self,
+        name: &str,
+        bad: &[crate::format::decode::BadRecord],
+    ) -> Result<()> {
+        for b in bad {
+            let seen = self.malformed.get();
+            self.malformed.add(1);
+            if seen < LOGGED_BAD_LINES {
+                let to = if self.dlq.is_some() {
+                    "sent to the dead-letter output"
+                } else {
+                    "skipped"
+                };
+                tracing::warn!(table = %self.table, "{name}:{}: {to} a malformed record: {} ({})", b.line, b.reason, b.excerpt);
             }
-            filled += n;
         }
-        buf.truncate(filled);
-        let eof = filled < start + CHUNK_BYTES;
-        let cut = if eof {
-            buf.len()
-        } else {
-            match memchr::memrchr(b'\n', &buf) {
-                Some(p) => p + 1,
-                None => buf.len(), // one huge line: keep reading into it
-            }
-        };
-        if !eof && cut == buf.len() && memchr::memrchr(b'\n', &buf).is_none() {
-            // One line longer than a chunk: keep reading into it.
-            carry = buf;
-            continue;
+        if let (Some(dlq), false) = (&self.dlq, bad.is_empty()) {
+            let letters: Vec<crate::dlq::DeadLetter<'_>> = bad
+                .iter()
+                .map(|b| crate::dlq::DeadLetter {
+                    position: crate::dlq::Position::Line {
+                        file: name.to_string(),
+                        line: b.line,
+                    },
+                    error: &b.reason,
+                    key: None,
+                    record: &b.raw,
+                    headers: vec![],
+                })
+                .collect();
+            dlq.lock().await.send(&letters).await?;
         }
-        carry.extend_from_slice(&buf[cut..]);
-        buf.truncate(cut);
-        if !buf.is_empty() {
-            let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
-            offset += buf.len() as u64;
-            let chunk = Chunk {
-                bytes: buf,
-                first_line: line,
-                end: offset,
-                next_line: line + lines,
-            };
-            if tx.blocking_send(chunk).is_err() {
-                return Ok(()); // the job is shutting down
-            }
-            line += lines;
-        }
-        if eof {
-            return Ok(());
-        }
+        Ok(())
     }
 }
 
@@ -273,30 +222,45 @@ impl Source for FileSource {
         true
     }
 
+    /// Kept until `run` lists the files (see [`splits::stored`]).
     fn restore(&mut self, states: &[Vec<u8>]) -> Result<()> {
-        for state in states {
-            let pos: Position = serde_json::from_slice(state)
-                .map_err(|e| self.error(format!("cannot read the stored position: {e}")))?;
-            self.resume = Some(pos);
-        }
+        self.restored = states.to_vec();
         Ok(())
     }
 
+    fn splits(&self) -> bool {
+        true
+    }
+
+    fn subtasks(self: Box<Self>, n: usize) -> Result<Vec<Box<dyn Source>>> {
+        (0..n)
+            .map(|i| {
+                let mut sub = FileSource::new(&self.spec, &self.metrics)?;
+                sub.subtask = (i, n);
+                sub.dlq = self.dlq.clone();
+                Ok(Box::new(sub) as Box<dyn Source>)
+            })
+            .collect()
+    }
+
     async fn run(self: Box<Self>, ctx: SourceContext) -> Result<()> {
-        for file in self.files()? {
-            let name = file.display().to_string();
-            let from = match &self.resume {
-                // Files are read in name order: those before the stored one are done.
-                Some(p) if name < p.file => continue,
-                Some(p) if name == p.file => (p.offset, p.line),
-                _ => (0, 1),
-            };
-            self.read_file(&file, from, &ctx).await?;
+        let files = self.sized_files()?;
+        let stored = splits::stored(&self.restored, &files).map_err(|e| self.error(e))?;
+        let mut mine = splits::assign(stored, &files, self.subtask);
+        for at in 0..mine.len() {
+            if !mine[at].done() {
+                self.read_split(&mut mine, at, &ctx).await?;
+            }
+            // Its last lines may have been too few to move it to its end.
+            mine[at].offset = mine[at].offset.max(mine[at].end);
         }
         let bad = self.malformed.get();
-        if bad > 0 {
+        if bad > 0 && self.subtask.0 == 0 {
             tracing::warn!(table = %self.table, "skipped {bad} malformed record(s) in total");
         }
+        let state = serde_json::to_vec(&mine)
+            .map_err(|e| self.error(format!("cannot encode the position: {e}")))?;
+        ctx.finished_at(state);
         Ok(())
     }
 }

@@ -96,8 +96,9 @@ pub struct KafkaSource {
     key: Option<RecordDecoder>,
     rows: Counter,
     malformed: Counter,
-    /// Where records that cannot be decoded go, if the table names a place.
-    dlq: Option<tokio::sync::Mutex<crate::dlq::DeadLetters>>,
+    /// Where records that cannot be decoded go, if the table names a place
+    /// (one for all subtasks).
+    dlq: Option<Arc<tokio::sync::Mutex<crate::dlq::DeadLetters>>>,
     /// What it was made from, to make its subtasks.
     spec: TableSpec,
     metrics: Metrics,
@@ -106,6 +107,17 @@ pub struct KafkaSource {
 impl KafkaSource {
     /// A source for `spec` with parsed options.
     pub fn new(spec: &TableSpec, opts: KafkaOptions, metrics: &Metrics) -> Result<Self> {
+        let dlq = crate::dlq::DeadLetters::from_spec(spec, metrics)?
+            .map(|d| Arc::new(tokio::sync::Mutex::new(d)));
+        Self::with_dead_letters(spec, opts, metrics, dlq)
+    }
+
+    fn with_dead_letters(
+        spec: &TableSpec,
+        opts: KafkaOptions,
+        metrics: &Metrics,
+        dlq: Option<Arc<tokio::sync::Mutex<crate::dlq::DeadLetters>>>,
+    ) -> Result<Self> {
         let layout = Layout::new(spec, &opts)?;
         if matches!(opts.value_format, Format::Raw) {
             crate::format::raw::check_schema("kafka", spec, &layout.value_schema)?;
@@ -126,7 +138,7 @@ impl KafkaSource {
             opts,
             rows: metrics.counter(names::SOURCE_ROWS, &spec.name),
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),
-            dlq: crate::dlq::DeadLetters::from_spec(spec, metrics)?.map(tokio::sync::Mutex::new),
+            dlq,
             spec: spec.clone(),
             metrics: metrics.clone(),
         })
@@ -365,7 +377,9 @@ impl Source for KafkaSource {
             .map(|i| {
                 let mut opts = self.opts.clone();
                 opts.subtask = (i, n);
-                Ok(Box::new(KafkaSource::new(&self.spec, opts, &self.metrics)?) as Box<dyn Source>)
+                let dlq = self.dlq.clone();
+                let sub = KafkaSource::with_dead_letters(&self.spec, opts, &self.metrics, dlq)?;
+                Ok(Box::new(sub) as Box<dyn Source>)
             })
             .collect()
     }
