@@ -168,6 +168,10 @@ fn main() {
         summary.last_checkpoint_ms,
         summary.state_spilled_bytes as f64 / 1e6
     );
+    // The restore's own peak: the process's peak RSS is reset first (Linux:
+    // 5 to clear_refs), and the job is stopped as soon as it has restored.
+    let rss_before = rss_mb("VmRSS:");
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let t = Instant::now();
     let (handle, signal) = stop_channel();
     handle.stop();
@@ -175,12 +179,28 @@ fn main() {
         .block_on(v.run_script_with(&text, OutputFormat::Json, signal, &opts))
         .expect("restore");
     println!(
-        "recovery: restored {:.0} MB of checkpoint in {:.1} s (whole restart {:.1} s)",
+        "recovery: restored {:.0} MB of checkpoint in {:.1} s (whole restart {:.1} s); RSS {:.0} MB before, peak {:.0} MB during the restore{}",
         bytes as f64 / 1e6,
         restored.restore_ms as f64 / 1000.0,
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        rss_before,
+        rss_mb("VmHWM:"),
+        if reset { "" } else { " (the peak could not be reset: the whole run's)" }
     );
     let _ = std::fs::remove_dir_all(&state);
+}
+
+/// A `/proc/self/status` figure in MB (`VmRSS:` now, `VmHWM:` the peak).
+fn rss_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// The newest complete checkpoint's id (0 if none).

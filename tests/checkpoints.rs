@@ -867,7 +867,7 @@ fn state_bytes_are_measured_per_operator_from_the_backend() {
 /// window's sum is its own) and `ts` (10 ms apart).
 const FILE_LINES: usize = 90_000;
 
-/// A file of [`FILE_LINES`] events (about 5 MB: several splits) and the
+/// A file of [`FILE_LINES`] events (about 5 MB: ten splits of 512 KB) and the
 /// windows a one-second TUMBLE per key makes of it, computed here: (k,
 /// count, sum) sorted.
 fn split_file(dir: &Path) -> (PathBuf, Vec<(String, i64, i64)>) {
@@ -915,9 +915,9 @@ fn windows_out(dir: &Path) -> Vec<(String, i64, i64)> {
     out
 }
 
-/// A file read by three subtasks, each its own split, gives the windows of
-/// the whole file; stopped at a checkpoint and resumed by two subtasks
-/// (the three stored splits dealt out again), it gives them again.
+/// A file read by three subtasks, its splits dealt round them, gives the
+/// windows of the whole file; stopped at a checkpoint and resumed by two
+/// subtasks (the stored splits dealt out again), it gives them again.
 #[test]
 fn a_file_read_in_splits_resumes_at_another_parallelism() {
     let dir = temp("file-splits");
@@ -927,7 +927,8 @@ fn a_file_read_in_splits_resumes_at_another_parallelism() {
             "SET 'parallelism.default' = '{p}';
 SET 'execution.checkpointing.interval' = '20 ms';
 CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
-WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json', 'source.decode-parallelism' = '1');
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json', 'source.decode-parallelism' = '1',
+      'source.split-size' = '512 kb');
 CREATE TABLE out_t (k STRING, window_end TIMESTAMP(3), n BIGINT, total BIGINT)
 WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
 INSERT INTO out_t SELECT k, window_end, COUNT(*), SUM(v)

@@ -24,6 +24,7 @@ const OPTIONS: &[&str] = &[
     "json.fail-on-missing-field",
     "json.timestamp-format.standard",
     "source.decode-parallelism",
+    "source.split-size",
     "sink.delivery-guarantee",
     "lookup.join.cache.ttl",
     "dlq.connector",

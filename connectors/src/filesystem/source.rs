@@ -34,6 +34,8 @@ pub struct FileSource {
     restored: Vec<Vec<u8>>,
     /// Which subtask of how many it is.
     subtask: (usize, usize),
+    /// The size of the splits of a file (`source.split-size`).
+    split_size: u64,
     /// Where records that cannot be decoded go, if the table names a place
     /// (one for all subtasks).
     dlq: Option<Arc<tokio::sync::Mutex<crate::dlq::DeadLetters>>>,
@@ -68,7 +70,20 @@ impl FileSource {
                 .map(|n| n.get())
                 .unwrap_or(2),
         };
+        let split_size = match spec.option("source.split-size") {
+            Some(v) => vigil_engine::window::spill::parse_memory_size(v)
+                .filter(|b| *b > 0)
+                .ok_or_else(|| {
+                    connector_error(
+                        "filesystem",
+                        spec,
+                        format!("'source.split-size' must be a size like '16 mb', not '{v}'"),
+                    )
+                })? as u64,
+            None => splits::DEFAULT_SPLIT_BYTES,
+        };
         Ok(Self {
+            split_size,
             table: spec.name.clone(),
             path,
             decoder: RecordDecoder::for_format(
@@ -129,17 +144,20 @@ impl FileSource {
         Ok(())
     }
 
-    /// Reads split `at` of `splits` from where it was left.
-    async fn read_split(&self, splits: &mut [Split], at: usize, ctx: &SourceContext) -> Result<()> {
+    /// Reads the splits of `splits` that are not done, in order, each from
+    /// where it was left: one reader thread, chunks decoded in parallel.
+    async fn read(&self, splits: &mut [Split], ctx: &SourceContext) -> Result<()> {
         let (tx, rx) = mpsc::channel::<Chunk>(self.parallelism * 2);
         // Decoded chunks' buffers go back to the reader: fresh 2 MiB buffers per
         // chunk would cost a page fault per 4 KiB.
         let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        let name = splits[at].file.clone();
-        let split = splits[at].clone();
-        let path = PathBuf::from(&name);
-        let reader =
-            tokio::task::spawn_blocking(move || splits::read_split(&path, &split, tx, recycle_rx));
+        let todo: Vec<(usize, Split)> = splits
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.done())
+            .map(|(i, s)| (i, s.clone()))
+            .collect();
+        let reader = tokio::task::spawn_blocking(move || splits::read_splits(todo, tx, recycle_rx));
         let decoder = self.decoder.clone();
         let chunks =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
@@ -150,15 +168,15 @@ impl FileSource {
                 tokio::task::spawn_blocking(move || {
                     let decoded = d.decode_chunk(&chunk.bytes, chunk.first_line);
                     let _ = recycle.send(chunk.bytes);
-                    (decoded, chunk.end, chunk.next_line)
+                    (decoded, chunk.split, chunk.end, chunk.next_line)
                 })
             })
             .buffered(self.parallelism)
             .boxed();
         while let Some(res) = decoded.next().await {
-            let (res, end, next_line) =
+            let (res, at, end, next_line) =
                 res.map_err(|e| self.error(format!("decoder task failed: {e}")))?;
-            self.bad_records(&name, &res.bad).await?;
+            self.bad_records(&splits[at].file, &res.bad).await?;
             if let Some(batch) = res.batch {
                 self.rows.add(batch.num_rows() as u64);
                 ctx.emit(batch).await?;
@@ -170,7 +188,7 @@ impl FileSource {
         reader
             .await
             .map_err(|e| self.error(format!("reader task failed: {e}")))?
-            .map_err(|e| self.error(format!("cannot read '{name}': {e}")))
+            .map_err(|e| self.error(format!("cannot read '{}': {e}", self.path.display())))
     }
 
     /// Counts and logs the malformed records of a chunk of file `name`, and
@@ -246,13 +264,11 @@ impl Source for FileSource {
     async fn run(self: Box<Self>, ctx: SourceContext) -> Result<()> {
         let files = self.sized_files()?;
         let stored = splits::stored(&self.restored, &files).map_err(|e| self.error(e))?;
-        let mut mine = splits::assign(stored, &files, self.subtask);
-        for at in 0..mine.len() {
-            if !mine[at].done() {
-                self.read_split(&mut mine, at, &ctx).await?;
-            }
-            // Its last lines may have been too few to move it to its end.
-            mine[at].offset = mine[at].offset.max(mine[at].end);
+        let mut mine = splits::assign(stored, &files, self.split_size, self.subtask);
+        self.read(&mut mine, &ctx).await?;
+        for split in mine.iter_mut() {
+            // One no line starts in was never moved to its end.
+            split.offset = split.offset.max(split.end);
         }
         let bad = self.malformed.get();
         if bad > 0 && self.subtask.0 == 0 {

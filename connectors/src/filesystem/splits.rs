@@ -1,24 +1,27 @@
 //! How a file source's input is cut into splits for its subtasks, what a
-//! subtask stores of them, and reading one split's whole lines in chunks.
+//! subtask stores of them, and reading a subtask's splits' whole lines in
+//! chunks.
 //!
-//! A file of at least [`MIN_SPLIT_BYTES`] is cut into up to one byte range
-//! per subtask; smaller files are one split each. A split holds the lines
-//! that *start* in its range (the last may run past its end), as Hadoop's
-//! line splits do, so no line is read twice or lost. Splits go round the
-//! subtasks in (file, start) order. A checkpoint stores every split of a
-//! subtask with how far it was read, and a restore (at any parallelism)
-//! deals the stored splits out again the same way: the splits never change,
-//! only who reads them.
+//! A file is cut into splits of [`split_bytes`] (`source.split-size`,
+//! 16 MiB by default, more for files that would have over 1024); a split holds the lines that *start* in its range (the
+//! last may run past its end), as Hadoop's line splits do, so no line is
+//! read twice or lost. Splits are dealt round the subtasks in (file, start)
+//! order, so subtasks move through a file side by side (as Flink's readers
+//! asking for the next split do) and the event time of one runs ahead of
+//! another's by about a split at most: what waits for the watermark stays
+//! small. A checkpoint stores every split of a subtask with how far it was
+//! read, and a restore (at any parallelism) deals the stored splits out
+//! again the same way: the splits never change, only who reads them.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 
 use tokio::sync::mpsc;
 
-/// Files smaller than this are not cut.
-pub const MIN_SPLIT_BYTES: u64 = 1 << 20;
+/// The default split size (`source.split-size`): 8 chunks, so a subtask's
+/// decoders stay busy.
+pub const DEFAULT_SPLIT_BYTES: u64 = 16 << 20;
 /// Bytes per chunk handed to a decoder.
 const CHUNK_BYTES: usize = 1 << 21;
 
@@ -64,11 +67,18 @@ struct OldPosition {
     line: u64,
 }
 
-/// The splits of a file of `size` bytes for `n` subtasks.
-fn plan_file(file: &str, size: u64, n: usize) -> Vec<Split> {
-    let pieces = (size / MIN_SPLIT_BYTES).clamp(1, n.max(1) as u64);
+/// The size of the splits of a file of `size` bytes: `target`, or more
+/// for a file that would have more than 1024 (a checkpoint lists them).
+pub fn split_bytes(size: u64, target: u64) -> u64 {
+    target.max(1).max(size.div_ceil(1024))
+}
+
+/// The splits of a file of `size` bytes (whatever the parallelism).
+fn plan_file(file: &str, size: u64, target: u64) -> Vec<Split> {
+    let step = split_bytes(size, target);
+    let pieces = size.div_ceil(step).max(1);
     (0..pieces)
-        .map(|k| Split::new(file, size * k / pieces, size * (k + 1) / pieces))
+        .map(|k| Split::new(file, k * step, ((k + 1) * step).min(size)))
         .collect()
 }
 
@@ -110,14 +120,19 @@ pub fn stored(states: &[Vec<u8>], files: &[(String, u64)]) -> Result<Vec<Split>,
 /// The splits subtask `i` of `n` reads: the stored ones of files that are
 /// still there, and new splits of files none was stored for, dealt out in
 /// (file, start) order.
-pub fn assign(stored: Vec<Split>, files: &[(String, u64)], (i, n): (usize, usize)) -> Vec<Split> {
+pub fn assign(
+    stored: Vec<Split>,
+    files: &[(String, u64)],
+    target: u64,
+    (i, n): (usize, usize),
+) -> Vec<Split> {
     let mut all: Vec<Split> = stored
         .into_iter()
         .filter(|s| files.iter().any(|(f, _)| *f == s.file))
         .collect();
     for (file, size) in files {
         if !all.iter().any(|s| s.file == *file) {
-            all.extend(plan_file(file, *size, n));
+            all.extend(plan_file(file, *size, target));
         }
     }
     all.sort_by(|a, b| (&a.file, a.start).cmp(&(&b.file, b.start)));
@@ -130,6 +145,8 @@ pub fn assign(stored: Vec<Split>, files: &[(String, u64)], (i, n): (usize, usize
 
 /// Whole lines of a split, with where they end.
 pub struct Chunk {
+    /// Which of the subtask's splits it is of.
+    pub split: usize,
     pub bytes: Vec<u8>,
     pub first_line: u64,
     /// The offset just past the chunk.
@@ -158,11 +175,11 @@ fn line_start_at(file: &mut File, pos: u64) -> std::io::Result<u64> {
     }
 }
 
-/// The lines that end before `upto`.
-fn count_lines(file: &mut File, upto: u64) -> std::io::Result<u64> {
-    file.seek(SeekFrom::Start(0))?;
+/// The line ends in `[from, upto)`.
+fn count_lines(file: &mut File, from: u64, upto: u64) -> std::io::Result<u64> {
+    file.seek(SeekFrom::Start(from))?;
     let mut buf = vec![0u8; CHUNK_BYTES];
-    let (mut at, mut lines) = (0u64, 0u64);
+    let (mut at, mut lines) = (from, 0u64);
     while at < upto {
         let want = buf.len().min((upto - at) as usize);
         let n = file.read(&mut buf[..want])?;
@@ -175,113 +192,182 @@ fn count_lines(file: &mut File, upto: u64) -> std::io::Result<u64> {
     Ok(lines)
 }
 
-/// Reads the lines of `split` at `path` that start before its end, from
-/// where it was left, in chunks of whole lines.
-pub fn read_split(
-    path: &Path,
-    split: &Split,
+/// A known (offset, line number) of the file being read: a split opened
+/// after it counts lines from there, not from the file's start.
+struct LineMark {
+    file: String,
+    offset: u64,
+    line: u64,
+}
+
+/// Reads `splits` (index in the subtask's list, split) one after another,
+/// each from where it was left, in chunks of whole lines.
+pub fn read_splits(
+    splits: Vec<(usize, Split)>,
     tx: mpsc::Sender<Chunk>,
     recycled: std::sync::mpsc::Receiver<Vec<u8>>,
 ) -> std::io::Result<()> {
-    let mut file = File::open(path)?;
-    let (mut offset, mut line) = (split.offset, split.line);
-    if line == 0 {
-        // Opened for the first time inside its file: its first line is the
-        // first that starts in its range (the one before is its neighbour's).
-        offset = line_start_at(&mut file, offset)?;
-        line = count_lines(&mut file, offset)? + 1;
-    }
-    file.seek(SeekFrom::Start(offset))?;
-    // Bytes from `offset` on that are not yet handed out.
-    let mut carry: Vec<u8> = Vec::new();
-    while offset < split.end {
-        let mut buf = recycled
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(2 * CHUNK_BYTES));
-        buf.clear();
-        buf.extend_from_slice(&carry);
-        carry.clear();
-        let start = buf.len();
-        buf.resize(start + CHUNK_BYTES, 0);
-        let mut filled = start;
-        while filled < buf.len() {
-            let n = file.read(&mut buf[filled..])?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        buf.truncate(filled);
-        let eof = filled < start + CHUNK_BYTES;
-        // The split ends with the line that holds its last byte.
-        let last_byte = (split.end - 1 - offset) as usize;
-        let (cut, last) = if last_byte < buf.len() {
-            match memchr::memchr(b'\n', &buf[last_byte..]) {
-                Some(k) => (last_byte + k + 1, true),
-                None if eof => (buf.len(), true),
-                None => {
-                    carry = buf; // the last line goes on: read more of it
-                    continue;
-                }
-            }
-        } else if eof {
-            (buf.len(), true)
-        } else {
-            match memchr::memrchr(b'\n', &buf) {
-                Some(p) => (p + 1, false),
-                None => {
-                    carry = buf; // one line longer than a chunk
-                    continue;
-                }
-            }
-        };
-        carry.extend_from_slice(&buf[cut..]);
-        buf.truncate(cut);
-        if !buf.is_empty() {
-            let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
-            offset += buf.len() as u64;
-            let chunk = Chunk {
-                bytes: buf,
-                first_line: line,
-                end: offset,
-                next_line: line + lines,
+    let mut mark: Option<LineMark> = None;
+    for (idx, split) in splits {
+        let mut file = File::open(&split.file)?;
+        let (mut offset, mut line) = (split.offset, split.line);
+        if line == 0 {
+            // Opened for the first time inside its file: its first line is
+            // the first that starts in its range (the one before is its
+            // neighbour's).
+            offset = line_start_at(&mut file, offset)?;
+            let (from, before) = match &mark {
+                Some(m) if m.file == split.file && m.offset <= offset => (m.offset, m.line),
+                _ => (0, 1),
             };
-            if tx.blocking_send(chunk).is_err() {
-                return Ok(()); // the job is shutting down
-            }
-            line += lines;
+            line = before + count_lines(&mut file, from, offset)?;
         }
-        if last {
-            break;
+        let reader = SplitReader {
+            idx,
+            end: split.end,
+            offset,
+            line,
+        };
+        match reader.read(&mut file, &tx, &recycled)? {
+            Some((offset, line)) => {
+                mark = Some(LineMark {
+                    file: split.file,
+                    offset,
+                    line,
+                })
+            }
+            None => return Ok(()), // the job is shutting down
         }
     }
     Ok(())
+}
+
+/// Where one split is being read.
+struct SplitReader {
+    idx: usize,
+    end: u64,
+    offset: u64,
+    line: u64,
+}
+
+impl SplitReader {
+    /// Sends the split's lines from `offset`; returns where it stopped
+    /// (offset, line), or None if nobody takes chunks any more.
+    fn read(
+        mut self,
+        file: &mut File,
+        tx: &mpsc::Sender<Chunk>,
+        recycled: &std::sync::mpsc::Receiver<Vec<u8>>,
+    ) -> std::io::Result<Option<(u64, u64)>> {
+        file.seek(SeekFrom::Start(self.offset))?;
+        // Bytes from `offset` on that are not yet handed out.
+        let mut carry: Vec<u8> = Vec::new();
+        while self.offset < self.end {
+            let mut buf = recycled
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(2 * CHUNK_BYTES));
+            buf.clear();
+            buf.extend_from_slice(&carry);
+            carry.clear();
+            let start = buf.len();
+            buf.resize(start + CHUNK_BYTES, 0);
+            let mut filled = start;
+            while filled < buf.len() {
+                let n = file.read(&mut buf[filled..])?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            buf.truncate(filled);
+            let eof = filled < start + CHUNK_BYTES;
+            // The split ends with the line that holds its last byte.
+            let last_byte = (self.end - 1 - self.offset) as usize;
+            let (cut, last) = if last_byte < buf.len() {
+                match memchr::memchr(b'\n', &buf[last_byte..]) {
+                    Some(k) => (last_byte + k + 1, true),
+                    None if eof => (buf.len(), true),
+                    None => {
+                        carry = buf; // the last line goes on: read more of it
+                        continue;
+                    }
+                }
+            } else if eof {
+                (buf.len(), true)
+            } else {
+                match memchr::memrchr(b'\n', &buf) {
+                    Some(p) => (p + 1, false),
+                    None => {
+                        carry = buf; // one line longer than a chunk
+                        continue;
+                    }
+                }
+            };
+            carry.extend_from_slice(&buf[cut..]);
+            buf.truncate(cut);
+            if !buf.is_empty() {
+                let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
+                self.offset += buf.len() as u64;
+                let chunk = Chunk {
+                    split: self.idx,
+                    bytes: buf,
+                    first_line: self.line,
+                    end: self.offset,
+                    next_line: self.line + lines,
+                };
+                if tx.blocking_send(chunk).is_err() {
+                    return Ok(None);
+                }
+                self.line += lines;
+            }
+            if last {
+                break;
+            }
+        }
+        Ok(Some((self.offset, self.line)))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every line of `text` read through `n` splits of it, in split order.
-    fn read_all(text: &str, n: u64) -> Vec<(u64, String)> {
-        let dir = std::env::temp_dir().join(format!("vigil-splits-{}-{n}", std::process::id()));
+    /// Every line of `text` read through `pieces` splits of it dealt round
+    /// `n` readers (each reading its splits in one go), by line number.
+    fn read_all(text: &str, pieces: u64, n: usize) -> Vec<(u64, String)> {
+        let dir = std::env::temp_dir().join(format!(
+            "vigil-splits-{}-{pieces}-{n}-{}",
+            std::process::id(),
+            text.len()
+        ));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("f.jsonl");
         std::fs::write(&path, text).expect("write");
+        let name = path.display().to_string();
         let size = text.len() as u64;
+        let all: Vec<Split> = (0..pieces)
+            .map(|k| Split::new(&name, size * k / pieces, size * (k + 1) / pieces))
+            .collect();
         let mut out = vec![];
-        for k in 0..n {
-            let split = Split::new("f", size * k / n, size * (k + 1) / n);
-            let (tx, mut rx) = mpsc::channel(64);
+        for i in 0..n {
+            let mine: Vec<(usize, Split)> = all
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| j % n == i)
+                .map(|(j, s)| (j, s.clone()))
+                .collect();
+            let (tx, mut rx) = mpsc::channel(1024);
             let (_keep, recycled) = std::sync::mpsc::channel();
-            read_split(&path, &split, tx, recycled).expect("read");
+            read_splits(mine, tx, recycled).expect("read");
             while let Ok(chunk) = rx.try_recv() {
+                assert_eq!(chunk.split % n, i, "a chunk of another reader's split");
                 let text = String::from_utf8(chunk.bytes).expect("utf8");
-                for (i, l) in text.lines().enumerate() {
-                    out.push((chunk.first_line + i as u64, l.to_string()));
+                for (l, t) in text.lines().enumerate() {
+                    out.push((chunk.first_line + l as u64, t.to_string()));
                 }
             }
         }
+        out.sort();
         let _ = std::fs::remove_dir_all(&dir);
         out
     }
@@ -289,37 +375,43 @@ mod tests {
     #[test]
     fn every_line_is_read_once_with_its_number_however_the_file_is_cut() {
         let text: String = (1..=50)
-            .map(|i| format!("line-{i}-{}\n", "x".repeat(i % 7)))
+            .map(|i| format!("line-{i:03}-{}\n", "x".repeat(i % 7)))
             .collect();
         let expected: Vec<(u64, String)> = text
             .lines()
             .enumerate()
             .map(|(i, l)| (i as u64 + 1, l.to_string()))
             .collect();
-        for n in [1, 2, 3, 7, 50, 200] {
-            assert_eq!(read_all(&text, n), expected, "{n} splits");
+        for (pieces, n) in [(1, 1), (2, 1), (3, 2), (7, 3), (50, 2), (200, 3)] {
+            assert_eq!(
+                read_all(&text, pieces, n),
+                expected,
+                "{pieces} splits, {n} readers"
+            );
         }
         // No newline at the end of the file.
         let trimmed = text.trim_end();
-        assert_eq!(read_all(trimmed, 4), expected);
+        assert_eq!(read_all(trimmed, 4, 2), expected);
     }
 
     #[test]
     fn splits_go_round_the_subtasks_and_a_restore_deals_the_stored_ones_again() {
         let files = vec![
-            ("a".to_string(), 3 * MIN_SPLIT_BYTES),
+            ("a".to_string(), 3 * DEFAULT_SPLIT_BYTES),
             ("b".to_string(), 10),
         ];
-        let first: Vec<Vec<Split>> = (0..2).map(|i| assign(vec![], &files, (i, 2))).collect();
-        // a in two halves, b whole: a's halves to subtasks 0 and 1, b to 0.
-        assert_eq!(first[0].len(), 2);
-        assert_eq!(first[1].len(), 1);
-        assert_eq!(
-            (first[1][0].file.as_str(), first[1][0].start),
-            ("a", 3 * MIN_SPLIT_BYTES / 2)
-        );
-        // Subtask 1 read half of its split; a restore at three subtasks
-        // gives each one of the three stored splits, positions kept.
+        let first: Vec<Vec<Split>> = (0..2)
+            .map(|i| assign(vec![], &files, DEFAULT_SPLIT_BYTES, (i, 2)))
+            .collect();
+        // a in three splits, b whole, dealt in turn: a0 a2 | a1 b.
+        let starts = |s: &[Split]| -> Vec<(String, u64)> {
+            s.iter().map(|s| (s.file.clone(), s.start)).collect()
+        };
+        let m = DEFAULT_SPLIT_BYTES;
+        assert_eq!(starts(&first[0]), [("a".into(), 0), ("a".into(), 2 * m)]);
+        assert_eq!(starts(&first[1]), [("a".into(), m), ("b".into(), 0)]);
+        // Subtask 1 read part of a1; a restore at three subtasks deals the
+        // four stored splits again, positions kept.
         let mut progressed = first[1].clone();
         progressed[0].offset += 100;
         progressed[0].line = 7;
@@ -328,12 +420,13 @@ mod tests {
             .map(|s| serde_json::to_vec(s).expect("json"))
             .collect();
         let stored = stored(&states, &files).expect("stored");
-        assert_eq!(stored.len(), 3);
+        assert_eq!(stored.len(), 4);
         let again: Vec<Vec<Split>> = (0..3)
-            .map(|i| assign(stored.clone(), &files, (i, 3)))
+            .map(|i| assign(stored.clone(), &files, DEFAULT_SPLIT_BYTES, (i, 3)))
             .collect();
-        assert!(again.iter().all(|s| s.len() == 1));
-        assert_eq!(again[1][0], progressed[0]);
+        assert_eq!(starts(&again[0]), [("a".into(), 0), ("b".into(), 0)]);
+        assert_eq!(again[1], vec![progressed[0].clone()]);
+        assert_eq!(starts(&again[2]), [("a".into(), 2 * m)]);
     }
 
     #[test]
@@ -349,7 +442,7 @@ mod tests {
         assert!(splits[0].done());
         assert_eq!((splits[1].offset, splits[1].line), (20, 3));
         // c was not reached: it is planned anew.
-        let mine = assign(splits, &files, (0, 1));
+        let mine = assign(splits, &files, DEFAULT_SPLIT_BYTES, (0, 1));
         assert_eq!(mine.len(), 3);
         assert_eq!(mine[2], Split::new("c", 0, 9));
     }
