@@ -149,7 +149,11 @@ fn run_until_checkpoint_with_output(
         let o = opts(state);
         let job = vigil.run_script_with(text, OutputFormat::Json, signal, &o);
         tokio::pin!(job);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: with a one-byte cache at parallelism 3 under a loaded
+        // test run, the batches queued ahead of the first barrier take a
+        // while (every row goes to RocksDB and back); the job stops as soon
+        // as it is ready.
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             tokio::select! {
                 r = &mut job => break r,

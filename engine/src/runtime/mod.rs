@@ -15,31 +15,26 @@
 mod exchange;
 mod inputs;
 mod merge;
+mod restore;
 mod source;
 mod state;
 mod task;
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::checkpoint::{
-    is_connector_key, CheckpointConfig, Coordinator, CONNECTOR_STATE_KEY, FINISHED_KEY,
-};
+use crate::checkpoint::CheckpointConfig;
 use crate::connector::Source;
 use crate::control::StopSignal;
 use crate::graph::{Instances, JobGraph, NodeId, NodeKind};
-use crate::metrics::{names, Metrics};
+use crate::metrics::Metrics;
 use crate::operator::Operator;
-use crate::state::checkpoints::CheckpointStore;
-use crate::state::keyed::backend::Part;
-use crate::state::{
-    instance_of, store_key, StateEntry, StateOp, DEFAULT_KEY_GROUPS, OPERATOR_STATE,
-};
+use crate::state::DEFAULT_KEY_GROUPS;
 use crate::{EngineError, Result};
 use exchange::{KeyRouter, Output};
+use restore::prepare_checkpoints;
 use source::{run_source, SourceTask};
 use state::StateSetup;
 use task::{run_task, Task};
@@ -180,6 +175,40 @@ fn place_keyed(
     Ok(instances)
 }
 
+/// Places source `id` (its `extra` subtasks too, when it runs as several).
+fn place_source(
+    id: NodeId,
+    name: String,
+    source: Box<dyn Source>,
+    extra: Option<Vec<Box<dyn Source>>>,
+    sources: &mut Vec<SourceTask>,
+) -> Placement {
+    let Some(extra) = extra else {
+        sources.push(SourceTask {
+            node: id,
+            name,
+            source,
+            outputs: vec![],
+            subtask: None,
+        });
+        return Placement::Source(sources.len() - 1);
+    };
+    let n = extra.len() + 1;
+    tracing::info!(source = %name, subtasks = n, "reading in parallel subtasks");
+    let mut placed = vec![];
+    for (i, source) in std::iter::once(source).chain(extra).enumerate() {
+        sources.push(SourceTask {
+            node: id,
+            name: format!("{name} [{}/{n}]", i + 1),
+            source,
+            outputs: vec![],
+            subtask: Some((i, n)),
+        });
+        placed.push(sources.len() - 1);
+    }
+    Placement::Sources(placed)
+}
+
 /// Runs the job until every source is exhausted and every sink has flushed, or
 /// until a task fails (the first error is returned and the rest are cancelled).
 pub async fn run_job(graph: JobGraph, metrics: Metrics) -> Result<()> {
@@ -313,31 +342,8 @@ pub async fn run_job_with(
             continue;
         }
         if let NodeKind::Source(source) = node.kind {
-            let Some(extra) = source_forks.remove(&id) else {
-                sources.push(SourceTask {
-                    node: id,
-                    name: node.name,
-                    source,
-                    outputs: vec![],
-                    subtask: None,
-                });
-                placement[id] = Some(Placement::Source(sources.len() - 1));
-                continue;
-            };
-            let n = extra.len() + 1;
-            tracing::info!(source = %node.name, subtasks = n, "reading in parallel subtasks");
-            let mut placed = vec![];
-            for (i, source) in std::iter::once(source).chain(extra).enumerate() {
-                sources.push(SourceTask {
-                    node: id,
-                    name: format!("{} [{}/{n}]", node.name, i + 1),
-                    source,
-                    outputs: vec![],
-                    subtask: Some((i, n)),
-                });
-                placed.push(sources.len() - 1);
-            }
-            placement[id] = Some(Placement::Sources(placed));
+            let extra = source_forks.remove(&id);
+            placement[id] = Some(place_source(id, node.name, source, extra, &mut sources));
             continue;
         }
         let t = match fused {
@@ -417,186 +423,4 @@ pub async fn run_job_with(
             .map_err(|e| EngineError::State(e.to_string()))??;
     }
     Ok(())
-}
-
-/// Restores the newest complete checkpoint into the graph's nodes and returns
-/// the coordinator for the checkpoints to come.
-async fn prepare_checkpoints(
-    graph: &mut JobGraph,
-    forks: &mut (&mut Forks, &mut SourceForks),
-    config: CheckpointConfig,
-    metrics: &Metrics,
-) -> Result<(Coordinator, BTreeMap<NodeId, Vec<Part>>)> {
-    for node in &graph.nodes {
-        if let NodeKind::Source(s) = &node.kind {
-            if !s.supports_checkpoints() {
-                return Err(EngineError::State(format!(
-                    "source '{}' cannot be checkpointed; run without 'execution.checkpointing.interval'",
-                    node.name
-                )));
-            }
-        }
-    }
-    let identities = graph.identities();
-    let started = Instant::now();
-    let checkpoints = CheckpointStore::new(
-        config.job_dir.clone(),
-        config.checkpoints_dir.clone(),
-        config.retained,
-    );
-    let (checkpoints, identities, restored) = tokio::task::spawn_blocking(move || {
-        let r = checkpoints.restore_latest(&identities);
-        (checkpoints, identities, r)
-    })
-    .await
-    .map_err(|e| EngineError::State(e.to_string()))?;
-    let (store, restored) = restored?;
-    let mut last_id = 0;
-    let mut keyed = BTreeMap::new();
-    let mut first = vec![];
-    if let Some(r) = restored {
-        if r.meta.key_groups != config.key_groups {
-            return Err(EngineError::State(format!(
-                "checkpoint {} in '{}' spreads keyed state over {} key groups, and this job sets 'pipeline.max-parallelism' to {}; set it back to {}",
-                r.meta.id,
-                checkpoints.dir().display(),
-                r.meta.key_groups,
-                config.key_groups,
-                r.meta.key_groups
-            )));
-        }
-        first = restore_nodes(graph, forks, r.entries, config.key_groups).await?;
-        keyed = r.keyed;
-        last_id = r.meta.id;
-        let ms = started.elapsed().as_millis() as u64;
-        metrics.gauge(names::RESTORE_DURATION_MS, "job").set(ms);
-        tracing::info!(
-            checkpoint = last_id,
-            ms,
-            bytes = r.meta.total_bytes(),
-            "resumed from checkpoint"
-        );
-    }
-    let coordinator = Coordinator::new(
-        config,
-        store,
-        checkpoints,
-        identities,
-        last_id,
-        metrics.clone(),
-    )
-    .with_first(first);
-    Ok((coordinator, keyed))
-}
-
-/// Restores a source (its subtasks: `first` and `extra`) from its entries;
-/// returns the changes for the first checkpoint: the stored positions and
-/// markers of subtasks are deleted there, since this run's subtasks store
-/// their own (which cover every split they were handed).
-fn restore_source(
-    id: NodeId,
-    first: &mut Box<dyn Source>,
-    extra: Option<&mut Vec<Box<dyn Source>>>,
-    mine: &[StateEntry],
-) -> Result<Vec<StateOp>> {
-    let ours = || mine.iter().filter(|e| e.key_group == OPERATOR_STATE);
-    let subtasks_done: Vec<(usize, u32)> = ours()
-        .filter_map(|e| {
-            let i = std::str::from_utf8(e.key.strip_prefix(b"finished/")?)
-                .ok()?
-                .parse()
-                .ok()?;
-            Some((i, u32::from_be_bytes(e.value.as_slice().try_into().ok()?)))
-        })
-        .collect();
-    let every_subtask_done = subtasks_done
-        .first()
-        .is_some_and(|(_, n)| subtasks_done.len() == *n as usize);
-    let mut all: Vec<&mut Box<dyn Source>> = std::iter::once(first)
-        .chain(extra.into_iter().flatten())
-        .collect();
-    if ours().any(|e| e.key == FINISHED_KEY) || every_subtask_done {
-        for s in all {
-            *s = Box::new(source::Finished);
-        }
-        return Ok(vec![]);
-    }
-    let states: Vec<Vec<u8>> = ours()
-        .filter(|e| is_connector_key(&e.key))
-        .map(|e| e.value.clone())
-        .collect();
-    if !states.is_empty() {
-        for s in all.iter_mut() {
-            s.restore(&states)?;
-        }
-    }
-    Ok(ours()
-        .filter(|e| is_connector_key(&e.key) || e.key.starts_with(b"finished/"))
-        .map(|e| StateOp::Delete(store_key(id, OPERATOR_STATE, &e.key)))
-        .collect())
-}
-
-async fn restore_nodes(
-    graph: &mut JobGraph,
-    (forks, source_forks): &mut (&mut Forks, &mut SourceForks),
-    mut entries: BTreeMap<NodeId, Vec<StateEntry>>,
-    key_groups: u16,
-) -> Result<Vec<StateOp>> {
-    let mut first = vec![];
-    for (id, node) in graph.nodes.iter_mut().enumerate() {
-        let mine = entries.remove(&id).unwrap_or_default();
-        // A node that had reached the end of its input: its source is not
-        // read again, its operators start empty (what they emitted is in the
-        // state downstream); a sink still completes its pending commit.
-        let finished = mine
-            .iter()
-            .any(|e| e.key_group == OPERATOR_STATE && e.key == FINISHED_KEY);
-        if finished {
-            tracing::info!(node = %node.name, "finished before the checkpoint: not run again");
-        }
-        let connector_state = || {
-            mine.iter()
-                .find(|e| e.key_group == OPERATOR_STATE && e.key == CONNECTOR_STATE_KEY)
-                .map(|e| e.value.clone())
-        };
-        let wrap =
-            |e: EngineError| EngineError::State(format!("cannot restore '{}': {e}", node.name));
-        match &mut node.kind {
-            NodeKind::Source(s) => {
-                let cleanup = restore_source(id, s, source_forks.get_mut(&id), &mine);
-                first.extend(cleanup.map_err(wrap)?);
-            }
-            NodeKind::Sink(s) => {
-                if let Some(state) = connector_state() {
-                    s.restore(&state).await.map_err(wrap)?;
-                }
-            }
-            NodeKind::Operator(_) if finished => {}
-            NodeKind::Operator(op) => match forks.get_mut(&id) {
-                None => op.restore(mine).map_err(wrap)?,
-                Some(extra) => {
-                    // Keyed state to the instance owning its key group;
-                    // operator-wide state (the watermark) to every instance.
-                    let n = extra.len() + 1;
-                    let mut parts: Vec<Vec<StateEntry>> = (0..n).map(|_| vec![]).collect();
-                    for e in mine {
-                        if e.key_group == OPERATOR_STATE {
-                            for p in parts.iter_mut() {
-                                p.push(e.clone());
-                            }
-                        } else {
-                            parts[instance_of(e.key_group, n, key_groups)].push(e);
-                        }
-                    }
-                    let mut parts = parts.into_iter();
-                    op.restore(parts.next().unwrap_or_default()).map_err(wrap)?;
-                    for (inst, part) in extra.iter_mut().zip(parts) {
-                        inst.restore(part).map_err(wrap)?;
-                    }
-                }
-            },
-            NodeKind::Union => {}
-        }
-    }
-    Ok(first)
 }
