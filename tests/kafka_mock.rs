@@ -538,9 +538,10 @@ fn upsert_kafka_writes_the_latest_row_per_key_and_tombstones() {
     assert!(err.contains("needs a primary key"), "{err}");
 }
 
-/// A lookup join reads its file table when the first row comes and again
-/// once the file changes: rows joined before the change keep the old
-/// values, rows after it see the new ones.
+/// A lookup join reads its file table when the job starts and again once
+/// the file changes (its processing-time timer checks while no row comes):
+/// rows joined before the change keep the old values, rows after it see the
+/// new ones.
 #[test]
 fn a_lookup_table_is_reloaded_when_its_file_changes() {
     let cluster = MockCluster::new(1).expect("mock cluster");

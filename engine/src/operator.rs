@@ -87,6 +87,21 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// How often the task calls [`Operator::on_processing_time`]: timers of
+    /// wall-clock time are an engine service, so an operator neither reads
+    /// the clock nor does I/O in `on_batch` for them. `None`: never.
+    fn processing_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Processing time passed (at least [`Operator::processing_interval`]
+    /// since the last call; called between messages, also while no input
+    /// comes): work that must not wait for input, such as reloading a
+    /// table. It emits nothing.
+    fn on_processing_time(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// The input has ended: flush what is left. The runtime forwards `End` afterwards.
     /// (On `Stop` it is not called: open state stays unfired.)
     fn on_end(&mut self, _out: &mut Emitter) -> Result<()> {

@@ -85,7 +85,8 @@ impl LookupJoin {
         })
     }
 
-    /// Reloads the table if the interval has passed and it changed.
+    /// Reloads the table if the interval has passed and it changed (on the
+    /// task's processing-time timer, never per batch).
     fn refresh(&mut self) -> Result<()> {
         if self
             .checked
@@ -163,8 +164,25 @@ impl Operator for LookupJoin {
         Some("no parallel form yet")
     }
 
+    /// Loads the table before the first row comes.
+    fn open(&mut self, _state: &mut crate::state::keyed::StateContext) -> Result<()> {
+        self.refresh()
+    }
+
+    /// Checks the table for changes every `lookup.join.cache.ttl`.
+    fn processing_interval(&self) -> Option<std::time::Duration> {
+        Some(self.spec.check_every)
+    }
+
+    fn on_processing_time(&mut self) -> Result<()> {
+        self.refresh()
+    }
+
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
-        self.refresh()?;
+        if self.checked.is_none() {
+            // Used without the runtime (never opened): load it now.
+            self.refresh()?;
+        }
         let kinds = changelog::kinds(&batch).cloned();
         let width = self.spec.stream_schema.fields().len();
         let stream = Arc::new(batch_of(

@@ -207,8 +207,26 @@ pub(super) async fn run_task(
         move |e: EngineError| e.in_task(name, label)
     };
     let wrap = |e: EngineError| e.in_task(&name, &sink_label);
+    let mut ticker = ops
+        .iter()
+        .filter_map(|s| s.op.processing_interval())
+        .filter(|d| !d.is_zero())
+        .min()
+        .map(|every| {
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
     loop {
         let (idx, msg) = tokio::select! {
+            _ = processing_time(&mut ticker) => {
+                for (stage, st) in ops.iter_mut().enumerate() {
+                    if st.op.processing_interval().is_some() {
+                        st.op.on_processing_time().map_err(at_op(stage))?;
+                    }
+                }
+                continue;
+            }
             id = next_completed(&mut completed) => {
                 if let Some((_, s)) = sink.as_mut() {
                     s.commit(id).await.map_err(wrap)?;
@@ -350,5 +368,15 @@ pub(super) async fn run_task(
                 return Ok(());
             }
         }
+    }
+}
+
+/// Completes at the task's next processing-time tick (never without one).
+async fn processing_time(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
