@@ -127,6 +127,12 @@ SELECT COUNT(*) AS n FROM ev;",
     // A stateless step runs in its input's task: nothing to say.
     let filter = line("Filter", 0);
     assert!(!filter.contains("runs once"), "{filter}");
+    // The source reads in two subtasks (its file's splits dealt round them),
+    // each with its watermark assigner and filter.
+    for kind in ["FileSource", "WatermarkAssigner", "Filter"] {
+        let l = line(kind, 0);
+        assert!(l.ends_with(" x2"), "{l}");
+    }
 }
 
 /// Keyed stages follow each other in parallel (each exchange routes from
