@@ -87,6 +87,26 @@ fn event_headers(attributes: &[u8]) -> Vec<(&'static str, String)> {
         .collect()
 }
 
+/// The offsets stored by every subtask, as one list: a partition stored
+/// twice resumes from the furthest position.
+fn merged_offsets(states: &[Vec<u8>]) -> std::result::Result<Vec<ResumePoint>, String> {
+    let mut resume: Vec<ResumePoint> = vec![];
+    for state in states {
+        let points: Vec<ResumePoint> = serde_json::from_slice(state).map_err(|e| e.to_string())?;
+        for p in points {
+            match resume
+                .iter_mut()
+                .find(|r| r.topic == p.topic && r.partition == p.partition)
+            {
+                Some(r) if r.next >= p.next => {}
+                Some(r) => *r = p,
+                None => resume.push(p),
+            }
+        }
+    }
+    Ok(resume)
+}
+
 /// Reads one or more Kafka topics.
 pub struct KafkaSource {
     table: String,
@@ -347,22 +367,8 @@ impl Source for KafkaSource {
     /// partitions it now owns (a partition named twice resumes from the
     /// furthest position).
     fn restore(&mut self, states: &[Vec<u8>]) -> Result<()> {
-        let mut resume: Vec<ResumePoint> = vec![];
-        for state in states {
-            let points: Vec<ResumePoint> = serde_json::from_slice(state)
-                .map_err(|e| self.error(format!("cannot read the stored offsets: {e}")))?;
-            for p in points {
-                match resume
-                    .iter_mut()
-                    .find(|r| r.topic == p.topic && r.partition == p.partition)
-                {
-                    Some(r) if r.next >= p.next => {}
-                    Some(r) => *r = p,
-                    None => resume.push(p),
-                }
-            }
-        }
-        self.opts.resume = resume;
+        self.opts.resume = merged_offsets(states)
+            .map_err(|e| self.error(format!("cannot read the stored offsets: {e}")))?;
         Ok(())
     }
 
@@ -499,5 +505,32 @@ impl Source for KafkaSource {
             Ok(Err(e)) => Err(self.error(e)),
             Err(_) => Err(self.error("the consumer thread panicked")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(partition: i32, next: i64) -> ResumePoint {
+        ResumePoint {
+            topic: "t".into(),
+            partition,
+            next,
+            stop: Some(100),
+        }
+    }
+
+    #[test]
+    fn every_subtask_resumes_from_the_union_of_stored_offsets() {
+        let json = |p: &[ResumePoint]| serde_json::to_vec(p).expect("json");
+        let states = [
+            json(&[point(0, 10), point(2, 30)]),
+            json(&[point(1, 20), point(2, 25)]),
+        ];
+        let mut merged = merged_offsets(&states).expect("merged");
+        merged.sort_by_key(|p| p.partition);
+        assert_eq!(merged, vec![point(0, 10), point(1, 20), point(2, 30)]);
+        assert!(merged_offsets(&[b"not json".to_vec()]).is_err());
     }
 }
