@@ -67,6 +67,16 @@ pub(crate) fn subtask_finished_key(i: usize) -> Vec<u8> {
     format!("finished/{i}").into_bytes()
 }
 
+/// A subtask's "finished" marker read back: (subtask, number of subtasks);
+/// `None` for any other key.
+pub(crate) fn subtask_finished(key: &[u8], value: &[u8]) -> Option<(usize, u32)> {
+    let i = std::str::from_utf8(key.strip_prefix(b"finished/")?)
+        .ok()?
+        .parse()
+        .ok()?;
+    Some((i, u32::from_be_bytes(value.try_into().ok()?)))
+}
+
 /// Whether `key` is one of a source's positions (of any subtask).
 pub(crate) fn is_connector_key(key: &[u8]) -> bool {
     key == CONNECTOR_STATE_KEY || key.starts_with(b"connector/")

@@ -23,6 +23,7 @@ const LOGGED_BAD_LINES: u64 = 20;
 
 /// Reads JSON lines from a file, or from every file of a directory in name
 /// order; as several subtasks, each reads its splits.
+#[derive(Clone)]
 pub struct FileSource {
     table: String,
     path: PathBuf,
@@ -39,9 +40,6 @@ pub struct FileSource {
     /// Where records that cannot be decoded go, if the table names a place
     /// (one for all subtasks).
     dlq: Option<Arc<tokio::sync::Mutex<crate::dlq::DeadLetters>>>,
-    /// What it was made from, to make its subtasks.
-    spec: TableSpec,
-    metrics: Metrics,
 }
 
 impl FileSource {
@@ -98,8 +96,6 @@ impl FileSource {
             subtask: (0, 1),
             dlq: crate::dlq::DeadLetters::from_spec(spec, metrics)?
                 .map(|d| Arc::new(tokio::sync::Mutex::new(d))),
-            spec: spec.clone(),
-            metrics: metrics.clone(),
         })
     }
 
@@ -253,9 +249,9 @@ impl Source for FileSource {
     fn subtasks(self: Box<Self>, n: usize) -> Result<Vec<Box<dyn Source>>> {
         (0..n)
             .map(|i| {
-                let mut sub = FileSource::new(&self.spec, &self.metrics)?;
+                // The same table: counters and dead-letter output shared.
+                let mut sub = (*self).clone();
                 sub.subtask = (i, n);
-                sub.dlq = self.dlq.clone();
                 Ok(Box::new(sub) as Box<dyn Source>)
             })
             .collect()

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use super::{source, Forks, SourceForks};
 use crate::checkpoint::{
-    is_connector_key, CheckpointConfig, Coordinator, CONNECTOR_STATE_KEY, FINISHED_KEY,
+    is_connector_key, subtask_finished, CheckpointConfig, Coordinator, CONNECTOR_STATE_KEY,
+    FINISHED_KEY,
 };
 use crate::connector::Source;
 use crate::graph::{JobGraph, NodeId, NodeKind};
@@ -101,13 +102,7 @@ fn restore_source(
 ) -> Result<Vec<StateOp>> {
     let ours = || mine.iter().filter(|e| e.key_group == OPERATOR_STATE);
     let subtasks_done: Vec<(usize, u32)> = ours()
-        .filter_map(|e| {
-            let i = std::str::from_utf8(e.key.strip_prefix(b"finished/")?)
-                .ok()?
-                .parse()
-                .ok()?;
-            Some((i, u32::from_be_bytes(e.value.as_slice().try_into().ok()?)))
-        })
+        .filter_map(|e| subtask_finished(&e.key, &e.value))
         .collect();
     let every_subtask_done = subtasks_done
         .first()
@@ -131,7 +126,7 @@ fn restore_source(
         }
     }
     Ok(ours()
-        .filter(|e| is_connector_key(&e.key) || e.key.starts_with(b"finished/"))
+        .filter(|e| is_connector_key(&e.key) || subtask_finished(&e.key, &e.value).is_some())
         .map(|e| StateOp::Delete(store_key(id, OPERATOR_STATE, &e.key)))
         .collect())
 }
