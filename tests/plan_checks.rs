@@ -159,3 +159,66 @@ fn explain_shows_consecutive_keyed_stages_and_their_stateless_steps_in_parallel(
         .unwrap_or_else(|| panic!("no filter in:\n{text}"));
     assert!(filter.ends_with(" x2"), "{filter}\n{text}");
 }
+
+/// A join is a two-input operator: both inputs feed it directly (no union
+/// of side-tagged, NULL-padded rows), each through its own exchange, and it
+/// runs in parallel by its equality key; without one it says why it runs once.
+#[test]
+fn a_join_reads_its_two_inputs_directly_and_runs_in_parallel_by_its_key() {
+    let text = explain_at_parallelism_two(
+        "SELECT a.k, a.v, b.v AS w FROM ev a JOIN ev b ON a.k = b.k;
+SELECT a.k, b.v AS w FROM ev a JOIN ev b ON a.v < b.v;",
+    );
+    let joins: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("RegularJoin"))
+        .collect();
+    assert_eq!(joins.len(), 2, "{text}");
+    assert!(joins[0].ends_with(" x2"), "{}\n{text}", joins[0]);
+    assert!(
+        joins[1].contains("(runs once: no equality key"),
+        "{}\n{text}",
+        joins[1]
+    );
+    assert!(!text.contains("Union"), "{text}");
+    assert!(!text.contains("__side"), "{text}");
+    // Each join's two inputs are listed right below it.
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("RegularJoin"))
+        .expect("a join");
+    let depth = |l: &str| l.len() - l.trim_start().len();
+    let children = lines[at + 1..]
+        .iter()
+        .take_while(|l| depth(l) > depth(lines[at]))
+        .filter(|l| depth(l) == depth(lines[at]) + 2)
+        .count();
+    assert_eq!(children, 2, "{text}");
+}
+
+/// A lookup join keeps no keyed state: it runs in each subtask of its
+/// parallel input (each with its own copy of the table, as a Flink subtask
+/// keeps its own lookup cache), not once behind them.
+#[test]
+fn a_lookup_join_runs_in_each_subtask_of_its_input() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let script = format!(
+        "SET 'parallelism.default' = '2';
+CREATE TABLE o (order_id BIGINT, user_id STRING, ts TIMESTAMP(3), proc AS PROCTIME())
+  WITH ('connector' = 'filesystem', 'path' = '{data}/orders_cl.jsonl', 'format' = 'json');
+CREATE TABLE u (user_id STRING, name STRING)
+  WITH ('connector' = 'filesystem', 'path' = '{data}/users_cl.jsonl', 'format' = 'json');
+SELECT o.order_id, u.name FROM o JOIN u FOR SYSTEM_TIME AS OF o.proc AS u ON o.user_id = u.user_id;"
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let job = rt
+        .block_on(vigil::Vigil::new().plan(&script, &Metrics::new()))
+        .expect("plans");
+    let text = job.graph.explain();
+    let join = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("LookupJoin"))
+        .unwrap_or_else(|| panic!("no lookup join in:\n{text}"));
+    assert!(join.ends_with(" x2"), "{join}\n{text}");
+}

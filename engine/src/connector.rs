@@ -278,6 +278,10 @@ pub trait LookupTable: Send {
     /// The table's rows if it changed since the last call (the first call
     /// loads it), `None` if it did not.
     fn reload(&mut self) -> Result<Option<RecordBatch>>;
+    /// Another handle on the same table that has loaded nothing yet, for
+    /// another parallel instance of the join (each instance keeps its own
+    /// copy, as each Flink subtask keeps its own lookup cache).
+    fn fork(&self) -> Result<Box<dyn LookupTable>>;
 }
 
 /// Creates sources and sinks for one `'connector' = '...'` name.

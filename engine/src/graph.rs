@@ -20,7 +20,8 @@ pub type StateUid = u32;
 pub enum NodeKind {
     /// Produces rows.
     Source(Box<dyn Source>),
-    /// Transforms its single input.
+    /// Transforms its input (or, as a join, its inputs: which one a batch
+    /// came from is passed to [`Operator::on_input`]).
     Operator(Box<dyn Operator>),
     /// Merges several inputs of the same schema; its watermark is their minimum.
     Union,
@@ -157,15 +158,20 @@ impl JobGraph {
         op: Box<dyn Operator>,
         schema: SchemaRef,
     ) -> NodeId {
+        self.add_operator_over(vec![input], op, schema)
+    }
+
+    /// Adds an operator reading `inputs` (a join: left, right), emitting
+    /// `schema`; its batches are numbered by their input's place in `inputs`.
+    pub fn add_operator_over(
+        &mut self,
+        inputs: Vec<NodeId>,
+        op: Box<dyn Operator>,
+        schema: SchemaRef,
+    ) -> NodeId {
         let name = op.name();
         let signature = format!("operator {}", op.state_signature());
-        self.push(
-            name,
-            &signature,
-            NodeKind::Operator(op),
-            vec![input],
-            schema,
-        )
+        self.push(name, &signature, NodeKind::Operator(op), inputs, schema)
     }
 
     /// Adds a union of `inputs`.
@@ -229,21 +235,23 @@ impl JobGraph {
                     continue;
                 }
             };
-            let input = match n.inputs.as_slice() {
-                [i] if *i < out.len() => Some(*i),
-                _ => None,
-            };
-            let input_width = input.map_or(1, |i| out[i].width());
-            let runs = if input.is_none() {
-                Instances::Once(Some("it has several inputs"))
-            } else if op.key_exprs().is_none() {
-                // A stateless step runs in each task of its input (a chain
-                // per instance); one whose input others read too runs once.
-                let alone = input.is_some_and(|i| consumers[i] == 1);
-                if op.runs_per_input() && input_width > 1 && alone {
-                    Instances::Each(input_width)
-                } else {
-                    Instances::Once(op.unkeyed_reason())
+            let known = n.inputs.iter().all(|i| *i < out.len());
+            let runs = if !known || n.inputs.is_empty() {
+                Instances::Once(Some("its inputs are not known"))
+            } else if op.key_exprs(0).is_none() {
+                match n.inputs.as_slice() {
+                    // A stateless step runs in each task of its input (a
+                    // chain per instance); one whose input others read too
+                    // runs once.
+                    [i] => {
+                        let width = out[*i].width();
+                        if op.runs_per_input() && width > 1 && consumers[*i] == 1 {
+                            Instances::Each(width)
+                        } else {
+                            Instances::Once(op.unkeyed_reason())
+                        }
+                    }
+                    _ => Instances::Once(op.unkeyed_reason().or(Some("it has no key"))),
                 }
             } else if n.parallelism < 2 {
                 Instances::Once(Some("planned as one instance"))

@@ -65,8 +65,17 @@ pub trait Operator: Send {
         crate::graph::kind_of(&self.name()).to_string()
     }
 
-    /// Processes a batch.
+    /// Processes a batch (of its only input).
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()>;
+
+    /// Processes a batch of input `input` (the index of the node's input it
+    /// came from, as in Flink's two-input operators: a join's left input is
+    /// 0, its right 1). The default is [`Operator::on_batch`], for operators
+    /// of one input; an operator of several overrides this instead.
+    fn on_input(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+        debug_assert_eq!(input, 0, "{} has one input", self.name());
+        self.on_batch(batch, out)
+    }
 
     /// Processes a watermark; the default forwards it.
     fn on_watermark(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {
@@ -97,8 +106,9 @@ pub trait Operator: Send {
     /// Processing time passed (at least [`Operator::processing_interval`]
     /// since the last call; called between messages, also while no input
     /// comes): work that must not wait for input, such as reloading a
-    /// table. It emits nothing.
-    fn on_processing_time(&mut self) -> Result<()> {
+    /// table or firing what a wall-clock deadline closed. What it emits goes
+    /// down the chain as what `on_batch` emits does.
+    fn on_processing_time(&mut self, _out: &mut Emitter) -> Result<()> {
         Ok(())
     }
 
@@ -139,9 +149,11 @@ pub trait Operator: Send {
     }
 
     /// For a keyed operator that can run as parallel instances: the
-    /// expressions over its input whose values are the key (rows are sent to
-    /// the instance owning the key's key group). `None` runs it once.
-    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+    /// expressions over the rows of its input `input` whose values are the
+    /// key (rows are sent to the instance owning the key's key group; an
+    /// operator of two inputs gives keys of one type for both, so that equal
+    /// keys meet). `None` runs it once.
+    fn key_exprs(&self, _input: usize) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
         None
     }
 

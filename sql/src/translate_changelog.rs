@@ -103,7 +103,7 @@ impl Translator<'_> {
         let at = (self.locate)("JOIN");
         let kind = stream_join_kind(j.join_type)
             .map_err(|e| SqlError::at(at, e.message).with_help(e.help))?;
-        let (union, sides) = self.tagged_inputs(j).await?;
+        let (inputs, sides) = self.join_inputs(j).await?;
         let left_keys: Vec<Expr> = j.on.iter().map(|(l, _)| l.clone()).collect();
         let right_keys: Vec<Expr> = j.on.iter().map(|(_, r)| r.clone()).collect();
         let (keys, key_types) = self.join_keys(j, &left_keys, &right_keys, &sides)?;
@@ -130,6 +130,6 @@ impl Translator<'_> {
             ttl: self.state_ttl()?,
         };
         let op = RegularJoin::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
-        self.add_join(union, Box::new(op), output_schema)
+        self.add_join(inputs, Box::new(op), output_schema)
     }
 }

@@ -1,20 +1,17 @@
-//! Translation of a join of two streams into an interval join: each input is
-//! tagged with its side and padded to a shared layout, the two meet in a
-//! union (whose watermark is the lower of theirs), and the join operator
-//! splits them again.
+//! Translation of a join of two streams into a two-input join operator
+//! (interval or window join here; regular joins in `translate_changelog`):
+//! the left input is the operator's input 0, the right its input 1.
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::common::DFSchema;
 use datafusion::logical_expr::{build_join_schema, Expr, Join, JoinType};
-use datafusion::physical_expr::expressions::{Column as PhysColumn, Literal};
 use datafusion::physical_expr::PhysicalExpr;
 use vigil_engine::graph::NodeId;
 use vigil_engine::join::interval::{IntervalJoin, IntervalJoinSpec};
 use vigil_engine::join::window::{WindowJoin, WindowJoinSpec};
 use vigil_engine::metrics::names;
-use vigil_engine::operators::project::Project;
 
 use crate::error::{Result, SqlError};
 use crate::join::{interval_join, window_join, NotInterval, WindowJoinPlan};
@@ -40,7 +37,7 @@ impl Translator<'_> {
         let Ok(plan) = interval_join(j) else {
             return self.regular_join(j).await;
         };
-        let (union, sides) = self.tagged_inputs(j).await?;
+        let (inputs, sides) = self.join_inputs(j).await?;
         let (keys, key_types) = self.join_keys(j, &plan.left_keys, &plan.right_keys, &sides)?;
         let filter = match &plan.filter {
             Some(f) => Some(self.physical(f, &j.schema)?),
@@ -72,7 +69,7 @@ impl Translator<'_> {
             describe,
         };
         let op = IntervalJoin::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
-        self.add_join(union, Box::new(op), output)
+        self.add_join(inputs, Box::new(op), output)
     }
 
     /// The join's condition beyond its equalities, over left columns then
@@ -121,41 +118,31 @@ impl Translator<'_> {
         Ok(([left_keys, right_keys], key_types))
     }
 
-    /// Both inputs of `j`, each tagged with its side and padded to one
-    /// layout, in a union; and each input's own schema.
-    /// Adds a join operator over the side-tagged `union`: as parallel
+    /// Adds a join operator reading `inputs` (left, right): as parallel
     /// instances by its equality keys when the job asks for parallelism.
     pub(crate) fn add_join(
         &mut self,
-        union: NodeId,
+        inputs: [NodeId; 2],
         op: Box<dyn vigil_engine::operator::Operator>,
         output: SchemaRef,
     ) -> Result<NodeId> {
-        let keyed = op.key_exprs().is_some();
+        let keyed = op.key_exprs(0).is_some();
         let parallelism = vigil_engine::state::parallelism_setting(&self.settings)
             .map_err(|e| SqlError::at(self.pos, e))?;
-        let id = self.graph.add_operator(union, op, output);
+        let id = self.graph.add_operator_over(inputs.to_vec(), op, output);
         if keyed {
             self.graph.nodes[id].parallelism = parallelism;
         }
         Ok(id)
     }
 
-    pub(crate) async fn tagged_inputs(&mut self, j: &Join) -> Result<(NodeId, [SchemaRef; 2])> {
+    /// Both inputs of `j` planned (append-only, as every stream join here
+    /// needs), and each one's schema.
+    pub(crate) async fn join_inputs(&mut self, j: &Join) -> Result<([NodeId; 2], [SchemaRef; 2])> {
         let sides = [
             arrow_schema(j.left.schema()),
             arrow_schema(j.right.schema()),
         ];
-        let mut fields = vec![Field::new("__side", DataType::Int8, false)];
-        for (s, prefix) in sides.iter().zip(["__l", "__r"]) {
-            fields.extend(
-                s.fields()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| Field::new(format!("{prefix}{i}"), f.data_type().clone(), true)),
-            );
-        }
-        let tagged: SchemaRef = Arc::new(Schema::new(fields));
         let left = self.plan(&j.left).await?;
         let right = self.plan(&j.right).await?;
         for node in [left, right] {
@@ -165,34 +152,13 @@ impl Translator<'_> {
                 "a join (interval and window joins never, regular joins not yet)",
             )?;
         }
-        let mut inputs = vec![];
-        for (side, node) in [left, right].into_iter().enumerate() {
-            let mut exprs: Vec<Arc<dyn PhysicalExpr>> =
-                vec![Arc::new(Literal::new(ScalarValue::Int8(Some(side as i8))))];
-            for (s, schema) in sides.iter().enumerate() {
-                for (i, f) in schema.fields().iter().enumerate() {
-                    exprs.push(if s == side {
-                        Arc::new(PhysColumn::new(f.name(), i))
-                    } else {
-                        let null =
-                            ScalarValue::try_from(f.data_type()).map_err(|e| self.df_err(e))?;
-                        Arc::new(Literal::new(null))
-                    });
-                }
-            }
-            inputs.push(self.graph.add_operator(
-                node,
-                Box::new(Project::new(exprs, tagged.clone())),
-                tagged.clone(),
-            ));
-        }
-        Ok((self.graph.add_union(inputs, tagged), sides))
+        Ok(([left, right], sides))
     }
 
     /// Adds a window join of `j`'s inputs.
     async fn window_join(&mut self, j: &Join, plan: WindowJoinPlan) -> Result<NodeId> {
         let at = (self.locate)("JOIN");
-        let (union, sides) = self.tagged_inputs(j).await?;
+        let (inputs, sides) = self.join_inputs(j).await?;
         let (keys, key_types) = self.join_keys(j, &plan.left_keys, &plan.right_keys, &sides)?;
         let (filter, pair_schema) = self.residual_condition(j, plan.filter.as_ref())?;
         let output = arrow_schema(&j.schema);
@@ -222,6 +188,6 @@ impl Translator<'_> {
             .metrics
             .counter(names::LATE_ROWS_DROPPED, "window_join");
         let op = WindowJoin::new(spec, late).map_err(|e| SqlError::at(at, e.to_string()))?;
-        self.add_join(union, Box::new(op), output)
+        self.add_join(inputs, Box::new(op), output)
     }
 }

@@ -16,6 +16,7 @@ use super::{data_files, local_path};
 use crate::format::decode::RecordDecoder;
 
 /// A file table for lookups.
+#[derive(Clone)]
 pub struct FileLookup {
     table: String,
     path: PathBuf,
@@ -62,6 +63,13 @@ impl FileLookup {
 impl LookupTable for FileLookup {
     fn describe(&self) -> String {
         format!("{} ({})", self.table, self.path.display())
+    }
+
+    fn fork(&self) -> Result<Box<dyn LookupTable>> {
+        Ok(Box::new(Self {
+            loaded: None,
+            ..self.clone()
+        }))
     }
 
     fn reload(&mut self) -> Result<Option<RecordBatch>> {

@@ -358,7 +358,7 @@ impl Operator for GroupAggregate {
         vec![&mut self.groups]
     }
 
-    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+    fn key_exprs(&self, _input: usize) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
         (!self.spec.keys.is_empty()).then(|| self.spec.keys.clone())
     }
 

@@ -16,7 +16,7 @@ use super::join_state::{Entry, RowsCodec};
 use super::ttl::{now_ms, sweep, Ttl};
 use super::RowKind;
 use crate::join::keys::JoinKeys;
-use crate::join::rows::{gather, split_sides, RowRef};
+use crate::join::rows::{gather, side_batch, without_input, RowRef};
 use crate::join::{JoinKind, Side};
 use crate::operator::{Emitter, Operator};
 use crate::operators::{batch_of, eval};
@@ -54,7 +54,7 @@ type Change = (RowKind, Option<RowRef>, Option<RowRef>);
 /// The kept rows of one side, by key.
 type Kept = KeyedTable<Vec<Entry>, RowsCodec>;
 
-/// Runs a regular join over a side-tagged input. Each side's rows live in a
+/// Runs a regular join of two inputs. Each side's rows live in a
 /// declared keyed table (cached, spilled to RocksDB, checkpointed by the
 /// state layer).
 pub struct RegularJoin {
@@ -70,8 +70,7 @@ const TABLES: [&str; 2] = ["left", "right"];
 impl RegularJoin {
     /// The operator for `spec`.
     pub fn new(spec: RegularJoinSpec) -> Result<Self> {
-        let width = spec.schemas[0].fields().len();
-        let keys = JoinKeys::tagged(&spec.keys, spec.key_types.clone(), width, spec.null_equal)?;
+        let keys = JoinKeys::for_sides(&spec.keys, spec.key_types.clone(), spec.null_equal)?;
         let ttl = spec.ttl.map(Ttl::new);
         let updating = super::is_updating(&spec.output_schema);
         let kept = Self::declare(&spec, &mut StateContext::detached())?;
@@ -248,8 +247,8 @@ impl Operator for RegularJoin {
         format!("RegularJoin({})", self.spec.describe)
     }
 
-    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
-        self.keys.exchange()
+    fn key_exprs(&self, input: usize) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        self.keys.exchange(input)
     }
 
     fn unkeyed_reason(&self) -> Option<&'static str> {
@@ -260,12 +259,15 @@ impl Operator for RegularJoin {
         Ok(Some(Box::new(RegularJoin::new(self.spec.clone())?)))
     }
 
-    fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+    fn on_batch(&mut self, _batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
+        Err(without_input())
+    }
+
+    fn on_input(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         self.expire();
         let mut changes = vec![];
-        for (side, own) in split_sides(&batch, &self.spec.schemas)? {
-            self.arrive(side, own, &mut changes)?;
-        }
+        let (side, own) = side_batch(input, batch, &self.spec.schemas)?;
+        self.arrive(side, own, &mut changes)?;
         if !changes.is_empty() {
             out.batch(self.output(&changes)?);
         }

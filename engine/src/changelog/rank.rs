@@ -338,7 +338,7 @@ impl Operator for StreamRank {
         vec![&mut self.partitions]
     }
 
-    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+    fn key_exprs(&self, _input: usize) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
         (!self.spec.partition_by.is_empty()).then(|| self.spec.partition_by.clone())
     }
 

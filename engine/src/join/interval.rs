@@ -16,7 +16,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, TimestampMillisecondType
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::keys::JoinKeys;
-use super::rows::{gather, split_sides, RowRef};
+use super::rows::{gather, side_batch, without_input, RowRef};
 use super::{JoinKind, Side};
 use crate::error::ResultExt;
 use crate::message::EventTime;
@@ -34,8 +34,7 @@ use crate::{EngineError, Result};
 pub struct IntervalJoinSpec {
     /// Inner, left, right or full.
     pub kind: JoinKind,
-    /// Each side's columns (in the tagged input, after the tag: left's, then
-    /// right's).
+    /// Each side's columns (input 0: left, input 1: right).
     pub schemas: [SchemaRef; 2],
     /// The equality keys over each side's columns (pairwise equal).
     pub keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
@@ -200,7 +199,7 @@ impl Kept {
     }
 }
 
-/// Runs an interval join over a side-tagged input.
+/// Runs an interval join of two inputs.
 pub struct IntervalJoin {
     pub(super) spec: IntervalJoinSpec,
     keys: JoinKeys,
@@ -220,8 +219,7 @@ struct Arrival {
 impl IntervalJoin {
     /// The operator for `spec`.
     pub fn new(spec: IntervalJoinSpec) -> Result<Self> {
-        let width = spec.schemas[0].fields().len();
-        let keys = JoinKeys::tagged(&spec.keys, spec.key_types.clone(), width, spec.null_equal)?;
+        let keys = JoinKeys::for_sides(&spec.keys, spec.key_types.clone(), spec.null_equal)?;
         let kept = Self::declare(&spec, &mut StateContext::detached())?;
         Ok(Self {
             spec,
@@ -405,8 +403,8 @@ impl Operator for IntervalJoin {
         format!("IntervalJoin({})", self.spec.describe)
     }
 
-    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
-        self.keys.exchange()
+    fn key_exprs(&self, input: usize) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        self.keys.exchange(input)
     }
 
     fn unkeyed_reason(&self) -> Option<&'static str> {
@@ -417,12 +415,14 @@ impl Operator for IntervalJoin {
         Ok(Some(Box::new(IntervalJoin::new(self.spec.clone())?)))
     }
 
-    fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
-        for (side, own) in split_sides(&batch, &self.spec.schemas)? {
-            let a = self.arrival(side, own)?;
-            self.arrive(side, a, out)?;
-        }
-        Ok(())
+    fn on_batch(&mut self, _batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
+        Err(without_input())
+    }
+
+    fn on_input(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+        let (side, own) = side_batch(input, batch, &self.spec.schemas)?;
+        let a = self.arrival(side, own)?;
+        self.arrive(side, a, out)
     }
 
     fn on_watermark(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {

@@ -7,6 +7,7 @@ use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::physical_expr::expressions::CastExpr;
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::error::ResultExt;
@@ -18,9 +19,10 @@ pub struct JoinKeys {
     types: Vec<DataType>,
     converter: RowConverter,
     null_equal: bool,
-    /// For a two-input join, the keys of the side-tagged rows the exchange
-    /// in front of its parallel instances routes by (`None`: no key).
-    exchange: Option<Vec<Arc<dyn PhysicalExpr>>>,
+    /// Each side's keys cast to the common types, which the exchanges in
+    /// front of the join's parallel instances route that side's rows by
+    /// (`None`: no key).
+    exchange: Option<[Vec<Arc<dyn PhysicalExpr>>; 2]>,
 }
 
 impl JoinKeys {
@@ -37,19 +39,26 @@ impl JoinKeys {
         })
     }
 
-    /// The keys of a join over a side-tagged input (tag, `left_width` left
-    /// columns, right columns) whose sides' key expressions are `sides`; with
-    /// at least one key, the join can run as parallel instances.
-    pub fn tagged(
+    /// The keys of a join whose sides' key expressions are `sides`
+    /// (pairwise, cast to `types`); with at least one key, the join can run
+    /// as parallel instances.
+    pub fn for_sides(
         sides: &[Vec<Arc<dyn PhysicalExpr>>; 2],
         types: Vec<DataType>,
-        left_width: usize,
         null_equal: bool,
     ) -> Result<Self> {
+        // Equal keys of both sides must hash alike, so each side's are cast
+        // to the common type before the exchange hashes them.
+        let cast_keys = |keys: &Vec<Arc<dyn PhysicalExpr>>| -> Vec<Arc<dyn PhysicalExpr>> {
+            keys.iter()
+                .zip(&types)
+                .map(|(k, t)| Arc::new(CastExpr::new(k.clone(), t.clone(), None)) as _)
+                .collect()
+        };
         let exchange = if sides[0].is_empty() {
             None
         } else {
-            Some(super::tagged_key_exprs(sides, &types, left_width)?)
+            Some([cast_keys(&sides[0]), cast_keys(&sides[1])])
         };
         Ok(Self {
             exchange,
@@ -57,10 +66,11 @@ impl JoinKeys {
         })
     }
 
-    /// What the exchange in front of parallel instances routes rows by
-    /// (`None`: the join has no equality key and runs once).
-    pub fn exchange(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
-        self.exchange.clone()
+    /// What the exchange in front of parallel instances routes the rows of
+    /// input `input` (0: left, 1: right) by (`None`: the join has no
+    /// equality key and runs once).
+    pub fn exchange(&self, input: usize) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        self.exchange.as_ref().and_then(|e| e.get(input).cloned())
     }
 
     /// Each row's key (`None`: a NULL key, which joins nothing).

@@ -160,8 +160,18 @@ impl Operator for LookupJoin {
         format!("LookupJoin({})", self.spec.describe)
     }
 
-    fn unkeyed_reason(&self) -> Option<&'static str> {
-        Some("no parallel form yet")
+    /// Joining keeps no keyed state (the table is the connector's): the
+    /// join runs in each parallel instance of its input, with its own copy
+    /// of the table, as Flink's lookup join runs in each subtask.
+    fn runs_per_input(&self) -> bool {
+        true
+    }
+
+    fn fork(&self) -> Result<Option<Box<dyn Operator>>> {
+        Ok(Some(Box::new(LookupJoin::new(
+            self.spec.clone(),
+            self.table.fork()?,
+        )?)))
     }
 
     /// Loads the table before the first row comes.
@@ -174,7 +184,7 @@ impl Operator for LookupJoin {
         Some(self.spec.check_every)
     }
 
-    fn on_processing_time(&mut self) -> Result<()> {
+    fn on_processing_time(&mut self, _out: &mut Emitter) -> Result<()> {
         self.refresh()
     }
 

@@ -3,12 +3,10 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::{Int8Type, SchemaRef};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
 
 use super::Side;
-use crate::error::ResultExt;
 use crate::operators::{batch_of, gather_cells};
 use crate::{EngineError, Result};
 
@@ -30,36 +28,24 @@ pub fn gather(schema: &SchemaRef, rows: &[Option<&RowRef>]) -> Result<Vec<ArrayR
         .collect()
 }
 
-/// Splits a side-tagged batch (tag, left columns, right columns) into each
-/// side's own rows, as batches of `schemas`.
-pub fn split_sides(
-    batch: &RecordBatch,
+/// A batch of a join's input `input`, as its side's rows (under that side's
+/// schema, which the join's state and output are built on).
+pub fn side_batch(
+    input: usize,
+    batch: RecordBatch,
     schemas: &[SchemaRef; 2],
-) -> Result<Vec<(Side, RecordBatch)>> {
-    let tags = batch
-        .column(0)
-        .as_primitive_opt::<Int8Type>()
-        .ok_or_else(|| EngineError::Graph("join input without its side tag".into()))?;
-    let width = schemas[0].fields().len();
-    let mut out = vec![];
-    for side in Side::BOTH {
-        let mine: BooleanArray = tags
-            .iter()
-            .map(|t| Some(t == Some(side.index() as i8)))
-            .collect();
-        let rows = filter_record_batch(batch, &mine).context("join input")?;
-        if rows.num_rows() == 0 {
-            continue;
-        }
-        let range = match side {
-            Side::Left => 1..1 + width,
-            Side::Right => 1 + width..rows.num_columns(),
-        };
-        let columns: Vec<ArrayRef> = range.map(|c| rows.column(c).clone()).collect();
-        out.push((
-            side,
-            batch_of(&schemas[side.index()], columns, "join input")?,
-        ));
-    }
-    Ok(out)
+) -> Result<(Side, RecordBatch)> {
+    let side = Side::of_input(input)?;
+    let batch = batch_of(
+        &schemas[side.index()],
+        batch.columns().to_vec(),
+        "join input",
+    )?;
+    Ok((side, batch))
+}
+
+/// What a join answers to a batch without its input: the runtime always
+/// says which input a join's batch comes from.
+pub fn without_input() -> EngineError {
+    EngineError::Graph("a join's batch came without its input".into())
 }

@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, TimestampMillisecondType
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::keys::JoinKeys;
-use super::rows::{gather, split_sides, RowRef};
+use super::rows::{gather, side_batch, without_input, RowRef};
 use super::Side;
 use crate::message::EventTime;
 use crate::metrics::Counter;
@@ -111,7 +111,7 @@ struct Waiting {
     ends: Timers,
 }
 
-/// Runs a window join over a side-tagged input.
+/// Runs a window join of two inputs.
 pub struct WindowJoin {
     spec: WindowJoinSpec,
     keys: JoinKeys,
@@ -125,8 +125,7 @@ const TABLES: [[&str; 2]; 2] = [["left", "left ends"], ["right", "right ends"]];
 impl WindowJoin {
     /// The operator for `spec`; `late` counts rows of windows already joined.
     pub fn new(spec: WindowJoinSpec, late: Counter) -> Result<Self> {
-        let width = spec.schemas[0].fields().len();
-        let keys = JoinKeys::tagged(&spec.keys, spec.key_types.clone(), width, spec.null_equal)?;
+        let keys = JoinKeys::for_sides(&spec.keys, spec.key_types.clone(), spec.null_equal)?;
         let waiting = Self::declare(&spec, &mut StateContext::detached())?;
         Ok(Self {
             spec,
@@ -349,8 +348,8 @@ impl Operator for WindowJoin {
         format!("WindowJoin({})", self.spec.describe)
     }
 
-    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
-        self.keys.exchange()
+    fn key_exprs(&self, input: usize) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        self.keys.exchange(input)
     }
 
     fn unkeyed_reason(&self) -> Option<&'static str> {
@@ -364,11 +363,13 @@ impl Operator for WindowJoin {
         )?)))
     }
 
-    fn on_batch(&mut self, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
-        for (side, own) in split_sides(&batch, &self.spec.schemas)? {
-            self.keep(side, own)?;
-        }
-        Ok(())
+    fn on_batch(&mut self, _batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
+        Err(without_input())
+    }
+
+    fn on_input(&mut self, input: usize, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
+        let (side, own) = side_batch(input, batch, &self.spec.schemas)?;
+        self.keep(side, own)
     }
 
     fn on_watermark(&mut self, wm: EventTime, out: &mut Emitter) -> Result<()> {

@@ -686,7 +686,7 @@ impl Operator for MatchRecognize {
     }
 
     /// Partitions are independent: instances split them by key.
-    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+    fn key_exprs(&self, _input: usize) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
         (!self.spec.partition_by.is_empty()).then(|| self.spec.partition_by.clone())
     }
 

@@ -21,7 +21,9 @@ mod state;
 mod task;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use datafusion::physical_expr::PhysicalExpr;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -134,15 +136,19 @@ fn fork_parallel(graph: &mut JobGraph) -> Result<(Forks, SourceForks)> {
     Ok((forks, source_forks))
 }
 
+/// An input of a keyed operator: the sources or tasks emitting its rows, and
+/// the key expressions over them.
+type KeyedInput = (Vec<Producer>, Vec<Arc<dyn PhysicalExpr>>);
+
 /// Places the instances of keyed operator `node` (one task each, `ops`):
-/// every upstream task or source routes its rows to them by key group.
+/// every task or source of each of its inputs (`upstream`, with the key
+/// expressions over that input's rows) routes its rows to them by key group.
 #[allow(clippy::too_many_arguments)]
 fn place_keyed(
     node: &crate::graph::Node,
     id: NodeId,
     ops: Vec<Box<dyn Operator>>,
-    upstream: &[Producer],
-    keys: Vec<std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
+    upstream: Vec<KeyedInput>,
     key_groups: u16,
     setup: &StateSetup,
     tasks: &mut Vec<Task>,
@@ -151,21 +157,26 @@ fn place_keyed(
     let n = ops.len();
     let mut inputs: Vec<Vec<mpsc::Receiver<crate::message::Message>>> =
         (0..n).map(|_| vec![]).collect();
-    for &up in upstream {
-        let mut senders = vec![];
-        for ins in inputs.iter_mut() {
-            let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-            senders.push(tx);
-            ins.push(rx);
+    let mut sides = vec![];
+    for (side, (producers, keys)) in upstream.into_iter().enumerate() {
+        for up in producers {
+            let mut senders = vec![];
+            for ins in inputs.iter_mut() {
+                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+                senders.push(tx);
+                ins.push(rx);
+            }
+            sides.push(side);
+            let out = Output::Keyed(KeyRouter::new(keys.clone(), key_groups), senders);
+            add_output(up, out, tasks, sources);
         }
-        let out = Output::Keyed(KeyRouter::new(keys.clone(), key_groups), senders);
-        add_output(up, out, tasks, sources);
     }
     let mut instances = vec![];
     for (i, (op, inputs)) in ops.into_iter().zip(inputs).enumerate() {
         tasks.push(Task {
             name: format!("{} [{}/{n}]", node.name, i + 1),
             inputs,
+            sides: sides.clone(),
             ops: vec![setup.stage(id, node.uid, i, n, op)?],
             sink: None,
             outputs: vec![],
@@ -173,6 +184,29 @@ fn place_keyed(
         instances.push(tasks.len() - 1);
     }
     Ok(instances)
+}
+
+/// For each input of `node`, the sources or tasks that emit its rows, with
+/// the key expressions `op` routes that input's rows by.
+fn keyed_upstream(
+    node: &crate::graph::Node,
+    op: &dyn Operator,
+    placement: &[Option<Placement>],
+) -> Result<Vec<KeyedInput>> {
+    node.inputs
+        .iter()
+        .enumerate()
+        .map(|(side, i)| {
+            let producers = placement[*i].as_ref().map(Placement::producers);
+            match (producers, op.key_exprs(side)) {
+                (Some(p), Some(keys)) => Ok((p, keys)),
+                _ => Err(EngineError::Graph(format!(
+                    "parallel '{}' has no key or no placed input {side}",
+                    node.name
+                ))),
+            }
+        })
+        .collect()
 }
 
 /// Places source `id` (its `extra` subtasks too, when it runs as several).
@@ -285,26 +319,17 @@ pub async fn run_job_with(
                     node.name
                 )));
             };
-            let upstream = match node.inputs.first().and_then(|i| placement[*i].as_ref()) {
-                Some(p) => p.producers(),
-                None => {
-                    return Err(EngineError::Graph(format!(
-                        "parallel '{}' has no input",
-                        node.name
-                    )))
-                }
-            };
             let ops: Vec<Box<dyn Operator>> = std::iter::once(op).chain(extra).collect();
-            placement[id] = Some(match ops[0].key_exprs() {
-                Some(keys) => {
+            placement[id] = Some(match ops[0].key_exprs(0) {
+                Some(_) => {
+                    let upstream = keyed_upstream(&node, ops[0].as_ref(), &placement)?;
                     let n = ops.len();
                     tracing::info!(operator = %node.name, instances = n, "running parallel instances, rows exchanged by key group");
                     let instances = place_keyed(
                         &node,
                         id,
                         ops,
-                        &upstream,
-                        keys,
+                        upstream,
                         key_groups,
                         &setup,
                         &mut tasks,
@@ -315,6 +340,16 @@ pub async fn run_job_with(
                 None => {
                     // A stateless step in each instance of its input (after
                     // a source's subtask: in a task of its own).
+                    let upstream = match node.inputs.as_slice() {
+                        [i] => placement[*i].as_ref().map(Placement::producers),
+                        _ => None,
+                    };
+                    let Some(upstream) = upstream else {
+                        return Err(EngineError::Graph(format!(
+                            "'{}' runs in each instance of an input it does not have",
+                            node.name
+                        )));
+                    };
                     let n = ops.len();
                     let mut ts = vec![];
                     for (i, (op, up)) in ops.into_iter().zip(&upstream).enumerate() {
@@ -326,6 +361,7 @@ pub async fn run_job_with(
                                 tasks.push(Task {
                                     name: format!("{} [{}/{n}]", node.name, i + 1),
                                     inputs: vec![rx],
+                                    sides: vec![0],
                                     ops: vec![],
                                     sink: None,
                                     outputs: vec![],
@@ -350,7 +386,10 @@ pub async fn run_job_with(
             Some(t) => t,
             None => {
                 let mut inputs = vec![];
-                for &i in &node.inputs {
+                // Which of the node's inputs each channel brings (for an
+                // operator of several; a union's are all one stream).
+                let mut sides = vec![];
+                for (side, &i) in node.inputs.iter().enumerate() {
                     let Some(upstream) = placement[i].as_ref().map(Placement::producers) else {
                         return Err(EngineError::Graph(format!(
                             "node {i} is used before it is defined"
@@ -360,11 +399,16 @@ pub async fn run_job_with(
                         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
                         add_output(up, Output::Forward(tx), &mut tasks, &mut sources);
                         inputs.push(rx);
+                        sides.push(match node.kind {
+                            NodeKind::Operator(_) => side,
+                            _ => 0,
+                        });
                     }
                 }
                 tasks.push(Task {
                     name: node.name.clone(),
                     inputs,
+                    sides,
                     ops: vec![],
                     sink: None,
                     outputs: vec![],
@@ -461,7 +505,8 @@ mod tests {
         }
     }
 
-    /// Counts its processing-time calls.
+    /// Counts its processing-time calls; at the first it emits a row of 42
+    /// of its own.
     struct Ticking(Arc<AtomicUsize>);
 
     impl Operator for Ticking {
@@ -475,20 +520,75 @@ mod tests {
         fn processing_interval(&self) -> Option<Duration> {
             Some(Duration::from_millis(20))
         }
-        fn on_processing_time(&mut self) -> Result<()> {
-            self.0.fetch_add(1, Ordering::SeqCst);
+        fn on_processing_time(&mut self, out: &mut Emitter) -> Result<()> {
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                out.batch(values(&[42]));
+            }
             Ok(())
         }
     }
 
-    struct Discard;
+    /// Adds `1000 * input` to the values of each of its inputs' batches.
+    struct ByInput;
+
+    impl Operator for ByInput {
+        fn name(&self) -> String {
+            "ByInput".into()
+        }
+        fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+            self.on_input(0, batch, out)
+        }
+        fn on_input(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+            let shifted: Vec<i64> = ints(&batch)?
+                .iter()
+                .map(|x| x + 1000 * input as i64)
+                .collect();
+            out.batch(values(&shifted));
+            Ok(())
+        }
+    }
+
+    /// Adds one to every value.
+    struct AddOne;
+
+    impl Operator for AddOne {
+        fn name(&self) -> String {
+            "AddOne".into()
+        }
+        fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+            let plus: Vec<i64> = ints(&batch)?.iter().map(|x| x + 1).collect();
+            out.batch(values(&plus));
+            Ok(())
+        }
+    }
+
+    fn ints(batch: &RecordBatch) -> Result<Vec<i64>> {
+        let v = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| EngineError::Graph("not Int64".into()))?;
+        Ok(v.values().to_vec())
+    }
+
+    fn values(v: &[i64]) -> RecordBatch {
+        RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(v.to_vec()))]).expect("batch")
+    }
+
+    /// Keeps every value it is given.
+    struct Collect(Arc<std::sync::Mutex<Vec<i64>>>);
 
     #[async_trait]
-    impl Sink for Discard {
+    impl Sink for Collect {
         fn describe(&self) -> String {
-            "Discard".into()
+            "Collect".into()
         }
-        async fn write(&mut self, _batch: RecordBatch) -> Result<()> {
+        async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+            let v = ints(&batch)?;
+            self.0
+                .lock()
+                .map_err(|e| EngineError::Graph(e.to_string()))?
+                .extend(v);
             Ok(())
         }
         async fn finish(&mut self) -> Result<()> {
@@ -497,17 +597,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_operator_gets_processing_time_while_no_input_comes() {
+    async fn what_an_operator_emits_on_processing_time_goes_down_its_chain() {
         let ticks = Arc::new(AtomicUsize::new(0));
+        let got = Arc::new(std::sync::Mutex::new(vec![]));
         let mut g = JobGraph::new();
         let s = g.add_source("t", Box::new(Quiet), schema());
         let o = g.add_operator(s, Box::new(Ticking(ticks.clone())), schema());
-        g.add_sink("out", o, Box::new(Discard));
+        let plus = g.add_operator(o, Box::new(AddOne), schema());
+        g.add_sink("out", plus, Box::new(Collect(got.clone())));
         run_job(g, Metrics::new()).await.expect("runs");
         // 500 ms without input at a 20 ms interval: called (about 25 times
         // on an idle machine; only "called at all" is asserted, as a loaded
-        // machine may delay ticks).
-        let n = ticks.load(Ordering::SeqCst);
-        assert!(n >= 1, "no processing-time call while no input came");
+        // machine may delay ticks), and the row emitted at the first call
+        // passed the next operator (42 + 1) to the sink, beside the source's.
+        assert!(ticks.load(Ordering::SeqCst) >= 1, "no processing-time call");
+        let mut got = got.lock().expect("lock").clone();
+        got.sort();
+        assert_eq!(got, vec![2, 43]);
+    }
+
+    /// One batch of the given values.
+    struct Rows(Vec<i64>);
+
+    #[async_trait]
+    impl Source for Rows {
+        fn describe(&self) -> String {
+            "Rows".into()
+        }
+        async fn run(self: Box<Self>, ctx: SourceContext) -> Result<()> {
+            ctx.emit(values(&self.0)).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_operator_of_two_inputs_is_told_which_input_a_batch_came_from() {
+        let got = Arc::new(std::sync::Mutex::new(vec![]));
+        let mut g = JobGraph::new();
+        let l = g.add_source("l", Box::new(Rows(vec![1, 2])), schema());
+        let r = g.add_source("r", Box::new(Rows(vec![3])), schema());
+        let both = g.add_operator_over(vec![l, r], Box::new(ByInput), schema());
+        g.add_sink("out", both, Box::new(Collect(got.clone())));
+        run_job(g, Metrics::new()).await.expect("runs");
+        let mut got = got.lock().expect("lock").clone();
+        got.sort();
+        assert_eq!(got, vec![1, 2, 1003]);
     }
 }

@@ -19,6 +19,9 @@ use crate::{EngineError, Result};
 pub(super) struct Task {
     pub name: String,
     pub inputs: Vec<mpsc::Receiver<Message>>,
+    /// For each input channel, which input of the task's first operator it
+    /// brings (0 but for an operator of several inputs, such as a join).
+    pub sides: Vec<usize>,
     pub ops: Vec<Stage>,
     pub sink: Option<(NodeId, Box<dyn Sink>)>,
     pub outputs: Vec<Output>,
@@ -138,6 +141,7 @@ pub(super) async fn run_task(
     let Task {
         name,
         inputs,
+        sides,
         mut ops,
         mut sink,
         mut outputs,
@@ -195,6 +199,7 @@ pub(super) async fn run_task(
     let mut next: Vec<Message> = Vec::new();
     let mut emitter = Emitter::new();
     let mut merged: Vec<Message> = Vec::new();
+    let mut work: Vec<(usize, Message)> = Vec::new();
     // Where an error came from: the operator (as labelled in the metrics),
     // the sink (which names its table), or the task's outputs.
     let labels: Vec<String> = ops
@@ -218,14 +223,24 @@ pub(super) async fn run_task(
             t
         });
     loop {
-        let (idx, msg) = tokio::select! {
+        // What to push down the chain: messages, each with the stage it
+        // enters at (0: from the inputs; after a stage: what that stage
+        // emitted on its own, on a processing-time tick), and the input of
+        // the first stage that batches entering at 0 come from.
+        let mut side = 0;
+        tokio::select! {
             _ = processing_time(&mut ticker) => {
                 for (stage, st) in ops.iter_mut().enumerate() {
                     if st.op.processing_interval().is_some() {
-                        st.op.on_processing_time().map_err(at_op(stage))?;
+                        st.op.on_processing_time(&mut emitter).map_err(at_op(stage))?;
+                        for out in emitter.drain() {
+                            if let Message::Batch(b) = &out {
+                                rows_out[stage].add(b.num_rows() as u64);
+                            }
+                            work.push((stage + 1, out));
+                        }
                     }
                 }
-                continue;
             }
             id = next_completed(&mut completed) => {
                 if let Some((_, s)) = sink.as_mut() {
@@ -234,14 +249,18 @@ pub(super) async fn run_task(
                 continue;
             }
             m = inputs.recv(merge.blocked()) => match m {
-                Some(m) => m,
+                Some((idx, msg)) => {
+                    merge.on(idx, msg, &mut merged);
+                    // What `merge` passes on of one message comes from input `idx`.
+                    side = sides.get(idx).copied().unwrap_or(0);
+                    work.extend(merged.drain(..).map(|m| (0, m)));
+                }
                 // Inputs closed without End: an upstream task failed; its
                 // error is reported there.
                 None => return Ok(()),
             },
         };
-        merge.on(idx, msg, &mut merged);
-        for msg in merged.drain(..) {
+        for (start, msg) in work.drain(..) {
             let is_end = match msg {
                 Message::End => Some(Message::End),
                 Message::Stop => Some(Message::Stop),
@@ -255,7 +274,7 @@ pub(super) async fn run_task(
             let mut keyed_bytes: Vec<(NodeId, u64)> = vec![];
             queue.push(msg);
             // Push the message through the chain of operators, one stage at a time.
-            for (stage, st) in ops.iter_mut().enumerate() {
+            for (stage, st) in ops.iter_mut().enumerate().skip(start) {
                 let (node, op) = (&st.node, &mut st.op);
                 for m in queue.drain(..) {
                     let mut terminal = None;
@@ -263,7 +282,8 @@ pub(super) async fn run_task(
                         Message::Batch(b) => {
                             rows_in[stage].add(b.num_rows() as u64);
                             batches_in[stage].add(1);
-                            op.on_batch(b, &mut emitter).map_err(at_op(stage))?
+                            let input = if stage == 0 { side } else { 0 };
+                            op.on_input(input, b, &mut emitter).map_err(at_op(stage))?
                         }
                         Message::Watermark(wm) => {
                             op.on_watermark(wm, &mut emitter).map_err(at_op(stage))?

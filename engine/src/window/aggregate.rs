@@ -439,7 +439,7 @@ impl Operator for WindowAggregate {
         Ok(())
     }
 
-    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+    fn key_exprs(&self, _input: usize) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
         // With grouping sets a row has several keys, one per set.
         (self.grouping.sets.len() == 1 && self.grouping.grouping_id.is_none())
             .then(|| self.grouping.exprs.clone())

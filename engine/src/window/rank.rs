@@ -266,7 +266,7 @@ impl Operator for WindowRank {
         format!("WindowRank({})", self.spec.describe)
     }
 
-    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+    fn key_exprs(&self, _input: usize) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
         (!self.spec.partition_by.is_empty()).then(|| self.spec.partition_by.clone())
     }
 

@@ -272,7 +272,7 @@ impl SessionAssigner {
 }
 
 impl Operator for SessionAssigner {
-    fn key_exprs(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+    fn key_exprs(&self, _input: usize) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
         (!self.keys.is_empty()).then(|| self.keys.clone())
     }
 
