@@ -246,6 +246,7 @@ impl GroupAggregate {
     fn row_by_row(&mut self, input: &Inputs, n: usize) -> Result<Changes> {
         let mut changes = self.changes();
         let now = now_ms();
+        self.groups.prefetch((0..n).map(|i| input.key(i)), now)?;
         for i in 0..n {
             let key = input.key(i);
             let retract = kind_at(input.kinds.as_ref(), i).is_retraction();

@@ -102,6 +102,10 @@ impl RegularJoin {
         let batch = Arc::new(batch);
         let keys = self.keys.of(&self.spec.keys[s], &batch)?;
         let now = now_ms();
+        // Spilled lists of both sides come back in one read each.
+        for t in [o, s] {
+            self.kept[t].prefetch(keys.iter().flatten().map(|k| &k[..]), now)?;
+        }
         // Candidate partners: (arriving row, index in the other side's list,
         // that row).
         let mut pairs: Vec<(usize, usize, RowRef)> = vec![];

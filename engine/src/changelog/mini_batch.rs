@@ -158,6 +158,8 @@ impl GroupAggregate {
             .collect();
         let now = now_ms();
         let ttl = self.ttl.is_some();
+        let keys = by_key.firsts.iter().map(|&i| input.key(i));
+        self.groups.prefetch(keys, now)?;
         for (g, &first_row) in by_key.firsts.iter().enumerate() {
             let range = by_key.offsets[g]..by_key.offsets[g + 1];
             let taken_back = retracts[range.clone()].iter().filter(|r| **r).count();

@@ -439,6 +439,13 @@ impl MatchRecognize {
         let mut list_of: Vec<usize> = vec![usize::MAX; self.partitions.len()];
         let mut parts_of_list: Vec<usize> = vec![];
         let mut row_list: Vec<usize> = Vec::with_capacity(n);
+        if let Some(k) = &key_rows {
+            // Partitions that spilled come back in one read.
+            let outside = (0..n)
+                .map(|i| k.row(i).data())
+                .filter(|key| !self.index.contains_key(*key));
+            self.table.prefetch(outside, 0)?;
+        }
         for i in 0..n {
             let key: &[u8] = key_rows.as_ref().map_or(&[], |k| k.row(i).data());
             let p = self.fetch(key, true)?.ok_or_else(|| {

@@ -12,9 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use datafusion::common::HashMap;
-use rocksdb::WriteBatch;
 
-use super::backend::{db_key, KeyedBackend};
+use super::backend::{db_key, KeyedBackend, SortedWrites};
 use crate::state::key_group_of;
 use crate::Result;
 
@@ -131,6 +130,44 @@ pub(super) fn group_of(key: &[u8], suffix: usize, groups: u16) -> u16 {
     key_group_of(&key[..key.len().saturating_sub(suffix)], groups)
 }
 
+/// Writes slots to a write batch under their store keys (a borrow of the
+/// table's parts, so that it can run while the table's map is iterated).
+struct SlotWriter<'a, C> {
+    id: u8,
+    key_groups: u16,
+    suffix: usize,
+    ttl: bool,
+    codec: &'a mut C,
+    key_buf: &'a mut Vec<u8>,
+    value_buf: Vec<u8>,
+}
+
+impl<C> SlotWriter<'_, C> {
+    /// Puts `slot`'s value (or its deletion) for `key` into `batch`; the
+    /// slot is clean afterwards.
+    fn write<V>(&mut self, key: &[u8], slot: &mut Slot<V>, batch: &mut SortedWrites) -> Result<()>
+    where
+        C: StateCodec<V>,
+    {
+        let group = group_of(key, self.suffix, self.key_groups);
+        db_key(group, self.id, key, self.key_buf);
+        match slot.value.as_mut() {
+            None => batch.delete(&*self.key_buf),
+            Some(v) => {
+                self.value_buf.clear();
+                if self.ttl {
+                    self.value_buf
+                        .extend_from_slice(&slot.touched.to_be_bytes());
+                }
+                self.codec.encode(v, &mut self.value_buf)?;
+                batch.put(&*self.key_buf, &self.value_buf);
+            }
+        }
+        slot.dirty = false;
+        Ok(())
+    }
+}
+
 impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
@@ -186,25 +223,38 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         let sk = self.store_key(key);
         let stored = self.backend.get(&sk)?;
         self.scratch = sk;
-        let (value, touched) = match stored {
-            None => (None, 0),
-            Some(bytes) => {
-                let (touched, body) = match self.ttl_ms {
-                    Some(_) if bytes.len() >= 8 => {
-                        let mut t = [0u8; 8];
-                        t.copy_from_slice(&bytes[..8]);
-                        (u64::from_be_bytes(t), &bytes[8..])
-                    }
-                    _ => (now, &bytes[..]),
-                };
-                if expired(self.ttl_ms, touched, now) {
-                    (None, touched)
-                } else {
-                    (Some(self.codec.decode(key, body)?), touched)
-                }
-            }
+        self.cache_stored(key, stored.as_deref(), now)
+    }
+
+    /// What the database holds for `key` (`stored`) as a live value, with
+    /// its time of last write (`None`: nothing, or expired).
+    fn live_value(
+        &mut self,
+        stored: Option<&[u8]>,
+        key: &[u8],
+        now: u64,
+    ) -> Result<Option<(V, u64)>> {
+        let Some(bytes) = stored else {
+            return Ok(None);
         };
-        let Some(value) = value else {
+        let (touched, body) = match self.ttl_ms {
+            Some(_) if bytes.len() >= 8 => {
+                let mut t = [0u8; 8];
+                t.copy_from_slice(&bytes[..8]);
+                (u64::from_be_bytes(t), &bytes[8..])
+            }
+            _ => (now, bytes),
+        };
+        if expired(self.ttl_ms, touched, now) {
+            return Ok(None);
+        }
+        Ok(Some((self.codec.decode(key, body)?, touched)))
+    }
+
+    /// Caches what the database holds for `key` (`stored`); whether it is a
+    /// live value (an expired one is not).
+    fn cache_stored(&mut self, key: &[u8], stored: Option<&[u8]>, now: u64) -> Result<bool> {
+        let Some((value, touched)) = self.live_value(stored, key, now)? else {
             return Ok(false);
         };
         let cost = key.len() + SLOT_OVERHEAD + self.codec.size(&value);
@@ -221,6 +271,71 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
             },
         );
         Ok(true)
+    }
+
+    /// Reads the keys of `keys` not cached from the database into the cache
+    /// in one batch (an operator calls it with a batch's keys before it
+    /// works through the rows, so that state that spilled comes back in one
+    /// MultiGet rather than a read a row). Keys the database does not hold
+    /// are left alone.
+    pub fn prefetch<'k>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+        now: u64,
+    ) -> Result<()> {
+        if !self.backend.is_open() {
+            return Ok(());
+        }
+        let mut wanted: Vec<(Vec<u8>, &[u8])> = vec![];
+        for k in keys {
+            if !self.slots.contains_key(k) {
+                let mut sk = Vec::with_capacity(k.len() + 3);
+                db_key(
+                    group_of(k, self.suffix, self.key_groups),
+                    self.id,
+                    k,
+                    &mut sk,
+                );
+                wanted.push((sk, k));
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        wanted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        wanted.dedup_by(|a, b| a.0 == b.0);
+        let store_keys: Vec<Vec<u8>> = wanted.iter().map(|(sk, _)| sk.clone()).collect();
+        let stored = self.backend.get_sorted(&store_keys)?;
+        // Decoded first, then room made once for all of them, so that a
+        // sweep for one cannot evict another just read.
+        let mut loaded = Vec::with_capacity(wanted.len());
+        let mut incoming = 0;
+        for ((_, key), value) in wanted.into_iter().zip(stored) {
+            let (value, touched) = match self.live_value(value.as_deref(), key, now)? {
+                Some((v, touched)) => (Some(v), touched),
+                // Known absent (a slot without a value, not to be written),
+                // so that the row's own lookup does not read it again.
+                None => (None, now),
+            };
+            let cost = key.len() + SLOT_OVERHEAD + value.as_ref().map_or(0, |v| self.codec.size(v));
+            incoming += cost;
+            loaded.push((key, value, touched, cost));
+        }
+        self.make_room(incoming)?;
+        for (key, value, touched, cost) in loaded {
+            self.bytes += cost;
+            self.slots.insert(
+                Box::from(key),
+                Slot {
+                    value,
+                    dirty: false,
+                    hot: true,
+                    touched,
+                    cost,
+                },
+            );
+        }
+        Ok(())
     }
 
     fn mark(&mut self, key: &[u8], now: u64) {
@@ -419,30 +534,35 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         }
     }
 
-    /// Encodes `slot`'s value for the database (`None`: delete).
-    fn encoded(&mut self, key: &[u8], batch: &mut WriteBatch) -> Result<()> {
-        let sk = self.store_key(key);
-        let Some(slot) = self.slots.get_mut(key) else {
-            self.scratch = sk;
-            return Ok(());
+    /// A writer of slots beside the map of slots (borrowed apart, so that
+    /// slots can be written while the map is iterated).
+    #[allow(clippy::type_complexity)]
+    fn writer(&mut self) -> (SlotWriter<'_, C>, &mut HashMap<Box<[u8]>, Slot<V>>) {
+        let w = SlotWriter {
+            id: self.id,
+            key_groups: self.key_groups,
+            suffix: self.suffix,
+            ttl: self.ttl_ms.is_some(),
+            codec: &mut self.codec,
+            key_buf: &mut self.scratch,
+            value_buf: Vec::with_capacity(64),
         };
-        match slot.value.as_mut() {
-            None => batch.delete(&sk),
-            Some(v) => {
-                let mut bytes = Vec::with_capacity(64);
-                if self.ttl_ms.is_some() {
-                    bytes.extend_from_slice(&slot.touched.to_be_bytes());
-                }
-                self.codec.encode(v, &mut bytes)?;
-                batch.put(&sk, &bytes);
-            }
-        }
-        slot.dirty = false;
-        self.scratch = sk;
-        Ok(())
+        (w, &mut self.slots)
     }
 
-    /// Evicts entries until `incoming` more bytes fit the table's share.
+    /// Encodes `slot`'s value for the database (`None`: delete).
+    fn encoded(&mut self, key: &[u8], batch: &mut SortedWrites) -> Result<()> {
+        let (mut w, slots) = self.writer();
+        match slots.get_mut(key) {
+            Some(slot) => w.write(key, slot, batch),
+            None => Ok(()),
+        }
+    }
+
+    /// Evicts entries until `incoming` more bytes fit the table's share, as a
+    /// CLOCK: entries not used since the hand last passed go first (their hot
+    /// bit is cleared as it passes), used ones only if that is not enough.
+    /// One pass to weigh, one to evict (changed ones written in one batch).
     fn make_room(&mut self, incoming: usize) -> Result<()> {
         let share = self.budget.share();
         if self.bytes + incoming <= share {
@@ -450,50 +570,48 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         }
         // Aim below the share, so that sweeps are not one per entry.
         let target = (share - share.min(incoming)) / 4 * 3;
-        let mut victims: Vec<Box<[u8]>> = vec![];
-        let mut total = 0usize;
-        // A second pass (the first cleared the hot bits) picks a superset.
-        for _pass in 0..2 {
-            let mut freed = 0usize;
-            total = 0;
-            victims.clear();
-            for (k, s) in self.slots.iter_mut() {
-                if let Some(v) = &s.value {
-                    s.cost = k.len() + SLOT_OVERHEAD + self.codec.size(v);
-                }
-                total += s.cost;
-                if total.saturating_sub(freed) <= target {
-                    continue;
-                }
-                if s.hot {
-                    s.hot = false;
-                } else {
-                    freed += s.cost;
-                    victims.push(k.clone());
-                }
+        let (mut total, mut cold) = (0usize, 0usize);
+        for (k, s) in self.slots.iter_mut() {
+            // Only a value used since the last sweep can have grown.
+            if let (Some(v), true) = (&s.value, s.hot) {
+                s.cost = k.len() + SLOT_OVERHEAD + self.codec.size(v);
             }
-            if total.saturating_sub(freed) <= target || self.slots.len() == victims.len() {
-                break;
+            total += s.cost;
+            if !s.hot {
+                cold += s.cost;
             }
         }
-        let mut batch = WriteBatch::default();
-        let mut freed = 0;
-        for k in victims {
-            if self.slots.get(&k).is_some_and(|s| s.dirty) {
-                self.encoded(&k, &mut batch)?;
+        let to_free = total.saturating_sub(target);
+        let hot_too = cold < to_free;
+        let mut batch = SortedWrites::default();
+        let mut freed = 0usize;
+        let mut failed = None;
+        let (mut w, slots) = self.writer();
+        slots.retain(|k, s| {
+            if freed >= to_free || failed.is_some() || (s.hot && !hot_too) {
+                s.hot = false;
+                return true;
             }
-            if let Some(s) = self.slots.remove(&k) {
-                freed += s.cost;
+            if s.dirty {
+                if let Err(e) = w.write(k, s, &mut batch) {
+                    failed = Some(e);
+                    return true;
+                }
             }
+            freed += s.cost;
+            false
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
-        self.backend.write(batch)?;
+        self.backend.write_sorted(batch)?;
         self.bytes = total.saturating_sub(freed);
         Ok(())
     }
 
     /// Writes every changed entry to the database.
     fn write_changed(&mut self) -> Result<()> {
-        let mut batch = WriteBatch::default();
+        let mut batch = SortedWrites::default();
         let dirty: Vec<Box<[u8]>> = if self.checkpointed {
             std::mem::take(&mut self.dirty)
         } else {
@@ -506,12 +624,12 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         for k in &dirty {
             if self.slots.get(k).is_some_and(|s| s.dirty) {
                 self.encoded(k, &mut batch)?;
-                if batch.size_in_bytes() > 8 << 20 {
-                    self.backend.write(std::mem::take(&mut batch))?;
+                if batch.bytes() > 8 << 20 {
+                    self.backend.write_sorted(std::mem::take(&mut batch))?;
                 }
             }
         }
-        self.backend.write(batch)?;
+        self.backend.write_sorted(batch)?;
         // Tombstones have reached the database: they can go.
         self.slots.retain(|_, s| s.value.is_some() || s.dirty);
         Ok(())
@@ -590,6 +708,32 @@ mod tests {
         t.remove(&7u32.to_be_bytes());
         assert_eq!(t.get(&7u32.to_be_bytes(), 0).expect("get"), None);
         assert!(ctx.backend().is_open(), "evictions went to RocksDB");
+    }
+
+    /// Keys read back in one batch hold what was stored; keys the database
+    /// does not hold are known absent and can be created as usual.
+    #[test]
+    fn a_prefetch_reads_spilled_values_and_leaves_absent_keys_creatable() {
+        let mut ctx = context("prefetch", 4096, true);
+        let mut t = ctx.table("counts", U64, None).expect("table");
+        for k in 0..500u32 {
+            count(&mut t, &k.to_be_bytes());
+            count(&mut t, &k.to_be_bytes());
+        }
+        assert!(t.cached() < 500, "spilled: {} cached", t.cached());
+        let keys: Vec<[u8; 4]> = (450..520u32).rev().map(|k| k.to_be_bytes()).collect();
+        t.prefetch(keys.iter().map(|k| &k[..]), 0)
+            .expect("prefetch");
+        for k in 450..500u32 {
+            assert_eq!(t.get(&k.to_be_bytes(), 0).expect("get"), Some(&2), "{k}");
+        }
+        for k in 500..520u32 {
+            assert_eq!(t.get(&k.to_be_bytes(), 0).expect("get"), None, "{k}");
+            count(&mut t, &k.to_be_bytes());
+            assert_eq!(t.get(&k.to_be_bytes(), 0).expect("get"), Some(&1), "{k}");
+        }
+        t.flush().expect("flush");
+        assert_eq!(t.keys().expect("keys").len(), 520);
     }
 
     /// A value taken out is gone until put back, whether it was cached or
