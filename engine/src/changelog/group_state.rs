@@ -134,47 +134,65 @@ impl StateCodec<Group> for GroupCodec {
     }
 
     fn decode(&mut self, key: &[u8], bytes: &[u8]) -> Result<Group> {
+        let mut one = self.decode_all(&[(key, bytes)])?;
+        one.pop()
+            .ok_or_else(|| EngineError::State("a stored group is corrupt".into()))
+    }
+
+    /// All groups at once: their states and keys go through Arrow's row
+    /// format in one conversion each (per group, only the accumulators are
+    /// built and merged).
+    fn decode_all(&mut self, entries: &[(&[u8], &[u8])]) -> Result<Vec<Group>> {
         let corrupt = || EngineError::State("a stored group is corrupt".into());
-        let (count, body) = bytes.split_first_chunk::<8>().ok_or_else(corrupt)?;
-        let count = i64::from_le_bytes(*count);
-        let columns = if self.state_types.is_empty() {
+        let mut counts = Vec::with_capacity(entries.len());
+        let mut bodies = Vec::with_capacity(entries.len());
+        for (_, bytes) in entries {
+            let (count, body) = bytes.split_first_chunk::<8>().ok_or_else(corrupt)?;
+            counts.push(i64::from_le_bytes(*count));
+            bodies.push(body);
+        }
+        let states = if self.state_types.is_empty() {
             vec![]
         } else {
             let parser = self.states.parser();
             self.states
-                .convert_rows([parser.parse(body)])
+                .convert_rows(bodies.iter().map(|b| parser.parse(b)))
                 .context("restoring group state")?
         };
-        let mut accs = new_accumulators(&self.aggregates, self.input_updating)?;
-        let mut at = 0;
-        for (acc, n) in accs.iter_mut().zip(&self.widths) {
-            acc.merge_batch(&columns[at..at + n])
-                .context("restoring group state")?;
-            at += n;
-        }
-        let key_values = if self.key_count == 0 {
+        let keys = if self.key_count == 0 {
             vec![]
         } else {
             let parser = self.keys.parser();
-            let cols = self
-                .keys
-                .convert_rows([parser.parse(key)])
-                .context("restoring group key")?;
-            cols.iter()
-                .map(|c| ScalarValue::try_from_array(c, 0))
-                .collect::<datafusion::error::Result<Vec<_>>>()
+            self.keys
+                .convert_rows(entries.iter().map(|(k, _)| parser.parse(k)))
                 .context("restoring group key")?
         };
-        let value = accs
-            .iter_mut()
-            .map(|a| a.evaluate().context("group aggregate"))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Group {
-            key: key_values,
-            accs,
-            count,
-            value,
-        })
+        let mut groups = Vec::with_capacity(entries.len());
+        for (i, count) in counts.into_iter().enumerate() {
+            let mut accs = new_accumulators(&self.aggregates, self.input_updating)?;
+            let mut at = 0;
+            for (acc, n) in accs.iter_mut().zip(&self.widths) {
+                let row: Vec<ArrayRef> = states[at..at + n].iter().map(|c| c.slice(i, 1)).collect();
+                acc.merge_batch(&row).context("restoring group state")?;
+                at += n;
+            }
+            let key = keys
+                .iter()
+                .map(|c| ScalarValue::try_from_array(c, i))
+                .collect::<datafusion::error::Result<Vec<_>>>()
+                .context("restoring group key")?;
+            let value = accs
+                .iter_mut()
+                .map(|a| a.evaluate().context("group aggregate"))
+                .collect::<Result<Vec<_>>>()?;
+            groups.push(Group {
+                key,
+                accs,
+                count,
+                value,
+            });
+        }
+        Ok(groups)
     }
 
     fn size(&self, group: &Group) -> usize {
