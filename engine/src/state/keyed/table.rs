@@ -270,25 +270,32 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         };
         let cost = key.len() + SLOT_OVERHEAD + self.codec.size(&value);
         self.make_room(cost)?;
+        self.cache_read(key, Some(value), touched, cost);
+        Ok(true)
+    }
+
+    /// Caches what was read for `key` (`None`: known absent), clean and
+    /// just used, in room already made for its `cost`.
+    fn cache_read(&mut self, key: &[u8], value: Option<V>, touched: u64, cost: usize) {
         self.bytes += cost;
         self.slots.insert(
             Box::from(key),
             Slot {
-                value: Some(value),
+                value,
                 dirty: false,
                 hot: true,
                 touched,
                 cost,
             },
         );
-        Ok(true)
     }
 
     /// Reads the keys of `keys` not cached from the database into the cache
     /// in one batch (an operator calls it with a batch's keys before it
     /// works through the rows, so that state that spilled comes back in one
-    /// MultiGet rather than a read a row). Keys the database does not hold
-    /// are left alone.
+    /// MultiGet rather than a read a row). A key the database does not hold
+    /// is cached as known absent, so that the row's own lookup does not read
+    /// it again.
     pub fn prefetch<'k>(
         &mut self,
         keys: impl IntoIterator<Item = &'k [u8]>,
@@ -315,24 +322,24 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         }
         wanted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         wanted.dedup_by(|a, b| a.0 == b.0);
-        let store_keys: Vec<Vec<u8>> = wanted.iter().map(|(sk, _)| sk.clone()).collect();
+        let (store_keys, keys): (Vec<Vec<u8>>, Vec<&[u8]>) = wanted.into_iter().unzip();
         let stored = self.backend.get_sorted(&store_keys)?;
-        // Decoded first, then room made once for all of them, so that a
-        // sweep for one cannot evict another just read.
-        // Live values decoded together (a codec may decode a batch at once).
+        // All live values decoded together (a codec may do a batch at once),
+        // then room made once for all of them, so that a sweep for one
+        // cannot evict another just read.
         let bodies: Vec<Option<(&[u8], u64)>> = stored
             .iter()
             .map(|v| live_body(self.ttl_ms, v.as_deref(), now))
             .collect();
-        let live: Vec<(&[u8], &[u8])> = wanted
+        let live: Vec<(&[u8], &[u8])> = keys
             .iter()
             .zip(&bodies)
-            .filter_map(|((_, k), b)| b.map(|(body, _)| (*k, body)))
+            .filter_map(|(k, b)| b.map(|(body, _)| (*k, body)))
             .collect();
         let mut values = self.codec.decode_all(&live)?.into_iter();
-        let mut loaded = Vec::with_capacity(wanted.len());
+        let mut loaded = Vec::with_capacity(keys.len());
         let mut incoming = 0;
-        for ((_, key), body) in wanted.iter().zip(&bodies) {
+        for (key, body) in keys.iter().zip(&bodies) {
             let (value, touched) = match body {
                 Some((_, touched)) => {
                     let v = values.next().ok_or_else(|| {
@@ -350,17 +357,7 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         }
         self.make_room(incoming)?;
         for (key, value, touched, cost) in loaded {
-            self.bytes += cost;
-            self.slots.insert(
-                Box::from(key),
-                Slot {
-                    value,
-                    dirty: false,
-                    hot: true,
-                    touched,
-                    cost,
-                },
-            );
+            self.cache_read(key, value, touched, cost);
         }
         Ok(())
     }
