@@ -5,7 +5,6 @@
 //! the accumulators when a group is read back.
 
 use datafusion::arrow::array::ArrayRef;
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
@@ -109,27 +108,61 @@ impl GroupCodec {
 
 impl StateCodec<Group> for GroupCodec {
     fn encode(&mut self, group: &mut Group, out: &mut Vec<u8>) -> Result<()> {
-        out.extend_from_slice(&group.count.to_le_bytes());
-        if self.state_types.is_empty() {
+        self.encode_all(std::slice::from_mut(group), out, &mut vec![])
+    }
+
+    /// All groups at once: their accumulators' states go through Arrow's
+    /// row format in one conversion (per group, only the states are read).
+    fn encode_all(
+        &mut self,
+        groups: &mut [Group],
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<()> {
+        let rows = if self.state_types.is_empty() || groups.is_empty() {
             // No aggregate (SELECT DISTINCT): the count is the state.
-            return Ok(());
-        }
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.state_types.len());
-        for acc in group.accs.iter_mut() {
-            for v in acc.state().context("group state")? {
-                columns.push(v.to_array().context("group state")?);
+            None
+        } else {
+            let mut values: Vec<Vec<ScalarValue>> = self
+                .state_types
+                .iter()
+                .map(|_| Vec::with_capacity(groups.len()))
+                .collect();
+            for group in groups.iter_mut() {
+                let mut column = values.iter_mut().zip(&self.state_types);
+                for acc in group.accs.iter_mut() {
+                    for (v, (c, t)) in acc
+                        .state()
+                        .context("group state")?
+                        .into_iter()
+                        .zip(&mut column)
+                    {
+                        // One type a column (a state may say NULL untyped).
+                        c.push(if v.data_type() == *t {
+                            v
+                        } else {
+                            v.cast_to(t).context("group state")?
+                        });
+                    }
+                }
             }
-        }
-        for (c, t) in columns.iter_mut().zip(&self.state_types) {
-            if c.data_type() != t {
-                *c = cast(c, t).context("group state")?;
+            let columns = values
+                .into_iter()
+                .map(|v| ScalarValue::iter_to_array(v).context("group state"))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            Some(
+                self.states
+                    .convert_columns(&columns)
+                    .context("group state")?,
+            )
+        };
+        for (i, group) in groups.iter().enumerate() {
+            out.extend_from_slice(&group.count.to_le_bytes());
+            if let Some(rows) = &rows {
+                out.extend_from_slice(rows.row(i).data());
             }
+            ends.push(out.len());
         }
-        let rows = self
-            .states
-            .convert_columns(&columns)
-            .context("group state")?;
-        out.extend_from_slice(rows.row(0).data());
         Ok(())
     }
 

@@ -33,21 +33,33 @@ impl RowsCodec {
     }
 }
 
+/// A row's own stored bytes: its partner count and time of last touch.
+fn meta_of(e: &Entry) -> [u8; 12] {
+    let mut m = [0u8; 12];
+    m[..4].copy_from_slice(&e.partners.to_le_bytes());
+    m[4..].copy_from_slice(&e.touched.to_le_bytes());
+    m
+}
+
 impl StateCodec<Vec<Entry>> for RowsCodec {
     fn encode(&mut self, entries: &mut Vec<Entry>, out: &mut Vec<u8>) -> Result<()> {
-        let meta: Vec<[u8; 12]> = entries
-            .iter()
-            .map(|e| {
-                let mut m = [0u8; 12];
-                m[..4].copy_from_slice(&e.partners.to_le_bytes());
-                m[4..].copy_from_slice(&e.touched.to_le_bytes());
-                m
-            })
-            .collect();
-        self.list.encode(
-            entries.iter().zip(&meta).map(|(e, m)| (&e.row, &m[..])),
-            out,
-        )
+        self.encode_all(std::slice::from_mut(entries), out, &mut vec![])
+    }
+
+    fn encode_all(
+        &mut self,
+        lists: &mut [Vec<Entry>],
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<()> {
+        let meta: Vec<[u8; 12]> = lists.iter().flatten().map(meta_of).collect();
+        let mut at = 0;
+        let lists = lists.iter().map(|l| {
+            let metas = &meta[at..at + l.len()];
+            at += l.len();
+            l.iter().map(|e| &e.row).zip(metas.iter().map(|m| &m[..]))
+        });
+        self.list.encode_lists(lists, out, ends)
     }
 
     fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<Vec<Entry>> {

@@ -91,6 +91,18 @@ impl StateCodec<Partition> for PartitionCodec {
             .encode(p.iter().map(|r| (&r.row, &r.sort[..])), out)
     }
 
+    fn encode_all(
+        &mut self,
+        partitions: &mut [Partition],
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<()> {
+        let lists = partitions
+            .iter()
+            .map(|p| p.iter().map(|r| (&r.row, &r.sort[..])));
+        self.list.encode_lists(lists, out, ends)
+    }
+
     fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<Partition> {
         let (batch, sorts) = self.list.decode(bytes)?;
         Ok(sorts

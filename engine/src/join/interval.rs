@@ -90,19 +90,41 @@ pub(super) struct KeyRowsCodec {
 
 impl StateCodec<KeyRows> for KeyRowsCodec {
     fn encode(&mut self, k: &mut KeyRows, out: &mut Vec<u8>) -> Result<()> {
-        out.extend_from_slice(&k.armed.to_le_bytes());
-        let meta: Vec<[u8; 9]> = k
-            .rows
+        self.encode_all(std::slice::from_mut(k), out, &mut vec![])
+    }
+
+    /// The rows of all keys converted at once, each key's after its timer.
+    fn encode_all(
+        &mut self,
+        keys: &mut [KeyRows],
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<()> {
+        let metas: Vec<Vec<[u8; 9]>> = keys
             .iter()
-            .map(|e| {
-                let mut m = [0u8; 9];
-                m[..8].copy_from_slice(&e.time.to_le_bytes());
-                m[8] = u8::from(e.matched);
-                m
+            .map(|k| {
+                k.rows
+                    .iter()
+                    .map(|e| {
+                        let mut m = [0u8; 9];
+                        m[..8].copy_from_slice(&e.time.to_le_bytes());
+                        m[8] = u8::from(e.matched);
+                        m
+                    })
+                    .collect()
             })
             .collect();
-        self.list
-            .encode(k.rows.iter().zip(&meta).map(|(e, m)| (&e.row, &m[..])), out)
+        let values: Vec<(&KeyRows, &Vec<[u8; 9]>)> = keys.iter().zip(&metas).collect();
+        let armed = |(k, _): &(&KeyRows, &Vec<[u8; 9]>), out: &mut Vec<u8>| {
+            out.extend_from_slice(&k.armed.to_le_bytes());
+            Ok(())
+        };
+        fn rows<'a>(
+            (k, m): &'a (&'a KeyRows, &'a Vec<[u8; 9]>),
+        ) -> impl Iterator<Item = (&'a RowRef, &'a [u8])> {
+            k.rows.iter().zip(m.iter()).map(|(e, m)| (&e.row, &m[..]))
+        }
+        self.list.encode_headed(&values, armed, rows, out, ends)
     }
 
     fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<KeyRows> {

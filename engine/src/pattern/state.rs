@@ -24,14 +24,15 @@ use crate::state::{entry_value, put_meta, saved_meta, StateEntry, StateWriter, O
 use crate::{EngineError, Result};
 
 /// A partition as stored, besides its rows.
+/// (`M`: the matcher, owned when read, borrowed when written.)
 #[derive(Serialize, Deserialize)]
-struct StoredPartition {
+struct StoredPartition<M> {
     first_seq: u64,
     next_seq: u64,
     matches: u64,
     armed: Option<i64>,
     counted: (usize, usize, usize),
-    matcher: Matcher,
+    matcher: M,
 }
 
 /// Encodes a partition: its header as JSON, then its retained rows in
@@ -55,26 +56,51 @@ fn corrupt(e: impl std::fmt::Display) -> EngineError {
 
 impl StateCodec<Partition> for PartitionCodec {
     fn encode(&mut self, p: &mut Partition, out: &mut Vec<u8>) -> Result<()> {
-        let header = StoredPartition {
-            first_seq: p.rows.rows.front().map_or(p.rows.next_seq, |r| r.0),
-            next_seq: p.rows.next_seq,
-            matches: p.matches,
-            armed: p.armed,
-            counted: p.counted,
-            matcher: p.matcher.clone(),
-        };
-        let at = out.len();
-        out.extend_from_slice(&[0; 4]);
-        serde_json::to_writer(&mut *out, &header).map_err(corrupt)?;
-        let len = (out.len() - at - 4) as u32;
-        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-        let refs: Vec<RowRef> = p
-            .rows
-            .rows
+        self.encode_all(std::slice::from_mut(p), out, &mut vec![])
+    }
+
+    /// The rows of all partitions converted at once (see
+    /// [`RowList::encode_headed`]), each partition's after its header.
+    fn encode_all(
+        &mut self,
+        partitions: &mut [Partition],
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<()> {
+        let refs: Vec<Vec<RowRef>> = partitions
             .iter()
-            .map(|(_, b, i)| (b.clone(), *i))
+            .map(|p| {
+                p.rows
+                    .rows
+                    .iter()
+                    .map(|(_, b, i)| (b.clone(), *i))
+                    .collect()
+            })
             .collect();
-        self.rows.encode(refs.iter().map(|r| (r, &[][..])), out)
+        let mut header = |(p, _): &(&Partition, &Vec<RowRef>), out: &mut Vec<u8>| {
+            let header = StoredPartition {
+                first_seq: p.rows.rows.front().map_or(p.rows.next_seq, |r| r.0),
+                next_seq: p.rows.next_seq,
+                matches: p.matches,
+                armed: p.armed,
+                counted: p.counted,
+                matcher: &p.matcher,
+            };
+            let at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            serde_json::to_writer(&mut *out, &header).map_err(corrupt)?;
+            let len = (out.len() - at - 4) as u32;
+            out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+            Ok(())
+        };
+        let values: Vec<(&Partition, &Vec<RowRef>)> = partitions.iter().zip(&refs).collect();
+        fn rows<'a>(
+            (_, r): &'a (&'a Partition, &'a Vec<RowRef>),
+        ) -> impl Iterator<Item = (&'a RowRef, &'a [u8])> {
+            r.iter().map(|r| (r, &[][..]))
+        }
+        self.rows
+            .encode_headed(&values, &mut header, rows, out, ends)
     }
 
     fn decode(&mut self, key: &[u8], bytes: &[u8]) -> Result<Partition> {
@@ -84,7 +110,7 @@ impl StateCodec<Partition> for PartitionCodec {
         let (header, rows) = rest
             .split_at_checked(u32::from_le_bytes(*len) as usize)
             .ok_or_else(|| corrupt("short header"))?;
-        let h: StoredPartition = serde_json::from_slice(header).map_err(corrupt)?;
+        let h: StoredPartition<Matcher> = serde_json::from_slice(header).map_err(corrupt)?;
         let (batch, extras) = self.rows.decode(rows)?;
         let mut r = Rows {
             rows: Default::default(),

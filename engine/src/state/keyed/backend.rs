@@ -75,6 +75,15 @@ impl SortedWrites {
         self.buf.extend_from_slice(value);
     }
 
+    /// Sets `key` to `head` followed by `value`.
+    pub fn put_after(&mut self, key: &[u8], head: &[u8], value: &[u8]) {
+        self.entries
+            .push((self.buf.len(), key.len(), head.len() + value.len(), true));
+        self.buf.extend_from_slice(key);
+        self.buf.extend_from_slice(head);
+        self.buf.extend_from_slice(value);
+    }
+
     /// Deletes `key`.
     pub fn delete(&mut self, key: &[u8]) {
         self.entries.push((self.buf.len(), key.len(), 0, false));

@@ -73,14 +73,70 @@ impl RowList {
         rows: impl Iterator<Item = (&'a RowRef, &'a [u8])>,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        let (refs, extras): (Vec<Option<&RowRef>>, Vec<&[u8]>) =
-            rows.map(|(r, e)| (Some(r), e)).unzip();
+        self.encode_lists(std::iter::once(rows), out, &mut vec![])
+    }
+
+    /// Appends each of `lists` to `out` as [`RowList::encode`] does, pushing
+    /// where each ends to `ends`: the rows of all lists gathered and
+    /// converted to Arrow's row format at once (an eviction writes thousands
+    /// of lists of a row or two; one at a time, building their arrays costs
+    /// more than the rows).
+    pub fn encode_lists<'a, L>(
+        &self,
+        lists: impl Iterator<Item = L>,
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<()>
+    where
+        L: Iterator<Item = (&'a RowRef, &'a [u8])>,
+    {
+        let (mut refs, mut extras, mut lens) = (vec![], vec![], vec![]);
+        for list in lists {
+            let before = refs.len();
+            for (r, e) in list {
+                refs.push(Some(r));
+                extras.push(e);
+            }
+            lens.push(refs.len() - before);
+        }
         let columns = gather(&self.schema, &refs)?;
         let converted = self.rows.convert_columns(&columns).context("row state")?;
-        out.extend_from_slice(&(refs.len() as u32).to_le_bytes());
-        for (i, extra) in extras.iter().enumerate() {
-            put(out, extra);
-            put(out, converted.row(i).data());
+        let mut row = 0;
+        for len in lens {
+            out.extend_from_slice(&(len as u32).to_le_bytes());
+            for extra in &extras[row..row + len] {
+                put(out, extra);
+                put(out, converted.row(row).data());
+                row += 1;
+            }
+            ends.push(out.len());
+        }
+        Ok(())
+    }
+
+    /// Encodes `values` that are each a head of bytes of their own (what
+    /// `head` appends) followed by a list of rows (`list`), the rows of all
+    /// converted at once as [`RowList::encode_lists`] does; pushes where
+    /// each ends to `ends`.
+    pub fn encode_headed<'a, V, L>(
+        &self,
+        values: &'a [V],
+        mut head: impl FnMut(&V, &mut Vec<u8>) -> Result<()>,
+        list: impl Fn(&'a V) -> L,
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<()>
+    where
+        L: Iterator<Item = (&'a RowRef, &'a [u8])>,
+    {
+        let (mut rows, mut row_ends) = (vec![], vec![]);
+        self.encode_lists(values.iter().map(list), &mut rows, &mut row_ends)?;
+        let mut from = 0;
+        for (v, to) in values.iter().zip(row_ends) {
+            head(v, out)?;
+            out.extend_from_slice(&rows[from..to]);
+            ends.push(out.len());
+            from = to;
         }
         Ok(())
     }
@@ -115,6 +171,16 @@ impl RowList {
 impl StateCodec<Vec<RowRef>> for RowList {
     fn encode(&mut self, rows: &mut Vec<RowRef>, out: &mut Vec<u8>) -> Result<()> {
         RowList::encode(self, rows.iter().map(|r| (r, &[][..])), out)
+    }
+
+    fn encode_all(
+        &mut self,
+        lists: &mut [Vec<RowRef>],
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<()> {
+        let lists = lists.iter().map(|l| l.iter().map(|r| (r, &[][..])));
+        self.encode_lists(lists, out, ends)
     }
 
     fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<Vec<RowRef>> {
@@ -164,5 +230,38 @@ mod tests {
             .expect("v");
         assert_eq!(v.values().to_vec(), vec![3, 1]);
         assert!(list.decode(&out[..out.len() - 1]).is_err(), "truncated");
+    }
+
+    #[test]
+    fn lists_encoded_together_are_each_as_encoded_alone() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
+        let batch = Arc::new(
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int64Array::from(vec![Some(7), None, Some(9)]))],
+            )
+            .expect("batch"),
+        );
+        let list = RowList::new(schema).expect("codec");
+        let rows: Vec<RowRef> = (0..3).map(|i| (batch.clone(), i)).collect();
+        let lists: Vec<Vec<(&RowRef, &[u8])>> = vec![
+            vec![(&rows[2], b"a"), (&rows[0], b"")],
+            vec![],
+            vec![(&rows[1], b"bc")],
+        ];
+        let (mut out, mut ends) = (vec![], vec![]);
+        list.encode_lists(lists.iter().map(|l| l.iter().copied()), &mut out, &mut ends)
+            .expect("encode");
+        assert_eq!(ends.len(), 3);
+        let mut from = 0;
+        for (l, end) in lists.iter().zip(&ends) {
+            let mut alone = vec![];
+            list.encode(l.iter().copied(), &mut alone).expect("encode");
+            assert_eq!(&out[from..*end], &alone[..]);
+            let (back, extras) = list.decode(&out[from..*end]).expect("decode");
+            assert_eq!(back.num_rows(), l.len());
+            assert_eq!(extras, l.iter().map(|(_, e)| *e).collect::<Vec<_>>());
+            from = *end;
+        }
     }
 }

@@ -31,6 +31,21 @@ pub trait StateCodec<V>: Send {
     fn decode_all(&mut self, entries: &[(&[u8], &[u8])]) -> Result<Vec<V>> {
         entries.iter().map(|(k, b)| self.decode(k, b)).collect()
     }
+    /// Appends the bytes of each of `values` to `out`, pushing where each
+    /// ends to `ends`: what an eviction or a checkpoint writes, encoded at
+    /// once where a codec can do better than one at a time (the default).
+    fn encode_all(
+        &mut self,
+        values: &mut [V],
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<()> {
+        for v in values {
+            self.encode(v, out)?;
+            ends.push(out.len());
+        }
+        Ok(())
+    }
 }
 
 /// The cache budget shared by the tables of a job: each table gets an equal
@@ -152,41 +167,100 @@ pub(super) fn group_of(key: &[u8], suffix: usize, groups: u16) -> u16 {
     key_group_of(&key[..key.len().saturating_sub(suffix)], groups)
 }
 
-/// Writes slots to a write batch under their store keys (a borrow of the
-/// table's parts, so that it can run while the table's map is iterated).
-struct SlotWriter<'a, C> {
+/// How a table's keys become keys of the database (key group, table id,
+/// key), a copy apart from the table so that it can be used while the
+/// table's map is borrowed.
+#[derive(Clone, Copy)]
+struct StoreKeys {
     id: u8,
     key_groups: u16,
+    /// Trailing bytes of a key that do not decide its key group.
     suffix: usize,
-    ttl: bool,
-    codec: &'a mut C,
-    key_buf: &'a mut Vec<u8>,
-    value_buf: Vec<u8>,
 }
 
-impl<C> SlotWriter<'_, C> {
-    /// Puts `slot`'s value (or its deletion) for `key` into `batch`; the
-    /// slot is clean afterwards.
-    fn write<V>(&mut self, key: &[u8], slot: &mut Slot<V>, batch: &mut SortedWrites) -> Result<()>
-    where
-        C: StateCodec<V>,
-    {
-        let group = group_of(key, self.suffix, self.key_groups);
-        db_key(group, self.id, key, self.key_buf);
-        match slot.value.as_mut() {
-            None => batch.delete(&*self.key_buf),
+impl StoreKeys {
+    /// The store key of `key`, in `out` (replacing what it held).
+    fn write(&self, key: &[u8], out: &mut Vec<u8>) {
+        db_key(
+            group_of(key, self.suffix, self.key_groups),
+            self.id,
+            key,
+            out,
+        );
+    }
+}
+
+/// Changed entries on their way to the database: values taken out of their
+/// slots to be encoded together ([`StateCodec::encode_all`]), deletions put
+/// in the batch at once.
+struct Outgoing<V> {
+    keys: StoreKeys,
+    /// The store keys of `values`, one after another, each ending where
+    /// `key_ends` says.
+    store_keys: Vec<u8>,
+    key_ends: Vec<usize>,
+    touched: Vec<u64>,
+    values: Vec<V>,
+    scratch: Vec<u8>,
+}
+
+impl<V> Outgoing<V> {
+    fn new(keys: StoreKeys) -> Self {
+        Self {
+            keys,
+            store_keys: vec![],
+            key_ends: vec![],
+            touched: vec![],
+            values: vec![],
+            scratch: vec![],
+        }
+    }
+
+    /// Stages `slot` of `key` (a deletion goes into `batch`, a value is
+    /// taken out of the slot); the slot is clean afterwards.
+    fn stage(&mut self, key: &[u8], slot: &mut Slot<V>, batch: &mut SortedWrites) {
+        self.keys.write(key, &mut self.scratch);
+        match slot.value.take() {
+            None => batch.delete(&self.scratch),
             Some(v) => {
-                self.value_buf.clear();
-                if self.ttl {
-                    self.value_buf
-                        .extend_from_slice(&slot.touched.to_be_bytes());
-                }
-                self.codec.encode(v, &mut self.value_buf)?;
-                batch.put(&*self.key_buf, &self.value_buf);
+                self.store_keys.extend_from_slice(&self.scratch);
+                self.key_ends.push(self.store_keys.len());
+                self.touched.push(slot.touched);
+                self.values.push(v);
             }
         }
         slot.dirty = false;
-        Ok(())
+    }
+
+    /// Encodes the staged values into `batch` (each after its time of last
+    /// write, with a TTL) and hands the values back.
+    fn encode<C: StateCodec<V>>(
+        mut self,
+        codec: &mut C,
+        ttl: bool,
+        batch: &mut SortedWrites,
+    ) -> Result<Vec<V>> {
+        if self.values.is_empty() {
+            return Ok(self.values);
+        }
+        let mut bytes = Vec::with_capacity(self.values.len() * 32);
+        let mut ends = Vec::with_capacity(self.values.len());
+        codec.encode_all(&mut self.values, &mut bytes, &mut ends)?;
+        let (mut key_at, mut value_at) = (0, 0);
+        for ((key_end, end), touched) in self.key_ends.iter().zip(&ends).zip(&self.touched) {
+            let head = if ttl {
+                &touched.to_be_bytes()[..]
+            } else {
+                &[][..]
+            };
+            batch.put_after(
+                &self.store_keys[key_at..*key_end],
+                head,
+                &bytes[value_at..*end],
+            );
+            (key_at, value_at) = (*key_end, *end);
+        }
+        Ok(self.values)
     }
 }
 
@@ -230,13 +304,16 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
 
     fn store_key(&mut self, key: &[u8]) -> Vec<u8> {
         let mut k = std::mem::take(&mut self.scratch);
-        db_key(
-            group_of(key, self.suffix, self.key_groups),
-            self.id,
-            key,
-            &mut k,
-        );
+        self.store_keys().write(key, &mut k);
         k
+    }
+
+    fn store_keys(&self) -> StoreKeys {
+        StoreKeys {
+            id: self.id,
+            key_groups: self.key_groups,
+            suffix: self.suffix,
+        }
     }
 
     /// Reads `key` from the database into the cache. Returns whether it holds
@@ -305,15 +382,11 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
             return Ok(());
         }
         let mut wanted: Vec<(Vec<u8>, &[u8])> = vec![];
+        let store = self.store_keys();
         for k in keys {
             if !self.slots.contains_key(k) {
                 let mut sk = Vec::with_capacity(k.len() + 3);
-                db_key(
-                    group_of(k, self.suffix, self.key_groups),
-                    self.id,
-                    k,
-                    &mut sk,
-                );
+                store.write(k, &mut sk);
                 wanted.push((sk, k));
             }
         }
@@ -561,28 +634,6 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
     /// A writer of slots beside the map of slots (borrowed apart, so that
     /// slots can be written while the map is iterated).
     #[allow(clippy::type_complexity)]
-    fn writer(&mut self) -> (SlotWriter<'_, C>, &mut HashMap<Box<[u8]>, Slot<V>>) {
-        let w = SlotWriter {
-            id: self.id,
-            key_groups: self.key_groups,
-            suffix: self.suffix,
-            ttl: self.ttl_ms.is_some(),
-            codec: &mut self.codec,
-            key_buf: &mut self.scratch,
-            value_buf: Vec::with_capacity(64),
-        };
-        (w, &mut self.slots)
-    }
-
-    /// Encodes `slot`'s value for the database (`None`: delete).
-    fn encoded(&mut self, key: &[u8], batch: &mut SortedWrites) -> Result<()> {
-        let (mut w, slots) = self.writer();
-        match slots.get_mut(key) {
-            Some(slot) => w.write(key, slot, batch),
-            None => Ok(()),
-        }
-    }
-
     /// Evicts entries until `incoming` more bytes fit the table's share, as a
     /// CLOCK: entries not used since the hand last passed go first (their hot
     /// bit is cleared as it passes), used ones only if that is not enough.
@@ -608,26 +659,22 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         let to_free = total.saturating_sub(target);
         let hot_too = cold < to_free;
         let mut batch = SortedWrites::default();
+        let mut out = Outgoing::new(self.store_keys());
         let mut freed = 0usize;
-        let mut failed = None;
-        let (mut w, slots) = self.writer();
-        slots.retain(|k, s| {
-            if freed >= to_free || failed.is_some() || (s.hot && !hot_too) {
+        self.slots.retain(|k, s| {
+            if freed >= to_free || (s.hot && !hot_too) {
                 s.hot = false;
                 return true;
             }
             if s.dirty {
-                if let Err(e) = w.write(k, s, &mut batch) {
-                    failed = Some(e);
-                    return true;
-                }
+                out.stage(k, s, &mut batch);
             }
             freed += s.cost;
             false
         });
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        // On an error the evicted changes are lost with the job, which
+        // restarts from its last checkpoint.
+        out.encode(&mut self.codec, self.ttl_ms.is_some(), &mut batch)?;
         self.backend.write_sorted(batch)?;
         self.bytes = total.saturating_sub(freed);
         Ok(())
@@ -645,12 +692,26 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
                 .map(|(k, _)| k.clone())
                 .collect()
         };
-        for k in &dirty {
-            if self.slots.get(k).is_some_and(|s| s.dirty) {
-                self.encoded(k, &mut batch)?;
-                if batch.bytes() > 8 << 20 {
-                    self.backend.write_sorted(std::mem::take(&mut batch))?;
+        // In chunks, each encoded at once, its values put back after.
+        for chunk in dirty.chunks(4096) {
+            let mut out = Outgoing::new(self.store_keys());
+            let mut taken = vec![];
+            for k in chunk {
+                if let Some(slot) = self.slots.get_mut(k).filter(|s| s.dirty) {
+                    if slot.value.is_some() {
+                        taken.push(k);
+                    }
+                    out.stage(k, slot, &mut batch);
                 }
+            }
+            let values = out.encode(&mut self.codec, self.ttl_ms.is_some(), &mut batch)?;
+            for (k, v) in taken.into_iter().zip(values) {
+                if let Some(slot) = self.slots.get_mut(k) {
+                    slot.value = Some(v);
+                }
+            }
+            if batch.bytes() > 8 << 20 {
+                self.backend.write_sorted(std::mem::take(&mut batch))?;
             }
         }
         self.backend.write_sorted(batch)?;
