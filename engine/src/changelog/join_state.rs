@@ -62,21 +62,32 @@ impl StateCodec<Vec<Entry>> for RowsCodec {
         self.list.encode_lists(lists, out, ends)
     }
 
-    fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<Vec<Entry>> {
-        let (batch, metas) = self.list.decode(bytes)?;
-        metas
+    fn decode(&mut self, key: &[u8], bytes: &[u8]) -> Result<Vec<Entry>> {
+        let mut one = self.decode_all(&[(key, bytes)])?;
+        Ok(one.pop().unwrap_or_default())
+    }
+
+    /// All lists a prefetch read, their rows in one batch.
+    fn decode_all(&mut self, entries: &[(&[u8], &[u8])]) -> Result<Vec<Vec<Entry>>> {
+        let corrupt = || EngineError::State("stored join rows are corrupt".into());
+        let (batch, lists) = self.list.decode_lists(entries.iter().map(|(_, b)| *b))?;
+        let mut row = 0;
+        lists
             .into_iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let m: &[u8; 12] = m
-                    .try_into()
-                    .map_err(|_| EngineError::State("stored join rows are corrupt".into()))?;
-                let (p, t) = m.split_at(4);
-                Ok(Entry {
-                    row: (batch.clone(), i),
-                    partners: u32::from_le_bytes(p.try_into().unwrap_or_default()),
-                    touched: u64::from_le_bytes(t.try_into().unwrap_or_default()),
-                })
+            .map(|metas| {
+                metas
+                    .into_iter()
+                    .map(|m| {
+                        let m: &[u8; 12] = m.try_into().map_err(|_| corrupt())?;
+                        let (p, t) = m.split_at(4);
+                        row += 1;
+                        Ok(Entry {
+                            row: (batch.clone(), row - 1),
+                            partners: u32::from_le_bytes(p.try_into().unwrap_or_default()),
+                            touched: u64::from_le_bytes(t.try_into().unwrap_or_default()),
+                        })
+                    })
+                    .collect()
             })
             .collect()
     }

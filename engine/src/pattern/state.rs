@@ -104,25 +104,44 @@ impl StateCodec<Partition> for PartitionCodec {
     }
 
     fn decode(&mut self, key: &[u8], bytes: &[u8]) -> Result<Partition> {
-        let (len, rest) = bytes
-            .split_first_chunk::<4>()
-            .ok_or_else(|| corrupt("no header"))?;
-        let (header, rows) = rest
-            .split_at_checked(u32::from_le_bytes(*len) as usize)
-            .ok_or_else(|| corrupt("short header"))?;
-        let h: StoredPartition<Matcher> = serde_json::from_slice(header).map_err(corrupt)?;
-        let (batch, extras) = self.rows.decode(rows)?;
-        let mut r = Rows {
-            rows: Default::default(),
-            next_seq: h.next_seq,
-        };
-        for i in 0..extras.len() {
-            r.rows.push_back((h.first_seq + i as u64, batch.clone(), i));
+        let mut one = self.decode_all(&[(key, bytes)])?;
+        one.pop().ok_or_else(|| corrupt("no partition"))
+    }
+
+    /// All partitions a prefetch read, their rows in one batch.
+    fn decode_all(&mut self, entries: &[(&[u8], &[u8])]) -> Result<Vec<Partition>> {
+        let mut headers = Vec::with_capacity(entries.len());
+        let mut bodies = Vec::with_capacity(entries.len());
+        for (_, bytes) in entries {
+            let (len, rest) = bytes
+                .split_first_chunk::<4>()
+                .ok_or_else(|| corrupt("no header"))?;
+            let (header, rows) = rest
+                .split_at_checked(u32::from_le_bytes(*len) as usize)
+                .ok_or_else(|| corrupt("short header"))?;
+            headers.push(header);
+            bodies.push(rows);
         }
-        let mut p = Partition::new(Arc::from(key), h.matcher, r, h.matches);
-        p.armed = h.armed;
-        p.counted = h.counted;
-        Ok(p)
+        let (batch, lists) = self.rows.decode_lists(bodies.into_iter())?;
+        let mut row = 0;
+        let mut partitions = Vec::with_capacity(entries.len());
+        for (((key, _), header), extras) in entries.iter().zip(headers).zip(lists) {
+            let h: StoredPartition<Matcher> = serde_json::from_slice(header).map_err(corrupt)?;
+            let mut r = Rows {
+                rows: Default::default(),
+                next_seq: h.next_seq,
+            };
+            for i in 0..extras.len() {
+                r.rows
+                    .push_back((h.first_seq + i as u64, batch.clone(), row));
+                row += 1;
+            }
+            let mut p = Partition::new(Arc::from(*key), h.matcher, r, h.matches);
+            p.armed = h.armed;
+            p.counted = h.counted;
+            partitions.push(p);
+        }
+        Ok(partitions)
     }
 
     fn size(&self, p: &Partition) -> usize {

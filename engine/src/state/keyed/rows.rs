@@ -143,13 +143,29 @@ impl RowList {
 
     /// The rows of `bytes` (as one batch) and each row's own bytes.
     pub fn decode<'b>(&self, bytes: &'b [u8]) -> Result<(Arc<RecordBatch>, Vec<&'b [u8]>)> {
-        let (n, mut at) = bytes.split_first_chunk::<4>().ok_or_else(corrupt)?;
-        let n = u32::from_le_bytes(*n) as usize;
-        let mut extras = Vec::with_capacity(n);
-        let mut bodies = Vec::with_capacity(n);
-        for _ in 0..n {
-            extras.push(take(&mut at)?);
-            bodies.push(take(&mut at)?);
+        let (batch, mut extras) = self.decode_lists(std::iter::once(bytes))?;
+        Ok((batch, extras.pop().unwrap_or_default()))
+    }
+
+    /// The rows of several stored lists as one batch (each list's rows after
+    /// the previous list's) and each list's rows' own bytes: what a prefetch
+    /// read, converted at once (a batch a list would cost more to build and
+    /// to drop than its rows).
+    pub fn decode_lists<'b>(
+        &self,
+        lists: impl Iterator<Item = &'b [u8]>,
+    ) -> Result<(Arc<RecordBatch>, Vec<Vec<&'b [u8]>>)> {
+        let mut all_extras = vec![];
+        let mut bodies = vec![];
+        for bytes in lists {
+            let (n, mut at) = bytes.split_first_chunk::<4>().ok_or_else(corrupt)?;
+            let n = u32::from_le_bytes(*n) as usize;
+            let mut extras = Vec::with_capacity(n);
+            for _ in 0..n {
+                extras.push(take(&mut at)?);
+                bodies.push(take(&mut at)?);
+            }
+            all_extras.push(extras);
         }
         let parser = self.rows.parser();
         let columns = self
@@ -157,7 +173,7 @@ impl RowList {
             .convert_rows(bodies.into_iter().map(|b| parser.parse(b)))
             .context("restoring row state")?;
         let batch = Arc::new(batch_of(&self.schema, columns, "row state")?);
-        Ok((batch, extras))
+        Ok((batch, all_extras))
     }
 
     /// The approximate memory a kept row holds (from the schema, not
@@ -186,6 +202,20 @@ impl StateCodec<Vec<RowRef>> for RowList {
     fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<Vec<RowRef>> {
         let (batch, extras) = RowList::decode(self, bytes)?;
         Ok((0..extras.len()).map(|i| (batch.clone(), i)).collect())
+    }
+
+    fn decode_all(&mut self, entries: &[(&[u8], &[u8])]) -> Result<Vec<Vec<RowRef>>> {
+        let (batch, lists) = self.decode_lists(entries.iter().map(|(_, b)| *b))?;
+        let mut at = 0;
+        Ok(lists
+            .into_iter()
+            .map(|extras| {
+                at += extras.len();
+                (at - extras.len()..at)
+                    .map(|i| (batch.clone(), i))
+                    .collect()
+            })
+            .collect())
     }
 
     fn size(&self, rows: &Vec<RowRef>) -> usize {
