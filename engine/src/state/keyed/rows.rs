@@ -15,6 +15,9 @@ use crate::operators::batch_of;
 use crate::state::keyed::StateCodec;
 use crate::{EngineError, Result};
 
+/// Lists read back: their rows in one batch, each list's rows' own bytes.
+pub type DecodedLists<'b> = (Arc<RecordBatch>, Vec<Vec<&'b [u8]>>);
+
 /// Encodes and decodes lists of rows of one schema.
 pub struct RowList {
     schema: SchemaRef,
@@ -154,7 +157,7 @@ impl RowList {
     pub fn decode_lists<'b>(
         &self,
         lists: impl Iterator<Item = &'b [u8]>,
-    ) -> Result<(Arc<RecordBatch>, Vec<Vec<&'b [u8]>>)> {
+    ) -> Result<DecodedLists<'b>> {
         let mut all_extras = vec![];
         let mut bodies = vec![];
         for bytes in lists {
