@@ -222,3 +222,21 @@ SELECT o.order_id, u.name FROM o JOIN u FOR SYSTEM_TIME AS OF o.proc AS u ON o.u
         .unwrap_or_else(|| panic!("no lookup join in:\n{text}"));
     assert!(join.ends_with(" x2"), "{join}\n{text}");
 }
+
+#[test]
+fn a_window_tvf_reads_only_the_columns_its_query_uses() {
+    // `v` is read by no one: neither decoded nor copied into each window.
+    let text = explain_at_parallelism_two(
+        "SELECT k, COUNT(*) AS n, window_end FROM TABLE(HOP(TABLE ev, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)) GROUP BY k, window_start, window_end;",
+    );
+    let line = |kind: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(kind))
+            .unwrap_or_else(|| panic!("no {kind} in:\n{text}"))
+            .to_string()
+    };
+    let source = line("FileSource");
+    assert!(source.contains("k: Utf8") && source.contains("ts: Timestamp"), "{source}");
+    assert!(!source.contains("v: Int64"), "the source decodes `v`:\n{text}");
+    assert!(!line("WindowAssign").contains("v: Int64"), "{text}");
+}

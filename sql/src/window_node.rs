@@ -99,6 +99,28 @@ impl UserDefinedLogicalNodeCore for WindowTvfNode {
         v
     }
 
+    /// The input columns the wanted outputs read, plus the time column and
+    /// SESSION's keys: so that columns no one reads are not decoded from the
+    /// source nor copied into every window a row falls in (a HOP copies each
+    /// row size/slide times).
+    fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
+        let input = self.input.schema();
+        let passed = input.fields().len();
+        let mut needed: Vec<usize> = output_columns
+            .iter()
+            .copied()
+            .filter(|i| *i < passed)
+            .collect();
+        for e in self.expressions() {
+            for c in e.column_refs() {
+                needed.push(input.index_of_column(c).ok()?);
+            }
+        }
+        needed.sort_unstable();
+        needed.dedup();
+        Some(vec![needed])
+    }
+
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "WindowTVF: {} on {}", self.kind, self.time_col)?;
         if !self.partition_by.is_empty() {
