@@ -236,7 +236,13 @@ fn a_window_tvf_reads_only_the_columns_its_query_uses() {
             .to_string()
     };
     let source = line("FileSource");
-    assert!(source.contains("k: Utf8") && source.contains("ts: Timestamp"), "{source}");
-    assert!(!source.contains("v: Int64"), "the source decodes `v`:\n{text}");
+    assert!(
+        source.contains("k: Utf8") && source.contains("ts: Timestamp"),
+        "{source}"
+    );
+    assert!(
+        !source.contains("v: Int64"),
+        "the source decodes `v`:\n{text}"
+    );
     assert!(!line("WindowAssign").contains("v: Int64"), "{text}");
 }

@@ -631,9 +631,6 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         }
     }
 
-    /// A writer of slots beside the map of slots (borrowed apart, so that
-    /// slots can be written while the map is iterated).
-    #[allow(clippy::type_complexity)]
     /// Evicts entries until `incoming` more bytes fit the table's share, as a
     /// CLOCK: entries not used since the hand last passed go first (their hot
     /// bit is cleared as it passes), used ones only if that is not enough.
