@@ -87,8 +87,7 @@ struct PartitionCodec {
 
 impl StateCodec<Partition> for PartitionCodec {
     fn encode(&mut self, p: &mut Partition, out: &mut Vec<u8>) -> Result<()> {
-        self.list
-            .encode(p.iter().map(|r| (&r.row, &r.sort[..])), out)
+        self.encode_all(std::slice::from_mut(p), out, &mut vec![])
     }
 
     fn encode_all(

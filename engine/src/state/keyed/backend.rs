@@ -67,14 +67,6 @@ pub struct SortedWrites {
 }
 
 impl SortedWrites {
-    /// Sets `key` to `value`.
-    pub fn put(&mut self, key: &[u8], value: &[u8]) {
-        self.entries
-            .push((self.buf.len(), key.len(), value.len(), true));
-        self.buf.extend_from_slice(key);
-        self.buf.extend_from_slice(value);
-    }
-
     /// Sets `key` to `head` followed by `value`.
     pub fn put_after(&mut self, key: &[u8], head: &[u8], value: &[u8]) {
         self.entries

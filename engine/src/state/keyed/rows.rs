@@ -189,7 +189,7 @@ impl RowList {
 /// A plain list of rows (nothing of their own besides).
 impl StateCodec<Vec<RowRef>> for RowList {
     fn encode(&mut self, rows: &mut Vec<RowRef>, out: &mut Vec<u8>) -> Result<()> {
-        RowList::encode(self, rows.iter().map(|r| (r, &[][..])), out)
+        self.encode_all(std::slice::from_mut(rows), out, &mut vec![])
     }
 
     fn encode_all(
@@ -202,9 +202,9 @@ impl StateCodec<Vec<RowRef>> for RowList {
         self.encode_lists(lists, out, ends)
     }
 
-    fn decode(&mut self, _key: &[u8], bytes: &[u8]) -> Result<Vec<RowRef>> {
-        let (batch, extras) = RowList::decode(self, bytes)?;
-        Ok((0..extras.len()).map(|i| (batch.clone(), i)).collect())
+    fn decode(&mut self, key: &[u8], bytes: &[u8]) -> Result<Vec<RowRef>> {
+        let mut one = self.decode_all(&[(key, bytes)])?;
+        Ok(one.pop().unwrap_or_default())
     }
 
     fn decode_all(&mut self, entries: &[(&[u8], &[u8])]) -> Result<Vec<Vec<RowRef>>> {
