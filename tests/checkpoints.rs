@@ -87,8 +87,13 @@ fn newest_checkpoint(state: &Path) -> u64 {
 }
 
 fn produce_events(bs: &str) {
+    produce_event_range(bs, "ev", 0..EVENTS);
+}
+
+/// Events `range` of the job's input (in time order) into `topic`.
+fn produce_event_range(bs: &str, topic: &str, range: std::ops::Range<usize>) {
     let base = 1_767_225_600_000i64;
-    let recs: Vec<Rec> = (0..EVENTS)
+    let recs: Vec<Rec> = range
         .map(|i| {
             let t = chrono::DateTime::from_timestamp_millis(base + i as i64 * 5)
                 .expect("time")
@@ -101,14 +106,33 @@ fn produce_events(bs: &str) {
             .to((i % 2) as i32)
         })
         .collect();
-    produce(bs, "ev", &recs);
+    produce(bs, topic, &recs);
 }
 
+/// A new topic `name` holding the first half of the events only: a job
+/// reading it cannot get to the end before it is stopped, however fast it
+/// runs (or however slow its checkpoints are). [`release`] adds the rest.
+fn held_back_topic(cluster: &Cluster, bs: &str, name: &str) {
+    cluster.create_topic(name, 2, 1).expect("topic");
+    produce_event_range(bs, name, 0..EVENTS / 2);
+}
+
+/// The second half of the events into a [`held_back_topic`].
+fn release(bs: &str, name: &str) {
+    produce_event_range(bs, name, EVENTS / 2..EVENTS);
+}
+
+/// `text` reading topic `name` instead of `ev`.
+fn on_topic(text: &str, name: &str) -> String {
+    let read = text.replace("'topic' = 'ev'", &format!("'topic' = '{name}'"));
+    assert_ne!(read, text, "the script reads topic ev");
+    read
+}
+
+type Cluster = MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
+
 /// A mock cluster (kept alive by the caller) whose topic `ev` holds the events.
-fn cluster_with_events() -> (
-    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-    String,
-) {
+fn cluster_with_events() -> (Cluster, String) {
     let cluster = MockCluster::new(1).expect("mock cluster");
     let bs = cluster.bootstrap_servers();
     cluster.create_topic("ev", 2, 1).expect("topic");
@@ -220,19 +244,24 @@ fn straight_run(
 
 #[test]
 fn stopped_and_resumed_job_equals_a_straight_run() {
-    let (_cluster, bs) = cluster_with_events();
+    let (cluster, bs) = cluster_with_events();
     let (rt, vigil) = (runtime(), Vigil::new());
 
     let (expected, straight_out, straight_state) = straight_run(&rt, &vigil, &bs, "straight");
 
     for (variant, settings) in VARIANTS {
-        // Stopped once its first checkpoint is complete.
-        let (out, state) = (
+        // Stopped once its first checkpoint is complete, with half the
+        // events in its topic (the job cannot have seen the end).
+        let (out, state, topic) = (
             temp(&format!("resumed{variant}-out")),
             temp(&format!("resumed{variant}-state")),
+            format!("held{variant}"),
         );
-        let text = script_with(&bs, &out, "1", settings);
-        let checkpoints = run_until_checkpoint(&rt, &vigil, &text, &state).checkpoints;
+        held_back_topic(&cluster, &bs, &topic);
+        let text = on_topic(&script_with(&bs, &out, "1", settings), &topic);
+        let checkpoints =
+            run_until_checkpoint_with_output(&rt, &vigil, &unbounded(&text), &state, Some(&out))
+                .checkpoints;
         let partial = rows(&out).len();
         eprintln!(
             "{variant}: stopped after {checkpoints} checkpoint(s) with {partial} of {} rows committed",
@@ -241,11 +270,17 @@ fn stopped_and_resumed_job_equals_a_straight_run() {
         assert!(partial < expected.len(), "stopped before the end");
 
         // A changed plan cannot take the stored state.
-        let msg = refused(&rt, &vigil, &script_with(&bs, &out, "3", settings), &state);
+        let msg = refused(
+            &rt,
+            &vigil,
+            &on_topic(&script_with(&bs, &out, "3", settings), &topic),
+            &state,
+        );
         assert!(msg.contains("different plan"), "{msg}");
         assert!(msg.contains("--state-dir"), "{msg}");
 
         // Resumed to the end.
+        release(&bs, &topic);
         run_to_end(&rt, &vigil, &text, &state);
         assert_eq!(rows(&out), expected, "{variant}");
         for d in [out, state] {
@@ -263,12 +298,14 @@ fn stopped_and_resumed_job_equals_a_straight_run() {
 /// changed window size is refused, naming the window aggregation.
 #[test]
 fn a_resumed_job_keeps_its_state_when_addresses_and_statement_order_change() {
-    let (_cluster, bs) = cluster_with_events();
+    let (cluster, bs) = cluster_with_events();
     let (rt, vigil) = (runtime(), Vigil::new());
     let (expected, straight_out, straight_state) = straight_run(&rt, &vigil, &bs, "ids");
 
     let (out, state) = (temp("ids-out"), temp("ids-state"));
-    run_until_checkpoint(&rt, &vigil, &script(&bs, &out, "1"), &state);
+    held_back_topic(&cluster, &bs, "held-ids");
+    let first = on_topic(&script(&bs, &out, "1"), "held-ids");
+    run_until_checkpoint_with_output(&rt, &vigil, &unbounded(&first), &state, Some(&out));
     let partial = rows(&out).len();
     assert!(partial < expected.len(), "stopped before the end");
 
@@ -289,7 +326,7 @@ INSERT INTO unused SELECT v FROM ev2;
     );
     // After the SET line, before the job's own statements.
     let with_extra = |window: &str| {
-        let text = script(&moved, &out, window);
+        let text = on_topic(&script(&moved, &out, window), "held-ids");
         let (set, rest) = text.split_once('\n').expect("a SET line first");
         format!("{set}\n{extra}{rest}")
     };
@@ -297,6 +334,7 @@ INSERT INTO unused SELECT v FROM ev2;
     let msg = refused(&rt, &vigil, &with_extra("3"), &state);
     assert!(msg.contains("operator WindowAggregate"), "{msg}");
 
+    release(&bs, "held-ids");
     run_to_end(&rt, &vigil, &with_extra("1"), &state);
     assert_eq!(rows(&out), expected);
     for d in [straight_out, straight_state, out, state] {
