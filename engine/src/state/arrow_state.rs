@@ -3,8 +3,9 @@
 
 use std::io::Cursor;
 
-use datafusion::arrow::array::{ArrayRef, UInt32Array};
+use datafusion::arrow::array::{Array, ArrayRef, ArrowPrimitiveType, AsArray, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type, UInt32Type, UInt64Type};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -44,6 +45,16 @@ pub fn decode_batch(bytes: &[u8]) -> Result<RecordBatch> {
 /// same function, so a key's state and its rows meet in one instance.
 pub fn key_groups_of(keys: &[ArrayRef], groups: u16, out: &mut Vec<u16>) -> Result<()> {
     out.clear();
+    if let [key] = keys {
+        if integer_key_groups(key, groups, out) {
+            return Ok(());
+        }
+    }
+    row_key_groups(keys, groups, out)
+}
+
+/// [`key_groups_of`] through Arrow's row converter (any key types).
+fn row_key_groups(keys: &[ArrayRef], groups: u16, out: &mut Vec<u16>) -> Result<()> {
     let fields = keys
         .iter()
         .map(|k| SortField::new(k.data_type().clone()))
@@ -52,6 +63,40 @@ pub fn key_groups_of(keys: &[ArrayRef], groups: u16, out: &mut Vec<u16>) -> Resu
     let rows = converter.convert_columns(keys).context("key groups")?;
     out.extend(rows.iter().map(|row| key_group_of(row.as_ref(), groups)));
     Ok(())
+}
+
+/// [`key_groups_of`] for one integer column, without a row converter: a
+/// value's row-format bytes are a 1 (valid) and its big-endian bytes (the
+/// sign bit flipped when signed), a NULL's are zeros, as `RowConverter`
+/// writes them (ascending, nulls first). False for other types.
+fn integer_key_groups(key: &ArrayRef, groups: u16, out: &mut Vec<u16>) -> bool {
+    fn each<T: ArrowPrimitiveType, const N: usize>(
+        key: &ArrayRef,
+        groups: u16,
+        out: &mut Vec<u16>,
+        bytes: impl Fn(T::Native) -> [u8; N],
+    ) {
+        let a = key.as_primitive::<T>();
+        let mut row = [0u8; 9];
+        for i in 0..a.len() {
+            let n = N + 1;
+            if a.is_valid(i) {
+                row[0] = 1;
+                row[1..n].copy_from_slice(&bytes(a.value(i)));
+            } else {
+                row[..n].fill(0);
+            }
+            out.push(key_group_of(&row[..n], groups));
+        }
+    }
+    match key.data_type() {
+        DataType::Int64 => each::<Int64Type, 8>(key, groups, out, |v| (v ^ i64::MIN).to_be_bytes()),
+        DataType::Int32 => each::<Int32Type, 4>(key, groups, out, |v| (v ^ i32::MIN).to_be_bytes()),
+        DataType::UInt64 => each::<UInt64Type, 8>(key, groups, out, u64::to_be_bytes),
+        DataType::UInt32 => each::<UInt32Type, 4>(key, groups, out, u32::to_be_bytes),
+        _ => return false,
+    }
+    true
 }
 
 /// Splits `batch` by the key group of each row's key (`keys`, in Arrow's row
@@ -99,6 +144,56 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
+
+    /// The integer fast path hashes exactly the bytes Arrow's row converter
+    /// writes, so key groups (stored in checkpoints) do not change with it.
+    #[test]
+    fn integer_keys_fall_in_the_groups_of_their_row_format() {
+        use datafusion::arrow::array::{Int32Array, UInt32Array, UInt64Array};
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![
+                Some(0),
+                None,
+                Some(-1),
+                Some(i64::MIN),
+                Some(i64::MAX),
+                Some(42),
+            ])),
+            Arc::new(Int32Array::from(vec![
+                Some(0),
+                None,
+                Some(-1),
+                Some(i32::MIN),
+                Some(i32::MAX),
+                Some(42),
+            ])),
+            Arc::new(UInt64Array::from(vec![
+                Some(0),
+                None,
+                Some(1),
+                Some(u64::MAX),
+                Some(7),
+                Some(42),
+            ])),
+            Arc::new(UInt32Array::from(vec![
+                Some(0),
+                None,
+                Some(1),
+                Some(u32::MAX),
+                Some(7),
+                Some(42),
+            ])),
+        ];
+        for c in columns {
+            let (mut fast, mut rows) = (vec![], vec![]);
+            assert!(integer_key_groups(&c, 128, &mut fast), "{}", c.data_type());
+            row_key_groups(std::slice::from_ref(&c), 128, &mut rows).expect("row groups");
+            assert_eq!(fast, rows, "{}", c.data_type());
+        }
+        // Another type takes the row converter.
+        let s: ArrayRef = Arc::new(StringArray::from(vec!["a"]));
+        assert!(!integer_key_groups(&s, 128, &mut vec![]));
+    }
 
     #[test]
     fn batches_round_trip_and_split_by_key() {
