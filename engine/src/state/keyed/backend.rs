@@ -13,7 +13,9 @@
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 
 use rocksdb::{
     checkpoint::Checkpoint, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
@@ -110,10 +112,79 @@ impl SortedWrites {
 /// opens one.
 pub struct KeyedBackend {
     path: PathBuf,
-    db: OnceLock<DB>,
+    db: OnceLock<Arc<DB>>,
     /// Removed when the backend is dropped (a job without checkpoints keeps
     /// spilled state in a temporary directory).
     temporary: bool,
+    /// The thread that applies writes behind the operator, started by the
+    /// first [`KeyedBackend::write_behind`].
+    behind: Mutex<Behind>,
+}
+
+/// A write applied on the backend's writer thread, and what to drop after it
+/// (evicted values: freeing them is work taken off the operator as well).
+struct Job {
+    db: Arc<DB>,
+    writes: SortedWrites,
+    garbage: Box<dyn Send>,
+    done: SyncSender<Result<()>>,
+}
+
+/// The writer thread and the write it was last handed (at most one is in
+/// flight: the next waits for it, so evictions cannot run ahead of RocksDB).
+#[derive(Default)]
+struct Behind {
+    jobs: Option<(SyncSender<Job>, JoinHandle<()>)>,
+    pending: Option<Receiver<Result<()>>>,
+}
+
+impl Behind {
+    /// Waits for the write in flight; its error, if it failed.
+    fn settle(&mut self) -> Result<()> {
+        match self.pending.take() {
+            None => Ok(()),
+            Some(done) => done.recv().unwrap_or_else(|_| {
+                Err(EngineError::State(
+                    "the keyed-state writer thread stopped".into(),
+                ))
+            }),
+        }
+    }
+
+    /// The channel to the writer thread, started when first needed.
+    fn jobs(&mut self, path: &Path) -> Result<&SyncSender<Job>> {
+        if self.jobs.is_none() {
+            let (tx, rx) = sync_channel::<Job>(1);
+            let dir = path.to_path_buf();
+            let thread = std::thread::Builder::new()
+                .name("vigil-state-writer".into())
+                .spawn(move || {
+                    for job in rx {
+                        let result = apply(&job.db, &dir, job.writes);
+                        drop(job.garbage);
+                        let _ = job.done.send(result);
+                    }
+                })
+                .map_err(|e| state_err(path, "cannot start the state writer for", e))?;
+            self.jobs = Some((tx, thread));
+        }
+        match &self.jobs {
+            Some((tx, _)) => Ok(tx),
+            None => unreachable!("started above"),
+        }
+    }
+}
+
+/// Writes `writes` into `db` (no write-ahead log: a crash restores the last
+/// checkpoint, never this working copy).
+fn apply(db: &DB, path: &Path, writes: SortedWrites) -> Result<()> {
+    if writes.entries.is_empty() {
+        return Ok(());
+    }
+    let mut wo = WriteOptions::default();
+    wo.disable_wal(true);
+    db.write_opt(writes.into_batch(), &wo)
+        .map_err(|e| state_err(path, "cannot write state to", e))
 }
 
 impl std::fmt::Debug for KeyedBackend {
@@ -132,6 +203,7 @@ impl KeyedBackend {
             path,
             db: OnceLock::new(),
             temporary,
+            behind: Mutex::default(),
         }
     }
 
@@ -140,11 +212,12 @@ impl KeyedBackend {
         let db = DB::open(&options(), &path)
             .map_err(|e| state_err(&path, "cannot open restored state in", e))?;
         let cell = OnceLock::new();
-        let _ = cell.set(db);
+        let _ = cell.set(Arc::new(db));
         Ok(Self {
             path,
             db: cell,
             temporary: false,
+            behind: Mutex::default(),
         })
     }
 
@@ -159,11 +232,25 @@ impl KeyedBackend {
         self.db.get().is_some()
     }
 
-    fn opened(&self) -> Option<&DB> {
-        self.db.get()
+    /// Waits for the write behind the operator, if one is in flight: every
+    /// read and write of the database comes after it.
+    fn settle(&self) -> Result<()> {
+        self.behind
+            .lock()
+            .map_err(|_| EngineError::State("the keyed-state writer failed".into()))?
+            .settle()
     }
 
-    fn db(&self) -> Result<&DB> {
+    /// The database if it is open, once the write behind is applied.
+    fn opened(&self) -> Result<Option<&DB>> {
+        self.settle()?;
+        Ok(self.db.get().map(|db| &**db))
+    }
+
+    /// The database, opened (empty) if it was not, once the write behind
+    /// is applied.
+    fn db(&self) -> Result<&Arc<DB>> {
+        self.settle()?;
         if let Some(db) = self.db.get() {
             return Ok(db);
         }
@@ -178,12 +265,12 @@ impl KeyedBackend {
         if self.temporary {
             tracing::info!(dir = %self.path.display(), "keyed state exceeds the cache; spilling to RocksDB");
         }
-        Ok(self.db.get_or_init(|| db))
+        Ok(self.db.get_or_init(|| Arc::new(db)))
     }
 
     /// The value stored under `key` (a full store key), if any.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.opened() {
+        match self.opened()? {
             None => Ok(None),
             Some(db) => db
                 .get(key)
@@ -195,7 +282,7 @@ impl KeyedBackend {
     /// order: one RocksDB MultiGet, which probes memtables, Bloom filters and
     /// blocks for the whole batch at once, far cheaper than a get a key.
     pub fn get_sorted(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
-        let Some(db) = self.opened() else {
+        let Some(db) = self.opened()? else {
             return Ok(vec![None; keys.len()]);
         };
         let err = |e| state_err(&self.path, "cannot read state from", e);
@@ -234,6 +321,39 @@ impl KeyedBackend {
         self.write(writes.into_batch())
     }
 
+    /// Writes `writes` on the backend's writer thread and drops `garbage`
+    /// there after, while the operator goes on: an eviction's write to
+    /// RocksDB (sorting, the memtable's inserts) and the freeing of the
+    /// evicted values use the other core. Every later read or write waits
+    /// for it (see `settle`), so nothing reads around it; an error it meets
+    /// is returned by the next.
+    pub fn write_behind(&self, writes: SortedWrites, garbage: Box<dyn Send>) -> Result<()> {
+        if writes.entries.is_empty() {
+            // Nothing to write: the freeing alone is not worth a hand-over.
+            drop(garbage);
+            return Ok(());
+        }
+        let db = Arc::clone(self.db()?);
+        let mut behind = self
+            .behind
+            .lock()
+            .map_err(|_| EngineError::State("the keyed-state writer failed".into()))?;
+        behind.settle()?;
+        let (done, pending) = sync_channel(1);
+        let job = Job {
+            db,
+            writes,
+            garbage,
+            done,
+        };
+        behind
+            .jobs(&self.path)?
+            .send(job)
+            .map_err(|_| EngineError::State("the keyed-state writer thread stopped".into()))?;
+        behind.pending = Some(pending);
+        Ok(())
+    }
+
     /// Visits the entries of `table` in `key_groups`, in key order, with the
     /// table's key (after the group and table bytes) and the value, while
     /// `f` returns true.
@@ -243,7 +363,7 @@ impl KeyedBackend {
         key_groups: RangeInclusive<u16>,
         mut f: impl FnMut(u16, &[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        let Some(db) = self.opened() else {
+        let Some(db) = self.opened()? else {
             return Ok(());
         };
         for group in key_groups {
@@ -267,7 +387,7 @@ impl KeyedBackend {
     /// Takes a RocksDB checkpoint into `dir` (which must not exist). Returns
     /// false, writing nothing, when the instance never stored anything.
     pub fn checkpoint_to(&self, dir: &Path) -> Result<bool> {
-        let Some(db) = self.opened() else {
+        let Some(db) = self.opened()? else {
             return Ok(false);
         };
         let cp = Checkpoint::new(db).map_err(|e| state_err(&self.path, "cannot checkpoint", e))?;
@@ -279,7 +399,9 @@ impl KeyedBackend {
     /// The bytes of live data in its files (RocksDB's estimate, without
     /// the overwritten and deleted entries compaction has yet to drop).
     pub fn live_bytes(&self) -> u64 {
-        self.opened()
+        // A gauge: a write still in flight is counted next time.
+        self.db
+            .get()
             .and_then(|db| {
                 db.property_int_value("rocksdb.estimate-live-data-size")
                     .ok()
@@ -291,6 +413,15 @@ impl KeyedBackend {
 
 impl Drop for KeyedBackend {
     fn drop(&mut self) {
+        // The writer thread ends with its channel; its last job holds the
+        // database until it is done.
+        if let Ok(behind) = self.behind.get_mut() {
+            let _ = behind.settle();
+            if let Some((jobs, thread)) = behind.jobs.take() {
+                drop(jobs);
+                let _ = thread.join();
+            }
+        }
         if self.temporary {
             drop(self.db.take());
             let _ = std::fs::remove_dir_all(&self.path);

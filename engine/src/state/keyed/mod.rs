@@ -132,7 +132,7 @@ impl StateContext {
 
     /// Declares table `name` of values `V`, stored through `codec`; with a
     /// `ttl`, an entry not written for that long (processing time) is gone.
-    pub fn table<V: Send, C: StateCodec<V>>(
+    pub fn table<V: Send + 'static, C: StateCodec<V>>(
         &mut self,
         name: &'static str,
         codec: C,

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use datafusion::common::HashMap;
+use smallvec::SmallVec;
 
 use super::backend::{db_key, KeyedBackend, SortedWrites};
 use crate::state::key_group_of;
@@ -123,6 +124,12 @@ fn touch<V>(slot: &mut Slot<V>, key: &[u8], now: u64, dirty: Option<&mut Vec<Box
     }
 }
 
+/// A key in the cache's map: held inline up to 24 bytes (most keys), so
+/// that a lookup compares bytes already in the map's bucket rather than
+/// following a pointer to a heap allocation of its own, and a new entry
+/// allocates nothing for its key.
+type SlotKey = SmallVec<[u8; 24]>;
+
 /// Per-entry overhead of the cache's map, in bytes.
 const SLOT_OVERHEAD: usize = 64;
 
@@ -134,7 +141,7 @@ pub struct KeyedTable<V, C> {
     owned: std::ops::RangeInclusive<u16>,
     backend: Arc<KeyedBackend>,
     codec: C,
-    slots: HashMap<Box<[u8]>, Slot<V>>,
+    slots: HashMap<SlotKey, Slot<V>>,
     /// Keys that turned dirty since the last flush (only when checkpointed).
     dirty: Vec<Box<[u8]>>,
     checkpointed: bool,
@@ -264,7 +271,7 @@ impl<V> Outgoing<V> {
     }
 }
 
-impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
+impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         id: u8,
@@ -356,7 +363,7 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
     fn cache_read(&mut self, key: &[u8], value: Option<V>, touched: u64, cost: usize) {
         self.bytes += cost;
         self.slots.insert(
-            Box::from(key),
+            SlotKey::from_slice(key),
             Slot {
                 value,
                 dirty: false,
@@ -525,7 +532,7 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         } else {
             self.make_room(cost)?;
             self.slots.insert(
-                Box::from(key),
+                SlotKey::from_slice(key),
                 Slot {
                     value: None,
                     dirty: false,
@@ -573,7 +580,7 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
                 .slots
                 .iter()
                 .filter(|(_, s)| s.value.is_some())
-                .map(|(k, _)| k.clone())
+                .map(|(k, _)| Box::from(&k[..]))
                 .collect());
         }
         self.write_changed()?;
@@ -597,7 +604,7 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         let now = self.slots.get(key).map_or(0, |s| s.touched);
         if !self.slots.contains_key(key) {
             self.slots.insert(
-                Box::from(key),
+                SlotKey::from_slice(key),
                 Slot {
                     value: None,
                     dirty: false,
@@ -658,23 +665,27 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
         let mut batch = SortedWrites::default();
         let mut out = Outgoing::new(self.store_keys());
         let mut freed = 0usize;
-        self.slots.retain(|k, s| {
-            if freed >= to_free || (s.hot && !hot_too) {
-                s.hot = false;
-                return true;
-            }
-            if s.dirty {
-                out.stage(k, s, &mut batch);
-            }
-            freed += s.cost;
-            false
-        });
+        let evicted: Vec<(SlotKey, Slot<V>)> = self
+            .slots
+            .extract_if(|k, s| {
+                if freed >= to_free || (s.hot && !hot_too) {
+                    s.hot = false;
+                    return false;
+                }
+                if s.dirty {
+                    out.stage(k, s, &mut batch);
+                }
+                freed += s.cost;
+                true
+            })
+            .collect();
+        self.bytes = total.saturating_sub(freed);
         // On an error the evicted changes are lost with the job, which
         // restarts from its last checkpoint.
-        out.encode(&mut self.codec, self.ttl_ms.is_some(), &mut batch)?;
-        self.backend.write_sorted(batch)?;
-        self.bytes = total.saturating_sub(freed);
-        Ok(())
+        let written = out.encode(&mut self.codec, self.ttl_ms.is_some(), &mut batch)?;
+        // Written and freed on the backend's writer thread.
+        self.backend
+            .write_behind(batch, Box::new((evicted, written)))
     }
 
     /// Writes every changed entry to the database.
@@ -686,7 +697,7 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
             self.slots
                 .iter()
                 .filter(|(_, s)| s.dirty)
-                .map(|(k, _)| k.clone())
+                .map(|(k, _)| Box::from(&k[..]))
                 .collect()
         };
         // In chunks, each encoded at once, its values put back after.
@@ -694,7 +705,7 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
             let mut out = Outgoing::new(self.store_keys());
             let mut taken = vec![];
             for k in chunk {
-                if let Some(slot) = self.slots.get_mut(k).filter(|s| s.dirty) {
+                if let Some(slot) = self.slots.get_mut(&k[..]).filter(|s| s.dirty) {
                     if slot.value.is_some() {
                         taken.push(k);
                     }
@@ -703,7 +714,7 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
             }
             let values = out.encode(&mut self.codec, self.ttl_ms.is_some(), &mut batch)?;
             for (k, v) in taken.into_iter().zip(values) {
-                if let Some(slot) = self.slots.get_mut(k) {
+                if let Some(slot) = self.slots.get_mut(&k[..]) {
                     slot.value = Some(v);
                 }
             }
@@ -723,7 +734,7 @@ impl<V: Send, C: StateCodec<V>> KeyedTable<V, C> {
     }
 }
 
-impl<V: Send, C: StateCodec<V>> StateTable for KeyedTable<V, C> {
+impl<V: Send + 'static, C: StateCodec<V>> StateTable for KeyedTable<V, C> {
     fn flush(&mut self) -> Result<()> {
         self.write_changed()
     }
