@@ -527,27 +527,22 @@ impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
     /// Sets `key` to `value`.
     pub fn insert(&mut self, key: &[u8], value: V, now: u64) -> Result<&mut V> {
         let cost = key.len() + SLOT_OVERHEAD + self.codec.size(&value);
-        if let Some(old) = self.slots.get(key) {
-            self.bytes = self.bytes.saturating_sub(old.cost);
-        } else {
+        if !self.slots.contains_key(key) {
             self.make_room(cost)?;
-            self.slots.insert(
-                SlotKey::from_slice(key),
-                Slot {
-                    value: None,
-                    dirty: false,
-                    hot: true,
-                    touched: now,
-                    cost: 0,
-                },
-            );
         }
-        self.bytes += cost;
-        self.mark(key, now);
+        // One lookup finds or makes the slot (the sweep above may move it).
         let slot = self
             .slots
-            .get_mut(key)
-            .ok_or_else(|| crate::EngineError::State("a cached entry vanished".into()))?;
+            .entry(SlotKey::from_slice(key))
+            .or_insert_with(|| Slot {
+                value: None,
+                dirty: false,
+                hot: true,
+                touched: now,
+                cost: 0,
+            });
+        self.bytes = self.bytes.saturating_sub(slot.cost) + cost;
+        touch(slot, key, now, self.checkpointed.then_some(&mut self.dirty));
         slot.cost = cost;
         Ok(slot.value.insert(value))
     }
