@@ -163,37 +163,38 @@ impl Behind {
 
     /// The channel to the writer thread, started when first needed.
     fn jobs(&mut self, path: &Path) -> Result<&SyncSender<Job>> {
-        if self.jobs.is_none() {
-            let (tx, rx) = sync_channel::<Job>(1);
-            let dir = path.to_path_buf();
-            let thread = std::thread::Builder::new()
-                .name("vigil-state-writer".into())
-                .spawn(move || {
-                    for job in rx {
-                        let result = apply(&job.db, &dir, job.writes);
-                        drop(job.garbage);
-                        let _ = job.done.send(result);
-                    }
-                })
-                .map_err(|e| state_err(path, "cannot start the state writer for", e))?;
-            self.jobs = Some((tx, thread));
-        }
-        match &self.jobs {
-            Some((tx, _)) => Ok(tx),
-            None => unreachable!("started above"),
-        }
+        let (tx, _) = match &mut self.jobs {
+            Some(started) => started,
+            none => none.insert(start_writer(path)?),
+        };
+        Ok(tx)
     }
 }
 
-/// Writes `writes` into `db` (no write-ahead log: a crash restores the last
+/// Starts a writer thread: it applies each job's writes, then drops its
+/// garbage, until its channel closes.
+fn start_writer(path: &Path) -> Result<(SyncSender<Job>, JoinHandle<()>)> {
+    let (tx, rx) = sync_channel::<Job>(1);
+    let dir = path.to_path_buf();
+    let thread = std::thread::Builder::new()
+        .name("vigil-state-writer".into())
+        .spawn(move || {
+            for job in rx {
+                let result = write_to(&job.db, &dir, job.writes.into_batch());
+                drop(job.garbage);
+                let _ = job.done.send(result);
+            }
+        })
+        .map_err(|e| state_err(path, "cannot start the state writer for", e))?;
+    Ok((tx, thread))
+}
+
+/// Writes `batch` into `db` (no write-ahead log: a crash restores the last
 /// checkpoint, never this working copy).
-fn apply(db: &DB, path: &Path, writes: SortedWrites) -> Result<()> {
-    if writes.entries.is_empty() {
-        return Ok(());
-    }
+fn write_to(db: &DB, path: &Path, batch: WriteBatch) -> Result<()> {
     let mut wo = WriteOptions::default();
     wo.disable_wal(true);
-    db.write_opt(writes.into_batch(), &wo)
+    db.write_opt(batch, &wo)
         .map_err(|e| state_err(path, "cannot write state to", e))
 }
 
@@ -244,10 +245,14 @@ impl KeyedBackend {
     /// Waits for the write behind the operator, if one is in flight: every
     /// read and write of the database comes after it.
     fn settle(&self) -> Result<()> {
+        self.behind()?.settle()
+    }
+
+    /// The writer thread's side, locked.
+    fn behind(&self) -> Result<std::sync::MutexGuard<'_, Behind>> {
         self.behind
             .lock()
-            .map_err(|_| EngineError::State("the keyed-state writer failed".into()))?
-            .settle()
+            .map_err(|_| EngineError::State("the keyed-state writer failed".into()))
     }
 
     /// The database if it is open, once the write behind is applied.
@@ -294,13 +299,6 @@ impl KeyedBackend {
             return Ok(vec![None; keys.len()]);
         };
         let err = |e| state_err(&self.path, "cannot read state from", e);
-        if std::env::var_os("VIGIL_OLD_MULTIGET").is_some() {
-            return db
-                .multi_get(keys)
-                .into_iter()
-                .map(|r| r.map_err(err))
-                .collect();
-        }
         let cf = db
             .cf_handle(rocksdb::DEFAULT_COLUMN_FAMILY_NAME)
             .ok_or_else(|| {
@@ -322,11 +320,7 @@ impl KeyedBackend {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut wo = WriteOptions::default();
-        wo.disable_wal(true);
-        self.db()?
-            .write_opt(batch, &wo)
-            .map_err(|e| state_err(&self.path, "cannot write state to", e))
+        write_to(self.db()?, &self.path, batch)
     }
 
     /// Writes `writes`, sorted by key (see [`SortedWrites`]).
@@ -350,10 +344,7 @@ impl KeyedBackend {
             return Ok(());
         }
         let db = Arc::clone(self.db()?);
-        let mut behind = self
-            .behind
-            .lock()
-            .map_err(|_| EngineError::State("the keyed-state writer failed".into()))?;
+        let mut behind = self.behind()?;
         behind.settle()?;
         let (done, pending) = sync_channel(1);
         let job = Job {
