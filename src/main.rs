@@ -123,11 +123,17 @@ enum Command {
     },
     /// Generate Nexmark events (persons, auctions, bids; deterministic: each
     /// event is seeded by its id) into DIR/person.jsonl, DIR/auction.jsonl
-    /// and DIR/bid.jsonl, with Flink's Nexmark column names.
+    /// and DIR/bid.jsonl, with Flink's Nexmark column names; with `--nested`,
+    /// into DIR/events.jsonl as the rows of Flink's `datagen` table
+    /// (`event_type` and one object for `person`, `auction` or `bid`): what
+    /// the `nexmark` connector produces for the same options.
     Nexmark {
-        /// Where to write the three files.
+        /// Where to write the files.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// One file of nested events instead of three flat ones.
+        #[arg(long)]
+        nested: bool,
         /// How many events (2% persons, 6% auctions, 92% bids).
         #[arg(long, default_value_t = 10_000)]
         events: u64,
@@ -405,18 +411,29 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Nexmark { out, events, rate } => {
+        Command::Nexmark {
+            out,
+            nested,
+            events,
+            rate,
+        } => {
             let config = vigil_connectors::nexmark::NexmarkConfig {
                 events,
                 rate,
                 ..Default::default()
             };
-            let [p, a, b] = vigil_connectors::nexmark::write_files(&config, &out).map_err(|e| {
-                format!(
-                    "error: cannot write Nexmark events to '{}': {e}",
-                    out.display()
-                )
-            })?;
+            let layout = if nested {
+                vigil_connectors::nexmark::Layout::Nested
+            } else {
+                vigil_connectors::nexmark::Layout::PerKind
+            };
+            let [p, a, b] =
+                vigil_connectors::nexmark::write_files(&config, &out, layout).map_err(|e| {
+                    format!(
+                        "error: cannot write Nexmark events to '{}': {e}",
+                        out.display()
+                    )
+                })?;
             eprintln!(
                 "wrote {p} persons, {a} auctions and {b} bids to {}",
                 out.display()

@@ -7,6 +7,7 @@
 //! - dead letters ([`dlq`]) for records a source cannot decode.
 //! - `print`: writes rows to stdout as Flink's print connector does.
 //! - `blackhole`: discards rows (for benchmarks).
+//! - `nexmark`: the Nexmark benchmark's events, with Flink's options and schema.
 //! - `kafka`: topics as sources and sinks, with Flink's options; `upsert-kafka`.
 //! - `metrics`: window results as Prometheus gauges (see [`metrics`]).
 
@@ -35,6 +36,7 @@ pub fn default_registry() -> ConnectorRegistry {
     r.register(Arc::new(filesystem::FilesystemConnector));
     r.register(Arc::new(print::PrintConnector));
     r.register(Arc::new(blackhole::BlackholeConnector));
+    r.register(Arc::new(nexmark::NexmarkConnector));
     r.register(Arc::new(kafka::KafkaConnector));
     r.register(Arc::new(kafka::upsert::UpsertKafkaConnector));
     r.register(Arc::new(metrics::MetricsConnector));

@@ -212,7 +212,14 @@ pub fn check_metadata_types(
 /// Plans an expression written in a table definition, mapping error positions
 /// back into the script.
 fn plan_expr(state: &SessionState, text: &str, schema: &DFSchema, pos: Pos) -> Result<Expr> {
-    state.create_logical_expr(text, schema).map_err(|e| {
+    use datafusion::common::tree_node::TreeNode;
+    use datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter;
+    // Coerced as a query's expressions are (`event_type = 0` on an INT).
+    let planned = state.create_logical_expr(text, schema).and_then(|e| {
+        e.rewrite(&mut TypeCoercionRewriter::new(schema))
+            .map(|t| t.data)
+    });
+    planned.map_err(|e| {
         let mut err = SqlError::from_datafusion(e, pos);
         if let Some(p) = err.pos.as_mut() {
             // Positions inside the expression text are relative to it.

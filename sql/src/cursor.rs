@@ -11,6 +11,9 @@ pub struct Cursor<'a> {
     /// The index of the next token.
     pub i: usize,
     end: Pos,
+    /// The second half of a `>>` token whose first half closed a nested
+    /// type (`ARRAY<ARRAY<INT>>`) is still to be consumed.
+    half_gt: bool,
 }
 
 impl<'a> Cursor<'a> {
@@ -20,7 +23,12 @@ impl<'a> Cursor<'a> {
             .last()
             .map(|t| Pos::from(t.span.end))
             .unwrap_or(Pos { line: 1, column: 1 });
-        Self { tokens, i: 0, end }
+        Self {
+            tokens,
+            i: 0,
+            end,
+            half_gt: false,
+        }
     }
 
     /// The next token, if any.
@@ -119,6 +127,23 @@ impl<'a> Cursor<'a> {
         } else {
             Err(self.unexpected(&format!("'{t}'")))
         }
+    }
+
+    /// Consumes the `>` that closes a type's parameters, also when the
+    /// tokenizer merged it with the next one into `>>`.
+    pub fn expect_close_angle(&mut self) -> Result<()> {
+        if self.half_gt {
+            self.half_gt = false;
+            return Ok(());
+        }
+        if self.eat_token(&Token::Gt) {
+            return Ok(());
+        }
+        if self.eat_token(&Token::ShiftRight) {
+            self.half_gt = true;
+            return Ok(());
+        }
+        Err(self.unexpected("'>'"))
     }
 
     /// An identifier (quoted or not), returned as written (Flink identifiers are

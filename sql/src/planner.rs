@@ -30,6 +30,7 @@ use crate::cursor::Cursor;
 use crate::ddl::parse_create_table;
 use crate::error::{Pos, Result, SqlError};
 use crate::functions::flink_functions;
+use crate::group_window::extract_group_windows;
 use crate::match_recognize::extract_match_recognize;
 use crate::rewrite::rewrite_query;
 use crate::script::{split_statements, LineOffsets, Statement, LOOKUP_PREFIX};
@@ -218,6 +219,9 @@ impl ScriptPlanner {
                 self.create_table(def)
             }
             ("CREATE", "VIEW") => self.create_view(tokens, offsets).await,
+            ("CREATE", "FUNCTION" | "SYSTEM") => {
+                crate::function_ddl::create_function(tokens, &self.ctx)
+            }
             ("SET", _) => self.set(tokens),
             ("INSERT", _) => self.insert(tokens, stmt, graph).await,
             ("SELECT" | "WITH" | "VALUES", _) | ("", _)
@@ -592,6 +596,16 @@ impl ScriptPlanner {
                 Pos::from(next.span.start),
                 format!("unexpected '{}' after the query", next.token),
             ));
+        }
+        let base = self.windows;
+        let mut k = 0;
+        let legacy = extract_group_windows(&mut query, &mut || {
+            k += 1;
+            format!("__vigil_window_{}", base + k - 1)
+        })?;
+        self.windows += legacy.len();
+        for (name, tvf) in &legacy {
+            self.register_window(name, tvf).await?;
         }
         rewrite_query(&mut query);
         let state = self.ctx.state();

@@ -1,8 +1,13 @@
 //! Rewrites of the parsed query that bring Flink's SQL to DataFusion:
 //! - unaliased select items other than plain columns are named `EXPR$<n>`, as
-//!   Flink (Calcite) names them;
+//!   Flink (Calcite) names them; an unaliased field of a ROW column
+//!   (`person.id`, `t.person.id`) is named after the field (`id`, then `id0`,
+//!   `id1` for the next items of that name);
 //! - `IF(c, a, b)` becomes `CASE WHEN c THEN a ELSE b END`;
 //! - `MOD(a, b)` becomes `a % b`;
+//! - `HOUR(ts)`, `MINUTE`, `SECOND`, `YEAR`, `QUARTER`, `MONTH`, `WEEK`,
+//!   `DAYOFYEAR`, `DAYOFMONTH` and `DAYOFWEEK` (from 1, Sunday) become BIGINT
+//!   `date_part`s;
 //! - `FLOOR(ts TO unit)` becomes `date_trunc('unit', ts)`, and `CEIL(ts TO unit)`
 //!   the next boundary unless `ts` is on one.
 
@@ -38,15 +43,43 @@ fn name_select_items(query: &mut Query) {
 fn name_set_expr(body: &mut SetExpr) {
     match body {
         SetExpr::Select(select) => {
+            let relations = relation_names(select);
+            // Calcite's names, in order: a later item whose name an earlier
+            // one has gets `name0`, `name1`, ... (`B.dateTime, A.dateTime`).
+            let mut taken: Vec<String> = vec![];
             for (i, item) in select.projection.iter_mut().enumerate() {
-                if let SelectItem::UnnamedExpr(e) = item {
-                    if !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                let SelectItem::UnnamedExpr(e) = item else {
+                    if let SelectItem::ExprWithAlias { alias, .. } = item {
+                        taken.push(alias.value.clone());
+                    }
+                    continue;
+                };
+                let name = match e {
+                    Expr::Identifier(id) => id.value.clone(),
+                    Expr::CompoundIdentifier(ids) => match ids.last() {
+                        Some(last) => last.value.clone(),
+                        None => continue,
+                    },
+                    _ => {
                         let expr = e.clone();
                         *item = SelectItem::ExprWithAlias {
                             expr,
                             alias: Ident::with_quote('"', format!("EXPR${i}")),
                         };
+                        continue;
                     }
+                };
+                // A field of a ROW (more parts than `relation.column`) is
+                // named after the field; a column keeps its name unless taken.
+                let field = matches!(e, Expr::CompoundIdentifier(ids)
+                    if ids.len() > 2 || !relations.contains(&ids[0].value));
+                let unique = unique_name(&name, &mut taken);
+                if field || unique != name {
+                    let expr = e.clone();
+                    *item = SelectItem::ExprWithAlias {
+                        expr,
+                        alias: Ident::with_quote('"', unique),
+                    };
                 }
             }
             for twj in &mut select.from {
@@ -63,6 +96,65 @@ fn name_set_expr(body: &mut SetExpr) {
         }
         _ => {}
     }
+}
+
+/// `name`, or Calcite's `name0`, `name1`, ... when another item has it.
+fn unique_name(name: &str, taken: &mut Vec<String>) -> String {
+    let mut candidate = name.to_string();
+    let mut n = 0;
+    while taken.contains(&candidate) {
+        candidate = format!("{name}{n}");
+        n += 1;
+    }
+    taken.push(candidate.clone());
+    candidate
+}
+
+/// The names by which a SELECT's FROM clause lets columns be qualified
+/// (table names and aliases), to tell `t.col` from `row_col.field`.
+fn relation_names(select: &datafusion::sql::sqlparser::ast::Select) -> Vec<String> {
+    fn of(t: &TableFactor, out: &mut Vec<String>) {
+        match t {
+            TableFactor::Table { name, alias, .. } => match alias {
+                Some(a) => out.push(a.name.value.clone()),
+                None => out.extend(
+                    name.0
+                        .last()
+                        .and_then(|p| p.as_ident())
+                        .map(|i| i.value.clone()),
+                ),
+            },
+            TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } => {
+                if let Some(a) = alias {
+                    out.push(a.name.value.clone());
+                }
+                of(&table_with_joins.relation, out);
+                for j in &table_with_joins.joins {
+                    of(&j.relation, out);
+                }
+            }
+            other => {
+                if let TableFactor::Derived { alias: Some(a), .. }
+                | TableFactor::UNNEST { alias: Some(a), .. }
+                | TableFactor::Function { alias: Some(a), .. }
+                | TableFactor::TableFunction { alias: Some(a), .. } = other
+                {
+                    out.push(a.name.value.clone());
+                }
+            }
+        }
+    }
+    let mut out = vec![];
+    for twj in &select.from {
+        of(&twj.relation, &mut out);
+        for j in &twj.joins {
+            of(&j.relation, &mut out);
+        }
+    }
+    out
 }
 
 fn name_table_factor(t: &mut TableFactor) {
@@ -150,6 +242,24 @@ fn trunc_unit(unit: &DateTimeField) -> String {
         .to_string()
 }
 
+/// The `date_part` field of a Flink time-field function and what to add to
+/// it (Flink's DAYOFWEEK counts from 1, Sunday).
+fn date_part_of(function: &str) -> Option<(&'static str, &'static str)> {
+    Some(match function {
+        "YEAR" => ("year", ""),
+        "QUARTER" => ("quarter", ""),
+        "MONTH" => ("month", ""),
+        "WEEK" => ("week", ""),
+        "DAYOFYEAR" => ("doy", ""),
+        "DAYOFMONTH" => ("day", ""),
+        "DAYOFWEEK" => ("dow", " + 1"),
+        "HOUR" => ("hour", ""),
+        "MINUTE" => ("minute", ""),
+        "SECOND" => ("second", ""),
+        _ => return None,
+    })
+}
+
 pub(crate) fn rewrite_expr(e: &mut Expr) {
     if let Expr::Function(f) = e {
         let name = f.name.to_string().to_ascii_uppercase();
@@ -213,6 +323,16 @@ pub(crate) fn rewrite_expr(e: &mut Expr) {
                         );
                         if let Some(new) = parse_expr(&text) {
                             *e = new;
+                        }
+                    }
+                }
+                (unit, Some(args)) if args.len() == 1 && date_part_of(unit).is_some() => {
+                    // Flink's HOUR(ts), DAYOFWEEK(ts), ...: BIGINT fields.
+                    if let Some((part, shift)) = date_part_of(unit) {
+                        let text =
+                            format!("CAST(date_part('{part}', ({})) AS BIGINT){shift}", args[0]);
+                        if let Some(new) = parse_expr(&text) {
+                            *e = Expr::Nested(Box::new(new));
                         }
                     }
                 }

@@ -113,7 +113,7 @@ pub fn parse_type(c: &mut Cursor) -> Result<(DataType, bool)> {
         "ARRAY" => {
             c.expect_token(&Token::Lt)?;
             let (inner, nullable) = parse_type(c)?;
-            c.expect_token(&Token::Gt)?;
+            c.expect_close_angle()?;
             DataType::List(Arc::new(Field::new("element", inner, nullable)))
         }
         "MAP" => {
@@ -121,10 +121,11 @@ pub fn parse_type(c: &mut Cursor) -> Result<(DataType, bool)> {
             let (key, _) = parse_type(c)?;
             c.expect_token(&Token::Comma)?;
             let (value, value_nullable) = parse_type(c)?;
-            c.expect_token(&Token::Gt)?;
+            c.expect_close_angle()?;
             map_type(key, value, value_nullable)
         }
-        "ROW" | "MULTISET" | "RAW" | "INTERVAL" => {
+        "ROW" => row_type(c)?,
+        "MULTISET" | "RAW" | "INTERVAL" => {
             return Err(SqlError::unsupported(pos, format!("column type {upper}")).with_len(name.len()))
         }
         _ => {
@@ -140,6 +141,45 @@ pub fn parse_type(c: &mut Cursor) -> Result<(DataType, bool)> {
         c.eat_keyword("NULL");
     }
     Ok((dt, nullable))
+}
+
+/// The fields of `ROW<name type, ...>` or `ROW(name type, ...)` (each may
+/// carry a description string, as in Flink), after the keyword `ROW`.
+fn row_type(c: &mut Cursor) -> Result<DataType> {
+    let angle = if c.eat_token(&Token::Lt) {
+        true
+    } else if c.eat_token(&Token::LParen) {
+        false
+    } else {
+        return Err(c
+            .unexpected("'<' or '(' after ROW")
+            .with_help("write a row type as ROW<name TYPE, ...>"));
+    };
+    let mut fields: Vec<Field> = vec![];
+    loop {
+        let (name, pos) = c.identifier("a field name")?;
+        if fields.iter().any(|f| f.name() == &name) {
+            return Err(
+                SqlError::at(pos, format!("field '{name}' appears twice in ROW"))
+                    .with_len(name.len())
+                    .with_help("give every field of a ROW a name of its own"),
+            );
+        }
+        let (dt, nullable) = parse_type(c)?;
+        // A field's description: `f INT 'what it is'`.
+        let _ = c.string("a description");
+        fields.push(Field::new(name, dt, nullable));
+        if c.eat_token(&Token::Comma) {
+            continue;
+        }
+        if angle {
+            c.expect_close_angle()?;
+        } else {
+            c.expect_token(&Token::RParen)?;
+        }
+        break;
+    }
+    Ok(DataType::Struct(fields.into()))
 }
 
 /// Parses a type written as text, such as a connector's declared metadata
@@ -183,6 +223,13 @@ pub fn flink_name(t: &DataType) -> String {
             }
         }
         DataType::List(f) => format!("ARRAY<{}>", flink_name(f.data_type())),
+        DataType::Struct(fields) => {
+            let inner: Vec<String> = fields
+                .iter()
+                .map(|f| format!("`{}` {}", f.name(), flink_name(f.data_type())))
+                .collect();
+            format!("ROW<{}>", inner.join(", "))
+        }
         DataType::Map(entries, _) => match entries.data_type() {
             DataType::Struct(kv) if kv.len() == 2 => format!(
                 "MAP<{}, {}>",
@@ -251,6 +298,44 @@ mod tests {
             map_type(DataType::Utf8, DataType::Binary, true)
         );
         assert_eq!(flink_name(&t("MAP<STRING, BYTES>")), "MAP<STRING, BYTES>");
+    }
+
+    #[test]
+    fn row_types_nest_in_both_spellings() {
+        let row = t("ROW<id BIGINT NOT NULL, `dateTime` TIMESTAMP(3), tags ARRAY<ARRAY<INT>>>");
+        let DataType::Struct(fields) = &row else {
+            panic!("not a struct: {row}");
+        };
+        assert_eq!(fields.len(), 3);
+        assert_eq!(fields[0].name(), "id");
+        assert!(!fields[0].is_nullable());
+        assert_eq!(fields[1].name(), "dateTime");
+        assert_eq!(
+            fields[1].data_type(),
+            &DataType::Timestamp(TimeUnit::Millisecond, None)
+        );
+        assert_eq!(
+            flink_name(&row),
+            "ROW<`id` BIGINT, `dateTime` TIMESTAMP(3), `tags` ARRAY<ARRAY<INT>>>"
+        );
+        assert_eq!(
+            t("ROW(a INT 'the a', b ROW<c STRING>)"),
+            t("ROW<a INT, b ROW(c STRING)>")
+        );
+        assert_eq!(
+            t("MAP<STRING, ARRAY<INT>>"),
+            map_type(
+                DataType::Utf8,
+                DataType::List(Arc::new(Field::new("element", DataType::Int32, true))),
+                true
+            )
+        );
+    }
+
+    #[test]
+    fn a_row_with_a_field_twice_is_refused() {
+        let err = parse_type_text("ROW<a INT, a STRING>").expect_err("refused");
+        assert!(err.to_string().contains("field 'a' appears twice"), "{err}");
     }
 
     /// Cases from Flink's LogicalTypeCastsTest (explicit casts).

@@ -8,7 +8,7 @@
 //! generator adds it twice, pointing bids at persons not yet created).
 
 use chrono::DateTime;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 const FIRST_PERSON_ID: u64 = 1000;
 const FIRST_AUCTION_ID: u64 = 1000;
@@ -17,14 +17,8 @@ const NUM_CATEGORIES: u64 = 5;
 const PERSON_ID_LEAD: u64 = 10;
 const AUCTION_ID_LEAD: u64 = 10;
 const HOT_RATIO_BATCH: u64 = 100;
-const PERSON_PROPORTION: u64 = 1;
-const AUCTION_PROPORTION: u64 = 3;
-const TOTAL_PROPORTION: u64 = 50;
 const NUM_ACTIVE_PEOPLE: u64 = 1000;
 const NUM_IN_FLIGHT_AUCTIONS: u64 = 100;
-const HOT_AUCTION_RATIO: u64 = 2;
-const HOT_SELLERS_RATIO: u64 = 4;
-const HOT_BIDDERS_RATIO: u64 = 4;
 const HOT_CHANNELS_RATIO: u64 = 2;
 
 const FIRST_NAMES: [&str; 11] = [
@@ -63,6 +57,28 @@ pub struct NexmarkConfig {
     pub rate: u64,
     /// The first event's time, ms since the epoch.
     pub base_time_ms: i64,
+    /// Persons, auctions and bids in each epoch of `sum` events (Flink's
+    /// `person.proportion`, `auction.proportion`, `bid.proportion`).
+    pub proportions: [u64; 3],
+    /// How often a bid goes to a hot auction or comes from a hot bidder,
+    /// and an auction from a hot seller (`bid.hot-ratio.auctions`, `bid.hot-ratio.bidders`,
+    /// `auction.hot-ratio.sellers`).
+    pub hot_ratios: HotRatios,
+    /// Average sizes in bytes of a person, an auction and a bid, which the
+    /// `extra` column pads them to (`person.avg-size`, ...).
+    pub avg_sizes: [u64; 3],
+}
+
+/// How skewed the foreign keys are: `x` in `HotRatios { x: n }` means that
+/// `n - 1` in `n` draws pick a hot value.
+#[derive(Debug, Clone, Copy)]
+pub struct HotRatios {
+    /// A bid's auction.
+    pub auctions: u64,
+    /// A bid's bidder.
+    pub bidders: u64,
+    /// An auction's seller.
+    pub sellers: u64,
 }
 
 impl Default for NexmarkConfig {
@@ -72,6 +88,13 @@ impl Default for NexmarkConfig {
             rate: 10_000,
             // 2015-07-15 00:00:00 UTC, as in the Nexmark examples.
             base_time_ms: 1_436_918_400_000,
+            proportions: [1, 3, 46],
+            hot_ratios: HotRatios {
+                auctions: 2,
+                bidders: 4,
+                sellers: 4,
+            },
+            avg_sizes: [200, 500, 100],
         }
     }
 }
@@ -86,7 +109,8 @@ pub struct Person {
     pub credit_card: String,
     pub city: String,
     pub state: String,
-    pub date_time: String,
+    #[serde(serialize_with = "as_text")]
+    pub date_time: i64,
     pub extra: String,
 }
 
@@ -99,8 +123,10 @@ pub struct Auction {
     pub description: String,
     pub initial_bid: u64,
     pub reserve: u64,
-    pub date_time: String,
-    pub expires: String,
+    #[serde(serialize_with = "as_text")]
+    pub date_time: i64,
+    #[serde(serialize_with = "as_text")]
+    pub expires: i64,
     pub seller: u64,
     pub category: u64,
     pub extra: String,
@@ -115,8 +141,21 @@ pub struct Bid {
     pub price: u64,
     pub channel: String,
     pub url: String,
-    pub date_time: String,
+    #[serde(serialize_with = "as_text")]
+    pub date_time: i64,
     pub extra: String,
+}
+
+/// A time (ms since the epoch) as Flink's JSON format writes a TIMESTAMP(3):
+/// `2015-07-15 00:00:00.000`.
+pub fn format_time(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_default()
+}
+
+fn as_text<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_time(*ms))
 }
 
 /// One generated event.
@@ -183,71 +222,99 @@ impl Rng {
     }
 }
 
-fn last_base0_person_id(id: u64) -> u64 {
-    // `min(id % 50, PERSON_PROPORTION - 1)` in the spec: 0 with one person per epoch.
-    id / TOTAL_PROPORTION * PERSON_PROPORTION
+/// The event mix of a configuration (../shared/reference/nexmark.md §1.3).
+#[derive(Debug, Clone, Copy)]
+struct Mix {
+    person: u64,
+    auction: u64,
+    total: u64,
 }
 
-fn last_base0_auction_id(id: u64) -> u64 {
-    let mut epoch = id / TOTAL_PROPORTION;
-    let off = id % TOTAL_PROPORTION;
-    let offset = if off < PERSON_PROPORTION {
-        // Before this epoch's first auction: the previous epoch's last.
-        if epoch == 0 {
-            return 0;
+impl Mix {
+    fn of(config: &NexmarkConfig) -> Self {
+        let [p, a, b] = config.proportions;
+        Mix {
+            person: p,
+            auction: a,
+            total: (p + a + b).max(1),
         }
-        epoch -= 1;
-        AUCTION_PROPORTION - 1
-    } else if off >= PERSON_PROPORTION + AUCTION_PROPORTION {
-        AUCTION_PROPORTION - 1
-    } else {
-        off - PERSON_PROPORTION
-    };
-    epoch * AUCTION_PROPORTION + offset
-}
+    }
 
-fn next_base0_person_id(id: u64, rng: &mut Rng) -> u64 {
-    let num_people = last_base0_person_id(id) + 1;
-    let active = num_people.min(NUM_ACTIVE_PEOPLE);
-    num_people - active + rng.below(active + PERSON_ID_LEAD)
-}
+    fn last_base0_person_id(&self, id: u64) -> u64 {
+        let epoch = id / self.total;
+        let offset = (id % self.total).min(self.person.saturating_sub(1));
+        epoch * self.person + offset
+    }
 
-fn next_base0_auction_id(id: u64, rng: &mut Rng) -> u64 {
-    let max = last_base0_auction_id(id);
-    let min = max.saturating_sub(NUM_IN_FLIGHT_AUCTIONS);
-    min + rng.below(max - min + 1 + AUCTION_ID_LEAD)
+    fn last_base0_auction_id(&self, id: u64) -> u64 {
+        let mut epoch = id / self.total;
+        let off = id % self.total;
+        let offset = if off < self.person {
+            // Before this epoch's first auction: the previous epoch's last.
+            if epoch == 0 {
+                return 0;
+            }
+            epoch -= 1;
+            self.auction.saturating_sub(1)
+        } else if off >= self.person + self.auction {
+            self.auction.saturating_sub(1)
+        } else {
+            off - self.person
+        };
+        epoch * self.auction + offset
+    }
+
+    fn next_base0_person_id(&self, id: u64, rng: &mut Rng) -> u64 {
+        let num_people = self.last_base0_person_id(id) + 1;
+        let active = num_people.min(NUM_ACTIVE_PEOPLE);
+        num_people - active + rng.below(active + PERSON_ID_LEAD)
+    }
+
+    fn next_base0_auction_id(&self, id: u64, rng: &mut Rng) -> u64 {
+        let max = self.last_base0_auction_id(id);
+        let min = max.saturating_sub(NUM_IN_FLIGHT_AUCTIONS);
+        min + rng.below(max - min + 1 + AUCTION_ID_LEAD)
+    }
 }
 
 /// Generates the events of a [`NexmarkConfig`] in id order.
 pub struct NexmarkGenerator {
     config: NexmarkConfig,
+    mix: Mix,
     next: u64,
 }
 
 impl NexmarkGenerator {
     /// A generator from event 0.
     pub fn new(config: NexmarkConfig) -> Self {
-        Self { config, next: 0 }
+        Self {
+            mix: Mix::of(&config),
+            config,
+            next: 0,
+        }
     }
 
-    fn time_of(&self, n: u64) -> i64 {
+    /// What it generates.
+    pub fn config(&self) -> &NexmarkConfig {
+        &self.config
+    }
+
+    /// The event time of event `n`, ms since the epoch.
+    pub fn time_of(&self, n: u64) -> i64 {
         let us_per_event = 1_000_000.0 / self.config.rate.max(1) as f64;
         self.config.base_time_ms + (n as f64 * us_per_event / 1000.0) as i64
-    }
-
-    fn format_time(ms: i64) -> String {
-        DateTime::from_timestamp_millis(ms)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
-            .unwrap_or_default()
     }
 
     /// Event `id`.
     pub fn event(&self, id: u64) -> Event {
         let mut rng = Rng::seeded(id);
         let ts = self.time_of(id);
-        let date_time = Self::format_time(ts);
-        let rem = id % TOTAL_PROPORTION;
-        if rem < PERSON_PROPORTION {
+        let date_time = ts;
+        let mix = self.mix;
+        let [person_size, auction_size, bid_size] = self.config.avg_sizes;
+        let hot = self.config.hot_ratios;
+        let rem = id % mix.total;
+        if rem < mix.person {
             let name = format!(
                 "{} {}",
                 FIRST_NAMES[rng.below(FIRST_NAMES.len() as u64) as usize],
@@ -260,9 +327,9 @@ impl NexmarkGenerator {
                 .join(" ");
             let city = CITIES[rng.below(CITIES.len() as u64) as usize].to_string();
             let state = STATES[rng.below(STATES.len() as u64) as usize].to_string();
-            let extra = rng.extra(200, 56);
+            let extra = rng.extra(person_size, 56);
             Event::Person(Person {
-                id: last_base0_person_id(id) + FIRST_PERSON_ID,
+                id: mix.last_base0_person_id(id) + FIRST_PERSON_ID,
                 name,
                 email_address,
                 credit_card,
@@ -271,11 +338,11 @@ impl NexmarkGenerator {
                 date_time,
                 extra,
             })
-        } else if rem < PERSON_PROPORTION + AUCTION_PROPORTION {
-            let seller = if rng.below(HOT_SELLERS_RATIO) > 0 {
-                (last_base0_person_id(id) / HOT_RATIO_BATCH) * HOT_RATIO_BATCH
+        } else if rem < mix.person + mix.auction {
+            let seller = if rng.below(hot.sellers) > 0 {
+                (mix.last_base0_person_id(id) / HOT_RATIO_BATCH) * HOT_RATIO_BATCH
             } else {
-                next_base0_person_id(id, &mut rng)
+                mix.next_base0_person_id(id, &mut rng)
             };
             let category = FIRST_CATEGORY_ID + rng.below(NUM_CATEGORIES);
             let initial_bid = rng.price();
@@ -283,32 +350,32 @@ impl NexmarkGenerator {
             let description = rng.string(100);
             let reserve = initial_bid + rng.price();
             // Open for up to twice the event time of the next in-flight auctions' events.
-            let horizon_events = NUM_IN_FLIGHT_AUCTIONS * TOTAL_PROPORTION / AUCTION_PROPORTION;
+            let horizon_events = NUM_IN_FLIGHT_AUCTIONS * mix.total / mix.auction.max(1);
             let horizon = (self.time_of(id + horizon_events) - ts).max(1) as u64;
             let expires = ts + 1 + rng.below(2 * horizon) as i64;
-            let extra = rng.extra(500, 72);
+            let extra = rng.extra(auction_size, 72);
             Event::Auction(Auction {
-                id: last_base0_auction_id(id) + FIRST_AUCTION_ID,
+                id: mix.last_base0_auction_id(id) + FIRST_AUCTION_ID,
                 item_name,
                 description,
                 initial_bid,
                 reserve,
                 date_time,
-                expires: Self::format_time(expires),
+                expires,
                 seller: seller + FIRST_PERSON_ID,
                 category,
                 extra,
             })
         } else {
-            let auction = if rng.below(HOT_AUCTION_RATIO) > 0 {
-                (last_base0_auction_id(id) / HOT_RATIO_BATCH) * HOT_RATIO_BATCH
+            let auction = if rng.below(hot.auctions) > 0 {
+                (mix.last_base0_auction_id(id) / HOT_RATIO_BATCH) * HOT_RATIO_BATCH
             } else {
-                next_base0_auction_id(id, &mut rng)
+                mix.next_base0_auction_id(id, &mut rng)
             };
-            let bidder = if rng.below(HOT_BIDDERS_RATIO) > 0 {
-                (last_base0_person_id(id) / HOT_RATIO_BATCH) * HOT_RATIO_BATCH + 1
+            let bidder = if rng.below(hot.bidders) > 0 {
+                (mix.last_base0_person_id(id) / HOT_RATIO_BATCH) * HOT_RATIO_BATCH + 1
             } else {
-                next_base0_person_id(id, &mut rng)
+                mix.next_base0_person_id(id, &mut rng)
             };
             let price = rng.price();
             let (channel, url) = if rng.below(HOT_CHANNELS_RATIO) > 0 {
@@ -330,7 +397,7 @@ impl NexmarkGenerator {
                 }
                 (format!("channel-{i}"), url)
             };
-            let extra = rng.extra(100, 32);
+            let extra = rng.extra(bid_size, 32);
             Event::Bid(Bid {
                 auction: auction + FIRST_AUCTION_ID,
                 bidder: bidder + FIRST_PERSON_ID,

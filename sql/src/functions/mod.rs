@@ -2,6 +2,7 @@
 
 mod date_format;
 mod proctime;
+mod regexp_extract;
 mod split_index;
 mod to_timestamp_ltz;
 pub mod truncating;
@@ -15,5 +16,6 @@ pub fn flink_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(date_format::DateFormat::new()),
         ScalarUDF::from(split_index::SplitIndex::new()),
         ScalarUDF::from(proctime::Proctime::new()),
+        ScalarUDF::from(regexp_extract::RegexpExtract::new()),
     ]
 }
