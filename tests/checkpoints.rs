@@ -666,6 +666,31 @@ fn an_interval_join_stopped_and_resumed_equals_a_straight_run() {
     stop_and_resume("join", join_script, 1000, &[r#""bv":null"#], false);
 }
 
+/// OVER aggregations per key over the last 3 rows and the last 200 ms:
+/// rows waiting for the watermark, accumulators and the rows inside each
+/// frame are in every checkpoint.
+fn over_script(bootstrap: &str, out: &Path) -> String {
+    format!(
+        "SET 'execution.checkpointing.interval' = '20 ms';
+CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'kafka', 'topic' = 'ev', 'properties.bootstrap.servers' = '{bootstrap}',
+      'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
+CREATE TABLE sums (k STRING, v BIGINT, ts TIMESTAMP(3), s3 BIGINT, n BIGINT)
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+INSERT INTO sums SELECT k, v, ts,
+  SUM(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW),
+  COUNT(*) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '200' MILLISECOND PRECEDING AND CURRENT ROW)
+FROM ev;
+",
+        out.display()
+    )
+}
+
+#[test]
+fn an_over_aggregation_stopped_and_resumed_equals_a_straight_run() {
+    stop_and_resume("over", over_script, 1000, &[r#""n":3"#], false);
+}
+
 /// A window join of the events with themselves (100 ms windows, per key, the
 /// smaller values as partners) plus window Top-2 per key: rows wait in
 /// windows across checkpoints.

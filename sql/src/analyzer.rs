@@ -6,7 +6,10 @@ use datafusion::common::Result;
 use std::sync::Arc;
 
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::{Aggregate, AggregateUDF, Expr, ExprSchemable, LogicalPlan};
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{
+    Aggregate, AggregateUDF, Expr, ExprSchemable, LogicalPlan, Window, WindowFunctionDefinition,
+};
 
 use crate::functions::truncating::Truncating;
 use datafusion::optimizer::AnalyzerRule;
@@ -47,6 +50,34 @@ fn flink_integer_result(e: Expr, schema: &DFSchema) -> Expr {
     Expr::AggregateFunction(f)
 }
 
+/// An OVER aggregate with Flink's truncated result (see
+/// [`flink_integer_result`]), if `e` is one that needs it.
+fn truncated_over(e: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::WindowFunction(f) = e else {
+        return None;
+    };
+    let WindowFunctionDefinition::AggregateUDF(udaf) = &f.fun else {
+        return None;
+    };
+    let call = Expr::AggregateFunction(AggregateFunction::new_udf(
+        udaf.clone(),
+        f.params.args.clone(),
+        false,
+        None,
+        vec![],
+        None,
+    ));
+    let Expr::AggregateFunction(t) = flink_integer_result(call, schema) else {
+        return None;
+    };
+    if Arc::ptr_eq(&t.func, udaf) {
+        return None;
+    }
+    let mut f = f.as_ref().clone();
+    f.fun = WindowFunctionDefinition::AggregateUDF(t.func);
+    Some(Expr::WindowFunction(Box::new(f)))
+}
+
 impl AnalyzerRule for StableAggregateNames {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up(|p| match p {
@@ -65,6 +96,23 @@ impl AnalyzerRule for StableAggregateNames {
                     .collect();
                 let new = Aggregate::try_new(agg.input.clone(), agg.group_expr.clone(), aggr)?;
                 Ok(Transformed::yes(LogicalPlan::Aggregate(new)))
+            }
+            LogicalPlan::Window(w)
+                if w.window_expr
+                    .iter()
+                    .any(|e| truncated_over(e, w.input.schema()).is_some()) =>
+            {
+                let exprs = w
+                    .window_expr
+                    .iter()
+                    .map(|e| match truncated_over(e, w.input.schema()) {
+                        // The name stays what the plan above refers to.
+                        Some(t) => t.alias(e.schema_name().to_string()),
+                        None => e.clone(),
+                    })
+                    .collect();
+                let new = Window::try_new(exprs, w.input.clone())?;
+                Ok(Transformed::yes(LogicalPlan::Window(new)))
             }
             p => Ok(Transformed::no(p)),
         })

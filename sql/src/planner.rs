@@ -588,6 +588,7 @@ impl ScriptPlanner {
         for (name, clause) in &clauses {
             self.register_match(name, clause).await?;
         }
+        let tokens = crate::is_json::rewrite_is_json(&tokens);
         let mut parser = Parser::new(&GenericDialect {}).with_tokens_with_locations(tokens);
         let mut query = parser.parse_query().map_err(|e| parser_error(e, start))?;
         let next = parser.peek_token();

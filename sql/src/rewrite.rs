@@ -5,6 +5,10 @@
 //!   `id1` for the next items of that name);
 //! - `IF(c, a, b)` becomes `CASE WHEN c THEN a ELSE b END`;
 //! - `MOD(a, b)` becomes `a % b`;
+//! - `REGEXP_REPLACE(s, regex, replacement)` replaces every match with the
+//!   replacement as written, as in Flink;
+//! - `LISTAGG(x [, sep])` becomes `string_agg(x, sep)` (`,` by default);
+//! - `TIMESTAMPADD(unit, n, ts)` becomes `timestampadd('unit', n, ts)`;
 //! - `HOUR(ts)`, `MINUTE`, `SECOND`, `YEAR`, `QUARTER`, `MONTH`, `WEEK`,
 //!   `DAYOFYEAR`, `DAYOFMONTH` and `DAYOFWEEK` (from 1, Sunday) become BIGINT
 //!   `date_part`s;
@@ -334,6 +338,37 @@ pub(crate) fn rewrite_expr(e: &mut Expr) {
                         if let Some(new) = parse_expr(&text) {
                             *e = Expr::Nested(Box::new(new));
                         }
+                    }
+                }
+                ("REGEXP_REPLACE", Some(args)) if args.len() == 3 => {
+                    // Flink replaces every match (DataFusion only the first
+                    // unless told 'g') with the replacement as it is written
+                    // (`$1` is no group reference).
+                    let text = format!(
+                        "regexp_replace({}, {}, replace({}, '$', '$$'), 'g')",
+                        args[0], args[1], args[2]
+                    );
+                    if let Some(new) = parse_expr(&text) {
+                        *e = new;
+                    }
+                }
+                ("LISTAGG", Some(args)) if (1..=2).contains(&args.len()) => {
+                    // Flink's LISTAGG(x [, separator]), separator ',' by default.
+                    let sep = args.get(1).map_or("','".to_string(), |s| s.to_string());
+                    if let Some(new) = parse_expr(&format!("string_agg({}, {sep})", args[0])) {
+                        *e = new;
+                    }
+                }
+                ("TIMESTAMPADD", Some(args)) if args.len() == 3 => {
+                    // The unit is a keyword: the function takes it as text.
+                    let text = format!(
+                        "timestampadd('{}', {}, {})",
+                        args[0].to_string().to_ascii_uppercase(),
+                        args[1],
+                        args[2]
+                    );
+                    if let Some(new) = parse_expr(&text) {
+                        *e = new;
                     }
                 }
                 ("MOD", Some(args)) if args.len() == 2 => {

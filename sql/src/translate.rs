@@ -58,7 +58,7 @@ pub struct Translator<'a> {
     pub locate: &'a (dyn Fn(&str) -> Pos + Sync),
     /// The script's `SET` options, handed to connectors.
     pub settings: std::collections::BTreeMap<String, String>,
-    props: ExecutionProps,
+    pub(crate) props: ExecutionProps,
     /// For a stream Top-N: the N of the filter on its rank, and whether the
     /// rank number is selected (set while planning the filter and projection
     /// above the OVER window).
@@ -199,6 +199,9 @@ impl<'a> Translator<'a> {
                 LogicalPlan::Sort(_) => Err(self.unsupported("ORDER", "ORDER BY on a stream")),
                 LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT", "LIMIT on a stream")),
                 LogicalPlan::Join(j) => self.join(j).await,
+                LogicalPlan::Window(w) if crate::translate_over::is_over_aggregate(w) => {
+                    self.over_aggregate(w).await
+                }
                 LogicalPlan::Window(w) => self.window_rank(w).await,
                 LogicalPlan::Distinct(_) => Err(self.unsupported(
                     "DISTINCT",

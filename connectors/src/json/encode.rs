@@ -18,6 +18,8 @@ enum Column<'a> {
     Quoted(ArrayFormatter<'a>),
     Float(&'a dyn Array),
     Timestamp(&'a dyn Array),
+    /// ROW, ARRAY or MAP: a JSON object or array (Flink's JSON format).
+    Nested(&'a dyn Array),
 }
 
 /// Casts timestamp columns of any unit to milliseconds, so that they format alike.
@@ -104,6 +106,110 @@ fn write_float(v: f64, non_finite: NonFinite, out: &mut String) {
     }
 }
 
+/// Appends value `i` of a nested array (and what it holds) as Flink's JSON
+/// format writes it: a ROW as an object of its fields, an ARRAY as an array,
+/// a MAP as an object (keys as strings). `Ok(Err(why))`: a value JSON cannot
+/// carry (a timestamp no calendar date holds); part of it may be written.
+fn write_nested(
+    a: &dyn Array,
+    i: usize,
+    non_finite: NonFinite,
+    out: &mut String,
+) -> Result<Result<(), String>, ArrowError> {
+    use std::fmt::Write;
+    if a.is_null(i) {
+        out.push_str("null");
+        return Ok(Ok(()));
+    }
+    let elements =
+        |values: &dyn Array, out: &mut String| -> Result<Result<(), String>, ArrowError> {
+            out.push('[');
+            for j in 0..values.len() {
+                if j > 0 {
+                    out.push(',');
+                }
+                if let Err(e) = write_nested(values, j, non_finite, out)? {
+                    return Ok(Err(e));
+                }
+            }
+            out.push(']');
+            Ok(Ok(()))
+        };
+    match a.data_type() {
+        DataType::Struct(fields) => {
+            out.push('{');
+            for (k, (f, c)) in fields.iter().zip(a.as_struct().columns()).enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                write_json_string(f.name(), out);
+                out.push(':');
+                if let Err(e) = write_nested(c.as_ref(), i, non_finite, out)? {
+                    return Ok(Err(e));
+                }
+            }
+            out.push('}');
+        }
+        DataType::List(_) => return elements(a.as_list::<i32>().value(i).as_ref(), out),
+        DataType::LargeList(_) => return elements(a.as_list::<i64>().value(i).as_ref(), out),
+        DataType::FixedSizeList(..) => {
+            return elements(a.as_fixed_size_list().value(i).as_ref(), out)
+        }
+        DataType::Map(..) => {
+            let entries = a.as_map().value(i);
+            let options = FormatOptions::default();
+            let keys = ArrayFormatter::try_new(entries.column(0).as_ref(), &options)?;
+            out.push('{');
+            let mut key = String::new();
+            for j in 0..entries.len() {
+                if j > 0 {
+                    out.push(',');
+                }
+                key.clear();
+                let _ = write!(key, "{}", keys.value(j));
+                write_json_string(&key, out);
+                out.push(':');
+                if let Err(e) = write_nested(entries.column(1).as_ref(), j, non_finite, out)? {
+                    return Ok(Err(e));
+                }
+            }
+            out.push('}');
+        }
+        DataType::Utf8 => write_json_string(a.as_string::<i32>().value(i), out),
+        DataType::LargeUtf8 => write_json_string(a.as_string::<i64>().value(i), out),
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+            let v = cast(&a.slice(i, 1), &DataType::Float64)?;
+            write_float(v.as_primitive::<Float64Type>().value(0), non_finite, out);
+        }
+        DataType::Timestamp(_, tz) => {
+            let ms = cast(
+                &a.slice(i, 1),
+                &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+            )?;
+            let ms = ms.as_primitive::<TimestampMillisecondType>().value(0);
+            out.push('"');
+            if !format_timestamp_ms(ms, out) {
+                return Ok(Err(format!(
+                    "the timestamp {ms} ms since 1970 is out of range"
+                )));
+            }
+            out.push('"');
+        }
+        DataType::Null => out.push_str("null"),
+        t if t.is_numeric() || matches!(t, DataType::Boolean) => {
+            let f = ArrayFormatter::try_new(a, &FormatOptions::default())?;
+            let _ = write!(out, "{}", f.value(i));
+        }
+        _ => {
+            let f = ArrayFormatter::try_new(a, &FormatOptions::default())?;
+            let mut text = String::new();
+            let _ = write!(text, "{}", f.value(i));
+            write_json_string(&text, out);
+        }
+    }
+    Ok(Ok(()))
+}
+
 /// Appends each row of `batch` to `out` as a JSON object followed by a newline.
 ///
 /// Rows of an updating result carry their change kind as `"_op"` when it is
@@ -141,6 +247,11 @@ pub fn encode_json_lines(
                     Column::Float(a.as_ref())
                 }
                 DataType::Timestamp(_, _) => Column::Timestamp(a.as_ref()),
+                DataType::Struct(_)
+                | DataType::List(_)
+                | DataType::LargeList(_)
+                | DataType::FixedSizeList(..)
+                | DataType::Map(..) => Column::Nested(a.as_ref()),
                 DataType::Boolean
                 | DataType::Int8
                 | DataType::Int16
@@ -195,6 +306,14 @@ pub fn encode_json_lines(
                             .value(0),
                     };
                     write_float(v, non_finite, out);
+                }
+                Column::Nested(a) => {
+                    if let Err(e) = write_nested(*a, row, non_finite, out)? {
+                        out.truncate(row_start);
+                        let name = batch.schema_ref().field(c).name().clone();
+                        failed.push((row, format!("column '{name}': {e}")));
+                        continue 'rows;
+                    }
                 }
                 Column::Timestamp(a) => {
                     out.push('"');

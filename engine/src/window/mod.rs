@@ -5,6 +5,7 @@
 
 pub mod aggregate;
 pub mod assign;
+pub mod over;
 pub mod rank;
 pub mod session;
 pub mod spill;

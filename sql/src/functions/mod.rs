@@ -1,21 +1,28 @@
 //! Flink functions whose names or behaviour differ from DataFusion's.
 
 mod date_format;
+mod json;
 mod proctime;
 mod regexp_extract;
 mod split_index;
+mod timestampadd;
 mod to_timestamp_ltz;
 pub mod truncating;
+mod unix_timestamp;
 
 use datafusion::logical_expr::ScalarUDF;
 
 /// The Flink-compatible scalar functions to register in the SQL session.
 pub fn flink_functions() -> Vec<ScalarUDF> {
-    vec![
+    let mut functions = json::json_functions();
+    functions.extend([
         ScalarUDF::from(to_timestamp_ltz::ToTimestampLtz::new()),
         ScalarUDF::from(date_format::DateFormat::new()),
         ScalarUDF::from(split_index::SplitIndex::new()),
         ScalarUDF::from(proctime::Proctime::new()),
         ScalarUDF::from(regexp_extract::RegexpExtract::new()),
-    ]
+        ScalarUDF::from(unix_timestamp::UnixTimestamp::new()),
+        ScalarUDF::from(timestampadd::TimestampAdd::new()),
+    ]);
+    functions
 }

@@ -62,6 +62,12 @@ impl Accumulator for TruncAcc {
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         self.0.merge_batch(states)
     }
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.0.retract_batch(values)
+    }
+    fn supports_retract_batch(&self) -> bool {
+        self.0.supports_retract_batch()
+    }
 }
 
 struct TruncGroups(Box<dyn GroupsAccumulator>);
@@ -118,6 +124,11 @@ impl AggregateUDFImpl for Truncating {
     }
     fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(Box::new(TruncAcc(self.inner.accumulator(acc_args)?)))
+    }
+    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(TruncAcc(
+            self.inner.create_sliding_accumulator(args)?,
+        )))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         self.inner.state_fields(args)
