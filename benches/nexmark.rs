@@ -25,7 +25,10 @@ use datafusion::prelude::{JsonReadOptions, SessionContext};
 
 #[path = "support/bids.rs"]
 mod bids;
+#[path = "support/measure.rs"]
+mod measure;
 use bids::ensure_data;
+use measure::{parse_result, peak_rss_mb};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -113,23 +116,6 @@ fn datafusion_sql(q: &str) -> &'static str {
     }
 }
 
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.to_string())
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
 async fn child(engine: &str, q: &str, path: &str, rows: u64) {
     let t0 = Instant::now();
     match engine {
@@ -194,13 +180,6 @@ async fn child(engine: &str, q: &str, path: &str, rows: u64) {
         rows as f64 / s,
         peak_rss_mb()
     );
-}
-
-fn parse_result(out: &str, key: &str) -> Option<f64> {
-    out.split_whitespace().find_map(|w| {
-        w.strip_prefix(&format!("{key}="))
-            .and_then(|v| v.parse().ok())
-    })
 }
 
 /// Flink's figures: the shared benchmark script for the queries it has, the

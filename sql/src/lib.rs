@@ -23,8 +23,10 @@ mod translate_join;
 mod translate_lookup;
 mod translate_over;
 mod translate_rank;
+mod translate_unnest;
 pub mod tvf;
 pub mod types;
+pub mod unnest_join;
 pub mod window_node;
 
 pub use error::{Pos, SqlError};

@@ -598,6 +598,7 @@ impl ScriptPlanner {
                 format!("unexpected '{}' after the query", next.token),
             ));
         }
+        crate::unnest_join::rewrite_unnest_joins(&mut query, start)?;
         let base = self.windows;
         let mut k = 0;
         let legacy = extract_group_windows(&mut query, &mut || {

@@ -196,6 +196,7 @@ impl<'a> Translator<'a> {
                     };
                     Ok(self.graph.add_union(inputs, schema))
                 }
+                LogicalPlan::Unnest(u) => self.unnest(u).await,
                 LogicalPlan::Sort(_) => Err(self.unsupported("ORDER", "ORDER BY on a stream")),
                 LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT", "LIMIT on a stream")),
                 LogicalPlan::Join(j) => self.join(j).await,

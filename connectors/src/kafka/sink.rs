@@ -114,11 +114,13 @@ impl KafkaSink {
             return Err(err("a Kafka sink writes to exactly one 'topic'".into()));
         }
         let fixed_partition = match spec.option("sink.partitioner").unwrap_or("default") {
-            "default" => None,
+            // Flink's round-robin spreads keyless records over the partitions,
+            // as Kafka's own partitioner does for them.
+            "default" | "round-robin" => None,
             "fixed" => Some(0),
             other => {
                 return Err(err(format!(
-                    "not supported yet: 'sink.partitioner' = '{other}'; supported: default, fixed"
+                    "not supported yet: 'sink.partitioner' = '{other}'; supported: default, fixed, round-robin"
                 )))
             }
         };

@@ -1,7 +1,8 @@
-//! Stateless operators (projection, filter) and the watermark assigner.
+//! Stateless operators (projection, filter, unnest) and the watermark assigner.
 
 pub mod filter;
 pub mod project;
+pub mod unnest;
 pub mod watermark;
 
 use std::sync::Arc;
