@@ -125,6 +125,56 @@ fn insert_into_filesystem_sink_writes_json_lines() {
 }
 
 #[test]
+fn insert_with_a_column_list_fills_the_listed_columns_and_nulls_the_rest() {
+    // Flink's target column list: the query's first column goes to the first
+    // listed column (b), its second to a; c, not listed, is NULL. The input is
+    // the 7 rows of late.jsonl, v = 1, 2, 4, ..., 64.
+    let dir = std::env::temp_dir().join(format!("vigil-own-cols-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sink = |cols: &str| {
+        table("t", "ts TIMESTAMP(3), v BIGINT", "late.jsonl", "0")
+            + &format!(
+                "CREATE TABLE out (a BIGINT, b STRING, c INT{cols}) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');\n",
+                dir.display()
+            )
+    };
+    let (_, err, ok) = run(
+        "cols",
+        &(sink("") + "INSERT INTO out (b, a) SELECT 'x', v * 2 FROM t;"),
+    );
+    assert!(ok, "{err}");
+    let written = std::fs::read_to_string(dir.join("part-0.json")).expect("sink file");
+    let expected: Vec<String> = [2, 4, 8, 16, 32, 64, 128]
+        .iter()
+        .map(|a| format!("{{\"a\":{a},\"b\":\"x\",\"c\":null}}"))
+        .collect();
+    assert_rows(&written, &expected.join("\n"));
+    // What cannot be meant is refused, at the statement.
+    for (insert, message) in [
+        (
+            "INSERT INTO out (b, d) SELECT 'x', v FROM t;",
+            "'out' has no column 'd'",
+        ),
+        (
+            "INSERT INTO out (a, a) SELECT v, v FROM t;",
+            "column 'a' is listed twice",
+        ),
+        (
+            "INSERT INTO out (a) SELECT v, v FROM t;",
+            "the query produces 2 columns but sink 'out' takes 1 (a)",
+        ),
+    ] {
+        let (_, err, ok) = run("cols-bad", &(sink("") + insert));
+        assert!(!ok && err.contains(message), "{insert}: {err}");
+    }
+    let (_, err, ok) = run(
+        "cols-not-null",
+        &(sink(", d INT NOT NULL") + "INSERT INTO out (a) SELECT v FROM t;"),
+    );
+    assert!(!ok && err.contains("column 'd' is NOT NULL"), "{err}");
+}
+
+#[test]
 fn avg_over_integers_truncates_like_flink() {
     // Flink's AVG over BIGINT returns BIGINT, truncated toward zero (helper runs of
     // Flink 2.3 confirmed (-3, 2, -7) -> -2). With a 5 s delay nothing is late:

@@ -11,6 +11,7 @@ pub mod error;
 pub mod function_ddl;
 pub mod functions;
 pub mod group_window;
+mod insert_columns;
 mod is_json;
 pub mod join;
 pub mod match_recognize;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::common::{Column, DFSchema, ExprSchema, TableReference};
 use datafusion::datasource::ViewTable;
@@ -31,6 +31,7 @@ use crate::ddl::parse_create_table;
 use crate::error::{Pos, Result, SqlError};
 use crate::functions::flink_functions;
 use crate::group_window::extract_group_windows;
+use crate::insert_columns::{parse_column_list, sink_exprs};
 use crate::match_recognize::extract_match_recognize;
 use crate::rewrite::rewrite_query;
 use crate::script::{split_statements, LineOffsets, Statement, LOOKUP_PREFIX};
@@ -420,14 +421,6 @@ impl ScriptPlanner {
             return Err(c.unexpected("INTO"));
         }
         let (name, name_pos) = c.object_name("a table name")?;
-        if c.is_token(&Token::LParen)
-            && !(c.is_keyword_at(1, "SELECT") || c.is_keyword_at(1, "WITH"))
-        {
-            return Err(SqlError::unsupported(
-                c.pos(),
-                "a column list in INSERT INTO; select the sink's columns in order",
-            ));
-        }
         let entry = self
             .tables
             .get(&name)
@@ -436,21 +429,27 @@ impl ScriptPlanner {
                     .with_len(name.len())
             })?
             .clone();
+        let targets = parse_column_list(&mut c, &entry.sink_schema(), &name)?;
         let plan = self.plan_query(&tokens[c.i..], true).await?;
         let pos = stmt.pos();
         let sink_schema = entry.sink_schema();
         let out = plan.schema().clone();
-        if out.fields().len() != sink_schema.fields().len() {
+        let wanted = targets
+            .as_ref()
+            .map_or(sink_schema.fields().len(), Vec::len);
+        if out.fields().len() != wanted {
             return Err(SqlError::at(
                 name_pos,
                 format!(
-                    "the query produces {} columns but sink '{name}' has {} ({})",
+                    "the query produces {} columns but sink '{name}' takes {} ({})",
                     out.fields().len(),
-                    sink_schema.fields().len(),
+                    wanted,
                     sink_schema
                         .fields()
                         .iter()
-                        .map(|f| f.name().as_str())
+                        .enumerate()
+                        .filter(|(i, _)| targets.as_ref().is_none_or(|t| t.contains(i)))
+                        .map(|(_, f)| f.name().as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
@@ -458,15 +457,15 @@ impl ScriptPlanner {
         }
         let node = self.translate(&plan, tokens, pos, graph).await?;
         let updating = is_updating(&graph.schema(node));
-        // Cast to the sink's column types and names.
-        let mut exprs = out
-            .columns()
-            .into_iter()
-            .zip(sink_schema.fields())
-            .map(|(col, f): (Column, &Arc<Field>)| {
-                crate::decimal_cast::sink_cast(col, &out, f.data_type(), name_pos)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        // Cast to the sink's column types and names (NULL for a column the
+        // INSERT's column list leaves out).
+        let mut exprs = sink_exprs(
+            &out,
+            &sink_schema,
+            targets.as_deref(),
+            name_pos,
+            crate::decimal_cast::sink_cast,
+        )?;
         let mut sink_schema_nullable: SchemaRef = Arc::new(Schema::new(
             sink_schema
                 .fields()
