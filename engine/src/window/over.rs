@@ -248,29 +248,16 @@ impl OverAggregate {
     /// their aggregates.
     fn advance(&mut self, part: &[u8], t: i64, rows: Vec<RowRef>, out: &mut Output) -> Result<()> {
         let args = self.args(&rows)?;
-        let spec = &self.spec;
-        let make = || -> Result<Option<Group>> {
-            let key = match rows.first() {
-                Some((batch, i)) => spec
-                    .partition_by
-                    .iter()
-                    .map(|e| {
-                        let c = eval(e.as_ref(), batch, "PARTITION BY")?;
-                        ScalarValue::try_from_array(&c, *i).context("OVER keys")
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-                None => vec![],
-            };
-            Ok(Some(Group {
-                key,
-                accs: new_accumulators(&spec.aggregates, true)?,
-                count: 0,
-                value: vec![],
-            }))
-        };
         let mut group = match self.accs.take(part, 0)? {
             Some(g) => g,
-            None => make()?.ok_or_else(|| EngineError::State("no OVER group".into()))?,
+            // The table key is the partition key: the group needs no copy of
+            // its values (nothing reads them, and they are not stored).
+            None => Group {
+                key: vec![],
+                accs: new_accumulators(&self.spec.aggregates, true)?,
+                count: 0,
+                value: vec![],
+            },
         };
         let bounded = matches!(
             self.spec.frame,
