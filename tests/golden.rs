@@ -132,7 +132,13 @@ fn check_golden_as(
                 }
             }
         }
-        match compare::compare_jsonl(&expected, &actual) {
+        // An ORDER BY's rows compare in order (`-- compare: ordered`).
+        let compared = if text.contains("-- compare: ordered") {
+            compare::compare_jsonl_ordered(&expected, &actual)
+        } else {
+            compare::compare_jsonl(&expected, &actual)
+        };
+        match compared {
             Ok(None) => {}
             Ok(Some(diff)) => failures.push(format!("{name}: {diff}")),
             Err(e) => failures.push(format!("{name}: {e}")),

@@ -191,3 +191,26 @@ fn avg_over_integers_truncates_like_flink() {
         r#"{"window_start": "2024-01-01 00:00:00", "a": 3, "d": 3.6666666666666665}"#,
     );
 }
+
+#[test]
+fn current_watermark_drops_the_rows_behind_it() {
+    // Delay 2 s over late.jsonl (1, 5, 12, 8, 15, 12.5, 25 s). The assigner
+    // emits a watermark before a row that could be late (at or behind the
+    // watermark the rows before it allow): before 8 s (10 s, from 12 s) and
+    // before 12.5 s (13 s, from 15 s). So 1, 5 and 12 s see none (NULL, kept),
+    // 8 s sees 10 s (dropped), 15 s 10 s (kept), 12.5 s 13 s (dropped), 25 s
+    // 13 s (kept).
+    let sql = table("t", "ts TIMESTAMP(3), v BIGINT", "late.jsonl", "2")
+        + "SELECT v, CURRENT_WATERMARK(ts) AS wm FROM t \
+           WHERE CURRENT_WATERMARK(ts) IS NULL OR ts > CURRENT_WATERMARK(ts);";
+    let (out, err, ok) = run("current_watermark", &sql);
+    assert!(ok, "{err}");
+    assert_rows(
+        &out,
+        r#"{"v": 1, "wm": null}
+{"v": 2, "wm": null}
+{"v": 4, "wm": null}
+{"v": 16, "wm": "2024-01-01 00:00:10"}
+{"v": 64, "wm": "2024-01-01 00:00:13"}"#,
+    );
+}

@@ -34,6 +34,9 @@ pub struct TableSpec {
     pub job_options: BTreeMap<String, String>,
     /// The declared `PRIMARY KEY ... NOT ENFORCED` columns (an upsert sink's key).
     pub primary_key: Vec<String>,
+    /// The declared `PARTITIONED BY` columns (a filesystem sink writes a
+    /// directory per value).
+    pub partition_keys: Vec<String>,
 }
 
 impl TableSpec {
@@ -64,6 +67,7 @@ impl TableSpec {
             metadata: BTreeMap::new(),
             job_options: BTreeMap::new(),
             primary_key: vec![],
+            partition_keys: vec![],
         }
     }
 }

@@ -44,3 +44,20 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     };
     Some(std::time::Duration::from_millis(ms))
 }
+
+thread_local! {
+    static CURRENT_WATERMARK: std::cell::Cell<Option<EventTime>> = const { std::cell::Cell::new(None) };
+}
+
+/// Sets the watermark of the operator about to process a batch on this
+/// thread (the runtime does, before each batch).
+pub fn set_current_watermark(wm: Option<EventTime>) {
+    CURRENT_WATERMARK.with(|c| c.set(wm));
+}
+
+/// The last watermark the operator processing a batch on this thread
+/// received (`None` before its first, or outside a batch): Flink's
+/// `CURRENT_WATERMARK`.
+pub fn current_watermark() -> Option<EventTime> {
+    CURRENT_WATERMARK.with(|c| c.get())
+}

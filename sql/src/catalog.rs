@@ -265,10 +265,14 @@ pub fn resolve_table(def: TableDef, state: &SessionState) -> Result<TableEntry> 
             }
             ColumnKind::Computed { expr, pos } => {
                 let e = plan_expr(state, expr, &physical_df, *pos)?;
-                let dt = e
-                    .get_type(&physical_df)
+                // The field's metadata too: `PROCTIME()` marks a time attribute.
+                let (_, f) = e
+                    .to_field(&physical_df)
                     .map_err(|err| SqlError::from_datafusion(err, *pos))?;
-                fields.push(Field::new(&c.name, dt, true));
+                fields.push(
+                    Field::new(&c.name, f.data_type().clone(), true)
+                        .with_metadata(f.metadata().clone()),
+                );
                 computed.push(Some(e));
             }
         }

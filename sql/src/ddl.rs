@@ -83,6 +83,8 @@ pub struct TableDef {
     pub watermark: Option<WatermarkDef>,
     /// `PRIMARY KEY` columns, if declared.
     pub primary_key: Vec<String>,
+    /// The `PARTITIONED BY (...)` columns.
+    pub partition_keys: Vec<String>,
     /// The `WITH` options.
     pub options: BTreeMap<String, String>,
     /// Where the `WITH` clause is (for connector errors).
@@ -105,6 +107,7 @@ pub fn parse_create_table(tokens: &[TokenWithSpan], offsets: &LineOffsets) -> Re
         columns: vec![],
         watermark: None,
         primary_key: vec![],
+        partition_keys: vec![],
         options: BTreeMap::new(),
         options_pos: pos,
     };
@@ -120,8 +123,27 @@ pub fn parse_create_table(tokens: &[TokenWithSpan], offsets: &LineOffsets) -> Re
     if c.eat_keyword("COMMENT") {
         c.string("a comment string")?;
     }
-    if c.is_keyword("PARTITIONED") {
-        return Err(SqlError::unsupported(c.pos(), "PARTITIONED BY").with_len(11));
+    if c.eat_keyword("PARTITIONED") {
+        c.expect_keyword("BY")?;
+        c.expect_token(&Token::LParen)?;
+        loop {
+            let (name, at) = c.identifier("a partition column")?;
+            if !def.columns.iter().any(|col| col.name == name) {
+                return Err(SqlError::at(
+                    at,
+                    format!(
+                        "PARTITIONED BY names '{name}', which is not a column of '{}'",
+                        def.name
+                    ),
+                )
+                .with_len(name.len()));
+            }
+            def.partition_keys.push(name);
+            if c.eat_token(&Token::RParen) {
+                break;
+            }
+            c.expect_token(&Token::Comma)?;
+        }
     }
     def.options_pos = c.pos();
     if c.eat_keyword("WITH") {
@@ -147,6 +169,22 @@ pub fn parse_create_table(tokens: &[TokenWithSpan], offsets: &LineOffsets) -> Re
     }
     if !c.done() {
         return Err(c.unexpected("the end of the statement"));
+    }
+    crate::legacy_options::modernize(&mut def.options, def.options_pos)?;
+    if !def.partition_keys.is_empty()
+        && def
+            .options
+            .get("connector")
+            .is_some_and(|c| c != "filesystem")
+    {
+        return Err(SqlError::at(
+            def.options_pos,
+            format!(
+                "table '{}' is PARTITIONED BY, which only the filesystem connector supports",
+                def.name
+            ),
+        )
+        .with_help("drop PARTITIONED BY, or write the table with 'connector' = 'filesystem'"));
     }
     if !def.options.contains_key("connector") {
         return Err(SqlError::at(

@@ -3,6 +3,7 @@
 //! the plans into an engine job graph.
 
 pub mod analyzer;
+pub mod as_of;
 pub mod catalog;
 pub mod cursor;
 pub mod ddl;
@@ -14,6 +15,9 @@ pub mod group_window;
 mod insert_columns;
 mod is_json;
 pub mod join;
+mod json_syntax;
+pub mod legacy_options;
+mod map_literal;
 pub mod match_recognize;
 pub mod planner;
 pub mod rewrite;
@@ -24,10 +28,13 @@ mod translate_join;
 mod translate_lookup;
 mod translate_over;
 mod translate_rank;
+mod translate_sort;
+mod translate_temporal;
 mod translate_unnest;
 pub mod tvf;
 pub mod types;
 pub mod unnest_join;
+pub mod where_alias;
 pub mod window_node;
 
 pub use error::{Pos, SqlError};

@@ -13,7 +13,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::Statement as AstStatement;
+use datafusion::sql::sqlparser::ast::{Query, Statement as AstStatement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
@@ -23,7 +23,7 @@ use vigil_engine::graph::{JobGraph, NodeId};
 use vigil_engine::metrics::Metrics;
 use vigil_engine::operators::project::Project;
 use vigil_engine::state::parallelism_setting;
-use vigil_engine::window::ROWTIME_METADATA_KEY;
+use vigil_engine::window::{PROCTIME_METADATA_KEY, ROWTIME_METADATA_KEY};
 
 use crate::catalog::{check_metadata, connector_factory, resolve_table, StreamTable, TableEntry};
 use crate::cursor::Cursor;
@@ -34,7 +34,7 @@ use crate::group_window::extract_group_windows;
 use crate::insert_columns::{parse_column_list, sink_exprs};
 use crate::match_recognize::extract_match_recognize;
 use crate::rewrite::rewrite_query;
-use crate::script::{split_statements, LineOffsets, Statement, LOOKUP_PREFIX};
+use crate::script::{split_statements, LineOffsets, Statement};
 use crate::translate::Translator;
 use crate::tvf::extract_window_tvfs;
 use crate::window_node::WindowTvfNode;
@@ -111,6 +111,12 @@ impl ScriptPlanner {
         let ctx = SessionContext::new_with_state(state);
         for udf in flink_functions() {
             ctx.register_udf(udf);
+        }
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
+            crate::as_of::AsOfGuard::new(),
+        ));
+        for udaf in crate::functions::flink_aggregates() {
+            ctx.register_udaf(udaf);
         }
         Self {
             ctx,
@@ -288,17 +294,7 @@ impl ScriptPlanner {
             schema: entry.schema.clone(),
         });
         self.ctx
-            .register_table(
-                TableReference::bare(entry.def.name.clone()),
-                provider.clone(),
-            )
-            .map_err(|e| SqlError::from_datafusion(e, entry.def.pos))?;
-        // The same table read by a lookup join (see `script::LOOKUP_PREFIX`).
-        self.ctx
-            .register_table(
-                TableReference::bare(format!("{LOOKUP_PREFIX}{}", entry.def.name)),
-                provider,
-            )
+            .register_table(TableReference::bare(entry.def.name.clone()), provider)
             .map_err(|e| SqlError::from_datafusion(e, entry.def.pos))?;
         self.tables.insert(entry.def.name.clone(), Arc::new(entry));
         Ok(())
@@ -483,6 +479,7 @@ impl ScriptPlanner {
                 metadata: Default::default(),
                 job_options: self.settings.clone(),
                 primary_key: entry.def.primary_key.clone(),
+                partition_keys: entry.def.partition_keys.clone(),
             };
             if !factory.accepts_updates(&probe) {
                 return Err(SqlError::at(
@@ -528,6 +525,7 @@ impl ScriptPlanner {
             metadata,
             job_options: self.settings.clone(),
             primary_key: entry.def.primary_key.clone(),
+            partition_keys: entry.def.partition_keys.clone(),
         };
         let sink = factory
             .create_sink(&spec, &self.metrics)
@@ -587,7 +585,13 @@ impl ScriptPlanner {
         for (name, clause) in &clauses {
             self.register_match(name, clause).await?;
         }
+        crate::as_of::register_markers(&self.ctx, &tokens)
+            .await
+            .map_err(|e| SqlError::from_datafusion(e, start))?;
+        let tokens = crate::as_of::guard_markers(&self.ctx, &tokens).await;
         let tokens = crate::is_json::rewrite_is_json(&tokens);
+        let tokens = crate::json_syntax::rewrite_json_syntax(&tokens)?;
+        let tokens = crate::map_literal::rewrite_map_literals(&tokens);
         let mut parser = Parser::new(&GenericDialect {}).with_tokens_with_locations(tokens);
         let mut query = parser.parse_query().map_err(|e| parser_error(e, start))?;
         let next = parser.peek_token();
@@ -610,10 +614,22 @@ impl ScriptPlanner {
         }
         rewrite_query(&mut query);
         let state = self.ctx.state();
-        let plan = state
-            .statement_to_plan(DFStatement::Statement(Box::new(AstStatement::Query(query))))
-            .await
-            .map_err(|e| SqlError::from_datafusion(e, start))?;
+        let to_plan = |q: Query| DFStatement::Statement(Box::new(AstStatement::Query(Box::new(q))));
+        let plan = match state.statement_to_plan(to_plan((*query).clone())).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                // Beyond Flink: WHERE on a window function's alias (see
+                // `where_alias`), tried only when the query fails as written.
+                let mut lifted = (*query).clone();
+                if !crate::where_alias::lift_window_aliases(&mut lifted) {
+                    return Err(SqlError::from_datafusion(e, start));
+                }
+                state
+                    .statement_to_plan(to_plan(lifted))
+                    .await
+                    .map_err(|_| SqlError::from_datafusion(e, start))?
+            }
+        };
         if !optimize {
             return Ok(plan);
         }
@@ -688,10 +704,12 @@ impl ScriptPlanner {
         let field = schema
             .field_from_column(&time_col)
             .map_err(|e| SqlError::from_datafusion(e, tvf.time_pos))?;
-        if !field.metadata().contains_key(ROWTIME_METADATA_KEY) {
+        if !field.metadata().contains_key(ROWTIME_METADATA_KEY)
+            && !field.metadata().contains_key(PROCTIME_METADATA_KEY)
+        {
             return Err(SqlError::at(tvf.time_pos, format!("DESCRIPTOR column '{}' is not a time attribute", tvf.time_col))
                 .with_len(tvf.time_col.len())
-                .with_help("window on a column with a WATERMARK FOR declaration, or on window_time of an earlier window"));
+                .with_help("window on a column with a WATERMARK FOR declaration, on a PROCTIME() column, or on window_time of an earlier window"));
         }
         let partition = tvf
             .partition_by

@@ -79,7 +79,7 @@ pub fn split_statements(script: &str) -> Result<Vec<Statement>> {
     flush(&mut current, &mut out);
     for st in &mut out {
         bracket_distinct_from(&mut st.tokens);
-        mark_lookup_tables(&mut st.tokens);
+        mark_as_of_tables(&mut st.tokens);
     }
     Ok(out)
 }
@@ -116,14 +116,11 @@ fn bracket_distinct_from(tokens: &mut Vec<TokenWithSpan>) {
     }
 }
 
-/// The prefix that marks a table read by a lookup join.
-pub const LOOKUP_PREFIX: &str = "__lookup__";
-
-/// `JOIN t FOR SYSTEM_TIME AS OF o.proc AS x` (a lookup join, which the SQL
-/// parser does not read) becomes `JOIN __lookup__t AS x`: the planner finds
-/// the lookup by the table's name. The time is the processing time of the
-/// probing row whatever the operand says, as in Flink's lookup joins.
-fn mark_lookup_tables(tokens: &mut Vec<TokenWithSpan>) {
+/// `JOIN t FOR SYSTEM_TIME AS OF o.time AS x` (which the SQL parser does not
+/// read) becomes `JOIN <marker> AS x`, the marker naming the table and the
+/// time column (see [`crate::as_of`]); `PROCTIME()` or another expression
+/// leaves the column empty: processing time.
+fn mark_as_of_tables(tokens: &mut Vec<TokenWithSpan>) {
     let word = |t: &TokenWithSpan, k: &str| matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
     let mut i = 1;
     while i + 4 < tokens.len() {
@@ -132,9 +129,37 @@ fn mark_lookup_tables(tokens: &mut Vec<TokenWithSpan>) {
             && word(&tokens[i + 2], "AS")
             && word(&tokens[i + 3], "OF");
         let end = found.then(|| operand_end(tokens, i + 4)).flatten();
-        match (end, &mut tokens[i - 1].token) {
-            (Some(end), Token::Word(w)) => {
-                w.value = format!("{LOOKUP_PREFIX}{}", w.value);
+        let after_name = matches!(tokens[i - 1].token, Token::Word(_));
+        match end {
+            Some(end) if after_name => {
+                // `o.time` or `time`: the column's path; anything else: none.
+                let operand = &tokens[i + 4..=end];
+                let path = operand.len() % 2 == 1
+                    && operand
+                        .iter()
+                        .skip(1)
+                        .step_by(2)
+                        .all(|t| t.token == Token::Period)
+                    && operand
+                        .iter()
+                        .step_by(2)
+                        .all(|t| matches!(t.token, Token::Word(_)));
+                let column = if path {
+                    operand
+                        .iter()
+                        .step_by(2)
+                        .filter_map(|t| match &t.token {
+                            Token::Word(w) => Some(w.value.as_str()),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                        .join(".")
+                } else {
+                    String::new()
+                };
+                if let Token::Word(w) = &mut tokens[i - 1].token {
+                    w.value = crate::as_of::marker(&column, &w.value);
+                }
                 tokens.drain(i..=end);
             }
             _ => i += 1,
@@ -267,14 +292,16 @@ mod tests {
     }
 
     #[test]
-    fn a_lookup_table_is_marked_and_its_time_dropped() {
+    fn a_table_read_as_of_a_time_is_marked_with_the_time_column() {
+        let users = crate::as_of::marker("o.proc", "users");
         assert_eq!(
             text("SELECT 1 FROM o JOIN users FOR SYSTEM_TIME AS OF o.proc AS u ON o.k = u.k"),
-            "SELECT 1 FROM o JOIN __lookup__users AS u ON o . k = u . k"
+            format!("SELECT 1 FROM o JOIN {users} AS u ON o . k = u . k")
         );
+        let users = crate::as_of::marker("", "Users");
         assert_eq!(
             text("SELECT 1 FROM o LEFT JOIN `Users` FOR SYSTEM_TIME AS OF PROCTIME() u ON TRUE"),
-            "SELECT 1 FROM o LEFT JOIN `__lookup__Users` u ON TRUE"
+            format!("SELECT 1 FROM o LEFT JOIN `{users}` u ON TRUE")
         );
     }
 

@@ -22,6 +22,7 @@ use vigil_engine::connector::{ConnectorRegistry, TableSpec};
 use vigil_engine::graph::{JobGraph, NodeId};
 use vigil_engine::metrics::{names, Metrics};
 use vigil_engine::operators::filter::Filter;
+use vigil_engine::operators::proctime_clock::ProctimeClock;
 use vigil_engine::operators::project::Project;
 use vigil_engine::operators::watermark::WatermarkAssigner;
 use vigil_engine::state::parallelism_setting;
@@ -63,6 +64,9 @@ pub struct Translator<'a> {
     /// rank number is selected (set while planning the filter and projection
     /// above the OVER window).
     pub(crate) rank_hint: RankHint,
+    /// Set while planning the input of an operator that needs the old rows
+    /// of updates (`-U`), which a top-1 then emits.
+    pub(crate) retractions_needed: bool,
 }
 
 /// What the plan around a stream rank says about it.
@@ -101,6 +105,7 @@ impl<'a> Translator<'a> {
             settings: Default::default(),
             props: ExecutionProps::new(),
             rank_hint: RankHint::default(),
+            retractions_needed: false,
         }
     }
 
@@ -171,6 +176,11 @@ impl<'a> Translator<'a> {
                         self.window_tvf(node).await
                     } else if let Some(node) = any.downcast_ref::<MatchRecognizeNode>() {
                         self.match_recognize(node).await
+                    } else if any.is::<crate::as_of::AsOfNode>() {
+                        Err(SqlError::at(
+                            (self.locate)("JOIN"),
+                            "FOR SYSTEM_TIME AS OF reads a table on the right of a JOIN, not on its own",
+                        ))
                     } else {
                         Err(SqlError::unsupported(self.pos, ext.node.name().to_string()))
                     }
@@ -197,8 +207,8 @@ impl<'a> Translator<'a> {
                     Ok(self.graph.add_union(inputs, schema))
                 }
                 LogicalPlan::Unnest(u) => self.unnest(u).await,
-                LogicalPlan::Sort(_) => Err(self.unsupported("ORDER", "ORDER BY on a stream")),
-                LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT", "LIMIT on a stream")),
+                LogicalPlan::Sort(s) => self.sort(s).await,
+                LogicalPlan::Limit(l) => self.limit(l).await,
                 LogicalPlan::Join(j) => self.join(j).await,
                 LogicalPlan::Window(w) if crate::translate_over::is_over_aggregate(w) => {
                     self.over_aggregate(w).await
@@ -290,12 +300,6 @@ impl<'a> Translator<'a> {
 
     fn scan(&mut self, scan: &TableScan) -> Result<NodeId> {
         let name = scan.table_name.table().to_string();
-        if name.starts_with(crate::script::LOOKUP_PREFIX) {
-            return Err(SqlError::at(
-                (self.locate)("SYSTEM_TIME"),
-                "FOR SYSTEM_TIME AS OF reads a table for a lookup join: put the table on the right of a JOIN",
-            ));
-        }
         let entry = self
             .tables
             .get(&name)
@@ -354,6 +358,7 @@ impl<'a> Translator<'a> {
             metadata,
             job_options: self.settings.clone(),
             primary_key: entry.def.primary_key.clone(),
+            partition_keys: entry.def.partition_keys.clone(),
         };
         let factory = connector_factory(self.registry, &entry.def)?;
         crate::catalog::check_metadata_types(factory.as_ref(), &entry.def, false)?;
@@ -548,12 +553,19 @@ impl<'a> Translator<'a> {
     }
 
     async fn window_tvf(&mut self, node: &WindowTvfNode) -> Result<NodeId> {
-        let input = self.plan(&node.input).await?;
+        let mut input = self.plan(&node.input).await?;
         self.require_append_only(input, "TABLE", "a window TVF")?;
         let in_schema = node.input.schema();
         let time_idx = in_schema
             .index_of_column(&node.time_col)
             .map_err(|e| self.df_err(e))?;
+        if crate::window_node::is_proctime(in_schema.field(time_idx)) {
+            // Processing time: the wall clock is the watermark, right after
+            // the rows were stamped with it (same task).
+            let clock = ProctimeClock::new(std::time::Duration::from_millis(100));
+            let schema = arrow_schema(in_schema.as_ref());
+            input = self.graph.add_operator(input, Box::new(clock), schema);
+        }
         let rowtime_type = in_schema.field(time_idx).data_type().clone();
         let schema = arrow_schema(node.schema().as_ref());
         let null_time = self.metrics.counter(

@@ -13,10 +13,10 @@ use vigil_engine::join::interval::{IntervalJoin, IntervalJoinSpec};
 use vigil_engine::join::window::{WindowJoin, WindowJoinSpec};
 use vigil_engine::metrics::names;
 
+use crate::as_of::as_of_node;
 use crate::error::{Result, SqlError};
 use crate::join::{interval_join, window_join, NotInterval, WindowJoinPlan};
 use crate::translate::{arrow_schema, Translator};
-use crate::translate_lookup::lookup_scan;
 
 /// Each side's key expressions.
 type SideKeys = [Vec<Arc<dyn PhysicalExpr>>; 2];
@@ -26,7 +26,16 @@ impl Translator<'_> {
     pub(crate) async fn join(&mut self, j: &Join) -> Result<NodeId> {
         let at = (self.locate)("JOIN");
         let fail = |e: NotInterval| SqlError::at(at, e.message).with_help(e.help);
-        if lookup_scan(&j.right).is_some() || lookup_scan(&j.left).is_some() {
+        if as_of_node(&j.left).is_some() {
+            return Err(SqlError::at(
+                (self.locate)("JOIN"),
+                "FOR SYSTEM_TIME AS OF reads the table on the right of a JOIN: swap the join's sides",
+            ));
+        }
+        if let Some((node, _)) = as_of_node(&j.right) {
+            if self.is_event_time(j, node.column()) {
+                return self.temporal_join(j).await;
+            }
             return self.lookup_join(j).await;
         }
         if let Some(w) = window_join(j).map_err(fail)? {

@@ -1,6 +1,6 @@
 //! Translation of a lookup join: `JOIN t FOR SYSTEM_TIME AS OF s.proc AS x ON
-//! s.k = x.k` (marked by the script splitter as a scan of `__lookup__t`) into
-//! an engine lookup join over the connector's lookup table. The filters and
+//! s.k = x.k` over processing time (see [`crate::as_of`]) into an engine
+//! lookup join over the connector's lookup table. The filters and
 //! projections DataFusion put over the table's scan run on the table's rows
 //! each time it is loaded.
 
@@ -15,33 +15,22 @@ use vigil_engine::graph::NodeId;
 use vigil_engine::join::lookup::{LookupJoin, LookupJoinSpec, LookupStep};
 use vigil_engine::time::parse_duration;
 
+use crate::as_of::{as_of_node, find_below};
 use crate::catalog::connector_factory;
 use crate::error::{Result, SqlError};
-use crate::script::LOOKUP_PREFIX;
 use crate::translate::{arrow_schema, Translator};
 
 /// The table scan of a lookup under `plan` (through filters, projections and
-/// aliases), and the nodes above it, top first.
+/// aliases, above and below its [`crate::as_of::AsOfNode`]), and the nodes
+/// above it, top first.
 pub(crate) fn lookup_scan(plan: &LogicalPlan) -> Option<(&TableScan, Vec<&LogicalPlan>)> {
-    let mut above = vec![];
-    let mut at = plan;
-    loop {
-        match at {
-            LogicalPlan::TableScan(s) if s.table_name.table().starts_with(LOOKUP_PREFIX) => {
-                return Some((s, above))
-            }
-            LogicalPlan::Filter(f) => {
-                above.push(at);
-                at = &f.input;
-            }
-            LogicalPlan::Projection(p) => {
-                above.push(at);
-                at = &p.input;
-            }
-            LogicalPlan::SubqueryAlias(a) => at = &a.input,
-            _ => return None,
-        }
-    }
+    let (node, mut above) = as_of_node(plan)?;
+    let (scan, below) = find_below(&node.input, &|p| match p {
+        LogicalPlan::TableScan(s) => Some(s),
+        _ => None,
+    })?;
+    above.extend(below);
+    Some((scan, above))
 }
 
 impl Translator<'_> {
@@ -49,7 +38,7 @@ impl Translator<'_> {
     pub(crate) async fn lookup_join(&mut self, j: &Join) -> Result<NodeId> {
         let at = (self.locate)("SYSTEM_TIME");
         let Some((scan, above)) = lookup_scan(&j.right) else {
-            return Err(SqlError::at(at, "the table of a lookup join (FOR SYSTEM_TIME AS OF) must be on the right of the JOIN"));
+            return Err(SqlError::at(at, "a lookup join (FOR SYSTEM_TIME AS OF a processing time) reads a declared table: name a table, not a view, on the right of the JOIN"));
         };
         let left_outer = match j.join_type {
             JoinType::Inner => false,
@@ -61,7 +50,7 @@ impl Translator<'_> {
                 ))
             }
         };
-        let name = scan.table_name.table()[LOOKUP_PREFIX.len()..].to_string();
+        let name = scan.table_name.table().to_string();
         let entry = self
             .tables
             .get(&name)
@@ -91,6 +80,7 @@ impl Translator<'_> {
             metadata: Default::default(),
             job_options: self.settings.clone(),
             primary_key: entry.def.primary_key.clone(),
+            partition_keys: entry.def.partition_keys.clone(),
         };
         let check_every = match spec.option("lookup.join.cache.ttl") {
             None => std::time::Duration::from_secs(1),
@@ -166,7 +156,8 @@ impl Translator<'_> {
                 "a lookup join needs an equality between the stream and the table (ON s.k = t.k)",
             ));
         }
-        let (filter, pair_schema) = self.residual_condition(j, j.filter.as_ref())?;
+        let condition = crate::as_of::strip_guards(j.filter.as_ref());
+        let (filter, pair_schema) = self.residual_condition(j, condition.as_ref())?;
         let out = arrow_schema(&j.schema);
         let output_schema = if self.updating(stream) {
             with_row_kind(&out)

@@ -3,7 +3,8 @@
 //! AS (...)` clause) into the engine's [`OverAggregate`]. Different OVER
 //! windows in one SELECT become one operator each, one after the other
 //! (Flink refuses them), and so do functions of one PARTITION BY and ORDER
-//! BY with different frames.
+//! BY with different frames. Over an updating input (beyond Flink; Nexmark
+//! q6), one window becomes an [`UpdatingOver`], whose result updates.
 
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::expressions::Column as PhysColumn;
 use datafusion::physical_expr::PhysicalExpr;
+use vigil_engine::changelog::over::UpdatingOver;
+use vigil_engine::changelog::with_row_kind;
 use vigil_engine::graph::NodeId;
 use vigil_engine::metrics::names;
 use vigil_engine::operator::Operator;
@@ -74,8 +77,14 @@ impl Translator<'_> {
         if groups.is_empty() {
             return Err(fail("an OVER window without a function".into()));
         }
-        let mut node = self.plan(&w.input).await?;
-        self.require_append_only(node, "OVER", "an OVER aggregation")?;
+        // An updating input must say which rows its updates replace.
+        let outer = std::mem::replace(&mut self.retractions_needed, true);
+        let planned = self.plan(&w.input).await;
+        self.retractions_needed = outer;
+        let mut node = planned?;
+        if self.updating(node) {
+            return self.updating_over(w, groups, node, at).await;
+        }
         let input_arrow = self.graph.schema(node);
         let window_out = arrow_schema(&w.schema);
         let n_in = input_arrow.fields().len();
@@ -93,7 +102,9 @@ impl Translator<'_> {
                     .map(|(k, ..)| window_out.fields()[n_in + k].clone()),
             );
             let output = Arc::new(Schema::new(fields));
-            let op = self.over_operator(w, calls, &input_arrow, current, output.clone(), at)?;
+            let spec = self.over_spec(w, calls, &input_arrow, current, output.clone(), at)?;
+            let late = self.metrics.counter(names::LATE_ROWS_DROPPED, "over");
+            let op = OverAggregate::new(spec, late).map_err(|e| SqlError::at(at, e.to_string()))?;
             let keyed = op.key_exprs(0).is_some();
             node = self.graph.add_operator(node, Box::new(op), output.clone());
             if keyed {
@@ -119,9 +130,43 @@ impl Translator<'_> {
         ))
     }
 
-    /// The operator of the `calls` of one window, over rows of `current`
+    /// An OVER aggregation over an updating input (beyond Flink): one
+    /// window, whose result updates as the input does.
+    async fn updating_over(
+        &mut self,
+        w: &Window,
+        mut groups: Vec<Vec<Call>>,
+        node: NodeId,
+        at: crate::error::Pos,
+    ) -> Result<NodeId> {
+        if groups.len() > 1 {
+            return Err(SqlError::unsupported(
+                at,
+                "different OVER windows in one SELECT over an updating input",
+            )
+            .with_help(
+                "use one window (one PARTITION BY, ORDER BY and frame) for every OVER call",
+            ));
+        }
+        let calls = groups.remove(0);
+        let input = arrow_schema(w.input.schema());
+        let output = arrow_schema(&w.schema);
+        let spec = self.over_spec(w, calls, &input, input.clone(), output.clone(), at)?;
+        let op = UpdatingOver::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
+        let keyed = op.key_exprs(0).is_some();
+        let node = self
+            .graph
+            .add_operator(node, Box::new(op), with_row_kind(&output));
+        if keyed {
+            self.graph.nodes[node].parallelism =
+                parallelism_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?;
+        }
+        Ok(node)
+    }
+
+    /// The spec of the `calls` of one window, over rows of `current`
     /// (the plan node's input, `input`, with the columns of earlier windows).
-    fn over_operator(
+    fn over_spec(
         &self,
         w: &Window,
         calls: Vec<Call>,
@@ -129,7 +174,7 @@ impl Translator<'_> {
         current: SchemaRef,
         output: SchemaRef,
         at: crate::error::Pos,
-    ) -> Result<OverAggregate> {
+    ) -> Result<OverSpec> {
         let fail = |m: String| SqlError::at(at, m).with_help(HELP);
         let params = calls[0].2.clone();
         let schema = w.input.schema();
@@ -204,7 +249,7 @@ impl Translator<'_> {
             list(params.partition_by.iter().map(|p| p.to_string()).collect()),
             order.expr,
         );
-        let spec = OverSpec {
+        Ok(OverSpec {
             partition_by,
             time,
             frame,
@@ -212,9 +257,7 @@ impl Translator<'_> {
             input_schema: current,
             output_schema: output,
             describe,
-        };
-        let late = self.metrics.counter(names::LATE_ROWS_DROPPED, "over");
-        OverAggregate::new(spec, late).map_err(|e| SqlError::at(at, e.to_string()))
+        })
     }
 
     /// The frame of an OVER window: `... PRECEDING AND CURRENT ROW`.

@@ -204,6 +204,7 @@ impl Translator<'_> {
             input_schema,
             output_schema: output.clone(),
             ttl: ttl_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?,
+            update_before: self.retractions_needed,
         };
         let op = StreamRank::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
         let parallelism =

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use datafusion::common::{Column, DFSchema, DFSchemaRef, Result as DFResult};
 use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
-use vigil_engine::window::{window_fields, WindowKind, ROWTIME_METADATA_KEY, WINDOW_METADATA_KEY};
+use vigil_engine::window::{
+    window_fields, WindowKind, PROCTIME_METADATA_KEY, ROWTIME_METADATA_KEY, WINDOW_METADATA_KEY,
+};
 
 /// `TABLE(<kind>(TABLE input, DESCRIPTOR(time_col), ...))`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -45,6 +47,7 @@ impl WindowTvfNode {
         let in_schema = input.schema();
         let time_idx = in_schema.index_of_column(time_col)?;
         let rowtime_type = in_schema.field(time_idx).data_type().clone();
+        let proctime = is_proctime(in_schema.field(time_idx));
         let mut fields: Vec<_> = in_schema
             .iter()
             .enumerate()
@@ -53,6 +56,7 @@ impl WindowTvfNode {
                 let f = if i == time_idx {
                     let mut meta = f.metadata().clone();
                     meta.remove(ROWTIME_METADATA_KEY);
+                    meta.remove(PROCTIME_METADATA_KEY);
                     Arc::new(f.as_ref().clone().with_metadata(meta))
                 } else {
                     f.clone()
@@ -61,6 +65,16 @@ impl WindowTvfNode {
             })
             .collect();
         for f in window_fields(&rowtime_type) {
+            // Over processing time, window_time is a processing-time attribute.
+            let f = match f.metadata().get(ROWTIME_METADATA_KEY) {
+                Some(_) if proctime => {
+                    let mut meta = f.metadata().clone();
+                    meta.remove(ROWTIME_METADATA_KEY);
+                    meta.insert(PROCTIME_METADATA_KEY.to_string(), "true".to_string());
+                    f.with_metadata(meta)
+                }
+                _ => f,
+            };
             fields.push((None, Arc::new(f)));
         }
         Ok(Arc::new(DFSchema::new_with_metadata(
@@ -147,6 +161,11 @@ impl UserDefinedLogicalNodeCore for WindowTvfNode {
         };
         Self::try_new(input, self.kind.clone(), time_col, partition_by)
     }
+}
+
+/// Whether `field` is a processing-time attribute (`PROCTIME()`).
+pub fn is_proctime(field: &datafusion::arrow::datatypes::Field) -> bool {
+    field.metadata().contains_key(PROCTIME_METADATA_KEY)
 }
 
 /// The index of `e` in `schema` and its window role (`start`, `end` or

@@ -120,6 +120,29 @@ pub fn compare_jsonl(expected: &str, actual: &str) -> Result<Option<String>, Str
     Ok(Some(msg))
 }
 
+/// As [`compare_jsonl`], then also in order: the first row out of place.
+pub fn compare_jsonl_ordered(expected: &str, actual: &str) -> Result<Option<String>, String> {
+    if let Some(diff) = compare_jsonl(expected, actual)? {
+        return Ok(Some(diff));
+    }
+    let rows = |t: &str| -> Vec<Norm> {
+        t.lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| norm(&v))
+            .collect()
+    };
+    for (i, (x, y)) in rows(expected).iter().zip(rows(actual).iter()).enumerate() {
+        if !close(x, y, 1e-6) {
+            return Ok(Some(format!(
+                "the same rows in another order; row {}: expected {x:?}, got {y:?}\n",
+                i + 1
+            )));
+        }
+    }
+    Ok(None)
+}
+
 /// The table a changelog leaves: each `+I`/`+U` row (one without `"_op"`, or
 /// with `"_op": "+U"`) is added, each `-U`/`-D` row removes an equal row. For
 /// results whose changes depend on how two streams interleave (an outer

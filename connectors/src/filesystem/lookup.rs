@@ -1,4 +1,4 @@
-//! A JSON-lines file (or directory of files) as a lookup join's table: read
+//! A file (or directory of files) of records in any source format as a lookup join's table: read
 //! whole when first needed and again whenever a file's modification time (or
 //! the set of files) changes. Malformed lines are skipped and counted, as the
 //! source does.
@@ -14,6 +14,7 @@ use vigil_engine::{EngineError, Result};
 
 use super::{data_files, local_path};
 use crate::format::decode::RecordDecoder;
+use crate::format::{Format, Part};
 
 /// A file table for lookups.
 #[derive(Clone)]
@@ -44,7 +45,11 @@ impl FileLookup {
         Ok(Self {
             table: spec.name.clone(),
             path,
-            decoder: RecordDecoder::new(spec.schema.clone()),
+            decoder: RecordDecoder::for_format(
+                Format::from_spec("filesystem", spec, Part::Table, super::SOURCE_FORMATS)?
+                    .unwrap_or(Format::Json),
+                spec.schema.clone(),
+            ),
             schema: spec.schema.clone(),
             loaded: None,
             malformed: metrics.counter(names::MALFORMED_RECORDS, &spec.name),

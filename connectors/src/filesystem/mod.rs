@@ -1,8 +1,11 @@
-//! The `filesystem` connector with `'format' = 'json'`: a bounded source reading
-//! JSON lines from a file or a directory of files, and a sink writing JSON lines
-//! into a directory; and a table for lookup joins, reloaded when it changes.
+//! The `filesystem` connector: a bounded source reading records of a format
+//! from a file or a directory of files, a sink writing them into a directory
+//! (a directory per partition for a `PARTITIONED BY` table), and a table for
+//! lookup joins, reloaded when it changes.
 
 pub mod lookup;
+pub mod partition_commit;
+pub mod partitioned;
 pub mod sink;
 pub mod source;
 pub mod splits;
@@ -87,6 +90,13 @@ impl ConnectorFactory for FilesystemConnector {
     }
 
     fn create_source(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Source>> {
+        if !spec.partition_keys.is_empty() {
+            return Err(connector_error(
+                "filesystem",
+                spec,
+                "not supported yet: reading a PARTITIONED BY table (Vigil writes them); declare the table without PARTITIONED BY over one partition's directory",
+            ));
+        }
         check_options("filesystem", spec, OPTIONS)?;
         check_format("filesystem", spec, SOURCE_FORMATS)?;
         if spec.option("format") == Some("raw") {
@@ -97,15 +107,25 @@ impl ConnectorFactory for FilesystemConnector {
 
     fn create_lookup(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn LookupTable>> {
         check_options("filesystem", spec, OPTIONS)?;
-        check_format("filesystem", spec, &["json"])?;
+        check_format("filesystem", spec, SOURCE_FORMATS)?;
         Ok(Box::new(lookup::FileLookup::new(spec, metrics)?))
     }
 
     fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>> {
-        check_options("filesystem", spec, OPTIONS)?;
+        let options: Vec<&str> = OPTIONS
+            .iter()
+            .chain(partition_commit::OPTIONS)
+            .copied()
+            .collect();
+        check_options("filesystem", spec, &options)?;
         check_format("filesystem", spec, SINK_FORMATS)?;
         if spec.option("format") == Some("raw") {
             crate::format::raw::check_schema("filesystem", spec, &spec.schema)?;
+        }
+        if !spec.partition_keys.is_empty() {
+            return Ok(Box::new(partitioned::PartitionedFileSink::new(
+                spec, metrics,
+            )?));
         }
         Ok(Box::new(sink::FileSink::new(spec, metrics)?))
     }

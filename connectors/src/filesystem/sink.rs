@@ -8,6 +8,11 @@
 //! `part-<run>-<n>.json` once that checkpoint completes (commit). After a crash,
 //! the files the restored checkpoint pre-committed are committed, and any later
 //! in-progress file is deleted: its rows are replayed from the sources.
+//!
+//! In two-phase mode a part also rolls (closes, and a new one opens) when it
+//! reaches `sink.rolling-policy.file-size` or has been open for
+//! `sink.rolling-policy.rollover-interval`: a rolled part is committed with
+//! the next checkpoint, or at once when the job takes no checkpoints.
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +48,54 @@ pub struct FileSink {
     job_key: String,
     /// Whether the in-progress files of earlier runs were removed.
     swept: bool,
+    /// When a part rolls.
+    roll: RollPolicy,
+    /// When the open part was opened, and the bytes written into it.
+    opened: Option<(std::time::Instant, u64)>,
+    /// Whether the job takes checkpoints (rolled parts then wait for one).
+    checkpointing: bool,
+}
+
+/// When an open part file is closed and a new one started (Flink's
+/// `sink.rolling-policy.*`).
+#[derive(Debug, Clone, Copy)]
+pub struct RollPolicy {
+    /// Bytes after which the part rolls.
+    pub file_size: u64,
+    /// How long a part stays open at most.
+    pub rollover: std::time::Duration,
+}
+
+impl RollPolicy {
+    /// The policy `spec`'s options set (Flink's defaults: 128 MB, 30 min).
+    pub fn from_spec(spec: &TableSpec) -> Result<Self> {
+        let size = match spec.option("sink.rolling-policy.file-size") {
+            None => 128 << 20,
+            Some(v) => vigil_engine::window::spill::parse_memory_size(v).ok_or_else(|| {
+                connector_error(
+                    "filesystem",
+                    spec,
+                    format!(
+                        "'sink.rolling-policy.file-size' must be a size like '128MB', not '{v}'"
+                    ),
+                )
+            })? as u64,
+        };
+        let rollover = match spec.option("sink.rolling-policy.rollover-interval") {
+            None => std::time::Duration::from_secs(30 * 60),
+            Some(v) => vigil_engine::time::parse_duration(v).ok_or_else(|| {
+                connector_error("filesystem", spec, format!("'sink.rolling-policy.rollover-interval' must be a duration like '1 min', not '{v}'"))
+            })?,
+        };
+        Ok(Self {
+            file_size: size.max(1),
+            rollover,
+        })
+    }
+
+    fn due(&self, opened: Option<(std::time::Instant, u64)>) -> bool {
+        opened.is_some_and(|(at, bytes)| bytes >= self.file_size || at.elapsed() >= self.rollover)
+    }
 }
 
 /// What a checkpoint stores of a transactional file sink.
@@ -57,6 +110,9 @@ struct Txn {
     current: Option<u64>,
     /// Parts closed at a barrier, awaiting the commit of their checkpoint.
     pending: Vec<(CheckpointId, u64)>,
+    /// Parts rolled since the last barrier: pending with the next one.
+    #[serde(default)]
+    rolled: Vec<u64>,
 }
 
 impl Txn {
@@ -101,6 +157,18 @@ fn job_key(spec: &TableSpec) -> String {
 impl FileSink {
     /// Prepares the sink; the file is created on first write.
     pub fn new(spec: &TableSpec, metrics: &Metrics) -> Result<Self> {
+        Self::build(spec, metrics, local_path(spec)?, false)
+    }
+
+    /// A sink writing `spec`'s rows into `dir` (a partition of a
+    /// partitioned table), always in two phases: each part is visible once
+    /// it is committed, so that a partition marked done holds only whole
+    /// files.
+    pub fn in_dir(spec: &TableSpec, metrics: &Metrics, dir: PathBuf) -> Result<Self> {
+        Self::build(spec, metrics, dir, true)
+    }
+
+    fn build(spec: &TableSpec, metrics: &Metrics, dir: PathBuf, two_phase: bool) -> Result<Self> {
         let checkpointing = spec
             .job_options
             .contains_key("execution.checkpointing.interval");
@@ -119,20 +187,24 @@ impl FileSink {
         let job_key = job_key(spec);
         Ok(Self {
             table: spec.name.clone(),
-            dir: local_path(spec)?,
+            dir,
             file: None,
             encoder: encoder(spec)?,
             records: Records::default(),
             rows: metrics.counter(names::SINK_ROWS, &spec.name),
             rejects: SinkRejects::new(spec, metrics)?,
-            txn: (checkpointing || exactly_once).then(|| Txn {
+            txn: (checkpointing || exactly_once || two_phase).then(|| Txn {
                 run: run_id(&job_key),
                 next_part: 0,
                 current: None,
                 pending: vec![],
+                rolled: vec![],
             }),
             job_key,
             swept: false,
+            roll: RollPolicy::from_spec(spec)?,
+            opened: None,
+            checkpointing,
         })
     }
 
@@ -194,11 +266,51 @@ impl FileSink {
             .await
             .map_err(|e| self.error(format!("cannot create '{}': {e}", path.display())))?;
         self.file = Some(tokio::io::BufWriter::new(f));
+        self.opened = Some((std::time::Instant::now(), 0));
         Ok(())
+    }
+
+    /// Closes the open part if the rolling policy says so (two-phase mode).
+    pub async fn roll_if_due(&mut self) -> Result<()> {
+        if self.txn.is_some() && self.roll.due(self.opened) {
+            self.roll().await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the open part: committed with the next checkpoint, or at once
+    /// without checkpoints.
+    pub async fn roll(&mut self) -> Result<()> {
+        self.close().await?;
+        let Some(t) = &mut self.txn else {
+            return Ok(());
+        };
+        let Some(part) = t.current.take() else {
+            return Ok(());
+        };
+        if self.checkpointing {
+            t.rolled.push(part);
+            Ok(())
+        } else {
+            self.commit_parts(&[part]).await
+        }
+    }
+
+    /// Whether every row written so far is in a committed file.
+    pub fn all_committed(&self) -> bool {
+        self.txn
+            .as_ref()
+            .is_none_or(|t| t.current.is_none() && t.pending.is_empty() && t.rolled.is_empty())
+    }
+
+    /// The directory it writes into.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Flushes and syncs the open file and closes it.
     async fn close(&mut self) -> Result<()> {
+        self.opened = None;
         if let Some(mut f) = self.file.take() {
             let res = async {
                 f.flush().await?;
@@ -254,9 +366,18 @@ impl Sink for FileSink {
             None => Ok(()),
         };
         res.map_err(|e| self.error(format!("cannot write: {e}")))?;
+        if let Some((_, bytes)) = &mut self.opened {
+            *bytes += self.records.buf.len() as u64;
+        }
         let failed = self.records.failed();
         self.rows.add((batch.num_rows() - failed.len()) as u64);
-        self.rejects.reject(&batch, failed).await
+        self.rejects.reject(&batch, failed).await?;
+        self.roll_if_due().await
+    }
+
+    async fn on_watermark(&mut self, _wm: vigil_engine::message::EventTime) -> Result<()> {
+        // A part open past its rollover interval rolls while input is quiet.
+        self.roll_if_due().await
     }
 
     async fn finish(&mut self) -> Result<()> {
@@ -270,6 +391,7 @@ impl Sink for FileSink {
         let mut parts: Vec<u64> = vec![];
         if let Some(t) = &mut self.txn {
             parts.extend(t.pending.drain(..).map(|(_, p)| p));
+            parts.append(&mut t.rolled);
             parts.extend(t.current.take());
         }
         self.commit_parts(&parts).await
@@ -293,7 +415,7 @@ impl Sink for FileSink {
         let Some(t) = &mut self.txn else {
             return Ok(vec![]);
         };
-        if let Some(part) = t.current.take() {
+        for part in t.rolled.drain(..).chain(t.current.take()) {
             t.pending.push((id, part));
         }
         serde_json::to_vec(t).map_err(|e| self.error(format!("cannot encode sink state: {e}")))
@@ -320,6 +442,7 @@ impl Sink for FileSink {
         let mut t: Txn = serde_json::from_slice(state)
             .map_err(|e| self.error(format!("cannot read the stored sink state: {e}")))?;
         let parts: Vec<u64> = t.pending.drain(..).map(|(_, p)| p).collect();
+        t.rolled.clear();
         self.txn = Some(t);
         // The checkpoint completed, so what it pre-committed is final.
         self.commit_parts(&parts).await?;

@@ -353,7 +353,10 @@ impl NexmarkSource {
             .iter()
             .map(|f| self.column(f, &events))
             .collect::<Result<Vec<_>>>()?;
-        RecordBatch::try_new(self.spec.schema.clone(), columns)
+        // A query that reads no column (`count(*)`) still counts the rows.
+        let options =
+            datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(events.len()));
+        RecordBatch::try_new_with_options(self.spec.schema.clone(), columns, &options)
             .map_err(|e| connector_error(NAME, &self.spec, e.to_string()))
     }
 

@@ -67,6 +67,11 @@ pub struct StreamRankSpec {
     pub output_schema: SchemaRef,
     /// `table.exec.state.ttl`.
     pub ttl: Option<Duration>,
+    /// A top-1 also retracts the row it replaces (`-U` before `+U`), for a
+    /// consumer that needs the old row (an OVER aggregation over its
+    /// result); otherwise it upserts by the partition key as Flink's
+    /// `FastTop1Function` does.
+    pub update_before: bool,
     /// The plan as text.
     pub describe: String,
 }
@@ -220,6 +225,7 @@ impl StreamRank {
     fn arrive(
         p: &mut Partition,
         kind: StreamRankKind,
+        update_before: bool,
         sort: &[u8],
         row: RowRef,
         out: &mut Vec<Change>,
@@ -280,7 +286,13 @@ impl StreamRank {
                     }
                 } else if before >= n && n == 1 {
                     // Flink's top-1 (FastTop1Function) upserts by the
-                    // partition key: the new row, without the old one.
+                    // partition key: the new row, without the old one
+                    // unless a consumer needs it.
+                    if update_before {
+                        if let Some(old) = p.get(1) {
+                            out.push((RowKind::UpdateBefore, old.row.clone(), 1));
+                        }
+                    }
                     out.push((RowKind::UpdateAfter, row, 1));
                 } else if before >= n {
                     if let Some(last) = p.last() {
@@ -331,7 +343,14 @@ impl Operator for StreamRank {
             let key: &[u8] = keys.as_ref().map_or(&[], |k| k.row(i).data());
             let sort: &[u8] = sorts.as_ref().map_or(&[], |s| s.row(i).data());
             if let Some(p) = self.partitions.get_mut_or(key, now, || Ok(Some(vec![])))? {
-                Self::arrive(p, self.spec.kind, sort, (batch.clone(), i), &mut changes);
+                Self::arrive(
+                    p,
+                    self.spec.kind,
+                    self.spec.update_before,
+                    sort,
+                    (batch.clone(), i),
+                    &mut changes,
+                );
             }
         }
         if !changes.is_empty() {

@@ -70,22 +70,24 @@ impl IntervalJoinSpec {
 
 /// A row kept for later partners.
 pub(super) struct Entry {
-    row: RowRef,
-    time: i64,
-    matched: bool,
+    pub(super) row: RowRef,
+    pub(super) time: i64,
+    /// Whether it found a partner (a temporal join's version: whether it
+    /// is a deletion).
+    pub(super) matched: bool,
 }
 
 /// A key's kept rows, and the deadline its timer is registered for (the
 /// watermark at which its earliest row can meet no partner).
 pub(super) struct KeyRows {
-    rows: Vec<Entry>,
-    armed: i64,
+    pub(super) rows: Vec<Entry>,
+    pub(super) armed: i64,
 }
 
 /// Stores a key's kept rows: its deadline, then per row its time and
 /// whether it found a partner, with the row.
 pub(super) struct KeyRowsCodec {
-    list: RowList,
+    pub(super) list: RowList,
 }
 
 impl StateCodec<KeyRows> for KeyRowsCodec {

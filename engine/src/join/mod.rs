@@ -7,6 +7,7 @@ pub(crate) mod keys;
 pub mod lookup;
 pub(crate) mod rows;
 mod state;
+pub mod temporal;
 pub mod window;
 
 /// Which unmatched rows an outer join keeps (null-padded).

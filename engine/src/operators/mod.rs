@@ -1,7 +1,10 @@
-//! Stateless operators (projection, filter, unnest) and the watermark assigner.
+//! Stateless operators (projection, filter, unnest), the watermark assigner
+//! and the processing-time clock.
 
 pub mod filter;
+pub mod proctime_clock;
 pub mod project;
+pub mod sort;
 pub mod unnest;
 pub mod watermark;
 

@@ -30,6 +30,9 @@ pub(super) struct Stage {
     pub op: Box<dyn Operator>,
     /// `None` for an operator without declared tables.
     pub state: Option<InstanceState>,
+    /// The last watermark the operator received (what `CURRENT_WATERMARK`
+    /// reads while it processes a batch).
+    pub watermark: Option<crate::message::EventTime>,
 }
 
 /// Distinguishes the temporary state directories of jobs run by one process.
@@ -125,6 +128,11 @@ impl StateSetup {
             )));
         }
         let state = (declared > 0).then_some(InstanceState { backend, part });
-        Ok(Stage { node, op, state })
+        Ok(Stage {
+            node,
+            op,
+            state,
+            watermark: None,
+        })
     }
 }

@@ -275,7 +275,7 @@ pub(super) async fn run_task(
             queue.push(msg);
             // Push the message through the chain of operators, one stage at a time.
             for (stage, st) in ops.iter_mut().enumerate().skip(start) {
-                let (node, op) = (&st.node, &mut st.op);
+                let (node, op, seen) = (&st.node, &mut st.op, &mut st.watermark);
                 for m in queue.drain(..) {
                     let mut terminal = None;
                     match m {
@@ -283,9 +283,11 @@ pub(super) async fn run_task(
                             rows_in[stage].add(b.num_rows() as u64);
                             batches_in[stage].add(1);
                             let input = if stage == 0 { side } else { 0 };
+                            crate::time::set_current_watermark(*seen);
                             op.on_input(input, b, &mut emitter).map_err(at_op(stage))?
                         }
                         Message::Watermark(wm) => {
+                            *seen = Some(wm);
                             op.on_watermark(wm, &mut emitter).map_err(at_op(stage))?
                         }
                         Message::Split(ev) => {

@@ -47,6 +47,9 @@ pub const WINDOW_TIME: &str = "window_time";
 pub const WINDOW_METADATA_KEY: &str = "vigil.window";
 /// Field metadata key marking a time attribute (rowtime) column.
 pub const ROWTIME_METADATA_KEY: &str = "vigil.rowtime";
+/// Field metadata key marking a processing-time attribute (`PROCTIME()`):
+/// windows over it are fired by the wall clock.
+pub const PROCTIME_METADATA_KEY: &str = "vigil.proctime";
 
 /// How rows are assigned to windows. Durations in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]

@@ -103,10 +103,13 @@ pub struct JsonFunction {
 
 impl JsonFunction {
     fn new(kind: Kind) -> Self {
-        Self {
-            kind,
-            signature: Signature::any(2, Volatility::Immutable),
-        }
+        let signature = match kind {
+            // Two arguments, or seven with RETURNING and the ON EMPTY / ON
+            // ERROR behaviours (see `json_syntax`).
+            Kind::Value => Signature::user_defined(Volatility::Immutable),
+            _ => Signature::any(2, Volatility::Immutable),
+        };
+        Self { kind, signature }
     }
 }
 
@@ -132,8 +135,25 @@ impl ScalarUDFImpl for JsonFunction {
         &self.signature
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [a, b] => Ok(vec![a.clone(), b.clone()]),
+            [a, b, t, _, _, _, _] => Ok(vec![
+                a.clone(),
+                b.clone(),
+                t.clone(),
+                DataType::Utf8,
+                t.clone(),
+                DataType::Utf8,
+                t.clone(),
+            ]),
+            _ => exec_err!("JSON_VALUE takes a value and a path, then optional RETURNING and ON EMPTY / ON ERROR clauses"),
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         Ok(match self.kind {
+            Kind::Value if arg_types.len() == 7 => arg_types[2].clone(),
             Kind::Value | Kind::Query => DataType::Utf8,
             Kind::Exists | Kind::IsJson => DataType::Boolean,
         })
@@ -145,6 +165,14 @@ impl ScalarUDFImpl for JsonFunction {
         let second = cast(&args.args[1].to_array(n)?, &DataType::Utf8)?;
         let (text, second) = (text.as_string::<i32>(), second.as_string::<i32>());
         match self.kind {
+            Kind::Value if args.args.len() == 7 => {
+                let values = self.extract(text, second)?;
+                let rest = args.args[2..]
+                    .iter()
+                    .map(|a| a.to_array(n))
+                    .collect::<Result<Vec<_>>>()?;
+                json_value_with(text, second, &values, &rest)
+            }
             Kind::Value | Kind::Query => {
                 Ok(ColumnarValue::Array(Arc::new(self.extract(text, second)?)))
             }
@@ -193,6 +221,51 @@ impl ScalarUDFImpl for JsonFunction {
             }
         }
     }
+}
+
+/// JSON_VALUE with RETURNING and behaviours: `rest` is the typed NULL, the
+/// ON EMPTY mode and default, the ON ERROR mode and default. As Flink 2.3
+/// runs it, anything but a scalar at the path (a missing path, JSON null,
+/// an object or array, text that is not JSON) takes the ON ERROR
+/// behaviour, and so does (beyond Flink, which fails the job there) a
+/// scalar that does not convert to the returned type. A NULL input gives
+/// NULL.
+fn json_value_with(
+    text: &StringArray,
+    paths: &StringArray,
+    values: &StringArray,
+    rest: &[datafusion::arrow::array::ArrayRef],
+) -> Result<ColumnarValue> {
+    use datafusion::arrow::array::BooleanArray;
+    use datafusion::arrow::compute::kernels::zip::zip;
+    let [typed_null, _empty_mode, _empty_default, error_mode, error_default] = rest else {
+        return exec_err!("JSON_VALUE: wrong number of arguments");
+    };
+    let target = typed_null.data_type();
+    let converted = cast(values, target)?;
+    let errors: BooleanArray = (0..text.len())
+        .map(|i| {
+            let input = text.is_valid(i) && paths.is_valid(i);
+            Some(input && (values.is_null(i) || converted.is_null(i)))
+        })
+        .collect();
+    if errors.true_count() > 0 {
+        let mode = cast(error_mode, &DataType::Utf8)?;
+        let mode = mode.as_string::<i32>();
+        if mode.is_valid(0) && mode.value(0).eq_ignore_ascii_case("ERROR") {
+            let i = errors.values().set_indices().next().unwrap_or(0);
+            return exec_err!(
+                "JSON_VALUE: no {target} at path '{}' of '{}' (ERROR ON ERROR)",
+                paths.value(i),
+                text.value(i)
+            );
+        }
+    }
+    Ok(ColumnarValue::Array(zip(
+        &errors,
+        error_default,
+        &converted,
+    )?))
 }
 
 impl JsonFunction {

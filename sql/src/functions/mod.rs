@@ -1,7 +1,10 @@
 //! Flink functions whose names or behaviour differ from DataFusion's.
 
+mod current_watermark;
 mod date_format;
+mod element;
 mod json;
+mod json_construct;
 mod proctime;
 mod regexp_extract;
 mod split_index;
@@ -10,19 +13,27 @@ mod to_timestamp_ltz;
 pub mod truncating;
 mod unix_timestamp;
 
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
 /// The Flink-compatible scalar functions to register in the SQL session.
 pub fn flink_functions() -> Vec<ScalarUDF> {
     let mut functions = json::json_functions();
+    functions.extend(json_construct::json_constructors());
     functions.extend([
         ScalarUDF::from(to_timestamp_ltz::ToTimestampLtz::new()),
         ScalarUDF::from(date_format::DateFormat::new()),
         ScalarUDF::from(split_index::SplitIndex::new()),
         ScalarUDF::from(proctime::Proctime::new()),
+        ScalarUDF::from(element::Element::new()),
+        ScalarUDF::from(current_watermark::CurrentWatermark::new()),
         ScalarUDF::from(regexp_extract::RegexpExtract::new()),
         ScalarUDF::from(unix_timestamp::UnixTimestamp::new()),
         ScalarUDF::from(timestampadd::TimestampAdd::new()),
     ]);
     functions
+}
+
+/// The Flink-compatible aggregates to register in the SQL session.
+pub fn flink_aggregates() -> Vec<AggregateUDF> {
+    json_construct::json_aggregates()
 }
