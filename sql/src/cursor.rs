@@ -112,6 +112,14 @@ impl<'a> Cursor<'a> {
 
     /// Consumes `t` if it is next.
     pub fn eat_token(&mut self, t: &Token) -> bool {
+        // The second half of a `>>` that closed a nested type comes first.
+        if self.half_gt {
+            if *t == Token::Gt {
+                self.half_gt = false;
+                return true;
+            }
+            return false;
+        }
         if self.is_token(t) {
             self.i += 1;
             true

@@ -301,6 +301,17 @@ mod tests {
     }
 
     #[test]
+    fn a_nested_row_closed_by_a_double_angle_ends_its_outer_row() {
+        // `>>` closes `i` and `a`: `b` is a field of the outer row.
+        let row = t("ROW<a ROW<n INT, i ROW<x DOUBLE>>, b INT>");
+        let DataType::Struct(fields) = &row else {
+            panic!("not a struct: {row}");
+        };
+        assert_eq!(fields.len(), 2, "{row}");
+        assert_eq!(fields[1].name(), "b");
+    }
+
+    #[test]
     fn row_types_nest_in_both_spellings() {
         let row = t("ROW<id BIGINT NOT NULL, `dateTime` TIMESTAMP(3), tags ARRAY<ARRAY<INT>>>");
         let DataType::Struct(fields) = &row else {

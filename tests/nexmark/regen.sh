@@ -12,7 +12,7 @@
 #
 # The suite's options (keep them equal to SUITE in tests/nexmark_suite.rs):
 # TPS=50 EVENTS_NUM=5000 proportions 1/3/46 (100 s of event time).
-# q6 runs in Flink's batch mode (tests/oracle/flink_batch.py), q12 not at all
+# q6 runs in Flink's batch mode (tests/oracle/flink_ext.py), q12 not at all
 # (processing-time windows), q13 with the side input's current options.
 set -euo pipefail
 
@@ -91,14 +91,14 @@ if q == 'q23':
 print(gen + "\n" + views + "\n" + body)
 PY
   printf '%-6s ' "$q"
-  runner="$oracle/flink_run.py"
+  runner=("$oracle/flink_run.py" "$script")
   if [[ $q == q6 ]]; then
     # Flink refuses q6 on a stream (an OVER aggregation over a Top-1's
     # updating result) but runs it in batch mode: that table is where
     # Vigil's updating result must end.
-    runner="$repo/tests/oracle/flink_batch.py"
+    runner=("$repo/tests/oracle/flink_ext.py" "$script" --batch)
   fi
-  if "$py" "$runner" "$script" > "$out/$q.jsonl.tmp" 2> "$tmp/$q.log"; then
+  if "$py" "${runner[@]}" > "$out/$q.jsonl.tmp" 2> "$tmp/$q.log"; then
     mv "$out/$q.jsonl.tmp" "$out/$q.jsonl"
     echo "$(wc -l < "$out/$q.jsonl") rows"
   else
