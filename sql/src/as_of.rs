@@ -326,21 +326,102 @@ pub async fn guard_markers(ctx: &SessionContext, tokens: &[TokenWithSpan]) -> Ve
     guard_conditions(tokens, &|m| rowtimes.get(m).cloned().flatten())
 }
 
-/// `filter` without its guard conjuncts (None if nothing else is left).
+/// `filter` without its guard conjuncts (None if nothing else is left), and
+/// its held conditions as written.
 pub fn strip_guards(filter: Option<&Expr>) -> Option<Expr> {
     let f = filter?;
     let kept: Vec<Expr> = datafusion::logical_expr::utils::split_conjunction(f)
         .into_iter()
         .filter(|e| !matches!(e, Expr::ScalarFunction(s) if s.name() == GUARD))
-        .cloned()
+        .map(|e| match e {
+            Expr::ScalarFunction(s) if s.name() == HOLD && !s.args.is_empty() => s.args[0].clone(),
+            other => other.clone(),
+        })
         .collect();
     datafusion::logical_expr::utils::conjunction(kept)
 }
 
-/// `as_of_guard(a, b)`: TRUE (see the module documentation).
+/// The name of the function that holds a condition on the versioned side in
+/// the join (see [`HoldVersionConditions`]).
+pub const HOLD: &str = "as_of_hold";
+
+/// Keeps the conditions of an event-time `FOR SYSTEM_TIME AS OF` join's ON clause that
+/// read only the table's side in the join: the optimizer would push them
+/// into that side, which for a temporal join filters the versions before
+/// one is chosen, where Flink checks the chosen version (a row whose version
+/// fails them gets NULLs under LEFT JOIN). Each becomes
+/// `as_of_hold(condition, <a column of the other side>)`, which the
+/// translator reads back as the condition.
+#[derive(Debug, Default)]
+pub struct HoldVersionConditions;
+
+impl datafusion::optimizer::AnalyzerRule for HoldVersionConditions {
+    fn analyze(
+        &self,
+        plan: LogicalPlan,
+        _config: &datafusion::common::config::ConfigOptions,
+    ) -> DFResult<LogicalPlan> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        plan.transform_up(|p| {
+            let LogicalPlan::Join(mut j) = p else {
+                return Ok(Transformed::no(p));
+            };
+            // Event time only: a lookup join filters the table's rows before
+            // joining them, as Flink's does.
+            let event_time = as_of_node(&j.right).is_some_and(|(n, _)| {
+                !n.time.is_empty()
+                    && j.left.schema().fields().iter().any(|f| {
+                        f.name() == n.column()
+                            && f.metadata()
+                                .contains_key(vigil_engine::window::ROWTIME_METADATA_KEY)
+                    })
+            });
+            let (Some(filter), true) = (j.filter.clone(), event_time) else {
+                return Ok(Transformed::no(LogicalPlan::Join(j)));
+            };
+            let Some((q, f)) = j.left.schema().iter().next() else {
+                return Ok(Transformed::no(LogicalPlan::Join(j)));
+            };
+            let anchor = Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()));
+            let (left, right) = (j.left.schema().clone(), j.right.schema().clone());
+            let hold = datafusion::logical_expr::ScalarUDF::from(AsOfGuard::hold());
+            let mut changed = false;
+            let conjuncts: Vec<Expr> = datafusion::logical_expr::utils::split_conjunction(&filter)
+                .into_iter()
+                .map(|c| {
+                    let refs = c.column_refs();
+                    let right_only = !refs.is_empty()
+                        && refs
+                            .iter()
+                            .all(|col| right.has_column(col) && !left.has_column(col));
+                    if right_only {
+                        changed = true;
+                        hold.call(vec![c.clone(), anchor.clone()])
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect();
+            if !changed {
+                return Ok(Transformed::no(LogicalPlan::Join(j)));
+            }
+            j.filter = datafusion::logical_expr::utils::conjunction(conjuncts);
+            Ok(Transformed::yes(LogicalPlan::Join(j)))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "hold_version_conditions"
+    }
+}
+
+/// `as_of_guard(a, b)`: TRUE (see the module documentation); or
+/// `as_of_hold(condition, anchor)`: the condition.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct AsOfGuard {
     signature: datafusion::logical_expr::Signature,
+    hold: bool,
 }
 
 impl Default for AsOfGuard {
@@ -350,20 +431,33 @@ impl Default for AsOfGuard {
 }
 
 impl AsOfGuard {
-    /// The function.
+    /// The guard.
     pub fn new() -> Self {
         Self {
             signature: datafusion::logical_expr::Signature::any(
                 2,
                 datafusion::logical_expr::Volatility::Immutable,
             ),
+            hold: false,
+        }
+    }
+
+    /// The hold.
+    pub fn hold() -> Self {
+        Self {
+            hold: true,
+            ..Self::new()
         }
     }
 }
 
 impl datafusion::logical_expr::ScalarUDFImpl for AsOfGuard {
     fn name(&self) -> &str {
-        GUARD
+        if self.hold {
+            HOLD
+        } else {
+            GUARD
+        }
     }
 
     fn signature(&self) -> &datafusion::logical_expr::Signature {
@@ -379,11 +473,14 @@ impl datafusion::logical_expr::ScalarUDFImpl for AsOfGuard {
 
     fn invoke_with_args(
         &self,
-        _args: datafusion::logical_expr::ScalarFunctionArgs,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
     ) -> DFResult<datafusion::logical_expr::ColumnarValue> {
-        Ok(datafusion::logical_expr::ColumnarValue::Scalar(
-            datafusion::common::ScalarValue::Boolean(Some(true)),
-        ))
+        match args.args.into_iter().next() {
+            Some(condition) if self.hold => Ok(condition),
+            _ => Ok(datafusion::logical_expr::ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::Boolean(Some(true)),
+            )),
+        }
     }
 }
 

@@ -104,6 +104,8 @@ impl ScriptPlanner {
         let mut analyzers: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
             vec![Arc::new(crate::analyzer::StableAggregateNames)];
         analyzers.extend(state.analyzer().rules.iter().cloned());
+        // After the views are inlined, where the AS OF nodes are seen.
+        analyzers.push(Arc::new(crate::as_of::HoldVersionConditions));
         let state = SessionStateBuilder::new_from_existing(state)
             .with_optimizer_rules(rules)
             .with_analyzer_rules(analyzers)
@@ -114,6 +116,9 @@ impl ScriptPlanner {
         }
         ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
             crate::as_of::AsOfGuard::new(),
+        ));
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
+            crate::as_of::AsOfGuard::hold(),
         ));
         for udaf in crate::functions::flink_aggregates() {
             ctx.register_udaf(udaf);
