@@ -57,6 +57,22 @@ impl AsOfNode {
     pub fn column(&self) -> &str {
         self.time.rsplit('.').next().unwrap_or("")
     }
+
+    /// Whether the `AS OF` column is an event time attribute of the join's
+    /// other side, `left` (otherwise the table is read by processing time:
+    /// a lookup join).
+    pub fn is_event_time(&self, left: &datafusion::common::DFSchema) -> bool {
+        let column = self.column();
+        !column.is_empty()
+            && left.fields().iter().any(|f| {
+                f.name() == column
+                    && f.metadata()
+                        .contains_key(vigil_engine::window::ROWTIME_METADATA_KEY)
+                    && !f
+                        .metadata()
+                        .contains_key(vigil_engine::window::PROCTIME_METADATA_KEY)
+            })
+    }
 }
 
 impl PartialOrd for AsOfNode {
@@ -368,14 +384,8 @@ impl datafusion::optimizer::AnalyzerRule for HoldVersionConditions {
             };
             // Event time only: a lookup join filters the table's rows before
             // joining them, as Flink's does.
-            let event_time = as_of_node(&j.right).is_some_and(|(n, _)| {
-                !n.time.is_empty()
-                    && j.left.schema().fields().iter().any(|f| {
-                        f.name() == n.column()
-                            && f.metadata()
-                                .contains_key(vigil_engine::window::ROWTIME_METADATA_KEY)
-                    })
-            });
+            let event_time =
+                as_of_node(&j.right).is_some_and(|(n, _)| n.is_event_time(j.left.schema()));
             let (Some(filter), true) = (j.filter.clone(), event_time) else {
                 return Ok(Transformed::no(LogicalPlan::Join(j)));
             };

@@ -33,7 +33,7 @@ impl Translator<'_> {
             ));
         }
         if let Some((node, _)) = as_of_node(&j.right) {
-            if self.is_event_time(j, node.column()) {
+            if node.is_event_time(j.left.schema()) {
                 return self.temporal_join(j).await;
             }
             return self.lookup_join(j).await;

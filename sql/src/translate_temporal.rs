@@ -9,27 +9,13 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::logical_expr::{Expr, Join, JoinType, LogicalPlan};
 use vigil_engine::graph::NodeId;
 use vigil_engine::join::temporal::{TemporalJoin, TemporalJoinSpec};
-use vigil_engine::window::{PROCTIME_METADATA_KEY, ROWTIME_METADATA_KEY};
+use vigil_engine::window::ROWTIME_METADATA_KEY;
 
 use crate::as_of::{as_of_node, strip_guards, AsOfNode};
 use crate::error::{Result, SqlError};
 use crate::translate::{arrow_schema, Translator};
 
 impl Translator<'_> {
-    /// Whether `time`, the column `AS OF` names, is an event time attribute
-    /// of the join's left input (otherwise the join reads the table by
-    /// processing time: a lookup join).
-    pub(crate) fn is_event_time(&self, j: &Join, time: &str) -> bool {
-        if time.is_empty() {
-            return false;
-        }
-        j.left.schema().fields().iter().any(|f| {
-            f.name() == time
-                && f.metadata().contains_key(ROWTIME_METADATA_KEY)
-                && !f.metadata().contains_key(PROCTIME_METADATA_KEY)
-        })
-    }
-
     /// Adds an event-time temporal join of `j`'s left input with the
     /// versioned table or view on its right.
     pub(crate) async fn temporal_join(&mut self, j: &Join) -> Result<NodeId> {
