@@ -757,9 +757,10 @@ fn an_all_rows_pattern_job_stopped_and_resumed_equals_a_straight_run() {
 }
 
 /// Updating results into `upsert-kafka` topics suffixed `sfx`: a GROUP BY, a
-/// regular join then a GROUP BY, a Top-3 with row numbers and a
-/// deduplication — their groups, join rows and ranked rows are in every
-/// checkpoint.
+/// regular join then a GROUP BY, a Top-3 with row numbers, a
+/// deduplication, a join of two GROUP BYs and a Top-3 over a GROUP BY (both
+/// over updating inputs) — their groups, join rows and ranked rows are in
+/// every checkpoint.
 fn updating_script(bootstrap: &str, sfx: &str) -> String {
     let sink = |name: &str, cols: &str, key: &str| {
         format!(
@@ -771,19 +772,23 @@ fn updating_script(bootstrap: &str, sfx: &str) -> String {
 CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
 WITH ('connector' = 'kafka', 'topic' = 'ev', 'properties.bootstrap.servers' = '{bootstrap}',
       'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
-{}{}{}{}INSERT INTO agg SELECT k, COUNT(*), SUM(v), MAX(v) FROM ev GROUP BY k;
+{}{}{}{}{}{}INSERT INTO agg SELECT k, COUNT(*), SUM(v), MAX(v) FROM ev GROUP BY k;
 INSERT INTO joined SELECT a.k, COUNT(*) FROM ev a JOIN ev b ON a.k = b.k AND a.v = b.v AND a.ts < b.ts GROUP BY a.k;
 INSERT INTO top3 SELECT k, rn, v FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC, ts ASC) AS rn FROM ev) WHERE rn <= 3;
 INSERT INTO latest SELECT k, v, ts FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts DESC) AS rn FROM ev) WHERE rn = 1;
+INSERT INTO agg_pairs SELECT a.k, a.n, b.hi FROM (SELECT k, COUNT(*) AS n FROM ev GROUP BY k) a JOIN (SELECT k, MAX(v) AS hi FROM ev WHERE v > 3 GROUP BY k) b ON a.k = b.k;
+INSERT INTO top_totals SELECT rn, k, total FROM (SELECT *, ROW_NUMBER() OVER (ORDER BY total DESC, k) AS rn FROM (SELECT k, SUM(v) AS total FROM ev GROUP BY k)) WHERE rn <= 3;
 ",
         sink("agg", "k STRING, n BIGINT, total BIGINT, hi BIGINT", "k"),
         sink("joined", "k STRING, pairs BIGINT", "k"),
         sink("top3", "k STRING, rn BIGINT, v BIGINT", "k, rn"),
         sink("latest", "k STRING, v BIGINT, ts TIMESTAMP(3)", "k"),
+        sink("agg_pairs", "k STRING, n BIGINT, hi BIGINT", "k"),
+        sink("top_totals", "rn BIGINT, k STRING, total BIGINT", "rn"),
     )
 }
 
-const UPDATING_SINKS: [&str; 4] = ["agg", "joined", "top3", "latest"];
+const UPDATING_SINKS: [&str; 6] = ["agg", "joined", "top3", "latest", "agg_pairs", "top_totals"];
 
 /// Each upsert topic folded by key: the result table it holds.
 fn folded_tables(bs: &str, sfx: &str) -> Vec<Vec<(String, String)>> {
@@ -836,6 +841,11 @@ fn updating_results_stopped_and_resumed_equal_a_straight_run() {
     let expected = folded_tables(&bs, "_straight");
     assert_eq!(expected[0].len(), 17, "one row per key: {:?}", expected[0]);
     assert_eq!(expected[2].len(), 17 * 3, "three ranks per key");
+    assert!(
+        !expected[4].is_empty(),
+        "the join of two aggregates has rows"
+    );
+    assert_eq!(expected[5].len(), 3, "three ranks of totals");
     for ((variant, settings), sfx) in VARIANTS.into_iter().zip(["_resumed", "_resumed_p3"]) {
         let state = temp(&format!("updating{variant}-state"));
         let text = format!("{settings}{}", updating_script(&bs, sfx));

@@ -22,6 +22,19 @@ impl Translator<'_> {
         is_updating(&self.graph.schema(node))
     }
 
+    /// Plans `plan` for a consumer that takes updates back by their old
+    /// rows (an aggregate, a join, a Top-N over an updating input): a top-1
+    /// in it then emits `-U` before each `+U`.
+    pub(crate) async fn plan_retracting(
+        &mut self,
+        plan: &datafusion::logical_expr::LogicalPlan,
+    ) -> Result<NodeId> {
+        let outer = std::mem::replace(&mut self.retractions_needed, true);
+        let planned = self.plan(plan).await;
+        self.retractions_needed = outer;
+        planned
+    }
+
     /// Fails if `node` emits an updating result, which `what` cannot take.
     pub(crate) fn require_append_only(
         &self,
@@ -53,7 +66,7 @@ impl Translator<'_> {
         exprs: Vec<Expr>,
     ) -> Result<NodeId> {
         let in_schema = agg.input.schema().clone();
-        let input = self.plan(&agg.input).await?;
+        let input = self.plan_retracting(&agg.input).await?;
         let input_updating = self.updating(input);
         let input_arrow = self.graph.schema(input);
         let keys = exprs
@@ -103,13 +116,14 @@ impl Translator<'_> {
         let at = (self.locate)("JOIN");
         let kind = stream_join_kind(j.join_type)
             .map_err(|e| SqlError::at(at, e.message).with_help(e.help))?;
-        let (inputs, sides) = self.join_inputs(j).await?;
+        let (inputs, sides) = self.join_inputs(j, true).await?;
+        let updating_inputs = inputs.map(|n| self.updating(n));
         let left_keys: Vec<Expr> = j.on.iter().map(|(l, _)| l.clone()).collect();
         let right_keys: Vec<Expr> = j.on.iter().map(|(_, r)| r.clone()).collect();
         let (keys, key_types) = self.join_keys(j, &left_keys, &right_keys, &sides)?;
         let (filter, pair_schema) = self.residual_condition(j, j.filter.as_ref())?;
         let out = arrow_schema(&j.schema);
-        let output_schema = if kind == JoinKind::Inner {
+        let output_schema = if kind == JoinKind::Inner && updating_inputs == [false; 2] {
             out
         } else {
             with_row_kind(&out)
@@ -128,6 +142,7 @@ impl Translator<'_> {
             pair_schema,
             output_schema: output_schema.clone(),
             ttl: self.state_ttl()?,
+            updating_inputs,
         };
         let op = RegularJoin::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
         self.add_join(inputs, Box::new(op), output_schema)

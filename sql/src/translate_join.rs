@@ -46,7 +46,7 @@ impl Translator<'_> {
         let Ok(plan) = interval_join(j) else {
             return self.regular_join(j).await;
         };
-        let (inputs, sides) = self.join_inputs(j).await?;
+        let (inputs, sides) = self.join_inputs(j, false).await?;
         let (keys, key_types) = self.join_keys(j, &plan.left_keys, &plan.right_keys, &sides)?;
         let filter = match &plan.filter {
             Some(f) => Some(self.physical(f, &j.schema)?),
@@ -145,21 +145,34 @@ impl Translator<'_> {
         Ok(id)
     }
 
-    /// Both inputs of `j` planned (append-only, as every stream join here
-    /// needs), and each one's schema.
-    pub(crate) async fn join_inputs(&mut self, j: &Join) -> Result<([NodeId; 2], [SchemaRef; 2])> {
+    /// Both inputs of `j` planned, and each one's schema. Only a regular
+    /// join (`updating_ok`) takes updating inputs; interval and window joins
+    /// need each row final.
+    pub(crate) async fn join_inputs(
+        &mut self,
+        j: &Join,
+        updating_ok: bool,
+    ) -> Result<([NodeId; 2], [SchemaRef; 2])> {
         let sides = [
             arrow_schema(j.left.schema()),
             arrow_schema(j.right.schema()),
         ];
-        let left = self.plan(&j.left).await?;
-        let right = self.plan(&j.right).await?;
-        for node in [left, right] {
-            self.require_append_only(
-                node,
-                "JOIN",
-                "a join (interval and window joins never, regular joins not yet)",
-            )?;
+        // A regular join takes back the pairs of a retracted row, so an
+        // updating input must retract the rows its updates replace.
+        let left = if updating_ok {
+            self.plan_retracting(&j.left).await?
+        } else {
+            self.plan(&j.left).await?
+        };
+        let right = if updating_ok {
+            self.plan_retracting(&j.right).await?
+        } else {
+            self.plan(&j.right).await?
+        };
+        if !updating_ok {
+            for node in [left, right] {
+                self.require_append_only(node, "JOIN", "an interval or window join")?;
+            }
         }
         Ok(([left, right], sides))
     }
@@ -167,7 +180,7 @@ impl Translator<'_> {
     /// Adds a window join of `j`'s inputs.
     async fn window_join(&mut self, j: &Join, plan: WindowJoinPlan) -> Result<NodeId> {
         let at = (self.locate)("JOIN");
-        let (inputs, sides) = self.join_inputs(j).await?;
+        let (inputs, sides) = self.join_inputs(j, false).await?;
         let (keys, key_types) = self.join_keys(j, &plan.left_keys, &plan.right_keys, &sides)?;
         let (filter, pair_schema) = self.residual_condition(j, plan.filter.as_ref())?;
         let output = arrow_schema(&j.schema);

@@ -78,10 +78,7 @@ impl Translator<'_> {
             return Err(fail("an OVER window without a function".into()));
         }
         // An updating input must say which rows its updates replace.
-        let outer = std::mem::replace(&mut self.retractions_needed, true);
-        let planned = self.plan(&w.input).await;
-        self.retractions_needed = outer;
-        let mut node = planned?;
+        let mut node = self.plan_retracting(&w.input).await?;
         if self.updating(node) {
             return self.updating_over(w, groups, node, at).await;
         }

@@ -3,7 +3,10 @@
 //! window Top-N and window deduplication): the filter on the rank that
 //! usually follows stays a filter.
 
+use std::sync::Arc;
+
 use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ExprSchema;
 use datafusion::logical_expr::expr::{WindowFunction, WindowFunctionParams};
 use datafusion::logical_expr::ExprSchemable;
@@ -176,7 +179,12 @@ impl Translator<'_> {
             },
             _ => false,
         };
-        let kind = if n == 1 && on_time {
+        let input = self.plan_retracting(&w.input).await?;
+        let input_updating = self.updating(input);
+        // Over an updating input every row may be taken back, so even a
+        // deduplication keeps all rows, as a Top-1 (Flink's
+        // `RetractableTopNFunction`).
+        let kind = if n == 1 && on_time && !input_updating {
             StreamRankKind::Dedup {
                 keep_last: !params.order_by[0].asc,
             }
@@ -186,9 +194,7 @@ impl Translator<'_> {
                 rank_number: hint.number_used.unwrap_or(true),
             }
         };
-        let input = self.plan(&w.input).await?;
-        self.require_append_only(input, "OVER", "a Top-N or deduplication (not yet)")?;
-        let input_schema = self.graph.schema(input);
+        let input_schema = data_schema(&self.graph.schema(input));
         let out = arrow_schema(&w.schema);
         let rank_field = out.field(out.fields().len() - 1).clone();
         let output = rank_output_schema(&input_schema, &rank_field);
@@ -205,6 +211,7 @@ impl Translator<'_> {
             output_schema: output.clone(),
             ttl: ttl_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?,
             update_before: self.retractions_needed,
+            input_updating,
         };
         let op = StreamRank::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
         let parallelism =
@@ -215,4 +222,12 @@ impl Translator<'_> {
         }
         Ok(id)
     }
+}
+
+/// `schema` without an updating stream's `__row_kind` column.
+fn data_schema(schema: &datafusion::arrow::datatypes::Schema) -> SchemaRef {
+    let width = vigil_engine::changelog::data_width(schema);
+    Arc::new(datafusion::arrow::datatypes::Schema::new(
+        schema.fields()[..width].to_vec(),
+    ))
 }

@@ -4,17 +4,24 @@
 //! arrives. An outer row without a partner is emitted null-padded at once;
 //! when its first partner arrives the padded row is deleted (`-D`) before the
 //! pairs are inserted, as in Flink, so an outer join is an updating result.
+//!
+//! Either input may itself be updating (a GROUP BY, another regular join, a
+//! Top-N): a retracted row (`-U`, `-D`) takes its pairs back and leaves its
+//! side's state, as Flink's `StreamingJoinOperator` does, so the result is
+//! the join of the inputs' current tables.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::array::{Array, AsArray, Int8Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Int8Type, SchemaRef};
+use datafusion::arrow::row::RowConverter;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::join_state::{Entry, RowsCodec};
 use super::ttl::{now_ms, sweep, Ttl};
-use super::RowKind;
+use super::{kind_at, row_converter, RowKind};
+use crate::error::ResultExt;
 use crate::join::keys::JoinKeys;
 use crate::join::rows::{gather, side_batch, without_input, RowRef};
 use crate::join::{JoinKind, Side};
@@ -44,6 +51,8 @@ pub struct RegularJoinSpec {
     pub output_schema: SchemaRef,
     /// `table.exec.state.ttl`.
     pub ttl: Option<Duration>,
+    /// Which inputs are updating (their batches end in `__row_kind`).
+    pub updating_inputs: [bool; 2],
     /// The plan as text.
     pub describe: String,
 }
@@ -63,6 +72,8 @@ pub struct RegularJoin {
     kept: [Kept; 2],
     ttl: Option<Ttl>,
     updating: bool,
+    /// Each side's rows as bytes, to find a retracted row among the kept.
+    rows: [RowConverter; 2],
 }
 
 const TABLES: [&str; 2] = ["left", "right"];
@@ -74,12 +85,17 @@ impl RegularJoin {
         let ttl = spec.ttl.map(Ttl::new);
         let updating = super::is_updating(&spec.output_schema);
         let kept = Self::declare(&spec, &mut StateContext::detached())?;
+        let rows = [
+            row_converter(&spec.schemas[0])?,
+            row_converter(&spec.schemas[1])?,
+        ];
         Ok(Self {
             spec,
             keys,
             kept,
             ttl,
             updating,
+            rows,
         })
     }
 
@@ -99,6 +115,7 @@ impl RegularJoin {
 
     fn arrive(&mut self, side: Side, batch: RecordBatch, out: &mut Vec<Change>) -> Result<()> {
         let (s, o) = (side.index(), side.other().index());
+        let (batch, row_kinds) = self.data_of(side, batch)?;
         let batch = Arc::new(batch);
         let keys = self.keys.of(&self.spec.keys[s], &batch)?;
         let now = now_ms();
@@ -107,7 +124,8 @@ impl RegularJoin {
             self.kept[t].prefetch(keys.iter().flatten().map(|k| &k[..]), now)?;
         }
         // Candidate partners: (arriving row, index in the other side's list,
-        // that row).
+        // that row). The other side's lists keep their order for the whole
+        // batch (only its partner counts change), so the indexes hold.
         let mut pairs: Vec<(usize, usize, RowRef)> = vec![];
         for (i, k) in keys.iter().enumerate() {
             let Some(k) = k else { continue };
@@ -123,53 +141,184 @@ impl RegularJoin {
         let pass = self.check(side, &batch, &pairs)?;
         let mut at = 0;
         for (i, key) in keys.into_iter().enumerate() {
-            let mine: RowRef = (batch.clone(), i);
-            let mut partners: Vec<RowRef> = vec![];
-            let mut deleted: Vec<RowRef> = vec![];
-            if let Some(k) = &key {
-                let first = at;
-                while at < pairs.len() && pairs[at].0 == i {
-                    at += 1;
-                }
-                if (first..at).any(|p| pass[p]) {
-                    let keeps_other = self.spec.kind.keeps(side.other());
-                    let ttl = self.ttl.clone();
-                    if let Some(list) = self.kept[o].get_mut(k, now)? {
-                        for p in (first..at).filter(|p| pass[*p]) {
-                            if let Some(e) = list.get_mut(pairs[p].1) {
-                                if e.partners == 0 && keeps_other {
-                                    deleted.push(e.row.clone());
-                                }
-                                e.partners += 1;
-                                e.touched = now;
-                                partners.push(e.row.clone());
-                            }
+            let first = at;
+            while at < pairs.len() && pairs[at].0 == i {
+                at += 1;
+            }
+            let matched: Vec<usize> = (first..at)
+                .filter(|p| pass[*p])
+                .map(|p| pairs[p].1)
+                .collect();
+            let row = Arrival {
+                side,
+                row: (batch.clone(), i),
+                kind: kind_at(row_kinds.as_ref(), i),
+            };
+            if row.kind.is_retraction() {
+                self.retract(row, key.as_deref(), &matched, now, out)?;
+            } else {
+                self.accumulate(row, key, &matched, now, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The data columns of a batch of `side` and, from an updating input,
+    /// its rows' kinds.
+    fn data_of(&self, side: Side, batch: RecordBatch) -> Result<(RecordBatch, Option<Int8Array>)> {
+        if !self.spec.updating_inputs[side.index()] {
+            let (_, own) = side_batch(side.index(), batch, &self.spec.schemas)?;
+            return Ok((own, None));
+        }
+        // The runtime may hand a join its batches without the row-kind
+        // column's marker, so the planned width decides.
+        let width = self.spec.schemas[side.index()].fields().len();
+        let row_kinds = batch
+            .columns()
+            .get(width)
+            .and_then(|c| c.as_primitive_opt::<Int8Type>())
+            .cloned()
+            .ok_or_else(|| {
+                EngineError::Graph("a join's updating input lost its row kinds".into())
+            })?;
+        let data = batch_of(
+            &self.spec.schemas[side.index()],
+            batch.columns()[..width].to_vec(),
+            "join input",
+        )?;
+        Ok((data, Some(row_kinds)))
+    }
+
+    /// An inserted row (`+I`, `+U`): joined to its partners (the other
+    /// side's rows at `matched` of its key's list) and kept.
+    fn accumulate(
+        &mut self,
+        row: Arrival,
+        key: Option<Box<[u8]>>,
+        matched: &[usize],
+        now: u64,
+        out: &mut Vec<Change>,
+    ) -> Result<()> {
+        let (side, s, o) = (row.side, row.side.index(), row.side.other().index());
+        let mut partners: Vec<RowRef> = vec![];
+        let mut deleted: Vec<RowRef> = vec![];
+        if let (Some(k), false) = (&key, matched.is_empty()) {
+            let keeps_other = self.spec.kind.keeps(side.other());
+            if let Some(list) = self.kept[o].get_mut(k, now)? {
+                for &j in matched {
+                    if let Some(e) = list.get_mut(j) {
+                        if e.partners == 0 && keeps_other {
+                            deleted.push(e.row.clone());
                         }
-                        // Rows past the TTL are gone (silently, as in Flink).
-                        list.retain(|e| ttl.as_ref().is_none_or(|t| !t.expired(e.touched, now)));
+                        e.partners += 1;
+                        e.touched = now;
+                        partners.push(e.row.clone());
                     }
                 }
             }
-            for d in deleted {
-                out.push(pad(side.other(), RowKind::Delete, d));
+        }
+        for d in deleted {
+            out.push(pad(side.other(), RowKind::Delete, d));
+        }
+        if partners.is_empty() && self.spec.kind.keeps(side) {
+            out.push(pad(side, RowKind::Insert, row.row.clone()));
+        }
+        // Between two inner sides the pairs keep the input's kind, as in
+        // Flink (`+U` in, `+U` out); an outer side makes them inserts.
+        let kind = if self.spec.kind == JoinKind::Inner {
+            row.kind
+        } else {
+            RowKind::Insert
+        };
+        for p in &partners {
+            out.push(pair(side, kind, row.row.clone(), p.clone()));
+        }
+        if let Some(k) = key {
+            let ttl = self.ttl.clone();
+            if let Some(list) = self.kept[s].get_mut_or(&k, now, || Ok(Some(vec![])))? {
+                list.retain(|e| ttl.as_ref().is_none_or(|t| !t.expired(e.touched, now)));
+                list.push(Entry {
+                    row: row.row,
+                    partners: partners.len() as u32,
+                    touched: now,
+                });
             }
-            if partners.is_empty() && self.spec.kind.keeps(side) {
-                out.push(pad(side, RowKind::Insert, mine.clone()));
-            }
-            for p in &partners {
-                out.push(pair(side, mine.clone(), p.clone()));
-            }
-            if let Some(k) = key {
-                let ttl = self.ttl.clone();
-                if let Some(list) = self.kept[s].get_mut_or(&k, now, || Ok(Some(vec![])))? {
-                    list.retain(|e| ttl.as_ref().is_none_or(|t| !t.expired(e.touched, now)));
-                    list.push(Entry {
-                        row: mine,
-                        partners: partners.len() as u32,
-                        touched: now,
-                    });
+        }
+        Ok(())
+    }
+
+    /// A retracted row (`-U`, `-D`) of an updating input: its pairs are
+    /// taken back (with the input's kind between inner sides, `-D`
+    /// otherwise), an outer row of the other side left without partners is
+    /// emitted null-padded again, and the row leaves its side's state.
+    fn retract(
+        &mut self,
+        row: Arrival,
+        key: Option<&[u8]>,
+        matched: &[usize],
+        now: u64,
+        out: &mut Vec<Change>,
+    ) -> Result<()> {
+        let (side, o) = (row.side, row.side.other().index());
+        if let Some(k) = key {
+            self.forget(side, k, &row.row, now)?;
+        }
+        let mut partners: Vec<RowRef> = vec![];
+        let mut padded: Vec<RowRef> = vec![];
+        if let (Some(k), false) = (key, matched.is_empty()) {
+            let keeps_other = self.spec.kind.keeps(side.other());
+            if let Some(list) = self.kept[o].get_mut(k, now)? {
+                for &j in matched {
+                    if let Some(e) = list.get_mut(j) {
+                        if e.partners == 1 && keeps_other {
+                            padded.push(e.row.clone());
+                        }
+                        e.partners = e.partners.saturating_sub(1);
+                        e.touched = now;
+                        partners.push(e.row.clone());
+                    }
                 }
             }
+        }
+        if partners.is_empty() {
+            if self.spec.kind.keeps(side) {
+                out.push(pad(side, RowKind::Delete, row.row));
+            }
+            return Ok(());
+        }
+        let kind = if self.spec.kind.keeps(side) {
+            RowKind::Delete
+        } else {
+            row.kind
+        };
+        for p in &partners {
+            out.push(pair(side, kind, row.row.clone(), p.clone()));
+        }
+        for p in padded {
+            out.push(pad(side.other(), RowKind::Insert, p));
+        }
+        Ok(())
+    }
+
+    /// Removes one kept row of `side` equal to `row` from key `k`'s list
+    /// (none if it is not there: its insert was before the state's TTL).
+    fn forget(&mut self, side: Side, k: &[u8], row: &RowRef, now: u64) -> Result<()> {
+        let s = side.index();
+        let Some(list) = self.kept[s].get_mut(k, now)? else {
+            return Ok(());
+        };
+        if list.is_empty() {
+            return Ok(());
+        }
+        let mut refs: Vec<Option<&RowRef>> = vec![Some(row)];
+        refs.extend(list.iter().map(|e| Some(&e.row)));
+        let columns = gather(&self.spec.schemas[s], &refs)?;
+        let bytes = self.rows[s]
+            .convert_columns(&columns)
+            .context("join rows")?;
+        let gone = bytes.row(0);
+        if let Some(j) = (1..bytes.num_rows()).find(|&j| bytes.row(j) == gone) {
+            list.remove(j - 1);
         }
         Ok(())
     }
@@ -230,6 +379,13 @@ impl RegularJoin {
     }
 }
 
+/// An arriving row: its side, where it is and what it does.
+struct Arrival {
+    side: Side,
+    row: RowRef,
+    kind: RowKind,
+}
+
 /// A row of `side` with NULLs for the other side.
 fn pad(side: Side, kind: RowKind, row: RowRef) -> Change {
     match side {
@@ -238,11 +394,11 @@ fn pad(side: Side, kind: RowKind, row: RowRef) -> Change {
     }
 }
 
-/// The pair of an arriving row of `side` and its partner, as an insert.
-fn pair(side: Side, mine: RowRef, theirs: RowRef) -> Change {
+/// The pair of an arriving row of `side` and its partner.
+fn pair(side: Side, kind: RowKind, mine: RowRef, theirs: RowRef) -> Change {
     match side {
-        Side::Left => (RowKind::Insert, Some(mine), Some(theirs)),
-        Side::Right => (RowKind::Insert, Some(theirs), Some(mine)),
+        Side::Left => (kind, Some(mine), Some(theirs)),
+        Side::Right => (kind, Some(theirs), Some(mine)),
     }
 }
 
@@ -270,8 +426,8 @@ impl Operator for RegularJoin {
     fn on_input(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         self.expire();
         let mut changes = vec![];
-        let (side, own) = side_batch(input, batch, &self.spec.schemas)?;
-        self.arrive(side, own, &mut changes)?;
+        let side = Side::of_input(input)?;
+        self.arrive(side, batch, &mut changes)?;
         if !changes.is_empty() {
             out.batch(self.output(&changes)?);
         }

@@ -13,6 +13,7 @@ pub mod join_state;
 pub mod mini_batch;
 pub mod over;
 pub mod rank;
+pub mod rank_retract;
 pub mod retract;
 pub mod ttl;
 
@@ -116,4 +117,19 @@ pub fn kind_at(kinds: Option<&Int8Array>, i: usize) -> RowKind {
 /// The columns of a batch of `schema` without the `__row_kind` column.
 pub fn data_width(schema: &Schema) -> usize {
     schema.fields().len() - usize::from(is_updating(schema))
+}
+
+/// A converter of whole rows of `schema` to bytes that are equal exactly
+/// when the rows are: how an operator finds a retracted row among those it
+/// keeps.
+pub(crate) fn row_converter(
+    schema: &Schema,
+) -> crate::Result<datafusion::arrow::row::RowConverter> {
+    use crate::error::ResultExt;
+    let fields = schema
+        .fields()
+        .iter()
+        .map(|f| datafusion::arrow::row::SortField::new(f.data_type().clone()))
+        .collect();
+    datafusion::arrow::row::RowConverter::new(fields).context("row bytes")
 }

@@ -55,14 +55,7 @@ impl UpdatingOver {
             .collect::<datafusion::error::Result<Vec<_>>>()
             .context("OVER keys")?;
         let keys = RowConverter::new(key_fields).context("OVER keys")?;
-        let rows = RowConverter::new(
-            spec.input_schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )
-        .context("OVER rows")?;
+        let rows = super::row_converter(&spec.input_schema)?;
         let partitions = Self::declare(&spec, &mut StateContext::detached())?;
         let output = with_row_kind(spec.output_schema.as_ref());
         Ok(Self {

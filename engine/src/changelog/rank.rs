@@ -1,5 +1,6 @@
 //! Deduplication and Top-N over a stream (Flink's `RowTimeDeduplicateFunction`
-//! and `AppendOnlyTopNFunction`), for append-only input.
+//! and `AppendOnlyTopNFunction`), for append-only input; over an updating
+//! input, see `rank_retract`.
 //!
 //! - Deduplication (`ROW_NUMBER() OVER (PARTITION BY k ORDER BY rowtime
 //!   ASC|DESC) = 1`): keeping the first row, a row replaces the kept one only
@@ -72,21 +73,24 @@ pub struct StreamRankSpec {
     /// result); otherwise it upserts by the partition key as Flink's
     /// `FastTop1Function` does.
     pub update_before: bool,
+    /// The input is updating: rows may be taken back, so every row is kept
+    /// (see `rank_retract`).
+    pub input_updating: bool,
     /// The plan as text.
     pub describe: String,
 }
 
 /// A kept row and its sort key (bytes that compare as the ORDER BY does).
-struct Ranked {
-    sort: Box<[u8]>,
-    row: RowRef,
+pub(super) struct Ranked {
+    pub(super) sort: Box<[u8]>,
+    pub(super) row: RowRef,
 }
 
 /// A partition's kept rows: best first; a tie after the rows it ties with.
-type Partition = Vec<Ranked>;
+pub(super) type Partition = Vec<Ranked>;
 
 /// Stores a partition's rows with their sort keys.
-struct PartitionCodec {
+pub(super) struct PartitionCodec {
     list: RowList,
 }
 
@@ -127,16 +131,18 @@ impl StateCodec<Partition> for PartitionCodec {
 }
 
 /// One emitted row: kind, the row, its rank.
-type Change = (RowKind, RowRef, u64);
+pub(super) type Change = (RowKind, RowRef, u64);
 
 /// Runs a deduplication or Top-N over an append-only stream. Each
 /// partition's kept rows live in a declared keyed table.
 pub struct StreamRank {
-    spec: StreamRankSpec,
+    pub(super) spec: StreamRankSpec,
     keys: RowConverter,
     sorts: RowConverter,
-    partitions: KeyedTable<Partition, PartitionCodec>,
+    pub(super) partitions: KeyedTable<Partition, PartitionCodec>,
     ttl: Option<Ttl>,
+    /// The input's rows as bytes (over an updating input).
+    pub(super) rows: RowConverter,
 }
 
 impl StreamRank {
@@ -158,12 +164,14 @@ impl StreamRank {
         let sorts = RowConverter::new(sort_fields).context("rank order")?;
         let ttl = spec.ttl.map(Ttl::new);
         let partitions = Self::declare(&spec, &mut StateContext::detached())?;
+        let rows = super::row_converter(&spec.input_schema)?;
         Ok(Self {
             spec,
             keys,
             sorts,
             partitions,
             ttl,
+            rows,
         })
     }
 
@@ -195,7 +203,7 @@ impl StreamRank {
 
     /// The rows' partition keys and sort keys in Arrow's row format (`None`:
     /// no such columns, every row's key is empty).
-    fn keys_of(&self, batch: &RecordBatch) -> Result<(Option<Rows>, Option<Rows>)> {
+    pub(super) fn keys_of(&self, batch: &RecordBatch) -> Result<(Option<Rows>, Option<Rows>)> {
         let kcols = self.columns(
             self.spec
                 .partition_by
@@ -307,7 +315,7 @@ impl StreamRank {
         }
     }
 
-    fn output(&self, changes: &[Change]) -> Result<RecordBatch> {
+    pub(super) fn output(&self, changes: &[Change]) -> Result<RecordBatch> {
         let rows: Vec<Option<&RowRef>> = changes.iter().map(|c| Some(&c.1)).collect();
         let mut columns = gather(&self.spec.input_schema, &rows)?;
         columns.push(Arc::new(UInt64Array::from_iter_values(
@@ -335,6 +343,9 @@ impl Operator for StreamRank {
 
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         self.expire();
+        if self.spec.input_updating {
+            return self.on_updating(batch, out);
+        }
         let (keys, sorts) = self.keys_of(&batch)?;
         let batch = Arc::new(batch);
         let now = now_ms();
