@@ -88,6 +88,12 @@ fn castable_metadata_types_are_accepted_both_ways() {
 /// The `explain` text of `queries` over an `ev` table of the orders file,
 /// planned with `parallelism.default` = 2.
 fn explain_at_parallelism_two(queries: &str) -> String {
+    plan_at_parallelism_two(queries).explain()
+}
+
+/// The job graph of `queries` over an `ev` table of the orders file, planned
+/// with `parallelism.default` = 2.
+fn plan_at_parallelism_two(queries: &str) -> vigil::engine::graph::JobGraph {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/orders.jsonl");
     let script = format!(
@@ -99,7 +105,7 @@ CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
     let job = rt
         .block_on(vigil::Vigil::new().plan(&script, &Metrics::new()))
         .expect("plans");
-    job.graph.explain()
+    job.graph
 }
 
 /// With `parallelism.default` above one, `explain` shows how many instances
@@ -245,4 +251,49 @@ fn a_window_tvf_reads_only_the_columns_its_query_uses() {
         "the source decodes `v`:\n{text}"
     );
     assert!(!line("WindowAssign").contains("v: Int64"), "{text}");
+}
+
+const STATEMENT_SET: &str = "CREATE TABLE a (k STRING, n BIGINT) WITH ('connector' = 'blackhole');
+CREATE TABLE b (v BIGINT) WITH ('connector' = 'blackhole');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO a SELECT k, COUNT(*) FROM ev GROUP BY k;
+INSERT INTO b SELECT v FROM ev WHERE v > 3;
+END;
+SELECT k, window_end FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '2' SECOND)) GROUP BY k, window_start, window_end;";
+
+/// A script's queries share each table's scan, as Flink's statement sets
+/// reuse a source: one source reads the file once, one watermark assigner
+/// serves both INSERTs and the SELECT, each projecting the columns it uses.
+#[test]
+fn the_queries_of_a_statement_set_read_a_table_once() {
+    let text = explain_at_parallelism_two(STATEMENT_SET);
+    // `explain` prints a node under each of its consumers: count the nodes.
+    let graph = plan_at_parallelism_two(STATEMENT_SET);
+    let count = |kind: &str| {
+        graph
+            .nodes
+            .iter()
+            .filter(|n| n.name.starts_with(kind))
+            .count()
+    };
+    assert_eq!(count("FileSource"), 1, "{text}");
+    assert_eq!(count("WatermarkAssigner"), 1, "{text}");
+    // Each query's steps still run in each of the source's two subtasks.
+    for step in ["Filter(v@0 > 3)", "WatermarkAssigner"] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(step))
+            .unwrap_or_default();
+        assert!(line.ends_with(" x2"), "{step}: {text}");
+    }
+    let source = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("FileSource"))
+        .unwrap_or_default();
+    assert!(
+        source.contains("k: Utf8")
+            && source.contains("v: Int64")
+            && source.contains("ts: Timestamp"),
+        "the shared scan reads every column: {source}"
+    );
 }

@@ -218,9 +218,8 @@ impl JobGraph {
     /// `parallelism` subtasks. A keyed operator runs as several when it asks
     /// for more than one (every instance of its input routes rows to them
     /// by key group); a stateless step that can runs in each instance of a
-    /// parallel input it alone reads.
+    /// parallel input.
     pub fn instances(&self) -> Vec<Instances> {
-        let consumers = self.consumers();
         let mut out: Vec<Instances> = Vec::with_capacity(self.nodes.len());
         for n in &self.nodes {
             let op = match &n.kind {
@@ -240,12 +239,12 @@ impl JobGraph {
                 Instances::Once(Some("its inputs are not known"))
             } else if op.key_exprs(0).is_none() {
                 match n.inputs.as_slice() {
-                    // A stateless step runs in each task of its input (a
-                    // chain per instance); one whose input others read too
-                    // runs once.
+                    // A stateless step runs in each instance of its input
+                    // (in its chain, or beside it when others read that
+                    // input too).
                     [i] => {
                         let width = out[*i].width();
-                        if op.runs_per_input() && width > 1 && consumers[*i] == 1 {
+                        if op.runs_per_input() && width > 1 {
                             Instances::Each(width)
                         } else {
                             Instances::Once(op.unkeyed_reason())

@@ -6,6 +6,13 @@
 //!   ERROR])`, a behaviour being `NULL`, `ERROR` or `DEFAULT expr`, becomes
 //!   `json_value(s, path, CAST(NULL AS T), 'EMPTY', default, 'ERROR',
 //!   default)` (the NULL of type T gives the result's type);
+//! - `JSON_QUERY(s, path [RETURNING STRING] [WITHOUT [ARRAY] WRAPPER | WITH
+//!   [CONDITIONAL | UNCONDITIONAL] [ARRAY] WRAPPER] [behaviour ON EMPTY]
+//!   [behaviour ON ERROR])`, a behaviour being `NULL`, `EMPTY ARRAY`,
+//!   `EMPTY OBJECT` or `ERROR`, becomes `json_query(s, path, 'WITHOUT' |
+//!   'CONDITIONAL' | 'UNCONDITIONAL', empty, error)`;
+//! - `JSON_EXISTS(s, path [TRUE | FALSE | UNKNOWN | ERROR ON ERROR])` becomes
+//!   `json_exists(s, path, mode)`;
 //! - `JSON_OBJECT([KEY] k VALUE v, ... [NULL | ABSENT ON NULL])` becomes
 //!   `json_object('NULL', k, v, ...)`, and `JSON_ARRAY(v, ... [ON NULL])`
 //!   `json_array('ABSENT', v, ...)`; `JSON_OBJECTAGG` and `JSON_ARRAYAGG`
@@ -18,8 +25,10 @@ use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Word};
 
 use crate::error::{Pos, Result, SqlError};
 
-const CONSTRUCTORS: [&str; 5] = [
+const CONSTRUCTORS: [&str; 7] = [
     "JSON_VALUE",
+    "JSON_QUERY",
+    "JSON_EXISTS",
     "JSON_OBJECT",
     "JSON_ARRAY",
     "JSON_OBJECTAGG",
@@ -167,6 +176,8 @@ fn rewrite_call(
     };
     match name {
         "JSON_VALUE" => json_value(at, inner, call),
+        "JSON_QUERY" => json_query(at, inner, call),
+        "JSON_EXISTS" => json_exists(at, inner, call),
         "JSON_OBJECT" | "JSON_OBJECTAGG" => {
             let (entries, mode) = on_null(inner, "NULL");
             let mut args = vec![vec![string(mode, span)]];
@@ -260,10 +271,7 @@ fn json_value(
     let span = at.span;
     let args = split_args(inner);
     let [text, rest] = args.as_slice() else {
-        let mut v = vec![at.clone(), tok(Token::LParen, span)];
-        v.extend_from_slice(inner);
-        v.push(tok(Token::RParen, span));
-        return Ok(v);
+        return Ok(plain(at, inner));
     };
     let clause = |t: &[TokenWithSpan], i: usize| {
         ["RETURNING", "NULL", "ERROR", "DEFAULT"]
@@ -338,6 +346,135 @@ fn json_value(
     ))
 }
 
+/// The call as written, when it has no clauses.
+fn plain(at: &TokenWithSpan, inner: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
+    let mut v = vec![at.clone(), tok(Token::LParen, at.span)];
+    v.extend_from_slice(inner);
+    v.push(tok(Token::RParen, at.span));
+    v
+}
+
+/// `JSON_QUERY(s, path clauses)`.
+fn json_query(
+    at: &TokenWithSpan,
+    inner: &[TokenWithSpan],
+    call: impl Fn(&str, Vec<Vec<TokenWithSpan>>) -> Vec<TokenWithSpan>,
+) -> Result<Vec<TokenWithSpan>> {
+    let span = at.span;
+    let args = split_args(inner);
+    let [text, rest] = args.as_slice() else {
+        return Ok(plain(at, inner));
+    };
+    let starts = ["RETURNING", "WITHOUT", "WITH", "NULL", "EMPTY", "ERROR"];
+    let Some(c) = find_top(rest, |t, i| i > 0 && starts.iter().any(|k| is_kw(&t[i], k))) else {
+        return Ok(plain(at, inner));
+    };
+    let fail = |m: &str| {
+        SqlError::at(pos(span), format!("JSON_QUERY: {m}")).with_help(
+            "write JSON_QUERY(s, '$.path' [WITHOUT [ARRAY] WRAPPER | WITH [CONDITIONAL | UNCONDITIONAL] [ARRAY] WRAPPER] [NULL | EMPTY ARRAY | EMPTY OBJECT | ERROR ON EMPTY] [... ON ERROR])",
+        )
+    };
+    let path = &rest[..c];
+    let mut words: Vec<String> = vec![];
+    for t in &rest[c..] {
+        match &t.token {
+            Token::Word(w) if w.quote_style.is_none() => words.push(w.value.to_ascii_uppercase()),
+            _ => return Err(fail(&format!("unexpected '{}' in its clauses", t.token))),
+        }
+    }
+    let mut w: Vec<&str> = words.iter().map(String::as_str).collect();
+    if let ["RETURNING", ty, more @ ..] = w.as_slice() {
+        if !matches!(*ty, "STRING" | "VARCHAR") {
+            return Err(SqlError::unsupported(
+                pos(span),
+                format!("JSON_QUERY ... RETURNING {ty} (only STRING)"),
+            ));
+        }
+        w = more.to_vec();
+    }
+    let mut wrapper = "WITHOUT";
+    let end = w.iter().position(|x| *x == "WRAPPER");
+    if let Some(end) = end {
+        wrapper = match &w[..end] {
+            ["WITHOUT"] | ["WITHOUT", "ARRAY"] => "WITHOUT",
+            ["WITH"] | ["WITH", "ARRAY"] | ["WITH", "UNCONDITIONAL"]
+            | ["WITH", "UNCONDITIONAL", "ARRAY"] => "UNCONDITIONAL",
+            ["WITH", "CONDITIONAL"] | ["WITH", "CONDITIONAL", "ARRAY"] => "CONDITIONAL",
+            _ => return Err(fail("the wrapper clause is WITHOUT [ARRAY] WRAPPER or WITH [CONDITIONAL | UNCONDITIONAL] [ARRAY] WRAPPER")),
+        };
+        w = w[end + 1..].to_vec();
+    }
+    let mut behaviours = ["NULL", "NULL"];
+    while !w.is_empty() {
+        let on = w
+            .iter()
+            .position(|x| *x == "ON")
+            .ok_or_else(|| fail("expected ON EMPTY or ON ERROR after a behaviour"))?;
+        let which = match w.get(on + 1) {
+            Some(&"EMPTY") => 0,
+            Some(&"ERROR") => 1,
+            _ => return Err(fail("expected ON EMPTY or ON ERROR after a behaviour")),
+        };
+        behaviours[which] = match &w[..on] {
+            ["NULL"] => "NULL",
+            ["ERROR"] => "ERROR",
+            ["EMPTY", "ARRAY"] => "EMPTY ARRAY",
+            ["EMPTY", "OBJECT"] => "EMPTY OBJECT",
+            _ => {
+                return Err(fail(
+                    "a behaviour is NULL, EMPTY ARRAY, EMPTY OBJECT or ERROR",
+                ))
+            }
+        };
+        w = w[on + 2..].to_vec();
+    }
+    Ok(call(
+        "json_query",
+        vec![
+            text.to_vec(),
+            path.to_vec(),
+            vec![string(wrapper, span)],
+            vec![string(behaviours[0], span)],
+            vec![string(behaviours[1], span)],
+        ],
+    ))
+}
+
+/// `JSON_EXISTS(s, path [behaviour ON ERROR])`.
+fn json_exists(
+    at: &TokenWithSpan,
+    inner: &[TokenWithSpan],
+    call: impl Fn(&str, Vec<Vec<TokenWithSpan>>) -> Vec<TokenWithSpan>,
+) -> Result<Vec<TokenWithSpan>> {
+    let span = at.span;
+    let args = split_args(inner);
+    let [text, rest] = args.as_slice() else {
+        return Ok(plain(at, inner));
+    };
+    let n = rest.len();
+    let clause = n >= 4 && is_kw(&rest[n - 2], "ON") && is_kw(&rest[n - 1], "ERROR");
+    if !clause {
+        return Ok(plain(at, inner));
+    }
+    let mode = ["TRUE", "FALSE", "UNKNOWN", "ERROR"]
+        .into_iter()
+        .find(|m| is_kw(&rest[n - 3], m))
+        .ok_or_else(|| {
+            SqlError::at(
+                pos(span),
+                "JSON_EXISTS: the ON ERROR behaviour is TRUE, FALSE, UNKNOWN or ERROR",
+            )
+        })?;
+    Ok(call(
+        "json_exists",
+        vec![
+            text.to_vec(),
+            rest[..n - 3].to_vec(),
+            vec![string(mode, span)],
+        ],
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +498,28 @@ mod tests {
         assert_eq!(
             rewrite("SELECT JSON_VALUE(p, '$.a')"),
             "SELECT json_value ( p , '$.a' )"
+        );
+    }
+
+    #[test]
+    fn json_query_and_json_exists_clauses_become_arguments() {
+        assert_eq!(
+            rewrite(
+                "SELECT JSON_QUERY(p, '$.a' WITH CONDITIONAL ARRAY WRAPPER EMPTY OBJECT ON ERROR)"
+            ),
+            "SELECT json_query ( p , '$.a' , 'CONDITIONAL' , 'NULL' , 'EMPTY OBJECT' )"
+        );
+        assert_eq!(
+            rewrite("SELECT JSON_QUERY(p, 'lax $.a' EMPTY ARRAY ON EMPTY)"),
+            "SELECT json_query ( p , 'lax $.a' , 'WITHOUT' , 'EMPTY ARRAY' , 'NULL' )"
+        );
+        assert_eq!(
+            rewrite("SELECT JSON_EXISTS(p, '$.a' UNKNOWN ON ERROR)"),
+            "SELECT json_exists ( p , '$.a' , 'UNKNOWN' )"
+        );
+        assert_eq!(
+            rewrite("SELECT JSON_QUERY(p, '$.a')"),
+            "SELECT JSON_QUERY ( p , '$.a' )"
         );
     }
 

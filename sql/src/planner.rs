@@ -69,7 +69,15 @@ pub struct ScriptPlanner {
     settings: BTreeMap<String, String>,
     windows: usize,
     matches: usize,
+    /// In a script of several queries, each table's one scan (all its
+    /// columns, computed columns and watermark), which every query reading
+    /// the table projects: a source is read once per job, as Flink's
+    /// statement sets reuse it.
+    shared_scans: Option<SharedScans>,
 }
+
+/// The node of each shared table scan, by table name.
+pub(crate) type SharedScans = std::sync::Mutex<HashMap<String, vigil_engine::graph::NodeId>>;
 
 /// DataFusion's optimizer rules that would break streaming plans: turning
 /// `COUNT(DISTINCT x)` into two aggregations would hide the window grouping.
@@ -131,6 +139,7 @@ impl ScriptPlanner {
             settings: BTreeMap::new(),
             windows: 0,
             matches: 0,
+            shared_scans: None,
         }
     }
 
@@ -164,7 +173,10 @@ impl ScriptPlanner {
         let offsets = LineOffsets::new(script);
         let mut graph = JobGraph::new();
         let mut queries = vec![];
-        for stmt in split_statements(script)? {
+        let statements = split_statements(script)?;
+        let several = statements.iter().filter(|s| is_query(&s.tokens)).count() > 1;
+        self.shared_scans = several.then(Default::default);
+        for stmt in statements {
             self.plan_statement(&stmt, &offsets, &mut graph, &mut queries)
                 .await?;
         }
@@ -559,6 +571,7 @@ impl ScriptPlanner {
             &locate,
         );
         t.settings = self.settings.clone();
+        t.shared_scans = self.shared_scans.as_ref();
         t.plan(plan).await
     }
 
@@ -766,4 +779,27 @@ fn locator(tokens: &[TokenWithSpan]) -> impl Fn(&str) -> Pos + '_ {
             .map(|t| Pos::from(t.span.start))
             .unwrap_or(Pos { line: 1, column: 1 })
     }
+}
+
+/// Whether a statement is a query (an INSERT or a SELECT, in a statement
+/// set or not), which adds nodes reading tables to the job.
+fn is_query(tokens: &[TokenWithSpan]) -> bool {
+    let words: Vec<String> = tokens
+        .iter()
+        .take(5)
+        .map(|t| match &t.token {
+            Token::Word(w) => w.value.to_ascii_uppercase(),
+            Token::LParen => "(".into(),
+            _ => String::new(),
+        })
+        .collect();
+    let skip = match words.first().map(String::as_str) {
+        Some("EXECUTE") => 4,
+        Some("BEGIN") => 3,
+        _ => 0,
+    };
+    matches!(
+        words.get(skip).map(String::as_str),
+        Some("INSERT" | "SELECT" | "WITH" | "VALUES" | "(")
+    )
 }

@@ -67,6 +67,8 @@ pub struct Translator<'a> {
     /// Set while planning the input of an operator that needs the old rows
     /// of updates (`-U`), which a top-1 then emits.
     pub(crate) retractions_needed: bool,
+    /// Scans shared by the script's queries (see `ScriptPlanner`).
+    pub(crate) shared_scans: Option<&'a crate::planner::SharedScans>,
 }
 
 /// What the plan around a stream rank says about it.
@@ -106,6 +108,7 @@ impl<'a> Translator<'a> {
             props: ExecutionProps::new(),
             rank_hint: RankHint::default(),
             retractions_needed: false,
+            shared_scans: None,
         }
     }
 
@@ -309,7 +312,23 @@ impl<'a> Translator<'a> {
             .clone();
         let full = entry.schema.clone();
         let all: Vec<usize> = (0..full.fields().len()).collect();
-        let projection = scan.projection.clone().unwrap_or(all);
+        let projection = scan.projection.clone().unwrap_or(all.clone());
+        // A shared scan reads every column, once for all queries.
+        let shared = self.shared_scans;
+        if let Some(shared) = shared {
+            let known = shared.lock().ok().and_then(|m| m.get(&name).copied());
+            let node = match known {
+                Some(node) => node,
+                None => {
+                    let node = self.scan_columns(&name, &entry, all.iter().copied().collect())?;
+                    if let Ok(mut m) = shared.lock() {
+                        m.insert(name.clone(), node);
+                    }
+                    node
+                }
+            };
+            return self.project_scan(scan, &entry, node, &all, &projection);
+        }
         // Columns needed: the projected ones, the time attribute, and what the
         // computed columns and the watermark read.
         let mut needed: BTreeSet<usize> = projection.iter().copied().collect();
@@ -330,6 +349,22 @@ impl<'a> Translator<'a> {
                 }
             }
         }
+        let needed_idx: Vec<usize> = needed.iter().copied().collect();
+        let node = self.scan_columns(&name, &entry, needed)?;
+        self.project_scan(scan, &entry, node, &needed_idx, &projection)
+    }
+
+    /// The source of table `name` reading the columns `needed` (with what
+    /// their computed columns and the watermark read), then its computed
+    /// columns and watermark: the node emits `needed` in declaration order.
+    fn scan_columns(
+        &mut self,
+        name: &str,
+        entry: &Arc<TableEntry>,
+        needed: BTreeSet<usize>,
+    ) -> Result<NodeId> {
+        let full = entry.schema.clone();
+        let name = name.to_string();
         let physical_idx: Vec<usize> = needed
             .iter()
             .copied()
@@ -407,6 +442,22 @@ impl<'a> Translator<'a> {
                 .graph
                 .add_operator(node, Box::new(op), expanded.clone());
         }
+        Ok(node)
+    }
+
+    /// A scan's `projection` of the node `node`, which emits the table's
+    /// columns `columns`.
+    fn project_scan(
+        &mut self,
+        scan: &TableScan,
+        entry: &Arc<TableEntry>,
+        mut node: NodeId,
+        columns: &[usize],
+        projection: &[usize],
+    ) -> Result<NodeId> {
+        let full = entry.schema.clone();
+        let expanded = self.graph.schema(node);
+        let needed_idx = columns;
         let out_schema = arrow_schema(&scan.projected_schema);
         if projection != needed_idx {
             let expanded_df =

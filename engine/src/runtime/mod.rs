@@ -351,13 +351,18 @@ pub async fn run_job_with(
                         )));
                     };
                     let n = ops.len();
+                    // Fused into its input's instance, unless others read
+                    // that input too (a scan shared by several queries):
+                    // then each instance is a task of its own, fed by its
+                    // input's instance alone.
+                    let alone = node.inputs.iter().all(|i| consumers[*i] == 1);
                     let mut ts = vec![];
                     for (i, (op, up)) in ops.into_iter().zip(&upstream).enumerate() {
                         let t = match *up {
-                            Producer::Task(t) => t,
-                            Producer::Source(s) => {
+                            Producer::Task(t) if alone && tasks[t].sink.is_none() => t,
+                            up => {
                                 let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-                                sources[s].outputs.push(Output::Forward(tx));
+                                add_output(up, Output::Forward(tx), &mut tasks, &mut sources);
                                 tasks.push(Task {
                                     name: format!("{} [{}/{n}]", node.name, i + 1),
                                     inputs: vec![rx],

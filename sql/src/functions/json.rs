@@ -1,15 +1,23 @@
-//! Flink's JSON functions over JSON text, with Flink's defaults (lax paths,
-//! NULL ON EMPTY, NULL ON ERROR):
-//! - `JSON_VALUE(s, path)`: the scalar at `path` as a STRING (an object, an
-//!   array, JSON null, a missing path or text that is not JSON give NULL);
-//! - `JSON_QUERY(s, path)`: the object or array at `path` as JSON text (a
-//!   scalar gives NULL, as Flink's WITHOUT WRAPPER);
+//! Flink's JSON functions over JSON text, as Flink 2.3 runs them (Calcite's
+//! `JsonFunctions`; paths: see `json_path`, strict unless `lax` is
+//! written):
+//! - `JSON_VALUE(s, path)`: the scalar at `path` as a STRING; nothing there
+//!   (lax) or an object or array (lax) takes the ON EMPTY behaviour, an
+//!   error (strict: a missing path, JSON null, an object or array; text
+//!   that is not JSON) the ON ERROR one, both NULL by default; with
+//!   `RETURNING` and behaviours it is `json_value(s, path, typed NULL,
+//!   empty mode, default, error mode, default)` (see `json_syntax`);
+//! - `JSON_QUERY(s, path)`: the object or array at `path` as JSON text,
+//!   `json_query(s, path, wrapper, on empty, on error)` with a wrapper
+//!   (`WITHOUT`, `CONDITIONAL`, `UNCONDITIONAL`) and behaviours (`NULL`,
+//!   `EMPTY ARRAY`, `EMPTY OBJECT`, `ERROR`); a scalar is empty in lax mode
+//!   and an error in strict mode;
 //! - `JSON_EXISTS(s, path)`: whether `path` leads to a value other than JSON
-//!   null (FALSE for text that is not JSON);
+//!   null; an error (strict) is FALSE, or `json_exists(s, path, on error)`
+//!   with `TRUE`, `FALSE`, `UNKNOWN` or `ERROR`;
 //! - `s IS JSON [VALUE | OBJECT | ARRAY | SCALAR]` (`is_json(s, kind)`; FALSE
 //!   for NULL).
 //!
-//! A path is `$` followed by `.name`, `."name"`, `['name']` or `[n]` steps.
 //! Each value is parsed once per call; the path once per batch.
 
 use std::sync::Arc;
@@ -23,67 +31,7 @@ use datafusion::logical_expr::{
 };
 use serde_json::Value;
 
-/// One step of a path.
-#[derive(Debug, Clone, PartialEq)]
-enum Step {
-    Key(String),
-    Index(usize),
-}
-
-/// Parses `$.a.b[0]['c']`; `None` for a path it does not read.
-fn parse_path(path: &str) -> Option<Vec<Step>> {
-    let mut rest = path.trim();
-    // Flink's optional mode prefix.
-    for mode in ["lax ", "strict "] {
-        if let Some(r) = rest.strip_prefix(mode) {
-            rest = r.trim_start();
-        }
-    }
-    let mut rest = rest.strip_prefix('$')?;
-    let mut steps = vec![];
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
-            if let Some(r) = r.strip_prefix('"') {
-                let end = r.find('"')?;
-                steps.push(Step::Key(r[..end].to_string()));
-                rest = &r[end + 1..];
-            } else {
-                let end = r.find(['.', '[']).unwrap_or(r.len());
-                if end == 0 {
-                    return None;
-                }
-                steps.push(Step::Key(r[..end].to_string()));
-                rest = &r[end..];
-            }
-        } else if let Some(r) = rest.strip_prefix('[') {
-            let end = r.find(']')?;
-            let inside = r[..end].trim();
-            let quoted = inside
-                .strip_prefix('\'')
-                .and_then(|s| s.strip_suffix('\''))
-                .or_else(|| inside.strip_prefix('"').and_then(|s| s.strip_suffix('"')));
-            steps.push(match quoted {
-                Some(k) => Step::Key(k.to_string()),
-                None => Step::Index(inside.parse().ok()?),
-            });
-            rest = &r[end + 1..];
-        } else {
-            return None;
-        }
-    }
-    Some(steps)
-}
-
-fn walk<'a>(mut v: &'a Value, steps: &[Step]) -> Option<&'a Value> {
-    for s in steps {
-        v = match (s, v) {
-            (Step::Key(k), Value::Object(m)) => m.get(k)?,
-            (Step::Index(i), Value::Array(a)) => a.get(*i)?,
-            _ => return None,
-        };
-    }
-    Some(v)
-}
+use super::json_path::{is_scalar, Found, JsonPath};
 
 /// Which JSON function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,10 +52,11 @@ pub struct JsonFunction {
 impl JsonFunction {
     fn new(kind: Kind) -> Self {
         let signature = match kind {
-            // Two arguments, or seven with RETURNING and the ON EMPTY / ON
-            // ERROR behaviours (see `json_syntax`).
-            Kind::Value => Signature::user_defined(Volatility::Immutable),
-            _ => Signature::any(2, Volatility::Immutable),
+            // Two arguments, or more with the clauses `json_syntax` reads.
+            Kind::Value | Kind::Query | Kind::Exists => {
+                Signature::user_defined(Volatility::Immutable)
+            }
+            Kind::IsJson => Signature::any(2, Volatility::Immutable),
         };
         Self { kind, signature }
     }
@@ -119,6 +68,15 @@ pub fn json_functions() -> Vec<ScalarUDF> {
         .into_iter()
         .map(|k| ScalarUDF::from(JsonFunction::new(k)))
         .collect()
+}
+
+/// What a path gives one row: a value, nothing (ON EMPTY) or an error (ON
+/// ERROR); `Null` for a NULL input.
+enum Outcome {
+    Null,
+    Value(String),
+    Empty,
+    Error,
 }
 
 impl ScalarUDFImpl for JsonFunction {
@@ -136,9 +94,10 @@ impl ScalarUDFImpl for JsonFunction {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        match arg_types {
-            [a, b] => Ok(vec![a.clone(), b.clone()]),
-            [a, b, t, _, _, _, _] => Ok(vec![
+        let text = |n: usize| vec![DataType::Utf8; n];
+        match (self.kind, arg_types) {
+            (_, [a, b]) => Ok(vec![a.clone(), b.clone()]),
+            (Kind::Value, [a, b, t, _, _, _, _]) => Ok(vec![
                 a.clone(),
                 b.clone(),
                 t.clone(),
@@ -147,7 +106,12 @@ impl ScalarUDFImpl for JsonFunction {
                 DataType::Utf8,
                 t.clone(),
             ]),
-            _ => exec_err!("JSON_VALUE takes a value and a path, then optional RETURNING and ON EMPTY / ON ERROR clauses"),
+            (Kind::Query, [_, _, _, _, _]) => Ok(text(5)),
+            (Kind::Exists, [_, _, _]) => Ok(text(3)),
+            _ => exec_err!(
+                "{} takes a value and a path, then its optional clauses",
+                self.name().to_uppercase()
+            ),
         }
     }
 
@@ -164,55 +128,36 @@ impl ScalarUDFImpl for JsonFunction {
         let text = cast(&args.args[0].to_array(n)?, &DataType::Utf8)?;
         let second = cast(&args.args[1].to_array(n)?, &DataType::Utf8)?;
         let (text, second) = (text.as_string::<i32>(), second.as_string::<i32>());
+        let rest = args.args[2..]
+            .iter()
+            .map(|a| a.to_array(n))
+            .collect::<Result<Vec<_>>>()?;
         match self.kind {
-            Kind::Value if args.args.len() == 7 => {
-                let values = self.extract(text, second)?;
-                let rest = args.args[2..]
-                    .iter()
-                    .map(|a| a.to_array(n))
-                    .collect::<Result<Vec<_>>>()?;
-                json_value_with(text, second, &values, &rest)
+            Kind::Value => {
+                let outcomes = outcomes(text, second, json_value_of);
+                json_value_with(text, second, &outcomes, &rest)
             }
-            Kind::Value | Kind::Query => {
-                Ok(ColumnarValue::Array(Arc::new(self.extract(text, second)?)))
-            }
-            Kind::Exists | Kind::IsJson => {
+            Kind::Query => json_query_with(text, second, &rest),
+            Kind::Exists => json_exists_with(text, second, &rest),
+            Kind::IsJson => {
                 let mut b = BooleanBuilder::with_capacity(n);
-                let mut path: Option<(String, Option<Vec<Step>>)> = None;
                 for i in 0..n {
+                    // Flink: NULL IS JSON is false.
                     if text.is_null(i) || second.is_null(i) {
-                        // Flink: NULL IS JSON is false, JSON_EXISTS of NULL is NULL.
-                        if self.kind == Kind::IsJson {
-                            b.append_value(false);
-                        } else {
-                            b.append_null();
-                        }
+                        b.append_value(false);
                         continue;
                     }
                     let parsed = serde_json::from_str::<Value>(text.value(i)).ok();
-                    let answer = if self.kind == Kind::IsJson {
-                        match (second.value(i).to_ascii_uppercase().as_str(), &parsed) {
-                            (_, None) => false,
-                            ("OBJECT", Some(v)) => v.is_object(),
-                            ("ARRAY", Some(v)) => v.is_array(),
-                            ("SCALAR", Some(v)) => !v.is_object() && !v.is_array(),
-                            ("VALUE", Some(_)) => true,
-                            (other, _) => {
-                                return exec_err!(
-                                    "IS JSON {other}: expected VALUE, OBJECT, ARRAY or SCALAR"
-                                )
-                            }
-                        }
-                    } else {
-                        let p = second.value(i);
-                        if path.as_ref().is_none_or(|(q, _)| q != p) {
-                            path = Some((p.to_string(), parse_path(p)));
-                        }
-                        let steps = path.as_ref().and_then(|(_, s)| s.as_ref());
-                        // A JSON null at the path does not count (as in Flink).
-                        match (parsed.as_ref(), steps) {
-                            (Some(v), Some(s)) => walk(v, s).is_some_and(|v| !v.is_null()),
-                            _ => false,
+                    let answer = match (second.value(i).to_ascii_uppercase().as_str(), &parsed) {
+                        (_, None) => false,
+                        ("OBJECT", Some(v)) => v.is_object(),
+                        ("ARRAY", Some(v)) => v.is_array(),
+                        ("SCALAR", Some(v)) => is_scalar(v),
+                        ("VALUE", Some(_)) => true,
+                        (other, _) => {
+                            return exec_err!(
+                                "IS JSON {other}: expected VALUE, OBJECT, ARRAY or SCALAR"
+                            )
                         }
                     };
                     b.append_value(answer);
@@ -223,106 +168,220 @@ impl ScalarUDFImpl for JsonFunction {
     }
 }
 
-/// JSON_VALUE with RETURNING and behaviours: `rest` is the typed NULL, the
-/// ON EMPTY mode and default, the ON ERROR mode and default. As Flink 2.3
-/// runs it, anything but a scalar at the path (a missing path, JSON null,
-/// an object or array, text that is not JSON) takes the ON ERROR
-/// behaviour, and so does (beyond Flink, which fails the job there) a
-/// scalar that does not convert to the returned type. A NULL input gives
-/// NULL.
-fn json_value_with(
+/// What `path` finds in each row's `text`, through `of` (the path parsed
+/// once for each run of rows with the same path).
+fn outcomes(
     text: &StringArray,
     paths: &StringArray,
-    values: &StringArray,
-    rest: &[datafusion::arrow::array::ArrayRef],
-) -> Result<ColumnarValue> {
-    use datafusion::arrow::array::BooleanArray;
-    use datafusion::arrow::compute::kernels::zip::zip;
-    let [typed_null, _empty_mode, _empty_default, error_mode, error_default] = rest else {
-        return exec_err!("JSON_VALUE: wrong number of arguments");
-    };
-    let target = typed_null.data_type();
-    let converted = cast(values, target)?;
-    let errors: BooleanArray = (0..text.len())
+    of: impl Fn(&JsonPath, Found<'_>) -> Outcome,
+) -> Vec<Outcome> {
+    let mut path: Option<(String, Option<JsonPath>)> = None;
+    (0..text.len())
         .map(|i| {
-            let input = text.is_valid(i) && paths.is_valid(i);
-            Some(input && (values.is_null(i) || converted.is_null(i)))
-        })
-        .collect();
-    if errors.true_count() > 0 {
-        let mode = cast(error_mode, &DataType::Utf8)?;
-        let mode = mode.as_string::<i32>();
-        if mode.is_valid(0) && mode.value(0).eq_ignore_ascii_case("ERROR") {
-            let i = errors.values().set_indices().next().unwrap_or(0);
-            return exec_err!(
-                "JSON_VALUE: no {target} at path '{}' of '{}' (ERROR ON ERROR)",
-                paths.value(i),
-                text.value(i)
-            );
-        }
-    }
-    Ok(ColumnarValue::Array(zip(
-        &errors,
-        error_default,
-        &converted,
-    )?))
-}
-
-impl JsonFunction {
-    /// JSON_VALUE's or JSON_QUERY's strings.
-    fn extract(&self, text: &StringArray, paths: &StringArray) -> Result<StringArray> {
-        let mut b = StringBuilder::with_capacity(text.len(), 0);
-        let mut path: Option<(String, Option<Vec<Step>>)> = None;
-        for i in 0..text.len() {
             if text.is_null(i) || paths.is_null(i) {
-                b.append_null();
-                continue;
+                return Outcome::Null;
             }
             let p = paths.value(i);
             if path.as_ref().is_none_or(|(q, _)| q != p) {
-                path = Some((p.to_string(), parse_path(p)));
+                path = Some((p.to_string(), JsonPath::parse(p)));
             }
-            let Some(steps) = path.as_ref().and_then(|(_, s)| s.as_ref()) else {
-                b.append_null();
-                continue;
+            let Some(parsed) = path.as_ref().and_then(|(_, s)| s.as_ref()) else {
+                return Outcome::Error;
             };
-            let Ok(v) = serde_json::from_str::<Value>(text.value(i)) else {
-                b.append_null();
-                continue;
-            };
-            match (self.kind, walk(&v, steps)) {
-                (Kind::Value, Some(Value::String(s))) => b.append_value(s),
-                (Kind::Value, Some(v @ (Value::Number(_) | Value::Bool(_)))) => {
-                    b.append_value(v.to_string())
-                }
-                (Kind::Query, Some(v @ (Value::Object(_) | Value::Array(_)))) => {
-                    b.append_value(v.to_string())
-                }
-                _ => b.append_null(),
-            }
-        }
-        Ok(b.finish())
+            let doc = serde_json::from_str::<Value>(text.value(i)).ok();
+            of(parsed, parsed.find(doc.as_ref()))
+        })
+        .collect()
+}
+
+/// JSON_VALUE's outcome: a scalar's text; an object or array is empty in lax
+/// mode, an error in strict mode.
+fn json_value_of(path: &JsonPath, found: Found<'_>) -> Outcome {
+    match found {
+        Found::Error => Outcome::Error,
+        Found::Empty => Outcome::Empty,
+        Found::Value(v) => match v.as_ref() {
+            Value::String(s) => Outcome::Value(s.clone()),
+            v @ (Value::Number(_) | Value::Bool(_)) => Outcome::Value(v.to_string()),
+            _ if path.lax => Outcome::Empty,
+            _ => Outcome::Error,
+        },
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_parse_in_each_spelling() {
-        assert_eq!(
-            parse_path("$.a.\"b c\"[2]['d']"),
-            Some(vec![
-                Step::Key("a".into()),
-                Step::Key("b c".into()),
-                Step::Index(2),
-                Step::Key("d".into())
-            ])
-        );
-        assert_eq!(parse_path("lax $.x"), Some(vec![Step::Key("x".into())]));
-        assert_eq!(parse_path("$"), Some(vec![]));
-        assert_eq!(parse_path("a.b"), None);
-        assert_eq!(parse_path("$..a"), None);
+/// JSON_VALUE with its behaviours: `rest` is the typed NULL, the ON EMPTY
+/// mode and default, the ON ERROR mode and default (none: NULL for both). A
+/// scalar that does not convert to the returned type takes the ON ERROR
+/// behaviour (beyond Flink, which fails the job there).
+fn json_value_with(
+    text: &StringArray,
+    paths: &StringArray,
+    outcomes: &[Outcome],
+    rest: &[datafusion::arrow::array::ArrayRef],
+) -> Result<ColumnarValue> {
+    use datafusion::arrow::array::{new_null_array, BooleanArray};
+    use datafusion::arrow::compute::kernels::zip::zip;
+    let values: StringArray = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Value(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect();
+    let [typed_null, empty_mode, empty_default, error_mode, error_default] = rest else {
+        return Ok(ColumnarValue::Array(Arc::new(values)));
+    };
+    let target = typed_null.data_type();
+    let converted = cast(&values, target)?;
+    let failed = |i: usize| {
+        matches!(outcomes[i], Outcome::Error)
+            || (matches!(outcomes[i], Outcome::Value(_)) && converted.is_null(i))
+    };
+    let errors: BooleanArray = (0..text.len()).map(|i| Some(failed(i))).collect();
+    let empties: BooleanArray = outcomes
+        .iter()
+        .map(|o| Some(matches!(o, Outcome::Empty)))
+        .collect();
+    for (mask, mode, what) in [
+        (&empties, empty_mode, "ON EMPTY"),
+        (&errors, error_mode, "ON ERROR"),
+    ] {
+        if let Some(i) = mask.values().set_indices().next() {
+            if mode_is(mode, "ERROR")? {
+                return exec_err!(
+                    "JSON_VALUE: no {target} at path '{}' of '{}' (ERROR {what})",
+                    paths.value(i),
+                    text.value(i)
+                );
+            }
+        }
     }
+    let null = new_null_array(target, text.len());
+    let default_of = |mode: &datafusion::arrow::array::ArrayRef,
+                      default: &datafusion::arrow::array::ArrayRef| {
+        Ok::<_, datafusion::error::DataFusionError>(if mode_is(mode, "DEFAULT")? {
+            default.clone()
+        } else {
+            null.clone()
+        })
+    };
+    let with_errors = zip(&errors, &default_of(error_mode, error_default)?, &converted)?;
+    Ok(ColumnarValue::Array(zip(
+        &empties,
+        &default_of(empty_mode, empty_default)?,
+        &with_errors,
+    )?))
+}
+
+/// Whether a behaviour's mode argument (a constant) is `mode`.
+fn mode_is(arg: &datafusion::arrow::array::ArrayRef, mode: &str) -> Result<bool> {
+    let m = cast(arg, &DataType::Utf8)?;
+    let m = m.as_string::<i32>();
+    Ok(m.len() > 0 && m.is_valid(0) && m.value(0).eq_ignore_ascii_case(mode))
+}
+
+/// The text of a behaviour's mode argument (a constant), upper case.
+fn mode_of(arg: Option<&datafusion::arrow::array::ArrayRef>, default: &str) -> Result<String> {
+    let Some(arg) = arg else {
+        return Ok(default.to_string());
+    };
+    let m = cast(arg, &DataType::Utf8)?;
+    let m = m.as_string::<i32>();
+    Ok(if m.len() > 0 && m.is_valid(0) {
+        m.value(0).to_ascii_uppercase()
+    } else {
+        default.to_string()
+    })
+}
+
+/// JSON_QUERY with its wrapper and behaviours (`rest`: none, or wrapper, ON
+/// EMPTY, ON ERROR), as Calcite's `jsonQuery`.
+fn json_query_with(
+    text: &StringArray,
+    paths: &StringArray,
+    rest: &[datafusion::arrow::array::ArrayRef],
+) -> Result<ColumnarValue> {
+    let wrapper = mode_of(rest.first(), "WITHOUT")?;
+    let on_empty = mode_of(rest.get(1), "NULL")?;
+    let on_error = mode_of(rest.get(2), "NULL")?;
+    let outcomes = outcomes(text, paths, |path, found| {
+        let value = match found {
+            Found::Error => return Outcome::Error,
+            Found::Empty => None,
+            Found::Value(v) => Some(match wrapper.as_str() {
+                "UNCONDITIONAL" => Value::Array(vec![v.into_owned()]),
+                "CONDITIONAL" if !v.is_array() => Value::Array(vec![v.into_owned()]),
+                _ => v.into_owned(),
+            }),
+        };
+        match value {
+            None => Outcome::Empty,
+            Some(v) if is_scalar(&v) && path.lax => Outcome::Empty,
+            Some(v) if is_scalar(&v) => Outcome::Error,
+            Some(v) => Outcome::Value(v.to_string()),
+        }
+    });
+    let mut b = StringBuilder::with_capacity(text.len(), 0);
+    for (i, o) in outcomes.into_iter().enumerate() {
+        let (mode, what) = match o {
+            Outcome::Null => {
+                b.append_null();
+                continue;
+            }
+            Outcome::Value(s) => {
+                b.append_value(s);
+                continue;
+            }
+            Outcome::Empty => (&on_empty, "ON EMPTY"),
+            Outcome::Error => (&on_error, "ON ERROR"),
+        };
+        match mode.as_str() {
+            "EMPTY ARRAY" => b.append_value("[]"),
+            "EMPTY OBJECT" => b.append_value("{}"),
+            "ERROR" => {
+                return exec_err!(
+                    "JSON_QUERY: no object or array at path '{}' of '{}' (ERROR {what})",
+                    paths.value(i),
+                    text.value(i)
+                )
+            }
+            _ => b.append_null(),
+        }
+    }
+    Ok(ColumnarValue::Array(Arc::new(b.finish())))
+}
+
+/// JSON_EXISTS with its ON ERROR behaviour (`rest`: none or the mode).
+fn json_exists_with(
+    text: &StringArray,
+    paths: &StringArray,
+    rest: &[datafusion::arrow::array::ArrayRef],
+) -> Result<ColumnarValue> {
+    let on_error = mode_of(rest.first(), "FALSE")?;
+    let outcomes = outcomes(text, paths, |_, found| match found {
+        Found::Error => Outcome::Error,
+        Found::Empty => Outcome::Empty,
+        Found::Value(_) => Outcome::Value(String::new()),
+    });
+    let mut b = BooleanBuilder::with_capacity(text.len());
+    for (i, o) in outcomes.into_iter().enumerate() {
+        match o {
+            Outcome::Null => b.append_null(),
+            Outcome::Value(_) => b.append_value(true),
+            Outcome::Empty => b.append_value(false),
+            Outcome::Error => match on_error.as_str() {
+                "TRUE" => b.append_value(true),
+                "UNKNOWN" => b.append_null(),
+                "ERROR" => {
+                    return exec_err!(
+                        "JSON_EXISTS: path '{}' fails on '{}' (ERROR ON ERROR)",
+                        paths.value(i),
+                        text.value(i)
+                    )
+                }
+                _ => b.append_value(false),
+            },
+        }
+    }
+    Ok(ColumnarValue::Array(Arc::new(b.finish())))
 }

@@ -5,6 +5,7 @@ mod date_format;
 mod element;
 mod json;
 mod json_construct;
+mod json_path;
 mod proctime;
 mod regexp_extract;
 mod split_index;
