@@ -125,7 +125,15 @@ pub fn parse_type(c: &mut Cursor) -> Result<(DataType, bool)> {
             map_type(key, value, value_nullable)
         }
         "ROW" => row_type(c)?,
-        "MULTISET" | "RAW" | "INTERVAL" => {
+        // As Flink's JSON format writes it: each distinct element and how
+        // many times it occurs (see `COLLECT`).
+        "MULTISET" => {
+            c.expect_token(&Token::Lt)?;
+            let (element, _) = parse_type(c)?;
+            c.expect_close_angle()?;
+            map_type(element, DataType::Int32, false)
+        }
+        "RAW" | "INTERVAL" => {
             return Err(SqlError::unsupported(pos, format!("column type {upper}")).with_len(name.len()))
         }
         _ => {

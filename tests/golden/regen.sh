@@ -63,7 +63,11 @@ for name in "${names[@]}"; do
   # runs through tests/oracle/flink_ext.py, which prints them through
   # Flink's JSON format.
   runner=("$oracle/flink_run.py" "$script")
-  if grep -q -- '-- oracle: nested' "$src"; then
+  # An updating one (`-- oracle: nested-changelog`) through PyFlink's
+  # collect, which keeps the row kinds, its values printed as JSON.
+  if grep -q -- '-- oracle: nested-changelog' "$src"; then
+    runner=("$tests/oracle/flink_ext.py" "$script")
+  elif grep -q -- '-- oracle: nested' "$src"; then
     runner=("$tests/oracle/flink_ext.py" "$script" --files)
   fi
   if "$py" "${runner[@]}" > "$tmp" 2> "$log"; then

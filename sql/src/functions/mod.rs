@@ -1,5 +1,6 @@
 //! Flink functions whose names or behaviour differ from DataFusion's.
 
+mod collect;
 mod current_watermark;
 mod date_format;
 mod element;
@@ -36,5 +37,7 @@ pub fn flink_functions() -> Vec<ScalarUDF> {
 
 /// The Flink-compatible aggregates to register in the SQL session.
 pub fn flink_aggregates() -> Vec<AggregateUDF> {
-    json_construct::json_aggregates()
+    let mut aggregates = json_construct::json_aggregates();
+    aggregates.push(collect::collect_aggregate());
+    aggregates
 }
