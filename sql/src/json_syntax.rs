@@ -6,11 +6,12 @@
 //!   ERROR])`, a behaviour being `NULL`, `ERROR` or `DEFAULT expr`, becomes
 //!   `json_value(s, path, CAST(NULL AS T), 'EMPTY', default, 'ERROR',
 //!   default)` (the NULL of type T gives the result's type);
-//! - `JSON_QUERY(s, path [RETURNING STRING] [WITHOUT [ARRAY] WRAPPER | WITH
+//! - `JSON_QUERY(s, path [RETURNING STRING | ARRAY<STRING>] [WITHOUT [ARRAY] WRAPPER | WITH
 //!   [CONDITIONAL | UNCONDITIONAL] [ARRAY] WRAPPER] [behaviour ON EMPTY]
 //!   [behaviour ON ERROR])`, a behaviour being `NULL`, `EMPTY ARRAY`,
 //!   `EMPTY OBJECT` or `ERROR`, becomes `json_query(s, path, 'WITHOUT' |
-//!   'CONDITIONAL' | 'UNCONDITIONAL', empty, error)`;
+//!   'CONDITIONAL' | 'UNCONDITIONAL', empty, error)` (`json_query_array`
+//!   for ARRAY<STRING>);
 //! - `JSON_EXISTS(s, path [TRUE | FALSE | UNKNOWN | ERROR ON ERROR])` becomes
 //!   `json_exists(s, path, mode)`;
 //! - `JSON_OBJECT([KEY] k VALUE v, ... [NULL | ABSENT ON NULL])` becomes
@@ -206,16 +207,21 @@ fn rewrite_call(
             let (values, mode) = on_null(inner, "ABSENT");
             let mut args = vec![vec![string(mode, span)]];
             for v in split_args(values) {
-                if find_top(v, |t, i| {
+                // Flink 2.3 reads `JSON_ARRAYAGG(v ORDER BY ...)` and keeps
+                // the arrival order all the same: so does Vigil.
+                let order = find_top(v, |t, i| {
                     is_kw(&t[i], "ORDER") && t.get(i + 1).is_some_and(|n| is_kw(n, "BY"))
-                })
-                .is_some()
-                {
-                    return Err(SqlError::unsupported(
-                        pos(span),
-                        format!("ORDER BY in {name}"),
-                    ));
-                }
+                });
+                let v = match order {
+                    Some(at) if name == "JSON_ARRAYAGG" => &v[..at],
+                    Some(_) => {
+                        return Err(SqlError::unsupported(
+                            pos(span),
+                            format!("ORDER BY in {name}"),
+                        ))
+                    }
+                    None => v,
+                };
                 args.push(raw_if_json(v, span));
             }
             let f = if name == "JSON_ARRAY" {
@@ -375,23 +381,39 @@ fn json_query(
         )
     };
     let path = &rest[..c];
+    let mut clauses = &rest[c..];
+    let mut function = "json_query";
+    if clauses.first().is_some_and(|t| is_kw(t, "RETURNING")) {
+        let text = |t: &TokenWithSpan| ["STRING", "VARCHAR"].iter().any(|k| is_kw(t, k));
+        match clauses.get(1..5) {
+            Some([a, lt, s, gt])
+                if is_kw(a, "ARRAY")
+                    && lt.token == Token::Lt
+                    && text(s)
+                    && gt.token == Token::Gt =>
+            {
+                function = "json_query_array";
+                clauses = &clauses[5..];
+            }
+            _ => match clauses.get(1) {
+                Some(s) if text(s) => clauses = &clauses[2..],
+                _ => {
+                    return Err(SqlError::unsupported(
+                        pos(span),
+                        "JSON_QUERY ... RETURNING a type other than STRING or ARRAY<STRING>",
+                    ))
+                }
+            },
+        }
+    }
     let mut words: Vec<String> = vec![];
-    for t in &rest[c..] {
+    for t in clauses {
         match &t.token {
             Token::Word(w) if w.quote_style.is_none() => words.push(w.value.to_ascii_uppercase()),
             _ => return Err(fail(&format!("unexpected '{}' in its clauses", t.token))),
         }
     }
     let mut w: Vec<&str> = words.iter().map(String::as_str).collect();
-    if let ["RETURNING", ty, more @ ..] = w.as_slice() {
-        if !matches!(*ty, "STRING" | "VARCHAR") {
-            return Err(SqlError::unsupported(
-                pos(span),
-                format!("JSON_QUERY ... RETURNING {ty} (only STRING)"),
-            ));
-        }
-        w = more.to_vec();
-    }
     let mut wrapper = "WITHOUT";
     let end = w.iter().position(|x| *x == "WRAPPER");
     if let Some(end) = end {
@@ -429,7 +451,7 @@ fn json_query(
         w = w[on + 2..].to_vec();
     }
     Ok(call(
-        "json_query",
+        function,
         vec![
             text.to_vec(),
             path.to_vec(),

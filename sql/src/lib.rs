@@ -4,6 +4,7 @@
 
 pub mod analyzer;
 pub mod as_of;
+mod cast_row;
 pub mod catalog;
 pub mod cursor;
 pub mod ddl;

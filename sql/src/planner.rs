@@ -128,6 +128,7 @@ impl ScriptPlanner {
         ctx.register_udf(datafusion::logical_expr::ScalarUDF::from(
             crate::as_of::AsOfGuard::hold(),
         ));
+        ctx.register_udf(crate::cast_row::cast_row_function());
         for udaf in crate::functions::flink_aggregates() {
             ctx.register_udaf(udaf);
         }
@@ -610,6 +611,7 @@ impl ScriptPlanner {
         let tokens = crate::is_json::rewrite_is_json(&tokens);
         let tokens = crate::json_syntax::rewrite_json_syntax(&tokens)?;
         let tokens = crate::map_literal::rewrite_map_literals(&tokens);
+        let tokens = crate::cast_row::rewrite_row_casts(&tokens);
         let mut parser = Parser::new(&GenericDialect {}).with_tokens_with_locations(tokens);
         let mut query = parser.parse_query().map_err(|e| parser_error(e, start))?;
         let next = parser.peek_token();

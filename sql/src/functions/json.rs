@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, BooleanBuilder, StringArray, StringBuilder};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -38,6 +38,8 @@ use super::json_path::{is_scalar, Found, JsonPath};
 enum Kind {
     Value,
     Query,
+    /// JSON_QUERY ... RETURNING ARRAY<STRING>.
+    QueryArray,
     Exists,
     IsJson,
 }
@@ -53,7 +55,7 @@ impl JsonFunction {
     fn new(kind: Kind) -> Self {
         let signature = match kind {
             // Two arguments, or more with the clauses `json_syntax` reads.
-            Kind::Value | Kind::Query | Kind::Exists => {
+            Kind::Value | Kind::Query | Kind::QueryArray | Kind::Exists => {
                 Signature::user_defined(Volatility::Immutable)
             }
             Kind::IsJson => Signature::any(2, Volatility::Immutable),
@@ -64,10 +66,16 @@ impl JsonFunction {
 
 /// JSON_VALUE, JSON_QUERY, JSON_EXISTS and is_json (behind `IS JSON`).
 pub fn json_functions() -> Vec<ScalarUDF> {
-    [Kind::Value, Kind::Query, Kind::Exists, Kind::IsJson]
-        .into_iter()
-        .map(|k| ScalarUDF::from(JsonFunction::new(k)))
-        .collect()
+    [
+        Kind::Value,
+        Kind::Query,
+        Kind::QueryArray,
+        Kind::Exists,
+        Kind::IsJson,
+    ]
+    .into_iter()
+    .map(|k| ScalarUDF::from(JsonFunction::new(k)))
+    .collect()
 }
 
 /// What a path gives one row: a value, nothing (ON EMPTY) or an error (ON
@@ -84,6 +92,7 @@ impl ScalarUDFImpl for JsonFunction {
         match self.kind {
             Kind::Value => "json_value",
             Kind::Query => "json_query",
+            Kind::QueryArray => "json_query_array",
             Kind::Exists => "json_exists",
             Kind::IsJson => "is_json",
         }
@@ -106,7 +115,7 @@ impl ScalarUDFImpl for JsonFunction {
                 DataType::Utf8,
                 t.clone(),
             ]),
-            (Kind::Query, [_, _, _, _, _]) => Ok(text(5)),
+            (Kind::Query | Kind::QueryArray, [_, _, _, _, _]) => Ok(text(5)),
             (Kind::Exists, [_, _, _]) => Ok(text(3)),
             _ => exec_err!(
                 "{} takes a value and a path, then its optional clauses",
@@ -119,6 +128,9 @@ impl ScalarUDFImpl for JsonFunction {
         Ok(match self.kind {
             Kind::Value if arg_types.len() == 7 => arg_types[2].clone(),
             Kind::Value | Kind::Query => DataType::Utf8,
+            Kind::QueryArray => {
+                DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
+            }
             Kind::Exists | Kind::IsJson => DataType::Boolean,
         })
     }
@@ -138,6 +150,14 @@ impl ScalarUDFImpl for JsonFunction {
                 json_value_with(text, second, &outcomes, &rest)
             }
             Kind::Query => json_query_with(text, second, &rest),
+            Kind::QueryArray => {
+                let ColumnarValue::Array(texts) = json_query_with(text, second, &rest)? else {
+                    return exec_err!("JSON_QUERY: no result");
+                };
+                Ok(ColumnarValue::Array(Arc::new(as_string_arrays(
+                    texts.as_string::<i32>(),
+                ))))
+            }
             Kind::Exists => json_exists_with(text, second, &rest),
             Kind::IsJson => {
                 let mut b = BooleanBuilder::with_capacity(n);
@@ -349,6 +369,33 @@ fn json_query_with(
         }
     }
     Ok(ColumnarValue::Array(Arc::new(b.finish())))
+}
+
+/// JSON_QUERY's texts as `ARRAY<STRING>` (`RETURNING ARRAY<STRING>`): an
+/// array's elements, a string as itself, a JSON null as NULL, anything
+/// else as its JSON text; NULL for what is not an array.
+fn as_string_arrays(texts: &StringArray) -> datafusion::arrow::array::ListArray {
+    use datafusion::arrow::array::ListBuilder;
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for i in 0..texts.len() {
+        let parsed = texts
+            .is_valid(i)
+            .then(|| serde_json::from_str::<Value>(texts.value(i)).ok())
+            .flatten();
+        let Some(Value::Array(items)) = parsed else {
+            b.append_null();
+            continue;
+        };
+        for item in items {
+            match item {
+                Value::Null => b.values().append_null(),
+                Value::String(s) => b.values().append_value(s),
+                other => b.values().append_value(other.to_string()),
+            }
+        }
+        b.append(true);
+    }
+    b.finish()
 }
 
 /// JSON_EXISTS with its ON ERROR behaviour (`rest`: none or the mode).
