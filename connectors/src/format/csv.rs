@@ -1,6 +1,8 @@
 //! The `csv` format (Flink's option names): one record a line, fields in the
 //! table's column order, no header. `csv.field-delimiter` (default `,`),
-//! `csv.quote-character` (default `"`), `csv.null-literal` (default: none).
+//! `csv.quote-character` (default `"`), `csv.null-literal` (default: none),
+//! `csv.array-element-delimiter` (default `;`, between an ARRAY's elements
+//! or a ROW's fields, see `csv_nested`).
 //! Decoded with arrow-csv in one pass; a chunk that fails is decoded line by
 //! line to find the malformed records, as JSON is.
 
@@ -11,7 +13,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use vigil_engine::connector::TableSpec;
 use vigil_engine::Result;
 
-use super::Part;
+use super::{csv_nested, Part};
 use crate::error::connector_error;
 use crate::format::decode::{BadRecord, Decoded};
 
@@ -20,6 +22,7 @@ pub const CSV_OPTIONS: &[&str] = &[
     "csv.field-delimiter",
     "csv.quote-character",
     "csv.null-literal",
+    "csv.array-element-delimiter",
 ];
 
 /// How a table's csv is written.
@@ -28,6 +31,7 @@ pub struct CsvOptions {
     delimiter: u8,
     quote: u8,
     null: Option<String>,
+    elements: String,
 }
 
 fn one_byte(spec: &TableSpec, part: Part, key: &str, default: u8) -> Result<u8> {
@@ -50,6 +54,7 @@ impl Default for CsvOptions {
             delimiter: b',',
             quote: b'"',
             null: None,
+            elements: ";".into(),
         }
     }
 }
@@ -61,6 +66,9 @@ impl CsvOptions {
             delimiter: one_byte(spec, part, "csv.field-delimiter", b',')?,
             quote: one_byte(spec, part, "csv.quote-character", b'"')?,
             null: super::option(spec, part, "csv.null-literal").map(str::to_string),
+            elements: super::option(spec, part, "csv.array-element-delimiter")
+                .unwrap_or(";")
+                .to_string(),
         })
     }
 
@@ -70,6 +78,16 @@ impl CsvOptions {
         schema: &SchemaRef,
         bytes: &[u8],
     ) -> Result<Option<RecordBatch>, String> {
+        let nested = schema
+            .fields()
+            .iter()
+            .any(|f| csv_nested::is_nested(f.data_type()));
+        if nested {
+            let text = self.decode_all(&csv_nested::as_text(schema), bytes)?;
+            return text
+                .map(|b| csv_nested::read_nested(b, schema, &self.elements, self.null.is_some()))
+                .transpose();
+        }
         let mut builder = ReaderBuilder::new(schema.clone())
             .with_header(false)
             .with_delimiter(self.delimiter)
@@ -151,6 +169,7 @@ impl CsvOptions {
 
     /// Appends `batch` as csv lines to `out`.
     pub fn encode(&self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), String> {
+        let batch = &csv_nested::write_nested(batch, &self.elements)?;
         let mut w = WriterBuilder::new()
             .with_header(false)
             .with_delimiter(self.delimiter)
@@ -192,6 +211,7 @@ mod tests {
             delimiter: b';',
             quote: b'"',
             null: None,
+            elements: ";".into(),
         };
         let ok = o.decode_all(&schema, b"1;a\n2;b\n");
         assert_eq!(ok.map(|b| b.map(|b| b.num_rows())), Ok(Some(2)));

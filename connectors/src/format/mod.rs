@@ -5,6 +5,7 @@
 
 pub mod cloudevents;
 pub mod csv;
+mod csv_nested;
 pub mod decode;
 pub mod encode;
 #[doc(hidden)]
