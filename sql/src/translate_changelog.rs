@@ -3,9 +3,9 @@
 //! deduplication and Top-N over a stream. Their nodes carry a trailing
 //! `__row_kind` column; the operators that cannot take updates refuse them here.
 
-use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, Join};
+use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, Join, JoinType};
 use vigil_engine::changelog::aggregate::{GroupAggregate, GroupAggregateSpec};
-use vigil_engine::changelog::join::{RegularJoin, RegularJoinSpec};
+use vigil_engine::changelog::join::{Existence, RegularJoin, RegularJoinSpec};
 use vigil_engine::changelog::ttl::ttl_setting;
 use vigil_engine::changelog::{is_updating, with_row_kind};
 use vigil_engine::graph::NodeId;
@@ -111,29 +111,41 @@ impl Translator<'_> {
         Ok(id)
     }
 
-    /// Adds a regular join (no time bounds) of `j`'s inputs.
+    /// Adds a regular join (no time bounds) of `j`'s inputs; also a semi or
+    /// anti join (`IN`, `EXISTS` and their negations).
     pub(crate) async fn regular_join(&mut self, j: &Join) -> Result<NodeId> {
         let at = (self.locate)("JOIN");
-        let kind = stream_join_kind(j.join_type)
-            .map_err(|e| SqlError::at(at, e.message).with_help(e.help))?;
+        let (kind, existence) = match j.join_type {
+            JoinType::LeftSemi => (JoinKind::Inner, Some(Existence::Semi)),
+            JoinType::LeftAnti => (JoinKind::Inner, Some(Existence::Anti)),
+            t => (
+                stream_join_kind(t).map_err(|e| SqlError::at(at, e.message).with_help(e.help))?,
+                None,
+            ),
+        };
         let (inputs, sides) = self.join_inputs(j, true).await?;
         let updating_inputs = inputs.map(|n| self.updating(n));
-        let left_keys: Vec<Expr> = j.on.iter().map(|(l, _)| l.clone()).collect();
-        let right_keys: Vec<Expr> = j.on.iter().map(|(_, r)| r.clone()).collect();
+        let (on, condition) = join_condition(j);
+        let left_keys: Vec<Expr> = on.iter().map(|(l, _)| l.clone()).collect();
+        let right_keys: Vec<Expr> = on.iter().map(|(_, r)| r.clone()).collect();
         let (keys, key_types) = self.join_keys(j, &left_keys, &right_keys, &sides)?;
-        let (filter, pair_schema) = self.residual_condition(j, j.filter.as_ref())?;
+        let (filter, pair_schema) = self.residual_condition(j, condition.as_ref())?;
         let out = arrow_schema(&j.schema);
-        let output_schema = if kind == JoinKind::Inner && updating_inputs == [false; 2] {
-            out
-        } else {
-            with_row_kind(&out)
-        };
+        // Only an inner or semi join of append-only inputs is append-only.
+        let appends = kind == JoinKind::Inner
+            && existence != Some(Existence::Anti)
+            && updating_inputs == [false; 2];
+        let output_schema = if appends { out } else { with_row_kind(&out) };
         let spec = RegularJoinSpec {
             describe: format!(
-                "{kind:?}, keys={left_keys:?}={right_keys:?}, filter={}",
-                j.filter.as_ref().map_or("-".to_string(), |f| f.to_string())
+                "{}, keys={left_keys:?}={right_keys:?}, filter={}",
+                existence.map_or(format!("{kind:?}"), |e| format!("{e:?}")),
+                condition
+                    .as_ref()
+                    .map_or("-".to_string(), |f| f.to_string())
             ),
             kind,
+            existence,
             schemas: sides,
             keys,
             key_types,
@@ -147,4 +159,25 @@ impl Translator<'_> {
         let op = RegularJoin::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
         self.add_join(inputs, Box::new(op), output_schema)
     }
+}
+
+/// The equality keys and the rest of `j`'s condition. `NOT IN` (a
+/// null-aware anti join) has no keys: as in Flink, a right row excludes a
+/// left row when their values are equal or either is NULL, so its
+/// condition is `(l = r OR l IS NULL OR r IS NULL) AND ...`.
+fn join_condition(j: &Join) -> (Vec<(Expr, Expr)>, Option<Expr>) {
+    if !(j.null_aware && j.join_type == JoinType::LeftAnti) {
+        return (j.on.clone(), j.filter.clone());
+    }
+    let condition =
+        j.on.iter()
+            .map(|(l, r)| {
+                l.clone()
+                    .eq(r.clone())
+                    .or(l.clone().is_null())
+                    .or(r.clone().is_null())
+            })
+            .chain(j.filter.clone())
+            .reduce(Expr::and);
+    (vec![], condition)
 }

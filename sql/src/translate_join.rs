@@ -42,7 +42,8 @@ impl Translator<'_> {
             return self.window_join(j, w).await;
         }
         // A join whose condition does not bound both time attributes is a
-        // regular join, as in Flink.
+        // regular join, as in Flink; so is a semi or anti join (`IN`,
+        // `EXISTS`) other than a window join.
         let Ok(plan) = interval_join(j) else {
             return self.regular_join(j).await;
         };

@@ -35,6 +35,9 @@ use crate::{EngineError, Result};
 pub struct RegularJoinSpec {
     /// Inner, left, right or full.
     pub kind: JoinKind,
+    /// A semi or anti join (`IN`, `EXISTS`, their negations): the left rows
+    /// that have a partner, or that have none (`kind` is then `Inner`).
+    pub existence: Option<Existence>,
     /// Each side's columns (after the side tag in the input).
     pub schemas: [SchemaRef; 2],
     /// The equality keys over each side's columns.
@@ -57,8 +60,17 @@ pub struct RegularJoinSpec {
     pub describe: String,
 }
 
+/// What a semi or anti join keeps of the left rows (see `semi_join`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existence {
+    /// Those with a partner (`IN`, `EXISTS`).
+    Semi,
+    /// Those without one (`NOT IN`, `NOT EXISTS`).
+    Anti,
+}
+
 /// One emitted row: kind, left row, right row (`None`: NULLs).
-type Change = (RowKind, Option<RowRef>, Option<RowRef>);
+pub(super) type Change = (RowKind, Option<RowRef>, Option<RowRef>);
 
 /// The kept rows of one side, by key.
 type Kept = KeyedTable<Vec<Entry>, RowsCodec>;
@@ -69,7 +81,7 @@ type Kept = KeyedTable<Vec<Entry>, RowsCodec>;
 pub struct RegularJoin {
     spec: RegularJoinSpec,
     keys: JoinKeys,
-    kept: [Kept; 2],
+    pub(super) kept: [Kept; 2],
     ttl: Option<Ttl>,
     updating: bool,
     /// Each side's rows as bytes, to find a retracted row among the kept.
@@ -114,18 +126,40 @@ impl RegularJoin {
     }
 
     fn arrive(&mut self, side: Side, batch: RecordBatch, out: &mut Vec<Change>) -> Result<()> {
+        let now = now_ms();
+        let (arrivals, keys, matches) = self.candidates(side, batch, now)?;
+        for ((row, key), matched) in arrivals.into_iter().zip(keys).zip(matches) {
+            if let Some(existence) = self.spec.existence {
+                self.exists(existence, row, key, &matched, now, out)?;
+            } else if row.kind.is_retraction() {
+                self.retract(row, key.as_deref(), &matched, now, out)?;
+            } else {
+                self.accumulate(row, key, &matched, now, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows of a batch of `side`, their keys, and for each the indexes
+    /// of its partners in the other side's list for its key (which keeps its
+    /// order for the whole batch: only partner counts change in it).
+    #[allow(clippy::type_complexity)]
+    fn candidates(
+        &mut self,
+        side: Side,
+        batch: RecordBatch,
+        now: u64,
+    ) -> Result<(Vec<Arrival>, Vec<Option<Box<[u8]>>>, Vec<Vec<usize>>)> {
         let (s, o) = (side.index(), side.other().index());
         let (batch, row_kinds) = self.data_of(side, batch)?;
         let batch = Arc::new(batch);
         let keys = self.keys.of(&self.spec.keys[s], &batch)?;
-        let now = now_ms();
         // Spilled lists of both sides come back in one read each.
         for t in [o, s] {
             self.kept[t].prefetch(keys.iter().flatten().map(|k| &k[..]), now)?;
         }
-        // Candidate partners: (arriving row, index in the other side's list,
-        // that row). The other side's lists keep their order for the whole
-        // batch (only its partner counts change), so the indexes hold.
+        // Candidate pairs: (arriving row, index in the other side's list,
+        // that row).
         let mut pairs: Vec<(usize, usize, RowRef)> = vec![];
         for (i, k) in keys.iter().enumerate() {
             let Some(k) = k else { continue };
@@ -139,28 +173,20 @@ impl RegularJoin {
             }
         }
         let pass = self.check(side, &batch, &pairs)?;
-        let mut at = 0;
-        for (i, key) in keys.into_iter().enumerate() {
-            let first = at;
-            while at < pairs.len() && pairs[at].0 == i {
-                at += 1;
+        let mut matches = vec![vec![]; keys.len()];
+        for (p, (i, j, _)) in pairs.iter().enumerate() {
+            if pass[p] {
+                matches[*i].push(*j);
             }
-            let matched: Vec<usize> = (first..at)
-                .filter(|p| pass[*p])
-                .map(|p| pairs[p].1)
-                .collect();
-            let row = Arrival {
+        }
+        let arrivals = (0..batch.num_rows())
+            .map(|i| Arrival {
                 side,
                 row: (batch.clone(), i),
                 kind: kind_at(row_kinds.as_ref(), i),
-            };
-            if row.kind.is_retraction() {
-                self.retract(row, key.as_deref(), &matched, now, out)?;
-            } else {
-                self.accumulate(row, key, &matched, now, out)?;
-            }
-        }
-        Ok(())
+            })
+            .collect();
+        Ok((arrivals, keys, matches))
     }
 
     /// The data columns of a batch of `side` and, from an updating input,
@@ -302,7 +328,7 @@ impl RegularJoin {
 
     /// Removes one kept row of `side` equal to `row` from key `k`'s list
     /// (none if it is not there: its insert was before the state's TTL).
-    fn forget(&mut self, side: Side, k: &[u8], row: &RowRef, now: u64) -> Result<()> {
+    pub(super) fn forget(&mut self, side: Side, k: &[u8], row: &RowRef, now: u64) -> Result<()> {
         let s = side.index();
         let Some(list) = self.kept[s].get_mut(k, now)? else {
             return Ok(());
@@ -358,7 +384,10 @@ impl RegularJoin {
         let l: Vec<Option<&RowRef>> = changes.iter().map(|c| c.1.as_ref()).collect();
         let r: Vec<Option<&RowRef>> = changes.iter().map(|c| c.2.as_ref()).collect();
         let mut columns = gather(&self.spec.schemas[0], &l)?;
-        columns.extend(gather(&self.spec.schemas[1], &r)?);
+        // A semi or anti join emits the left rows alone.
+        if self.spec.existence.is_none() {
+            columns.extend(gather(&self.spec.schemas[1], &r)?);
+        }
         if self.updating {
             columns.push(Arc::new(Int8Array::from_iter_values(
                 changes.iter().map(|c| c.0 as i8),
@@ -380,10 +409,10 @@ impl RegularJoin {
 }
 
 /// An arriving row: its side, where it is and what it does.
-struct Arrival {
-    side: Side,
-    row: RowRef,
-    kind: RowKind,
+pub(super) struct Arrival {
+    pub(super) side: Side,
+    pub(super) row: RowRef,
+    pub(super) kind: RowKind,
 }
 
 /// A row of `side` with NULLs for the other side.

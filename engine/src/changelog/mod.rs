@@ -15,6 +15,7 @@ pub mod over;
 pub mod rank;
 pub mod rank_retract;
 pub mod retract;
+mod semi_join;
 pub mod ttl;
 
 use std::sync::Arc;

@@ -1,0 +1,20 @@
+-- NOT EXISTS: an anti join; a left row goes out when it arrives without a partner and is deleted when its first partner arrives (compared as the final table)
+-- compare: final
+CREATE TABLE Orders (
+  order_id BIGINT,
+  user_id STRING,
+  product STRING,
+  amount INT,
+  price DECIMAL(10, 2),
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{{DATA}}/orders_cl.jsonl', 'format' = 'json');
+
+CREATE TABLE Users (
+  user_id STRING,
+  name STRING,
+  region STRING,
+  ts TIMESTAMP(3)
+) WITH ('connector' = 'filesystem', 'path' = '{{DATA}}/users_cl.jsonl', 'format' = 'json');
+
+SELECT o.order_id, o.user_id FROM Orders o WHERE NOT EXISTS (SELECT 1 FROM Users u WHERE u.user_id = o.user_id AND u.region = 'EU');
