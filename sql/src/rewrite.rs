@@ -8,6 +8,8 @@
 //! - `REGEXP_REPLACE(s, regex, replacement)` replaces every match with the
 //!   replacement as written, as in Flink;
 //! - `LISTAGG(x [, sep])` becomes `string_agg(x, sep)` (`,` by default);
+//! - `TRUNCATE(x [, scale])` becomes `trunc(x, scale)`, `LOCALTIMESTAMP`
+//!   the time now as a TIMESTAMP(3);
 //! - `TIMESTAMPADD(unit, n, ts)` becomes `timestampadd('unit', n, ts)`;
 //! - `HOUR(ts)`, `MINUTE`, `SECOND`, `YEAR`, `QUARTER`, `MONTH`, `WEEK`,
 //!   `DAYOFYEAR`, `DAYOFMONTH` and `DAYOFWEEK` (from 1, Sunday) become BIGINT
@@ -265,6 +267,23 @@ fn date_part_of(function: &str) -> Option<(&'static str, &'static str)> {
 }
 
 pub(crate) fn rewrite_expr(e: &mut Expr) {
+    // Flink's LOCALTIMESTAMP: the time now in the local time zone (UTC).
+    let local_timestamp = match &*e {
+        Expr::Identifier(id) => {
+            id.quote_style.is_none() && id.value.eq_ignore_ascii_case("LOCALTIMESTAMP")
+        }
+        Expr::Function(f) => {
+            f.name.to_string().eq_ignore_ascii_case("LOCALTIMESTAMP")
+                && matches!(f.args, FunctionArguments::None)
+        }
+        _ => false,
+    };
+    if local_timestamp {
+        if let Some(new) = parse_expr("CAST(now() AS TIMESTAMP(3))") {
+            *e = new;
+        }
+        return;
+    }
     if let Expr::Function(f) = e {
         let name = f.name.to_string().to_ascii_uppercase();
         if AGGREGATES.contains(&name.as_str()) {
@@ -349,6 +368,13 @@ pub(crate) fn rewrite_expr(e: &mut Expr) {
                         args[0], args[1], args[2]
                     );
                     if let Some(new) = parse_expr(&text) {
+                        *e = new;
+                    }
+                }
+                ("TRUNCATE", Some(args)) if (1..=2).contains(&args.len()) => {
+                    // Flink's TRUNCATE(x [, scale]): digits cut, not rounded.
+                    let scale = args.get(1).map_or("0".to_string(), |s| s.to_string());
+                    if let Some(new) = parse_expr(&format!("trunc({}, {scale})", args[0])) {
                         *e = new;
                     }
                 }

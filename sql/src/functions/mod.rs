@@ -9,6 +9,7 @@ mod json_construct;
 mod json_path;
 mod proctime;
 mod regexp_extract;
+mod sign;
 mod split_index;
 mod timestampadd;
 mod to_timestamp_ltz;
@@ -27,6 +28,7 @@ pub fn flink_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(split_index::SplitIndex::new()),
         ScalarUDF::from(proctime::Proctime::new()),
         ScalarUDF::from(element::Element::new()),
+        ScalarUDF::from(sign::Sign::new()),
         ScalarUDF::from(current_watermark::CurrentWatermark::new()),
         ScalarUDF::from(regexp_extract::RegexpExtract::new()),
         ScalarUDF::from(unix_timestamp::UnixTimestamp::new()),
