@@ -38,8 +38,49 @@ const HELP: &str = "an OVER aggregation reads: agg(x) OVER (PARTITION BY k ORDER
 pub(crate) fn is_over_aggregate(w: &Window) -> bool {
     w.window_expr.iter().all(|e| {
         matches!(e.clone().unalias(), Expr::WindowFunction(f)
-            if matches!(f.fun, WindowFunctionDefinition::AggregateUDF(_)))
+            if matches!(&f.fun, WindowFunctionDefinition::AggregateUDF(_))
+                || matches!(&f.fun, WindowFunctionDefinition::WindowUDF(u) if u.name() == "lag"))
     })
+}
+
+/// `LAG(x [, n [, default]])` as the OVER aggregate `over_lag(x, n,
+/// default)` over `ROWS BETWEEN n PRECEDING AND CURRENT ROW` (see
+/// `functions::lag`).
+fn lag_as_aggregate(
+    ctx: &datafusion::prelude::SessionContext,
+    mut params: WindowFunctionParams,
+) -> std::result::Result<(Arc<AggregateUDF>, WindowFunctionParams), String> {
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::{WindowFrame, WindowFrameBound, WindowFrameUnits};
+    let offset = match params.args.get(1) {
+        None => 1,
+        Some(Expr::Literal(v, _)) => {
+            match v.cast_to(&datafusion::arrow::datatypes::DataType::Int64) {
+                Ok(ScalarValue::Int64(Some(n))) if n >= 0 => n,
+                _ => return Err("LAG's offset must be a constant, 0 or more".into()),
+            }
+        }
+        Some(_) => return Err("LAG's offset must be a constant".into()),
+    };
+    let mut args = params.args.clone();
+    args.truncate(1);
+    args.push(Expr::Literal(ScalarValue::Int64(Some(offset)), None));
+    args.push(
+        params
+            .args
+            .get(2)
+            .cloned()
+            .unwrap_or(Expr::Literal(ScalarValue::Null, None)),
+    );
+    params.args = args;
+    params.window_frame = WindowFrame::new_bounds(
+        WindowFrameUnits::Rows,
+        WindowFrameBound::Preceding(ScalarValue::UInt64(Some(offset as u64))),
+        WindowFrameBound::CurrentRow,
+    );
+    use datafusion::execution::FunctionRegistry;
+    let udaf = ctx.udaf("over_lag").map_err(|e| format!("LAG: {e}"))?;
+    Ok((udaf, params))
 }
 
 /// One OVER aggregate call of a window plan node: its output column, its
@@ -60,8 +101,12 @@ impl Translator<'_> {
                 return Err(fail("not supported yet: this OVER expression".into()));
             };
             let WindowFunction { fun, params } = *f;
-            let WindowFunctionDefinition::AggregateUDF(udaf) = fun else {
-                return Err(fail("not supported yet: this OVER function".into()));
+            let (udaf, params) = match fun {
+                WindowFunctionDefinition::AggregateUDF(udaf) => (udaf, params),
+                WindowFunctionDefinition::WindowUDF(u) if u.name() == "lag" => {
+                    lag_as_aggregate(self.ctx, params).map_err(fail)?
+                }
+                _ => return Err(fail("not supported yet: this OVER function".into())),
             };
             let same = |g: &Vec<Call>| {
                 let p = &g[0].2;

@@ -7,6 +7,7 @@ mod element;
 mod json;
 mod json_construct;
 mod json_path;
+mod lag;
 mod proctime;
 mod regexp_extract;
 mod sign;
@@ -41,5 +42,6 @@ pub fn flink_functions() -> Vec<ScalarUDF> {
 pub fn flink_aggregates() -> Vec<AggregateUDF> {
     let mut aggregates = json_construct::json_aggregates();
     aggregates.push(collect::collect_aggregate());
+    aggregates.push(lag::over_lag());
     aggregates
 }
