@@ -126,7 +126,7 @@ impl Accumulator for Lag {
         } else {
             self.default.clone().unwrap_or(ScalarValue::Null)
         };
-        Ok(value.cast_to(&self.data_type)?)
+        value.cast_to(&self.data_type)
     }
 
     fn size(&self) -> usize {
