@@ -98,6 +98,9 @@ impl ScriptPlanner {
             // Flink (Calcite's NullCollation.LOW): NULL is the smallest
             // value, first in ASC order and last in DESC.
             opts.sql_parser.default_null_ordering = "nulls_min".to_string();
+            // An uncorrelated scalar subquery becomes a join (with its
+            // updating aggregate), as in Flink, not a physical subquery.
+            opts.optimizer.enable_physical_uncorrelated_scalar_subquery = false;
         }
         let state = SessionStateBuilder::new()
             .with_config(config)

@@ -1,0 +1,20 @@
+-- An uncorrelated scalar subquery in the select list: a join with the subquery's updating aggregate, as Flink runs it (final table)
+-- compare: final
+CREATE TABLE Orders (
+  order_id BIGINT,
+  user_id STRING,
+  product STRING,
+  amount INT,
+  price DECIMAL(10, 2),
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{{DATA}}/orders_cl.jsonl', 'format' = 'json');
+
+CREATE TABLE Users (
+  user_id STRING,
+  name STRING,
+  region STRING,
+  ts TIMESTAMP(3)
+) WITH ('connector' = 'filesystem', 'path' = '{{DATA}}/users_cl.jsonl', 'format' = 'json');
+
+SELECT user_id, name, (SELECT MAX(amount) FROM Orders) AS mx FROM Users;
