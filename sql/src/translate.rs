@@ -714,11 +714,8 @@ impl<'a> Translator<'a> {
             })
         };
         let (Some(end), Some(_start)) = (window_col("end"), window_col("start")) else {
-            if sets.len() > 1 {
-                return Err(self.unsupported(
-                    "GROUP",
-                    "GROUPING SETS, ROLLUP and CUBE without window_start and window_end",
-                ));
+            if matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]) {
+                return self.grouping_sets_aggregate(agg, exprs, sets).await;
             }
             return self.group_aggregate(agg, exprs).await;
         };

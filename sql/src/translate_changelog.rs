@@ -3,13 +3,20 @@
 //! deduplication and Top-N over a stream. Their nodes carry a trailing
 //! `__row_kind` column; the operators that cannot take updates refuse them here.
 
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, Join, JoinType};
+use datafusion::physical_expr::expressions::Column as PhysColumn;
+use datafusion::physical_expr::PhysicalExpr;
 use vigil_engine::changelog::aggregate::{GroupAggregate, GroupAggregateSpec};
 use vigil_engine::changelog::join::{Existence, RegularJoin, RegularJoinSpec};
 use vigil_engine::changelog::ttl::ttl_setting;
-use vigil_engine::changelog::{is_updating, with_row_kind};
+use vigil_engine::changelog::{data_width, is_updating, with_row_kind};
 use vigil_engine::graph::NodeId;
 use vigil_engine::join::JoinKind;
+use vigil_engine::operators::expand::{Expand, GroupingSet};
 use vigil_engine::state::parallelism_setting;
 
 use crate::error::{Result, SqlError};
@@ -108,6 +115,107 @@ impl Translator<'_> {
         if !exprs.is_empty() {
             self.graph.nodes[id].parallelism = parallelism;
         }
+        Ok(id)
+    }
+
+    /// Adds a GROUP BY with GROUPING SETS, ROLLUP or CUBE without window
+    /// columns, as Flink runs it: each row expanded once per set (`sets`:
+    /// per set, which of `exprs` it sets to NULL), then one updating
+    /// aggregation keyed by every key and the grouping id.
+    pub(crate) async fn grouping_sets_aggregate(
+        &mut self,
+        agg: &Aggregate,
+        exprs: Vec<Expr>,
+        sets: Vec<Vec<bool>>,
+    ) -> Result<NodeId> {
+        let in_schema = agg.input.schema().clone();
+        let input = self.plan_retracting(&agg.input).await?;
+        let input_updating = self.updating(input);
+        let input_arrow = self.graph.schema(input);
+        let width = data_width(&input_arrow);
+        let out = arrow_schema(&agg.schema);
+        let n = exprs.len();
+        let keys = exprs
+            .iter()
+            .map(|e| self.physical(e, &in_schema))
+            .collect::<Result<Vec<_>>>()?;
+        // The input's columns, then the keys and the grouping id.
+        let mut fields: Vec<Field> = input_arrow.fields()[..width]
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for i in 0..=n {
+            let f = out.field(i);
+            fields.push(Field::new(
+                format!("__expand_{i}"),
+                f.data_type().clone(),
+                true,
+            ));
+        }
+        let mut expanded = Schema::new(fields);
+        if input_updating {
+            expanded = with_row_kind(&expanded).as_ref().clone();
+        }
+        let expanded = Arc::new(expanded);
+        let id_type = out.field(n).data_type().clone();
+        let grouping_sets = sets
+            .iter()
+            .enumerate()
+            .map(|(k, nulls)| {
+                // As DataFusion: a bit per key (1: NULL here), the first key
+                // highest; a repeated set gets an ordinal above those bits.
+                let ordinal = sets[..k].iter().filter(|s| *s == nulls).count() as u64;
+                let bits = nulls
+                    .iter()
+                    .fold(0u64, |acc, &null| (acc << 1) | u64::from(null));
+                ScalarValue::UInt64(Some(bits | (ordinal << nulls.len())))
+                    .cast_to(&id_type)
+                    .map(|id| GroupingSet {
+                        nulls: nulls.clone(),
+                        id,
+                    })
+                    .map_err(|e| self.df_err(e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let expand = Expand::new(keys, grouping_sets, width, expanded.clone());
+        let node = self
+            .graph
+            .add_operator(input, Box::new(expand), expanded.clone());
+        let group_keys: Vec<Arc<dyn PhysicalExpr>> = (0..=n)
+            .map(|i| {
+                Arc::new(PhysColumn::new(expanded.field(width + i).name(), width + i))
+                    as Arc<dyn PhysicalExpr>
+            })
+            .collect();
+        let key_types = (0..=n).map(|i| out.field(i).data_type().clone()).collect();
+        let aggregates = self.lower_aggregates(agg, n + 1, &out, &input_arrow)?;
+        let output_schema = with_row_kind(&out);
+        let spec = GroupAggregateSpec {
+            describe: format!(
+                "keys={:?} in {} grouping sets, aggregates=[{}]",
+                exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                sets.len(),
+                agg.aggr_expr
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            keys: group_keys,
+            key_types,
+            aggregates,
+            input_updating,
+            output_schema: output_schema.clone(),
+            ttl: self.state_ttl()?,
+            mini_batch: vigil_engine::changelog::mini_batch::mini_batch_setting(&self.settings)
+                .map_err(|e| SqlError::at(self.pos, e))?,
+        };
+        let op = GroupAggregate::new(spec)
+            .map_err(|e| SqlError::at((self.locate)("GROUP"), e.to_string()))?;
+        let parallelism =
+            parallelism_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?;
+        let id = self.graph.add_operator(node, Box::new(op), output_schema);
+        self.graph.nodes[id].parallelism = parallelism;
         Ok(id)
     }
 

@@ -1,6 +1,7 @@
 //! Stateless operators (projection, filter, unnest), the watermark assigner
 //! and the processing-time clock.
 
+pub mod expand;
 pub mod filter;
 pub mod proctime_clock;
 pub mod project;
