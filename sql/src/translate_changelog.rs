@@ -86,33 +86,42 @@ impl Translator<'_> {
             .collect::<Result<Vec<_>>>()?;
         let out = arrow_schema(&agg.schema);
         let aggregates = self.lower_aggregates(agg, exprs.len(), &out, &input_arrow)?;
-        let output_schema = with_row_kind(&out);
+        let describe = format!(
+            "keys={:?}, aggregates=[{}]{}",
+            exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            aggregate_names(agg),
+            if input_updating { ", retracting" } else { "" }
+        );
         let spec = GroupAggregateSpec {
-            describe: format!(
-                "keys={:?}, aggregates=[{}]{}",
-                exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-                agg.aggr_expr
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if input_updating { ", retracting" } else { "" }
-            ),
+            describe,
             keys,
             key_types,
             aggregates,
             input_updating,
-            output_schema: output_schema.clone(),
+            output_schema: with_row_kind(&out),
             ttl: self.state_ttl()?,
-            mini_batch: vigil_engine::changelog::mini_batch::mini_batch_setting(&self.settings)
-                .map_err(|e| SqlError::at(self.pos, e))?,
+            mini_batch: self.mini_batch()?,
         };
+        self.add_group_aggregate(input, spec)
+    }
+
+    /// `table.exec.mini-batch.*`.
+    fn mini_batch(&self) -> Result<Option<usize>> {
+        vigil_engine::changelog::mini_batch::mini_batch_setting(&self.settings)
+            .map_err(|e| SqlError::at(self.pos, e))
+    }
+
+    /// Adds the group aggregation `spec` after `input`, as parallel
+    /// instances by its keys when it has any.
+    fn add_group_aggregate(&mut self, input: NodeId, spec: GroupAggregateSpec) -> Result<NodeId> {
+        let keyed = !spec.keys.is_empty();
+        let output_schema = spec.output_schema.clone();
         let op = GroupAggregate::new(spec)
             .map_err(|e| SqlError::at((self.locate)("GROUP"), e.to_string()))?;
         let parallelism =
             parallelism_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?;
         let id = self.graph.add_operator(input, Box::new(op), output_schema);
-        if !exprs.is_empty() {
+        if keyed {
             self.graph.nodes[id].parallelism = parallelism;
         }
         Ok(id)
@@ -189,34 +198,23 @@ impl Translator<'_> {
             .collect();
         let key_types = (0..=n).map(|i| out.field(i).data_type().clone()).collect();
         let aggregates = self.lower_aggregates(agg, n + 1, &out, &input_arrow)?;
-        let output_schema = with_row_kind(&out);
+        let describe = format!(
+            "keys={:?} in {} grouping sets, aggregates=[{}]",
+            exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            sets.len(),
+            aggregate_names(agg),
+        );
         let spec = GroupAggregateSpec {
-            describe: format!(
-                "keys={:?} in {} grouping sets, aggregates=[{}]",
-                exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-                sets.len(),
-                agg.aggr_expr
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
+            describe,
             keys: group_keys,
             key_types,
             aggregates,
             input_updating,
-            output_schema: output_schema.clone(),
+            output_schema: with_row_kind(&out),
             ttl: self.state_ttl()?,
-            mini_batch: vigil_engine::changelog::mini_batch::mini_batch_setting(&self.settings)
-                .map_err(|e| SqlError::at(self.pos, e))?,
+            mini_batch: self.mini_batch()?,
         };
-        let op = GroupAggregate::new(spec)
-            .map_err(|e| SqlError::at((self.locate)("GROUP"), e.to_string()))?;
-        let parallelism =
-            parallelism_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?;
-        let id = self.graph.add_operator(node, Box::new(op), output_schema);
-        self.graph.nodes[id].parallelism = parallelism;
-        Ok(id)
+        self.add_group_aggregate(node, spec)
     }
 
     /// Adds a regular join (no time bounds) of `j`'s inputs; also a semi or
@@ -267,6 +265,15 @@ impl Translator<'_> {
         let op = RegularJoin::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
         self.add_join(inputs, Box::new(op), output_schema)
     }
+}
+
+/// `agg`'s aggregate calls, for `explain`.
+fn aggregate_names(agg: &Aggregate) -> String {
+    agg.aggr_expr
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The equality keys and the rest of `j`'s condition. `NOT IN` (a
