@@ -9,7 +9,8 @@
 //!   replacement as written, as in Flink;
 //! - `LISTAGG(x [, sep])` becomes `string_agg(x, sep)` (`,` by default);
 //! - `TRUNCATE(x [, scale])` becomes `trunc(x, scale)`, `LOCALTIMESTAMP`
-//!   the time now as a TIMESTAMP(3);
+//!   the time now as a TIMESTAMP(3), `REGEXP(s, r)` `regexp_like(s, r)`,
+//!   `ELT(n, e1, ...)` a CASE on `n`, `LOCATE(a, b)` `strpos(b, a)`;
 //! - `TIMESTAMPADD(unit, n, ts)` becomes `timestampadd('unit', n, ts)`;
 //! - `HOUR(ts)`, `MINUTE`, `SECOND`, `YEAR`, `QUARTER`, `MONTH`, `WEEK`,
 //!   `DAYOFYEAR`, `DAYOFMONTH` and `DAYOFWEEK` (from 1, Sunday) become BIGINT
@@ -367,6 +368,31 @@ pub(crate) fn rewrite_expr(e: &mut Expr) {
                         "regexp_replace({}, {}, replace({}, '$', '$$'), 'g')",
                         args[0], args[1], args[2]
                     );
+                    if let Some(new) = parse_expr(&text) {
+                        *e = new;
+                    }
+                }
+                ("REGEXP", Some(args)) if args.len() == 2 => {
+                    // Flink's REGEXP(s, regex): whether regex matches in s.
+                    if let Some(new) = parse_expr(&format!("regexp_like({}, {})", args[0], args[1]))
+                    {
+                        *e = new;
+                    }
+                }
+                ("LOCATE", Some(args)) if args.len() == 2 => {
+                    // Flink's LOCATE(needle, haystack): 1-based, 0 if absent.
+                    if let Some(new) = parse_expr(&format!("strpos({}, {})", args[1], args[0])) {
+                        *e = new;
+                    }
+                }
+                ("ELT", Some(args)) if args.len() >= 2 => {
+                    // Flink's ELT(n, e1, e2, ...): the n-th expression.
+                    let cases: Vec<String> = args[1..]
+                        .iter()
+                        .enumerate()
+                        .map(|(k, a)| format!("WHEN {} THEN {a}", k + 1))
+                        .collect();
+                    let text = format!("CASE {} {} END", args[0], cases.join(" "));
                     if let Some(new) = parse_expr(&text) {
                         *e = new;
                     }

@@ -12,6 +12,7 @@ mod proctime;
 mod regexp_extract;
 mod sign;
 mod split_index;
+mod text;
 mod timestampadd;
 mod to_timestamp_ltz;
 pub mod truncating;
@@ -23,6 +24,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 pub fn flink_functions() -> Vec<ScalarUDF> {
     let mut functions = json::json_functions();
     functions.extend(json_construct::json_constructors());
+    functions.extend(text::text_functions());
     functions.extend([
         ScalarUDF::from(to_timestamp_ltz::ToTimestampLtz::new()),
         ScalarUDF::from(date_format::DateFormat::new()),
