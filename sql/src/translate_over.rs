@@ -39,8 +39,37 @@ pub(crate) fn is_over_aggregate(w: &Window) -> bool {
     w.window_expr.iter().all(|e| {
         matches!(e.clone().unalias(), Expr::WindowFunction(f)
             if matches!(&f.fun, WindowFunctionDefinition::AggregateUDF(_))
-                || matches!(&f.fun, WindowFunctionDefinition::WindowUDF(u) if u.name() == "lag"))
+                || matches!(&f.fun, WindowFunctionDefinition::WindowUDF(u)
+                    if ["lag", "first_value", "last_value"].contains(&u.name())))
     })
+}
+
+/// `FIRST_VALUE(x)` / `LAST_VALUE(x)` as the OVER aggregate `over_first(x,
+/// bounded)` / `over_last(x, bounded)` over the same frame (see
+/// `functions::lag`).
+fn frame_value_as_aggregate(
+    ctx: &datafusion::prelude::SessionContext,
+    name: &str,
+    mut params: WindowFunctionParams,
+) -> std::result::Result<(Arc<AggregateUDF>, WindowFunctionParams), String> {
+    use datafusion::common::ScalarValue;
+    use datafusion::execution::FunctionRegistry;
+    use datafusion::logical_expr::WindowFrameBound;
+    let bounded = !matches!(
+        params.window_frame.start_bound,
+        WindowFrameBound::Preceding(ref v) if v.is_null()
+    );
+    params.args.truncate(1);
+    params
+        .args
+        .push(Expr::Literal(ScalarValue::Boolean(Some(bounded)), None));
+    let aggregate = if name == "first_value" {
+        "over_first"
+    } else {
+        "over_last"
+    };
+    let udaf = ctx.udaf(aggregate).map_err(|e| format!("{name}: {e}"))?;
+    Ok((udaf, params))
 }
 
 /// `LAG(x [, n [, default]])` as the OVER aggregate `over_lag(x, n,
@@ -105,6 +134,11 @@ impl Translator<'_> {
                 WindowFunctionDefinition::AggregateUDF(udaf) => (udaf, params),
                 WindowFunctionDefinition::WindowUDF(u) if u.name() == "lag" => {
                     lag_as_aggregate(self.ctx, params).map_err(fail)?
+                }
+                WindowFunctionDefinition::WindowUDF(u)
+                    if ["first_value", "last_value"].contains(&u.name()) =>
+                {
+                    frame_value_as_aggregate(self.ctx, u.name(), params).map_err(fail)?
                 }
                 _ => return Err(fail("not supported yet: this OVER function".into())),
             };

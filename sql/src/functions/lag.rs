@@ -5,6 +5,11 @@
 //! default)` over the frame `ROWS BETWEEN n PRECEDING AND CURRENT ROW`,
 //! whose first row is the one wanted once the frame is full (the OVER
 //! operator takes rows leaving the frame back out, oldest first).
+//!
+//! `FIRST_VALUE(x)` and `LAST_VALUE(x)` over an OVER window are
+//! `over_first(x, bounded)` and `over_last(x, bounded)`: the first and the
+//! last value of the frame (kept whole only when the frame is bounded, as
+//! rows then leave it).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,22 +23,42 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_expr::expressions::Literal;
 
-/// The `over_lag` aggregate.
+/// Which value of the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Pick {
+    Lag,
+    First,
+    Last,
+}
+
+/// The `over_lag`, `over_first` or `over_last` aggregate.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct OverLag {
+    pick: Pick,
     signature: Signature,
 }
 
-/// The aggregate behind LAG in an OVER aggregation.
-pub fn over_lag() -> AggregateUDF {
-    AggregateUDF::from(OverLag {
-        signature: Signature::any(3, Volatility::Immutable),
-    })
+/// The aggregates behind LAG, FIRST_VALUE and LAST_VALUE in an OVER
+/// aggregation.
+pub fn over_value_functions() -> Vec<AggregateUDF> {
+    [(Pick::Lag, 3), (Pick::First, 2), (Pick::Last, 2)]
+        .into_iter()
+        .map(|(pick, n)| {
+            AggregateUDF::from(OverLag {
+                pick,
+                signature: Signature::any(n, Volatility::Immutable),
+            })
+        })
+        .collect()
 }
 
 impl AggregateUDFImpl for OverLag {
     fn name(&self) -> &str {
-        "over_lag"
+        match self.pick {
+            Pick::Lag => "over_lag",
+            Pick::First => "over_first",
+            Pick::Last => "over_last",
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -48,22 +73,26 @@ impl AggregateUDFImpl for OverLag {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let offset = args
-            .exprs
-            .get(1)
-            .and_then(|e| {
-                let any: &dyn std::any::Any = e.as_ref();
-                any.downcast_ref::<Literal>()
-            })
-            .and_then(|l| match l.value().cast_to(&DataType::Int64) {
-                Ok(ScalarValue::Int64(Some(n))) => Some(n),
-                _ => None,
-            });
-        let Some(offset) = offset.filter(|n| *n >= 0) else {
-            return exec_err!("LAG's offset must be a constant, 0 or more");
+        let literal = |i: usize| {
+            args.exprs
+                .get(i)
+                .and_then(|e| {
+                    let any: &dyn std::any::Any = e.as_ref();
+                    any.downcast_ref::<Literal>()
+                })
+                .map(|l| l.value().clone())
+        };
+        let (offset, bounded) = match self.pick {
+            Pick::Lag => match literal(1).map(|v| v.cast_to(&DataType::Int64)) {
+                Some(Ok(ScalarValue::Int64(Some(n)))) if n >= 0 => (n as usize, true),
+                _ => return exec_err!("LAG's offset must be a constant, 0 or more"),
+            },
+            _ => (0, literal(1) == Some(ScalarValue::Boolean(Some(true)))),
         };
         Ok(Box::new(Lag {
-            offset: offset as usize,
+            pick: self.pick,
+            offset,
+            bounded,
             data_type: args.return_field.data_type().clone(),
             frame: VecDeque::new(),
             default: None,
@@ -86,10 +115,13 @@ impl AggregateUDFImpl for OverLag {
     }
 }
 
-/// The frame's values, oldest first, and the last default seen.
+/// The frame's values, oldest first (of an unbounded frame, only the one
+/// wanted), and the last default seen.
 #[derive(Debug)]
 struct Lag {
+    pick: Pick,
     offset: usize,
+    bounded: bool,
     data_type: DataType,
     frame: VecDeque<ScalarValue>,
     default: Option<ScalarValue>,
@@ -101,8 +133,13 @@ impl Accumulator for Lag {
             return Ok(());
         };
         for i in 0..x.len() {
-            self.frame.push_back(ScalarValue::try_from_array(x, i)?);
-            if let Some(d) = values.get(2) {
+            let v = ScalarValue::try_from_array(x, i)?;
+            match (self.pick, self.bounded) {
+                (Pick::First, false) if !self.frame.is_empty() => {}
+                (Pick::Last, false) => self.frame = VecDeque::from([v]),
+                _ => self.frame.push_back(v),
+            }
+            if let (Pick::Lag, Some(d)) = (self.pick, values.get(2)) {
                 self.default = Some(ScalarValue::try_from_array(d, i)?);
             }
         }
@@ -121,10 +158,13 @@ impl Accumulator for Lag {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let value = if self.frame.len() > self.offset {
-            self.frame[self.frame.len() - 1 - self.offset].clone()
-        } else {
-            self.default.clone().unwrap_or(ScalarValue::Null)
+        let value = match self.pick {
+            Pick::Lag if self.frame.len() > self.offset => {
+                self.frame[self.frame.len() - 1 - self.offset].clone()
+            }
+            Pick::Lag => self.default.clone().unwrap_or(ScalarValue::Null),
+            Pick::First => self.frame.front().cloned().unwrap_or(ScalarValue::Null),
+            Pick::Last => self.frame.back().cloned().unwrap_or(ScalarValue::Null),
         };
         value.cast_to(&self.data_type)
     }

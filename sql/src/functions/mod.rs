@@ -44,6 +44,6 @@ pub fn flink_functions() -> Vec<ScalarUDF> {
 pub fn flink_aggregates() -> Vec<AggregateUDF> {
     let mut aggregates = json_construct::json_aggregates();
     aggregates.push(collect::collect_aggregate());
-    aggregates.push(lag::over_lag());
+    aggregates.extend(lag::over_value_functions());
     aggregates
 }
