@@ -146,13 +146,13 @@ impl Translator<'_> {
         hint: RankHint,
     ) -> Result<NodeId> {
         let at = (self.locate)("OVER");
-        if funcs != [RankFunc::RowNumber] {
+        let [rank] = funcs else {
             return Err(SqlError::at(
                 at,
-                "not supported yet: RANK() and DENSE_RANK() over a stream; use ROW_NUMBER()",
+                "not supported yet: ranking functions with different OVER clauses in one Top-N",
             )
             .with_help(STREAM_HELP));
-        }
+        };
         let Some(n) = hint.limit else {
             return Err(SqlError::at(at, "an OVER window over a stream must be a Top-N: filter its row number with WHERE rownum <= N")
                 .with_help(STREAM_HELP));
@@ -184,7 +184,7 @@ impl Translator<'_> {
         // Over an updating input every row may be taken back, so even a
         // deduplication keeps all rows, as a Top-1 (Flink's
         // `RetractableTopNFunction`).
-        let kind = if n == 1 && on_time && !input_updating {
+        let kind = if n == 1 && on_time && !input_updating && *rank == RankFunc::RowNumber {
             StreamRankKind::Dedup {
                 keep_last: !params.order_by[0].asc,
             }
@@ -212,6 +212,7 @@ impl Translator<'_> {
             ttl: ttl_setting(&self.settings).map_err(|e| SqlError::at(self.pos, e))?,
             update_before: self.retractions_needed,
             input_updating,
+            rank: *rank,
         };
         let op = StreamRank::new(spec).map_err(|e| SqlError::at(at, e.to_string()))?;
         let parallelism =

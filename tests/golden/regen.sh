@@ -65,7 +65,11 @@ for name in "${names[@]}"; do
   runner=("$oracle/flink_run.py" "$script")
   # An updating one (`-- oracle: nested-changelog`) through PyFlink's
   # collect, which keeps the row kinds, its values printed as JSON.
-  if grep -q -- '-- oracle: nested-changelog' "$src"; then
+  # Beyond Flink's streaming mode (`-- oracle: batch`): Flink's batch
+  # result over the same files, the table Vigil's updating result must end at.
+  if grep -q -- '-- oracle: batch' "$src"; then
+    runner=("$tests/oracle/flink_ext.py" "$script" --batch)
+  elif grep -q -- '-- oracle: nested-changelog' "$src"; then
     runner=("$tests/oracle/flink_ext.py" "$script")
   elif grep -q -- '-- oracle: nested' "$src"; then
     runner=("$tests/oracle/flink_ext.py" "$script" --files)

@@ -76,6 +76,9 @@ pub struct StreamRankSpec {
     /// The input is updating: rows may be taken back, so every row is kept
     /// (see `rank_retract`).
     pub input_updating: bool,
+    /// ROW_NUMBER, or RANK / DENSE_RANK (ties share a rank: see
+    /// `rank_retract`).
+    pub rank: crate::window::rank::RankFunc,
     /// The plan as text.
     pub describe: String,
 }
@@ -343,7 +346,7 @@ impl Operator for StreamRank {
 
     fn on_batch(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         self.expire();
-        if self.spec.input_updating {
+        if self.spec.input_updating || self.spec.rank != crate::window::rank::RankFunc::RowNumber {
             return self.on_updating(batch, out);
         }
         let (keys, sorts) = self.keys_of(&batch)?;

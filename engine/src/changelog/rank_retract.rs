@@ -5,6 +5,12 @@
 //! whose row changes is updated (`-U` old, `+U` new), a rank filled is
 //! inserted and a rank emptied deleted; without it, a row leaving the top
 //! N is deleted (`-D`) and a row entering it inserted (`+I`).
+//!
+//! RANK and DENSE_RANK Top-Ns (ties share a rank, so the top N may hold
+//! more than N rows) run here over any input: after each change, the rows
+//! whose rank or presence changed are deleted at their old rank and
+//! inserted at their new one. Over an append-only input, rows ranked out
+//! are dropped, as they can never come back.
 
 use std::sync::Arc;
 
@@ -18,6 +24,7 @@ use crate::error::ResultExt;
 use crate::join::rows::{gather, RowRef};
 use crate::operator::Emitter;
 use crate::operators::batch_of;
+use crate::window::rank::RankFunc;
 use crate::{EngineError, Result};
 
 impl StreamRank {
@@ -25,7 +32,7 @@ impl StreamRank {
     pub(super) fn on_updating(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         let row_kinds = kinds(&batch).cloned();
         let width = self.spec.input_schema.fields().len();
-        if batch.num_columns() <= width {
+        if self.spec.input_updating && batch.num_columns() <= width {
             return Err(EngineError::Graph("rank input lost its row kinds".into()));
         }
         let data = batch_of(
@@ -39,6 +46,7 @@ impl StreamRank {
             super::rank::StreamRankKind::TopN { n, rank_number } => (n, rank_number),
             super::rank::StreamRankKind::Dedup { .. } => (1, true),
         };
+        let by_rank = self.spec.rank != RankFunc::RowNumber;
         let now = now_ms();
         let mut changes = vec![];
         for i in 0..data.num_rows() {
@@ -48,13 +56,16 @@ impl StreamRank {
             let Some(p) = self.partitions.get_mut_or(key, now, || Ok(Some(vec![])))? else {
                 continue;
             };
+            let before = by_rank.then(|| ranked(p, n, self.spec.rank));
             if kind_at(row_kinds.as_ref(), i).is_retraction() {
                 let Some(at) = find(&self.rows, &self.spec.input_schema, p, sort, &row)? else {
                     // Inserted before the state's TTL dropped it, or never.
                     continue;
                 };
                 let gone = p.remove(at);
-                removed(p, n, rank_number, at, gone.row, &mut changes);
+                if !by_rank {
+                    removed(p, n, rank_number, at, gone.row, &mut changes);
+                }
             } else {
                 // After every row it ties with, as the append-only Top-N.
                 let at = p.partition_point(|r| &r.sort[..] <= sort);
@@ -65,13 +76,69 @@ impl StreamRank {
                         row,
                     },
                 );
-                inserted(p, n, rank_number, at, &mut changes);
+                if !by_rank {
+                    inserted(p, n, rank_number, at, &mut changes);
+                }
+            }
+            if let Some(before) = before {
+                let after = ranked(p, n, self.spec.rank);
+                rank_changes(&before, &after, &mut changes);
+                if !self.spec.input_updating {
+                    // Over an append-only input a row ranked out never
+                    // comes back.
+                    p.truncate(after.len());
+                }
             }
         }
         if !changes.is_empty() {
             out.batch(self.output(&changes)?);
         }
         Ok(())
+    }
+}
+
+/// The rows of `p` (in order) that `rank` ranks within the top `n`, with
+/// their ranks: RANK counts the rows before a tie group, DENSE_RANK the tie
+/// groups before it.
+fn ranked(p: &Partition, n: usize, rank: RankFunc) -> Vec<(RowRef, u64)> {
+    let mut out = vec![];
+    let mut groups = 0u64;
+    let mut group_start = 0usize;
+    for (i, r) in p.iter().enumerate() {
+        if i == 0 || r.sort != p[i - 1].sort {
+            groups += 1;
+            group_start = i;
+        }
+        let k = match rank {
+            RankFunc::DenseRank => groups,
+            RankFunc::Rank => group_start as u64 + 1,
+            RankFunc::RowNumber => i as u64 + 1,
+        };
+        if k > n as u64 {
+            break;
+        }
+        out.push((r.row.clone(), k));
+    }
+    out
+}
+
+/// The same row at the same rank.
+fn same(a: &(RowRef, u64), b: &(RowRef, u64)) -> bool {
+    a.1 == b.1 && a.0 .1 == b.0 .1 && Arc::ptr_eq(&a.0 .0, &b.0 .0)
+}
+
+/// What turns the ranked rows `before` into `after`: `-D` for each row (at
+/// its rank) no longer there, `+I` for each new one.
+fn rank_changes(before: &[(RowRef, u64)], after: &[(RowRef, u64)], out: &mut Vec<Change>) {
+    for b in before {
+        if !after.iter().any(|a| same(a, b)) {
+            out.push((RowKind::Delete, b.0.clone(), b.1));
+        }
+    }
+    for a in after {
+        if !before.iter().any(|b| same(a, b)) {
+            out.push((RowKind::Insert, a.0.clone(), a.1));
+        }
     }
 }
 
