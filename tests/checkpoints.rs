@@ -587,8 +587,7 @@ fn stop_and_resume(
             temp(&format!("{name}{variant}-state")),
         );
         let text = format!("{settings}{}", script(&bs, &out));
-        let first =
-            run_until_checkpoint_with_output(&rt, &vigil, &unbounded(&text), &state, Some(&out));
+        let first = run_until_checkpoint(&rt, &vigil, &unbounded(&text), &state);
         assert!(
             !pattern || first.partial_matches > 0,
             "{variant}: partial matches were open when the job stopped, the gauge says none ({first:?}, {} rows out)",
@@ -759,8 +758,9 @@ fn an_all_rows_pattern_job_stopped_and_resumed_equals_a_straight_run() {
 /// Updating results into `upsert-kafka` topics suffixed `sfx`: a GROUP BY, a
 /// regular join then a GROUP BY, a Top-3 with row numbers, a
 /// deduplication, a join of two GROUP BYs and a Top-3 over a GROUP BY (both
-/// over updating inputs) — their groups, join rows and ranked rows are in
-/// every checkpoint.
+/// over updating inputs), and an OVER aggregation over a Top-3's result —
+/// their groups, join rows, ranked rows and OVER partitions are in every
+/// checkpoint.
 fn updating_script(bootstrap: &str, sfx: &str) -> String {
     let sink = |name: &str, cols: &str, key: &str| {
         format!(
@@ -772,12 +772,13 @@ fn updating_script(bootstrap: &str, sfx: &str) -> String {
 CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
 WITH ('connector' = 'kafka', 'topic' = 'ev', 'properties.bootstrap.servers' = '{bootstrap}',
       'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
-{}{}{}{}{}{}INSERT INTO agg SELECT k, COUNT(*), SUM(v), MAX(v) FROM ev GROUP BY k;
+{}{}{}{}{}{}{}INSERT INTO agg SELECT k, COUNT(*), SUM(v), MAX(v) FROM ev GROUP BY k;
 INSERT INTO joined SELECT a.k, COUNT(*) FROM ev a JOIN ev b ON a.k = b.k AND a.v = b.v AND a.ts < b.ts GROUP BY a.k;
 INSERT INTO top3 SELECT k, rn, v FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC, ts ASC) AS rn FROM ev) WHERE rn <= 3;
 INSERT INTO latest SELECT k, v, ts FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts DESC) AS rn FROM ev) WHERE rn = 1;
 INSERT INTO agg_pairs SELECT a.k, a.n, b.hi FROM (SELECT k, COUNT(*) AS n FROM ev GROUP BY k) a JOIN (SELECT k, MAX(v) AS hi FROM ev WHERE v > 3 GROUP BY k) b ON a.k = b.k;
 INSERT INTO top_totals SELECT rn, k, total FROM (SELECT *, ROW_NUMBER() OVER (ORDER BY total DESC, k) AS rn FROM (SELECT k, SUM(v) AS total FROM ev GROUP BY k)) WHERE rn <= 3;
+INSERT INTO over_top SELECT k, ts, SUM(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM (SELECT k, v, ts FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC) AS rn FROM ev) WHERE rn <= 3);
 ",
         sink("agg", "k STRING, n BIGINT, total BIGINT, hi BIGINT", "k"),
         sink("joined", "k STRING, pairs BIGINT", "k"),
@@ -785,10 +786,19 @@ INSERT INTO top_totals SELECT rn, k, total FROM (SELECT *, ROW_NUMBER() OVER (OR
         sink("latest", "k STRING, v BIGINT, ts TIMESTAMP(3)", "k"),
         sink("agg_pairs", "k STRING, n BIGINT, hi BIGINT", "k"),
         sink("top_totals", "rn BIGINT, k STRING, total BIGINT", "rn"),
+        sink("over_top", "k STRING, ts TIMESTAMP(3), s BIGINT", "k, ts"),
     )
 }
 
-const UPDATING_SINKS: [&str; 6] = ["agg", "joined", "top3", "latest", "agg_pairs", "top_totals"];
+const UPDATING_SINKS: [&str; 7] = [
+    "agg",
+    "joined",
+    "top3",
+    "latest",
+    "agg_pairs",
+    "top_totals",
+    "over_top",
+];
 
 /// Each upsert topic folded by key: the result table it holds.
 fn folded_tables(bs: &str, sfx: &str) -> Vec<Vec<(String, String)>> {
@@ -846,6 +856,7 @@ fn updating_results_stopped_and_resumed_equal_a_straight_run() {
         "the join of two aggregates has rows"
     );
     assert_eq!(expected[5].len(), 3, "three ranks of totals");
+    assert_eq!(expected[6].len(), 17 * 3, "an OVER row per key's top 3");
     for ((variant, settings), sfx) in VARIANTS.into_iter().zip(["_resumed", "_resumed_p3"]) {
         let state = temp(&format!("updating{variant}-state"));
         let text = format!("{settings}{}", updating_script(&bs, sfx));
@@ -1114,4 +1125,96 @@ fn a_temporal_join_stopped_and_resumed_equals_a_straight_run() {
         &[r#""rv":null"#, r#""rv":3,"#],
         false,
     );
+}
+
+/// Committed rows of a partitioned file sink: each data file's lines under
+/// its partition directory's name (dot files, in-progress parts and
+/// `_SUCCESS` markers left out), sorted.
+fn partitioned_rows(dir: &Path) -> Vec<String> {
+    let mut rows = vec![];
+    for part in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = part.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !part.path().is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(part.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let f = file.file_name().to_string_lossy().into_owned();
+            if f.starts_with('.') || f == "_SUCCESS" {
+                continue;
+            }
+            let text = std::fs::read_to_string(file.path()).expect("read");
+            rows.extend(text.lines().map(|l| format!("{name} {l}")));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// The windowed job writing into a `PARTITIONED BY` file sink (Nexmark
+/// q10's kind of sink), each partition marked `_SUCCESS` when committed.
+fn partitioned_script(bootstrap: &str, out: &Path) -> String {
+    format!(
+        "SET 'execution.checkpointing.interval' = '20 ms';
+CREATE TABLE ev (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'kafka', 'topic' = 'ev', 'properties.bootstrap.servers' = '{bootstrap}',
+      'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
+CREATE TABLE out_p (window_end TIMESTAMP(3), n BIGINT, total BIGINT, k STRING)
+PARTITIONED BY (k)
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json',
+      'sink.partition-commit.policy.kind' = 'success-file');
+INSERT INTO out_p
+SELECT window_end, COUNT(*), SUM(v), k
+FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+GROUP BY k, window_start, window_end;
+",
+        out.display()
+    )
+}
+
+/// A `PARTITIONED BY` file sink stopped at a checkpoint and resumed commits
+/// exactly the straight run's rows into the same partitions: parts written
+/// before the stop are committed once, none is lost or doubled.
+#[test]
+fn a_partitioned_file_sink_stopped_and_resumed_equals_a_straight_run() {
+    let (cluster, bs) = cluster_with_events();
+    let (rt, vigil) = (runtime(), Vigil::new());
+    let (straight_out, straight_state) = (temp("partitioned-out"), temp("partitioned-state"));
+    run_to_end(
+        &rt,
+        &vigil,
+        &partitioned_script(&bs, &straight_out),
+        &straight_state,
+    );
+    let expected = partitioned_rows(&straight_out);
+    assert!(expected.len() > 17 * 150, "{} rows", expected.len());
+    assert!(
+        straight_out.join("k=k0").join("_SUCCESS").exists(),
+        "a partition is committed"
+    );
+    let (out, state) = (
+        temp("partitioned-resumed-out"),
+        temp("partitioned-resumed-state"),
+    );
+    held_back_topic(&cluster, &bs, "held_partitioned");
+    let text = on_topic(&partitioned_script(&bs, &out), "held_partitioned");
+    run_until_checkpoint(&rt, &vigil, &unbounded(&text), &state);
+    let partial = partitioned_rows(&out).len();
+    eprintln!(
+        "stopped with {partial} of {} rows committed",
+        expected.len()
+    );
+    assert!(
+        partial < expected.len(),
+        "stopped before the end ({partial} rows)"
+    );
+    release(&bs, "held_partitioned");
+    run_to_end(&rt, &vigil, &text, &state);
+    assert_eq!(partitioned_rows(&out), expected);
+    for d in [straight_out, straight_state, out, state] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

@@ -180,6 +180,7 @@ impl UpdatingOver {
         let before = self.outputs(&old, first)?;
         let after = self.outputs(&rows, first)?;
         let mut gone: Vec<Option<Output>> = before.into_iter().map(Some).collect();
+        let mut new = vec![];
         for (row, values) in after {
             let kept = gone.iter_mut().find(|g| {
                 g.as_ref()
@@ -187,14 +188,17 @@ impl UpdatingOver {
             });
             match kept {
                 Some(slot) => *slot = None,
-                None => emitted.push((row, values, RowKind::Insert)),
+                None => new.push((row, values, RowKind::Insert)),
             }
         }
+        // Deletes first: a consumer that upserts by a key of the row (a
+        // sink with a primary key) must see an output's new values last.
         emitted.extend(
             gone.into_iter()
                 .flatten()
                 .map(|(r, v)| (r, v, RowKind::Delete)),
         );
+        emitted.extend(new);
         if rows.is_empty() {
             self.partitions.remove(key);
         } else {
