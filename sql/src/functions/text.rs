@@ -12,7 +12,11 @@
 //!   by default, both regular expressions as in Flink);
 //! - `PARSE_URL(url, part [, key])`: `HOST`, `PATH`, `QUERY` (or one
 //!   query parameter's value), `REF`, `PROTOCOL`, `FILE`, `AUTHORITY`,
-//!   `USERINFO`.
+//!   `USERINFO`;
+//! - `JSON_STRING(x)`: `x` as JSON text (a string quoted and escaped);
+//! - `URL_ENCODE(s)`, `URL_DECODE(s)` (Java's `URLEncoder`/`URLDecoder`:
+//!   form encoding in UTF-8, a space as `+`; NULL for what does not decode);
+//! - `SPLIT(s, delimiter)`: the parts between the delimiters, as an array.
 
 use std::sync::Arc;
 
@@ -39,9 +43,13 @@ enum Kind {
     IsDecimal,
     StrToMap,
     ParseUrl,
+    JsonString,
+    UrlEncode,
+    UrlDecode,
+    Split,
 }
 
-const KINDS: [(Kind, &str); 9] = [
+const KINDS: [(Kind, &str); 13] = [
     (Kind::Bin, "bin"),
     (Kind::Hex, "hex"),
     (Kind::ToBase64, "to_base64"),
@@ -51,6 +59,10 @@ const KINDS: [(Kind, &str); 9] = [
     (Kind::IsDecimal, "is_decimal"),
     (Kind::StrToMap, "str_to_map"),
     (Kind::ParseUrl, "parse_url"),
+    (Kind::JsonString, "json_string"),
+    (Kind::UrlEncode, "url_encode"),
+    (Kind::UrlDecode, "url_decode"),
+    (Kind::Split, "split"),
 ];
 
 /// One of the functions (see the module docs).
@@ -102,6 +114,7 @@ impl ScalarUDFImpl for TextFunction {
         let ok = match self.kind {
             Kind::StrToMap => (1..=3).contains(&n),
             Kind::ParseUrl => (2..=3).contains(&n),
+            Kind::Split => n == 2,
             _ => n == 1,
         };
         if !ok {
@@ -113,6 +126,7 @@ impl ScalarUDFImpl for TextFunction {
         Ok(match self.kind {
             Kind::IsAlpha | Kind::IsDigit | Kind::IsDecimal => DataType::Boolean,
             Kind::StrToMap => string_map_type(),
+            Kind::Split => DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
             _ => DataType::Utf8,
         })
     }
@@ -163,6 +177,21 @@ impl ScalarUDFImpl for TextFunction {
             })?,
             Kind::StrToMap => str_to_map(&arrays)?,
             Kind::ParseUrl => parse_url(&arrays)?,
+            Kind::JsonString if arrays[0].data_type().is_null() => {
+                Arc::new(StringArray::new_null(n))
+            }
+            Kind::JsonString
+                if matches!(
+                    arrays[0].data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) =>
+            {
+                map_strings(&arrays[0], |s| serde_json::to_string(s).ok())?
+            }
+            Kind::JsonString => map_strings(&arrays[0], |s| Some(s.to_string()))?,
+            Kind::UrlEncode => map_strings(&arrays[0], |s| Some(url_encode(s)))?,
+            Kind::UrlDecode => map_strings(&arrays[0], url_decode)?,
+            Kind::Split => split(&arrays)?,
         };
         Ok(ColumnarValue::Array(out))
     }
@@ -303,6 +332,70 @@ fn url_part(url: &str, part: &str, key: Option<&str>) -> Option<String> {
     }
 }
 
+/// Java's `URLEncoder.encode(s, UTF-8)`.
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Java's `URLDecoder.decode(s, UTF-8)`; `None` for a bad escape or bytes
+/// that are not UTF-8.
+fn url_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `SPLIT(s, delimiter)`.
+fn split(arrays: &[ArrayRef]) -> Result<ArrayRef> {
+    use datafusion::arrow::array::ListBuilder;
+    let text = cast(&arrays[0], &DataType::Utf8)?;
+    let text = text.as_string::<i32>();
+    let delims = cast(&arrays[1], &DataType::Utf8)?;
+    let delims = delims.as_string::<i32>();
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for i in 0..text.len() {
+        if text.is_null(i) || delims.is_null(i) {
+            b.append_null();
+            continue;
+        }
+        let (t, d) = (text.value(i), delims.value(i));
+        if d.is_empty() {
+            for c in t.chars() {
+                b.values().append_value(c.to_string());
+            }
+        } else {
+            for part in t.split(d) {
+                b.values().append_value(part);
+            }
+        }
+        b.append(true);
+    }
+    Ok(Arc::new(b.finish()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +418,12 @@ mod tests {
         );
         assert_eq!(url_part(url, "USERINFO", None).as_deref(), Some("user"));
         assert_eq!(url_part("not a url", "HOST", None), None);
+    }
+
+    #[test]
+    fn urls_encode_and_decode_as_java_does() {
+        assert_eq!(url_encode("a b&c=d/é"), "a+b%26c%3Dd%2F%C3%A9");
+        assert_eq!(url_decode("a%20b+c").as_deref(), Some("a b c"));
+        assert_eq!(url_decode("%zz"), None);
     }
 }
