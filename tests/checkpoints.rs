@@ -597,7 +597,12 @@ fn stop_and_resume(
             temp(&format!("{name}{variant}-state")),
         );
         let text = format!("{settings}{}", script(&bs, &out));
-        let first = run_until_checkpoint(&rt, &vigil, &unbounded(&text), &state);
+        // A pattern job is stopped once it has committed matches, so that
+        // its matcher has taken rows in (a first checkpoint can come before
+        // any row reaches it, with no partial match open yet).
+        let wait_for = pattern.then_some(out.as_path());
+        let first =
+            run_until_checkpoint_with_output(&rt, &vigil, &unbounded(&text), &state, wait_for);
         assert!(
             !pattern || first.partial_matches > 0,
             "{variant}: partial matches were open when the job stopped, the gauge says none ({first:?}, {} rows out)",
