@@ -18,6 +18,7 @@ use vigil_engine::graph::NodeId;
 use vigil_engine::join::JoinKind;
 use vigil_engine::operators::expand::{Expand, GroupingSet};
 use vigil_engine::state::parallelism_setting;
+use vigil_engine::window::aggregate::grouping_id;
 
 use crate::error::{Result, SqlError};
 use crate::join::stream_join_kind;
@@ -171,13 +172,7 @@ impl Translator<'_> {
             .iter()
             .enumerate()
             .map(|(k, nulls)| {
-                // As DataFusion: a bit per key (1: NULL here), the first key
-                // highest; a repeated set gets an ordinal above those bits.
-                let ordinal = sets[..k].iter().filter(|s| *s == nulls).count() as u64;
-                let bits = nulls
-                    .iter()
-                    .fold(0u64, |acc, &null| (acc << 1) | u64::from(null));
-                ScalarValue::UInt64(Some(bits | (ordinal << nulls.len())))
+                ScalarValue::UInt64(Some(grouping_id(&sets, k)))
                     .cast_to(&id_type)
                     .map(|id| GroupingSet {
                         nulls: nulls.clone(),

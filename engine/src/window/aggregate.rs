@@ -157,23 +157,25 @@ impl WindowAggregate {
         let Some(field) = &self.grouping.grouping_id else {
             return Ok(None);
         };
-        // As DataFusion: bit per expression (1 = NULL in this set), first
-        // expression highest; repeated sets get an ordinal above those bits.
-        let mask = &self.grouping.sets[set];
-        let ordinal = self.grouping.sets[..set]
-            .iter()
-            .filter(|s| *s == mask)
-            .count() as u64;
-        let semantic = mask
-            .iter()
-            .fold(0u64, |acc, &null| (acc << 1) | u64::from(null));
-        let id = semantic | (ordinal << mask.len());
-        let array = ScalarValue::UInt64(Some(id))
+        let array = ScalarValue::UInt64(Some(grouping_id(&self.grouping.sets, set)))
             .cast_to(field.data_type())
             .and_then(|v| v.to_array_of_size(rows))
             .context("grouping id")?;
         Ok(Some(array))
     }
+}
+
+/// The `__grouping_id` of grouping set `set` of `sets` (per set, which
+/// group expressions it sets to NULL), as DataFusion numbers them: a bit per
+/// expression (1: NULL in this set), the first expression highest; a
+/// repeated set gets an ordinal above those bits.
+pub fn grouping_id(sets: &[Vec<bool>], set: usize) -> u64 {
+    let mask = &sets[set];
+    let ordinal = sets[..set].iter().filter(|s| *s == mask).count() as u64;
+    let semantic = mask
+        .iter()
+        .fold(0u64, |acc, &null| (acc << 1) | u64::from(null));
+    semantic | (ordinal << mask.len())
 }
 
 impl Operator for WindowAggregate {
