@@ -112,6 +112,76 @@ fn bad_kafka_records_go_to_a_dead_letter_topic_with_their_offset_and_error() {
     assert_eq!(letters[1].header("vigil-dlq-position"), Some("events/0@3"));
 }
 
+/// A `debezium-json` topic: the good change events become their changelog
+/// rows (an update two rows, each with its record's metadata), a Debezium
+/// tombstone is skipped, and records that are no changes (not JSON, an
+/// unknown `op`, an update without `before`) are dead letters with their
+/// offset and reason.
+#[test]
+fn bad_change_events_go_to_the_dead_letters_and_good_ones_become_changes() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let bs = cluster.bootstrap_servers();
+    cluster.create_topic("cdc", 1, 1).expect("topic");
+    cluster.create_topic("cdc-dlq", 1, 1).expect("topic");
+    produce(
+        &bs,
+        "cdc",
+        &[
+            Rec::value(r#"{"before":null,"after":{"id":1,"v":"a"},"op":"c"}"#),
+            Rec::value("not json"),
+            Rec::value(r#"{"before":{"id":1,"v":"a"},"after":{"id":1,"v":"b"},"op":"u"}"#),
+            Rec::value(r#"{"before":null,"after":{"id":2,"v":"x"},"op":"t"}"#),
+            Rec::value(r#"{"before":null,"after":{"id":1,"v":"c"},"op":"u"}"#),
+            Rec::default().key("1"),
+            Rec::value(r#"{"before":{"id":1,"v":"b"},"after":null,"op":"d"}"#),
+        ],
+    );
+    let script = format!(
+        "CREATE TABLE t (id BIGINT, v STRING, off BIGINT METADATA FROM 'offset') WITH (
+           'connector' = 'kafka', 'topic' = 'cdc', 'properties.bootstrap.servers' = '{bs}',
+           'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',
+           'format' = 'debezium-json',
+           'dlq.connector' = 'kafka', 'dlq.topic' = 'cdc-dlq', 'dlq.properties.bootstrap.servers' = '{bs}');
+         CREATE TABLE out_t (id BIGINT, v STRING, off BIGINT) WITH ('connector' = 'collect', 'name' = 'cdc_good');
+         INSERT INTO out_t SELECT id, v, off FROM t;"
+    );
+    let summary = runtime()
+        .block_on(collect::vigil().run_script(&script, OutputFormat::Json))
+        .expect("the job goes on");
+    assert_eq!(summary.malformed_records, 3);
+    let rows: Vec<(String, i64, i64)> = collect::rows("cdc_good")
+        .iter()
+        .map(|r| {
+            (
+                r["v"].as_str().expect("v").to_string(),
+                r["off"].as_i64().expect("off"),
+                r["__row_kind"].as_i64().expect("kind"),
+            )
+        })
+        .collect();
+    let expected = [("a", 0, 0), ("a", 2, 1), ("b", 2, 2), ("b", 6, 3)];
+    let expected: Vec<(String, i64, i64)> = expected
+        .iter()
+        .map(|(v, o, k)| (v.to_string(), *o, *k))
+        .collect();
+    assert_eq!(rows, expected);
+    let letters = kafka::consume_records(&bs, "cdc-dlq");
+    let positions: Vec<Option<&str>> = letters
+        .iter()
+        .map(|l| l.header("vigil-dlq-position"))
+        .collect();
+    assert_eq!(
+        positions,
+        vec![Some("cdc/0@1"), Some("cdc/0@3"), Some("cdc/0@4")]
+    );
+    let errors: Vec<&str> = letters
+        .iter()
+        .map(|l| l.header("vigil-dlq-error").unwrap_or(""))
+        .collect();
+    assert!(errors[1].contains("unknown 'op'"), "{errors:?}");
+    assert!(errors[2].contains("'before'"), "{errors:?}");
+}
+
 /// The README's alert pipeline (Kafka to a webhook, dead letters on both
 /// ends) plans as written.
 #[test]

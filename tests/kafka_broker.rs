@@ -29,8 +29,16 @@ fn query_of(script: &str) -> String {
     script[at..].trim().trim_end_matches(';').trim().to_string()
 }
 
-/// Runs `vigil run` on `script`, killing it after `limit`.
+/// Runs `vigil run` on `script`, killing it after `limit`: whether it
+/// succeeded, and its log.
 fn run_vigil(script: &str, limit: Duration) -> (bool, String) {
+    let (ok, _, stderr) = run_vigil_rows(script, limit);
+    (ok, stderr)
+}
+
+/// Runs `vigil run --format json` on `script`, killing it after `limit`:
+/// whether it succeeded, the rows it printed, and its log.
+fn run_vigil_rows(script: &str, limit: Duration) -> (bool, String, String) {
     let dir = std::env::temp_dir().join(format!("vigil-kafka-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join(format!(
@@ -39,33 +47,45 @@ fn run_vigil(script: &str, limit: Duration) -> (bool, String) {
     ));
     std::fs::write(&path, script).expect("write script");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["-v", "run", path.to_str().expect("path")])
-        .stdout(Stdio::null())
+        .args([
+            "-v",
+            "run",
+            "--format",
+            "json",
+            path.to_str().expect("path"),
+        ])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start vigil");
+    // Read both pipes while the job runs, so that neither fills up.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
     let deadline = Instant::now() + limit;
-    loop {
+    let (ok, note) = loop {
         if let Some(status) = child.try_wait().expect("wait") {
-            let out = child.wait_with_output().expect("output");
-            return (
-                status.success(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            );
+            break (status.success(), String::new());
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            return (
-                false,
-                format!(
-                    "timed out after {limit:?}\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            );
+            let _ = child.wait();
+            break (false, format!("timed out after {limit:?}\n"));
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
+    };
+    let rows = out.join().unwrap_or_default();
+    let log = note + &err.join().unwrap_or_default();
+    (ok, rows, log)
 }
 
 /// Produces the golden case's data into `partitions` partitions (round robin,
@@ -368,4 +388,75 @@ fn group_offsets_are_committed_only_with_completed_checkpoints() {
     child.wait().expect("reap");
     assert_eq!(kafka::consume_all(&bs, "ck-out-2").len(), 40);
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// The upsert-kafka cases (tests/kafka/upsert_*.sql): the records of
+/// tests/data/upsert_rates.jsonl (a key and a value each, a null value a
+/// tombstone) produced into a one-partition topic, read as a changelog by
+/// Vigil, equal the rows Flink 2.3 made of the same records
+/// (tests/golden/kafka/, by tests/kafka/regen_upsert.py).
+#[test]
+fn upsert_kafka_sources_match_flink() {
+    let broker = Kafka::start();
+    let topic = "upsert-rates";
+    create_topics(&broker.bootstrap, &[(topic, 1)]);
+    let data = std::fs::read_to_string(tests_dir().join("data").join("upsert_rates.jsonl"))
+        .expect("records");
+    let records: Vec<Rec> = data
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let rec: serde_json::Value = serde_json::from_str(l).expect("a record");
+            let key = rec["key"].to_string();
+            match &rec["value"] {
+                serde_json::Value::Null => Rec::default().key(key),
+                value => Rec::value(value.to_string()).key(key),
+            }
+        })
+        .collect();
+    produce(&broker.bootstrap, topic, &records);
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(tests_dir().join("kafka"))
+        .expect("tests/kafka")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("upsert_") && n.ends_with(".sql"))
+        })
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 3, "the upsert-kafka cases: {cases:?}");
+    for case in cases {
+        let name = case.file_stem().and_then(|n| n.to_str()).expect("name");
+        let text = std::fs::read_to_string(&case).expect("case");
+        let script = text
+            .replace("{{BROKERS}}", &broker.bootstrap)
+            .replace("{{TOPIC}}", topic)
+            .replace("{{DATA}}", tests_dir().join("data").to_str().expect("path"));
+        let (ok, rows, log) = run_vigil_rows(&script, Duration::from_secs(120));
+        assert!(ok, "{name}: vigil failed:\n{log}");
+        let expected = std::fs::read_to_string(
+            tests_dir()
+                .join("golden")
+                .join("kafka")
+                .join(format!("{name}.jsonl")),
+        )
+        .expect("golden rows");
+        let compared = if text.contains("-- compare: final") {
+            match (
+                compare::final_table(&expected, None),
+                compare::final_table(&rows, None),
+            ) {
+                (Ok(e), Ok(a)) => compare::compare_jsonl(&e, &a),
+                (e, a) => Err(format!("{e:?} / {a:?}")),
+            }
+        } else {
+            compare::compare_jsonl(&expected, &rows)
+        };
+        match compared {
+            Ok(None) => {}
+            Ok(Some(diff)) => panic!("{name} differs from Flink:\n{diff}\nvigil's log:\n{log}"),
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
 }

@@ -288,6 +288,22 @@ pub trait LookupTable: Send {
     fn fork(&self) -> Result<Box<dyn LookupTable>>;
 }
 
+/// How the rows of a source change its table (Flink's `ChangelogMode` of a
+/// scan). A source of a changelog emits its data columns followed by the
+/// `__row_kind` column (see [`crate::changelog`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceChangelog {
+    /// Every row is new (`+I` only).
+    Append,
+    /// Rows insert, update (`-U` old, `+U` new) and delete (`-D`) rows, each
+    /// carrying the whole row (Debezium, Canal, Maxwell).
+    Full,
+    /// Rows are the primary key's latest row (`+I`) or its deletion (`-D`
+    /// carrying only the key): the planner keeps each key's last row to
+    /// make a full changelog of it.
+    Upsert,
+}
+
 /// Creates sources and sinks for one `'connector' = '...'` name.
 pub trait ConnectorFactory: Send + Sync {
     /// The connector name as written in `WITH ('connector' = ...)`.
@@ -314,6 +330,12 @@ pub trait ConnectorFactory: Send + Sync {
     /// that update or delete earlier ones); an append-only sink cannot.
     fn accepts_updates(&self, _spec: &TableSpec) -> bool {
         false
+    }
+    /// How the rows a source of `spec` reads change its table: appended
+    /// rows (most connectors), a changelog whose rows carry their kind (a
+    /// CDC format), or upserts by the primary key (`upsert-kafka`).
+    fn source_changelog(&self, _spec: &TableSpec) -> Result<SourceChangelog> {
+        Ok(SourceChangelog::Append)
     }
     /// The metadata keys a sink can write.
     fn writable_metadata(&self) -> &'static [(&'static str, &'static str)] {

@@ -29,6 +29,7 @@ mod translate_join;
 mod translate_lookup;
 mod translate_over;
 mod translate_rank;
+mod translate_scan;
 mod translate_sort;
 mod translate_temporal;
 mod translate_unnest;

@@ -1,30 +1,27 @@
 //! Translation of an optimised DataFusion logical plan into engine operators.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
-use datafusion::common::{Column, DFSchema, ExprSchema};
+use datafusion::common::{DFSchema, ExprSchema};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::expr::{Alias, GroupingSet};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{
-    Aggregate, Expr, LogicalPlan, TableScan, UserDefinedLogicalNodeCore,
-};
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::execution_props::ExecutionProps;
 use datafusion::physical_expr::expressions::{Column as PhysColumn, Literal};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use futures::future::BoxFuture;
 use vigil_engine::changelog::{with_row_kind, RowKind, ROW_KIND};
-use vigil_engine::connector::{ConnectorRegistry, TableSpec};
+use vigil_engine::connector::ConnectorRegistry;
 use vigil_engine::graph::{JobGraph, NodeId};
 use vigil_engine::metrics::{names, Metrics};
 use vigil_engine::operators::filter::Filter;
 use vigil_engine::operators::proctime_clock::ProctimeClock;
 use vigil_engine::operators::project::Project;
-use vigil_engine::operators::watermark::WatermarkAssigner;
 use vigil_engine::state::parallelism_setting;
 use vigil_engine::window::aggregate::{AggregateSpec, GroupingSpec, WindowAggregate};
 use vigil_engine::window::assign::WindowAssigner;
@@ -32,7 +29,7 @@ use vigil_engine::window::session::SessionAssigner;
 use vigil_engine::window::spill::{Spill, SpillConfig};
 use vigil_engine::window::{WindowKind, WINDOW_METADATA_KEY};
 
-use crate::catalog::{connector_factory, TableEntry};
+use crate::catalog::TableEntry;
 use crate::error::{Pos, Result, SqlError};
 use crate::match_recognize::node::{LogicalNav, MatchRecognizeNode};
 use crate::window_node::WindowTvfNode;
@@ -67,6 +64,10 @@ pub struct Translator<'a> {
     /// Set while planning the input of an operator that needs the old rows
     /// of updates (`-U`), which a top-1 then emits.
     pub(crate) retractions_needed: bool,
+    /// Planning the versioned side of a temporal join straight from a
+    /// table: an upsert source goes in as its upserts, not normalised (as
+    /// in Flink, whose temporal join takes an upsert stream as it is).
+    pub(crate) raw_upserts: bool,
     /// Scans shared by the script's queries (see `ScriptPlanner`).
     pub(crate) shared_scans: Option<&'a crate::planner::SharedScans>,
 }
@@ -108,6 +109,7 @@ impl<'a> Translator<'a> {
             props: ExecutionProps::new(),
             rank_hint: RankHint::default(),
             retractions_needed: false,
+            raw_upserts: false,
             shared_scans: None,
         }
     }
@@ -299,185 +301,6 @@ impl<'a> Translator<'a> {
             Box::new(MemorySource::new(batches, schema.clone())),
             schema,
         ))
-    }
-
-    fn scan(&mut self, scan: &TableScan) -> Result<NodeId> {
-        let name = scan.table_name.table().to_string();
-        let entry = self
-            .tables
-            .get(&name)
-            .ok_or_else(|| {
-                SqlError::at(self.pos, format!("table '{name}' is not a declared table"))
-            })?
-            .clone();
-        let full = entry.schema.clone();
-        let all: Vec<usize> = (0..full.fields().len()).collect();
-        let projection = scan.projection.clone().unwrap_or(all.clone());
-        // A shared scan reads every column, once for all queries.
-        let shared = self.shared_scans;
-        if let Some(shared) = shared {
-            let known = shared.lock().ok().and_then(|m| m.get(&name).copied());
-            let node = match known {
-                Some(node) => node,
-                None => {
-                    let node = self.scan_columns(&name, &entry, all.iter().copied().collect())?;
-                    if let Ok(mut m) = shared.lock() {
-                        m.insert(name.clone(), node);
-                    }
-                    node
-                }
-            };
-            return self.project_scan(scan, &entry, node, &all, &projection);
-        }
-        // Columns needed: the projected ones, the time attribute, and what the
-        // computed columns and the watermark read.
-        let mut needed: BTreeSet<usize> = projection.iter().copied().collect();
-        if let Some((rt, wm)) = &entry.watermark {
-            needed.insert(*rt);
-            for c in wm.column_refs() {
-                if let Ok(i) = full.index_of(&c.name) {
-                    needed.insert(i);
-                }
-            }
-        }
-        for i in needed.clone() {
-            if let Some(e) = &entry.computed[i] {
-                for c in e.column_refs() {
-                    if let Ok(j) = full.index_of(&c.name) {
-                        needed.insert(j);
-                    }
-                }
-            }
-        }
-        let needed_idx: Vec<usize> = needed.iter().copied().collect();
-        let node = self.scan_columns(&name, &entry, needed)?;
-        self.project_scan(scan, &entry, node, &needed_idx, &projection)
-    }
-
-    /// The source of table `name` reading the columns `needed` (with what
-    /// their computed columns and the watermark read), then its computed
-    /// columns and watermark: the node emits `needed` in declaration order.
-    fn scan_columns(
-        &mut self,
-        name: &str,
-        entry: &Arc<TableEntry>,
-        needed: BTreeSet<usize>,
-    ) -> Result<NodeId> {
-        let full = entry.schema.clone();
-        let name = name.to_string();
-        let physical_idx: Vec<usize> = needed
-            .iter()
-            .copied()
-            .filter(|i| entry.computed[*i].is_none())
-            .collect();
-        let source_schema = Arc::new(Schema::new(
-            physical_idx
-                .iter()
-                .map(|i| {
-                    full.field(*i)
-                        .as_ref()
-                        .clone()
-                        .with_metadata(Default::default())
-                })
-                .collect::<Vec<_>>(),
-        ));
-        let metadata = entry
-            .metadata_columns(false)
-            .into_iter()
-            .filter(|(col, _)| source_schema.field_with_name(col).is_ok())
-            .collect();
-        let spec = TableSpec {
-            name: name.clone(),
-            schema: source_schema.clone(),
-            options: entry.def.options.clone(),
-            metadata,
-            job_options: self.settings.clone(),
-            primary_key: entry.def.primary_key.clone(),
-            partition_keys: entry.def.partition_keys.clone(),
-        };
-        let factory = connector_factory(self.registry, &entry.def)?;
-        crate::catalog::check_metadata_types(factory.as_ref(), &entry.def, false)?;
-        let source = factory
-            .create_source(&spec, self.metrics)
-            .map_err(|e| SqlError::at(entry.def.options_pos, e.to_string()))?;
-        let mut node = self
-            .graph
-            .add_source(&name.to_string(), source, source_schema.clone());
-
-        // Compute the needed columns in declaration order.
-        let needed_idx: Vec<usize> = needed.iter().copied().collect();
-        let expanded = Arc::new(Schema::new(
-            needed_idx
-                .iter()
-                .map(|i| full.field(*i).as_ref().clone())
-                .collect::<Vec<_>>(),
-        ));
-        let source_df =
-            DFSchema::try_from(source_schema.as_ref().clone()).map_err(|e| self.df_err(e))?;
-        let has_computed = needed_idx.iter().any(|i| entry.computed[*i].is_some());
-        if has_computed || expanded.fields().len() != source_schema.fields().len() {
-            let exprs = needed_idx
-                .iter()
-                .map(|i| match &entry.computed[*i] {
-                    Some(e) => self.physical(e, &source_df),
-                    None => self.physical(
-                        &Expr::Column(Column::from_name(full.field(*i).name())),
-                        &source_df,
-                    ),
-                })
-                .collect::<Result<Vec<_>>>()?;
-            node = self.graph.add_operator(
-                node,
-                Box::new(Project::new(exprs, expanded.clone())),
-                expanded.clone(),
-            );
-        }
-        if let Some((rt, wm)) = &entry.watermark {
-            let expanded_df =
-                DFSchema::try_from(expanded.as_ref().clone()).map_err(|e| self.df_err(e))?;
-            let wm = self.physical(wm, &expanded_df)?;
-            let rt_idx = needed_idx.iter().position(|i| i == rt).unwrap_or(0);
-            let op = WatermarkAssigner::new(name.clone(), rt_idx, wm);
-            node = self
-                .graph
-                .add_operator(node, Box::new(op), expanded.clone());
-        }
-        Ok(node)
-    }
-
-    /// A scan's `projection` of the node `node`, which emits the table's
-    /// columns `columns`.
-    fn project_scan(
-        &mut self,
-        scan: &TableScan,
-        entry: &Arc<TableEntry>,
-        mut node: NodeId,
-        columns: &[usize],
-        projection: &[usize],
-    ) -> Result<NodeId> {
-        let full = entry.schema.clone();
-        let expanded = self.graph.schema(node);
-        let needed_idx = columns;
-        let out_schema = arrow_schema(&scan.projected_schema);
-        if projection != needed_idx {
-            let expanded_df =
-                DFSchema::try_from(expanded.as_ref().clone()).map_err(|e| self.df_err(e))?;
-            let exprs = projection
-                .iter()
-                .map(|i| {
-                    self.physical(
-                        &Expr::Column(Column::from_name(full.field(*i).name())),
-                        &expanded_df,
-                    )
-                })
-                .collect::<Result<Vec<_>>>()?;
-            node = self.graph.add_operator(
-                node,
-                Box::new(Project::new(exprs, out_schema.clone())),
-                out_schema,
-            );
-        }
-        Ok(node)
     }
 
     async fn match_recognize(&mut self, node: &MatchRecognizeNode) -> Result<NodeId> {

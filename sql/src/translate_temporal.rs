@@ -67,7 +67,10 @@ impl Translator<'_> {
         let right_plan = without_as_of(&j.right).map_err(|e| self.df_err(e))?;
         let left = self.plan(&j.left).await?;
         self.require_append_only(left, "JOIN", "the left side of a temporal join")?;
-        let right = self.plan(&right_plan).await?;
+        let outer = std::mem::replace(&mut self.raw_upserts, reads_table(&right_plan));
+        let right = self.plan(&right_plan).await;
+        self.raw_upserts = outer;
+        let right = right?;
         let sides = [arrow_schema(left_schema), arrow_schema(right_schema)];
         let left_keys: Vec<Expr> = j.on.iter().map(|(l, _)| l.clone()).collect();
         let right_keys: Vec<Expr> = j.on.iter().map(|(_, r)| r.clone()).collect();
@@ -121,6 +124,18 @@ impl Translator<'_> {
             .with_help("declare PRIMARY KEY (k) NOT ENFORCED on it, or join a view that keeps the latest row per key (ROW_NUMBER() ... = 1)")),
             _ => Ok(()),
         }
+    }
+}
+
+/// Whether `plan` reads a table with no more than renames and projections
+/// (no filter: an upsert stream filtered on a changing column needs its
+/// rows normalised to retract the ones that leave).
+fn reads_table(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::TableScan(scan) => scan.filters.is_empty(),
+        LogicalPlan::SubqueryAlias(a) => reads_table(&a.input),
+        LogicalPlan::Projection(p) => reads_table(&p.input),
+        _ => false,
     }
 }
 

@@ -12,11 +12,14 @@ pub mod splits;
 
 use std::path::PathBuf;
 
-use vigil_engine::connector::{ConnectorFactory, LookupTable, Sink, Source, TableSpec};
+use vigil_engine::connector::{
+    ConnectorFactory, LookupTable, Sink, Source, SourceChangelog, TableSpec,
+};
 use vigil_engine::metrics::Metrics;
 use vigil_engine::Result;
 
 use crate::error::connector_error;
+use crate::format::{Format, Part};
 use crate::options::{check_format, check_options};
 
 /// Options Vigil accepts for the filesystem connector (Flink's names).
@@ -37,10 +40,15 @@ const OPTIONS: &[&str] = &[
     "csv.null-literal",
     "cloudevents.source",
     "cloudevents.type",
+    "debezium-json.schema-include",
+    "debezium-json.ignore-parse-errors",
+    "debezium-json.timestamp-format.standard",
 ];
 
 /// The formats a filesystem source reads.
-const SOURCE_FORMATS: &[&str] = &["json", "raw", "cloudevents", "csv"];
+const SOURCE_FORMATS: &[&str] = &["json", "raw", "cloudevents", "csv", "debezium-json"];
+/// The formats a lookup join reads (a table read whole, not a changelog).
+const LOOKUP_FORMATS: &[&str] = &["json", "raw", "cloudevents", "csv"];
 /// The formats a filesystem sink writes.
 const SINK_FORMATS: &[&str] = &["json", "raw", "cloudevents", "csv"];
 
@@ -107,8 +115,16 @@ impl ConnectorFactory for FilesystemConnector {
 
     fn create_lookup(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn LookupTable>> {
         check_options("filesystem", spec, OPTIONS)?;
-        check_format("filesystem", spec, SOURCE_FORMATS)?;
+        check_format("filesystem", spec, LOOKUP_FORMATS)?;
         Ok(Box::new(lookup::FileLookup::new(spec, metrics)?))
+    }
+
+    fn source_changelog(&self, spec: &TableSpec) -> Result<SourceChangelog> {
+        let format = Format::from_spec("filesystem", spec, Part::Table, SOURCE_FORMATS)?;
+        Ok(match format {
+            Some(f) if f.is_changelog() => SourceChangelog::Full,
+            _ => SourceChangelog::Append,
+        })
     }
 
     fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>> {

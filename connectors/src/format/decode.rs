@@ -8,6 +8,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::json::reader::{Decoder, ReaderBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
 
+use super::cdc::{CdcLayout, Changes};
 use super::cloudevents::EventLayout;
 use super::Format;
 
@@ -49,6 +50,8 @@ pub struct RecordDecoder {
     format: Format,
     /// CloudEvents: how the table's columns map onto an event.
     events: Option<EventLayout>,
+    /// CDC formats: how the table's columns map onto a change record.
+    cdc: Option<CdcLayout>,
 }
 
 impl RecordDecoder {
@@ -63,17 +66,32 @@ impl RecordDecoder {
     pub fn for_format(format: Format, schema: SchemaRef) -> Self {
         let events =
             matches!(format, Format::CloudEvents { .. }).then(|| EventLayout::new(&schema));
+        let cdc = match &format {
+            Format::Cdc(f) => Some(CdcLayout::new(*f, &schema)),
+            _ => None,
+        };
         Self {
             schema,
             format,
             events,
+            cdc,
+        }
+    }
+
+    /// The schema of the batches it decodes: the table's columns, and for a
+    /// changelog format the row kind after them.
+    pub fn output_schema(&self) -> SchemaRef {
+        match &self.cdc {
+            Some(c) => c.output_schema().clone(),
+            None => self.schema.clone(),
         }
     }
 
     fn decoder(&self, batch_size: usize) -> datafusion::arrow::error::Result<Decoder> {
-        let schema = match &self.events {
-            Some(e) => e.decode_schema.clone(),
-            None => self.schema.clone(),
+        let schema = match (&self.events, &self.cdc) {
+            (Some(e), _) => e.decode_schema.clone(),
+            (_, Some(c)) => c.decode_schema.clone(),
+            _ => self.schema.clone(),
         };
         ReaderBuilder::new(schema)
             .with_batch_size(batch_size.max(1))
@@ -86,13 +104,47 @@ impl RecordDecoder {
         match &self.format {
             Format::Raw => return super::raw::decode_lines(&self.schema, chunk, first_line),
             Format::Csv(csv) => return csv.decode_chunk(&self.schema, chunk, first_line),
-            Format::Json | Format::CloudEvents { .. } => {}
+            Format::Json | Format::CloudEvents { .. } | Format::Cdc(_) => {}
         }
         let lines = memchr::memchr_iter(b'\n', chunk).count() + 1;
-        if let Ok(batch) = self.decode_all(chunk, lines) {
+        if let Ok(batch) = self.decode_rows(chunk, lines) {
             return Decoded { batch, bad: vec![] };
         }
         self.decode_line_by_line(chunk, first_line)
+    }
+
+    /// The rows of `chunk`: its records' rows, or for a changelog format
+    /// the changes they make.
+    fn decode_rows(&self, chunk: &[u8], lines: usize) -> Result<Option<RecordBatch>, String> {
+        let batch = self.decode_all(chunk, lines).map_err(|e| e.to_string())?;
+        match (&self.cdc, batch) {
+            (Some(cdc), Some(b)) => Ok(Some(cdc.changes(&b)?.rows)),
+            (_, batch) => Ok(batch),
+        }
+    }
+
+    /// The changes the records of `buf` make (a changelog format; see
+    /// [`RecordDecoder::decode_records`] for the layout of `buf`), or why
+    /// some record is not one.
+    pub fn decode_changes(&self, buf: &[u8], ends: &[usize]) -> Result<Changes, String> {
+        let Some(cdc) = &self.cdc else {
+            return Err(format!(
+                "'{}' is not a changelog format",
+                self.format.name()
+            ));
+        };
+        let n = ends.len();
+        let batch = self
+            .decode_all(buf, n)
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| RecordBatch::new_empty(cdc.decode_schema.clone()));
+        if batch.num_rows() != n {
+            return Err(format!(
+                "expected {n} record(s), found {}",
+                batch.num_rows()
+            ));
+        }
+        cdc.changes(&batch)
     }
 
     fn decode_all(
@@ -151,6 +203,7 @@ impl RecordDecoder {
             Format::Json | Format::CloudEvents { .. } => {
                 self.decode_all(buf, n).map_err(|e| e.to_string())?
             }
+            Format::Cdc(_) => return self.decode_changes(buf, ends).map(|c| c.rows),
         };
         match batch {
             Some(b) if b.num_rows() == n => Ok(b),
@@ -168,7 +221,7 @@ impl RecordDecoder {
         match &self.format {
             Format::Raw => return super::raw::record_error(&self.schema, record),
             Format::Csv(_) => {}
-            Format::Json | Format::CloudEvents { .. } => {
+            Format::Json | Format::CloudEvents { .. } | Format::Cdc(_) => {
                 let trimmed = record.trim_ascii();
                 if trimmed.is_empty() {
                     return Some("empty record".into());
@@ -193,8 +246,7 @@ impl RecordDecoder {
             if trimmed.is_empty() {
                 continue;
             }
-            let reason = not_an_object(trimmed)
-                .or_else(|| self.decode_all(trimmed, 1).err().map(|e| e.to_string()));
+            let reason = not_an_object(trimmed).or_else(|| self.decode_rows(trimmed, 1).err());
             match reason {
                 Some(reason) => bad.push(BadRecord {
                     line: first_line + i as u64,
@@ -210,7 +262,7 @@ impl RecordDecoder {
                 }
             }
         }
-        let batch = match self.decode_all(&good, good_lines) {
+        let batch = match self.decode_rows(&good, good_lines) {
             Ok(b) => b,
             Err(e) => {
                 // Each line decoded alone, so this should not happen; report rather than lose.

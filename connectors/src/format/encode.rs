@@ -144,6 +144,9 @@ impl RecordEncoder {
                     }
                 }
             }
+            Format::Cdc(_) => {
+                return Err(format!("'{}' cannot be written yet", self.format.name()));
+            }
             Format::CloudEvents { binary } => {
                 let Some(enc) = &self.events else {
                     return Err("CloudEvents need an event encoder".into());

@@ -3,6 +3,7 @@
 //! one record (a line of a file, a Kafka value or key) into a row and back;
 //! [`decode`] and [`encode`] do it a batch at a time.
 
+pub mod cdc;
 pub mod cloudevents;
 pub mod csv;
 mod csv_nested;
@@ -33,6 +34,9 @@ pub enum Format {
         /// Attributes as `ce_*` headers, `data` as the value.
         binary: bool,
     },
+    /// A change of a database row per record (`debezium-json`): a source
+    /// of it is a changelog.
+    Cdc(cdc::CdcFormat),
 }
 
 /// Which of a table's formats is meant: the only one (`format`), or a Kafka
@@ -76,6 +80,9 @@ pub const FORMAT_OPTIONS: &[&str] = &[
     "cloudevents.mode",
     "cloudevents.source",
     "cloudevents.type",
+    "debezium-json.schema-include",
+    "debezium-json.ignore-parse-errors",
+    "debezium-json.timestamp-format.standard",
 ];
 
 /// Whether `key` is a format option for `part` (e.g. `key.csv.field-delimiter`).
@@ -94,6 +101,11 @@ pub fn option<'a>(spec: &'a TableSpec, part: Part, name: &str) -> Option<&'a str
 }
 
 impl Format {
+    /// Whether records of the format are changes (a changelog source).
+    pub fn is_changelog(&self) -> bool {
+        matches!(self, Format::Cdc(_))
+    }
+
     /// The format's name, as tables spell it.
     pub fn name(&self) -> &'static str {
         match self {
@@ -101,6 +113,7 @@ impl Format {
             Format::Raw => "raw",
             Format::Csv(_) => "csv",
             Format::CloudEvents { .. } => "cloudevents",
+            Format::Cdc(cdc::CdcFormat::Debezium { .. }) => "debezium-json",
         }
     }
 
@@ -142,6 +155,17 @@ impl Format {
                     }
                 },
             },
+            "debezium-json" => Format::Cdc(cdc::CdcFormat::Debezium {
+                schema_include: match option(spec, part, "debezium-json.schema-include") {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(other) => {
+                        return Err(err(format!(
+                            "'debezium-json.schema-include' = '{other}': use 'true' or 'false'"
+                        )))
+                    }
+                },
+            }),
             other => return Err(err(format!("unknown format '{other}'"))),
         }))
     }

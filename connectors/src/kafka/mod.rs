@@ -4,6 +4,7 @@
 //! with deterministic row ids or exactly-once with transactions.
 //! `'properties.bootstrap.servers' = 'embedded'` uses an in-process broker.
 
+pub mod changes;
 pub mod client;
 pub mod consumer;
 pub mod embedded;
@@ -14,7 +15,7 @@ pub mod source;
 pub mod transactional;
 pub mod upsert;
 
-use vigil_engine::connector::{ConnectorFactory, Sink, Source, TableSpec};
+use vigil_engine::connector::{ConnectorFactory, Sink, Source, SourceChangelog, TableSpec};
 use vigil_engine::metrics::Metrics;
 use vigil_engine::Result;
 
@@ -33,7 +34,26 @@ impl ConnectorFactory for KafkaConnector {
 
     fn create_sink(&self, spec: &TableSpec, metrics: &Metrics) -> Result<Box<dyn Sink>> {
         let opts = options::parse(spec, false)?;
+        if opts.value_format.is_changelog() {
+            return Err(crate::error::connector_error(
+                "kafka",
+                spec,
+                format!(
+                    "not supported yet: writing '{}'; write 'json' or 'upsert-kafka'",
+                    opts.value_format.name()
+                ),
+            ));
+        }
         Ok(Box::new(sink::KafkaSink::new(spec, opts, metrics)?))
+    }
+
+    fn source_changelog(&self, spec: &TableSpec) -> Result<SourceChangelog> {
+        let opts = options::parse(spec, true)?;
+        Ok(if opts.value_format.is_changelog() {
+            SourceChangelog::Full
+        } else {
+            SourceChangelog::Append
+        })
     }
 
     fn readable_metadata(&self) -> &'static [(&'static str, &'static str)] {

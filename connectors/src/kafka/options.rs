@@ -10,7 +10,7 @@ use crate::error::connector_error;
 use crate::format::{is_format_option, Format, Part};
 
 /// The formats of Kafka values.
-pub const FORMATS: &[&str] = &["json", "csv", "raw", "cloudevents"];
+pub const FORMATS: &[&str] = &["json", "csv", "raw", "cloudevents", "debezium-json"];
 /// The formats of Kafka keys.
 pub const KEY_FORMATS: &[&str] = &["json", "csv", "raw"];
 

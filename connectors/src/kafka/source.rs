@@ -7,21 +7,25 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray,
+    TimestampMillisecondArray, UInt32Array,
 };
-use datafusion::arrow::compute::{cast, filter};
+use datafusion::arrow::compute::{cast, filter, take};
+use datafusion::arrow::datatypes::SchemaRef;
 use tokio::sync::mpsc;
+use vigil_engine::changelog::with_row_kind;
 use vigil_engine::connector::{Source, SourceContext, TableSpec};
 use vigil_engine::message::{CheckpointId, SplitEvent};
 use vigil_engine::metrics::{names, Counter, Metrics};
 use vigil_engine::{EngineError, Result};
 
+use super::changes::{key_schema, ChangeMode, UpsertKeys};
 use super::consumer::{self, Commit, Item, RawChunk, Wants};
 use super::layout::{Layout, Meta, Origin};
 use super::options::{KafkaOptions, ResumePoint};
+use crate::error::connector_error;
 use crate::format::cloudevents;
 use crate::format::decode::RecordDecoder;
-use crate::format::{record_at, Format};
+use crate::format::Format;
 
 /// The next completed checkpoint (pends forever without checkpointing).
 async fn next_completed(
@@ -107,6 +111,9 @@ fn merged_offsets(states: &[Vec<u8>]) -> std::result::Result<Vec<ResumePoint>, S
     Ok(resume)
 }
 
+#[path = "source_decode.rs"]
+mod decode;
+
 /// Reads one or more Kafka topics.
 pub struct KafkaSource {
     table: String,
@@ -122,6 +129,10 @@ pub struct KafkaSource {
     /// What it was made from, to make its subtasks.
     spec: TableSpec,
     metrics: Metrics,
+    /// How records change the table.
+    changes: ChangeMode,
+    /// The batches it emits: the table's columns, and the row kind for a changelog.
+    out_schema: SchemaRef,
 }
 
 impl KafkaSource {
@@ -129,7 +140,15 @@ impl KafkaSource {
     pub fn new(spec: &TableSpec, opts: KafkaOptions, metrics: &Metrics) -> Result<Self> {
         let dlq = crate::dlq::DeadLetters::from_spec(spec, metrics)?
             .map(|d| Arc::new(tokio::sync::Mutex::new(d)));
-        Self::with_dead_letters(spec, opts, metrics, dlq)
+        Self::with_dead_letters(spec, opts, metrics, dlq, false)
+    }
+
+    /// An `upsert-kafka` source: records are upserts of their key's row,
+    /// tombstones its deletion.
+    pub fn upsert(spec: &TableSpec, opts: KafkaOptions, metrics: &Metrics) -> Result<Self> {
+        let dlq = crate::dlq::DeadLetters::from_spec(spec, metrics)?
+            .map(|d| Arc::new(tokio::sync::Mutex::new(d)));
+        Self::with_dead_letters(spec, opts, metrics, dlq, true)
     }
 
     fn with_dead_letters(
@@ -137,8 +156,29 @@ impl KafkaSource {
         opts: KafkaOptions,
         metrics: &Metrics,
         dlq: Option<Arc<tokio::sync::Mutex<crate::dlq::DeadLetters>>>,
+        upsert: bool,
     ) -> Result<Self> {
         let layout = Layout::new(spec, &opts)?;
+        let changes = if upsert {
+            let (schema, columns) = key_schema(&spec.schema, &spec.primary_key)
+                .map_err(|e| connector_error("upsert-kafka", spec, e))?;
+            let format = opts.key_format.clone().ok_or_else(|| {
+                connector_error("upsert-kafka", spec, "missing required option 'key.format'")
+            })?;
+            ChangeMode::Upsert(UpsertKeys {
+                decoder: RecordDecoder::for_format(format, schema),
+                columns,
+            })
+        } else if opts.value_format.is_changelog() {
+            ChangeMode::Changelog
+        } else {
+            ChangeMode::Append
+        };
+        let out_schema = if changes.is_updating() {
+            with_row_kind(&layout.schema)
+        } else {
+            layout.schema.clone()
+        };
         if matches!(opts.value_format, Format::Raw) {
             crate::format::raw::check_schema("kafka", spec, &layout.value_schema)?;
         }
@@ -161,6 +201,8 @@ impl KafkaSource {
             dlq,
             spec: spec.clone(),
             metrics: metrics.clone(),
+            changes,
+            out_schema,
         })
     }
 
@@ -170,97 +212,6 @@ impl KafkaSource {
             table: self.table.clone(),
             message: message.into(),
         }
-    }
-
-    /// Decodes a chunk; bad records are skipped, counted and logged with their
-    /// topic, partition and offset, and returned (index, error) for the
-    /// dead-letter output.
-    fn decode(&self, chunk: &RawChunk) -> Result<Decoded> {
-        let n = chunk.len();
-        // Binary-mode CloudEvents are decoded as the structured events they stand for.
-        let envelopes = envelopes(chunk);
-        let (values, value_ends) = match &envelopes {
-            Some((buf, ends)) => (&buf[..], &ends[..]),
-            None => (&chunk.values[..], &chunk.value_ends[..]),
-        };
-        let value = self
-            .value
-            .decode_records(values, value_ends, &chunk.value_nulls);
-        let key = self
-            .key
-            .as_ref()
-            .map(|k| k.decode_records(&chunk.keys, &chunk.key_ends, &[]));
-        if let (Ok(value), None | Some(Ok(_))) = (&value, &key) {
-            let key = key.and_then(|k| k.ok());
-            let batch = self.assemble(chunk, value, key.as_ref(), None)?;
-            return Ok((Some(batch), vec![]));
-        }
-        // Some record is bad: find which, then decode the good ones.
-        let mut good = Vec::with_capacity(n);
-        let mut kept_values = Vec::with_capacity(values.len());
-        let mut kept_value_ends = Vec::with_capacity(n);
-        let mut kept_nulls = Vec::with_capacity(chunk.value_nulls.len());
-        let mut kept_keys = Vec::new();
-        let mut kept_key_ends = Vec::new();
-        let mut dead: Vec<(usize, String)> = vec![];
-        for i in 0..n {
-            let record = record_at(values, value_ends, i);
-            let null = chunk.value_nulls.get(i).copied().unwrap_or(false);
-            let reason = if null {
-                None
-            } else {
-                self.value.record_error(record)
-            };
-            let reason = reason.or_else(|| {
-                self.key
-                    .as_ref()
-                    .and_then(|k| k.record_error(chunk.key(i)).map(|r| format!("key: {r}")))
-            });
-            match reason {
-                None => {
-                    good.push(true);
-                    kept_values.extend_from_slice(record);
-                    kept_value_ends.push(kept_values.len());
-                    if !chunk.value_nulls.is_empty() {
-                        kept_nulls.push(null);
-                    }
-                    if self.key.is_some() {
-                        kept_keys.extend_from_slice(chunk.key(i));
-                        kept_key_ends.push(kept_keys.len());
-                    }
-                }
-                Some(reason) => {
-                    good.push(false);
-                    let seen = self.malformed.get();
-                    self.malformed.add(1);
-                    let excerpt =
-                        String::from_utf8_lossy(&chunk.value(i)[..chunk.value(i).len().min(120)])
-                            .into_owned();
-                    if seen < WARN_LIMIT {
-                        tracing::warn!(table = %self.table, topic = %chunk.topic, partition = chunk.partition, offset = chunk.offsets[i], %reason, %excerpt, dead_letter = self.dlq.is_some(), "skipped a malformed record");
-                    } else {
-                        tracing::debug!(table = %self.table, topic = %chunk.topic, partition = chunk.partition, offset = chunk.offsets[i], %reason, "skipped a malformed record");
-                    }
-                    dead.push((i, reason));
-                }
-            }
-        }
-        if kept_value_ends.is_empty() {
-            return Ok((None, dead));
-        }
-        let value = self
-            .value
-            .decode_records(&kept_values, &kept_value_ends, &kept_nulls)
-            .map_err(|e| self.error(e))?;
-        let key = match &self.key {
-            Some(k) => Some(
-                k.decode_records(&kept_keys, &kept_key_ends, &[])
-                    .map_err(|e| self.error(e))?,
-            ),
-            None => None,
-        };
-        let batch = self.assemble(chunk, &value, key.as_ref(), Some(&BooleanArray::from(good)))?;
-        Ok((Some(batch), dead))
     }
 
     /// Sends the `dead` records of `chunk` to the dead-letter output, if any.
@@ -292,14 +243,22 @@ impl KafkaSource {
         value: &RecordBatch,
         key: Option<&RecordBatch>,
         keep: Option<&BooleanArray>,
+        expand: Option<&UInt32Array>,
     ) -> Result<RecordBatch> {
         let n = chunk.len();
+        // A record's columns, repeated for each row a change record makes.
+        let expanded = |a: ArrayRef| -> Result<ArrayRef> {
+            match expand {
+                Some(idx) => take(&a, idx, None).map_err(|e| self.error(e.to_string())),
+                None => Ok(a),
+            }
+        };
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.layout.origins.len());
         for (origin, field) in self.layout.origins.iter().zip(self.layout.schema.fields()) {
             let col = match origin {
                 Origin::Value(i) => value.column(*i).clone(),
                 Origin::Key(i) => match key {
-                    Some(k) => k.column(*i).clone(),
+                    Some(k) => expanded(k.column(*i).clone())?,
                     None => return Err(self.error("key columns without a key decoder")),
                 },
                 Origin::Meta(m) => {
@@ -325,6 +284,7 @@ impl KafkaSource {
                         Some(k) => filter(&raw, k).map_err(|e| self.error(e.to_string()))?,
                         None => raw,
                     };
+                    let raw = expanded(raw)?;
                     if raw.data_type() == field.data_type() {
                         raw
                     } else {
@@ -384,7 +344,9 @@ impl Source for KafkaSource {
                 let mut opts = self.opts.clone();
                 opts.subtask = (i, n);
                 let dlq = self.dlq.clone();
-                let sub = KafkaSource::with_dead_letters(&self.spec, opts, &self.metrics, dlq)?;
+                let upsert = matches!(self.changes, ChangeMode::Upsert(_));
+                let sub =
+                    KafkaSource::with_dead_letters(&self.spec, opts, &self.metrics, dlq, upsert)?;
                 Ok(Box::new(sub) as Box<dyn Source>)
             })
             .collect()
@@ -393,14 +355,15 @@ impl Source for KafkaSource {
     async fn run(self: Box<Self>, ctx: SourceContext) -> Result<()> {
         let (tx, mut rx) = mpsc::channel::<Item>(4);
         let wants = Wants {
-            keys: self.key.is_some(),
+            keys: self.key.is_some() || self.changes.reads_keys(),
             timestamp_types: self.layout.needs(Meta::TimestampType),
             headers: self.layout.needs(Meta::Headers),
             missing_key: match self.opts.key_format {
                 Some(Format::Json) => b"{}",
                 _ => b"",
             },
-            tombstones: matches!(self.opts.value_format, Format::Raw),
+            tombstones: matches!(self.opts.value_format, Format::Raw)
+                || matches!(self.changes, ChangeMode::Upsert(_)),
             event_headers: matches!(self.opts.value_format, Format::CloudEvents { .. }),
         };
         let (table, opts, stop) = (self.table.clone(), self.opts.clone(), ctx.stop.clone());

@@ -11,6 +11,7 @@ pub mod group_state;
 pub mod join;
 pub mod join_state;
 pub mod mini_batch;
+pub mod normalize;
 pub mod over;
 pub mod rank;
 pub mod rank_retract;
