@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use vigil_engine::checkpoint::CheckpointConfig;
 use vigil_engine::state::key_groups_setting;
+use vigil_engine::state::remote::RemoteCheckpoints;
 use vigil_engine::time::parse_duration;
 
 /// The interval used when `--state-dir` is given without
@@ -56,8 +57,15 @@ pub fn checkpoint_config(
         ),
         None => None,
     };
+    // An object store (`s3://bucket/path`) holds the checkpoints, and a
+    // local directory (under --state-dir, else the temporary directory) the
+    // working state and the local copy of the checkpoints.
+    let remote_url = settings
+        .get("state.checkpoints.dir")
+        .filter(|d| d.contains("://") && !d.starts_with("file://"));
     let checkpoints_dir = settings
         .get("state.checkpoints.dir")
+        .filter(|_| remote_url.is_none())
         .map(|d| PathBuf::from(d.strip_prefix("file://").unwrap_or(d)));
     if interval.is_none() && run.state_dir.is_none() {
         return Ok(None);
@@ -80,6 +88,7 @@ pub fn checkpoint_config(
     let job_dir = match (&run.state_dir, &checkpoints_dir) {
         (Some(d), _) => d.join(&job),
         (None, Some(c)) => c.join(&job).join("working"),
+        (None, None) if remote_url.is_some() => local_state_dir(settings).join(&job),
         (None, None) => {
             return Err("checkpointing needs a place for its state: pass --state-dir DIR, or SET 'state.checkpoints.dir' = '/some/dir'".into())
         }
@@ -103,13 +112,34 @@ pub fn checkpoint_config(
             ));
         }
     }
+    let remote = match remote_url {
+        Some(url) => {
+            let url = format!("{}/{job}", url.trim_end_matches('/'));
+            Some(RemoteCheckpoints::open(&url, settings).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
     Ok(Some(CheckpointConfig {
         interval: interval.unwrap_or(DEFAULT_INTERVAL),
         job_dir,
         checkpoints_dir,
         retained,
         key_groups,
+        remote,
     }))
+}
+
+/// Where the working state goes when checkpoints live on object storage and
+/// no --state-dir is given: the first of `io.tmp.dirs`, else the system's
+/// temporary directory.
+fn local_state_dir(settings: &BTreeMap<String, String>) -> PathBuf {
+    settings
+        .get("io.tmp.dirs")
+        .and_then(|d| d.split([',', ';']).next())
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| PathBuf::from(d.trim()))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("vigil-state")
 }
 
 /// The job name the CLI gives a script: its file name without extension.

@@ -391,8 +391,8 @@ fn group_offsets_are_committed_only_with_completed_checkpoints() {
 }
 
 /// The upsert-kafka cases (tests/kafka/upsert_*.sql): the records of
-/// tests/data/upsert_rates.jsonl (a key and a value each, a null value a
-/// tombstone) produced into a one-partition topic, read as a changelog by
+/// tests/data/upsert_rates.jsonl (a key, a value and a timestamp each, a
+/// null value a tombstone) produced into a one-partition topic, read as a changelog by
 /// Vigil, equal the rows Flink 2.3 made of the same records
 /// (tests/golden/kafka/, by tests/kafka/regen_upsert.py).
 #[test]
@@ -408,9 +408,10 @@ fn upsert_kafka_sources_match_flink() {
         .map(|l| {
             let rec: serde_json::Value = serde_json::from_str(l).expect("a record");
             let key = rec["key"].to_string();
+            let at = rec["timestamp"].as_i64().expect("a timestamp");
             match &rec["value"] {
-                serde_json::Value::Null => Rec::default().key(key),
-                value => Rec::value(value.to_string()).key(key),
+                serde_json::Value::Null => Rec::default().key(key).at(at),
+                value => Rec::value(value.to_string()).key(key).at(at),
             }
         })
         .collect();
@@ -425,7 +426,7 @@ fn upsert_kafka_sources_match_flink() {
         })
         .collect();
     cases.sort();
-    assert!(cases.len() >= 3, "the upsert-kafka cases: {cases:?}");
+    assert!(cases.len() >= 4, "the upsert-kafka cases: {cases:?}");
     for case in cases {
         let name = case.file_stem().and_then(|n| n.to_str()).expect("name");
         let text = std::fs::read_to_string(&case).expect("case");

@@ -27,6 +27,8 @@ use crate::graph::{scope_label, NodeId, StateUid};
 use crate::message::CheckpointId;
 use crate::metrics::{names, Metrics};
 use crate::state::checkpoints::CheckpointStore;
+use crate::state::checkpoints::{CheckpointMeta, METADATA_FILE};
+use crate::state::remote::{Manifest, RemoteCheckpoints};
 use crate::state::store::StateStore;
 use crate::state::{store_key, StateOp, OPERATOR_STATE};
 
@@ -47,6 +49,10 @@ pub struct CheckpointConfig {
     pub retained: usize,
     /// Key groups of keyed state (`pipeline.max-parallelism`).
     pub key_groups: u16,
+    /// Where checkpoints are stored when they live on object storage
+    /// (`state.checkpoints.dir` = `s3://...`): `checkpoints_dir` is then the
+    /// local copy, and a checkpoint is complete once uploaded.
+    pub remote: Option<RemoteCheckpoints>,
 }
 
 /// The marker of a node that reached the end of its input.
@@ -201,6 +207,8 @@ pub(crate) struct Coordinator {
     /// Changes for the first checkpoint (restored per-subtask keys that the
     /// subtasks of this run write anew).
     first: Vec<StateOp>,
+    /// The retained checkpoints on object storage, oldest first.
+    uploaded: Vec<Manifest>,
 }
 
 impl Coordinator {
@@ -228,7 +236,17 @@ impl Coordinator {
             last_id,
             metrics,
             first: vec![],
+            uploaded: vec![],
         }
+    }
+
+    /// The checkpoints already on object storage (newest first), which the
+    /// next upload builds on and retention keeps.
+    pub fn with_uploaded(mut self, mut manifests: Vec<Manifest>) -> Self {
+        manifests.truncate(self.config.retained.max(1));
+        manifests.reverse();
+        self.uploaded = manifests;
+        self
     }
 
     /// Adds changes to the first checkpoint, before what its participants write.
@@ -268,6 +286,11 @@ impl Coordinator {
 
     pub fn checkpoints(&self) -> Arc<CheckpointStore> {
         self.checkpoints.clone()
+    }
+
+    /// The checkpoints on object storage, if they live there.
+    pub fn remote(&self) -> Option<RemoteCheckpoints> {
+        self.config.remote.clone()
     }
 
     /// Runs until every participant has finished, or one went away without
@@ -335,9 +358,36 @@ impl Coordinator {
         }
     }
 
+    /// Uploads the checkpoint `meta` describes, when checkpoints live on
+    /// object storage, and lets go of those beyond the retained number.
+    async fn upload(&mut self, meta: &CheckpointMeta) -> crate::Result<()> {
+        let Some(remote) = self.config.remote.clone() else {
+            return Ok(());
+        };
+        let dir = self.checkpoints.dir().join(format!("chk-{}", meta.id));
+        let mut files = meta.files.clone();
+        let metadata = tokio::fs::metadata(dir.join(METADATA_FILE))
+            .await
+            .map_err(|e| crate::EngineError::State(format!("checkpoint {}: {e}", meta.id)))?;
+        files.insert(METADATA_FILE.to_string(), metadata.len());
+        let manifest = remote
+            .upload(meta.id, &dir, &files, self.uploaded.last())
+            .await?;
+        self.uploaded.push(manifest);
+        let excess = self
+            .uploaded
+            .len()
+            .saturating_sub(self.config.retained.max(1));
+        self.uploaded.drain(..excess);
+        if excess > 0 {
+            remote.retain(&self.uploaded).await?;
+        }
+        Ok(())
+    }
+
     /// Stores checkpoint `id` and announces its completion.
     async fn write(
-        &self,
+        &mut self,
         id: CheckpointId,
         ops: Vec<StateOp>,
         keyed_bytes: BTreeMap<NodeId, u64>,
@@ -370,6 +420,14 @@ impl Coordinator {
         if let Ok(Ok((_, bytes))) = &written {
             self.report_state_bytes(bytes);
         }
+        let written = match written {
+            Ok(Ok((meta, _))) => match self.upload(&meta).await {
+                Ok(()) => Ok(Ok((meta, ()))),
+                Err(e) => Ok(Err(e)),
+            },
+            Ok(Err(e)) => Ok(Err(e)),
+            Err(e) => Err(e),
+        };
         let m = &self.metrics;
         match written {
             Ok(Ok((meta, _))) => {

@@ -215,8 +215,10 @@ fn plan_expr(state: &SessionState, text: &str, schema: &DFSchema, pos: Pos) -> R
     use datafusion::common::tree_node::TreeNode;
     use datafusion::optimizer::analyzer::type_coercion::TypeCoercionRewriter;
     // Coerced as a query's expressions are (`event_type = 0` on an INT).
-    let planned = state.create_logical_expr(text, schema).and_then(|e| {
+    let text = crate::rewrite::rewrite_expr_text(text);
+    let planned = state.create_logical_expr(&text, schema).and_then(|e| {
         e.rewrite(&mut TypeCoercionRewriter::new(schema))
+            .and_then(|t| t.data.transform(arrow_cast_to_cast))
             .map(|t| t.data)
     });
     planned.map_err(|e| {
@@ -232,6 +234,26 @@ fn plan_expr(state: &SessionState, text: &str, schema: &DFSchema, pos: Pos) -> R
         }
         err
     })
+}
+
+/// `arrow_cast(x, 'type')` (which a query's optimizer simplifies, and the
+/// rewrites make of Flink's casts) as the plain cast it stands for.
+fn arrow_cast_to_cast(
+    e: Expr,
+) -> datafusion::common::Result<datafusion::common::tree_node::Transformed<Expr>> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::common::ScalarValue;
+    if let Expr::ScalarFunction(f) = &e {
+        if f.func.name() == "arrow_cast" {
+            if let [x, Expr::Literal(ScalarValue::Utf8(Some(t)), _)] = f.args.as_slice() {
+                let to: datafusion::arrow::datatypes::DataType = t.parse()?;
+                return Ok(Transformed::yes(Expr::Cast(
+                    datafusion::logical_expr::Cast::new(Box::new(x.clone()), to),
+                )));
+            }
+        }
+    }
+    Ok(Transformed::no(e))
 }
 
 /// Resolves a table definition: types of computed columns, the time attribute,

@@ -38,6 +38,26 @@ pub fn rewrite_query(query: &mut Query) {
     });
 }
 
+/// The expression `text` (a computed column's, a watermark's) with every
+/// rewrite applied, or `text` itself when none applies (or it does not parse
+/// on its own, which planning it then reports).
+pub fn rewrite_expr_text(text: &str) -> String {
+    let Some(mut e) = parse_expr(text) else {
+        return text.to_string();
+    };
+    let before = e.to_string();
+    let _ = visit_expressions_mut(&mut e, |e: &mut Expr| {
+        rewrite_expr(e);
+        ControlFlow::<()>::Continue(())
+    });
+    let after = e.to_string();
+    if after == before {
+        text.to_string()
+    } else {
+        after
+    }
+}
+
 fn name_select_items(query: &mut Query) {
     if let Some(with) = &mut query.with {
         for cte in &mut with.cte_tables {
@@ -284,6 +304,24 @@ pub(crate) fn rewrite_expr(e: &mut Expr) {
             *e = new;
         }
         return;
+    }
+    // Flink's TIMESTAMP_LTZ in a CAST: an instant, here milliseconds in UTC
+    // (a TIMESTAMP read as UTC, the session time zone Vigil keeps).
+    if let Expr::Cast {
+        kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+        expr,
+        data_type: datafusion::sql::sqlparser::ast::DataType::Custom(name, _),
+        ..
+    } = &*e
+    {
+        if name.to_string().eq_ignore_ascii_case("TIMESTAMP_LTZ") {
+            if let Some(new) =
+                parse_expr(&format!("arrow_cast(({expr}), 'Timestamp(ms, \"UTC\")')"))
+            {
+                *e = new;
+            }
+            return;
+        }
     }
     if let Expr::Function(f) = e {
         let name = f.name.to_string().to_ascii_uppercase();

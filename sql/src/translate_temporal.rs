@@ -67,7 +67,8 @@ impl Translator<'_> {
         let right_plan = without_as_of(&j.right).map_err(|e| self.df_err(e))?;
         let left = self.plan(&j.left).await?;
         self.require_append_only(left, "JOIN", "the left side of a temporal join")?;
-        let outer = std::mem::replace(&mut self.raw_upserts, reads_table(&right_plan));
+        let raw = self.upserts_stay_raw(&right_plan);
+        let outer = std::mem::replace(&mut self.raw_upserts, raw);
         let right = self.plan(&right_plan).await;
         self.raw_upserts = outer;
         let right = right?;
@@ -105,6 +106,34 @@ impl Translator<'_> {
         self.add_join([left, right], Box::new(op), output)
     }
 
+    /// Whether an upsert table as the versioned side `plan` goes into the
+    /// join as its upserts, without normalisation: as Flink plans it, when
+    /// the join reads the source's columns straight, with no calculation
+    /// between (no filter, no computed column, and a time attribute that is
+    /// a column of the record's value rather than metadata, which Flink
+    /// reinterprets in a calculation). Otherwise Flink normalises the
+    /// upserts first, so that a tombstone deletes with the values (and time)
+    /// of the row it deletes.
+    fn upserts_stay_raw(&self, plan: &LogicalPlan) -> bool {
+        let Some(scan) = table_read(plan) else {
+            return false;
+        };
+        let Some(entry) = self.tables.get(scan.table_name.table()) else {
+            return false;
+        };
+        let metadata = entry.metadata_columns(false);
+        let columns: Vec<usize> = match &scan.projection {
+            Some(p) => p.clone(),
+            None => (0..entry.schema.fields().len()).collect(),
+        };
+        let plain = |i: usize| {
+            entry.computed.get(i).is_some_and(Option::is_none)
+                && !metadata.contains_key(entry.schema.field(i).name())
+        };
+        let time_plain = entry.watermark.as_ref().is_none_or(|(rt, _)| plain(*rt));
+        time_plain && columns.iter().all(|i| plain(*i))
+    }
+
     /// A declared table joined as a versioned table must have a primary key
     /// (Flink's rule); a view is taken as versioned (a deduplication).
     fn require_primary_key(&self, node: &AsOfNode, at: crate::error::Pos) -> Result<()> {
@@ -127,15 +156,16 @@ impl Translator<'_> {
     }
 }
 
-/// Whether `plan` reads a table with no more than renames and projections
-/// (no filter: an upsert stream filtered on a changing column needs its
-/// rows normalised to retract the ones that leave).
-fn reads_table(plan: &LogicalPlan) -> bool {
+/// The table `plan` reads with no more than renames and projections of
+/// columns, if it does.
+fn table_read(plan: &LogicalPlan) -> Option<&datafusion::logical_expr::TableScan> {
     match plan {
-        LogicalPlan::TableScan(scan) => scan.filters.is_empty(),
-        LogicalPlan::SubqueryAlias(a) => reads_table(&a.input),
-        LogicalPlan::Projection(p) => reads_table(&p.input),
-        _ => false,
+        LogicalPlan::TableScan(scan) if scan.filters.is_empty() => Some(scan),
+        LogicalPlan::SubqueryAlias(a) => table_read(&a.input),
+        LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+            table_read(&p.input)
+        }
+        _ => None,
     }
 }
 

@@ -4,8 +4,8 @@ written to tests/golden/kafka/<case>.jsonl.
 
 Starts one Apache Kafka node (KRaft, loopback, from the jars `.ci/kafka/install`
 puts in VIGIL_KAFKA_LIBS), has Flink write the records of
-tests/data/upsert_rates.jsonl into a one-partition topic (a key and a value
-each, a null value being a tombstone) through its `kafka` connector with the
+tests/data/upsert_rates.jsonl into a one-partition topic (a key, a value
+and a timestamp each, a null value being a tombstone) through its `kafka` connector with the
 `raw` format, then runs each case with `{{BROKERS}}`, `{{TOPIC}}` and
 `{{DATA}}` filled in, through PyFlink with the Kafka SQL connector from Maven
 Central (`mvn dependency:copy`, cached in ~/.cache/flink-jars).
@@ -67,6 +67,7 @@ offsets.topic.num.partitions=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
+log.retention.ms=-1
 """)
     java = ['java', '-Xmx512m', '-cp', os.path.join(libs, '*')]
     subprocess.run(java + ['kafka.tools.StorageTool', 'format', '-t', 'vigil-regen-cluster-0',
@@ -89,7 +90,8 @@ def sql_string(s):
 
 
 def produce(env, brokers, topic):
-    env.execute_sql(f"""CREATE TABLE produced (k STRING, v STRING) WITH (
+    env.execute_sql(f"""CREATE TABLE produced (k STRING, v STRING,
+      t TIMESTAMP_LTZ(3) METADATA FROM 'timestamp') WITH (
       'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{brokers}',
       'key.format' = 'raw', 'key.fields' = 'k', 'value.format' = 'raw',
       'value.fields-include' = 'EXCEPT_KEY')""")
@@ -100,7 +102,7 @@ def produce(env, brokers, topic):
             key = sql_string(json.dumps(rec['key']))
             value = 'CAST(NULL AS STRING)' if rec['value'] is None else sql_string(
                 json.dumps(rec['value']))
-            rows.append(f'({key}, {value})')
+            rows.append(f"({key}, {value}, TO_TIMESTAMP_LTZ({rec['timestamp']}, 3))")
     env.execute_sql('INSERT INTO produced VALUES ' + ', '.join(rows)).wait()
 
 

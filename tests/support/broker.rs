@@ -107,6 +107,7 @@ impl Kafka {
                      num.io.threads=2\n\
                      auto.create.topics.enable=false\n\
                      group.initial.rebalance.delay.ms=0\n\
+                     log.retention.ms=-1\n\
                      offsets.topic.num.partitions=4\n\
                      offsets.topic.replication.factor={replication}\n\
                      transaction.state.log.num.partitions=4\n\

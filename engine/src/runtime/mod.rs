@@ -443,6 +443,7 @@ pub async fn run_job_with(
         set.spawn(run_task(t, link, metrics.clone()));
     }
     let checkpoint_store = coordinator.as_ref().map(|c| c.checkpoints());
+    let remote = coordinator.as_ref().and_then(|c| c.remote());
     let coordinator = coordinator.map(|c| tokio::spawn(c.run(participants)));
     let mut first_err = None;
     while let Some(joined) = set.join_next().await {
@@ -470,6 +471,10 @@ pub async fn run_job_with(
         tokio::task::spawn_blocking(move || store.clear())
             .await
             .map_err(|e| EngineError::State(e.to_string()))??;
+        // A finished job's checkpoints on object storage go too.
+        if let Some(remote) = remote {
+            remote.retain(&[]).await?;
+        }
     }
     Ok(())
 }

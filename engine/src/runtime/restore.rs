@@ -14,9 +14,11 @@ use crate::checkpoint::{
 };
 use crate::connector::Source;
 use crate::graph::{JobGraph, NodeId, NodeKind};
+use crate::message::CheckpointId;
 use crate::metrics::{names, Metrics};
 use crate::state::checkpoints::CheckpointStore;
 use crate::state::keyed::backend::Part;
+use crate::state::remote::{Manifest, RemoteCheckpoints};
 use crate::state::{instance_of, store_key, StateEntry, StateOp, OPERATOR_STATE};
 use crate::{EngineError, Result};
 
@@ -40,6 +42,10 @@ pub(super) async fn prepare_checkpoints(
     }
     let identities = graph.identities();
     let started = Instant::now();
+    let uploaded = match &config.remote {
+        Some(remote) => fetch_newest(remote, &config.checkpoints_dir).await?,
+        None => vec![],
+    };
     let checkpoints = CheckpointStore::new(
         config.job_dir.clone(),
         config.checkpoints_dir.clone(),
@@ -86,8 +92,44 @@ pub(super) async fn prepare_checkpoints(
         last_id,
         metrics.clone(),
     )
-    .with_first(first);
+    .with_first(first)
+    .with_uploaded(uploaded);
     Ok((coordinator, keyed))
+}
+
+/// The checkpoints on object storage (newest first), the newest one
+/// downloaded into the local checkpoints directory `local` (keeping the
+/// files a local copy still has); local checkpoints newer than it never
+/// completed and are removed.
+async fn fetch_newest(
+    remote: &RemoteCheckpoints,
+    local: &std::path::Path,
+) -> Result<Vec<Manifest>> {
+    let manifests = remote.manifests().await?;
+    let newest = manifests.first().map_or(0, |m| m.id);
+    if let Ok(entries) = std::fs::read_dir(local) {
+        for e in entries.flatten() {
+            let id = e
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("chk-"))
+                .and_then(|n| n.parse::<CheckpointId>().ok());
+            if id.is_some_and(|id| id > newest) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    if let Some(m) = manifests.first() {
+        tracing::info!(
+            checkpoint = m.id,
+            url = remote.url(),
+            "fetching the newest checkpoint from object storage"
+        );
+        remote
+            .download(m, &local.join(format!("chk-{}", m.id)))
+            .await?;
+    }
+    Ok(manifests)
 }
 
 /// Restores a source (its subtasks: `first` and `extra`) from its entries;

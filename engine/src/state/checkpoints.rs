@@ -31,7 +31,9 @@ use crate::graph::{NodeId, StateUid};
 use crate::message::CheckpointId;
 use crate::{EngineError, Result};
 
-const METADATA: &str = "_metadata";
+/// The name of a checkpoint's metadata file in its directory.
+pub const METADATA_FILE: &str = "_metadata";
+const METADATA: &str = METADATA_FILE;
 
 /// The layout of checkpoints this version writes: 2 = keyed state in
 /// per-instance databases under `keyed/`, file names relative to the

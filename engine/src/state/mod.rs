@@ -23,6 +23,7 @@
 pub mod arrow_state;
 pub mod checkpoints;
 pub mod keyed;
+pub mod remote;
 pub mod store;
 
 use crate::graph::{NodeId, StateUid};
