@@ -14,6 +14,13 @@
 //!     VIGIL_BENCH_FLINK=0 cargo bench --bench nexmark   # skip Flink
 //!     VIGIL_BENCH_PARALLELISM=1 cargo bench --bench nexmark  # Vigil at P=1 (default 2)
 //!
+//!     VIGIL_BENCH_EXCHANGE=127.0.0.1:9092 cargo bench --bench nexmark   # also through the Kafka exchange
+//!
+//! With `VIGIL_BENCH_EXCHANGE` (a Kafka broker's address), each query runs a
+//! second time with its keyed exchanges through that broker
+//! (`'execution.exchange' = 'kafka'`): the cost of the broker hop, as a
+//! ratio to the in-memory exchange of the same run.
+//!
 //! Each engine runs in a child process so that its peak memory (VmHWM) is its own.
 
 use std::path::Path;
@@ -119,7 +126,7 @@ fn datafusion_sql(q: &str) -> &'static str {
 async fn child(engine: &str, q: &str, path: &str, rows: u64) {
     let t0 = Instant::now();
     match engine {
-        "vigil" => {
+        "vigil" | "vigil-kafka" => {
             // Two instances of keyed operators, as Flink's runs (parallelism
             // 2); mini-batch where Flink's run has it.
             let mini_batch = if q == "q15" {
@@ -131,8 +138,17 @@ async fn child(engine: &str, q: &str, path: &str, rows: u64) {
             };
             let parallelism =
                 std::env::var("VIGIL_BENCH_PARALLELISM").unwrap_or_else(|_| "2".into());
+            let exchange = match std::env::var("VIGIL_BENCH_EXCHANGE") {
+                Ok(bs) if engine == "vigil-kafka" => format!(
+                    "SET 'execution.exchange' = 'kafka';\n\
+                     SET 'execution.exchange.kafka.bootstrap-servers' = '{bs}';\n\
+                     SET 'execution.exchange.kafka.topic-prefix' = 'bench-{q}-{}';\n",
+                    std::process::id()
+                ),
+                _ => String::new(),
+            };
             let script = format!(
-                "{mini_batch}SET 'parallelism.default' = '{parallelism}';\n\
+                "{exchange}{mini_batch}SET 'parallelism.default' = '{parallelism}';\n\
                  CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, \
                  `dateTime` TIMESTAMP(3), extra STRING, WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND) \
                  WITH ('connector'='filesystem','path'='{path}','format'='json');\n\
@@ -289,6 +305,13 @@ fn main() {
         } else {
             run("datafusion")
         };
+        if std::env::var("VIGIL_BENCH_EXCHANGE").is_ok() && !matches!(q, "q0" | "q2") {
+            let (k, km) = run("vigil-kafka");
+            println!(
+                "{q:<8} through the Kafka exchange: {k:.0} ev/s, peak {km:.0} MB: {:.2}x of the in-memory exchange",
+                k / v
+            );
+        }
         let f = flink.iter().find(|(n, _)| n == q).map(|(_, e)| *e);
         println!(
             "{:<8} {:>14.0} {:>9.0} {:>14.0} {:>9.0} {:>14} {:>10} {:>10.2}",

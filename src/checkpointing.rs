@@ -70,21 +70,7 @@ pub fn checkpoint_config(
     if interval.is_none() && run.state_dir.is_none() {
         return Ok(None);
     }
-    let job = settings
-        .get("pipeline.name")
-        .cloned()
-        .or_else(|| run.job_name.clone())
-        .unwrap_or_else(|| "job".to_string());
-    let job: String = job
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let job = job_id(settings, run);
     let job_dir = match (&run.state_dir, &checkpoints_dir) {
         (Some(d), _) => d.join(&job),
         (None, Some(c)) => c.join(&job).join("working"),
@@ -127,6 +113,26 @@ pub fn checkpoint_config(
         key_groups,
         remote,
     }))
+}
+
+/// The job's name as a path and topic component: `pipeline.name`, else the
+/// CLI's script name, else `job`; other characters than letters, digits, `-`
+/// and `_` become `_`.
+pub fn job_id(settings: &BTreeMap<String, String>, run: &RunOptions) -> String {
+    let job = settings
+        .get("pipeline.name")
+        .cloned()
+        .or_else(|| run.job_name.clone())
+        .unwrap_or_else(|| "job".to_string());
+    job.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Where the working state goes when checkpoints live on object storage and

@@ -14,6 +14,7 @@
 pub mod checkpointing;
 pub mod client;
 pub mod demo;
+pub mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod output;
@@ -198,6 +199,11 @@ impl Vigil {
         for (i, q) in std::mem::take(&mut job.queries).into_iter().enumerate() {
             job.graph
                 .add_sink(&format!("query {i}"), q.node, query_sink());
+        }
+        let cut =
+            exchange::cut_exchanges(&mut job.graph, &job.settings, run).map_err(Error::Options)?;
+        if cut > 0 {
+            tracing::info!(operators = cut, "keyed exchanges go through Kafka");
         }
         run_job_with(job.graph, metrics.clone(), stop, checkpoints).await?;
         Ok(RunSummary {

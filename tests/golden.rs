@@ -4,6 +4,8 @@
 //! tests/golden/README.md). Every `tests/queries/errors/<name>.sql` must fail
 //! with the message and position in `tests/golden/errors/<name>.err`.
 
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/compare.rs"]
 mod compare;
 
@@ -276,6 +278,72 @@ fn pattern_golden_queries_match_flink_in_parallel() {
         Some("running parallel instances"),
     );
     assert_none_failed(&failures, queries.len(), "pattern cases at parallelism 3");
+}
+
+/// Keyed cases of every kind of stateful operator: windows, joins (regular,
+/// interval, window, temporal), ranks, dedup, OVER, patterns.
+const KAFKA_EXCHANGE_CASES: &[&str] = &[
+    "tumble_count_sum",
+    "hop_partitioned_count",
+    "session_partitioned",
+    "cumulate_partitioned",
+    "tumble_multi_keys",
+    "ij01_inner",
+    "ij03_full",
+    "wj_inner",
+    "wj_full",
+    "wj_anti_not_exists",
+    "cl_join_inner",
+    "cl_join_full_aggregates",
+    "cl_group_count",
+    "cl_topn_rownum",
+    "cl_dedup_last",
+    "cl_distinct",
+    "temporal_join_inner",
+    "temporal_join_left",
+    "over_rows_bounded",
+    "over_range_interval",
+    "wtopn_per_supplier",
+    "cl_topn_over_aggregate",
+    "mr01_vshape_skip_to_last",
+    "mr11_multikey_partition",
+    "mr_absence_one_stream",
+    "nexmark_q5_hot_items",
+    "nexmark_q8_new_users",
+];
+
+/// The keyed cases again at parallelism 3 with every keyed exchange
+/// through Kafka (`'execution.exchange' = 'kafka'`, a real broker): rows go
+/// to a topic partition per key group (16 of them, so that the broker holds
+/// few partitions) and come back with the watermarks in
+/// band, and the results are still Flink's.
+#[test]
+fn keyed_golden_queries_match_flink_through_the_kafka_exchange() {
+    let broker = broker::Kafka::start();
+    let queries: Vec<PathBuf> = cases(&root().join("queries"))
+        .into_iter()
+        .filter(|q| {
+            q.file_stem()
+                .and_then(|s| s.to_str())
+                .is_some_and(|s| KAFKA_EXCHANGE_CASES.contains(&s))
+        })
+        .collect();
+    assert_eq!(
+        queries.len(),
+        KAFKA_EXCHANGE_CASES.len(),
+        "every case exists"
+    );
+    let settings = format!(
+        "SET 'parallelism.default' = '3';\nSET 'pipeline.max-parallelism' = '16';\nSET 'execution.exchange' = 'kafka';\nSET 'execution.exchange.kafka.bootstrap-servers' = '{}';\n",
+        broker.bootstrap
+    );
+    let failures = check_golden_as(
+        &queries,
+        &settings,
+        Some("keyed exchanges go through Kafka"),
+        true,
+    );
+    assert_none_failed(&failures, queries.len(), "cases through the Kafka exchange");
 }
 
 #[test]

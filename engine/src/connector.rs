@@ -251,6 +251,10 @@ pub trait Sink: Send {
     async fn on_watermark(&mut self, _wm: EventTime) -> Result<()> {
         Ok(())
     }
+    /// Every input is idle (see [`Message::Idle`]); the default ignores it.
+    async fn on_idle(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// The input has ended: flush and close.
     async fn finish(&mut self) -> Result<()>;
     /// The job is being stopped before its input ended; by default as `finish`.

@@ -58,6 +58,10 @@ pub struct JobGraph {
     pub parallelism: usize,
     /// Where and how much keyed state is cached and spilled.
     pub state: crate::state::keyed::StateSettings,
+    /// Key groups (`pipeline.max-parallelism`; 0: the default) when the job
+    /// does not checkpoint (a checkpointing job's come with its
+    /// checkpoint configuration).
+    pub key_groups: u16,
 }
 
 /// How many instances an operator runs as.
@@ -89,7 +93,7 @@ impl JobGraph {
         Self::default()
     }
 
-    fn push(
+    pub(crate) fn push(
         &mut self,
         name: String,
         signature: &str,

@@ -19,6 +19,7 @@ pub mod operator;
 pub mod operators;
 pub mod pattern;
 pub mod runtime;
+pub mod shuffle;
 pub mod state;
 pub mod time;
 pub mod window;

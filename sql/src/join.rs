@@ -78,15 +78,10 @@ pub fn window_join(j: &Join) -> Result<Option<WindowJoinPlan>, NotInterval> {
         }
     }
     let ((ls, rs), (le, re)) = match (starts, ends) {
-        (None, None) => return Ok(None),
         (Some(s), Some(e)) => (s, e),
-        _ => {
-            return Err(NotInterval {
-                message: "a window join must equate both window_start and window_end of its inputs"
-                    .into(),
-                help: "ON L.window_start = R.window_start AND L.window_end = R.window_end",
-            })
-        }
+        // As in Flink (`WindowJoinUtil.satisfyWindowJoin`), equating just
+        // one of them makes a regular join.
+        _ => return Ok(None),
     };
     let kind = match j.join_type {
         JoinType::Inner => WindowJoinKind::Inner,
@@ -131,8 +126,11 @@ pub fn stream_join_kind(t: JoinType) -> Result<JoinKind, NotInterval> {
 /// The interval join `j` computes, if it is one.
 pub fn interval_join(j: &Join) -> Result<IntervalJoinPlan, NotInterval> {
     let kind = stream_join_kind(j.join_type)?;
-    // Time-like columns: time attributes, then window bounds (a window
-    // aggregate's window_end is when its row is emitted).
+    // Time-like columns: time attributes, then a window aggregate's
+    // window_end (when its row is emitted: no row of the window can come
+    // after the watermark passes it). Not window_start: the rows of a window
+    // come long after the watermark passed their start, so an equality on
+    // window_start alone is a regular join, as in Flink.
     let times_of = |s: &DFSchema, side: &str| -> Result<Vec<(usize, Column)>, NotInterval> {
         let meta = |i: usize| s.field(i).metadata().clone();
         let mut cols: Vec<usize> = (0..s.fields().len())
@@ -140,10 +138,7 @@ pub fn interval_join(j: &Join) -> Result<IntervalJoinPlan, NotInterval> {
             .collect();
         let windows: Vec<usize> = (0..s.fields().len())
             .filter(|&i| {
-                !cols.contains(&i)
-                    && meta(i)
-                        .get(WINDOW_METADATA_KEY)
-                        .is_some_and(|r| r != "time")
+                !cols.contains(&i) && meta(i).get(WINDOW_METADATA_KEY).is_some_and(|r| r == "end")
             })
             .collect();
         cols.extend(windows);

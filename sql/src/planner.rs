@@ -187,6 +187,13 @@ impl ScriptPlanner {
         // A bad value was refused where a keyed operator was planned; without
         // one, the setting changes nothing.
         graph.parallelism = parallelism_setting(&self.settings).unwrap_or(1);
+        // A bad value is refused with the checkpoint configuration.
+        graph.key_groups = vigil_engine::state::key_groups_setting(
+            self.settings
+                .get("pipeline.max-parallelism")
+                .map(String::as_str),
+        )
+        .unwrap_or(0);
         if let Ok(spill) = vigil_engine::window::spill::SpillConfig::from_settings(&self.settings) {
             graph.state = vigil_engine::state::keyed::StateSettings {
                 cache_size: spill.budget,

@@ -3,11 +3,14 @@
 //! retries while the brokers are unreachable.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use vigil_engine::control::StopSignal;
@@ -52,6 +55,50 @@ impl ClientContext for LogContext {
 }
 
 impl ConsumerContext for LogContext {}
+
+/// Counts failed deliveries (after librdkafka's own retries).
+pub struct DeliveryContext {
+    /// Logs for the table.
+    pub log: LogContext,
+    /// Failed deliveries so far.
+    pub failed: AtomicU64,
+    /// The last failure.
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl DeliveryContext {
+    /// A context logging for `table`, no failure yet.
+    pub fn new(table: &str) -> Self {
+        Self {
+            log: LogContext {
+                table: table.to_string(),
+            },
+            failed: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        }
+    }
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+        self.log.log(level, fac, msg);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(e.to_string());
+            }
+        }
+    }
+}
 
 /// A librdkafka configuration from `properties.*`, with `embedded` resolved.
 pub fn client_config(properties: &BTreeMap<String, String>) -> Result<ClientConfig, String> {
@@ -188,4 +235,16 @@ pub fn topic_partitions<C: ConsumerContext>(
         out.push((topic.clone(), parts));
     }
     Ok(out)
+}
+
+/// Waits until every record `producer` sent is acknowledged (or failed),
+/// logging while it waits.
+pub fn flush_producer(producer: &ThreadedProducer<DeliveryContext>) {
+    while producer.flush(Duration::from_secs(5)).is_err() {
+        tracing::warn!(
+            table = %producer.context().log.table,
+            in_flight = producer.in_flight_count(),
+            "waiting for Kafka to acknowledge records"
+        );
+    }
 }

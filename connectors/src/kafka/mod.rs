@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod embedded;
 pub mod layout;
 pub mod options;
+pub mod shuffle;
 pub mod sink;
 pub mod source;
 pub mod transactional;

@@ -9,8 +9,8 @@
 //! 'exactly-once'` rows go out in one transaction per checkpoint instead (see
 //! [`super::transactional`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,16 +23,15 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientContext;
 use vigil_engine::changelog::{self, RowKind};
 use vigil_engine::connector::{Sink, TableSpec};
 use vigil_engine::message::CheckpointId;
 use vigil_engine::metrics::{names, Counter, Metrics};
 use vigil_engine::{EngineError, Result};
 
-use super::client::{client_config, LogContext};
+use super::client::{client_config, flush_producer, DeliveryContext};
 use super::layout::{headers_type, Meta};
 use super::options::{KafkaOptions, ValueFields};
 use super::transactional::{decode_pending, encode_pending, Pending, Transactions, TXN_TIMEOUT};
@@ -42,34 +41,6 @@ use crate::format::{Format, Part};
 use crate::json::encode::RowError;
 use crate::row_id::{RowIds, ROW_ID_HEADER};
 use crate::sink_rejects::{merge, SinkRejects};
-
-/// Counts failed deliveries (after librdkafka's own retries).
-struct DeliveryContext {
-    log: LogContext,
-    failed: AtomicU64,
-    last_error: Mutex<Option<String>>,
-}
-
-impl ClientContext for DeliveryContext {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
-        self.log.log(level, fac, msg);
-    }
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error(error, reason);
-    }
-}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut last) = self.last_error.lock() {
-                *last = Some(e.to_string());
-            }
-        }
-    }
-}
 
 /// Writes rows to one topic.
 pub struct KafkaSink {
@@ -204,13 +175,7 @@ impl KafkaSink {
             }
             _ => None,
         };
-        let context = DeliveryContext {
-            log: LogContext {
-                table: spec.name.clone(),
-            },
-            failed: AtomicU64::new(0),
-            last_error: Mutex::new(None),
-        };
+        let context = DeliveryContext::new(&spec.name);
         let value_spec = TableSpec {
             schema: value_schema.clone(),
             ..spec.clone()
@@ -452,16 +417,7 @@ impl KafkaSink {
 
     /// Waits until every record sent is acknowledged.
     async fn flush(&mut self) -> Result<()> {
-        loop {
-            match self.producer.flush(Duration::from_secs(5)) {
-                Ok(()) => break,
-                Err(_) => tracing::warn!(
-                    table = %self.table,
-                    in_flight = self.producer.in_flight_count(),
-                    "waiting for Kafka to acknowledge records"
-                ),
-            }
-        }
+        flush_producer(&self.producer);
         self.check_failures()
     }
 

@@ -275,9 +275,11 @@ pub async fn run_job_with(
         }
     }
     let consumers = graph.consumers();
-    let key_groups = checkpoints
-        .as_ref()
-        .map_or(DEFAULT_KEY_GROUPS, |c| c.key_groups);
+    let own = match graph.key_groups {
+        0 => DEFAULT_KEY_GROUPS,
+        k => k,
+    };
+    let key_groups = checkpoints.as_ref().map_or(own, |c| c.key_groups);
     let (mut forks, mut source_forks) = fork_parallel(&mut graph)?;
     let (coordinator, setup) = match checkpoints {
         Some(config) => {

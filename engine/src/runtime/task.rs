@@ -336,7 +336,8 @@ pub(super) async fn run_task(
                             }
                             sink.on_watermark(wm).await.map_err(wrap)?
                         }
-                        Message::Split(_) | Message::Idle => {}
+                        Message::Split(_) => {}
+                        Message::Idle => sink.on_idle().await.map_err(wrap)?,
                         Message::Barrier(id) => {
                             let state = sink.pre_commit(id).await.map_err(wrap)?;
                             writes.push(StateOp::Put(
