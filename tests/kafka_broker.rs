@@ -572,5 +572,11 @@ INSERT INTO o SELECT w.k, w.ws, w.n, w.s, x.m FROM w JOIN x ON w.k = x.k AND w.w
         log.contains("exchange records of earlier runs skipped"),
         "{log}"
     );
+    // What completed checkpoints no longer need was deleted from the
+    // exchange topics.
+    assert!(
+        kafka::purged_records(&bs, "vigil-xout-killed-") > 0,
+        "nothing purged from the exchange topics"
+    );
     let _ = std::fs::remove_dir_all(&base);
 }

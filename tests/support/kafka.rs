@@ -306,3 +306,25 @@ pub fn committed_offsets(
         })
         .collect()
 }
+
+/// The records deleted from the fronts of the partitions of every topic
+/// whose name starts with `prefix` (the sum of their low watermarks).
+pub fn purged_records(bootstrap: &str, prefix: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    let mut purged = 0;
+    for t in md.topics().iter().filter(|t| t.name().starts_with(prefix)) {
+        for p in t.partitions() {
+            let (low, _) = consumer
+                .fetch_watermarks(t.name(), p.id(), Duration::from_secs(10))
+                .expect("watermarks");
+            purged += low;
+        }
+    }
+    purged
+}

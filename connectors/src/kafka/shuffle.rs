@@ -3,10 +3,11 @@
 //! the job creates. Writers produce each key group's rows (Arrow IPC) and the
 //! in-band markers with idempotence on, so a partition keeps their order;
 //! readers take their key groups' partitions from explicit offsets (no
-//! consumer group commits: positions live in the job's checkpoints). See
+//! consumer group commits: positions live in the job's checkpoints), and
+//! delete (DeleteRecords) what no retained checkpoint needs any more. See
 //! [`vigil_engine::shuffle`] for what the records mean.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,7 +22,9 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
 use vigil_engine::connector::{Source, SourceContext};
+use vigil_engine::message::CheckpointId;
 use vigil_engine::shuffle::reader::{decode_positions, encode_positions, Emit, ExchangeReader};
 use vigil_engine::shuffle::record::{encode_marker, encode_rows};
 use vigil_engine::shuffle::{ExchangeSpec, Marker, ShuffleService, ShuffleWriter};
@@ -378,10 +381,21 @@ impl Source for KafkaShuffleReader {
         );
         let consumer = self.consumer()?;
         let mut stop = ctx.stop.clone();
+        let mut completed = ctx.completed_checkpoints();
+        let mut purger = match completed {
+            Some(_) => Some(Purger::new(&self.properties, &self.topic)?),
+            None => None,
+        };
         let mut out = vec![];
         while !reader.finished() {
             let msg = tokio::select! {
                 _ = stop.stopped() => break,
+                done = next_completed(&mut completed) => {
+                    if let Some(p) = purger.as_mut() {
+                        p.completed(done).await;
+                    }
+                    continue;
+                }
                 m = consumer.recv() => m.map_err(|e| error(&self.topic, e))?,
             };
             let group = u16::try_from(msg.partition())
@@ -399,7 +413,10 @@ impl Source for KafkaShuffleReader {
                     Emit::Watermark(wm) => ctx.emit_watermark(wm).await?,
                     Emit::Idle => ctx.emit_idle().await?,
                     Emit::Barrier(id, positions) => {
-                        ctx.barrier(id, encode_positions(&positions)).await?
+                        ctx.barrier(id, encode_positions(&positions)).await?;
+                        if let Some(p) = purger.as_mut() {
+                            p.taken.push_back((id, positions));
+                        }
                     }
                 }
             }
@@ -408,5 +425,71 @@ impl Source for KafkaShuffleReader {
             tracing::info!(topic = %self.topic, skipped = reader.skipped, "exchange records of earlier runs skipped");
         }
         Ok(())
+    }
+}
+
+/// The next completed checkpoint (pends forever without checkpoints).
+async fn next_completed(rx: &mut Option<watch::Receiver<CheckpointId>>) -> CheckpointId {
+    match rx {
+        Some(r) => match r.changed().await {
+            Ok(()) => *r.borrow_and_update(),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Deletes what a reader's partitions hold before the positions of the
+/// checkpoint before the newest completed one (DeleteRecords): a restore
+/// starts at the newest, or falls back to the one before it.
+struct Purger {
+    admin: AdminClient<DefaultClientContext>,
+    topic: String,
+    /// The positions of the barriers emitted, oldest first, from the
+    /// newest completed checkpoint's on.
+    taken: VecDeque<(CheckpointId, Vec<(u16, i64)>)>,
+}
+
+impl Purger {
+    fn new(properties: &BTreeMap<String, String>, topic: &str) -> Result<Self> {
+        let admin = client_config(properties)
+            .map_err(|e| error(topic, e))?
+            .create()
+            .map_err(|e| error(topic, format!("invalid Kafka configuration: {e}")))?;
+        Ok(Self {
+            admin,
+            topic: topic.to_string(),
+            taken: VecDeque::new(),
+        })
+    }
+
+    /// Checkpoint `done` completed. Purging is housekeeping: a failure is
+    /// logged, and the next completion tries again.
+    async fn completed(&mut self, done: CheckpointId) {
+        let completed = self.taken.iter().take_while(|(id, _)| *id <= done).count();
+        if completed < 2 {
+            return;
+        }
+        // The one before the newest completed is the bound; older ones go.
+        let mut older: Vec<_> = self.taken.drain(..completed - 1).collect();
+        let Some((_, positions)) = older.pop() else {
+            return;
+        };
+        let mut tpl = TopicPartitionList::new();
+        for (g, at) in positions.iter().filter(|(_, at)| *at > 0) {
+            if tpl
+                .add_partition_offset(&self.topic, i32::from(*g), Offset::Offset(*at))
+                .is_err()
+            {
+                return;
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        if let Err(e) = self.admin.delete_records(&tpl, &opts).await {
+            tracing::warn!(topic = %self.topic, "cannot purge exchange records: {e}");
+        }
     }
 }
