@@ -11,6 +11,8 @@ mod broker;
 mod compare;
 #[path = "support/kafka.rs"]
 mod kafka;
+#[path = "support/process.rs"]
+mod process;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use broker::Kafka;
 use kafka::{create_topics, produce, Rec};
+use process::{spawn_vigil, wait_until};
 
 fn tests_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests")
@@ -289,35 +292,6 @@ fn sigterm_flushes_commits_and_exits_zero() {
     );
 }
 
-/// Starts `vigil run --state-dir STATE SCRIPT` in the background.
-fn spawn_vigil(script: &str, dir: &std::path::Path) -> std::process::Child {
-    std::fs::create_dir_all(dir).expect("job dir");
-    let path = dir.join("job.sql");
-    std::fs::write(&path, script).expect("write script");
-    let log = std::fs::File::create(dir.join("vigil.log")).expect("log");
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["-v", "run", "--state-dir"])
-        .arg(dir.join("state"))
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start vigil")
-}
-
-/// Waits up to `within` for `done`, failing with `what` and the job's log.
-fn wait_until(within: Duration, what: &str, dir: &std::path::Path, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} within {within:?}; vigil's log:\n{}",
-            std::fs::read_to_string(dir.join("vigil.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// With checkpointing, a source commits its group's offsets when a checkpoint
 /// completes, never for records merely read: a job whose first checkpoint is
 /// an hour away has copied every record yet committed nothing when it is
@@ -460,123 +434,4 @@ fn upsert_kafka_sources_match_flink() {
             Err(e) => panic!("{name}: {e}"),
         }
     }
-}
-
-/// A keyed TUMBLE and a regular join over a 4-partition topic, their keyed
-/// exchanges through Kafka (`'execution.exchange' = 'kafka'`) at
-/// parallelism 2, written exactly-once: killed with SIGKILL once a checkpoint
-/// has completed and run again from it, the job commits the rows of a
-/// straight run, none missing and none twice. The killed run's exchange
-/// records after its checkpoint are in the topics still; the resumed run
-/// skips them (another generation) and writes them anew.
-#[test]
-fn a_job_with_a_kafka_exchange_killed_and_resumed_equals_a_straight_run() {
-    let broker = Kafka::start();
-    let bs = broker.bootstrap.clone();
-    create_topics(&bs, &[("xin", 4), ("xout-straight", 1), ("xout-killed", 1)]);
-    let records: Vec<Rec> = (0..60_000i64)
-        .map(|i| {
-            let row = format!(
-                r#"{{"k":{},"v":{i},"ts":{}}}"#,
-                i % 97,
-                1_700_000_000_000 + i * 10
-            );
-            Rec::value(row).to((i % 4) as i32)
-        })
-        .collect();
-    produce(&bs, "xin", &records);
-    let script = |out: &str| {
-        format!(
-            "SET 'execution.checkpointing.interval' = '300 ms';
-SET 'parallelism.default' = '2';
-SET 'execution.exchange' = 'kafka';
-SET 'execution.exchange.kafka.bootstrap-servers' = '{bs}';
-SET 'execution.exchange.kafka.topic-prefix' = 'vigil-{out}';
-CREATE TABLE t (k BIGINT, v BIGINT, ts BIGINT, rt AS TO_TIMESTAMP_LTZ(ts, 3), WATERMARK FOR rt AS rt - INTERVAL '1' SECOND)
-  WITH ('connector' = 'kafka', 'topic' = 'xin', 'properties.bootstrap.servers' = '{bs}', 'properties.group.id' = '{out}',
-        'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'format' = 'json');
-CREATE TABLE o (k BIGINT, ws STRING, n BIGINT, s BIGINT, m BIGINT)
-  WITH ('connector' = 'kafka', 'topic' = '{out}', 'properties.bootstrap.servers' = '{bs}', 'format' = 'json',
-        'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{out}');
-CREATE VIEW w AS SELECT k, CAST(window_start AS STRING) AS ws, COUNT(*) AS n, SUM(v) AS s
-  FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(rt), INTERVAL '10' SECOND)) GROUP BY k, window_start, window_end;
-CREATE VIEW x AS SELECT k, CAST(window_start AS STRING) AS ws, MAX(v) AS m
-  FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(rt), INTERVAL '20' SECOND)) GROUP BY k, window_start, window_end;
-INSERT INTO o SELECT w.k, w.ws, w.n, w.s, x.m FROM w JOIN x ON w.k = x.k AND w.ws = x.ws;"
-        )
-    };
-    let sorted = |topic: &str| {
-        let mut v: Vec<String> = kafka::consume_all(&bs, topic)
-            .into_iter()
-            .map(|(_, _, v)| v)
-            .collect();
-        v.sort();
-        v
-    };
-    let base = std::env::temp_dir().join(format!("vigil-exchange-kill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    let straight = base.join("straight");
-    let mut child = spawn_vigil(&script("xout-straight"), &straight);
-    wait_until(
-        Duration::from_secs(300),
-        "the straight run did not end",
-        &straight,
-        || child.try_wait().expect("wait").is_some(),
-    );
-    let log = std::fs::read_to_string(straight.join("vigil.log")).unwrap_or_default();
-    assert!(log.contains("keyed exchanges go through Kafka"), "{log}");
-    let expected = sorted("xout-straight");
-    assert!(expected.len() > 97, "{} rows\n{log}", expected.len());
-
-    let killed = base.join("killed");
-    let mut child = spawn_vigil(&script("xout-killed"), &killed);
-    let checkpoints = killed.join("state").join("job").join("checkpoints");
-    wait_until(
-        Duration::from_secs(120),
-        "no checkpoint completed",
-        &killed,
-        || {
-            std::fs::read_dir(&checkpoints).is_ok_and(|d| {
-                d.flatten().any(|e| {
-                    e.file_name().to_string_lossy().starts_with("chk-")
-                        && e.path().join("_metadata").exists()
-                })
-            })
-        },
-    );
-    assert!(
-        child.try_wait().expect("wait").is_none(),
-        "the job ended before it could be killed: make the input larger"
-    );
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
-    let before = sorted("xout-killed").len();
-    let mut child = spawn_vigil(&script("xout-killed"), &killed);
-    wait_until(
-        Duration::from_secs(300),
-        "the resumed run did not end",
-        &killed,
-        || child.try_wait().expect("wait").is_some(),
-    );
-    let log = std::fs::read_to_string(killed.join("vigil.log")).unwrap_or_default();
-    assert!(log.contains("resumed from checkpoint"), "{log}");
-    let got = sorted("xout-killed");
-    assert!(
-        got == expected,
-        "{} rows after the resume ({before} before it), {} in the straight run\n{log}",
-        got.len(),
-        expected.len()
-    );
-    // The dead run's records past its checkpoint were there, and skipped.
-    assert!(
-        log.contains("exchange records of earlier runs skipped"),
-        "{log}"
-    );
-    // What completed checkpoints no longer need was deleted from the
-    // exchange topics.
-    assert!(
-        kafka::purged_records(&bs, "vigil-xout-killed-") > 0,
-        "nothing purged from the exchange topics"
-    );
-    let _ = std::fs::remove_dir_all(&base);
 }

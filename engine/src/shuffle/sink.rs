@@ -26,6 +26,8 @@ pub struct ExchangeSink {
     rows_of: Vec<Vec<u32>>,
     /// The last watermark sent (a repeat is not sent again).
     watermark: Option<EventTime>,
+    /// The newest checkpoint whose barrier was sent, or restored from.
+    barrier: CheckpointId,
 }
 
 impl ExchangeSink {
@@ -42,6 +44,7 @@ impl ExchangeSink {
             groups_of_rows: vec![],
             rows_of: vec![vec![]; key_groups as usize],
             watermark: None,
+            barrier: 0,
         }
     }
 }
@@ -108,8 +111,22 @@ impl Sink for ExchangeSink {
     }
 
     async fn pre_commit(&mut self, id: CheckpointId) -> Result<Vec<u8>> {
-        self.writer.marker(Marker::Barrier(id)).await?;
-        self.writer.flush().await?;
-        Ok(vec![])
+        // A sink whose input ended answers the checkpoints still to come
+        // itself, and the first may be the one the job was restored from:
+        // a barrier of a completed checkpoint must not travel downstream,
+        // where no other input would ever bring it.
+        if id > self.barrier {
+            self.barrier = id;
+            self.writer.marker(Marker::Barrier(id)).await?;
+            self.writer.flush().await?;
+        }
+        Ok(self.barrier.to_be_bytes().to_vec())
+    }
+
+    async fn restore(&mut self, state: &[u8]) -> Result<()> {
+        if let Ok(id) = <[u8; 8]>::try_from(state) {
+            self.barrier = CheckpointId::from_be_bytes(id);
+        }
+        Ok(())
     }
 }
