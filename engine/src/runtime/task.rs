@@ -67,10 +67,13 @@ async fn finish_with_checkpoint(
 ) -> Result<()> {
     c.send(Ack::Finishing);
     let (mut trigger, mut completed) = (c.trigger.clone(), c.completed.clone());
+    // Not a checkpoint already complete (right after a restore, the one
+    // restored from): rows committed under it would be replayed from it.
+    let floor = last_acked.max(*completed.borrow());
     let mut answered = None;
     loop {
         let due = *trigger.borrow_and_update();
-        if due > answered.unwrap_or(last_acked) {
+        if due > answered.unwrap_or(floor) {
             let state = sink.pre_commit(due).await?;
             let mut ops = vec![StateOp::Put(
                 crate::state::store_key(node, OPERATOR_STATE, CONNECTOR_STATE_KEY),
