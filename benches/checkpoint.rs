@@ -100,6 +100,7 @@ fn main() {
         let opts = RunOptions {
             state_dir: interval.map(|_| state.clone()),
             job_name: Some("tumble".into()),
+            ..Default::default()
         };
         let text = script(rows, keys, per_ms, "10' SECOND", interval, false);
         let t = Instant::now();
@@ -133,6 +134,7 @@ fn main() {
     let opts = RunOptions {
         state_dir: Some(state.clone()),
         job_name: Some("big".into()),
+        ..Default::default()
     };
     let text = script(state_keys, state_keys, per_ms, "1' DAY", Some("1 s"), true);
     let (handle, signal) = stop_channel();

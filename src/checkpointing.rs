@@ -22,6 +22,9 @@ pub struct RunOptions {
     /// The job's name (`pipeline.name` overrides it); the CLI uses the script's
     /// file name without extension.
     pub job_name: Option<String>,
+    /// This process's name among those running the job when it runs as
+    /// several (`--worker-id`; default: the host name).
+    pub worker: Option<String>,
 }
 
 /// The settings a script starts with under `run`: `--state-dir` turns
@@ -112,6 +115,7 @@ pub fn checkpoint_config(
         retained,
         key_groups,
         remote,
+        peers: None,
     }))
 }
 
@@ -178,6 +182,7 @@ mod tests {
         let run = RunOptions {
             state_dir: Some("/s".into()),
             job_name: Some("alerts".into()),
+            ..Default::default()
         };
         let c = checkpoint_config(&settings(&[]), &run)
             .expect("ok")

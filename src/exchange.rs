@@ -11,6 +11,33 @@ use crate::checkpointing::{job_id, RunOptions};
 
 const PREFIX: &str = "execution.exchange.kafka.";
 
+/// Where a job's Kafka exchanges live (`execution.exchange.kafka.*`).
+pub struct KafkaExchange {
+    /// librdkafka's properties, with `bootstrap.servers`.
+    pub properties: BTreeMap<String, String>,
+    /// The prefix of the job's topics.
+    pub prefix: String,
+    /// The replication factor of the topics the job creates.
+    pub replication: i32,
+    /// Key groups: partitions of each exchange topic.
+    pub key_groups: u16,
+}
+
+impl KafkaExchange {
+    /// Cuts `graph` at its keyed exchanges, through `shuffle`; returns how
+    /// many operators read through it.
+    pub fn cut(&self, graph: &mut JobGraph, shuffle: &KafkaShuffle) -> Result<usize, String> {
+        graph
+            .cut_exchanges(shuffle, self.key_groups)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The exchanges of one run of the job.
+    pub fn shuffle(&self) -> KafkaShuffle {
+        KafkaShuffle::new(self.properties.clone(), &self.prefix, self.replication)
+    }
+}
+
 /// Cuts `graph` at its keyed exchanges when the settings ask for the Kafka
 /// exchange; returns how many operators read through it.
 pub fn cut_exchanges(
@@ -18,11 +45,28 @@ pub fn cut_exchanges(
     settings: &BTreeMap<String, String>,
     run: &RunOptions,
 ) -> Result<usize, String> {
+    match kafka_exchange(settings, run, false)? {
+        Some(x) => x.cut(graph, &x.shuffle()),
+        None => Ok(0),
+    }
+}
+
+/// The Kafka exchange the settings ask for (`None`: the in-memory one);
+/// `required` when the job cannot run without it (as several processes).
+pub fn kafka_exchange(
+    settings: &BTreeMap<String, String>,
+    run: &RunOptions,
+    required: bool,
+) -> Result<Option<KafkaExchange>, String> {
     let kind = settings
         .get("execution.exchange")
         .map(|s| s.trim().to_ascii_lowercase());
     match kind.as_deref() {
-        None | Some("memory") => return Ok(0),
+        None | Some("memory") if !required => return Ok(None),
+        None => {}
+        Some("memory") => {
+            return Err("a job running as several processes exchanges rows through Kafka: remove 'execution.exchange' = 'memory'".into())
+        }
         Some("kafka") => {}
         Some(other) => {
             return Err(format!(
@@ -33,7 +77,7 @@ pub fn cut_exchanges(
     let bootstrap = settings
         .get(&format!("{PREFIX}bootstrap-servers"))
         .ok_or_else(|| {
-            format!("'execution.exchange' = 'kafka' needs the brokers: SET '{PREFIX}bootstrap-servers' = 'host:9092'")
+            format!("the Kafka exchange needs the brokers: SET '{PREFIX}bootstrap-servers' = 'host:9092'")
         })?;
     let mut properties: BTreeMap<String, String> = settings
         .iter()
@@ -63,8 +107,10 @@ pub fn cut_exchanges(
     };
     let key_groups =
         key_groups_setting(settings.get("pipeline.max-parallelism").map(String::as_str))?;
-    let service = KafkaShuffle::new(properties, &prefix, replication);
-    graph
-        .cut_exchanges(&service, key_groups)
-        .map_err(|e| e.to_string())
+    Ok(Some(KafkaExchange {
+        properties,
+        prefix,
+        replication,
+        key_groups,
+    }))
 }

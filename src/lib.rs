@@ -14,6 +14,7 @@
 pub mod checkpointing;
 pub mod client;
 pub mod demo;
+pub mod distributed;
 pub mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -194,6 +195,10 @@ impl Vigil {
         run: &RunOptions,
     ) -> Result<RunSummary, Error> {
         let mut job = self.plan_with(script, metrics, run).await?;
+        if distributed::is_distributed(&job.settings).map_err(Error::Options)? {
+            distributed::run(self, script, job, query_sink, metrics, stop, run).await?;
+            return Ok(summary(metrics));
+        }
         let checkpoints =
             checkpointing::checkpoint_config(&job.settings, run).map_err(Error::Options)?;
         for (i, q) in std::mem::take(&mut job.queries).into_iter().enumerate() {
@@ -206,7 +211,14 @@ impl Vigil {
             tracing::info!(operators = cut, "keyed exchanges go through Kafka");
         }
         run_job_with(job.graph, metrics.clone(), stop, checkpoints).await?;
-        Ok(RunSummary {
+        Ok(summary(metrics))
+    }
+}
+
+/// What `metrics` counted of a finished job.
+fn summary(metrics: &Metrics) -> RunSummary {
+    {
+        RunSummary {
             rows_read: metrics.total(names::SOURCE_ROWS),
             malformed_records: metrics.total(names::MALFORMED_RECORDS),
             late_rows_dropped: metrics.total(names::LATE_ROWS_DROPPED),
@@ -217,6 +229,6 @@ impl Vigil {
             last_checkpoint_ms: metrics.total(names::CHECKPOINT_DURATION_MS),
             last_checkpoint_incremental_bytes: metrics.total(names::CHECKPOINT_INCREMENTAL_BYTES),
             partial_matches: metrics.total(names::PARTIAL_MATCHES),
-        })
+        }
     }
 }

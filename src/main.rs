@@ -40,6 +40,10 @@ enum Command {
         /// 10 s unless the script sets 'execution.checkpointing.interval').
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// This process's name among the processes of a job that runs as
+        /// several ('execution.mode' = 'distributed'); default: the host name.
+        #[arg(long, env = "VIGIL_WORKER_ID", value_name = "NAME")]
+        worker_id: Option<String>,
     },
     /// Start an embedded Kafka broker, produce live synthetic events into it
     /// (sensors, logins, orders and payments) and run the pipelines of
@@ -363,6 +367,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             script,
             format,
             state_dir,
+            worker_id,
         } => {
             let text = read_script(&script)?;
             let name = script.display().to_string();
@@ -370,6 +375,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let run = vigil::RunOptions {
                 state_dir,
                 job_name: vigil::checkpointing::job_name_of(&script),
+                worker: worker_id,
             };
             match vigil.run_script_with(&text, format, stop, &run).await {
                 Ok(summary) => {

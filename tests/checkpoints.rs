@@ -156,6 +156,7 @@ fn opts(state: &Path) -> RunOptions {
     RunOptions {
         state_dir: Some(state.to_path_buf()),
         job_name: Some("resume".into()),
+        ..Default::default()
     }
 }
 
@@ -402,6 +403,7 @@ INSERT INTO out_t SELECT order_id, customer FROM orders;
     let run = RunOptions {
         state_dir: Some(dir.join("state")),
         job_name: Some("alone".into()),
+        ..Default::default()
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(Vigil::new().run_script_with(

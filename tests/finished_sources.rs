@@ -71,6 +71,7 @@ fn start(script: String, state: &Path) -> Job {
     let opts = RunOptions {
         state_dir: Some(state.to_path_buf()),
         job_name: Some("finished".into()),
+        ..Default::default()
     };
     let thread = std::thread::spawn(move || {
         runtime()

@@ -86,6 +86,7 @@ fn opts(state: &Path) -> RunOptions {
     RunOptions {
         state_dir: Some(state.to_path_buf()),
         job_name: Some("alerts".into()),
+        ..Default::default()
     }
 }
 

@@ -29,11 +29,16 @@ use crate::metrics::{names, Metrics};
 use crate::state::checkpoints::CheckpointStore;
 use crate::state::checkpoints::{CheckpointMeta, METADATA_FILE};
 use crate::state::remote::{Manifest, RemoteCheckpoints};
+use crate::state::shared::Peers;
 use crate::state::store::StateStore;
 use crate::state::{store_key, StateOp, OPERATOR_STATE};
 
 /// The key under which a source or sink keeps its state.
 pub(crate) const CONNECTOR_STATE_KEY: &[u8] = b"connector";
+
+/// How long a checkpoint may wait for its participants before the log says
+/// which ones it waits for.
+const SLOW_CHECKPOINT: Duration = Duration::from_secs(10);
 
 /// How a job checkpoints.
 #[derive(Debug, Clone)]
@@ -53,6 +58,11 @@ pub struct CheckpointConfig {
     /// (`state.checkpoints.dir` = `s3://...`): `checkpoints_dir` is then the
     /// local copy, and a checkpoint is complete once uploaded.
     pub remote: Option<RemoteCheckpoints>,
+    /// Of a job running as several processes: where all of them checkpoint
+    /// (`checkpoints_dir` is then this process's directory among them), and
+    /// which this one is. A
+    /// checkpoint completes once every process wrote its part.
+    pub peers: Option<Peers>,
 }
 
 /// The marker of a node that reached the end of its input.
@@ -209,6 +219,8 @@ pub(crate) struct Coordinator {
     first: Vec<StateOp>,
     /// The retained checkpoints on object storage, oldest first.
     uploaded: Vec<Manifest>,
+    /// Whether earlier generations' parts were removed (see [`Peers`]).
+    peers_cleaned: bool,
 }
 
 impl Coordinator {
@@ -237,6 +249,7 @@ impl Coordinator {
             metrics,
             first: vec![],
             uploaded: vec![],
+            peers_cleaned: false,
         }
     }
 
@@ -288,21 +301,27 @@ impl Coordinator {
         self.checkpoints.clone()
     }
 
+    /// The other processes, of a job running as several.
+    pub fn peers(&self) -> Option<Peers> {
+        self.config.peers.clone()
+    }
+
     /// The checkpoints on object storage, if they live there.
     pub fn remote(&self) -> Option<RemoteCheckpoints> {
         self.config.remote.clone()
     }
 
     /// Runs until every participant has finished, or one went away without
-    /// finishing. `participants` are numbered `0..participants`.
-    pub async fn run(mut self, participants: usize) {
+    /// finishing. `participants` (their names) are numbered from 0.
+    pub async fn run(mut self, participants: Vec<String>) {
         // Let go of our own sender, so that `recv` ends once every participant has.
         let (unused, _) = mpsc::unbounded_channel();
         drop(std::mem::replace(&mut self.acks_tx, unused));
         let mut round = Round {
-            live: (0..participants).collect(),
+            live: (0..participants.len()).collect(),
             carry: std::mem::take(&mut self.first),
             urgent: false,
+            early: vec![],
         };
         let mut id = self.last_id;
         loop {
@@ -312,7 +331,7 @@ impl Coordinator {
             while !round.urgent {
                 tokio::select! {
                     _ = &mut sleep => break,
-                    ack = self.acks.recv() => match round.between(ack) {
+                    ack = self.acks.recv() => match round.between(ack, id) {
                         Flow::Go => {}
                         Flow::End => return,
                     },
@@ -328,8 +347,23 @@ impl Coordinator {
             let mut pending = round.live.clone();
             let mut ops = std::mem::take(&mut round.carry);
             let mut keyed_bytes: BTreeMap<NodeId, u64> = BTreeMap::new();
+            for ack in round.take_early(id) {
+                round.during(Some(ack), id, &mut pending, &mut ops, &mut keyed_bytes);
+            }
+            let mut told = false;
             while !pending.is_empty() {
-                let ack = self.acks.recv().await;
+                let ack = tokio::select! {
+                    ack = self.acks.recv() => ack,
+                    _ = tokio::time::sleep(SLOW_CHECKPOINT), if !told => {
+                        told = true;
+                        let waiting: Vec<&str> = pending
+                            .iter()
+                            .filter_map(|p| participants.get(*p).map(String::as_str))
+                            .collect();
+                        tracing::warn!(checkpoint = id, "checkpoint {id} still waits for: {}", waiting.join(", "));
+                        continue;
+                    }
+                };
                 let flow = round.during(ack, id, &mut pending, &mut ops, &mut keyed_bytes);
                 if flow == Flow::End {
                     tracing::info!(
@@ -385,6 +419,30 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Of a job running as several processes: returns once every process
+    /// wrote its part of checkpoint `id` (a process that died never does:
+    /// the membership change restarts this one meanwhile). The first
+    /// completion of a generation removes the parts of earlier ones.
+    async fn await_peers(&mut self, id: CheckpointId) {
+        let Some(peers) = self.config.peers.clone() else {
+            return;
+        };
+        loop {
+            let p = peers.clone();
+            if tokio::task::spawn_blocking(move || p.all_written(id))
+                .await
+                .unwrap_or(false)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if peers.me.index == 0 && !self.peers_cleaned {
+            self.peers_cleaned = true;
+            let _ = tokio::task::spawn_blocking(move || peers.remove_other_generations()).await;
+        }
+    }
+
     /// Stores checkpoint `id` and announces its completion.
     async fn write(
         &mut self,
@@ -422,7 +480,10 @@ impl Coordinator {
         }
         let written = match written {
             Ok(Ok((meta, _))) => match self.upload(&meta).await {
-                Ok(()) => Ok(Ok((meta, ()))),
+                Ok(()) => {
+                    self.await_peers(id).await;
+                    Ok(Ok((meta, ())))
+                }
                 Err(e) => Ok(Err(e)),
             },
             Ok(Err(e)) => Ok(Err(e)),
@@ -474,14 +535,26 @@ struct Round {
     carry: Vec<StateOp>,
     /// A sink waits for a checkpoint to commit its last rows.
     urgent: bool,
+    /// Snapshots of checkpoints not yet triggered here: of a job running as
+    /// several processes, another's barrier can reach this one's exchange
+    /// readers first (when this one's writers have ended).
+    early: Vec<Ack>,
 }
 
 impl Round {
-    /// An acknowledgement between checkpoints (a stale snapshot, or an end).
-    fn between(&mut self, ack: Option<Ack>) -> Flow {
+    /// An acknowledgement between checkpoints (`last` the newest triggered):
+    /// a stale snapshot, an early one, or an end.
+    fn between(&mut self, ack: Option<Ack>, last: CheckpointId) -> Flow {
         match ack {
             None | Some(Ack::Gone) => Flow::End,
-            Some(Ack::Snapshot { .. }) => Flow::Go,
+            Some(early @ Ack::Snapshot { .. }) => {
+                if matches!(early, Ack::Snapshot { id, .. } if id > last) {
+                    // The others are at it already: catch up at once.
+                    self.early.push(early);
+                    self.urgent = true;
+                }
+                Flow::Go
+            }
             Some(Ack::Finishing) => {
                 self.urgent = true;
                 Flow::Go
@@ -496,6 +569,15 @@ impl Round {
                 }
             }
         }
+    }
+
+    /// The early snapshots of checkpoint `id` (those of later ones stay).
+    fn take_early(&mut self, id: CheckpointId) -> Vec<Ack> {
+        let (now, later) = std::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|a| matches!(a, Ack::Snapshot { id: a, .. } if *a == id));
+        self.early = later;
+        now
     }
 
     /// An acknowledgement while checkpoint `id` waits for `pending`.
@@ -520,7 +602,11 @@ impl Round {
                     *keyed_bytes.entry(node).or_default() += b;
                 }
             }
-            Some(Ack::Snapshot { .. }) => {}
+            Some(early @ Ack::Snapshot { .. }) => {
+                if matches!(early, Ack::Snapshot { id: a, .. } if a > id) {
+                    self.early.push(early);
+                }
+            }
             Some(Ack::Finishing) => self.urgent = true,
             Some(Ack::Finished { from, ops: o }) => {
                 self.live.remove(&from);

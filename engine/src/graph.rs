@@ -62,6 +62,29 @@ pub struct JobGraph {
     /// does not checkpoint (a checkpointing job's come with its
     /// checkpoint configuration).
     pub key_groups: u16,
+    /// The share of the job this process runs, when the job runs as several
+    /// processes (`None`: all of it).
+    pub share: Option<Share>,
+}
+
+/// The share of a job one process runs when the job runs as `count`
+/// processes: of a node that runs as `w` instances, this process runs
+/// instances `w * index / count .. w * (index + 1) / count` (the instance
+/// numbers, and so the key groups, are the job's, not the process's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// Which process this is, from 0.
+    pub index: usize,
+    /// How many processes run the job.
+    pub count: usize,
+}
+
+impl Share {
+    /// The instances of a node of `width` instances this process runs.
+    pub fn range(&self, width: usize) -> std::ops::Range<usize> {
+        let count = self.count.max(1);
+        width * self.index / count..width * (self.index + 1) / count
+    }
 }
 
 /// How many instances an operator runs as.

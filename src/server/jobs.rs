@@ -272,6 +272,7 @@ impl Jobs {
         RunOptions {
             state_dir: Some(self.dir.join("checkpoints")),
             job_name: Some(name.to_string()),
+            ..Default::default()
         }
     }
 

@@ -9,6 +9,7 @@ pub mod client;
 pub mod consumer;
 pub mod embedded;
 pub mod layout;
+pub mod membership;
 pub mod options;
 pub mod shuffle;
 pub mod sink;

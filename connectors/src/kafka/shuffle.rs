@@ -47,6 +47,10 @@ pub struct KafkaShuffle {
     replication: i32,
     /// This run's generation: readers take only its records.
     generation: u64,
+    /// Whether other processes write the exchanges too: a fresh run then
+    /// reads from the start of each log (skipping other generations'
+    /// records), since their writers may start before this process plans.
+    shared: bool,
     created: Mutex<BTreeSet<String>>,
 }
 
@@ -64,8 +68,17 @@ impl KafkaShuffle {
             prefix: prefix.to_string(),
             replication,
             generation,
+            shared: false,
             created: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// The exchanges of a job running as several processes, which share
+    /// `generation` (their membership's).
+    pub fn shared(mut self, generation: u64) -> Self {
+        self.generation = generation;
+        self.shared = true;
+        self
     }
 
     /// This run's generation.
@@ -83,66 +96,16 @@ impl KafkaShuffle {
         if self.created.lock().is_ok_and(|c| c.contains(topic)) {
             return Ok(());
         }
-        let config = client_config(&self.properties).map_err(|e| error(topic, e))?;
-        let admin: AdminClient<DefaultClientContext> = config
-            .create()
-            .map_err(|e| error(topic, format!("invalid Kafka configuration: {e}")))?;
-        let new = NewTopic::new(
-            topic,
-            i32::from(partitions),
-            TopicReplication::Fixed(self.replication),
-        );
-        let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
-        let results = futures::executor::block_on(admin.create_topics([&new], &opts))
-            .map_err(|e| error(topic, format!("cannot create the topic: {e}")))?;
-        let mut existed = false;
-        for r in results {
-            match r {
-                Ok(_) => {}
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => existed = true,
-                Err((_, code)) => {
-                    return Err(error(topic, format!("cannot create the topic: {code}")))
-                }
-            }
-        }
-        let consumer: BaseConsumer = config
-            .create()
-            .map_err(|e| error(topic, format!("invalid Kafka configuration: {e}")))?;
-        let deadline = Instant::now() + ADMIN_TIMEOUT;
-        loop {
-            let md = consumer
-                .fetch_metadata(Some(topic), Duration::from_secs(5))
-                .map_err(|e| error(topic, e))?;
-            let found = md
-                .topics()
-                .iter()
-                .find(|t| t.name() == topic)
-                .map_or(0, |t| t.partitions().len());
-            if found == usize::from(partitions) {
-                break;
-            }
-            if found > 0 && existed {
-                return Err(error(
-                    topic,
-                    format!("the topic has {found} partitions and the job {partitions} key groups ('pipeline.max-parallelism'); delete the topic or set them equal"),
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(error(
-                    topic,
-                    "the topic was created but has no partitions yet",
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        ensure_topic(&self.properties, topic, partitions, self.replication)?;
         if let Ok(mut c) = self.created.lock() {
             c.insert(topic.to_string());
         }
         Ok(())
     }
 
-    /// Where each partition ends now: a fresh run reads from there.
-    fn end_offsets(&self, topic: &str, partitions: u16) -> Result<BTreeMap<u16, i64>> {
+    /// Where each partition ends now (a fresh run reads from there), or
+    /// where it begins, when other processes write the exchange too.
+    fn start_offsets(&self, topic: &str, partitions: u16) -> Result<BTreeMap<u16, i64>> {
         let config = client_config(&self.properties).map_err(|e| error(topic, e))?;
         let consumer: BaseConsumer = config
             .create()
@@ -153,7 +116,7 @@ impl KafkaShuffle {
             // A new topic's partitions may have no leader for a moment.
             let high = loop {
                 match consumer.fetch_watermarks(topic, i32::from(g), Duration::from_secs(5)) {
-                    Ok((_, high)) => break high,
+                    Ok((low, high)) => break if self.shared { low } else { high },
                     Err(e) if Instant::now() > deadline => {
                         return Err(error(
                             topic,
@@ -167,6 +130,67 @@ impl KafkaShuffle {
         }
         Ok(out)
     }
+}
+
+/// Creates `topic` with `partitions` partitions (one per key group) on the
+/// cluster of `properties`, unless it exists with them already.
+pub(super) fn ensure_topic(
+    properties: &BTreeMap<String, String>,
+    topic: &str,
+    partitions: u16,
+    replication: i32,
+) -> Result<()> {
+    let config = client_config(properties).map_err(|e| error(topic, e))?;
+    let admin: AdminClient<DefaultClientContext> = config
+        .create()
+        .map_err(|e| error(topic, format!("invalid Kafka configuration: {e}")))?;
+    let new = NewTopic::new(
+        topic,
+        i32::from(partitions),
+        TopicReplication::Fixed(replication),
+    );
+    let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+    let results = futures::executor::block_on(admin.create_topics([&new], &opts))
+        .map_err(|e| error(topic, format!("cannot create the topic: {e}")))?;
+    let mut existed = false;
+    for r in results {
+        match r {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => existed = true,
+            Err((_, code)) => return Err(error(topic, format!("cannot create the topic: {code}"))),
+        }
+    }
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(|e| error(topic, format!("invalid Kafka configuration: {e}")))?;
+    let deadline = Instant::now() + ADMIN_TIMEOUT;
+    loop {
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .map_err(|e| error(topic, e))?;
+        let found = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len());
+        if found == usize::from(partitions) {
+            break;
+        }
+        if found > 0 && existed {
+            return Err(error(
+                topic,
+                format!("the topic has {found} partitions and the job {partitions} key groups ('pipeline.max-parallelism'); delete the topic or set them equal"),
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(error(
+                topic,
+                "the topic was created but has no partitions yet",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 impl ShuffleService for KafkaShuffle {
@@ -199,7 +223,7 @@ impl ShuffleService for KafkaShuffle {
     fn reader(&self, spec: &ExchangeSpec) -> Result<Box<dyn Source>> {
         let topic = self.topic(spec);
         self.ensure_topic(&topic, spec.key_groups)?;
-        let start = self.end_offsets(&topic, spec.key_groups)?;
+        let start = self.start_offsets(&topic, spec.key_groups)?;
         Ok(Box::new(KafkaShuffleReader {
             properties: self.properties.clone(),
             topic,

@@ -25,15 +25,27 @@ use crate::Result;
 pub(super) struct KeyRouter {
     keys: Vec<Arc<dyn PhysicalExpr>>,
     key_groups: u16,
+    /// The job's number of the first instance routed to, of how many (of a
+    /// job running as several processes, this process's instances are a
+    /// range of the job's).
+    first: usize,
+    total: usize,
     groups_of_rows: Vec<u16>,
     rows_of: Vec<Vec<u32>>,
 }
 
 impl KeyRouter {
-    pub fn new(keys: Vec<Arc<dyn PhysicalExpr>>, key_groups: u16) -> Self {
+    pub fn new(
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        key_groups: u16,
+        first: usize,
+        total: usize,
+    ) -> Self {
         Self {
             keys,
             key_groups,
+            first,
+            total,
             groups_of_rows: vec![],
             rows_of: vec![],
         }
@@ -56,7 +68,15 @@ impl KeyRouter {
             rows.clear();
         }
         for (row, g) in self.groups_of_rows.iter().enumerate() {
-            self.rows_of[instance_of(*g, instances, self.key_groups)].push(row as u32);
+            let to = instance_of(*g, self.total, self.key_groups)
+                .checked_sub(self.first)
+                .and_then(|i| self.rows_of.get_mut(i));
+            let Some(to) = to else {
+                return Err(crate::EngineError::Graph(format!(
+                    "a row of key group {g} reached a process that does not own it"
+                )));
+            };
+            to.push(row as u32);
         }
         self.rows_of
             .iter()
@@ -133,7 +153,7 @@ mod tests {
             ],
         )
         .expect("batch");
-        let mut router = KeyRouter::new(vec![Arc::new(Column::new("k", 0))], 128);
+        let mut router = KeyRouter::new(vec![Arc::new(Column::new("k", 0))], 128, 0, 3);
         let parts = router.route(&batch, 3).expect("route");
         assert_eq!(parts.len(), 3);
         let total: usize = parts.iter().flatten().map(|p| p.num_rows()).sum();

@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use crate::checkpoint::CheckpointConfig;
 use crate::connector::Source;
 use crate::control::StopSignal;
-use crate::graph::{Instances, JobGraph, NodeId, NodeKind};
+use crate::graph::{Instances, JobGraph, NodeId, NodeKind, Share};
 use crate::metrics::Metrics;
 use crate::operator::Operator;
 use crate::state::DEFAULT_KEY_GROUPS;
@@ -79,44 +79,76 @@ fn add_output(p: Producer, out: Output, tasks: &mut [Task], sources: &mut [Sourc
     }
 }
 
-/// The extra instances (beyond the graph's own) of each parallel operator.
-type Forks = BTreeMap<NodeId, Vec<Box<dyn Operator>>>;
+/// The instances of a node that runs as several which this process runs:
+/// the job's number of the first, of how many the node runs as, and the
+/// instances beyond the graph's own node (which becomes the first).
+struct Fork<T> {
+    first: usize,
+    total: usize,
+    extra: Vec<T>,
+}
 
-/// The extra subtasks (beyond the graph's own) of each source that runs as several.
-type SourceForks = BTreeMap<NodeId, Vec<Box<dyn Source>>>;
+/// The instances of each parallel operator.
+type Forks = BTreeMap<NodeId, Fork<Box<dyn Operator>>>;
+
+/// The subtasks of each source that runs as several.
+type SourceForks = BTreeMap<NodeId, Fork<Box<dyn Source>>>;
+
+/// Keeps the `share` of `all` (the graph's node becomes the first kept).
+fn keep_share<T>(all: Vec<T>, share: Option<Share>, name: &str) -> Result<(T, Fork<T>)> {
+    let total = all.len();
+    let range = share.map_or(0..total, |s| s.range(total));
+    let first = range.start;
+    let mut kept = all.into_iter().skip(range.start).take(range.len());
+    let head = kept.next().ok_or_else(|| {
+        EngineError::Graph(format!(
+            "'{name}' runs as {total} instances, fewer than the job's processes"
+        ))
+    })?;
+    Ok((
+        head,
+        Fork {
+            first,
+            total,
+            extra: kept.collect(),
+        },
+    ))
+}
 
 /// Creates the extra instances of the operators, and the subtasks of the
-/// sources, that run as several ([`JobGraph::instances`]).
+/// sources, that run as several ([`JobGraph::instances`]); of a job that
+/// runs as several processes, only this process's share of them.
 fn fork_parallel(graph: &mut JobGraph) -> Result<(Forks, SourceForks)> {
     let mut forks = Forks::new();
     let mut source_forks = SourceForks::new();
     let instances = graph.instances();
-    for (id, (node, runs)) in graph.nodes.iter_mut().zip(instances).enumerate() {
-        let parallelism = match runs {
+    let share = graph.share.filter(|s| s.count > 1);
+    for (id, (node, runs)) in graph.nodes.iter_mut().zip(&instances).enumerate() {
+        let parallelism = match *runs {
             Instances::Many(p) | Instances::Each(p) => p,
-            Instances::Once(_) => continue,
+            Instances::Once(reason) => {
+                if share.is_some() {
+                    refuse_unshared(node, reason, &instances)?;
+                }
+                continue;
+            }
         };
         if matches!(node.kind, NodeKind::Source(_)) {
             let NodeKind::Source(source) = std::mem::replace(&mut node.kind, NodeKind::Union)
             else {
                 continue;
             };
-            let mut subtasks = source.subtasks(parallelism)?.into_iter();
-            let (Some(first), rest) = (subtasks.next(), subtasks.collect::<Vec<_>>()) else {
-                return Err(EngineError::Graph(format!(
-                    "'{}' made no subtask",
-                    node.name
-                )));
-            };
-            if rest.len() + 1 != parallelism {
+            let subtasks = source.subtasks(parallelism)?;
+            if subtasks.len() != parallelism {
                 return Err(EngineError::Graph(format!(
                     "'{}' made {} subtasks of {parallelism}",
                     node.name,
-                    rest.len() + 1
+                    subtasks.len()
                 )));
             }
+            let (first, fork) = keep_share(subtasks, share, &node.name)?;
             node.kind = NodeKind::Source(first);
-            source_forks.insert(id, rest);
+            source_forks.insert(id, fork);
             continue;
         }
         let NodeKind::Operator(op) = &node.kind else {
@@ -129,11 +161,47 @@ fn fork_parallel(graph: &mut JobGraph) -> Result<(Forks, SourceForks)> {
                 None => break,
             }
         }
-        if extra.len() + 1 == parallelism {
-            forks.insert(id, extra);
+        if extra.len() + 1 != parallelism {
+            if share.is_some() {
+                return Err(EngineError::Graph(format!(
+                    "'{}' cannot run as {parallelism} instances, so it cannot run across processes",
+                    node.name
+                )));
+            }
+            continue;
         }
+        let NodeKind::Operator(op) = std::mem::replace(&mut node.kind, NodeKind::Union) else {
+            continue;
+        };
+        let all: Vec<Box<dyn Operator>> = std::iter::once(op).chain(extra).collect();
+        let (first, fork) = keep_share(all, share, &node.name)?;
+        node.kind = NodeKind::Operator(first);
+        forks.insert(id, fork);
     }
     Ok((forks, source_forks))
+}
+
+/// Of a job running as several processes, each runs its share of every
+/// node: a node that runs once can only be a sink (each process writes its
+/// share of the rows) or a step on inputs that run once too.
+fn refuse_unshared(
+    node: &crate::graph::Node,
+    reason: Option<&'static str>,
+    instances: &[Instances],
+) -> Result<()> {
+    let wide = node.inputs.iter().any(|i| instances[*i].width() > 1);
+    match node.kind {
+        NodeKind::Source(_) => Err(EngineError::Graph(format!(
+            "'{}' cannot split its input, so the job cannot run across processes (read a Kafka topic or files)",
+            node.name
+        ))),
+        NodeKind::Operator(_) if wide => Err(EngineError::Graph(format!(
+            "'{}' runs once ({}), so the job cannot run across processes",
+            node.name,
+            reason.unwrap_or("it has no key")
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// An input of a keyed operator: the sources or tasks emitting its rows, and
@@ -147,7 +215,7 @@ type KeyedInput = (Vec<Producer>, Vec<Arc<dyn PhysicalExpr>>);
 fn place_keyed(
     node: &crate::graph::Node,
     id: NodeId,
-    ops: Vec<Box<dyn Operator>>,
+    (ops, first, total): (Vec<Box<dyn Operator>>, usize, usize),
     upstream: Vec<KeyedInput>,
     key_groups: u16,
     setup: &StateSetup,
@@ -167,17 +235,19 @@ fn place_keyed(
                 ins.push(rx);
             }
             sides.push(side);
-            let out = Output::Keyed(KeyRouter::new(keys.clone(), key_groups), senders);
+            let router = KeyRouter::new(keys.clone(), key_groups, first, total);
+            let out = Output::Keyed(router, senders);
             add_output(up, out, tasks, sources);
         }
     }
     let mut instances = vec![];
     for (i, (op, inputs)) in ops.into_iter().zip(inputs).enumerate() {
+        let i = first + i;
         tasks.push(Task {
-            name: format!("{} [{}/{n}]", node.name, i + 1),
+            name: format!("{} [{}/{total}]", node.name, i + 1),
             inputs,
             sides: sides.clone(),
-            ops: vec![setup.stage(id, node.uid, i, n, op)?],
+            ops: vec![setup.stage(id, node.uid, i, total, op)?],
             sink: None,
             outputs: vec![],
         });
@@ -214,10 +284,15 @@ fn place_source(
     id: NodeId,
     name: String,
     source: Box<dyn Source>,
-    extra: Option<Vec<Box<dyn Source>>>,
+    fork: Option<Fork<Box<dyn Source>>>,
     sources: &mut Vec<SourceTask>,
 ) -> Placement {
-    let Some(extra) = extra else {
+    let Some(Fork {
+        first,
+        total,
+        extra,
+    }) = fork
+    else {
         sources.push(SourceTask {
             node: id,
             name,
@@ -227,16 +302,16 @@ fn place_source(
         });
         return Placement::Source(sources.len() - 1);
     };
-    let n = extra.len() + 1;
-    tracing::info!(source = %name, subtasks = n, "reading in parallel subtasks");
+    tracing::info!(source = %name, subtasks = extra.len() + 1, of = total, "reading in parallel subtasks");
     let mut placed = vec![];
     for (i, source) in std::iter::once(source).chain(extra).enumerate() {
+        let i = first + i;
         sources.push(SourceTask {
             node: id,
-            name: format!("{name} [{}/{n}]", i + 1),
+            name: format!("{name} [{}/{total}]", i + 1),
             source,
             outputs: vec![],
-            subtask: Some((i, n)),
+            subtask: Some((i, total)),
         });
         placed.push(sources.len() - 1);
     }
@@ -314,7 +389,12 @@ pub async fn run_job_with(
             }
             _ => None,
         };
-        if let Some(extra) = forks.remove(&id) {
+        if let Some(Fork {
+            first,
+            total,
+            extra,
+        }) = forks.remove(&id)
+        {
             let NodeKind::Operator(op) = std::mem::replace(&mut node.kind, NodeKind::Union) else {
                 return Err(EngineError::Graph(format!(
                     "'{}' is not an operator",
@@ -330,7 +410,7 @@ pub async fn run_job_with(
                     let instances = place_keyed(
                         &node,
                         id,
-                        ops,
+                        (ops, first, total),
                         upstream,
                         key_groups,
                         &setup,
@@ -352,7 +432,6 @@ pub async fn run_job_with(
                             node.name
                         )));
                     };
-                    let n = ops.len();
                     // Fused into its input's instance, unless others read
                     // that input too (a scan shared by several queries):
                     // then each instance is a task of its own, fed by its
@@ -360,13 +439,14 @@ pub async fn run_job_with(
                     let alone = node.inputs.iter().all(|i| consumers[*i] == 1);
                     let mut ts = vec![];
                     for (i, (op, up)) in ops.into_iter().zip(&upstream).enumerate() {
+                        let i = first + i;
                         let t = match *up {
                             Producer::Task(t) if alone && tasks[t].sink.is_none() => t,
                             up => {
                                 let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
                                 add_output(up, Output::Forward(tx), &mut tasks, &mut sources);
                                 tasks.push(Task {
-                                    name: format!("{} [{}/{n}]", node.name, i + 1),
+                                    name: format!("{} [{}/{total}]", node.name, i + 1),
                                     inputs: vec![rx],
                                     sides: vec![0],
                                     ops: vec![],
@@ -376,7 +456,7 @@ pub async fn run_job_with(
                                 tasks.len() - 1
                             }
                         };
-                        tasks[t].ops.push(setup.stage(id, node.uid, i, n, op)?);
+                        tasks[t].ops.push(setup.stage(id, node.uid, i, total, op)?);
                         ts.push(t);
                     }
                     Placement::Parallel(ts)
@@ -432,7 +512,11 @@ pub async fn run_job_with(
     }
 
     let mut set: JoinSet<Result<()>> = JoinSet::new();
-    let participants = sources.len() + tasks.len();
+    let participants: Vec<String> = sources
+        .iter()
+        .map(|s| s.name.clone())
+        .chain(tasks.iter().map(|t| t.name.clone()))
+        .collect();
     let first_task = sources.len();
     for (p, s) in sources.into_iter().enumerate() {
         let link = coordinator
@@ -446,6 +530,7 @@ pub async fn run_job_with(
     }
     let checkpoint_store = coordinator.as_ref().map(|c| c.checkpoints());
     let remote = coordinator.as_ref().and_then(|c| c.remote());
+    let peers = coordinator.as_ref().and_then(|c| c.peers());
     let coordinator = coordinator.map(|c| tokio::spawn(c.run(participants)));
     let mut first_err = None;
     while let Some(joined) = set.join_next().await {
@@ -468,6 +553,12 @@ pub async fn run_job_with(
     }
     if let Some(e) = first_err {
         return Err(e);
+    }
+    if let Some(peers) = peers.filter(|_| !stop.is_stopped()) {
+        // The others may still complete checkpoints, and restore them.
+        return tokio::task::spawn_blocking(move || peers.finish())
+            .await
+            .map_err(|e| EngineError::State(e.to_string()))?;
     }
     if let Some(store) = checkpoint_store.filter(|_| !stop.is_stopped()) {
         tokio::task::spawn_blocking(move || store.clear())

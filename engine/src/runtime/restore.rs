@@ -16,9 +16,11 @@ use crate::connector::Source;
 use crate::graph::{JobGraph, NodeId, NodeKind};
 use crate::message::CheckpointId;
 use crate::metrics::{names, Metrics};
-use crate::state::checkpoints::CheckpointStore;
+use crate::state::checkpoints::{CheckpointStore, Restored};
 use crate::state::keyed::backend::Part;
 use crate::state::remote::{Manifest, RemoteCheckpoints};
+use crate::state::shared::Peers;
+use crate::state::store::StateStore;
 use crate::state::{instance_of, store_key, StateEntry, StateOp, OPERATOR_STATE};
 use crate::{EngineError, Result};
 
@@ -46,13 +48,20 @@ pub(super) async fn prepare_checkpoints(
         Some(remote) => fetch_newest(remote, &config.checkpoints_dir).await?,
         None => vec![],
     };
-    let checkpoints = CheckpointStore::new(
+    let mut checkpoints = CheckpointStore::new(
         config.job_dir.clone(),
         config.checkpoints_dir.clone(),
         config.retained,
     );
+    if let Some(peers) = &config.peers {
+        checkpoints = checkpoints.shared_by(peers.me);
+    }
+    let peers = config.peers.clone();
     let (checkpoints, identities, restored) = tokio::task::spawn_blocking(move || {
-        let r = checkpoints.restore_latest(&identities);
+        let r = match &peers {
+            Some(peers) => restore_shared(&checkpoints, peers, &identities),
+            None => checkpoints.restore_latest(&identities),
+        };
         (checkpoints, identities, r)
     })
     .await
@@ -95,6 +104,23 @@ pub(super) async fn prepare_checkpoints(
     .with_first(first)
     .with_uploaded(uploaded);
     Ok((coordinator, keyed))
+}
+
+/// The newest checkpoint all processes of a job running as several
+/// completed, merged from their parts (see [`crate::state::shared`]).
+fn restore_shared(
+    checkpoints: &CheckpointStore,
+    peers: &Peers,
+    identities: &[(crate::graph::StateUid, String)],
+) -> Result<(StateStore, Option<Restored>)> {
+    match peers.newest_complete() {
+        Some((id, dirs)) => {
+            let own = peers.dir_of(peers.me.index);
+            let (store, restored) = checkpoints.restore_parts(id, &dirs, &own, identities)?;
+            Ok((store, Some(restored)))
+        }
+        None => Ok((checkpoints.fresh()?, None)),
+    }
 }
 
 /// The checkpoints on object storage (newest first), the newest one
@@ -200,7 +226,8 @@ async fn restore_nodes(
             |e: EngineError| EngineError::State(format!("cannot restore '{}': {e}", node.name));
         match &mut node.kind {
             NodeKind::Source(s) => {
-                let cleanup = restore_source(id, s, source_forks.get_mut(&id), &mine);
+                let extra = source_forks.get_mut(&id).map(|f| &mut f.extra);
+                let cleanup = restore_source(id, s, extra, &mine);
                 first.extend(cleanup.map_err(wrap)?);
             }
             NodeKind::Sink(s) => {
@@ -211,23 +238,28 @@ async fn restore_nodes(
             NodeKind::Operator(_) if finished => {}
             NodeKind::Operator(op) => match forks.get_mut(&id) {
                 None => op.restore(mine).map_err(wrap)?,
-                Some(extra) => {
-                    // Keyed state to the instance owning its key group;
-                    // operator-wide state (the watermark) to every instance.
-                    let n = extra.len() + 1;
+                Some(fork) => {
+                    // Keyed state to the instance owning its key group (of
+                    // a job running as several processes: this process's
+                    // instances take theirs); operator-wide state (the
+                    // watermark) to every instance.
+                    let n = fork.extra.len() + 1;
                     let mut parts: Vec<Vec<StateEntry>> = (0..n).map(|_| vec![]).collect();
                     for e in mine {
                         if e.key_group == OPERATOR_STATE {
                             for p in parts.iter_mut() {
                                 p.push(e.clone());
                             }
-                        } else {
-                            parts[instance_of(e.key_group, n, key_groups)].push(e);
+                        } else if let Some(p) = instance_of(e.key_group, fork.total, key_groups)
+                            .checked_sub(fork.first)
+                            .and_then(|i| parts.get_mut(i))
+                        {
+                            p.push(e);
                         }
                     }
                     let mut parts = parts.into_iter();
                     op.restore(parts.next().unwrap_or_default()).map_err(wrap)?;
-                    for (inst, part) in extra.iter_mut().zip(parts) {
+                    for (inst, part) in fork.extra.iter_mut().zip(parts) {
                         inst.restore(part).map_err(wrap)?;
                     }
                 }

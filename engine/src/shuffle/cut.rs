@@ -20,6 +20,10 @@ impl JobGraph {
         // Where each old node went.
         let mut moved: Vec<NodeId> = Vec::with_capacity(old.len());
         let mut cut = 0;
+        // Each process of a job running as several writes every exchange.
+        let (producer, producers) = self
+            .share
+            .map_or((0, 1), |s| (s.index as u32, s.count as u32));
         for mut node in old {
             node.inputs = node.inputs.iter().map(|i| moved[*i]).collect();
             let keys = match &node.kind {
@@ -36,8 +40,8 @@ impl JobGraph {
                         name: format!("x{:08x}-{side}", node.uid),
                         schema: schema.clone(),
                         key_groups,
-                        producer: 0,
-                        producers: 1,
+                        producer,
+                        producers,
                     };
                     let writer = ExchangeSink::new(keys, key_groups, service.writer(&spec)?);
                     let name = crate::connector::Sink::describe(&writer);

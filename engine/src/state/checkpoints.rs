@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::keyed::backend::{link_dir, parse_part_name, Part};
+use super::shared::SharedBy;
 use super::store::StateStore;
 use super::StateEntry;
 use crate::graph::{NodeId, StateUid};
@@ -69,6 +70,10 @@ pub struct CheckpointMeta {
     /// Bytes of files that the previous checkpoint did not have (what this one
     /// added on disk).
     pub incremental_bytes: u64,
+    /// Of a job running as several processes: the process that wrote this
+    /// part of the checkpoint (see [`super::shared`]).
+    #[serde(default)]
+    pub share: Option<SharedBy>,
 }
 
 impl CheckpointMeta {
@@ -94,6 +99,7 @@ pub struct CheckpointStore {
     job_dir: PathBuf,
     dir: PathBuf,
     retained: usize,
+    share: Option<SharedBy>,
 }
 
 fn io_err(path: &Path, what: &str, e: std::io::Error) -> EngineError {
@@ -108,7 +114,17 @@ impl CheckpointStore {
             job_dir,
             dir,
             retained: retained.max(1),
+            share: None,
         }
+    }
+
+    /// The store of one process's parts of a shared job's checkpoints: they
+    /// say who wrote them, and two are kept at least (the newest may not
+    /// complete, when another process dies before writing its part).
+    pub fn shared_by(mut self, by: SharedBy) -> Self {
+        self.share = Some(by);
+        self.retained = self.retained.max(2);
+        self
     }
 
     /// The checkpoints directory.
@@ -246,7 +262,7 @@ impl CheckpointStore {
     }
 
     /// The keyed-state databases in checkpoint `id`, by operator identity.
-    fn keyed_parts(&self, id: CheckpointId) -> Result<BTreeMap<StateUid, Vec<Part>>> {
+    pub(super) fn keyed_parts(&self, id: CheckpointId) -> Result<BTreeMap<StateUid, Vec<Part>>> {
         let dir = keyed_dir(&self.dir, id);
         let mut out: BTreeMap<StateUid, Vec<Part>> = BTreeMap::new();
         if !dir.exists() {
@@ -296,7 +312,7 @@ impl CheckpointStore {
 
     /// Rebuilds the working store from checkpoint `id` (hard links where the
     /// file system allows, copies otherwise; the checkpoint stays untouched).
-    fn rebuild_from(&self, id: CheckpointId) -> Result<StateStore> {
+    pub(super) fn rebuild_from(&self, id: CheckpointId) -> Result<StateStore> {
         let w = self.reset_working()?;
         std::fs::remove_dir(&w).map_err(|e| io_err(&w, "cannot clear", e))?;
         link_dir(&self.chk_dir(id).join("db"), &w)?;
@@ -350,6 +366,7 @@ impl CheckpointStore {
             completed_ms: chrono_now_ms(),
             files,
             incremental_bytes,
+            share: self.share,
         };
         let json = serde_json::to_string(&meta)
             .map_err(|e| EngineError::State(format!("cannot encode checkpoint metadata: {e}")))?;
@@ -402,7 +419,7 @@ fn list_files(dir: &Path, sub: &Path, files: &mut BTreeMap<String, u64>) -> Resu
 
 /// The keyed-state databases of each node of the graph of `identities`; the
 /// identities of stored operators the graph lacks are the error.
-fn keyed_by_node(
+pub(super) fn keyed_by_node(
     parts: BTreeMap<StateUid, Vec<Part>>,
     identities: &[(StateUid, String)],
 ) -> std::result::Result<BTreeMap<NodeId, Vec<Part>>, Vec<StateUid>> {
@@ -432,7 +449,7 @@ fn chrono_now_ms() -> i64 {
 
 /// Stored entries (by node identity) by node index of the graph of
 /// `identities`; the identities of stored nodes the graph lacks are the error.
-fn by_node(
+pub(super) fn by_node(
     by_uid: BTreeMap<usize, Vec<StateEntry>>,
     identities: &[(StateUid, String)],
 ) -> std::result::Result<BTreeMap<NodeId, Vec<StateEntry>>, Vec<StateUid>> {
@@ -462,7 +479,7 @@ fn by_node(
 
 /// Explains which stored operator has no counterpart in the new graph: the
 /// first in graph order (a change upstream also changes what follows it).
-fn unmatched(
+pub(super) fn unmatched(
     dir: &Path,
     id: CheckpointId,
     stored: &[(StateUid, String)],

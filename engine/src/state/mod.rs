@@ -24,6 +24,7 @@ pub mod arrow_state;
 pub mod checkpoints;
 pub mod keyed;
 pub mod remote;
+pub mod shared;
 pub mod store;
 
 use crate::graph::{NodeId, StateUid};

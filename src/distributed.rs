@@ -1,0 +1,281 @@
+//! `SET 'execution.mode' = 'distributed'`: the same script started on
+//! several machines runs as one job.
+//!
+//! The processes meet in a Kafka consumer group of the job's
+//! ([`vigil_connectors::kafka::membership`]); the group decides which share
+//! of every operator each runs (process `i` of `n` runs instances
+//! `w*i/n .. w*(i+1)/n` of an operator of `w`, and so their key groups and
+//! their sources' partitions and file splits), and every keyed exchange goes
+//! through Kafka, under the group's generation. When the membership changes,
+//! every process drops its run and starts again from the job's last
+//! complete checkpoint with the new shares (Flink's reactive mode), unless
+//! the only change is that processes whose part had ended left.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use vigil_connectors::kafka::membership::{Membership, View};
+use vigil_engine::connector::Sink;
+use vigil_engine::control::StopSignal;
+use vigil_engine::graph::Share;
+use vigil_engine::metrics::Metrics;
+use vigil_engine::runtime::run_job_with;
+use vigil_engine::state::shared::{Peers, SharedBy};
+use vigil_sql::PlannedJob;
+
+use crate::checkpointing::{checkpoint_config, RunOptions};
+use crate::exchange::kafka_exchange;
+use crate::{Error, Vigil};
+
+/// Whether the settings ask for a job of several processes.
+pub fn is_distributed(settings: &BTreeMap<String, String>) -> Result<bool, String> {
+    match settings
+        .get("execution.mode")
+        .map(|s| s.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("local") => Ok(false),
+        Some("distributed") => Ok(true),
+        Some(other) => Err(format!(
+            "invalid 'execution.mode' = '{other}'; write 'local' (the default) or 'distributed'"
+        )),
+    }
+}
+
+/// `execution.distributed.min-workers`: how many processes must have joined
+/// before the job starts (default 1).
+fn min_workers(settings: &BTreeMap<String, String>) -> Result<usize, String> {
+    match settings.get("execution.distributed.min-workers") {
+        None => Ok(1),
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                format!("invalid 'execution.distributed.min-workers' = '{v}'; it must be a positive integer")
+            }),
+    }
+}
+
+/// This process's worker name: `--worker-id`, else the host name.
+fn worker_name(run: &RunOptions) -> String {
+    run.worker
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "vigil".into())
+}
+
+fn options(e: impl std::fmt::Display) -> Error {
+    Error::Options(e.to_string())
+}
+
+/// The first view with at least `min` members (`None` once `stop` fires).
+async fn settled_view(
+    views: &mut watch::Receiver<Option<View>>,
+    min: usize,
+    stop: &mut StopSignal,
+) -> Result<Option<View>, Error> {
+    let mut waiting = false;
+    loop {
+        if let Some(v) = views.borrow_and_update().clone() {
+            if v.members.len() >= min {
+                return Ok(Some(v));
+            }
+            if !waiting {
+                tracing::info!(members = v.members.len(), min, "waiting for more workers");
+                waiting = true;
+            }
+        }
+        tokio::select! {
+            _ = stop.stopped() => return Ok(None),
+            changed = views.changed() => changed.map_err(|_| options("the job's membership ended"))?,
+        }
+    }
+}
+
+/// Runs `job` (planned from `script`) as this process's share of a job of
+/// several processes, until its input ends or `stop` fires.
+pub async fn run(
+    vigil: &Vigil,
+    script: &str,
+    first: PlannedJob,
+    query_sink: &(dyn Fn() -> Box<dyn Sink> + Sync),
+    metrics: &Metrics,
+    mut stop: StopSignal,
+    run: &RunOptions,
+) -> Result<(), Error> {
+    let settings = first.settings.clone();
+    let exchange = kafka_exchange(&settings, run, true)
+        .map_err(options)?
+        .ok_or_else(|| options("a job running as several processes needs the Kafka exchange"))?;
+    let checkpoints = checkpoint_config(&settings, run).map_err(options)?;
+    if let Some(c) = &checkpoints {
+        if c.remote.is_some() {
+            return Err(options("not supported yet: checkpoints of a job running as several processes on object storage; SET 'state.checkpoints.dir' to a directory every process reaches ('file:///shared/path')"));
+        }
+        if !settings.contains_key("state.checkpoints.dir") {
+            return Err(options("the processes of a job running as several share its checkpoints: SET 'state.checkpoints.dir' = 'file:///shared/path' (a directory every process reaches)"));
+        }
+    }
+    let mut min = min_workers(&settings).map_err(options)?;
+    let worker = worker_name(run);
+    let topic = format!("{}-members", exchange.prefix);
+    let membership = {
+        let (props, topic, worker) = (exchange.properties.clone(), topic.clone(), worker.clone());
+        let (groups, replication) = (exchange.key_groups, exchange.replication);
+        tokio::task::spawn_blocking(move || {
+            Membership::join(&props, &topic, groups, replication, &worker)
+        })
+        .await
+        .map_err(options)?
+        .map_err(Error::Engine)?
+    };
+    let membership = Arc::new(membership);
+    let mut views = membership.views();
+    tracing::info!(worker = %worker, group = %topic, "joining the job's workers");
+    let mut planned = Some(first);
+    loop {
+        let Some(view) = settled_view(&mut views, min, &mut stop).await? else {
+            return Ok(());
+        };
+        let job = match planned.take() {
+            Some(j) => j,
+            None => vigil.plan_with(script, metrics, run).await?,
+        };
+        let share = Share {
+            index: view.index,
+            count: view.members.len(),
+        };
+        let graph = share_graph(job, share, query_sink, &exchange, view.generation)?;
+        // Only the first start waits for the others: after a change, the
+        // job goes on with whoever is there.
+        min = 1;
+        let checkpoints = checkpoints.clone().map(|mut c| {
+            let peers = Peers {
+                root: c.checkpoints_dir.clone(),
+                me: SharedBy {
+                    generation: view.generation,
+                    index: share.index,
+                    count: share.count,
+                },
+            };
+            c.checkpoints_dir = peers.dir_of(share.index);
+            // A working copy per run: a dropped run's state may still be
+            // closing while the next opens its own.
+            let base = c.job_dir.clone();
+            let mine = format!("worker-{worker}-");
+            for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with(&mine) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+            c.job_dir = base.join(format!("{mine}{:016x}", view.generation));
+            c.peers = Some(peers);
+            c
+        });
+        tracing::info!(
+            process = share.index,
+            of = share.count,
+            generation = view.generation,
+            "running this process's share of the job"
+        );
+        let running = run_job_with(graph, metrics.clone(), stop.clone(), checkpoints);
+        tokio::pin!(running);
+        loop {
+            tokio::select! {
+                ended = &mut running => {
+                    ended?;
+                    if stop.is_stopped() {
+                        // Stopped, not finished: leaving the group makes the
+                        // others start again without this process.
+                        return Ok(());
+                    }
+                    let me = view.members.get(view.index).map(|m| m.id.clone()).unwrap_or_default();
+                    let m = membership.clone();
+                    let generation = view.generation;
+                    tokio::task::spawn_blocking(move || m.announce_finished(generation, &me))
+                        .await
+                        .map_err(options)?
+                        .map_err(Error::Engine)?;
+                    return Ok(());
+                }
+                changed = views.changed() => {
+                    changed.map_err(|_| options("the job's membership ended"))?;
+                    if !must_restart(&membership, &view, views.borrow().clone()).await? {
+                        continue;
+                    }
+                    tracing::warn!("the job's workers changed: starting again with the new shares");
+                    // Yield a moment so the drop below aborts the tasks first.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the change from `old` to `new` needs this process to start again:
+/// not while the group rebalances, nor when the only change is that
+/// processes whose part had ended left.
+async fn must_restart(
+    membership: &Arc<Membership>,
+    old: &View,
+    new: Option<View>,
+) -> Result<bool, Error> {
+    let Some(new) = new else {
+        return Ok(false);
+    };
+    if new.generation == old.generation {
+        return Ok(false);
+    }
+    let (was, is) = (old.ids(), new.ids());
+    if is.iter().any(|m| !was.contains(m)) {
+        return Ok(true);
+    }
+    let m = membership.clone();
+    let generation = old.generation;
+    let finished = tokio::task::spawn_blocking(move || m.finished(generation))
+        .await
+        .map_err(options)?
+        .map_err(Error::Engine)?;
+    Ok(!was
+        .iter()
+        .filter(|m| !is.contains(*m))
+        .all(|m| finished.contains(m)))
+}
+
+/// The graph of `job` for `share` of it: every node's instances multiplied
+/// by the process count (so the job's key groups spread over all of them),
+/// the queries' sinks added, the keyed exchanges cut through Kafka under
+/// `generation`.
+fn share_graph(
+    mut job: PlannedJob,
+    share: Share,
+    query_sink: &(dyn Fn() -> Box<dyn Sink> + Sync),
+    exchange: &crate::exchange::KafkaExchange,
+    generation: u64,
+) -> Result<vigil_engine::graph::JobGraph, Error> {
+    for (i, q) in std::mem::take(&mut job.queries).into_iter().enumerate() {
+        job.graph
+            .add_sink(&format!("query {i}"), q.node, query_sink());
+    }
+    let mut graph = job.graph;
+    graph.parallelism = graph.parallelism.max(1) * share.count;
+    for n in &mut graph.nodes {
+        n.parallelism = n.parallelism.max(1) * share.count;
+    }
+    graph.share = Some(share);
+    graph.key_groups = exchange.key_groups;
+    let shuffle = exchange.shuffle().shared(generation);
+    exchange.cut(&mut graph, &shuffle).map_err(options)?;
+    Ok(graph)
+}
