@@ -118,13 +118,8 @@ pub async fn run(
         .map_err(options)?
         .ok_or_else(|| options("a job running as several processes needs the Kafka exchange"))?;
     let checkpoints = checkpoint_config(&settings, run).map_err(options)?;
-    if let Some(c) = &checkpoints {
-        if c.remote.is_some() {
-            return Err(options("not supported yet: checkpoints of a job running as several processes on object storage; SET 'state.checkpoints.dir' to a directory every process reaches ('file:///shared/path')"));
-        }
-        if !settings.contains_key("state.checkpoints.dir") {
-            return Err(options("the processes of a job running as several share its checkpoints: SET 'state.checkpoints.dir' = 'file:///shared/path' (a directory every process reaches)"));
-        }
+    if checkpoints.is_some() && !settings.contains_key("state.checkpoints.dir") {
+        return Err(options("the processes of a job running as several share its checkpoints: SET 'state.checkpoints.dir' = 's3://bucket/path' or 'file:///shared/path' (a directory every process reaches)"));
     }
     let mut min = min_workers(&settings).map_err(options)?;
     let worker = worker_name(run);
@@ -162,6 +157,7 @@ pub async fn run(
         let checkpoints = checkpoints.clone().map(|mut c| {
             let peers = Peers {
                 root: c.checkpoints_dir.clone(),
+                remote: c.remote.take(),
                 me: SharedBy {
                     generation: view.generation,
                     index: share.index,
@@ -169,6 +165,14 @@ pub async fn run(
                 },
             };
             c.checkpoints_dir = peers.dir_of(share.index);
+            // A process may be one checkpoint ahead of another, which still
+            // looks for its part of the previous one.
+            c.retained = c.retained.max(2);
+            // Its parts upload under their own name (object storage).
+            c.remote = peers
+                .remote
+                .as_ref()
+                .map(|r| r.child(&peers.part_name(share.index)));
             // A working copy per run: a dropped run's state may still be
             // closing while the next opens its own.
             let base = c.job_dir.clone();
@@ -199,6 +203,7 @@ pub async fn run(
                         // others start again without this process.
                         return Ok(());
                     }
+                    tracing::info!("this process's share of the job ended");
                     let me = view.members.get(view.index).map(|m| m.id.clone()).unwrap_or_default();
                     let m = membership.clone();
                     let generation = view.generation;
@@ -278,4 +283,53 @@ fn share_graph(
     let shuffle = exchange.shuffle().shared(generation);
     exchange.cut(&mut graph, &shuffle).map_err(options)?;
     Ok(graph)
+}
+
+/// `vigil members`: the processes of the job of `script` as its group sees
+/// them now (each with its key groups), and its newest complete checkpoint.
+pub async fn members(vigil: &Vigil, script: &str, run: &RunOptions) -> Result<String, Error> {
+    let job = vigil.plan_with(script, &Metrics::new(), run).await?;
+    let exchange = kafka_exchange(&job.settings, run, true)
+        .map_err(options)?
+        .ok_or_else(|| options("the job has no Kafka exchange"))?;
+    let group = format!("{}-members", exchange.prefix);
+    let (state, members) = {
+        let (props, group) = (exchange.properties.clone(), group.clone());
+        tokio::task::spawn_blocking(move || {
+            vigil_connectors::kafka::membership::describe_group(&props, &group)
+        })
+        .await
+        .map_err(options)?
+        .map_err(Error::Engine)?
+    };
+    let mut out = format!("group '{group}' ({state}), {} worker(s)\n", members.len());
+    for (i, m) in members.iter().enumerate() {
+        let groups = match (m.key_groups.first(), m.key_groups.last()) {
+            (Some(a), Some(b)) => format!("key groups {a}-{b}"),
+            _ => "no key group".into(),
+        };
+        out.push_str(&format!("  {i}  {}  {groups}  (member {})\n", m.name, m.id));
+    }
+    let newest = match checkpoint_config(&job.settings, run).map_err(options)? {
+        None => "the job does not checkpoint".to_string(),
+        Some(c) => {
+            let found = match &c.remote {
+                Some(remote) => vigil_engine::state::shared::newest_remote(remote)
+                    .await
+                    .map_err(Error::Engine)?
+                    .map(|(g, id, parts)| (g, id, parts.len())),
+                None => vigil_engine::state::shared::newest_local(&c.checkpoints_dir)
+                    .map(|(g, id, parts)| (g, id, parts.len())),
+            };
+            match found {
+                Some((g, id, n)) => {
+                    format!("last complete checkpoint: {id} (generation {g:016x}, {n} part(s))")
+                }
+                None => "no complete checkpoint yet".to_string(),
+            }
+        }
+    };
+    out.push_str(&newest);
+    out.push('\n');
+    Ok(out)
 }

@@ -53,6 +53,16 @@ enum Command {
         #[arg(long)]
         duration: Option<u64>,
     },
+    /// Show the processes running a distributed job ('execution.mode' =
+    /// 'distributed') as its Kafka group sees them, with their key groups,
+    /// and the job's newest complete checkpoint.
+    Members {
+        /// The job's SQL script.
+        script: PathBuf,
+        /// The --state-dir the processes were given, if any.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Print the operator graph a script plans into, without running it.
     Explain {
         /// The SQL script.
@@ -399,6 +409,23 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Err(Error::Sql(e)) => Err(e.render(&name, &text)),
                 Err(Error::Engine(e)) => Err(format!("error: {e}")),
                 Err(Error::Options(e)) => Err(format!("error: {e}")),
+            }
+        }
+        Command::Members { script, state_dir } => {
+            let text = read_script(&script)?;
+            let name = script.display().to_string();
+            let run = vigil::RunOptions {
+                state_dir,
+                job_name: vigil::checkpointing::job_name_of(&script),
+                ..Default::default()
+            };
+            match vigil::distributed::members(&vigil, &text, &run).await {
+                Ok(out) => {
+                    print!("{out}");
+                    Ok(())
+                }
+                Err(vigil::Error::Sql(e)) => Err(e.render(&name, &text)),
+                Err(e) => Err(format!("{name}: {e}")),
             }
         }
         Command::Explain { script } => {

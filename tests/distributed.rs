@@ -7,6 +7,8 @@
 mod broker;
 #[path = "support/kafka.rs"]
 mod kafka;
+#[path = "support/s3.rs"]
+mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -14,6 +16,14 @@ use std::time::{Duration, Instant};
 
 use broker::Kafka;
 use kafka::{create_topics, produce, Rec};
+
+/// Runs the tests of this file one at a time: each starts a broker and
+/// several processes, which together would crowd 2 cores past the group's
+/// session timeout.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A keyed TUMBLE and a regular join over `topic`, printed as JSON rows by
 /// every process of `workers`.
@@ -49,11 +59,17 @@ SELECT 'join' AS q, a.v AS v, a.k AS ka, b.k AS kb FROM t AS a JOIN t AS b ON a.
 /// Starts worker `name` of `script` in `dir`, its JSON rows to
 /// `<name>.jsonl` and its log to `<name>.log`.
 fn start_worker(dir: &Path, script: &str, name: &str) -> Child {
+    start_worker_with(dir, script, name, &[])
+}
+
+/// As [`start_worker`], with more arguments for `vigil run`.
+fn start_worker_with(dir: &Path, script: &str, name: &str, args: &[String]) -> Child {
     std::fs::create_dir_all(dir).expect("dir");
     let path = dir.join("job.sql");
     std::fs::write(&path, script).expect("script");
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["-v", "run", "--format", "json", "--worker-id", name])
+        .args(args)
         .arg(&path)
         .stdout(std::fs::File::create(dir.join(format!("{name}.jsonl"))).expect("out"))
         .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).expect("log"))
@@ -138,6 +154,7 @@ fn assert_same(got: &[String], expected: &[String], what: &str, log: &str) {
 /// some of them (each owned key groups), and every process ran a third.
 #[test]
 fn a_job_run_as_three_processes_equals_the_job_run_as_one() {
+    let _one_at_a_time = serial();
     let broker = Kafka::start();
     let bs = broker.bootstrap.clone();
     create_topics(&bs, &[("din", 4)]);
@@ -207,6 +224,9 @@ const HALF_BOUNDED: &str = "'scan.bounded.mode' = 'specific-offsets', 'scan.boun
 /// A checkpointed job of several processes over half of its input.
 struct Checkpointed {
     _broker: Kafka,
+    /// Checkpoints on S3: each worker then has a local state directory of
+    /// its own.
+    s3: Option<s3::Moto>,
     bs: String,
     topic: String,
     base: PathBuf,
@@ -217,19 +237,42 @@ struct Checkpointed {
 
 impl Checkpointed {
     fn new(topic: &str, min_workers: usize) -> Self {
+        Self::with(topic, min_workers, None)
+    }
+
+    /// Checkpointing into `s3://vigil/checkpoints` on a moto server.
+    fn on_s3(topic: &str, min_workers: usize) -> Self {
+        let s3 = s3::Moto::start();
+        s3.create_bucket("vigil");
+        Self::with(topic, min_workers, Some(s3))
+    }
+
+    fn with(topic: &str, min_workers: usize, s3: Option<s3::Moto>) -> Self {
         let broker = Kafka::start();
         let bs = broker.bootstrap.clone();
         create_topics(&bs, &[(topic, 4)]);
         produce(&bs, topic, &records(0..20_000));
         let base = std::env::temp_dir().join(format!("vigil-{topic}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
-        let set = format!(
-            "SET 'execution.checkpointing.interval' = '300 ms';\nSET 'state.checkpoints.dir' = 'file://{}';",
-            base.join("shared").display()
-        );
+        let place = match &s3 {
+            None => format!(
+                "SET 'state.checkpoints.dir' = 'file://{}';",
+                base.join("shared").display()
+            ),
+            Some(s3) => format!(
+                "SET 'state.checkpoints.dir' = 's3://vigil/checkpoints';
+SET 's3.endpoint' = '{}';
+SET 's3.access-key' = 'test';
+SET 's3.secret-key' = 'test';
+SET 's3.path.style.access' = 'true';",
+                s3.endpoint()
+            ),
+        };
+        let set = format!("SET 'execution.checkpointing.interval' = '300 ms';\n{place}");
         let script = job(&bs, topic, topic, min_workers, &set, HALF_BOUNDED);
         Self {
             _broker: broker,
+            s3,
             bs,
             topic: topic.to_string(),
             dir: base.join("workers"),
@@ -239,7 +282,17 @@ impl Checkpointed {
     }
 
     fn start(&self, name: &str) -> Child {
-        start_worker(&self.dir, &self.script, name)
+        let args = match self.s3 {
+            Some(_) => vec![
+                "--state-dir".to_string(),
+                self.base
+                    .join(format!("state-{name}"))
+                    .display()
+                    .to_string(),
+            ],
+            None => vec![],
+        };
+        start_worker_with(&self.dir, &self.script, name, &args)
     }
 
     fn log_of(&self, name: &str) -> String {
@@ -297,11 +350,59 @@ impl Checkpointed {
 /// as 1 process was printed by one of them, and no other row.
 #[test]
 fn a_killed_process_is_taken_over_from_the_last_complete_checkpoint() {
-    let job = Checkpointed::new("dkill", 3);
+    let _one_at_a_time = serial();
+    kill_one_of_three(&Checkpointed::new("dkill", 3));
+}
+
+/// Test (b) with the checkpoints on S3 (a moto server), each process with
+/// a local directory of its own: the survivors download the dead one's part
+/// of the last complete checkpoint. Each part was uploaded under its
+/// generation's name, and the finished processes left their marker.
+#[test]
+fn a_killed_process_is_taken_over_from_checkpoints_on_s3() {
+    let _one_at_a_time = serial();
+    let job = Checkpointed::on_s3("ds3kill", 3);
+    kill_one_of_three(&job);
+    let s3 = job.s3.as_ref().expect("moto");
+    let keys = s3.keys("vigil", "checkpoints/job/");
+    assert!(
+        keys.iter()
+            .any(|k| k.contains("-of-2/chk-") && k.ends_with("/_manifest")),
+        "parts of the two survivors' generation: {keys:?}"
+    );
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.ends_with("-of-2/_finished"))
+            .count(),
+        2,
+        "{keys:?}"
+    );
+}
+
+/// Kills one of three processes of `job` after a checkpoint; the others
+/// finish the input from the last complete checkpoint.
+fn kill_one_of_three(job: &Checkpointed) {
     let mut children: Vec<Child> = (0..3).map(|i| job.start(&format!("w{i}"))).collect();
     for i in 0..3 {
         job.wait_log(&format!("w{i}"), "checkpoint completed", 1);
     }
+    // `vigil members` shows the three and a complete checkpoint.
+    let members = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("members")
+        .arg(job.dir.join("job.sql"))
+        .output()
+        .expect("vigil members");
+    let shown = String::from_utf8_lossy(&members.stdout);
+    assert!(
+        members.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&members.stderr)
+    );
+    assert!(shown.contains("(Stable), 3 worker(s)"), "{shown}");
+    for w in ["w0", "w1", "w2"] {
+        assert!(shown.contains(&format!("  {w}  key groups ")), "{shown}");
+    }
+    assert!(shown.contains("last complete checkpoint: "), "{shown}");
     let mut dead = children.pop().expect("three workers");
     dead.kill().expect("SIGKILL");
     dead.wait().expect("reap");
@@ -329,6 +430,7 @@ fn a_killed_process_is_taken_over_from_the_last_complete_checkpoint() {
 /// and no other.
 #[test]
 fn a_job_rescaled_from_two_processes_to_three_to_one_keeps_its_rows() {
+    let _one_at_a_time = serial();
     let job = Checkpointed::new("dscale", 2);
     let mut w0 = job.start("w0");
     let mut w1 = job.start("w1");
@@ -383,6 +485,7 @@ fn signal(child: &Child, signal: &str) {
 /// changed no result.
 #[test]
 fn a_frozen_process_is_dropped_and_its_late_writes_are_ignored() {
+    let _one_at_a_time = serial();
     let job = Checkpointed::new("dfreeze", 3);
     let mut children: Vec<Child> = (0..3).map(|i| job.start(&format!("w{i}"))).collect();
     for i in 0..3 {

@@ -427,19 +427,33 @@ impl Coordinator {
         let Some(peers) = self.config.peers.clone() else {
             return;
         };
+        let waiting = Instant::now();
+        let mut told = false;
         loop {
-            let p = peers.clone();
-            if tokio::task::spawn_blocking(move || p.all_written(id))
-                .await
-                .unwrap_or(false)
-            {
+            if !told && waiting.elapsed() > SLOW_CHECKPOINT {
+                told = true;
+                tracing::warn!(
+                    checkpoint = id,
+                    "checkpoint {id} still waits for the parts of the job's other processes"
+                );
+            }
+            let written = match &peers.remote {
+                Some(remote) => peers.all_uploaded(remote, id).await,
+                None => {
+                    let p = peers.clone();
+                    tokio::task::spawn_blocking(move || p.all_written(id))
+                        .await
+                        .unwrap_or(false)
+                }
+            };
+            if written {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         if peers.me.index == 0 && !self.peers_cleaned {
             self.peers_cleaned = true;
-            let _ = tokio::task::spawn_blocking(move || peers.remove_other_generations()).await;
+            peers.remove_other_generations().await;
         }
     }
 

@@ -346,6 +346,47 @@ fn follow(
     }
 }
 
+/// The group's state and members (with their key groups, in share order)
+/// as its coordinator describes them now; `None` if it does not know it.
+fn group_members<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    group: &str,
+) -> Result<Option<(String, Vec<Member>)>> {
+    let list = consumer
+        .fetch_group_list(Some(group), Duration::from_secs(5))
+        .map_err(|e| error(group, e))?;
+    let Some(g) = list.groups().iter().find(|g| g.name() == group) else {
+        return Ok(None);
+    };
+    let mut members: Vec<Member> = g
+        .members()
+        .iter()
+        .map(|m| Member {
+            id: m.id().to_string(),
+            name: m.client_id().to_string(),
+            key_groups: m
+                .assignment()
+                .and_then(|a| parse_assignment(a, group))
+                .unwrap_or_default(),
+        })
+        .collect();
+    members.sort_by_key(|m| m.key_groups.first().copied().unwrap_or(u16::MAX));
+    Ok(Some((g.state().to_string(), members)))
+}
+
+/// The state and members of the job group `group` on the cluster of
+/// `properties` (for `vigil members`).
+pub fn describe_group(
+    properties: &BTreeMap<String, String>,
+    group: &str,
+) -> Result<(String, Vec<Member>)> {
+    let consumer: BaseConsumer = client_config(properties)
+        .map_err(|e| error(group, e))?
+        .create()
+        .map_err(|e| error(group, format!("invalid Kafka configuration: {e}")))?;
+    Ok(group_members(&consumer, group)?.unwrap_or_else(|| ("Dead".into(), vec![])))
+}
+
 /// The view of generation `generation`, once the group's description shows
 /// its assignment (`None` if a newer rebalance began meanwhile).
 fn describe(
@@ -360,31 +401,18 @@ fn describe(
         if stop.load(Ordering::SeqCst) {
             return Ok(None);
         }
-        let list = consumer
-            .fetch_group_list(Some(group), Duration::from_secs(5))
-            .map_err(|e| error(group, e))?;
-        if let Some(g) = list.groups().iter().find(|g| g.name() == group) {
-            let mut members: Vec<Member> = g
-                .members()
-                .iter()
-                .map(|m| Member {
-                    id: m.id().to_string(),
-                    name: m.client_id().to_string(),
-                    key_groups: m
-                        .assignment()
-                        .and_then(|a| parse_assignment(a, group))
-                        .unwrap_or_default(),
-                })
-                .collect();
-            members.sort_by_key(|m| m.key_groups.first().copied().unwrap_or(u16::MAX));
-            let settled = g.state() == "Stable"
+        if let Some((state, members)) = group_members(consumer, group)? {
+            let settled = state == "Stable"
                 && members.iter().all(|m| !m.key_groups.is_empty())
                 && members.iter().any(|m| m.id == me);
             if settled {
                 let index = members.iter().position(|m| m.id == me).unwrap_or(0);
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                std::hash::Hash::hash(&members.iter().map(|m| &m.id).collect::<Vec<_>>(), &mut h);
-                let hash = std::hash::Hasher::finish(&h) as u32;
+                // FNV-1a of the members' ids: the same in every process and
+                // every Vigil version.
+                let mut hash: u32 = 0x811c_9dc5;
+                for b in members.iter().flat_map(|m| m.id.bytes().chain([0])) {
+                    hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
+                }
                 return Ok(Some(View {
                     generation: (u64::from(hash) << 32) | u64::from(generation as u32),
                     index,

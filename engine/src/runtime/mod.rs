@@ -556,9 +556,7 @@ pub async fn run_job_with(
     }
     if let Some(peers) = peers.filter(|_| !stop.is_stopped()) {
         // The others may still complete checkpoints, and restore them.
-        return tokio::task::spawn_blocking(move || peers.finish())
-            .await
-            .map_err(|e| EngineError::State(e.to_string()))?;
+        return peers.finish().await;
     }
     if let Some(store) = checkpoint_store.filter(|_| !stop.is_stopped()) {
         tokio::task::spawn_blocking(move || store.clear())

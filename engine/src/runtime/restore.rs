@@ -44,9 +44,14 @@ pub(super) async fn prepare_checkpoints(
     }
     let identities = graph.identities();
     let started = Instant::now();
-    let uploaded = match &config.remote {
-        Some(remote) => fetch_newest(remote, &config.checkpoints_dir).await?,
-        None => vec![],
+    let uploaded = match (&config.peers, &config.remote) {
+        // Every process uploads its parts under a name of this generation's.
+        (Some(peers), _) => {
+            peers.fetch_newest().await?;
+            vec![]
+        }
+        (None, Some(remote)) => fetch_newest(remote, &config.checkpoints_dir).await?,
+        (None, None) => vec![],
     };
     let mut checkpoints = CheckpointStore::new(
         config.job_dir.clone(),

@@ -144,6 +144,73 @@ impl RemoteCheckpoints {
         &self.url
     }
 
+    /// The checkpoints under `<prefix>/<name>` of the same store.
+    pub fn child(&self, name: &str) -> Self {
+        Self {
+            store: self.store.clone(),
+            prefix: self.key(name),
+            url: format!("{}/{name}", self.url.trim_end_matches('/')),
+        }
+    }
+
+    /// Whether the object `<prefix>/<name>` exists.
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        match self.store.head(&self.key(name)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(err(&self.url, &format!("cannot look for {name}"), e)),
+        }
+    }
+
+    /// Writes the object `<prefix>/<name>`.
+    pub async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        self.store
+            .put(&self.key(name), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| err(&self.url, &format!("cannot write {name}"), e))
+    }
+
+    /// Every object under the prefix.
+    async fn objects(&self) -> Result<Vec<object_store::ObjectMeta>> {
+        self.store
+            .list(Some(&self.prefix))
+            .try_collect()
+            .await
+            .map_err(|e| err(&self.url, "cannot list", e))
+    }
+
+    /// The names of every object under the prefix, relative to it.
+    pub async fn names(&self) -> Result<Vec<String>> {
+        let objects = self.objects().await?;
+        let skip = self.prefix.parts().count();
+        Ok(objects
+            .iter()
+            .map(|o| {
+                o.location
+                    .parts()
+                    .skip(skip)
+                    .map(|p| p.as_ref().to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .collect())
+    }
+
+    /// Deletes the objects `<prefix>/<name>` (names as [`Self::names`] gives).
+    pub async fn delete(&self, names: &[String]) {
+        for name in names {
+            if let Err(e) = self.store.delete(&self.key(name)).await {
+                tracing::warn!(url = %self.url, object = %name, "cannot delete: {e}");
+            }
+        }
+    }
+
+    /// The manifest of checkpoint `id`, if it is complete here.
+    pub async fn manifest(&self, id: CheckpointId) -> Result<Option<Manifest>> {
+        Ok(self.manifests().await?.into_iter().find(|m| m.id == id))
+    }
+
     /// `prefix/name...`.
     fn key(&self, name: &str) -> Path {
         name.split('/')
@@ -212,12 +279,7 @@ impl RemoteCheckpoints {
 
     /// The manifests of the complete checkpoints, newest first.
     pub async fn manifests(&self) -> Result<Vec<Manifest>> {
-        let objects: Vec<_> = self
-            .store
-            .list(Some(&self.prefix))
-            .try_collect()
-            .await
-            .map_err(|e| err(&self.url, "cannot list", e))?;
+        let objects = self.objects().await?;
         let mut ids: Vec<CheckpointId> = objects
             .iter()
             .filter_map(|o| {
@@ -311,12 +373,7 @@ impl RemoteCheckpoints {
             })
             .collect();
         let newest = keep.iter().map(|m| m.id).max().unwrap_or(0);
-        let objects: Vec<_> = self
-            .store
-            .list(Some(&self.prefix))
-            .try_collect()
-            .await
-            .map_err(|e| err(&self.url, "cannot list", e))?;
+        let objects = self.objects().await?;
         for o in objects {
             // A checkpoint newer than the kept ones is being written: not ours to delete.
             let id = o.location.parts().find_map(|p| {

@@ -2,9 +2,16 @@
 //! all reach:
 //!
 //! ```text
-//! <root>/g<generation>-<i>/chk-<id>/   process i's part of checkpoint id
-//!                                      (the layout of [`super::checkpoints`])
+//! <root>/g<generation>-<i>-of-<n>/chk-<id>/   process i's part of checkpoint
+//!                                             id (the layout of
+//!                                             [`super::checkpoints`])
+//! <root>/g<generation>-<i>-of-<n>/_finished   process i's part of the job ended
 //! ```
+//!
+//! On object storage (`s3://...`), the same names under the job's prefix:
+//! each process uploads its parts as a job of one process would (see
+//! [`super::remote`]), a part counting once its `_manifest` is there; the
+//! local directory holds each process's own parts and the downloaded ones.
 //!
 //! Each process writes its own part (its operator instances' keyed state, its
 //! sources' and readers' positions) as a job of one process would; checkpoint
@@ -20,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoints::{by_node, keyed_by_node, CheckpointStore, Restored};
+use super::remote::RemoteCheckpoints;
 use super::store::StateStore;
 use super::{store_key, StateOp};
 use crate::graph::StateUid;
@@ -43,20 +51,98 @@ pub struct SharedBy {
 /// This process's place among the processes checkpointing under `root`.
 #[derive(Debug, Clone)]
 pub struct Peers {
-    /// The directory all processes reach.
+    /// The directory all processes reach (with `remote`: this process's
+    /// local copy).
     pub root: PathBuf,
+    /// The job's checkpoints on object storage, when they live there.
+    pub remote: Option<RemoteCheckpoints>,
     /// This process.
     pub me: SharedBy,
 }
 
+/// The generation, process and process count a part's name says.
+fn parse_part(name: &str) -> Option<(u64, usize, usize)> {
+    let (generation, rest) = name.strip_prefix('g')?.split_once('-')?;
+    let (index, count) = rest.split_once("-of-")?;
+    Some((
+        u64::from_str_radix(generation, 16).ok()?,
+        index.parse().ok()?,
+        count.parse().ok()?,
+    ))
+}
+
+/// The newest checkpoint complete under `root`: its generation, id and the
+/// directories of its parts (each checked whole).
+pub fn newest_local(root: &Path) -> Option<(u64, CheckpointId, Vec<PathBuf>)> {
+    // (generation, id) -> the parts found, by process, with their count.
+    let mut found: BTreeMap<(u64, CheckpointId), BTreeMap<usize, (usize, PathBuf)>> =
+        BTreeMap::new();
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let dir = entry.path();
+        let Some((generation, index, count)) = entry.file_name().to_str().and_then(parse_part)
+        else {
+            continue;
+        };
+        let store = CheckpointStore::new(dir.join("_unused"), dir.clone(), usize::MAX);
+        for id in store.ids() {
+            if store.read_meta(id).is_ok() {
+                found
+                    .entry((generation, id))
+                    .or_default()
+                    .insert(index, (count, dir.clone()));
+            }
+        }
+    }
+    found
+        .into_iter()
+        .filter(|(_, parts)| {
+            parts
+                .values()
+                .next()
+                .is_some_and(|(count, _)| parts.len() == *count)
+        })
+        .max_by_key(|((_, id), _)| *id)
+        .map(|((g, id), parts)| (g, id, parts.into_values().map(|(_, d)| d).collect()))
+}
+
+/// The newest checkpoint whose parts are all on object storage: its
+/// generation, id and the names of its parts.
+pub async fn newest_remote(
+    remote: &RemoteCheckpoints,
+) -> Result<Option<(u64, CheckpointId, Vec<String>)>> {
+    // (generation, id) -> (count, parts).
+    let mut found: BTreeMap<(u64, CheckpointId), (usize, Vec<String>)> = BTreeMap::new();
+    for name in remote.names().await? {
+        let mut steps = name.split('/');
+        let (Some(part), Some(chk), Some("_manifest")) = (steps.next(), steps.next(), steps.next())
+        else {
+            continue;
+        };
+        let id = chk
+            .strip_prefix("chk-")
+            .and_then(|i| i.parse::<CheckpointId>().ok());
+        let (Some((generation, _, count)), Some(id)) = (parse_part(part), id) else {
+            continue;
+        };
+        let e = found.entry((generation, id)).or_insert((count, vec![]));
+        e.1.push(part.to_string());
+    }
+    Ok(found
+        .into_iter()
+        .filter(|(_, (count, parts))| parts.len() == *count)
+        .max_by_key(|((_, id), _)| *id)
+        .map(|((g, id), (_, parts))| (g, id, parts)))
+}
+
 impl Peers {
-    fn dir_name(generation: u64, index: usize) -> String {
-        format!("g{generation:016x}-{index}")
+    /// The name of process `index`'s parts in this generation.
+    pub fn part_name(&self, index: usize) -> String {
+        format!("g{:016x}-{index}-of-{}", self.me.generation, self.me.count)
     }
 
     /// Where process `index` of this generation writes its parts.
     pub fn dir_of(&self, index: usize) -> PathBuf {
-        self.root.join(Self::dir_name(self.me.generation, index))
+        self.root.join(self.part_name(index))
     }
 
     /// Whether every process of this generation wrote its part of `id`, or
@@ -73,9 +159,57 @@ impl Peers {
         })
     }
 
+    /// As [`Self::all_written`], of parts on object storage.
+    pub async fn all_uploaded(&self, remote: &RemoteCheckpoints, id: CheckpointId) -> bool {
+        for i in 0..self.me.count {
+            let part = remote.child(&self.part_name(i));
+            let done = part.exists(FINISHED).await.unwrap_or(false)
+                || part
+                    .exists(&format!("chk-{id}/_manifest"))
+                    .await
+                    .unwrap_or(false);
+            if !done {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Downloads the parts of the newest checkpoint some generation
+    /// completed on object storage into `root` (when the checkpoints live
+    /// there), for [`Self::newest_complete`] to find.
+    pub async fn fetch_newest(&self) -> Result<()> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        let Some((_, id, parts)) = newest_remote(remote).await? else {
+            return Ok(());
+        };
+        tracing::info!(
+            checkpoint = id,
+            parts = parts.len(),
+            url = remote.url(),
+            "fetching the newest checkpoint's parts from object storage"
+        );
+        for part in parts {
+            let r = remote.child(&part);
+            if let Some(m) = r.manifest(id).await? {
+                r.download(&m, &self.root.join(&part).join(format!("chk-{id}")))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Marks this process's part of the job finished (its checkpoints stay:
     /// another process may yet restore the last one).
-    pub fn finish(&self) -> Result<()> {
+    pub async fn finish(&self) -> Result<()> {
+        if let Some(remote) = &self.remote {
+            return remote
+                .child(&self.part_name(self.me.index))
+                .put(FINISHED, b"finished\n".to_vec())
+                .await;
+        }
         let dir = self.dir_of(self.me.index);
         std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(dir.join(FINISHED), b"finished\n"))
@@ -87,55 +221,34 @@ impl Peers {
     /// The newest checkpoint every process of its generation completed: its
     /// id and the directories of its parts (checked whole).
     pub fn newest_complete(&self) -> Option<(CheckpointId, Vec<PathBuf>)> {
-        // (generation, id) -> the parts found, by process.
-        let mut found: BTreeMap<(u64, CheckpointId), BTreeMap<usize, (usize, PathBuf)>> =
-            BTreeMap::new();
-        for entry in std::fs::read_dir(&self.root)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let dir = entry.path();
-            let store = CheckpointStore::new(dir.join("_unused"), dir.clone(), usize::MAX);
-            for id in store.ids() {
-                let Ok(meta) = store.read_meta(id) else {
-                    continue;
-                };
-                if let Some(by) = meta.share {
-                    found
-                        .entry((by.generation, id))
-                        .or_default()
-                        .insert(by.index, (by.count, dir.clone()));
-                }
-            }
-        }
-        found
-            .into_iter()
-            .filter(|(_, parts)| {
-                parts
-                    .values()
-                    .next()
-                    .is_some_and(|(count, _)| parts.len() == *count)
-            })
-            .max_by_key(|((_, id), _)| *id)
-            .map(|((_, id), parts)| (id, parts.into_values().map(|(_, d)| d).collect()))
+        newest_local(&self.root).map(|(_, id, dirs)| (id, dirs))
     }
 
     /// Removes the parts of other generations (once this one has completed
-    /// a checkpoint, they are not needed).
-    pub fn remove_other_generations(&self) {
-        let prefix = format!("g{:016x}-", self.me.generation);
+    /// a checkpoint, they are not needed), here and on object storage.
+    pub async fn remove_other_generations(&self) {
+        let other = |name: &str| parse_part(name).is_some_and(|(g, _, _)| g != self.me.generation);
         for entry in std::fs::read_dir(&self.root)
             .into_iter()
             .flatten()
             .flatten()
         {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('g') && !name.starts_with(&prefix) {
+            if entry.file_name().to_str().is_some_and(other) {
                 if let Err(e) = std::fs::remove_dir_all(entry.path()) {
                     tracing::warn!("cannot remove '{}': {e}", entry.path().display());
                 }
+            }
+        }
+        if let Some(remote) = &self.remote {
+            match remote.names().await {
+                Ok(names) => {
+                    let old: Vec<String> = names
+                        .into_iter()
+                        .filter(|n| n.split('/').next().is_some_and(other))
+                        .collect();
+                    remote.delete(&old).await;
+                }
+                Err(e) => tracing::warn!("cannot list old checkpoint parts: {e}"),
             }
         }
     }
