@@ -65,6 +65,15 @@ impl Merge {
             Message::Idle => {
                 self.idle[idx] = true;
                 if self.idle.iter().all(|i| *i) {
+                    // As Flink's watermark valve: once no input can advance,
+                    // the highest watermark any of them reached holds (else
+                    // an input that went idle before a silent one would hold
+                    // its windows back for good).
+                    let max = self.watermarks.iter().copied().max();
+                    if let Some(max) = max.filter(|m| *m > self.emitted) {
+                        self.emitted = max;
+                        out.push(Message::Watermark(max));
+                    }
                     out.push(Message::Idle);
                 } else {
                     self.advance(out);
@@ -156,6 +165,19 @@ mod tests {
         out.clear();
         m.on(0, Message::Watermark(10), &mut out);
         assert_eq!(kinds(&out), vec!["wm5"]);
+    }
+
+    #[test]
+    fn when_every_input_is_idle_the_highest_watermark_holds() {
+        let mut m = Merge::new(2);
+        let mut out = vec![];
+        m.on(0, Message::Watermark(10), &mut out);
+        assert!(out.is_empty(), "input 1 has no watermark yet");
+        // Input 0 goes idle first: input 1, silent, is the only active one.
+        m.on(0, Message::Idle, &mut out);
+        assert!(out.is_empty());
+        m.on(1, Message::Idle, &mut out);
+        assert_eq!(kinds(&out), vec!["wm10", "Idle"]);
     }
 
     #[test]

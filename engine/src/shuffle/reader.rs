@@ -154,6 +154,18 @@ impl ExchangeReader {
             .collect();
         if active.is_empty() {
             if self.channels.iter().any(|c| c.idle) && !self.idle_emitted {
+                // As Flink's watermark valve: once no channel can advance,
+                // the highest watermark any idle one brought holds.
+                let max = self
+                    .channels
+                    .iter()
+                    .filter(|c| !c.ended)
+                    .filter_map(|c| c.watermark)
+                    .max();
+                if let Some(wm) = max.filter(|wm| self.emitted_watermark.is_none_or(|e| *wm > e)) {
+                    self.emitted_watermark = Some(wm);
+                    out.push(Emit::Watermark(wm));
+                }
                 self.idle_emitted = true;
                 out.push(Emit::Idle);
             }
@@ -322,6 +334,21 @@ mod tests {
         assert_eq!(values(&out), ["w15", "idle"]);
         feed(&mut r, &mut out, 8, 302, encode_marker(5, 1, Marker::End));
         assert!(r.finished());
+    }
+
+    #[test]
+    fn when_every_channel_is_idle_the_highest_watermark_holds() {
+        let mut r = ExchangeReader::new(5, 2, vec![0], &[0]);
+        let mut out = vec![];
+        let mut feed = |o: i64, m: Marker| {
+            r.on_record(0, o, &encode_marker(5, (o % 2) as u32, m), &mut out)
+                .expect("record");
+        };
+        feed(0, Marker::Watermark(10));
+        // Producer 0 goes idle first; producer 1 never brought a watermark.
+        feed(2, Marker::Idle);
+        feed(1, Marker::Idle);
+        assert_eq!(values(&out), ["w10", "idle"]);
     }
 
     #[test]
