@@ -40,6 +40,19 @@ pub(crate) const CONNECTOR_STATE_KEY: &[u8] = b"connector";
 /// which ones it waits for.
 const SLOW_CHECKPOINT: Duration = Duration::from_secs(10);
 
+/// The next checkpoint completed on `rx` (as from
+/// [`crate::connector::SourceContext::completed_checkpoints`]); pends forever
+/// without checkpoints, or once the coordinator is gone.
+pub async fn next_completed(rx: &mut Option<watch::Receiver<CheckpointId>>) -> CheckpointId {
+    match rx {
+        Some(r) => match r.changed().await {
+            Ok(()) => *r.borrow_and_update(),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// How a job checkpoints.
 #[derive(Debug, Clone)]
 pub struct CheckpointConfig {

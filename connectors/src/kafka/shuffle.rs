@@ -22,7 +22,7 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::watch;
+use vigil_engine::checkpoint::next_completed;
 use vigil_engine::connector::{Source, SourceContext};
 use vigil_engine::message::CheckpointId;
 use vigil_engine::shuffle::reader::{decode_positions, encode_positions, Emit, ExchangeReader};
@@ -449,17 +449,6 @@ impl Source for KafkaShuffleReader {
             tracing::info!(topic = %self.topic, skipped = reader.skipped, "exchange records of earlier runs skipped");
         }
         Ok(())
-    }
-}
-
-/// The next completed checkpoint (pends forever without checkpoints).
-async fn next_completed(rx: &mut Option<watch::Receiver<CheckpointId>>) -> CheckpointId {
-    match rx {
-        Some(r) => match r.changed().await {
-            Ok(()) => *r.borrow_and_update(),
-            Err(_) => std::future::pending().await,
-        },
-        None => std::future::pending().await,
     }
 }
 

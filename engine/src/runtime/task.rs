@@ -1,7 +1,7 @@
 //! A task: a chain of operators fused with the sink (or the channels) at its
 //! end, fed by the merge of its inputs.
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::exchange::Output;
 use super::inputs::Inputs;
@@ -25,17 +25,6 @@ pub(super) struct Task {
     pub ops: Vec<Stage>,
     pub sink: Option<(NodeId, Box<dyn Sink>)>,
     pub outputs: Vec<Output>,
-}
-
-/// The next completed checkpoint (pends forever without one to wait for).
-async fn next_completed(rx: &mut Option<watch::Receiver<CheckpointId>>) -> CheckpointId {
-    match rx {
-        Some(r) => match r.changed().await {
-            Ok(()) => *r.borrow_and_update(),
-            Err(_) => std::future::pending().await,
-        },
-        None => std::future::pending().await,
-    }
 }
 
 /// Tells the coordinator that a task went away without finishing (stopped,
@@ -245,7 +234,7 @@ pub(super) async fn run_task(
                     }
                 }
             }
-            id = next_completed(&mut completed) => {
+            id = crate::checkpoint::next_completed(&mut completed) => {
                 if let Some((_, s)) = sink.as_mut() {
                     s.commit(id).await.map_err(wrap)?;
                 }
