@@ -21,46 +21,18 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 #[path = "support/bids.rs"]
 mod bids;
+#[path = "support/produce.rs"]
+mod produce;
 use bids::ensure_data;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PARTITIONS: i32 = 2;
-
-fn load(bootstrap: &str, topic: &str, path: &Path) -> u64 {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "20")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer");
-    let text = std::fs::read_to_string(path).expect("bids");
-    let mut n = 0u64;
-    for (i, line) in text.lines().enumerate() {
-        let mut rec = BaseRecord::<(), str>::to(topic)
-            .payload(line)
-            .partition(i as i32 % PARTITIONS);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-        }
-        n += 1;
-    }
-    producer.flush(Duration::from_secs(300)).expect("flush");
-    n
-}
 
 /// The baseline: a bare consume loop over the whole topic.
 fn bare(bootstrap: &str, topic: &str, rows: u64) -> f64 {
@@ -132,7 +104,7 @@ fn main() {
 
 fn compare(broker: &str, bootstrap: &str, path: &Path) {
     let t = Instant::now();
-    let n = load(bootstrap, "bids", path);
+    let n = produce::load(bootstrap, "bids", path, PARTITIONS);
     println!(
         "{broker}: loaded {n} bids in {:.1} s",
         t.elapsed().as_secs_f64()

@@ -25,6 +25,12 @@ pub struct RunOptions {
     /// This process's name among those running the job when it runs as
     /// several (`--worker-id`; default: the host name).
     pub worker: Option<String>,
+    /// `--listen`: serve `/metrics`, `/healthz` and (of a job running as
+    /// several processes) `/api/members` there while the job runs.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Where a job running as several processes shows its membership (for
+    /// `/api/members`).
+    pub status: Option<crate::distributed::StatusBoard>,
 }
 
 /// The settings a script starts with under `run`: `--state-dir` turns

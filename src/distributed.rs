@@ -29,6 +29,60 @@ use crate::checkpointing::{checkpoint_config, RunOptions};
 use crate::exchange::kafka_exchange;
 use crate::{Error, Vigil};
 
+/// What a process of a job running as several shows of its membership
+/// (`/api/members` of `vigil run --listen`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkerStatus {
+    /// This process's worker name.
+    pub worker: String,
+    /// The membership generation it runs in, in hex.
+    pub generation: String,
+    /// Which process it is, from 0.
+    pub index: usize,
+    /// Every member, in share order.
+    pub members: Vec<MemberStatus>,
+    /// The newest checkpoint this process saw complete.
+    pub last_checkpoint: Option<u64>,
+}
+
+/// One member of [`WorkerStatus`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberStatus {
+    /// Its worker name.
+    pub worker: String,
+    /// Its id in the job's Kafka group.
+    pub member_id: String,
+    /// The first and last key group it owns (none when it owns none).
+    pub key_groups: Option<(u16, u16)>,
+}
+
+impl WorkerStatus {
+    fn of(view: &View, worker: &str) -> Self {
+        Self {
+            worker: worker.to_string(),
+            generation: format!("{:016x}", view.generation),
+            index: view.index,
+            members: view
+                .members
+                .iter()
+                .map(|m| MemberStatus {
+                    worker: m.name.clone(),
+                    member_id: m.id.clone(),
+                    key_groups: m
+                        .key_groups
+                        .first()
+                        .zip(m.key_groups.last())
+                        .map(|(a, b)| (*a, *b)),
+                })
+                .collect(),
+            last_checkpoint: None,
+        }
+    }
+}
+
+/// Where the running job shows its membership, for the HTTP endpoint.
+pub type StatusBoard = Arc<std::sync::Mutex<Option<WorkerStatus>>>;
+
 /// Whether the settings ask for a job of several processes.
 pub fn is_distributed(settings: &BTreeMap<String, String>) -> Result<bool, String> {
     match settings
@@ -146,46 +200,23 @@ pub async fn run(
             Some(j) => j,
             None => vigil.plan_with(script, metrics, run).await?,
         };
+        if let Some(board) = &run.status {
+            if let Ok(mut b) = board.lock() {
+                *b = Some(WorkerStatus::of(&view, &worker));
+            }
+        }
         let share = Share {
             index: view.index,
             count: view.members.len(),
+            generation: view.generation,
         };
         let graph = share_graph(job, share, query_sink, &exchange, view.generation)?;
         // Only the first start waits for the others: after a change, the
         // job goes on with whoever is there.
         min = 1;
-        let checkpoints = checkpoints.clone().map(|mut c| {
-            let peers = Peers {
-                root: c.checkpoints_dir.clone(),
-                remote: c.remote.take(),
-                me: SharedBy {
-                    generation: view.generation,
-                    index: share.index,
-                    count: share.count,
-                },
-            };
-            c.checkpoints_dir = peers.dir_of(share.index);
-            // A process may be one checkpoint ahead of another, which still
-            // looks for its part of the previous one.
-            c.retained = c.retained.max(2);
-            // Its parts upload under their own name (object storage).
-            c.remote = peers
-                .remote
-                .as_ref()
-                .map(|r| r.child(&peers.part_name(share.index)));
-            // A working copy per run: a dropped run's state may still be
-            // closing while the next opens its own.
-            let base = c.job_dir.clone();
-            let mine = format!("worker-{worker}-");
-            for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
-                if e.file_name().to_string_lossy().starts_with(&mine) {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-            c.job_dir = base.join(format!("{mine}{:016x}", view.generation));
-            c.peers = Some(peers);
-            c
-        });
+        let checkpoints = checkpoints
+            .clone()
+            .map(|c| shared_checkpoints(c, share, view.generation, &worker));
         tracing::info!(
             process = share.index,
             of = share.count,
@@ -226,6 +257,47 @@ pub async fn run(
             }
         }
     }
+}
+
+/// The checkpoint configuration of process `share` of `generation`: its
+/// parts under its own name in the shared directory (or object store), and
+/// a working copy of its own.
+fn shared_checkpoints(
+    mut c: vigil_engine::checkpoint::CheckpointConfig,
+    share: Share,
+    generation: u64,
+    worker: &str,
+) -> vigil_engine::checkpoint::CheckpointConfig {
+    let peers = Peers {
+        root: c.checkpoints_dir.clone(),
+        remote: c.remote.take(),
+        me: SharedBy {
+            generation,
+            index: share.index,
+            count: share.count,
+        },
+    };
+    c.checkpoints_dir = peers.dir_of(share.index);
+    // A process may be one checkpoint ahead of another, which still
+    // looks for its part of the previous one.
+    c.retained = c.retained.max(2);
+    // Its parts upload under their own name (object storage).
+    c.remote = peers
+        .remote
+        .as_ref()
+        .map(|r| r.child(&peers.part_name(share.index)));
+    // A working copy per run: a dropped run's state may still be
+    // closing while the next opens its own.
+    let base = c.job_dir.clone();
+    let mine = format!("worker-{worker}-");
+    for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(&mine) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    c.job_dir = base.join(format!("{mine}{generation:016x}"));
+    c.peers = Some(peers);
+    c
 }
 
 /// Whether the change from `old` to `new` needs this process to start again:

@@ -173,12 +173,22 @@ impl Vigil {
         run: &RunOptions,
     ) -> Result<RunSummary, Error> {
         let metrics = Metrics::new();
+        let mut run = run.clone();
+        if let Some(listen) = run.listen {
+            let board = distributed::StatusBoard::default();
+            run.status = Some(board.clone());
+            let name = run.job_name.clone().unwrap_or_else(|| "job".into());
+            let addr = server::serve_job(listen, &name, metrics.clone(), stop.clone(), Some(board))
+                .await
+                .map_err(Error::Options)?;
+            tracing::info!(%addr, "serving /metrics and /api/members");
+        }
         self.run_script_into(
             script,
             &|| Box::new(StdoutSink::new(format)),
             &metrics,
             stop,
-            run,
+            &run,
         )
         .await
     }

@@ -44,6 +44,11 @@ enum Command {
         /// several ('execution.mode' = 'distributed'); default: the host name.
         #[arg(long, env = "VIGIL_WORKER_ID", value_name = "NAME")]
         worker_id: Option<String>,
+        /// Serve Prometheus metrics on /metrics (and /healthz) at ADDR while
+        /// the job runs; of a distributed job, labelled with the worker, and
+        /// its membership on /api/members.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
     },
     /// Start an embedded Kafka broker, produce live synthetic events into it
     /// (sensors, logins, orders and payments) and run the pipelines of
@@ -378,6 +383,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             format,
             state_dir,
             worker_id,
+            listen,
         } => {
             let text = read_script(&script)?;
             let name = script.display().to_string();
@@ -386,6 +392,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 state_dir,
                 job_name: vigil::checkpointing::job_name_of(&script),
                 worker: worker_id,
+                listen,
+                ..Default::default()
             };
             match vigil.run_script_with(&text, format, stop, &run).await {
                 Ok(summary) => {

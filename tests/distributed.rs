@@ -221,6 +221,52 @@ fn records(range: std::ops::Range<i64>) -> Vec<Rec> {
 const HALF_BOUNDED: &str = "'scan.bounded.mode' = 'specific-offsets', 'scan.bounded.specific-offsets' = \
     'partition:0,offset:10000;partition:1,offset:10000;partition:2,offset:10000;partition:3,offset:10000'";
 
+/// The queries of [`job`] again, into sinks that write exactly once across
+/// processes: the windows into files under `files`, the join into topic
+/// `<topic>-out` in Kafka transactions.
+fn exactly_once_sinks(bs: &str, topic: &str, files: &Path) -> String {
+    format!(
+        "CREATE TABLE fout (q STRING, k BIGINT, ws STRING, n BIGINT, s BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json', 'sink.delivery-guarantee' = 'exactly-once');
+INSERT INTO fout SELECT 'tumble', k, CAST(window_start AS STRING), COUNT(*), SUM(v)
+  FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(rt), INTERVAL '10' SECOND)) GROUP BY k, window_start, window_end;
+CREATE TABLE kout (q STRING, v BIGINT, ka BIGINT, kb BIGINT)
+  WITH ('connector' = 'kafka', 'topic' = '{topic}-out', 'properties.bootstrap.servers' = '{bs}', 'format' = 'json',
+        'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{topic}-tx');
+INSERT INTO kout SELECT 'join', a.v, a.k, b.k FROM t AS a JOIN t AS b ON a.v = b.v + 1000;",
+        files.display()
+    )
+}
+
+/// `rows` (JSON objects, a line each) with their keys in one order, sorted.
+fn normalised<'a>(rows: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = rows
+        .into_iter()
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| {
+            let v: serde_json::Value =
+                serde_json::from_str(r).unwrap_or_else(|e| panic!("not JSON ({e}): {r}"));
+            v.to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The committed rows of the file sink under `dir` (in-progress files are
+/// hidden from readers).
+fn committed_files(dir: &Path) -> Vec<String> {
+    let mut text = String::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("part-") {
+            text.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            text.push('\n');
+        }
+    }
+    normalised(text.lines())
+}
+
 /// A checkpointed job of several processes over half of its input.
 struct Checkpointed {
     _broker: Kafka,
@@ -269,7 +315,12 @@ SET 's3.path.style.access' = 'true';",
             ),
         };
         let set = format!("SET 'execution.checkpointing.interval' = '300 ms';\n{place}");
-        let script = job(&bs, topic, topic, min_workers, &set, HALF_BOUNDED);
+        create_topics(&bs, &[(&format!("{topic}-out"), 4)]);
+        let script = format!(
+            "{}\n{}",
+            job(&bs, topic, topic, min_workers, &set, HALF_BOUNDED),
+            exactly_once_sinks(&bs, topic, &base.join("files"))
+        );
         Self {
             _broker: broker,
             s3,
@@ -282,7 +333,12 @@ SET 's3.path.style.access' = 'true';",
     }
 
     fn start(&self, name: &str) -> Child {
-        let args = match self.s3 {
+        self.start_with(name, vec![])
+    }
+
+    /// As [`Self::start`], with more arguments for `vigil run`.
+    fn start_with(&self, name: &str, more: Vec<String>) -> Child {
+        let mut args = match self.s3 {
             Some(_) => vec![
                 "--state-dir".to_string(),
                 self.base
@@ -292,6 +348,7 @@ SET 's3.path.style.access' = 'true';",
             ],
             None => vec![],
         };
+        args.extend(more);
         start_worker_with(&self.dir, &self.script, name, &args)
     }
 
@@ -337,7 +394,35 @@ SET 's3.path.style.access' = 'true';",
             logs(&one)
         );
         let what = format!("distinct rows printed ({printed} in all)");
-        assert_same(&got, &expected, &what, &logs(&self.dir));
+        let log = logs(&self.dir);
+        assert_same(&got, &expected, &what, &log);
+        // The exactly-once sinks hold each row once: no row missing, none twice.
+        let of = |q: &str| {
+            normalised(
+                expected
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|r| r.contains(q)),
+            )
+        };
+        for q in [r#""q":"tumble""#, r#""q":"join""#] {
+            assert!(of(q).len() > 1_000, "few rows of {q}\n{log}");
+        }
+        let files = committed_files(&self.base.join("files"));
+        assert_same(
+            &files,
+            &of(r#""q":"tumble""#),
+            "window rows in committed files",
+            &log,
+        );
+        let committed = kafka::consume_records(&self.bs, &format!("{}-out", self.topic));
+        let topic = normalised(committed.iter().map(|r| r.value.as_str()));
+        assert_same(
+            &topic,
+            &of(r#""q":"join""#),
+            "join rows committed to Kafka",
+            &log,
+        );
         let _ = std::fs::remove_dir_all(&self.base);
     }
 }
@@ -382,10 +467,45 @@ fn a_killed_process_is_taken_over_from_checkpoints_on_s3() {
 /// Kills one of three processes of `job` after a checkpoint; the others
 /// finish the input from the last complete checkpoint.
 fn kill_one_of_three(job: &Checkpointed) {
-    let mut children: Vec<Child> = (0..3).map(|i| job.start(&format!("w{i}"))).collect();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let listen = vec!["--listen".to_string(), format!("127.0.0.1:{port}")];
+    let mut children: Vec<Child> = vec![
+        job.start_with("w0", listen),
+        job.start("w1"),
+        job.start("w2"),
+    ];
     for i in 0..3 {
         job.wait_log(&format!("w{i}"), "checkpoint completed", 1);
     }
+    // w0 shows its membership on /api/members and labels its metrics.
+    let get = |path: &str| {
+        ureq::get(&format!("http://127.0.0.1:{port}{path}"))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .into_string()
+            .expect("body")
+    };
+    let api: serde_json::Value = serde_json::from_str(&get("/api/members")).expect("JSON");
+    assert_eq!(api["worker"], "w0", "{api}");
+    let workers: Vec<&str> = api["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| m["worker"].as_str())
+        .collect();
+    assert_eq!(workers.len(), 3, "{api}");
+    assert!(api["last_checkpoint"].as_u64().is_some(), "{api}");
+    let metrics = get("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("vigil_checkpoints_completed_total{")
+                && l.contains(r#"worker="w0""#)),
+        "{metrics}"
+    );
     // `vigil members` shows the three and a complete checkpoint.
     let members = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .arg("members")

@@ -23,7 +23,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use rdkafka::mocking::MockCluster;
 use vigil::connectors::kafka::KafkaConnector;
-use vigil::engine::connector::{ConnectorFactory, Sink, TableSpec};
+use vigil::engine::connector::{ConnectorFactory, Share, Sink, SinkState, TableSpec};
 use vigil::engine::metrics::Metrics;
 
 use broker::Kafka;
@@ -86,6 +86,11 @@ fn sink_with_prefix(bootstrap: &str, prefix: &str) -> Box<dyn Sink> {
         Ok(s) => s,
         Err(e) => panic!("sink: {e}"),
     }
+}
+
+/// The state a job of one process restores.
+fn own(bytes: Vec<u8>) -> Vec<SinkState> {
+    vec![SinkState { share: 0, bytes }]
 }
 
 /// The ids a `read_committed` consumer sees in topic `out`, sorted.
@@ -154,7 +159,7 @@ fn rows_appear_when_their_checkpoint_commits_and_a_crash_before_commit_is_resolv
         // Run 2 resumes from checkpoint 2: its pre-committed rows commit now;
         // rows after the barrier are not written (the job replays them).
         let mut s = sink(&bs);
-        s.restore(&state2).await.expect("restore");
+        s.restore(&own(state2.clone())).await.expect("restore");
         assert_eq!(ids_in_topic(&bs), (0..25).collect::<Vec<_>>());
         // Dies again before its first checkpoint.
         s.write(rows(25, 40)).await.expect("write");
@@ -164,7 +169,7 @@ fn rows_appear_when_their_checkpoint_commits_and_a_crash_before_commit_is_resolv
         // Run 3 resumes from checkpoint 2 as well: already committed, so
         // nothing is written twice.
         let mut s = sink(&bs);
-        s.restore(&state2).await.expect("restore again");
+        s.restore(&own(state2)).await.expect("restore again");
         s.write(rows(25, 40)).await.expect("write");
         s.pre_commit(3).await.expect("pre-commit 3");
         s.commit(3).await.expect("commit 3");
@@ -219,6 +224,70 @@ fn a_starting_sink_fences_its_predecessor_whose_open_transaction_is_never_visibl
         s.commit(1).await.expect("commit");
     });
     assert_eq!(ids_in_topic(&bs), (0..10).collect::<Vec<_>>());
+}
+
+/// A job of two processes rescales to one: each process's pending rows (its
+/// transactional id `<prefix>-<i>`, its marker) are committed once by the
+/// process that takes them over, which fences the old producer of each
+/// share, so a zombie of the old generation can no longer commit; a second
+/// restore of the same checkpoint adds nothing.
+#[test]
+fn after_a_rescale_every_share_pending_rows_commit_once_and_old_producers_are_fenced() {
+    let broker = Kafka::start();
+    let bs = broker.bootstrap.clone();
+    kafka::create_topics(&bs, &[("out", 1)]);
+    runtime().block_on(async {
+        let share = |index| Share {
+            index,
+            count: 2,
+            generation: 7,
+        };
+        let mut a = sink_with_prefix(&bs, "two");
+        let mut b = sink_with_prefix(&bs, "two");
+        a.assign(share(0)).expect("assign 0");
+        b.assign(share(1)).expect("assign 1");
+        a.write(rows(0, 5)).await.expect("write");
+        b.write(rows(5, 10)).await.expect("write");
+        a.pre_commit(1).await.expect("pre-commit");
+        b.pre_commit(1).await.expect("pre-commit");
+        // Both shares committed checkpoint 1; checkpoint 2 completes, but
+        // only share 0 commits it before the processes go away.
+        a.commit(1).await.expect("commit");
+        b.commit(1).await.expect("commit");
+        a.write(rows(10, 15)).await.expect("write");
+        b.write(rows(15, 20)).await.expect("write");
+        let sa = a.pre_commit(2).await.expect("pre-commit");
+        let sb = b.pre_commit(2).await.expect("pre-commit");
+        a.commit(2).await.expect("commit");
+        drop(a);
+        assert_eq!(ids_in_topic(&bs), (0..15).collect::<Vec<_>>());
+        // One process now: it takes over both shares' states.
+        let states = vec![
+            SinkState {
+                share: 0,
+                bytes: sa.clone(),
+            },
+            SinkState {
+                share: 1,
+                bytes: sb.clone(),
+            },
+        ];
+        let mut one = sink_with_prefix(&bs, "two");
+        one.restore(&states).await.expect("restore");
+        assert_eq!(ids_in_topic(&bs), (0..20).collect::<Vec<_>>());
+        // The zombie of share 1 was fenced by the takeover.
+        let err = b.commit(2).await.expect_err("the zombie committed");
+        assert!(
+            err.to_string().to_lowercase().contains("fenc"),
+            "the zombie failed for another reason: {err}"
+        );
+        drop(one);
+        let mut again = sink_with_prefix(&bs, "two");
+        again.restore(&states).await.expect("restore again");
+        again.write(rows(20, 22)).await.expect("write");
+        again.finish().await.expect("finish");
+    });
+    assert_eq!(ids_in_topic(&bs), (0..22).collect::<Vec<_>>());
 }
 
 /// Vigil's Kafka source reads only committed records: of a topic holding an

@@ -106,6 +106,18 @@ pub(crate) fn subtask_finished(key: &[u8], value: &[u8]) -> Option<(usize, u32)>
     Some((i, u32::from_be_bytes(value.try_into().ok()?)))
 }
 
+/// Which process wrote a sink's state stored under `key` (see
+/// [`TaskCheckpoint::sink_key`]); `None` for any other key.
+pub(crate) fn sink_state_share(key: &[u8]) -> Option<usize> {
+    if key == CONNECTOR_STATE_KEY {
+        return Some(0);
+    }
+    std::str::from_utf8(key.strip_prefix(b"connector/")?)
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Whether `key` is one of a source's positions (of any subtask).
 pub(crate) fn is_connector_key(key: &[u8]) -> bool {
     key == CONNECTOR_STATE_KEY || key.starts_with(b"connector/")
@@ -204,6 +216,10 @@ pub(crate) struct TaskCheckpoint {
     /// The newest checkpoint triggered (a finishing sink answers it itself).
     pub trigger: watch::Receiver<CheckpointId>,
     pub completed: watch::Receiver<CheckpointId>,
+    /// The key of a sink's state: of a job running as several processes,
+    /// one per process (`connector/<i>`), so that the merged parts keep every
+    /// process's pending commits.
+    pub sink_key: Vec<u8>,
 }
 
 impl TaskCheckpoint {
@@ -307,6 +323,7 @@ impl Coordinator {
             acks: self.acks_tx.clone(),
             trigger: self.trigger.subscribe(),
             completed: self.completed.subscribe(),
+            sink_key: connector_key(self.config.peers.as_ref().map(|p| p.me.index)),
         }
     }
 
@@ -436,9 +453,9 @@ impl Coordinator {
     /// wrote its part of checkpoint `id` (a process that died never does:
     /// the membership change restarts this one meanwhile). The first
     /// completion of a generation removes the parts of earlier ones.
-    async fn await_peers(&mut self, id: CheckpointId) {
+    async fn await_peers(&mut self, id: CheckpointId) -> crate::Result<()> {
         let Some(peers) = self.config.peers.clone() else {
-            return;
+            return Ok(());
         };
         let waiting = Instant::now();
         let mut told = false;
@@ -464,10 +481,18 @@ impl Coordinator {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // Read after this process's part was written: a newer generation
+        // either fenced this one before, or saw the checkpoint complete.
+        if peers.fenced().await {
+            return Err(crate::EngineError::State(format!(
+                "checkpoint {id} does not complete: a newer generation of the job's processes took over from an earlier checkpoint (this process is a zombie and stops with the membership change)"
+            )));
+        }
         if peers.me.index == 0 && !self.peers_cleaned {
             self.peers_cleaned = true;
-            peers.remove_other_generations().await;
+            peers.remove_older_generations().await;
         }
+        Ok(())
     }
 
     /// Stores checkpoint `id` and announces its completion.
@@ -507,10 +532,10 @@ impl Coordinator {
         }
         let written = match written {
             Ok(Ok((meta, _))) => match self.upload(&meta).await {
-                Ok(()) => {
-                    self.await_peers(id).await;
-                    Ok(Ok((meta, ())))
-                }
+                Ok(()) => match self.await_peers(id).await {
+                    Ok(()) => Ok(Ok((meta, ()))),
+                    Err(e) => Ok(Err(e)),
+                },
                 Err(e) => Ok(Err(e)),
             },
             Ok(Err(e)) => Ok(Err(e)),
@@ -521,6 +546,7 @@ impl Coordinator {
             Ok(Ok((meta, _))) => {
                 let ms = started.elapsed().as_millis() as u64;
                 m.counter(names::CHECKPOINTS_COMPLETED, "job").add(1);
+                m.gauge(names::LAST_CHECKPOINT, "job").set(id);
                 m.gauge(names::CHECKPOINT_DURATION_MS, "job").set(ms);
                 m.gauge(names::CHECKPOINT_SIZE_BYTES, "job")
                     .set(meta.total_bytes());

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::checkpoint::SourceCheckpoint;
 use crate::control::StopSignal;
+pub use crate::graph::Share;
 use crate::message::{CheckpointId, EventTime, Message, SplitEvent};
 use crate::metrics::Metrics;
 use crate::{EngineError, Result};
@@ -271,12 +272,30 @@ pub trait Sink: Send {
     async fn commit(&mut self, _id: CheckpointId) -> Result<()> {
         Ok(())
     }
-    /// Called before the job runs with the state `pre_commit` returned at the
-    /// checkpoint the job resumes from: finish that checkpoint's commit, discard
-    /// anything written after it.
-    async fn restore(&mut self, _state: &[u8]) -> Result<()> {
+    /// Called before the job runs with the states `pre_commit` returned at
+    /// the checkpoint the job resumes from: finish that checkpoint's commits,
+    /// discard anything written after it. A job of one process hands its one
+    /// state; of a job running as several, each process takes the states of
+    /// the shares that wrote them whose number is its own modulo the process
+    /// count now, so that every pending commit is finished by exactly one.
+    async fn restore(&mut self, _states: &[SinkState]) -> Result<()> {
         Ok(())
     }
+    /// Of a job running as several processes, which share of the job's rows
+    /// this sink writes, before `restore` and the first write: a sink whose
+    /// files or transactional ids have names keeps the shares apart by it.
+    fn assign(&mut self, _share: Share) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What one share of a sink pre-committed at a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkState {
+    /// The process that wrote it (0 for a job of one process).
+    pub share: usize,
+    /// What its `pre_commit` returned.
+    pub bytes: Vec<u8>,
 }
 
 /// A reference table read whole, for lookup joins.

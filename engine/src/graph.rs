@@ -77,6 +77,9 @@ pub struct Share {
     pub index: usize,
     /// How many processes run the job.
     pub count: usize,
+    /// The membership generation these processes run in (names what a
+    /// process writes in it apart from what zombies of older ones write).
+    pub generation: u64,
 }
 
 impl Share {

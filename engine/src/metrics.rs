@@ -116,6 +116,8 @@ pub mod names {
     pub const TOMBSTONES_SKIPPED: &str = "vigil_tombstones_skipped_total";
     /// Checkpoints completed.
     pub const CHECKPOINTS_COMPLETED: &str = "vigil_checkpoints_completed_total";
+    /// The id of the newest checkpoint completed.
+    pub const LAST_CHECKPOINT: &str = "vigil_last_checkpoint_id";
     /// Checkpoints that failed (state could not be written).
     pub const CHECKPOINTS_FAILED: &str = "vigil_checkpoints_failed_total";
     /// Gauge: duration of the last checkpoint, from trigger to completion.
@@ -172,6 +174,7 @@ pub mod names {
                 "Records without a value (Kafka tombstones) that a source skipped."
             }
             CHECKPOINTS_COMPLETED => "Checkpoints completed.",
+            LAST_CHECKPOINT => "The id of the newest checkpoint completed.",
             CHECKPOINTS_FAILED => "Checkpoints that failed (state could not be written).",
             CHECKPOINT_DURATION_MS => {
                 "Duration of the last checkpoint, from trigger to completion."

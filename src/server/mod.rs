@@ -69,8 +69,22 @@ pub async fn serve_metrics(
     listen: SocketAddr,
     name: &str,
     metrics: vigil_engine::metrics::Metrics,
-    mut stop: vigil_engine::control::StopSignal,
+    stop: vigil_engine::control::StopSignal,
 ) -> Result<SocketAddr, String> {
+    serve_job(listen, name, metrics, stop, None).await
+}
+
+/// As [`serve_metrics`], for `vigil run --listen`: of a job running as
+/// several processes (`board` filled), the series carry this process's
+/// `worker` label and `/api/members` shows the membership it runs in.
+pub async fn serve_job(
+    listen: SocketAddr,
+    name: &str,
+    metrics: vigil_engine::metrics::Metrics,
+    mut stop: vigil_engine::control::StopSignal,
+    board: Option<crate::distributed::StatusBoard>,
+) -> Result<SocketAddr, String> {
+    use axum::response::IntoResponse;
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -78,20 +92,48 @@ pub async fn serve_metrics(
     let addr = listener
         .local_addr()
         .map_err(|e| format!("error: cannot listen on {listen}: {e}"))?;
-    let jobs = vec![(name.to_string(), metrics)];
+    let jobs = vec![(name.to_string(), metrics.clone())];
+    let status = move || {
+        let mut s = board
+            .as_ref()
+            .and_then(|b| b.lock().ok().and_then(|b| b.clone()))?;
+        let last = metrics.total(vigil_engine::metrics::names::LAST_CHECKPOINT);
+        s.last_checkpoint = (last > 0).then_some(last);
+        Some(s)
+    };
+    let members = status.clone();
     let app = axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/api/members",
+            get(move || {
+                let s = members();
+                async move {
+                    match s {
+                        Some(s) => axum::Json(s).into_response(),
+                        None => (
+                            axum::http::StatusCode::NOT_FOUND,
+                            "this job does not run as several processes ('execution.mode' = 'distributed')\n",
+                        )
+                            .into_response(),
+                    }
+                }
+            }),
+        )
         .route(
             "/metrics",
             get(move || {
                 let jobs = jobs.clone();
+                let labels: Vec<(String, String)> = status()
+                    .map(|s| vec![("worker".to_string(), s.worker)])
+                    .unwrap_or_default();
                 async move {
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
                             "text/plain; version=0.0.4; charset=utf-8",
                         )],
-                        prometheus::render(&jobs),
+                        prometheus::render_labelled(&jobs, &labels),
                     )
                 }
             }),

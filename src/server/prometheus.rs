@@ -10,6 +10,12 @@ use vigil_engine::metrics::{names, Metrics};
 
 /// The text of `/metrics` for `jobs`.
 pub fn render(jobs: &[(String, Metrics)]) -> String {
+    render_labelled(jobs, &[])
+}
+
+/// As [`render`], every job series with the `extra` labels too (a worker's
+/// name, of a job running as several processes).
+pub fn render_labelled(jobs: &[(String, Metrics)], extra: &[(String, String)]) -> String {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
@@ -21,10 +27,11 @@ pub fn render(jobs: &[(String, Metrics)]) -> String {
                 None => (key.clone(), String::new()),
             };
             let help = names::help(&name).unwrap_or("A Vigil job's counter.");
-            let labels = vec![
+            let mut labels = vec![
                 Label::new("vigil_job", job.clone()),
                 Label::new("scope", scope.clone()),
             ];
+            labels.extend(extra.iter().map(|(k, v)| Label::new(k.clone(), v.clone())));
             if name == names::SINK_WATERMARK_MS && value > 0 && value < i64::MAX as u64 {
                 // How far event time trails the wall clock at the sink.
                 let lag = (chrono::Utc::now().timestamp_millis() - value as i64).max(0);

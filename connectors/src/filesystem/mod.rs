@@ -7,6 +7,8 @@ pub mod lookup;
 pub mod partition_commit;
 pub mod partitioned;
 pub mod sink;
+#[cfg(test)]
+mod sink_shares;
 pub mod source;
 pub mod splits;
 

@@ -20,7 +20,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::HashMap;
 use serde::{Deserialize, Serialize};
-use vigil_engine::connector::{Sink, TableSpec};
+use vigil_engine::connector::{Share, Sink, SinkState, TableSpec};
 use vigil_engine::message::{CheckpointId, EventTime};
 use vigil_engine::metrics::Metrics;
 use vigil_engine::{EngineError, Result};
@@ -61,6 +61,8 @@ pub struct PartitionedFileSink {
     policy: CommitPolicy,
     partitions: BTreeMap<String, Partition>,
     watermark: EventTime,
+    /// Of a job running as several processes, this process's share.
+    share: Option<Share>,
 }
 
 fn now_ms() -> EventTime {
@@ -126,6 +128,7 @@ impl PartitionedFileSink {
             policy: CommitPolicy::from_spec(spec)?,
             partitions: BTreeMap::new(),
             watermark: EventTime::MIN,
+            share: None,
         })
     }
 
@@ -164,7 +167,10 @@ impl PartitionedFileSink {
             .collect();
         let rel = rel.join("/");
         if !self.partitions.contains_key(&rel) {
-            let sink = FileSink::in_dir(&self.data_spec, &self.metrics, self.base.join(&rel))?;
+            let mut sink = FileSink::in_dir(&self.data_spec, &self.metrics, self.base.join(&rel))?;
+            if let Some(share) = self.share {
+                sink.assign(share)?;
+            }
             self.partitions.insert(
                 rel.clone(),
                 Partition {
@@ -330,24 +336,45 @@ impl Sink for PartitionedFileSink {
         self.commit_due(false, true).await
     }
 
-    async fn restore(&mut self, state: &[u8]) -> Result<()> {
-        if state.is_empty() {
-            return Ok(());
+    async fn restore(&mut self, states: &[SinkState]) -> Result<()> {
+        for state in states.iter().filter(|s| !s.bytes.is_empty()) {
+            let stored: Stored = serde_json::from_slice(&state.bytes)
+                .map_err(|e| self.error(format!("cannot read the stored sink state: {e}")))?;
+            for (rel, (values, created, bytes)) in stored.partitions {
+                let restored = [SinkState {
+                    share: state.share,
+                    bytes,
+                }];
+                if let Some(p) = self.partitions.get_mut(&rel) {
+                    // Another process wrote this partition too.
+                    p.sink.restore(&restored).await?;
+                    p.created = p.created.min(created);
+                    continue;
+                }
+                let mut sink =
+                    FileSink::in_dir(&self.data_spec, &self.metrics, self.base.join(&rel))?;
+                if let Some(share) = self.share {
+                    sink.assign(share)?;
+                }
+                sink.restore(&restored).await?;
+                self.partitions.insert(
+                    rel,
+                    Partition {
+                        values,
+                        sink,
+                        created,
+                        committed: false,
+                    },
+                );
+            }
         }
-        let stored: Stored = serde_json::from_slice(state)
-            .map_err(|e| self.error(format!("cannot read the stored sink state: {e}")))?;
-        for (rel, (values, created, bytes)) in stored.partitions {
-            let mut sink = FileSink::in_dir(&self.data_spec, &self.metrics, self.base.join(&rel))?;
-            sink.restore(&bytes).await?;
-            self.partitions.insert(
-                rel,
-                Partition {
-                    values,
-                    sink,
-                    created,
-                    committed: false,
-                },
-            );
+        Ok(())
+    }
+
+    fn assign(&mut self, share: Share) -> Result<()> {
+        self.share = Some(share);
+        for p in self.partitions.values_mut() {
+            p.sink.assign(share)?;
         }
         Ok(())
     }

@@ -9,6 +9,12 @@
 //! the files the restored checkpoint pre-committed are committed, and any later
 //! in-progress file is deleted: its rows are replayed from the sources.
 //!
+//! Of a job running as several processes, each writes its own parts (the run
+//! name carries the generation and process), the pending parts of every
+//! process that wrote the restored checkpoint are committed by one process
+//! of the new generation, and each removes only the leftovers of the runs it
+//! restored. Without checkpoints, process `i` writes `part-<i>.json`.
+//!
 //! In two-phase mode a part also rolls (closes, and a new one opens) when it
 //! reaches `sink.rolling-policy.file-size` or has been open for
 //! `sink.rolling-policy.rollover-interval`: a rolled part is committed with
@@ -20,7 +26,7 @@ use async_trait::async_trait;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
-use vigil_engine::connector::{Sink, TableSpec};
+use vigil_engine::connector::{Share, Sink, SinkState, TableSpec};
 use vigil_engine::message::CheckpointId;
 use vigil_engine::metrics::{names, Counter, Metrics};
 use vigil_engine::{EngineError, Result};
@@ -48,6 +54,13 @@ pub struct FileSink {
     job_key: String,
     /// Whether the in-progress files of earlier runs were removed.
     swept: bool,
+    /// Of a job running as several processes, this process's share: its
+    /// files are named apart, and it removes only the in-progress files of
+    /// the runs whose state it restored (another process may still have to
+    /// commit the others').
+    share: Option<Share>,
+    /// The runs whose state this process restored.
+    restored_runs: Vec<String>,
     /// When a part rolls.
     roll: RollPolicy,
     /// When the open part was opened, and the bytes written into it.
@@ -202,6 +215,8 @@ impl FileSink {
             }),
             job_key,
             swept: false,
+            share: None,
+            restored_runs: vec![],
             roll: RollPolicy::from_spec(spec)?,
             opened: None,
             checkpointing,
@@ -225,14 +240,26 @@ impl FileSink {
             return Ok(());
         }
         self.swept = true;
-        let prefix = format!(".part-{}", self.job_key);
+        let prefixes: Vec<String> = match self.share {
+            None => vec![format!(".part-{}", self.job_key)],
+            Some(_) => self
+                .restored_runs
+                .iter()
+                .map(|run| format!(".part-{run}-"))
+                .collect(),
+        };
+        if prefixes.is_empty() {
+            return Ok(());
+        }
         let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
             return Ok(());
         };
         while let Ok(Some(e)) = entries.next_entry().await {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with(&prefix) && name.ends_with(".inprogress") {
+            if prefixes.iter().any(|p| name.starts_with(p.as_str()))
+                && name.ends_with(".inprogress")
+            {
                 tracing::info!(table = %self.table, file = %name, "removing rows an earlier run wrote after its last checkpoint");
                 tokio::fs::remove_file(e.path()).await.map_err(|err| {
                     self.error(format!("cannot remove '{}': {err}", e.path().display()))
@@ -254,7 +281,9 @@ impl FileSink {
             ))
         })?;
         let path = match &mut self.txn {
-            None => self.dir.join("part-0.json"),
+            None => self
+                .dir
+                .join(format!("part-{}.json", self.share.map_or(0, |s| s.index))),
             Some(t) => {
                 let part = t.next_part;
                 t.next_part += 1;
@@ -324,7 +353,14 @@ impl FileSink {
 
     /// Renames the in-progress files of parts into their final names.
     async fn commit_parts(&self, parts: &[u64]) -> Result<()> {
-        let Some(t) = &self.txn else { return Ok(()) };
+        match &self.txn {
+            Some(t) => self.commit_parts_of(t, parts).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Renames the in-progress files of run `t`'s parts into their final names.
+    async fn commit_parts_of(&self, t: &Txn, parts: &[u64]) -> Result<()> {
         for &part in parts {
             let from = t.in_progress(&self.dir, part);
             let to = t.committed(&self.dir, part);
@@ -435,19 +471,36 @@ impl Sink for FileSink {
         self.commit_parts(&parts).await
     }
 
-    async fn restore(&mut self, state: &[u8]) -> Result<()> {
-        if state.is_empty() || self.txn.is_none() {
+    async fn restore(&mut self, states: &[SinkState]) -> Result<()> {
+        if self.txn.is_none() {
             return Ok(());
         }
-        let mut t: Txn = serde_json::from_slice(state)
-            .map_err(|e| self.error(format!("cannot read the stored sink state: {e}")))?;
-        let parts: Vec<u64> = t.pending.drain(..).map(|(_, p)| p).collect();
-        t.rolled.clear();
-        self.txn = Some(t);
-        // The checkpoint completed, so what it pre-committed is final.
-        self.commit_parts(&parts).await?;
-        // Anything else in progress was written after it: removed before
-        // this run writes (see `sweep_orphans`), as it is replayed.
+        for state in states.iter().filter(|s| !s.bytes.is_empty()) {
+            let mut t: Txn = serde_json::from_slice(&state.bytes)
+                .map_err(|e| self.error(format!("cannot read the stored sink state: {e}")))?;
+            let parts: Vec<u64> = t.pending.drain(..).map(|(_, p)| p).collect();
+            // The checkpoint completed, so what it pre-committed is final.
+            self.commit_parts_of(&t, &parts).await?;
+            // Anything else in progress was written after it: removed before
+            // this run writes (see `sweep_orphans`), as it is replayed.
+            self.restored_runs.push(t.run.clone());
+            if self.share.is_none() {
+                // One process: its files go on under the restored run's name.
+                t.rolled.clear();
+                self.txn = Some(t);
+            }
+        }
+        Ok(())
+    }
+
+    fn assign(&mut self, share: Share) -> Result<()> {
+        self.share = Some(share);
+        if let Some(t) = &mut self.txn {
+            t.run = run_id(&format!(
+                "{}g{:016x}s{}-",
+                self.job_key, share.generation, share.index
+            ));
+        }
         Ok(())
     }
 }

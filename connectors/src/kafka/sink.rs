@@ -20,13 +20,13 @@ use datafusion::arrow::datatypes::{
     DataType, Field, Int8Type, Schema, TimeUnit, TimestampMillisecondType,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use vigil_engine::changelog::{self, RowKind};
-use vigil_engine::connector::{Sink, TableSpec};
+use vigil_engine::connector::{Share, Sink, SinkState, TableSpec};
 use vigil_engine::message::CheckpointId;
 use vigil_engine::metrics::{names, Counter, Metrics};
 use vigil_engine::{EngineError, Result};
@@ -34,7 +34,9 @@ use vigil_engine::{EngineError, Result};
 use super::client::{client_config, flush_producer, DeliveryContext};
 use super::layout::{headers_type, Meta};
 use super::options::{KafkaOptions, ValueFields};
-use super::transactional::{decode_pending, encode_pending, Pending, Transactions, TXN_TIMEOUT};
+use super::transactional::{
+    decode_pending, encode_pending, Pending, Transactions, TxnClients, TXN_TIMEOUT,
+};
 use crate::format::cloudevents;
 use crate::format::encode::{RecordEncoder, Records};
 use crate::format::{Format, Part};
@@ -65,6 +67,8 @@ pub struct KafkaSink {
     row_ids: Option<RowIds>,
     /// Set for exactly-once delivery.
     txn: Option<Transactions>,
+    /// Which process of a job running as several this is (0 otherwise).
+    share: usize,
     rows: Counter,
     /// Rows the formats cannot carry: to `sink.dlq.*`, or logged.
     rejects: SinkRejects,
@@ -157,20 +161,21 @@ impl KafkaSink {
         }
         let txn = match spec.option("sink.transactional-id-prefix") {
             Some(prefix) if guarantee == "exactly-once" => {
-                config.set("transactional.id", format!("{prefix}-0"));
-                let mut marker = client_config(&opts.properties).map_err(err)?;
-                marker
-                    .set("group.id", Transactions::marker_group(prefix))
-                    .set("enable.auto.commit", "false");
+                let clients = TxnClients {
+                    prefix: prefix.to_string(),
+                    producer: config.clone(),
+                    marker: client_config(&opts.properties).map_err(err)?,
+                    table: spec.name.clone(),
+                };
+                config.set("transactional.id", clients.transactional_id(0));
                 Some(Transactions {
-                    marker: marker
-                        .create()
-                        .map_err(|e| err(format!("invalid Kafka configuration: {e}")))?,
+                    marker: clients.marker(0).map_err(err)?,
                     topic: opts.topics[0].clone(),
                     buffer: vec![],
                     pending: vec![],
                     last_id: None,
                     initialised: false,
+                    clients,
                 })
             }
             _ => None,
@@ -215,6 +220,7 @@ impl KafkaSink {
             keys: Records::default(),
             row_ids,
             txn,
+            share: 0,
             rows: metrics.counter(names::SINK_ROWS, &spec.name),
             rejects: SinkRejects::new(spec, metrics)?,
             failures: metrics.counter(names::SINK_DELIVERY_FAILURES, &spec.name),
@@ -316,13 +322,63 @@ impl Sink for KafkaSink {
         self.commit_rows(rows, id).await
     }
 
-    async fn restore(&mut self, state: &[u8]) -> Result<()> {
-        if state.is_empty() {
+    async fn restore(&mut self, states: &[SinkState]) -> Result<()> {
+        let Some(t) = &self.txn else {
             return Ok(());
+        };
+        let clients = t.clients.clone();
+        for state in states.iter().filter(|s| !s.bytes.is_empty()) {
+            if state.share == self.share {
+                self.recover(&state.bytes).await?;
+                continue;
+            }
+            // Another process's share: writing as it fences its producer
+            // (a zombie's) and its marker keeps the commit to once.
+            let producer = clients.producer(state.share).map_err(|e| self.error(e))?;
+            let marker = clients.marker(state.share).map_err(|e| self.error(e))?;
+            let own = self.swap_clients((producer, marker, false));
+            let recovered = self.recover(&state.bytes).await;
+            drop(self.swap_clients(own));
+            recovered?;
         }
-        if self.txn.is_none() {
+        Ok(())
+    }
+
+    fn assign(&mut self, share: Share) -> Result<()> {
+        self.share = share.index;
+        let Some(t) = &self.txn else {
             return Ok(());
+        };
+        let clients = t.clients.clone();
+        let producer = clients.producer(share.index).map_err(|e| self.error(e))?;
+        let marker = clients.marker(share.index).map_err(|e| self.error(e))?;
+        drop(self.swap_clients((producer, marker, false)));
+        Ok(())
+    }
+}
+
+/// A transactional producer, its marker consumer, and whether its
+/// transactions were initialised.
+type TxnProducer = (ThreadedProducer<DeliveryContext>, BaseConsumer, bool);
+
+impl KafkaSink {
+    /// Writes through `clients` from now on; returns the ones used so far.
+    fn swap_clients(&mut self, (producer, marker, initialised): TxnProducer) -> TxnProducer {
+        let old = std::mem::replace(&mut self.producer, producer);
+        self.failures_seen = 0;
+        match &mut self.txn {
+            Some(t) => {
+                let m = std::mem::replace(&mut t.marker, marker);
+                let i = std::mem::replace(&mut t.initialised, initialised);
+                (old, m, i)
+            }
+            None => (old, marker, initialised),
         }
+    }
+
+    /// Commits the rows of `state` (what [`Sink::pre_commit`] stored) that
+    /// the marker of the current producer's share has not reached.
+    async fn recover(&mut self, state: &[u8]) -> Result<()> {
         self.init_transactions()?;
         let Some(t) = &self.txn else {
             return Ok(());
@@ -333,7 +389,7 @@ impl Sink for KafkaSink {
             return Ok(());
         };
         if let Some(t) = &mut self.txn {
-            t.last_id = Some(last);
+            t.last_id = t.last_id.max(Some(last));
         }
         // The checkpoint completed; what its commit did not reach is committed now.
         let rows: Vec<RecordBatch> = pending
@@ -347,9 +403,7 @@ impl Sink for KafkaSink {
         tracing::info!(table = %self.table, rows = rows.iter().map(|b| b.num_rows()).sum::<usize>(), checkpoint = last, "committing the rows the crashed run pre-committed");
         self.commit_rows(rows, last).await
     }
-}
 
-impl KafkaSink {
     /// Registers the transactional id with the brokers, once, when the job
     /// starts writing (not at plan time, so `explain` does not connect). This
     /// fences the producer of an earlier run with the same id and aborts the

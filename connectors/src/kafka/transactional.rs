@@ -14,15 +14,27 @@
 //! duplicates rows. The transactional id `<prefix>-0` stays the same across
 //! runs, so a restarted job fences the producer of a crashed one and aborts
 //! its open transaction.
+//!
+//! Of a job running as several processes, process `i` writes as
+//! `<prefix>-<i>` with its own marker group (`<prefix>-vigil-commits-<i>`,
+//! the plain name for process 0). After any change of membership, the pending
+//! rows every process stored in the restored checkpoint are committed by one
+//! process of the new generation, under the transactional id and marker of
+//! the process that stored them: that fences the old owner's producer (a
+//! zombie can no longer commit) and the marker keeps the commit to once.
 
 use std::time::Duration;
 
 use datafusion::arrow::record_batch::RecordBatch;
+use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::ThreadedProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use vigil_engine::message::CheckpointId;
 use vigil_engine::state::arrow_state::{decode_batch, encode_batch};
 use vigil_engine::Result;
+
+use super::client::DeliveryContext;
 
 /// How long a transaction call may take before the job fails.
 pub const TXN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,14 +63,59 @@ pub struct Transactions {
     /// Whether `init_transactions` ran (it is deferred so that `explain` does
     /// not connect).
     pub initialised: bool,
+    /// Builds the producer and marker consumer of any share.
+    pub clients: TxnClients,
+}
+
+/// What the producer and marker consumer of a share are made from.
+#[derive(Clone)]
+pub struct TxnClients {
+    /// The `sink.transactional-id-prefix`.
+    pub prefix: String,
+    /// The producer's configuration, but its transactional id.
+    pub producer: ClientConfig,
+    /// The marker consumer's configuration, but its group.
+    pub marker: ClientConfig,
+    /// Names the producer's delivery failures (the sink's table).
+    pub table: String,
+}
+
+impl TxnClients {
+    /// The transactional id of share `share`.
+    pub fn transactional_id(&self, share: usize) -> String {
+        format!("{}-{share}", self.prefix)
+    }
+
+    /// The marker group of share `share`.
+    pub fn marker_group(&self, share: usize) -> String {
+        match share {
+            0 => format!("{}-vigil-commits", self.prefix),
+            i => format!("{}-vigil-commits-{i}", self.prefix),
+        }
+    }
+
+    /// The producer writing as share `share`.
+    pub fn producer(&self, share: usize) -> Result<ThreadedProducer<DeliveryContext>, String> {
+        let mut config = self.producer.clone();
+        config.set("transactional.id", self.transactional_id(share));
+        config
+            .create_with_context(DeliveryContext::new(&self.table))
+            .map_err(|e| format!("invalid Kafka configuration: {e}"))
+    }
+
+    /// The consumer owning share `share`'s marker group.
+    pub fn marker(&self, share: usize) -> Result<BaseConsumer, String> {
+        let mut config = self.marker.clone();
+        config
+            .set("group.id", self.marker_group(share))
+            .set("enable.auto.commit", "false");
+        config
+            .create()
+            .map_err(|e| format!("invalid Kafka configuration: {e}"))
+    }
 }
 
 impl Transactions {
-    /// The marker group of a transactional-id prefix.
-    pub fn marker_group(prefix: &str) -> String {
-        format!("{prefix}-vigil-commits")
-    }
-
     /// The marker for checkpoint `id`, as an offset list.
     pub fn marker_offsets(&self, id: CheckpointId) -> Result<TopicPartitionList, String> {
         let mut tpl = TopicPartitionList::new();

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use vigil_engine::connector::{ConnectorFactory, Sink, Source, TableSpec};
+use vigil_engine::connector::{ConnectorFactory, Sink, SinkState, Source, TableSpec};
 use vigil_engine::message::CheckpointId;
 use vigil_engine::metrics::{names, Counter, Metrics};
 use vigil_engine::time::parse_duration;
@@ -331,12 +331,13 @@ impl Sink for WebhookSink {
         serde_json::to_vec(&pending).map_err(|e| self.error(e.to_string()))
     }
 
-    async fn restore(&mut self, state: &[u8]) -> Result<()> {
-        if state.is_empty() {
-            return Ok(());
+    async fn restore(&mut self, states: &[SinkState]) -> Result<()> {
+        let mut pending: Vec<Request> = vec![];
+        for s in states.iter().filter(|s| !s.bytes.is_empty()) {
+            let outbox: Vec<Request> = serde_json::from_slice(&s.bytes)
+                .map_err(|e| self.error(format!("cannot read the stored outbox: {e}")))?;
+            pending.extend(outbox);
         }
-        let pending: Vec<Request> = serde_json::from_slice(state)
-            .map_err(|e| self.error(format!("cannot read the stored outbox: {e}")))?;
         if !pending.is_empty() {
             tracing::info!(table = %self.table, requests = pending.len(), "sending the outbox of the checkpoint again");
         }

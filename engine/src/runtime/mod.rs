@@ -355,6 +355,13 @@ pub async fn run_job_with(
         k => k,
     };
     let key_groups = checkpoints.as_ref().map_or(own, |c| c.key_groups);
+    if let Some(share) = graph.share.filter(|s| s.count > 1) {
+        for node in &mut graph.nodes {
+            if let NodeKind::Sink(sink) = &mut node.kind {
+                sink.assign(share)?;
+            }
+        }
+    }
     let (mut forks, mut source_forks) = fork_parallel(&mut graph)?;
     let (coordinator, setup) = match checkpoints {
         Some(config) => {

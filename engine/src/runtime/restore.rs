@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use super::{source, Forks, SourceForks};
 use crate::checkpoint::{
-    is_connector_key, subtask_finished, CheckpointConfig, Coordinator, CONNECTOR_STATE_KEY,
+    is_connector_key, sink_state_share, subtask_finished, CheckpointConfig, Coordinator,
     FINISHED_KEY,
 };
-use crate::connector::Source;
+use crate::connector::{SinkState, Source};
 use crate::graph::{JobGraph, NodeId, NodeKind};
 use crate::message::CheckpointId;
 use crate::metrics::{names, Metrics};
@@ -47,6 +47,7 @@ pub(super) async fn prepare_checkpoints(
     let uploaded = match (&config.peers, &config.remote) {
         // Every process uploads its parts under a name of this generation's.
         (Some(peers), _) => {
+            peers.fence_others().await?;
             peers.fetch_newest().await?;
             vec![]
         }
@@ -120,8 +121,7 @@ fn restore_shared(
 ) -> Result<(StateStore, Option<Restored>)> {
     match peers.newest_complete() {
         Some((id, dirs)) => {
-            let own = peers.dir_of(peers.me.index);
-            let (store, restored) = checkpoints.restore_parts(id, &dirs, &own, identities)?;
+            let (store, restored) = checkpoints.restore_parts(id, &dirs, identities)?;
             Ok((store, Some(restored)))
         }
         None => Ok((checkpoints.fresh()?, None)),
@@ -211,6 +211,7 @@ async fn restore_nodes(
     key_groups: u16,
 ) -> Result<Vec<StateOp>> {
     let mut first = vec![];
+    let share = graph.share.filter(|s| s.count > 1);
     for (id, node) in graph.nodes.iter_mut().enumerate() {
         let mine = entries.remove(&id).unwrap_or_default();
         // A node that had reached the end of its input: its source is not
@@ -222,11 +223,6 @@ async fn restore_nodes(
         if finished {
             tracing::info!(node = %node.name, "finished before the checkpoint: not run again");
         }
-        let connector_state = || {
-            mine.iter()
-                .find(|e| e.key_group == OPERATOR_STATE && e.key == CONNECTOR_STATE_KEY)
-                .map(|e| e.value.clone())
-        };
         let wrap =
             |e: EngineError| EngineError::State(format!("cannot restore '{}': {e}", node.name));
         match &mut node.kind {
@@ -236,8 +232,25 @@ async fn restore_nodes(
                 first.extend(cleanup.map_err(wrap)?);
             }
             NodeKind::Sink(s) => {
-                if let Some(state) = connector_state() {
-                    s.restore(&state).await.map_err(wrap)?;
+                let (index, count) = share.map_or((0, 1), |s| (s.index, s.count.max(1)));
+                let mut states = vec![];
+                for e in mine.iter().filter(|e| e.key_group == OPERATOR_STATE) {
+                    let Some(from) = sink_state_share(&e.key) else {
+                        continue;
+                    };
+                    // Each stored share's pending commits go to one process;
+                    // every process's sink stores its own again at the next
+                    // checkpoint, so none stays in the working copy.
+                    first.push(StateOp::Delete(store_key(id, OPERATOR_STATE, &e.key)));
+                    if from % count == index {
+                        states.push(SinkState {
+                            share: from,
+                            bytes: e.value.clone(),
+                        });
+                    }
+                }
+                if !states.is_empty() {
+                    s.restore(&states).await.map_err(wrap)?;
                 }
             }
             NodeKind::Operator(_) if finished => {}

@@ -65,7 +65,7 @@ async fn finish_with_checkpoint(
         if due > answered.unwrap_or(floor) {
             let state = sink.pre_commit(due).await?;
             let mut ops = vec![StateOp::Put(
-                crate::state::store_key(node, OPERATOR_STATE, CONNECTOR_STATE_KEY),
+                crate::state::store_key(node, OPERATOR_STATE, &c.sink_key),
                 state,
             )];
             ops.extend(markers.iter().cloned());
@@ -332,8 +332,11 @@ pub(super) async fn run_task(
                         Message::Idle => sink.on_idle().await.map_err(wrap)?,
                         Message::Barrier(id) => {
                             let state = sink.pre_commit(id).await.map_err(wrap)?;
+                            let key = checkpoint
+                                .as_ref()
+                                .map_or(CONNECTOR_STATE_KEY, |c| &c.sink_key);
                             writes.push(StateOp::Put(
-                                crate::state::store_key(*node, OPERATOR_STATE, CONNECTOR_STATE_KEY),
+                                crate::state::store_key(*node, OPERATOR_STATE, key),
                                 state,
                             ));
                         }

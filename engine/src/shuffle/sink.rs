@@ -10,7 +10,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::{Marker, ShuffleWriter};
-use crate::connector::Sink;
+use crate::connector::{Sink, SinkState};
 use crate::error::ResultExt;
 use crate::message::{CheckpointId, EventTime};
 use crate::operators::eval;
@@ -123,9 +123,11 @@ impl Sink for ExchangeSink {
         Ok(self.barrier.to_be_bytes().to_vec())
     }
 
-    async fn restore(&mut self, state: &[u8]) -> Result<()> {
-        if let Ok(id) = <[u8; 8]>::try_from(state) {
-            self.barrier = CheckpointId::from_be_bytes(id);
+    async fn restore(&mut self, states: &[SinkState]) -> Result<()> {
+        for s in states {
+            if let Ok(id) = <[u8; 8]>::try_from(s.bytes.as_slice()) {
+                self.barrier = self.barrier.max(CheckpointId::from_be_bytes(id));
+            }
         }
         Ok(())
     }

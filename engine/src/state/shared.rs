@@ -20,6 +20,13 @@
 //! generation, and merges its parts: every process hands its instances the
 //! key groups they own now, whoever wrote them. The parts of a zombie of an
 //! older generation never complete a checkpoint of the current one.
+//!
+//! Nor of its own: before it looks for the newest complete checkpoint, a
+//! process of a new generation writes `_fenced` into every part of the
+//! generations it finds, and a process checks its own part for that marker
+//! after writing its part and before announcing a completion. So a zombie
+//! whose late part completes a checkpoint the new generation did not restore
+//! from never commits it (its sinks' rows are replayed by the new one).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +43,9 @@ use crate::Result;
 
 /// The marker of a process whose part of the job finished.
 const FINISHED: &str = "_finished";
+
+/// The marker a newer generation leaves in an older one's parts.
+const FENCED: &str = "_fenced";
 
 /// Which process wrote a part of a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +68,13 @@ pub struct Peers {
     pub remote: Option<RemoteCheckpoints>,
     /// This process.
     pub me: SharedBy,
+}
+
+/// Whether generation `a` formed before `b`: the low 32 bits of a
+/// generation are the consumer group's generation id, which every rebalance
+/// raises.
+fn older(a: u64, b: u64) -> bool {
+    (a as u32) < (b as u32)
 }
 
 /// The generation, process and process count a part's name says.
@@ -201,6 +218,69 @@ impl Peers {
         Ok(())
     }
 
+    /// Fences every older generation whose parts are here (see the module
+    /// doc): all its processes' parts get a `_fenced` marker.
+    pub async fn fence_others(&self) -> Result<()> {
+        let names: Vec<String> = match &self.remote {
+            Some(remote) => remote
+                .names()
+                .await?
+                .into_iter()
+                .filter_map(|n| n.split('/').next().map(str::to_string))
+                .collect(),
+            None => std::fs::read_dir(&self.root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+        };
+        let mut others = std::collections::BTreeSet::new();
+        for name in names {
+            if let Some((g, _, count)) = parse_part(&name) {
+                // Only older ones: a process slow to start an old
+                // generation must not fence the one that replaced it.
+                if older(g, self.me.generation) {
+                    others.insert((g, count));
+                }
+            }
+        }
+        for (generation, count) in others {
+            for i in 0..count {
+                let part = format!("g{generation:016x}-{i}-of-{count}");
+                match &self.remote {
+                    Some(remote) => {
+                        remote
+                            .child(&part)
+                            .put(FENCED, b"fenced\n".to_vec())
+                            .await?
+                    }
+                    None => {
+                        let dir = self.root.join(&part);
+                        std::fs::create_dir_all(&dir)
+                            .and_then(|()| std::fs::write(dir.join(FENCED), b"fenced\n"))
+                            .map_err(|e| {
+                                crate::EngineError::State(format!(
+                                    "cannot write '{}': {e}",
+                                    dir.display()
+                                ))
+                            })?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a newer generation fenced this process's part.
+    pub async fn fenced(&self) -> bool {
+        let part = self.part_name(self.me.index);
+        match &self.remote {
+            Some(remote) => remote.child(&part).exists(FENCED).await.unwrap_or(false),
+            None => self.root.join(part).join(FENCED).exists(),
+        }
+    }
+
     /// Marks this process's part of the job finished (its checkpoints stay:
     /// another process may yet restore the last one).
     pub async fn finish(&self) -> Result<()> {
@@ -224,10 +304,11 @@ impl Peers {
         newest_local(&self.root).map(|(_, id, dirs)| (id, dirs))
     }
 
-    /// Removes the parts of other generations (once this one has completed
+    /// Removes the parts of older generations (once this one has completed
     /// a checkpoint, they are not needed), here and on object storage.
-    pub async fn remove_other_generations(&self) {
-        let other = |name: &str| parse_part(name).is_some_and(|(g, _, _)| g != self.me.generation);
+    pub async fn remove_older_generations(&self) {
+        let other =
+            |name: &str| parse_part(name).is_some_and(|(g, _, _)| older(g, self.me.generation));
         for entry in std::fs::read_dir(&self.root)
             .into_iter()
             .flatten()
@@ -257,22 +338,19 @@ impl Peers {
 impl CheckpointStore {
     /// Restores checkpoint `id` from the parts in `dirs` (one per process
     /// that wrote it) into this store's working copy: every part's entries
-    /// (this process's own, `own`, last, so its sinks' pending commits are
-    /// its own), and every part's keyed databases.
+    /// (their keys are apart: sinks store theirs per process, see
+    /// [`crate::checkpoint`]), and every part's keyed databases.
     pub fn restore_parts(
         &self,
         id: CheckpointId,
         dirs: &[PathBuf],
-        own: &Path,
         identities: &[(StateUid, String)],
     ) -> Result<(StateStore, Restored)> {
-        let mut ordered: Vec<&PathBuf> = dirs.iter().filter(|d| d.as_path() != own).collect();
-        ordered.extend(dirs.iter().filter(|d| d.as_path() == own));
         let scratch = self.keyed_working_dir().with_file_name("merge");
         let mut meta = None;
         let mut ops = vec![];
         let mut keyed = BTreeMap::new();
-        for dir in ordered {
+        for dir in dirs {
             let part = CheckpointStore::new(scratch.clone(), dir.clone(), usize::MAX);
             let m = part.read_meta(id)?;
             let store = part.rebuild_from(id)?;
