@@ -23,6 +23,7 @@
 pub mod arrow_state;
 pub mod checkpoints;
 pub mod keyed;
+pub mod object_stores;
 pub mod remote;
 pub mod shared;
 pub mod store;

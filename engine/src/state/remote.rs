@@ -1,5 +1,5 @@
 //! Checkpoints on object storage (`state.checkpoints.dir` = `s3://bucket/path`,
-//! through the `object_store` crate): each checkpoint, once written locally
+//! `gs://...`, `abfss://...`, through the `object_store` crate): each checkpoint, once written locally
 //! (see [`super::checkpoints`]), is uploaded before it counts as complete,
 //! and a job whose machine lost its local state restores from there.
 //!
@@ -58,71 +58,11 @@ fn err(url: &str, what: &str, e: impl std::fmt::Display) -> EngineError {
     EngineError::State(format!("checkpoint storage '{url}': {what}: {e}"))
 }
 
-/// Flink's S3 options (`s3.endpoint`, `s3.access-key`, `s3.secret-key`,
-/// `s3.region`, `s3.path.style.access`) as `object_store`'s.
-fn s3_options(settings: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    let mut out = vec![];
-    for (flink, ours) in [
-        ("s3.endpoint", "aws_endpoint"),
-        ("s3.access-key", "aws_access_key_id"),
-        ("s3.secret-key", "aws_secret_access_key"),
-        ("s3.region", "aws_region"),
-    ] {
-        if let Some(v) = settings.get(flink) {
-            out.push((ours.to_string(), v.clone()));
-        }
-    }
-    if let Some(endpoint) = settings.get("s3.endpoint") {
-        if endpoint.starts_with("http://") {
-            out.push(("aws_allow_http".into(), "true".into()));
-        }
-    }
-    let path_style = settings
-        .get("s3.path.style.access")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    out.push((
-        "aws_virtual_hosted_style_request".into(),
-        (!path_style).to_string(),
-    ));
-    if !out.iter().any(|(k, _)| k == "aws_region") {
-        out.push(("aws_region".into(), "us-east-1".into()));
-    }
-    out
-}
-
 impl RemoteCheckpoints {
-    /// The store at `url` (`s3://bucket/path`), its credentials and endpoint
-    /// from the job's `s3.*` settings or the `AWS_*` environment.
+    /// The store at `url` (see [`super::object_stores`]), its credentials
+    /// and endpoint from the job's settings or the environment.
     pub fn open(url: &str, settings: &BTreeMap<String, String>) -> Result<Self> {
-        let parsed = url::Url::parse(url).map_err(|e| err(url, "not a URL", e))?;
-        let (store, prefix): (Arc<dyn ObjectStore>, Path) = match parsed.scheme() {
-            "s3" | "s3a" => {
-                let bucket = parsed
-                    .host_str()
-                    .ok_or_else(|| err(url, "no bucket", "write s3://bucket/path"))?;
-                let mut builder =
-                    object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-                for (k, v) in s3_options(settings) {
-                    let key = k
-                        .parse::<object_store::aws::AmazonS3ConfigKey>()
-                        .map_err(|e| err(url, "option", e))?;
-                    builder = builder.with_config(key, v);
-                }
-                let store = builder.build().map_err(|e| err(url, "cannot open", e))?;
-                let prefix =
-                    Path::from_url_path(parsed.path()).map_err(|e| err(url, "bad path", e))?;
-                (Arc::new(store), prefix)
-            }
-            other => {
-                return Err(err(
-                    url,
-                    "unsupported scheme",
-                    format!(
-                    "'{other}://'; use s3://bucket/path, or a local directory (or file:///path)"
-                ),
-                ))
-            }
-        };
+        let (store, prefix) = super::object_stores::open_store(url, settings)?;
         Ok(Self {
             store,
             prefix,
@@ -397,25 +337,6 @@ impl RemoteCheckpoints {
 mod tests {
     use super::*;
 
-    #[test]
-    fn flink_s3_options_map_onto_object_stores() {
-        let settings: BTreeMap<String, String> = [
-            ("s3.endpoint", "http://127.0.0.1:9000"),
-            ("s3.access-key", "a"),
-            ("s3.secret-key", "s"),
-            ("s3.path.style.access", "true"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let o: BTreeMap<String, String> = s3_options(&settings).into_iter().collect();
-        assert_eq!(o["aws_endpoint"], "http://127.0.0.1:9000");
-        assert_eq!(o["aws_allow_http"], "true");
-        assert_eq!(o["aws_virtual_hosted_style_request"], "false");
-        assert_eq!(o["aws_access_key_id"], "a");
-        assert_eq!(o["aws_region"], "us-east-1");
-    }
-
     /// Two checkpoints of a database: the second uploads the file it adds
     /// and points at the first's object for the SST they share; a restore
     /// downloads what the local copy lacks; retention deletes what only the
@@ -506,11 +427,5 @@ mod tests {
             b"seven"
         );
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn other_schemes_are_refused_with_what_to_use() {
-        let e = RemoteCheckpoints::open("gs://b/p", &BTreeMap::new()).unwrap_err();
-        assert!(e.to_string().contains("use s3://bucket/path"), "{e}");
     }
 }
