@@ -13,310 +13,34 @@
 //! coordinator task triggers the next checkpoints (see [`crate::checkpoint`]).
 
 mod exchange;
+mod fork;
 mod inputs;
 mod merge;
+mod placement;
 mod restore;
 mod source;
 mod state;
 mod task;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use datafusion::physical_expr::PhysicalExpr;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::checkpoint::CheckpointConfig;
-use crate::connector::Source;
 use crate::control::StopSignal;
-use crate::graph::{Instances, JobGraph, NodeId, NodeKind, Share};
+use crate::graph::{JobGraph, NodeKind};
 use crate::metrics::Metrics;
-use crate::operator::Operator;
 use crate::state::DEFAULT_KEY_GROUPS;
 use crate::{EngineError, Result};
-use exchange::{KeyRouter, Output};
+use fork::{fork_parallel, Forks, SourceForks};
+use placement::place_graph;
 use restore::prepare_checkpoints;
-use source::{run_source, SourceTask};
+use source::run_source;
 use state::StateSetup;
-use task::{run_task, Task};
+use task::run_task;
 
 /// Messages buffered on an edge between two tasks.
 const CHANNEL_CAPACITY: usize = 16;
-
-enum Placement {
-    Source(usize),
-    /// The tasks of a source's subtasks.
-    Sources(Vec<usize>),
-    Task(usize),
-    /// The tasks of a parallel operator's instances.
-    Parallel(Vec<usize>),
-}
-
-/// A source or task that emits a node's rows (one per instance of the node).
-#[derive(Clone, Copy)]
-enum Producer {
-    Source(usize),
-    Task(usize),
-}
-
-impl Placement {
-    fn producers(&self) -> Vec<Producer> {
-        match self {
-            Placement::Source(s) => vec![Producer::Source(*s)],
-            Placement::Sources(ss) => ss.iter().map(|s| Producer::Source(*s)).collect(),
-            Placement::Task(t) => vec![Producer::Task(*t)],
-            Placement::Parallel(ts) => ts.iter().map(|t| Producer::Task(*t)).collect(),
-        }
-    }
-}
-
-/// Adds `out` to the outputs of `p`.
-fn add_output(p: Producer, out: Output, tasks: &mut [Task], sources: &mut [SourceTask]) {
-    match p {
-        Producer::Source(s) => sources[s].outputs.push(out),
-        Producer::Task(t) => tasks[t].outputs.push(out),
-    }
-}
-
-/// The instances of a node that runs as several which this process runs:
-/// the job's number of the first, of how many the node runs as, and the
-/// instances beyond the graph's own node (which becomes the first).
-struct Fork<T> {
-    first: usize,
-    total: usize,
-    extra: Vec<T>,
-}
-
-/// The instances of each parallel operator.
-type Forks = BTreeMap<NodeId, Fork<Box<dyn Operator>>>;
-
-/// The subtasks of each source that runs as several.
-type SourceForks = BTreeMap<NodeId, Fork<Box<dyn Source>>>;
-
-/// Keeps the `share` of `all` (the graph's node becomes the first kept).
-fn keep_share<T>(all: Vec<T>, share: Option<Share>, name: &str) -> Result<(T, Fork<T>)> {
-    let total = all.len();
-    let range = share.map_or(0..total, |s| s.range(total));
-    let first = range.start;
-    let mut kept = all.into_iter().skip(range.start).take(range.len());
-    let head = kept.next().ok_or_else(|| {
-        EngineError::Graph(format!(
-            "'{name}' runs as {total} instances, fewer than the job's processes"
-        ))
-    })?;
-    Ok((
-        head,
-        Fork {
-            first,
-            total,
-            extra: kept.collect(),
-        },
-    ))
-}
-
-/// Creates the extra instances of the operators, and the subtasks of the
-/// sources, that run as several ([`JobGraph::instances`]); of a job that
-/// runs as several processes, only this process's share of them.
-fn fork_parallel(graph: &mut JobGraph) -> Result<(Forks, SourceForks)> {
-    let mut forks = Forks::new();
-    let mut source_forks = SourceForks::new();
-    let instances = graph.instances();
-    let share = graph.share.filter(|s| s.count > 1);
-    for (id, (node, runs)) in graph.nodes.iter_mut().zip(&instances).enumerate() {
-        let parallelism = match *runs {
-            Instances::Many(p) | Instances::Each(p) => p,
-            Instances::Once(reason) => {
-                if share.is_some() {
-                    refuse_unshared(node, reason, &instances)?;
-                }
-                continue;
-            }
-        };
-        if matches!(node.kind, NodeKind::Source(_)) {
-            let NodeKind::Source(source) = std::mem::replace(&mut node.kind, NodeKind::Union)
-            else {
-                continue;
-            };
-            let subtasks = source.subtasks(parallelism)?;
-            if subtasks.len() != parallelism {
-                return Err(EngineError::Graph(format!(
-                    "'{}' made {} subtasks of {parallelism}",
-                    node.name,
-                    subtasks.len()
-                )));
-            }
-            let (first, fork) = keep_share(subtasks, share, &node.name)?;
-            node.kind = NodeKind::Source(first);
-            source_forks.insert(id, fork);
-            continue;
-        }
-        let NodeKind::Operator(op) = &node.kind else {
-            continue;
-        };
-        let mut extra = vec![];
-        for _ in 1..parallelism {
-            match op.fork()? {
-                Some(f) => extra.push(f),
-                None => break,
-            }
-        }
-        if extra.len() + 1 != parallelism {
-            if share.is_some() {
-                return Err(EngineError::Graph(format!(
-                    "'{}' cannot run as {parallelism} instances, so it cannot run across processes",
-                    node.name
-                )));
-            }
-            continue;
-        }
-        let NodeKind::Operator(op) = std::mem::replace(&mut node.kind, NodeKind::Union) else {
-            continue;
-        };
-        let all: Vec<Box<dyn Operator>> = std::iter::once(op).chain(extra).collect();
-        let (first, fork) = keep_share(all, share, &node.name)?;
-        node.kind = NodeKind::Operator(first);
-        forks.insert(id, fork);
-    }
-    Ok((forks, source_forks))
-}
-
-/// Of a job running as several processes, each runs its share of every
-/// node: a node that runs once can only be a sink (each process writes its
-/// share of the rows) or a step on inputs that run once too.
-fn refuse_unshared(
-    node: &crate::graph::Node,
-    reason: Option<&'static str>,
-    instances: &[Instances],
-) -> Result<()> {
-    let wide = node.inputs.iter().any(|i| instances[*i].width() > 1);
-    match node.kind {
-        NodeKind::Source(_) => Err(EngineError::Graph(format!(
-            "'{}' cannot split its input, so the job cannot run across processes (read a Kafka topic or files)",
-            node.name
-        ))),
-        NodeKind::Operator(_) if wide => Err(EngineError::Graph(format!(
-            "'{}' runs once ({}), so the job cannot run across processes",
-            node.name,
-            reason.unwrap_or("it has no key")
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// An input of a keyed operator: the sources or tasks emitting its rows, and
-/// the key expressions over them.
-type KeyedInput = (Vec<Producer>, Vec<Arc<dyn PhysicalExpr>>);
-
-/// Places the instances of keyed operator `node` (one task each, `ops`):
-/// every task or source of each of its inputs (`upstream`, with the key
-/// expressions over that input's rows) routes its rows to them by key group.
-#[allow(clippy::too_many_arguments)]
-fn place_keyed(
-    node: &crate::graph::Node,
-    id: NodeId,
-    (ops, first, total): (Vec<Box<dyn Operator>>, usize, usize),
-    upstream: Vec<KeyedInput>,
-    key_groups: u16,
-    setup: &StateSetup,
-    tasks: &mut Vec<Task>,
-    sources: &mut [SourceTask],
-) -> Result<Vec<usize>> {
-    let n = ops.len();
-    let mut inputs: Vec<Vec<mpsc::Receiver<crate::message::Message>>> =
-        (0..n).map(|_| vec![]).collect();
-    let mut sides = vec![];
-    for (side, (producers, keys)) in upstream.into_iter().enumerate() {
-        for up in producers {
-            let mut senders = vec![];
-            for ins in inputs.iter_mut() {
-                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-                senders.push(tx);
-                ins.push(rx);
-            }
-            sides.push(side);
-            let router = KeyRouter::new(keys.clone(), key_groups, first, total);
-            let out = Output::Keyed(router, senders);
-            add_output(up, out, tasks, sources);
-        }
-    }
-    let mut instances = vec![];
-    for (i, (op, inputs)) in ops.into_iter().zip(inputs).enumerate() {
-        let i = first + i;
-        tasks.push(Task {
-            name: format!("{} [{}/{total}]", node.name, i + 1),
-            inputs,
-            sides: sides.clone(),
-            ops: vec![setup.stage(id, node.uid, i, total, op)?],
-            sink: None,
-            outputs: vec![],
-        });
-        instances.push(tasks.len() - 1);
-    }
-    Ok(instances)
-}
-
-/// For each input of `node`, the sources or tasks that emit its rows, with
-/// the key expressions `op` routes that input's rows by.
-fn keyed_upstream(
-    node: &crate::graph::Node,
-    op: &dyn Operator,
-    placement: &[Option<Placement>],
-) -> Result<Vec<KeyedInput>> {
-    node.inputs
-        .iter()
-        .enumerate()
-        .map(|(side, i)| {
-            let producers = placement[*i].as_ref().map(Placement::producers);
-            match (producers, op.key_exprs(side)) {
-                (Some(p), Some(keys)) => Ok((p, keys)),
-                _ => Err(EngineError::Graph(format!(
-                    "parallel '{}' has no key or no placed input {side}",
-                    node.name
-                ))),
-            }
-        })
-        .collect()
-}
-
-/// Places source `id` (its `extra` subtasks too, when it runs as several).
-fn place_source(
-    id: NodeId,
-    name: String,
-    source: Box<dyn Source>,
-    fork: Option<Fork<Box<dyn Source>>>,
-    sources: &mut Vec<SourceTask>,
-) -> Placement {
-    let Some(Fork {
-        first,
-        total,
-        extra,
-    }) = fork
-    else {
-        sources.push(SourceTask {
-            node: id,
-            name,
-            source,
-            outputs: vec![],
-            subtask: None,
-        });
-        return Placement::Source(sources.len() - 1);
-    };
-    tracing::info!(source = %name, subtasks = extra.len() + 1, of = total, "reading in parallel subtasks");
-    let mut placed = vec![];
-    for (i, source) in std::iter::once(source).chain(extra).enumerate() {
-        let i = first + i;
-        sources.push(SourceTask {
-            node: id,
-            name: format!("{name} [{}/{total}]", i + 1),
-            source,
-            outputs: vec![],
-            subtask: Some((i, total)),
-        });
-        placed.push(sources.len() - 1);
-    }
-    Placement::Sources(placed)
-}
 
 /// Runs the job until every source is exhausted and every sink has flushed, or
 /// until a task fails (the first error is returned and the rest are cancelled).
@@ -376,147 +100,13 @@ pub async fn run_job_with(
             StateSetup::new(&graph.state, key_groups, None, BTreeMap::new()),
         ),
     };
-    let mut placement: Vec<Option<Placement>> = (0..n).map(|_| None).collect();
-    let mut tasks: Vec<Task> = vec![];
-    let mut sources: Vec<SourceTask> = vec![];
-    for (id, mut node) in graph.nodes.into_iter().enumerate() {
-        if consumers[id] == 0 && !matches!(node.kind, NodeKind::Sink(_)) {
-            return Err(EngineError::Graph(format!(
-                "'{}' has no consumer",
-                node.name
-            )));
-        }
-        // Fuse into the input's task when this node is that input's only consumer.
-        let fused = match (&node.kind, node.inputs.as_slice()) {
-            (NodeKind::Operator(_) | NodeKind::Sink(_), [input]) if consumers[*input] == 1 => {
-                match placement[*input] {
-                    Some(Placement::Task(t)) if tasks[t].sink.is_none() => Some(t),
-                    _ => None,
-                }
-            }
-            _ => None,
-        };
-        if let Some(Fork {
-            first,
-            total,
-            extra,
-        }) = forks.remove(&id)
-        {
-            let NodeKind::Operator(op) = std::mem::replace(&mut node.kind, NodeKind::Union) else {
-                return Err(EngineError::Graph(format!(
-                    "'{}' is not an operator",
-                    node.name
-                )));
-            };
-            let ops: Vec<Box<dyn Operator>> = std::iter::once(op).chain(extra).collect();
-            placement[id] = Some(match ops[0].key_exprs(0) {
-                Some(_) => {
-                    let upstream = keyed_upstream(&node, ops[0].as_ref(), &placement)?;
-                    let n = ops.len();
-                    tracing::info!(operator = %node.name, instances = n, "running parallel instances, rows exchanged by key group");
-                    let instances = place_keyed(
-                        &node,
-                        id,
-                        (ops, first, total),
-                        upstream,
-                        key_groups,
-                        &setup,
-                        &mut tasks,
-                        &mut sources,
-                    )?;
-                    Placement::Parallel(instances)
-                }
-                None => {
-                    // A stateless step in each instance of its input (after
-                    // a source's subtask: in a task of its own).
-                    let upstream = match node.inputs.as_slice() {
-                        [i] => placement[*i].as_ref().map(Placement::producers),
-                        _ => None,
-                    };
-                    let Some(upstream) = upstream else {
-                        return Err(EngineError::Graph(format!(
-                            "'{}' runs in each instance of an input it does not have",
-                            node.name
-                        )));
-                    };
-                    // Fused into its input's instance, unless others read
-                    // that input too (a scan shared by several queries):
-                    // then each instance is a task of its own, fed by its
-                    // input's instance alone.
-                    let alone = node.inputs.iter().all(|i| consumers[*i] == 1);
-                    let mut ts = vec![];
-                    for (i, (op, up)) in ops.into_iter().zip(&upstream).enumerate() {
-                        let i = first + i;
-                        let t = match *up {
-                            Producer::Task(t) if alone && tasks[t].sink.is_none() => t,
-                            up => {
-                                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-                                add_output(up, Output::Forward(tx), &mut tasks, &mut sources);
-                                tasks.push(Task {
-                                    name: format!("{} [{}/{total}]", node.name, i + 1),
-                                    inputs: vec![rx],
-                                    sides: vec![0],
-                                    ops: vec![],
-                                    sink: None,
-                                    outputs: vec![],
-                                });
-                                tasks.len() - 1
-                            }
-                        };
-                        tasks[t].ops.push(setup.stage(id, node.uid, i, total, op)?);
-                        ts.push(t);
-                    }
-                    Placement::Parallel(ts)
-                }
-            });
-            continue;
-        }
-        if let NodeKind::Source(source) = node.kind {
-            let extra = source_forks.remove(&id);
-            placement[id] = Some(place_source(id, node.name, source, extra, &mut sources));
-            continue;
-        }
-        let t = match fused {
-            Some(t) => t,
-            None => {
-                let mut inputs = vec![];
-                // Which of the node's inputs each channel brings (for an
-                // operator of several; a union's are all one stream).
-                let mut sides = vec![];
-                for (side, &i) in node.inputs.iter().enumerate() {
-                    let Some(upstream) = placement[i].as_ref().map(Placement::producers) else {
-                        return Err(EngineError::Graph(format!(
-                            "node {i} is used before it is defined"
-                        )));
-                    };
-                    for up in upstream {
-                        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-                        add_output(up, Output::Forward(tx), &mut tasks, &mut sources);
-                        inputs.push(rx);
-                        sides.push(match node.kind {
-                            NodeKind::Operator(_) => side,
-                            _ => 0,
-                        });
-                    }
-                }
-                tasks.push(Task {
-                    name: node.name.clone(),
-                    inputs,
-                    sides,
-                    ops: vec![],
-                    sink: None,
-                    outputs: vec![],
-                });
-                tasks.len() - 1
-            }
-        };
-        match node.kind {
-            NodeKind::Operator(op) => tasks[t].ops.push(setup.stage(id, node.uid, 0, 1, op)?),
-            NodeKind::Sink(sink) => tasks[t].sink = Some((id, sink)),
-            NodeKind::Union | NodeKind::Source(_) => {}
-        }
-        placement[id] = Some(Placement::Task(t));
-    }
+    let (tasks, sources) = place_graph(
+        graph.nodes,
+        &consumers,
+        (&mut forks, &mut source_forks),
+        key_groups,
+        &setup,
+    )?;
 
     let mut set: JoinSet<Result<()>> = JoinSet::new();
     let participants: Vec<String> = sources
@@ -589,8 +179,8 @@ mod tests {
     use datafusion::arrow::record_batch::RecordBatch;
 
     use super::*;
-    use crate::connector::{Sink, SourceContext};
-    use crate::operator::Emitter;
+    use crate::connector::{Sink, Source, SourceContext};
+    use crate::operator::{Emitter, Operator};
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]))
