@@ -448,6 +448,16 @@ fn a_killed_process_is_taken_over_from_checkpoints_on_s3() {
     let _one_at_a_time = serial();
     let job = Checkpointed::on_s3("ds3kill", 3);
     kill_one_of_three(&job);
+    // Each survivor downloaded the keyed state of the key groups it owns
+    // now, not the others'.
+    for w in ["w0", "w1"] {
+        assert!(
+            job.log_of(w)
+                .contains("of key groups other processes own on object storage"),
+            "{w} downloaded every part whole:\n{}",
+            job.log_of(w)
+        );
+    }
     let s3 = job.s3.as_ref().expect("moto");
     let keys = s3.keys("vigil", "checkpoints/job/");
     assert!(
@@ -525,8 +535,22 @@ fn kill_one_of_three(job: &Checkpointed) {
     assert!(shown.contains("last complete checkpoint: "), "{shown}");
     let mut dead = children.pop().expect("three workers");
     dead.kill().expect("SIGKILL");
+    let killed = Instant::now();
     dead.wait().expect("reap");
     job.produce_rest();
+    // Recovery, for the record: from the kill to the first row w0 prints
+    // after it resumed from the checkpoint.
+    job.wait_log("w0", "resumed from checkpoint", 1);
+    let resumed = killed.elapsed();
+    let before = rows_of(&job.dir, "w0").len();
+    while rows_of(&job.dir, "w0").len() == before && killed.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "recovery: resumed {:.1} s after the SIGKILL, first new row after {:.1} s",
+        resumed.as_secs_f64(),
+        killed.elapsed().as_secs_f64()
+    );
     wait_all(&job.dir, &mut children, Duration::from_secs(300));
     for w in ["w0", "w1"] {
         let own = job.log_of(w);

@@ -48,7 +48,9 @@ pub(super) async fn prepare_checkpoints(
         // Every process uploads its parts under a name of this generation's.
         (Some(peers), _) => {
             peers.fence_others().await?;
-            peers.fetch_newest().await?;
+            let owned = owned_key_groups(graph, &*forks.0, config.key_groups);
+            let wanted = move |file: &str| wanted_file(&owned, file);
+            peers.fetch_newest(&wanted).await?;
             vec![]
         }
         (None, Some(remote)) => fetch_newest(remote, &config.checkpoints_dir).await?,
@@ -110,6 +112,45 @@ pub(super) async fn prepare_checkpoints(
     .with_first(first)
     .with_uploaded(uploaded);
     Ok((coordinator, keyed))
+}
+
+/// The key groups this process's instances of each parallel operator own
+/// (by the operator's state identity), out of `key_groups`.
+fn owned_key_groups(
+    graph: &JobGraph,
+    forks: &Forks,
+    key_groups: u16,
+) -> BTreeMap<crate::graph::StateUid, Vec<bool>> {
+    forks
+        .iter()
+        .filter_map(|(id, fork)| {
+            let node = graph.nodes.get(*id)?;
+            let mine = fork.first..fork.first + fork.extra.len() + 1;
+            let owned = (0..key_groups)
+                .map(|kg| mine.contains(&instance_of(kg, fork.total, key_groups)))
+                .collect();
+            Some((node.uid, owned))
+        })
+        .collect()
+}
+
+/// Whether a file of a checkpoint part (`keyed/<uid>-<first>-<last>/...`
+/// for keyed state) is needed here: keyed state of a parallel operator only
+/// when it holds key groups this process owns (`owned`); anything else is.
+fn wanted_file(owned: &BTreeMap<crate::graph::StateUid, Vec<bool>>, file: &str) -> bool {
+    let Some(rest) = file.strip_prefix("keyed/") else {
+        return true;
+    };
+    let dir = rest.split('/').next().unwrap_or_default();
+    let Some((uid, groups)) = crate::state::keyed::backend::parse_part_name(dir) else {
+        return true;
+    };
+    match owned.get(&uid) {
+        Some(mine) => groups
+            .into_iter()
+            .any(|kg| mine.get(usize::from(kg)).copied().unwrap_or(true)),
+        None => true,
+    }
 }
 
 /// The newest checkpoint all processes of a job running as several
@@ -286,4 +327,23 @@ async fn restore_nodes(
         }
     }
     Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process downloads the keyed state of the key groups its instances
+    /// own, and everything else.
+    #[test]
+    fn only_the_keyed_parts_of_owned_key_groups_are_wanted() {
+        let owned: BTreeMap<crate::graph::StateUid, Vec<bool>> =
+            [(0x1a, vec![true, true, false, false])].into_iter().collect();
+        assert!(wanted_file(&owned, "keyed/1a-0-1/000007.sst"));
+        assert!(wanted_file(&owned, "keyed/1a-1-2/000007.sst"), "overlaps");
+        assert!(!wanted_file(&owned, "keyed/1a-2-3/000007.sst"));
+        assert!(wanted_file(&owned, "keyed/2b-2-3/000007.sst"), "runs once");
+        assert!(wanted_file(&owned, "db/CURRENT"));
+        assert!(wanted_file(&owned, "_metadata"));
+    }
 }

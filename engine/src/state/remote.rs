@@ -266,7 +266,25 @@ impl RemoteCheckpoints {
     /// Downloads the files of `manifest` into `dir` (its local directory),
     /// keeping those already there with the right size.
     pub async fn download(&self, manifest: &Manifest, dir: &LocalPath) -> Result<()> {
+        self.download_where(manifest, dir, &|_| true)
+            .await
+            .map(|_| ())
+    }
+
+    /// As [`Self::download`], of the files `wanted` accepts (by their name
+    /// in the checkpoint): the number of files it left out.
+    pub async fn download_where(
+        &self,
+        manifest: &Manifest,
+        dir: &LocalPath,
+        wanted: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<usize> {
+        let mut left = 0;
         for (name, (key, size)) in &manifest.files {
+            if !wanted(name) {
+                left += 1;
+                continue;
+            }
             let path = dir.join(name);
             if tokio::fs::metadata(&path)
                 .await
@@ -295,7 +313,7 @@ impl RemoteCheckpoints {
                 .await
                 .map_err(|e| err(&self.url, &format!("cannot write '{}'", path.display()), e))?;
         }
-        Ok(())
+        Ok(left)
     }
 
     /// Deletes what no manifest of `keep` needs (older checkpoints and

@@ -194,8 +194,10 @@ impl Peers {
 
     /// Downloads the parts of the newest checkpoint some generation
     /// completed on object storage into `root` (when the checkpoints live
-    /// there), for [`Self::newest_complete`] to find.
-    pub async fn fetch_newest(&self) -> Result<()> {
+    /// there), for [`Self::newest_complete`] to find: of their keyed state,
+    /// only the files `wanted` accepts (the key groups this process owns
+    /// now); files a local copy still has are not downloaded again.
+    pub async fn fetch_newest(&self, wanted: &(dyn Fn(&str) -> bool + Sync)) -> Result<()> {
         let Some(remote) = &self.remote else {
             return Ok(());
         };
@@ -208,12 +210,20 @@ impl Peers {
             url = remote.url(),
             "fetching the newest checkpoint's parts from object storage"
         );
+        let mut left = 0;
         for part in parts {
             let r = remote.child(&part);
             if let Some(m) = r.manifest(id).await? {
-                r.download(&m, &self.root.join(&part).join(format!("chk-{id}")))
-                    .await?;
+                let dir = self.root.join(&part).join(format!("chk-{id}"));
+                left += r.download_where(&m, &dir, wanted).await?;
             }
+        }
+        if left > 0 {
+            tracing::info!(
+                checkpoint = id,
+                files = left,
+                "left {left} file(s) of key groups other processes own on object storage"
+            );
         }
         Ok(())
     }
