@@ -60,7 +60,7 @@ fn start(dir: &Path, script: &str, name: &str, core: usize) -> Child {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log");
     Command::new("bash")
         .arg("-c")
-        .arg(r#"taskset -c "$1" "$2" run --worker-id "$3" "$4" > /dev/null || exit 1; times"#)
+        .arg(r#"taskset -c "$1" "$2" -v run --worker-id "$3" "$4" > /dev/null || exit 1; times"#)
         .args([
             "bench",
             &core.to_string(),
@@ -95,8 +95,9 @@ fn cpu_of(dir: &Path, name: &str, child: Child) -> f64 {
 }
 
 /// Runs `scripts` (one process each, process `i` on core `i`) to their
-/// end: the wall seconds and the CPU seconds of all of them.
-fn measure(dir: &Path, label: &str, scripts: &[(String, String)]) -> (f64, f64) {
+/// end, each of which must log `expect`: the wall seconds and the CPU
+/// seconds of all of them.
+fn measure(dir: &Path, label: &str, scripts: &[(String, String)], expect: &str) -> (f64, f64) {
     let start_at = Instant::now();
     let children: Vec<(String, Child)> = scripts
         .iter()
@@ -108,6 +109,13 @@ fn measure(dir: &Path, label: &str, scripts: &[(String, String)]) -> (f64, f64) 
         .map(|(name, c)| cpu_of(dir, &name, c))
         .sum();
     let wall = start_at.elapsed().as_secs_f64();
+    for (name, _) in scripts {
+        let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        assert!(
+            log.contains(expect),
+            "{name} did not log '{expect}':\n{log}"
+        );
+    }
     eprintln!("{label}: {wall:.2} s wall, {cpu:.2} s CPU");
     (wall, cpu)
 }
@@ -145,18 +153,31 @@ SET 'execution.exchange.kafka.topic-prefix' = '{prefix}';"
         )
     };
     let one = |name: &str, set: &str| vec![(name.to_string(), script(&bs, "bids", set))];
-    let memory = measure(&dir, "1 process, memory exchange", &one("memory", ""));
-    let hop = measure(&dir, "1 process, Kafka exchange", &one("hop", &kafka_hop));
+    let memory = measure(
+        &dir,
+        "1 process, memory exchange",
+        &one("memory", ""),
+        "running parallel instances",
+    );
+    let hop = measure(
+        &dir,
+        "1 process, Kafka exchange",
+        &one("hop", &kafka_hop),
+        "keyed exchanges go through Kafka",
+    );
+    let shared = "running this process's share of the job";
     let d1 = measure(
         &dir,
         "distributed, 1 process",
         &one("d1", &distributed("bench-d1", 1)),
+        shared,
     );
     let two = script(&bs, "bids", &distributed("bench-d2", 2));
     let d2 = measure(
         &dir,
         "distributed, 2 processes",
         &[("d2a".into(), two.clone()), ("d2b".into(), two)],
+        shared,
     );
     let n = loaded as f64;
     println!("shuffle bench: {loaded} bids, a TUMBLE keyed by bidder, each process on one core");

@@ -338,7 +338,9 @@ mod tests {
     #[test]
     fn only_the_keyed_parts_of_owned_key_groups_are_wanted() {
         let owned: BTreeMap<crate::graph::StateUid, Vec<bool>> =
-            [(0x1a, vec![true, true, false, false])].into_iter().collect();
+            [(0x1a, vec![true, true, false, false])]
+                .into_iter()
+                .collect();
         assert!(wanted_file(&owned, "keyed/1a-0-1/000007.sst"));
         assert!(wanted_file(&owned, "keyed/1a-1-2/000007.sst"), "overlaps");
         assert!(!wanted_file(&owned, "keyed/1a-2-3/000007.sst"));
