@@ -34,6 +34,11 @@ use crate::{EngineError, Result};
 
 /// The name of a checkpoint's metadata file in its directory.
 pub const METADATA_FILE: &str = "_metadata";
+
+/// Of a checkpoint downloaded in part (the keyed state of key groups other
+/// processes own left on object storage), the files left out, a line each:
+/// they are not missing.
+pub const LEFT_OUT_FILE: &str = "_left_out";
 const METADATA: &str = METADATA_FILE;
 
 /// The layout of checkpoints this version writes: 2 = keyed state in
@@ -174,7 +179,13 @@ impl CheckpointStore {
         }
         let meta: CheckpointMeta =
             serde_json::from_str(json).map_err(|e| torn(&format!("bad metadata: {e}")))?;
-        for (name, size) in &meta.files {
+        let left_out = std::fs::read_to_string(dir.join(LEFT_OUT_FILE)).unwrap_or_default();
+        let left_out: std::collections::BTreeSet<&str> = left_out.lines().collect();
+        for (name, size) in meta
+            .files
+            .iter()
+            .filter(|(n, _)| !left_out.contains(n.as_str()))
+        {
             let f = dir.join(name);
             match std::fs::metadata(&f) {
                 Ok(m) if m.len() == *size => {}

@@ -272,17 +272,17 @@ impl RemoteCheckpoints {
     }
 
     /// As [`Self::download`], of the files `wanted` accepts (by their name
-    /// in the checkpoint): the number of files it left out.
+    /// in the checkpoint): the names of the files it left out.
     pub async fn download_where(
         &self,
         manifest: &Manifest,
         dir: &LocalPath,
         wanted: &(dyn Fn(&str) -> bool + Sync),
-    ) -> Result<usize> {
-        let mut left = 0;
+    ) -> Result<Vec<String>> {
+        let mut left = vec![];
         for (name, (key, size)) in &manifest.files {
             if !wanted(name) {
-                left += 1;
+                left.push(name.clone());
                 continue;
             }
             let path = dir.join(name);

@@ -215,7 +215,21 @@ impl Peers {
             let r = remote.child(&part);
             if let Some(m) = r.manifest(id).await? {
                 let dir = self.root.join(&part).join(format!("chk-{id}"));
-                left += r.download_where(&m, &dir, wanted).await?;
+                let out = r.download_where(&m, &dir, wanted).await?;
+                left += out.len();
+                // What is left out is not missing (see `read_meta`); a later
+                // fetch of the same checkpoint says again what it left out.
+                let marker = dir.join(super::checkpoints::LEFT_OUT_FILE);
+                let written = match out.is_empty() {
+                    true => std::fs::remove_file(&marker).or_else(|e| match e.kind() {
+                        std::io::ErrorKind::NotFound => Ok(()),
+                        _ => Err(e),
+                    }),
+                    false => std::fs::write(&marker, out.join("\n")),
+                };
+                written.map_err(|e| {
+                    crate::EngineError::State(format!("cannot write '{}': {e}", marker.display()))
+                })?;
             }
         }
         if left > 0 {
