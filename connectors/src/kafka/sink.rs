@@ -334,9 +334,8 @@ impl Sink for KafkaSink {
             }
             // Another process's share: writing as it fences its producer
             // (a zombie's) and its marker keeps the commit to once.
-            let producer = clients.producer(state.share).map_err(|e| self.error(e))?;
-            let marker = clients.marker(state.share).map_err(|e| self.error(e))?;
-            let own = self.swap_clients((producer, marker, false));
+            let theirs = self.clients_of(&clients, state.share)?;
+            let own = self.swap_clients(theirs);
             let recovered = self.recover(&state.bytes).await;
             drop(self.swap_clients(own));
             recovered?;
@@ -350,9 +349,8 @@ impl Sink for KafkaSink {
             return Ok(());
         };
         let clients = t.clients.clone();
-        let producer = clients.producer(share.index).map_err(|e| self.error(e))?;
-        let marker = clients.marker(share.index).map_err(|e| self.error(e))?;
-        drop(self.swap_clients((producer, marker, false)));
+        let mine = self.clients_of(&clients, share.index)?;
+        drop(self.swap_clients(mine));
         Ok(())
     }
 }
@@ -362,6 +360,13 @@ impl Sink for KafkaSink {
 type TxnProducer = (ThreadedProducer<DeliveryContext>, BaseConsumer, bool);
 
 impl KafkaSink {
+    /// The producer and marker consumer of share `share`, not initialised.
+    fn clients_of(&self, clients: &TxnClients, share: usize) -> Result<TxnProducer> {
+        let producer = clients.producer(share).map_err(|e| self.error(e))?;
+        let marker = clients.marker(share).map_err(|e| self.error(e))?;
+        Ok((producer, marker, false))
+    }
+
     /// Writes through `clients` from now on; returns the ones used so far.
     fn swap_clients(&mut self, (producer, marker, initialised): TxnProducer) -> TxnProducer {
         let old = std::mem::replace(&mut self.producer, producer);

@@ -272,28 +272,25 @@ impl Peers {
         for (generation, count) in others {
             for i in 0..count {
                 let part = format!("g{generation:016x}-{i}-of-{count}");
-                match &self.remote {
-                    Some(remote) => {
-                        remote
-                            .child(&part)
-                            .put(FENCED, b"fenced\n".to_vec())
-                            .await?
-                    }
-                    None => {
-                        let dir = self.root.join(&part);
-                        std::fs::create_dir_all(&dir)
-                            .and_then(|()| std::fs::write(dir.join(FENCED), b"fenced\n"))
-                            .map_err(|e| {
-                                crate::EngineError::State(format!(
-                                    "cannot write '{}': {e}",
-                                    dir.display()
-                                ))
-                            })?;
-                    }
-                }
+                self.mark(&part, FENCED).await?;
             }
         }
         Ok(())
+    }
+
+    /// Leaves marker `name` in part `part`, on object storage when the
+    /// checkpoints live there.
+    async fn mark(&self, part: &str, name: &str) -> Result<()> {
+        let body = format!("{}\n", name.trim_start_matches('_'));
+        if let Some(remote) = &self.remote {
+            return remote.child(part).put(name, body.into_bytes()).await;
+        }
+        let dir = self.root.join(part);
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(dir.join(name), body))
+            .map_err(|e| {
+                crate::EngineError::State(format!("cannot write '{}': {e}", dir.display()))
+            })
     }
 
     /// Whether a newer generation fenced this process's part.
@@ -308,18 +305,7 @@ impl Peers {
     /// Marks this process's part of the job finished (its checkpoints stay:
     /// another process may yet restore the last one).
     pub async fn finish(&self) -> Result<()> {
-        if let Some(remote) = &self.remote {
-            return remote
-                .child(&self.part_name(self.me.index))
-                .put(FINISHED, b"finished\n".to_vec())
-                .await;
-        }
-        let dir = self.dir_of(self.me.index);
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(dir.join(FINISHED), b"finished\n"))
-            .map_err(|e| {
-                crate::EngineError::State(format!("cannot write '{}': {e}", dir.display()))
-            })
+        self.mark(&self.part_name(self.me.index), FINISHED).await
     }
 
     /// The newest checkpoint every process of its generation completed: its
