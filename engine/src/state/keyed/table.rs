@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use datafusion::common::HashMap;
+use indexmap::IndexMap;
 use smallvec::SmallVec;
 
 use super::backend::{db_key, KeyedBackend, SortedWrites};
@@ -99,8 +99,8 @@ struct Slot<V> {
 
 /// What a lookup found in the cache.
 enum Found {
-    /// A slot, holding a value or not (deleted).
-    Cached(bool),
+    /// A slot (at this position), holding a value or not (deleted).
+    Cached(usize, bool),
     /// A value past its TTL.
     Expired,
     Missing,
@@ -141,7 +141,12 @@ pub struct KeyedTable<V, C> {
     owned: std::ops::RangeInclusive<u16>,
     backend: Arc<KeyedBackend>,
     codec: C,
-    slots: HashMap<SlotKey, Slot<V>>,
+    /// The cached entries, in a dense vector with a hash index over it
+    /// (each entry keeps its hash): an eviction sweep walks the vector in
+    /// order and rebuilds the index once, where an open-addressing map
+    /// would leave a tombstone per evicted entry and rehash on later
+    /// inserts; and a slot found once is reached again by its position.
+    slots: IndexMap<SlotKey, Slot<V>, foldhash::fast::RandomState>,
     /// Keys that turned dirty since the last flush (only when checkpointed).
     dirty: Vec<Box<[u8]>>,
     checkpointed: bool,
@@ -290,7 +295,7 @@ impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
             owned,
             backend,
             codec,
-            slots: HashMap::new(),
+            slots: IndexMap::default(),
             dirty: vec![],
             checkpointed,
             bytes: 0,
@@ -452,14 +457,16 @@ impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
     /// Looks `key` up in the cache; a live value found is marked changed.
     fn probe_mut(&mut self, key: &[u8], now: u64) -> Found {
         let ttl = self.ttl_ms;
-        match self.slots.get_mut(key) {
-            Some(slot) if slot.value.is_some() && expired(ttl, slot.touched, now) => Found::Expired,
-            Some(slot) => {
+        match self.slots.get_full_mut(key) {
+            Some((_, _, slot)) if slot.value.is_some() && expired(ttl, slot.touched, now) => {
+                Found::Expired
+            }
+            Some((at, _, slot)) => {
                 if slot.value.is_some() {
                     let dirty = self.checkpointed.then_some(&mut self.dirty);
                     touch(slot, key, now, dirty);
                 }
-                Found::Cached(slot.value.is_some())
+                Found::Cached(at, slot.value.is_some())
             }
             None => Found::Missing,
         }
@@ -476,7 +483,14 @@ impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
     ) -> Result<Option<&mut V>> {
         let found = self.probe_mut(key, now);
         let live = match found {
-            Found::Cached(live) => live,
+            // Reached again by its position: nothing moved it since.
+            Found::Cached(at, true) => {
+                return Ok(self
+                    .slots
+                    .get_index_mut(at)
+                    .and_then(|(_, s)| s.value.as_mut()));
+            }
+            Found::Cached(_, live) => live,
             Found::Expired => {
                 // Gone, as if never there.
                 self.remove(key);
@@ -508,16 +522,21 @@ impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
     /// The value of `key` to read, if there is one (not marked changed).
     pub fn get(&mut self, key: &[u8], now: u64) -> Result<Option<&V>> {
         let ttl = self.ttl_ms;
-        let found = match self.slots.get_mut(key) {
-            Some(slot) if slot.value.is_some() && expired(ttl, slot.touched, now) => Found::Expired,
-            Some(slot) => {
+        let found = match self.slots.get_full_mut(key) {
+            Some((_, _, slot)) if slot.value.is_some() && expired(ttl, slot.touched, now) => {
+                Found::Expired
+            }
+            Some((at, _, slot)) => {
                 slot.hot = true;
-                Found::Cached(slot.value.is_some())
+                Found::Cached(at, slot.value.is_some())
             }
             None => Found::Missing,
         };
         match found {
-            Found::Cached(false) | Found::Expired => return Ok(None),
+            Found::Cached(at, true) => {
+                return Ok(self.slots.get_index(at).and_then(|(_, s)| s.value.as_ref()));
+            }
+            Found::Cached(_, false) | Found::Expired => return Ok(None),
             Found::Missing if !self.load(key, now)? => return Ok(None),
             _ => {}
         }
@@ -527,20 +546,25 @@ impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
     /// Sets `key` to `value`.
     pub fn insert(&mut self, key: &[u8], value: V, now: u64) -> Result<&mut V> {
         let cost = key.len() + SLOT_OVERHEAD + self.codec.size(&value);
-        if !self.slots.contains_key(key) {
-            self.make_room(cost)?;
-        }
-        // One lookup finds or makes the slot (the sweep above may move it).
-        let slot = self
-            .slots
-            .entry(SlotKey::from_slice(key))
-            .or_insert_with(|| Slot {
-                value: None,
-                dirty: false,
-                hot: true,
-                touched: now,
-                cost: 0,
-            });
+        let at = match self.slots.get_index_of(key) {
+            Some(at) => at,
+            None => {
+                self.make_room(cost)?;
+                let empty = Slot {
+                    value: None,
+                    dirty: false,
+                    hot: true,
+                    touched: now,
+                    cost: 0,
+                };
+                self.slots.insert_full(SlotKey::from_slice(key), empty).0
+            }
+        };
+        let Some((_, slot)) = self.slots.get_index_mut(at) else {
+            return Err(crate::EngineError::State(
+                "a cached slot moved while it was written".into(),
+            ));
+        };
         self.bytes = self.bytes.saturating_sub(slot.cost) + cost;
         touch(slot, key, now, self.checkpointed.then_some(&mut self.dirty));
         slot.cost = cost;
@@ -591,7 +615,7 @@ impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
     pub fn remove(&mut self, key: &[u8]) {
         if !self.backend.is_open() {
             // Nothing of it can be in the database: forget it.
-            if let Some(old) = self.slots.remove(key) {
+            if let Some(old) = self.slots.swap_remove(key) {
                 self.bytes = self.bytes.saturating_sub(old.cost);
             }
             return;
@@ -662,7 +686,7 @@ impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
         let mut freed = 0usize;
         let evicted: Vec<(SlotKey, Slot<V>)> = self
             .slots
-            .extract_if(|k, s| {
+            .extract_if(.., |k, s| {
                 if freed >= to_free || (s.hot && !hot_too) {
                     s.hot = false;
                     return false;
