@@ -228,7 +228,18 @@ pub async fn run(
         loop {
             tokio::select! {
                 ended = &mut running => {
-                    ended?;
+                    if let Err(e) = ended {
+                        // A process dropped from the group (frozen past its
+                        // session timeout) can fail before it hears so: the
+                        // process that took its share over fenced its Kafka
+                        // transactions. If the workers changed, it starts
+                        // again with the new shares instead.
+                        if dropped_meanwhile(&membership, &view, &mut views).await? {
+                            tracing::warn!(error = %e, "the job's workers changed: starting again with the new shares");
+                            break;
+                        }
+                        return Err(e.into());
+                    }
                     if stop.is_stopped() {
                         // Stopped, not finished: leaving the group makes the
                         // others start again without this process.
@@ -303,6 +314,26 @@ fn shared_checkpoints(
 /// Whether the change from `old` to `new` needs this process to start again:
 /// not while the group rebalances, nor when the only change is that
 /// processes whose part had ended left.
+/// Whether the job's workers changed since `view` so that this process must
+/// start again, waiting a moment for a change not yet heard of (the group's
+/// news can come a little after the failure it caused).
+async fn dropped_meanwhile(
+    membership: &Arc<Membership>,
+    view: &View,
+    views: &mut watch::Receiver<Option<View>>,
+) -> Result<bool, Error> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if must_restart(membership, view, views.borrow_and_update().clone()).await? {
+            return Ok(true);
+        }
+        match tokio::time::timeout_at(deadline, views.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) | Err(_) => return Ok(false),
+        }
+    }
+}
+
 async fn must_restart(
     membership: &Arc<Membership>,
     old: &View,
