@@ -311,9 +311,6 @@ fn shared_checkpoints(
     c
 }
 
-/// Whether the change from `old` to `new` needs this process to start again:
-/// not while the group rebalances, nor when the only change is that
-/// processes whose part had ended left.
 /// Whether the job's workers changed since `view` so that this process must
 /// start again, waiting a moment for a change not yet heard of (the group's
 /// news can come a little after the failure it caused).
@@ -334,6 +331,9 @@ async fn dropped_meanwhile(
     }
 }
 
+/// Whether the change from `old` to `new` needs this process to start again:
+/// not while the group rebalances, nor when the only change is that
+/// processes whose part had ended left.
 async fn must_restart(
     membership: &Arc<Membership>,
     old: &View,
