@@ -17,7 +17,8 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::group_state::{new_accumulators, Group, GroupCodec};
+use super::group_accs::Flat;
+use super::group_state::{group_layout, new_accumulators, Group, GroupCodec};
 use super::ttl::{now_ms, sweep, Ttl};
 use super::{kind_at, kinds, RowKind};
 use crate::error::ResultExt;
@@ -50,16 +51,22 @@ pub struct GroupAggregateSpec {
     pub describe: String,
 }
 
-/// Rows emitted by one batch, column by column.
+/// Rows emitted by one batch: their keys in Arrow's row format (the
+/// groups' table keys, converted to columns once for the batch), their
+/// aggregates column by column.
 pub(super) struct Changes {
     kinds: Vec<i8>,
+    keys: Vec<u8>,
+    key_ends: Vec<usize>,
     columns: Vec<Vec<ScalarValue>>,
 }
 
 impl Changes {
-    fn push(&mut self, kind: RowKind, key: &[ScalarValue], value: &[ScalarValue]) {
+    fn push(&mut self, kind: RowKind, key: &[u8], value: &[ScalarValue]) {
         self.kinds.push(kind as i8);
-        for (c, v) in self.columns.iter_mut().zip(key.iter().chain(value)) {
+        self.keys.extend_from_slice(key);
+        self.key_ends.push(self.keys.len());
+        for (c, v) in self.columns.iter_mut().zip(value) {
             c.push(v.clone());
         }
     }
@@ -71,6 +78,8 @@ impl Changes {
 pub struct GroupAggregate {
     pub(super) spec: GroupAggregateSpec,
     converter: RowConverter,
+    /// The inline states of new groups, when they have them.
+    pub(super) layout: Option<Vec<Flat>>,
     pub(super) groups: KeyedTable<Group, GroupCodec>,
     pub(super) ttl: Option<Ttl>,
 }
@@ -84,9 +93,11 @@ impl GroupAggregate {
                 .context("group keys")?;
         let ttl = spec.ttl.map(Ttl::new);
         let groups = Self::declare(&spec, &mut StateContext::detached())?;
+        let layout = group_layout(&spec.aggregates, spec.input_updating)?;
         let op = Self {
             spec,
             converter,
+            layout,
             groups,
             ttl,
         };
@@ -105,7 +116,7 @@ impl GroupAggregate {
         spec: &GroupAggregateSpec,
         ctx: &mut StateContext,
     ) -> Result<KeyedTable<Group, GroupCodec>> {
-        let codec = GroupCodec::new(&spec.key_types, &spec.aggregates, spec.input_updating)?;
+        let codec = GroupCodec::new(&spec.aggregates, spec.input_updating)?;
         ctx.table("groups", codec, spec.ttl)
     }
 
@@ -140,12 +151,6 @@ impl GroupAggregate {
         ))
     }
 
-    fn evaluate(accs: &mut [Box<dyn Accumulator>]) -> Result<Vec<ScalarValue>> {
-        accs.iter_mut()
-            .map(|a| a.evaluate().context("group aggregate"))
-            .collect()
-    }
-
     /// Drops cached groups untouched for the TTL (the table skips expired
     /// ones it reads back).
     fn expire(&mut self) {
@@ -155,12 +160,22 @@ impl GroupAggregate {
     }
 
     fn output(&self, changes: Changes) -> Result<RecordBatch> {
-        let mut columns: Vec<ArrayRef> = vec![];
-        for (values, f) in changes
-            .columns
-            .into_iter()
-            .zip(self.spec.output_schema.fields())
-        {
+        let mut columns: Vec<ArrayRef> = if self.spec.keys.is_empty() {
+            vec![]
+        } else {
+            let parser = self.converter.parser();
+            let mut start = 0;
+            let rows = changes.key_ends.iter().map(|&end| {
+                let row = parser.parse(&changes.keys[start..end]);
+                start = end;
+                row
+            });
+            self.converter
+                .convert_rows(rows)
+                .context("group aggregate output")?
+        };
+        let fields = self.spec.output_schema.fields();
+        for (values, f) in changes.columns.into_iter().zip(&fields[columns.len()..]) {
             let a = ScalarValue::iter_to_array(values).context("group aggregate output")?;
             columns.push(if a.data_type() == f.data_type() {
                 a
@@ -177,7 +192,6 @@ impl GroupAggregate {
 /// A batch's keys, aggregate arguments and FILTER masks, evaluated once.
 pub(super) struct Inputs {
     pub(super) kinds: Option<Int8Array>,
-    pub(super) key_cols: Vec<ArrayRef>,
     pub(super) keys: Option<Rows>,
     pub(super) args: Vec<Vec<ArrayRef>>,
     pub(super) filters: Vec<Option<BooleanArray>>,
@@ -187,15 +201,6 @@ impl Inputs {
     /// Row `i`'s key (Arrow's row format).
     pub(super) fn key(&self, i: usize) -> &[u8] {
         self.keys.as_ref().map_or(&[], |k| k.row(i).data())
-    }
-
-    /// The values of row `i`'s key.
-    pub(super) fn key_values(&self, i: usize) -> Result<Vec<ScalarValue>> {
-        self.key_cols
-            .iter()
-            .map(|c| ScalarValue::try_from_array(c, i))
-            .collect::<datafusion::error::Result<Vec<_>>>()
-            .context("group key")
     }
 }
 
@@ -225,21 +230,15 @@ impl GroupAggregate {
         }
         Ok(Inputs {
             kinds: kinds(batch).cloned(),
-            key_cols,
             keys,
             args,
             filters,
         })
     }
 
-    /// A new, empty group for row `i` of `input`.
-    pub(super) fn new_group(spec: &GroupAggregateSpec, input: &Inputs, i: usize) -> Result<Group> {
-        Ok(Group {
-            key: input.key_values(i)?,
-            accs: new_accumulators(&spec.aggregates, spec.input_updating)?,
-            count: 0,
-            value: vec![],
-        })
+    /// A new, empty group.
+    pub(super) fn new_group(spec: &GroupAggregateSpec, layout: Option<&[Flat]>) -> Result<Group> {
+        Group::new(layout, &spec.aggregates, spec.input_updating)
     }
 
     /// Flink's per-record changelog: each row changes its group at once.
@@ -250,33 +249,27 @@ impl GroupAggregate {
         for i in 0..n {
             let key = input.key(i);
             let retract = kind_at(input.kinds.as_ref(), i).is_retraction();
-            let spec = &self.spec;
+            let (spec, layout) = (&self.spec, self.layout.as_deref());
             let make = || -> Result<Option<Group>> {
                 // A retraction for a group never seen (or expired) is ignored.
                 if retract {
                     return Ok(None);
                 }
-                Self::new_group(spec, input, i).map(Some)
+                Self::new_group(spec, layout).map(Some)
             };
             let Some(group) = self.groups.get_mut_or(key, now, make)? else {
                 continue;
             };
             let first = group.count == 0;
-            for ((acc, a), f) in group.accs.iter_mut().zip(&input.args).zip(&input.filters) {
+            for (k, (a, f)) in input.args.iter().zip(&input.filters).enumerate() {
                 if f.as_ref().is_some_and(|f| !(f.is_valid(i) && f.value(i))) {
                     continue;
                 }
-                let row: Vec<ArrayRef> = a.iter().map(|c| c.slice(i, 1)).collect();
-                if retract {
-                    acc.retract_batch(&row)
-                } else {
-                    acc.update_batch(&row)
-                }
-                .context("group aggregate")?;
+                group.accs.update_row(k, a, i, retract)?;
             }
             group.count += if retract { -1 } else { 1 };
             let ttl = self.ttl.is_some();
-            if !Self::settle(group, first, ttl, &mut changes)? {
+            if !Self::settle(group, key, first, ttl, &mut changes)? {
                 self.groups.remove(key);
             }
         }
@@ -288,33 +281,35 @@ impl GroupAggregate {
     /// `-D` once retractions empty it. False when the group is gone.
     pub(super) fn settle(
         g: &mut Group,
+        key: &[u8],
         first: bool,
         ttl: bool,
         changes: &mut Changes,
     ) -> Result<bool> {
         if g.count > 0 {
-            let value = Self::evaluate(&mut g.accs)?;
+            let value = g.accs.evaluate()?;
             if first {
-                changes.push(RowKind::Insert, &g.key, &value);
+                changes.push(RowKind::Insert, key, &value);
             } else if ttl || value != g.value {
-                changes.push(RowKind::UpdateBefore, &g.key, &g.value);
-                changes.push(RowKind::UpdateAfter, &g.key, &value);
+                changes.push(RowKind::UpdateBefore, key, &g.value);
+                changes.push(RowKind::UpdateAfter, key, &value);
             }
             g.value = value;
             Ok(true)
         } else {
             if !first {
-                changes.push(RowKind::Delete, &g.key, &g.value);
+                changes.push(RowKind::Delete, key, &g.value);
             }
             Ok(false)
         }
     }
 
     pub(super) fn changes(&self) -> Changes {
-        let width = self.spec.output_schema.fields().len() - 1;
         Changes {
             kinds: vec![],
-            columns: vec![vec![]; width],
+            keys: vec![],
+            key_ends: vec![],
+            columns: vec![vec![]; self.spec.aggregates.len()],
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The state of one group of a non-window GROUP BY, and how it is stored in
 //! a keyed table: the row count, then the accumulators' states in Arrow's row
 //! format (compact, and typed by the accumulators themselves); the key is
-//! the table's key, and the last emitted aggregates are evaluated again from
-//! the accumulators when a group is read back.
+//! the table's key (a group keeps no copy of it), and the last emitted
+//! aggregates are evaluated again from the accumulators when a group is
+//! read back.
 
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::DataType;
@@ -10,6 +11,7 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 
+use super::group_accs::{flat_layout, flats_at, Accs, Flat, FlatColumn};
 use super::retract::{RetractableAvg, RetractableMinMax};
 use crate::error::ResultExt;
 use crate::state::keyed::StateCodec;
@@ -18,10 +20,8 @@ use crate::{EngineError, Result};
 
 /// One group.
 pub struct Group {
-    /// Its key's values.
-    pub key: Vec<ScalarValue>,
-    /// One accumulator per aggregate call.
-    pub accs: Vec<Box<dyn Accumulator>>,
+    /// Its aggregates' accumulators.
+    pub accs: Accs,
     /// Rows accumulated minus rows retracted.
     pub count: i64,
     /// The aggregates as last emitted.
@@ -61,12 +61,53 @@ pub fn new_accumulators(
         .collect()
 }
 
+impl Group {
+    /// A new, empty group (inline states of `layout`, see [`group_layout`]).
+    pub fn new(
+        layout: Option<&[Flat]>,
+        aggregates: &[AggregateSpec],
+        input_updating: bool,
+    ) -> Result<Self> {
+        Ok(Group {
+            accs: Accs::new(layout, aggregates, input_updating)?,
+            count: 0,
+            value: vec![],
+        })
+    }
+}
+
+/// The state columns of groups of `aggregates` (as a fresh accumulator's
+/// state names them, also for Vigil's own retractable ones, whose state
+/// differs from DataFusion's), and how many each accumulator has.
+fn state_layout(
+    aggregates: &[AggregateSpec],
+    input_updating: bool,
+) -> Result<(Vec<DataType>, Vec<usize>)> {
+    let mut state_types = vec![];
+    let mut widths = vec![];
+    for mut acc in new_accumulators(aggregates, input_updating)? {
+        let state = acc.state().context("group state")?;
+        widths.push(state.len());
+        state_types.extend(state.iter().map(ScalarValue::data_type));
+    }
+    Ok((state_types, widths))
+}
+
+/// The inline states of groups of `aggregates`, when each has one.
+pub fn group_layout(
+    aggregates: &[AggregateSpec],
+    input_updating: bool,
+) -> Result<Option<Vec<Flat>>> {
+    let (state_types, _) = state_layout(aggregates, input_updating)?;
+    Ok(flat_layout(aggregates, input_updating, &state_types))
+}
+
 /// Stores [`Group`]s.
 pub struct GroupCodec {
     aggregates: Vec<AggregateSpec>,
     input_updating: bool,
-    keys: RowConverter,
-    key_count: usize,
+    /// The inline states of its groups, when they have them.
+    flat: Option<Vec<Flat>>,
     /// The types of the accumulators' states, in order.
     state_types: Vec<DataType>,
     /// How many state values each accumulator has.
@@ -75,34 +116,39 @@ pub struct GroupCodec {
 }
 
 impl GroupCodec {
-    /// The codec of groups with keys of `key_types` and these aggregates.
-    pub fn new(
-        key_types: &[DataType],
-        aggregates: &[AggregateSpec],
-        input_updating: bool,
-    ) -> Result<Self> {
-        let keys = RowConverter::new(key_types.iter().cloned().map(SortField::new).collect())
-            .context("group keys")?;
-        // A fresh accumulator's state names its types (also for Vigil's own
-        // retractable ones, whose state differs from DataFusion's).
-        let mut state_types = vec![];
-        let mut widths = vec![];
-        for mut acc in new_accumulators(aggregates, input_updating)? {
-            let state = acc.state().context("group state")?;
-            widths.push(state.len());
-            state_types.extend(state.iter().map(ScalarValue::data_type));
-        }
+    /// The codec of groups of these aggregates.
+    pub fn new(aggregates: &[AggregateSpec], input_updating: bool) -> Result<Self> {
+        let (state_types, widths) = state_layout(aggregates, input_updating)?;
         let states = RowConverter::new(state_types.iter().cloned().map(SortField::new).collect())
             .context("group state layout")?;
+        let flat = flat_layout(aggregates, input_updating, &state_types);
         Ok(Self {
             aggregates: aggregates.to_vec(),
             input_updating,
-            keys,
-            key_count: key_types.len(),
+            flat,
             state_types,
             widths,
             states,
         })
+    }
+}
+
+/// A group whose accumulators are not of the kind its codec stores.
+fn mixed() -> EngineError {
+    EngineError::State("a group's accumulators do not match its table".into())
+}
+
+impl GroupCodec {
+    /// The accumulators of group `i` of stored state columns `states`.
+    fn merged(&self, states: &[ArrayRef], i: usize) -> Result<Vec<Box<dyn Accumulator>>> {
+        let mut accs = new_accumulators(&self.aggregates, self.input_updating)?;
+        let mut at = 0;
+        for (acc, n) in accs.iter_mut().zip(&self.widths) {
+            let row: Vec<ArrayRef> = states[at..at + n].iter().map(|c| c.slice(i, 1)).collect();
+            acc.merge_batch(&row).context("restoring group state")?;
+            at += n;
+        }
+        Ok(accs)
     }
 }
 
@@ -122,6 +168,20 @@ impl StateCodec<Group> for GroupCodec {
         let rows = if self.state_types.is_empty() || groups.is_empty() {
             // No aggregate (SELECT DISTINCT): the count is the state.
             None
+        } else if let Some(layout) = &self.flat {
+            let mut cols = FlatColumn::for_layout(layout, groups.len());
+            for group in groups.iter() {
+                match &group.accs {
+                    Accs::Flat(f) => FlatColumn::push(&mut cols, f)?,
+                    Accs::Dyn(_) => return Err(mixed()),
+                }
+            }
+            let columns: Vec<ArrayRef> = cols.into_iter().map(FlatColumn::into_array).collect();
+            Some(
+                self.states
+                    .convert_columns(&columns)
+                    .context("group state")?,
+            )
         } else {
             let mut values: Vec<Vec<ScalarValue>> = self
                 .state_types
@@ -130,7 +190,10 @@ impl StateCodec<Group> for GroupCodec {
                 .collect();
             for group in groups.iter_mut() {
                 let mut column = values.iter_mut().zip(&self.state_types);
-                for acc in group.accs.iter_mut() {
+                let Accs::Dyn(accs) = &mut group.accs else {
+                    return Err(mixed());
+                };
+                for acc in accs.iter_mut() {
                     for (v, (c, t)) in acc
                         .state()
                         .context("group state")?
@@ -192,45 +255,33 @@ impl StateCodec<Group> for GroupCodec {
                 .convert_rows(bodies.iter().map(|b| parser.parse(b)))
                 .context("restoring group state")?
         };
-        let keys = if self.key_count == 0 {
-            vec![]
-        } else {
-            let parser = self.keys.parser();
-            self.keys
-                .convert_rows(entries.iter().map(|(k, _)| parser.parse(k)))
-                .context("restoring group key")?
-        };
         let mut groups = Vec::with_capacity(entries.len());
         for (i, count) in counts.into_iter().enumerate() {
-            let mut accs = new_accumulators(&self.aggregates, self.input_updating)?;
-            let mut at = 0;
-            for (acc, n) in accs.iter_mut().zip(&self.widths) {
-                let row: Vec<ArrayRef> = states[at..at + n].iter().map(|c| c.slice(i, 1)).collect();
-                acc.merge_batch(&row).context("restoring group state")?;
-                at += n;
-            }
-            let key = keys
-                .iter()
-                .map(|c| ScalarValue::try_from_array(c, i))
-                .collect::<datafusion::error::Result<Vec<_>>>()
-                .context("restoring group key")?;
-            let value = accs
-                .iter_mut()
-                .map(|a| a.evaluate().context("group aggregate"))
-                .collect::<Result<Vec<_>>>()?;
-            groups.push(Group {
-                key,
-                accs,
-                count,
-                value,
-            });
+            let mut accs = match &self.flat {
+                Some(layout) if states.is_empty() => Accs::Flat(layout.iter().copied().collect()),
+                Some(layout) => Accs::Flat(flats_at(layout, &states, i)?),
+                None => Accs::Dyn(self.merged(&states, i)?),
+            };
+            let value = accs.evaluate()?;
+            groups.push(Group { accs, count, value });
         }
         Ok(groups)
     }
 
     fn size(&self, group: &Group) -> usize {
-        let accs: usize = group.accs.iter().map(|a| a.size()).sum();
-        let key: usize = group.key.iter().map(ScalarValue::size).sum();
-        accs + key + group.value.iter().map(ScalarValue::size).sum::<usize>()
+        // A value's heap bytes beyond the vector's slot (none for the
+        // numbers of inline states).
+        let value: usize = match group.accs {
+            Accs::Flat(_) => 0,
+            Accs::Dyn(_) => group
+                .value
+                .iter()
+                .map(|v| v.size() - size_of::<ScalarValue>())
+                .sum(),
+        };
+        size_of::<Group>()
+            + group.accs.size()
+            + group.value.capacity() * size_of::<ScalarValue>()
+            + value
     }
 }

@@ -164,13 +164,13 @@ impl GroupAggregate {
             let range = by_key.offsets[g]..by_key.offsets[g + 1];
             let taken_back = retracts[range.clone()].iter().filter(|r| **r).count();
             let added = range.len() - taken_back;
-            let spec = &self.spec;
+            let (spec, layout) = (&self.spec, self.layout.as_deref());
             // Retractions of a group never seen (or expired) are ignored.
             let make = || {
                 if added == 0 {
                     return Ok(None);
                 }
-                Self::new_group(spec, input, first_row).map(Some)
+                Self::new_group(spec, layout).map(Some)
             };
             let key = input.key(first_row);
             let Some(group) = self.groups.get_mut_or(key, now, make)? else {
@@ -182,7 +182,7 @@ impl GroupAggregate {
                 let add: BooleanArray = retracts[range.clone()].iter().map(|r| Some(!r)).collect();
                 (add, back)
             });
-            for ((acc, a), f) in group.accs.iter_mut().zip(&args).zip(&filters) {
+            for (k, (a, f)) in args.iter().zip(&filters).enumerate() {
                 let cols: Vec<ArrayRef> = a
                     .iter()
                     .map(|c| c.slice(range.start, range.len()))
@@ -206,21 +206,21 @@ impl GroupAggregate {
                 match &masks {
                     None => {
                         if let Some(cols) = pick(None)? {
-                            acc.update_batch(&cols).context("group aggregate")?;
+                            group.accs.update_batch(k, &cols, false)?;
                         }
                     }
                     Some((add, back)) => {
                         if let Some(cols) = pick(Some(add))? {
-                            acc.update_batch(&cols).context("group aggregate")?;
+                            group.accs.update_batch(k, &cols, false)?;
                         }
                         if let Some(cols) = pick(Some(back))? {
-                            acc.retract_batch(&cols).context("group aggregate")?;
+                            group.accs.update_batch(k, &cols, true)?;
                         }
                     }
                 }
             }
             group.count += added as i64 - taken_back as i64;
-            if !Self::settle(group, first, ttl, changes)? {
+            if !Self::settle(group, key, first, ttl, changes)? {
                 self.groups.remove(key);
             }
         }

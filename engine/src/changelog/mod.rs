@@ -7,6 +7,7 @@
 //! sinks read the column to print the kind or to upsert.
 
 pub mod aggregate;
+pub mod group_accs;
 pub mod group_state;
 pub mod join;
 pub mod join_state;

@@ -19,10 +19,10 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimestampMillisecondType};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::changelog::group_state::{new_accumulators, Group, GroupCodec};
+use crate::changelog::group_accs::{Accs, Flat};
+use crate::changelog::group_state::{group_layout, Group, GroupCodec};
 use crate::error::ResultExt;
 use crate::join::rows::{gather, RowRef};
 use crate::message::EventTime;
@@ -85,6 +85,8 @@ pub struct OverAggregate {
     waiting: KeyedTable<Vec<RowRef>, RowList>,
     times: Timers,
     accs: KeyedTable<Group, GroupCodec>,
+    /// The inline states of new partitions' accumulators, when they have them.
+    layout: Option<Vec<Flat>>,
     /// The rows inside each partition's bounded frame, oldest first.
     frames: KeyedTable<Vec<RowRef>, RowList>,
     watermark: EventTime,
@@ -113,12 +115,14 @@ impl OverAggregate {
             .collect();
         let keys = RowConverter::new(fields).context("OVER keys")?;
         let (waiting, times, accs, frames) = Self::declare(&spec, &mut StateContext::detached())?;
+        let layout = group_layout(&spec.aggregates, true)?;
         Ok(Self {
             spec,
             keys,
             waiting,
             times,
             accs,
+            layout,
             frames,
             watermark: MIN_WATERMARK,
             late,
@@ -134,14 +138,13 @@ impl OverAggregate {
     }
 
     fn declare(spec: &OverSpec, ctx: &mut StateContext) -> Result<Tables> {
-        let key_types = Self::key_types(spec)?;
         let waiting = ctx
             .table("rows", RowList::new(spec.input_schema.clone())?, None)?
             .grouped_without_suffix(TIME_BYTES);
         let times = ctx.timers("times")?.grouped_without_suffix(TIME_BYTES);
         let accs = ctx.table(
             "accumulators",
-            GroupCodec::new(&key_types, &spec.aggregates, true)?,
+            GroupCodec::new(&spec.aggregates, true)?,
             None,
         )?;
         let frames = ctx.table("frame", RowList::new(spec.input_schema.clone())?, None)?;
@@ -252,12 +255,7 @@ impl OverAggregate {
             Some(g) => g,
             // The table key is the partition key: the group needs no copy of
             // its values (nothing reads them, and they are not stored).
-            None => Group {
-                key: vec![],
-                accs: new_accumulators(&self.spec.aggregates, true)?,
-                count: 0,
-                value: vec![],
-            },
+            None => Group::new(self.layout.as_deref(), &self.spec.aggregates, true)?,
         };
         let bounded = matches!(
             self.spec.frame,
@@ -324,42 +322,31 @@ impl OverAggregate {
     }
 
     /// Takes `rows` out of the accumulators.
-    fn retract(&self, accs: &mut [Box<dyn Accumulator>], rows: &[RowRef]) -> Result<()> {
+    fn retract(&self, accs: &mut Accs, rows: &[RowRef]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
         let args = self.args(rows)?;
-        for (acc, a) in accs.iter_mut().zip(&args) {
-            acc.retract_batch(a)
-                .context("OVER aggregate: retracting a row")?;
+        for (k, a) in args.iter().enumerate() {
+            accs.update_batch(k, a, true)?;
         }
         Ok(())
     }
 }
 
 /// Adds row `j` of `args` (every row with `None`) to the accumulators.
-fn update(
-    accs: &mut [Box<dyn Accumulator>],
-    args: &[Vec<ArrayRef>],
-    j: Option<usize>,
-) -> Result<()> {
-    for (acc, a) in accs.iter_mut().zip(args) {
+fn update(accs: &mut Accs, args: &[Vec<ArrayRef>], j: Option<usize>) -> Result<()> {
+    for (k, a) in args.iter().enumerate() {
         match j {
-            Some(j) => {
-                let one: Vec<ArrayRef> = a.iter().map(|c| c.slice(j, 1)).collect();
-                acc.update_batch(&one)
-            }
-            None => acc.update_batch(a),
-        }
-        .context("OVER aggregate")?;
+            Some(j) => accs.update_row(k, a, j, false),
+            None => accs.update_batch(k, a, false),
+        }?;
     }
     Ok(())
 }
 
-fn evaluate(accs: &mut [Box<dyn Accumulator>]) -> Result<Vec<ScalarValue>> {
-    accs.iter_mut()
-        .map(|a| a.evaluate().context("OVER aggregate"))
-        .collect()
+fn evaluate(accs: &mut Accs) -> Result<Vec<ScalarValue>> {
+    accs.evaluate()
 }
 
 impl Operator for OverAggregate {

@@ -217,13 +217,15 @@ struct Outgoing<V> {
 }
 
 impl<V> Outgoing<V> {
-    fn new(keys: StoreKeys) -> Self {
+    /// Room for about `n` entries (growing a vector entry by entry copies
+    /// it and faults in fresh pages each time).
+    fn new(keys: StoreKeys, n: usize) -> Self {
         Self {
             keys,
-            store_keys: vec![],
-            key_ends: vec![],
-            touched: vec![],
-            values: vec![],
+            store_keys: Vec::with_capacity(n * 16),
+            key_ends: Vec::with_capacity(n),
+            touched: Vec::with_capacity(n),
+            values: Vec::with_capacity(n),
             scratch: vec![],
         }
     }
@@ -508,6 +510,11 @@ impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
             let Some(v) = make()? else {
                 return Ok(None);
             };
+            if let Found::Cached(at, false) = found {
+                // A known-absent slot: filled where it is.
+                let cost = key.len() + SLOT_OVERHEAD + self.codec.size(&v);
+                return self.fill(at, key, v, cost, now).map(Some);
+            }
             return self.insert(key, v, now).map(Some);
         }
         Ok(self.slots.get_mut(key).and_then(|s| s.value.as_mut()))
@@ -560,6 +567,11 @@ impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
                 self.slots.insert_full(SlotKey::from_slice(key), empty).0
             }
         };
+        self.fill(at, key, value, cost, now)
+    }
+
+    /// Puts `value` (costing `cost`) into the slot of `key` at position `at`.
+    fn fill(&mut self, at: usize, key: &[u8], value: V, cost: usize, now: u64) -> Result<&mut V> {
         let Some((_, slot)) = self.slots.get_index_mut(at) else {
             return Err(crate::EngineError::State(
                 "a cached slot moved while it was written".into(),
@@ -681,23 +693,23 @@ impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
         }
         let to_free = total.saturating_sub(target);
         let hot_too = cold < to_free;
+        // About as many entries as their share of the bytes.
+        let leaving = (self.slots.len() as u128 * to_free as u128 / total.max(1) as u128) as usize;
         let mut batch = SortedWrites::default();
-        let mut out = Outgoing::new(self.store_keys());
+        let mut out = Outgoing::new(self.store_keys(), leaving + leaving / 8);
         let mut freed = 0usize;
-        let evicted: Vec<(SlotKey, Slot<V>)> = self
-            .slots
-            .extract_if(.., |k, s| {
-                if freed >= to_free || (s.hot && !hot_too) {
-                    s.hot = false;
-                    return false;
-                }
-                if s.dirty {
-                    out.stage(k, s, &mut batch);
-                }
-                freed += s.cost;
-                true
-            })
-            .collect();
+        let mut evicted: Vec<(SlotKey, Slot<V>)> = Vec::with_capacity(leaving + leaving / 8);
+        evicted.extend(self.slots.extract_if(.., |k, s| {
+            if freed >= to_free || (s.hot && !hot_too) {
+                s.hot = false;
+                return false;
+            }
+            if s.dirty {
+                out.stage(k, s, &mut batch);
+            }
+            freed += s.cost;
+            true
+        }));
         self.bytes = total.saturating_sub(freed);
         // On an error the evicted changes are lost with the job, which
         // restarts from its last checkpoint.
@@ -721,7 +733,7 @@ impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
         };
         // In chunks, each encoded at once, its values put back after.
         for chunk in dirty.chunks(4096) {
-            let mut out = Outgoing::new(self.store_keys());
+            let mut out = Outgoing::new(self.store_keys(), chunk.len());
             let mut taken = vec![];
             for k in chunk {
                 if let Some(slot) = self.slots.get_mut(&k[..]).filter(|s| s.dirty) {
