@@ -294,7 +294,7 @@ impl KeyedBackend {
     /// The values stored under `keys` (full store keys, sorted), in their
     /// order: one RocksDB MultiGet, which probes memtables, Bloom filters and
     /// blocks for the whole batch at once, far cheaper than a get a key.
-    pub fn get_sorted(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+    pub fn get_sorted(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
         let Some(db) = self.opened()? else {
             return Ok(vec![None; keys.len()]);
         };

@@ -395,22 +395,34 @@ impl<V: Send + 'static, C: StateCodec<V>> KeyedTable<V, C> {
         if !self.backend.is_open() {
             return Ok(());
         }
-        let mut wanted: Vec<(Vec<u8>, &[u8])> = vec![];
+        // The store keys of the keys not cached, one after another in one
+        // buffer (`wanted` holds where each ends), rather than a vector each.
+        let mut buffer = std::mem::take(&mut self.scratch);
+        buffer.clear();
+        let mut wanted: Vec<(usize, usize, &[u8])> = vec![];
         let store = self.store_keys();
+        let mut one = vec![];
         for k in keys {
             if !self.slots.contains_key(k) {
-                let mut sk = Vec::with_capacity(k.len() + 3);
-                store.write(k, &mut sk);
-                wanted.push((sk, k));
+                store.write(k, &mut one);
+                let start = buffer.len();
+                buffer.extend_from_slice(&one);
+                wanted.push((start, buffer.len(), k));
             }
         }
         if wanted.is_empty() {
+            self.scratch = buffer;
             return Ok(());
         }
-        wanted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        wanted.dedup_by(|a, b| a.0 == b.0);
-        let (store_keys, keys): (Vec<Vec<u8>>, Vec<&[u8]>) = wanted.into_iter().unzip();
-        let stored = self.backend.get_sorted(&store_keys)?;
+        let at = |w: &(usize, usize, &[u8])| &buffer[w.0..w.1];
+        wanted.sort_unstable_by(|a, b| at(a).cmp(at(b)));
+        wanted.dedup_by(|a, b| at(a) == at(b));
+        let store_keys: Vec<&[u8]> = wanted.iter().map(at).collect();
+        let keys: Vec<&[u8]> = wanted.iter().map(|w| w.2).collect();
+        let stored = self.backend.get_sorted(&store_keys);
+        drop(store_keys);
+        self.scratch = buffer;
+        let stored = stored?;
         // All live values decoded together (a codec may do a batch at once),
         // then room made once for all of them, so that a sweep for one
         // cannot evict another just read.
