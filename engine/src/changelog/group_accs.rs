@@ -79,9 +79,9 @@ pub fn flat_layout(
     let cols = FlatColumn::for_layout(&layout, 0);
     let same = cols.len() == state_types.len()
         && cols
-            .into_iter()
+            .iter()
             .zip(state_types)
-            .all(|(c, t)| c.into_array().data_type() == t);
+            .all(|(c, t)| c.data_type() == *t);
     same.then_some(layout)
 }
 
@@ -229,14 +229,6 @@ impl Flat {
             Flat::SlidingSumFloat(s, n) => ScalarValue::Float64((n != 0).then_some(s)),
         }
     }
-
-    /// How many state columns it stores (as its DataFusion accumulator).
-    pub fn width(&self) -> usize {
-        match self {
-            Flat::SlidingSumInt(..) | Flat::SlidingSumFloat(..) => 2,
-            _ => 1,
-        }
-    }
 }
 
 /// The stored state columns of inline groups, built column by column (what
@@ -271,7 +263,8 @@ impl FlatColumn {
     /// Appends the state of `flats` (one group) to `cols`.
     pub fn push(cols: &mut [FlatColumn], flats: &[Flat]) -> Result<()> {
         let mut cols = cols.iter_mut();
-        let mut next = || cols.next().ok_or_else(|| wrong_type("group state"));
+        let mismatch = || EngineError::State("a group's state does not match its layout".into());
+        let mut next = || cols.next().ok_or_else(mismatch);
         for f in flats {
             match (*f, next()?) {
                 (Flat::Count(n), FlatColumn::Ints(c)) => c.push(Some(n)),
@@ -283,20 +276,29 @@ impl FlatColumn {
                     c.push((n != 0).then_some(s));
                     match next()? {
                         FlatColumn::Counts(c) => c.push(Some(n)),
-                        _ => return Err(wrong_type("group state")),
+                        _ => return Err(mismatch()),
                     }
                 }
                 (Flat::SlidingSumFloat(s, n), FlatColumn::Floats(c)) => {
                     c.push((n != 0).then_some(s));
                     match next()? {
                         FlatColumn::Counts(c) => c.push(Some(n)),
-                        _ => return Err(wrong_type("group state")),
+                        _ => return Err(mismatch()),
                     }
                 }
-                _ => return Err(wrong_type("group state")),
+                _ => return Err(mismatch()),
             }
         }
         Ok(())
+    }
+
+    /// The type of its Arrow array.
+    pub fn data_type(&self) -> DataType {
+        match self {
+            FlatColumn::Ints(_) => DataType::Int64,
+            FlatColumn::Floats(_) => DataType::Float64,
+            FlatColumn::Counts(_) => DataType::UInt64,
+        }
     }
 
     /// As an Arrow array.
